@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (Apache-2.0 OR GPL-2.0) */
+/*
+ * Maps, configuration and helpers shared by every concern of weft.bpf.c.
+ *
+ * All concerns live in one BPF object (see docs/adr/0002-one-bpf-object.md)
+ * so that they share these maps without pinning anything.
+ */
+#ifndef WEFT_COMMON_BPF_H
+#define WEFT_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "weft_abi.h"
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define PROT_EXEC 0x4
+#define IPPROTO_TCP 6
+
+/* ---- configuration, set by user space before load (.rodata) ---- */
+
+/* Bytes of one call's payload copied at most (the per-call cap). */
+const volatile __u64 payload_cap = 256 * 1024;
+/* Non-zero when --pid/--comm/--tree selected processes: others are skipped. */
+const volatile __u8 filter_pids_on = 0;
+const volatile __u8 filter_comms_on = 0;
+/* weft's own pid: its file accesses are never reported. */
+const volatile __u32 self_tgid = 0;
+
+/* ---- maps ---- */
+
+/* Every record to user space. Size set by user space (--ring-size). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} events SEC(".maps");
+
+/* Drop and activity counters, summed over CPUs by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WEFT_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Selected processes: value 1 = this pid, 2 = this pid and its descendants. */
+#define WEFT_SEL_PID 1
+#define WEFT_SEL_TREE 2
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps");
+
+/* Selected process names (16 bytes, NUL padded, as the kernel keeps comm). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, char[16]);
+	__type(value, __u8);
+} filter_comms SEC(".maps");
+
+/* Socket cookie -> enum weft_role, learnt from TCP state changes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, __u64);
+	__type(value, __u8);
+} sock_role SEC(".maps");
+
+static __always_inline void stat_add(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	if (v)
+		*v += n;
+}
+
+static __always_inline bool comm_selected(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	char comm[16] = {};
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_core_read(&comm, sizeof(comm), &leader->comm);
+	return bpf_map_lookup_elem(&filter_comms, comm) != NULL;
+}
+
+/* Is the calling process one the user asked for? Cheap when no filter. */
+static __always_inline bool selected(__u32 tgid)
+{
+	if (!filter_pids_on && !filter_comms_on)
+		return true;
+	if (filter_pids_on && bpf_map_lookup_elem(&filter_pids, &tgid))
+		return true;
+	if (filter_comms_on && comm_selected())
+		return true;
+	return false;
+}
+
+#endif /* WEFT_COMMON_BPF_H */

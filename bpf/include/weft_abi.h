@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: (Apache-2.0 OR GPL-2.0) */
+/*
+ * weft_abi.h: the only contract between weft's BPF programs and user space.
+ *
+ * Every record that crosses the ring buffer is defined here with fixed-width
+ * fields and explicit padding. crates/weft-bpf/src/abi.rs mirrors these
+ * layouts and asserts the same sizes; bump WEFT_ABI_VERSION on any change.
+ */
+#ifndef WEFT_ABI_H
+#define WEFT_ABI_H
+
+#define WEFT_ABI_VERSION 1
+
+/* Payload bytes carried by one data record at most. A call that moved more is
+ * split into several data records that user space joins back. */
+#define WEFT_CHUNK_MAX 16384
+
+/* Record types: the first u32 of every ring-buffer record. */
+enum weft_rec_type {
+	WEFT_REC_DATA = 1,   /* struct weft_data_rec + payload bytes */
+	WEFT_REC_CALL = 2,   /* struct weft_call_rec: closes one library call */
+	WEFT_REC_EXEC = 3,   /* struct weft_file_rec: a process exec'd a file */
+	WEFT_REC_MMAP = 4,   /* struct weft_file_rec: a new file mapped executable */
+	WEFT_REC_EXIT = 5,   /* struct weft_exit_rec: a process exited */
+};
+
+/* What the library call did. */
+enum weft_op {
+	WEFT_OP_WRITE = 1,
+	WEFT_OP_READ = 2,
+	WEFT_OP_HANDSHAKE = 3,
+};
+
+/* Which TLS library; passed to the programs as the BPF attach cookie. */
+enum weft_lib {
+	WEFT_LIB_OPENSSL = 1,
+	WEFT_LIB_BORINGSSL = 2,
+	WEFT_LIB_GNUTLS = 3,
+	WEFT_LIB_NSS = 4,
+	WEFT_LIB_WOLFSSL = 5,
+	WEFT_LIB_GO = 6,
+};
+
+/* Role of the socket's owner in the TCP connection. */
+enum weft_role {
+	WEFT_ROLE_UNKNOWN = 0,
+	WEFT_ROLE_CLIENT = 1, /* actively opened (connect) */
+	WEFT_ROLE_SERVER = 2, /* passively opened (accept) */
+};
+
+/* Flags on struct weft_call_rec. */
+#define WEFT_CALL_TRUNCATED   (1u << 0) /* captured < len because of the cap */
+#define WEFT_CALL_COPY_FAULT  (1u << 1) /* a user-memory copy failed: captured < len */
+#define WEFT_CALL_RING_FULL   (1u << 2) /* a data record could not be reserved */
+#define WEFT_CALL_SOCK_CACHED (1u << 3) /* socket from the (tgid, ssl) cache */
+#define WEFT_CALL_NO_SOCK     (1u << 4) /* no socket known for this call */
+
+/* Counters in the per-CPU `stats` array: every drop the kernel side makes. */
+enum weft_stat {
+	WEFT_STAT_CALLS = 0,          /* library calls that produced a record */
+	WEFT_STAT_BYTES,              /* payload bytes submitted */
+	WEFT_STAT_RING_FULL_DATA,     /* data records lost: ring buffer full */
+	WEFT_STAT_RING_FULL_CALL,     /* call records lost: ring buffer full */
+	WEFT_STAT_RING_FULL_OTHER,    /* exec/mmap/exit records lost */
+	WEFT_STAT_TRUNCATED,          /* calls cut at the payload cap */
+	WEFT_STAT_COPY_FAULT,         /* calls whose buffer could not be read */
+	WEFT_STAT_NOT_INET,           /* calls on AF_UNIX/non-socket fds, dropped */
+	WEFT_STAT_NO_SOCK,            /* calls emitted without a known socket */
+	WEFT_STAT_FAILED_CALLS,       /* calls that returned an error (no data) */
+	WEFT_STAT_STATE_FULL,         /* per-thread call state could not be stored */
+	WEFT_STAT_NESTED,             /* nested library calls folded into the outer */
+	WEFT_STAT_MAX,
+};
+
+/* The socket behind a call: the golden thread. Addresses in network order,
+ * IPv4 in the first 4 bytes; ports in host order. */
+struct weft_sock {
+	__u64 cookie;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u16 family; /* AF_INET (2) or AF_INET6 (10) */
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 role;    /* enum weft_role */
+	__u8 _pad0;
+	__u32 fd;
+	__u32 _pad1;
+};
+
+struct weft_data_rec {
+	__u32 type;   /* WEFT_REC_DATA */
+	__u32 len;    /* payload bytes that follow the header */
+	__u64 call_id;
+	__u32 tid;
+	__u32 offset; /* of this chunk within the call's payload */
+	/* __u8 data[len] follows */
+};
+
+struct weft_call_rec {
+	__u32 type;   /* WEFT_REC_CALL */
+	__u32 flags;  /* WEFT_CALL_* */
+	__u64 call_id;
+	__u64 start_ns;       /* CLOCK_MONOTONIC at entry */
+	__u64 end_ns;         /* CLOCK_MONOTONIC at return */
+	__u64 len;            /* bytes the call moved */
+	__u64 captured;       /* bytes sent in data records, from offset 0 */
+	__u64 ssl;            /* library connection object (SSL*) */
+	__u64 cgroup_id;
+	__u64 proc_start_ns;  /* group leader start_boottime (as /proc stat): entity id input */
+	__u32 pid;            /* tgid */
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u8 lib;             /* enum weft_lib */
+	__u8 op;              /* enum weft_op */
+	__u8 _pad0[2];
+	char comm[16];        /* thread-group leader's comm */
+	struct weft_sock sock;
+};
+
+struct weft_file_rec {
+	__u32 type;   /* WEFT_REC_EXEC or WEFT_REC_MMAP */
+	__u32 pid;
+	__u64 dev;    /* kernel s_dev encoding */
+	__u64 ino;
+};
+
+struct weft_exit_rec {
+	__u32 type;   /* WEFT_REC_EXIT */
+	__u32 pid;
+	__u64 proc_start_ns;
+};
+
+/* Key of the inode set shared with user space (files already inspected). */
+struct weft_file_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+#ifdef __BPF__
+_Static_assert(sizeof(struct weft_sock) == 56, "weft_sock layout");
+_Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
+_Static_assert(sizeof(struct weft_call_rec) == 168, "weft_call_rec layout");
+_Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");
+_Static_assert(sizeof(struct weft_exit_rec) == 16, "weft_exit_rec layout");
+#endif
+
+#endif /* WEFT_ABI_H */

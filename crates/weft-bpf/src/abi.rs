@@ -1,0 +1,390 @@
+//! Safe views of the records defined in `bpf/include/weft_abi.h`.
+//!
+//! Records are decoded field by field from the ring-buffer bytes (no pointer
+//! casts), and every size is checked against the header's layout. Nothing
+//! outside this crate sees these layouts.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use thiserror::Error;
+
+/// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
+pub const ABI_VERSION: u32 = 1;
+
+pub const REC_DATA: u32 = 1;
+pub const REC_CALL: u32 = 2;
+pub const REC_EXEC: u32 = 3;
+pub const REC_MMAP: u32 = 4;
+pub const REC_EXIT: u32 = 5;
+
+pub const OP_WRITE: u8 = 1;
+pub const OP_READ: u8 = 2;
+
+pub const LIB_OPENSSL: u64 = 1;
+
+pub const ROLE_CLIENT: u8 = 1;
+pub const ROLE_SERVER: u8 = 2;
+
+pub const CALL_TRUNCATED: u32 = 1 << 0;
+pub const CALL_COPY_FAULT: u32 = 1 << 1;
+pub const CALL_RING_FULL: u32 = 1 << 2;
+pub const CALL_SOCK_CACHED: u32 = 1 << 3;
+pub const CALL_NO_SOCK: u32 = 1 << 4;
+
+/// sizeof(struct weft_sock)
+pub const SOCK_SIZE: usize = 56;
+/// sizeof(struct weft_data_rec), the header before the payload bytes.
+pub const DATA_HDR_SIZE: usize = 24;
+/// sizeof(struct weft_call_rec)
+pub const CALL_SIZE: usize = 168;
+/// sizeof(struct weft_file_rec)
+pub const FILE_SIZE: usize = 24;
+/// sizeof(struct weft_exit_rec)
+pub const EXIT_SIZE: usize = 16;
+
+/// Names of the per-CPU counters, in `enum weft_stat` order.
+pub const STAT_NAMES: [&str; 12] = [
+    "calls",
+    "bytes",
+    "ring_full_data",
+    "ring_full_call",
+    "ring_full_other",
+    "truncated",
+    "copy_fault",
+    "not_inet",
+    "no_socket",
+    "failed_calls",
+    "state_full",
+    "nested",
+];
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AbiError {
+    #[error("ring-buffer record of {len} bytes is too short for type {ty} (needs {need})")]
+    Short { ty: u32, len: usize, need: usize },
+    #[error("ring-buffer record has unknown type {0} (kernel and user space ABI differ?)")]
+    UnknownType(u32),
+}
+
+/// The socket behind a call (struct weft_sock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockRec {
+    pub cookie: u64,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub family: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub role: u8,
+    pub fd: u32,
+}
+
+/// One finished library call (struct weft_call_rec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallRec {
+    pub flags: u32,
+    pub call_id: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub len: u64,
+    pub captured: u64,
+    pub ssl: u64,
+    pub cgroup_id: u64,
+    pub proc_start_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub lib: u8,
+    pub op: u8,
+    pub comm: [u8; 16],
+    pub sock: SockRec,
+}
+
+/// A decoded ring-buffer record, borrowing payload bytes from the ring.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Record<'a> {
+    Data {
+        tid: u32,
+        call_id: u64,
+        offset: u32,
+        bytes: &'a [u8],
+    },
+    Call(CallRec),
+    Exec {
+        pid: u32,
+        dev: u64,
+        ino: u64,
+    },
+    Mmap {
+        pid: u32,
+        dev: u64,
+        ino: u64,
+    },
+    Exit {
+        pid: u32,
+        start_ns: u64,
+    },
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(b: &'a [u8], at: usize) -> Self {
+        Cursor { b, at }
+    }
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        // Callers check the record length first; a short read yields zeros.
+        if let Some(s) = self.b.get(self.at..self.at + N) {
+            out.copy_from_slice(s);
+        }
+        self.at += N;
+        out
+    }
+    fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_ne_bytes(self.take())
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_ne_bytes(self.take())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_ne_bytes(self.take())
+    }
+    fn skip(&mut self, n: usize) {
+        self.at += n;
+    }
+}
+
+fn need(ty: u32, b: &[u8], n: usize) -> Result<(), AbiError> {
+    if b.len() < n {
+        Err(AbiError::Short {
+            ty,
+            len: b.len(),
+            need: n,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn addr(family: u16, raw: [u8; 16]) -> IpAddr {
+    if family == 2 {
+        IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
+    } else {
+        let v6 = Ipv6Addr::from(raw);
+        // IPv4 traffic on an AF_INET6 socket: report the IPv4 address.
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+}
+
+fn sock(c: &mut Cursor<'_>) -> SockRec {
+    let cookie = c.u64();
+    let local_raw = c.take::<16>();
+    let remote_raw = c.take::<16>();
+    let family = c.u16();
+    let local_port = c.u16();
+    let remote_port = c.u16();
+    let role = c.u8();
+    c.skip(1);
+    let fd = c.u32();
+    c.skip(4);
+    SockRec {
+        cookie,
+        local: addr(family, local_raw),
+        remote: addr(family, remote_raw),
+        family,
+        local_port,
+        remote_port,
+        role,
+        fd,
+    }
+}
+
+/// Decode one ring-buffer record.
+pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
+    need(0, b, 4)?;
+    let mut c = Cursor::new(b, 0);
+    let ty = c.u32();
+    match ty {
+        REC_DATA => {
+            need(ty, b, DATA_HDR_SIZE)?;
+            let len = c.u32() as usize;
+            let call_id = c.u64();
+            let tid = c.u32();
+            let offset = c.u32();
+            let end = DATA_HDR_SIZE + len;
+            need(ty, b, end)?;
+            Ok(Record::Data {
+                tid,
+                call_id,
+                offset,
+                bytes: &b[DATA_HDR_SIZE..end],
+            })
+        }
+        REC_CALL => {
+            need(ty, b, CALL_SIZE)?;
+            let flags = c.u32();
+            let call_id = c.u64();
+            let start_ns = c.u64();
+            let end_ns = c.u64();
+            let len = c.u64();
+            let captured = c.u64();
+            let ssl = c.u64();
+            let cgroup_id = c.u64();
+            let proc_start_ns = c.u64();
+            let pid = c.u32();
+            let tid = c.u32();
+            let ppid = c.u32();
+            let uid = c.u32();
+            let gid = c.u32();
+            let lib = c.u8();
+            let op = c.u8();
+            c.skip(2);
+            let comm = c.take::<16>();
+            let sock = sock(&mut c);
+            debug_assert_eq!(c.at, CALL_SIZE);
+            Ok(Record::Call(CallRec {
+                flags,
+                call_id,
+                start_ns,
+                end_ns,
+                len,
+                captured,
+                ssl,
+                cgroup_id,
+                proc_start_ns,
+                pid,
+                tid,
+                ppid,
+                uid,
+                gid,
+                lib,
+                op,
+                comm,
+                sock,
+            }))
+        }
+        REC_EXEC | REC_MMAP => {
+            need(ty, b, FILE_SIZE)?;
+            let pid = c.u32();
+            let dev = c.u64();
+            let ino = c.u64();
+            Ok(if ty == REC_EXEC {
+                Record::Exec { pid, dev, ino }
+            } else {
+                Record::Mmap { pid, dev, ino }
+            })
+        }
+        REC_EXIT => {
+            need(ty, b, EXIT_SIZE)?;
+            let pid = c.u32();
+            let start_ns = c.u64();
+            Ok(Record::Exit { pid, start_ns })
+        }
+        other => Err(AbiError::UnknownType(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call_bytes() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&REC_CALL.to_ne_bytes());
+        b.extend_from_slice(&(CALL_TRUNCATED).to_ne_bytes());
+        for v in [7u64, 100, 200, 5000, 4096, 0xdead, 42, 999] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        for v in [10u32, 11, 1, 1000, 1001] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        b.extend_from_slice(&[1, OP_WRITE, 0, 0]);
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        b.extend_from_slice(&comm);
+        // sock
+        b.extend_from_slice(&77u64.to_ne_bytes());
+        let mut l = [0u8; 16];
+        l[..4].copy_from_slice(&[127, 0, 0, 1]);
+        b.extend_from_slice(&l);
+        let mut r = [0u8; 16];
+        r[..4].copy_from_slice(&[127, 0, 0, 2]);
+        b.extend_from_slice(&r);
+        b.extend_from_slice(&2u16.to_ne_bytes());
+        b.extend_from_slice(&40000u16.to_ne_bytes());
+        b.extend_from_slice(&443u16.to_ne_bytes());
+        b.extend_from_slice(&[ROLE_CLIENT, 0]);
+        b.extend_from_slice(&5u32.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(b.len(), CALL_SIZE);
+        b
+    }
+
+    #[test]
+    fn call_record_round_trip() {
+        let b = call_bytes();
+        let Ok(Record::Call(c)) = parse(&b) else {
+            panic!("not a call record")
+        };
+        assert_eq!(c.call_id, 7);
+        assert_eq!(c.len, 5000);
+        assert_eq!(c.captured, 4096);
+        assert_eq!(c.pid, 10);
+        assert_eq!(c.gid, 1001);
+        assert_eq!(c.op, OP_WRITE);
+        assert_eq!(&c.comm[..4], b"curl");
+        assert_eq!(c.sock.cookie, 77);
+        assert_eq!(c.sock.local, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(c.sock.remote_port, 443);
+        assert_eq!(c.sock.role, ROLE_CLIENT);
+        assert_eq!(c.sock.fd, 5);
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        let b = call_bytes();
+        for n in 0..b.len() {
+            assert!(parse(&b[..n]).is_err(), "prefix {n} accepted");
+        }
+        assert_eq!(parse(&99u32.to_ne_bytes()), Err(AbiError::UnknownType(99)));
+    }
+
+    #[test]
+    fn data_record_len_is_bounded_by_record() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&REC_DATA.to_ne_bytes());
+        b.extend_from_slice(&5u32.to_ne_bytes());
+        b.extend_from_slice(&1u64.to_ne_bytes());
+        b.extend_from_slice(&9u32.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(b"hel");
+        assert!(parse(&b).is_err());
+        b.extend_from_slice(b"lo and stale tail");
+        let Ok(Record::Data { bytes, tid, .. }) = parse(&b) else {
+            panic!()
+        };
+        assert_eq!(bytes, b"hello");
+        assert_eq!(tid, 9);
+    }
+
+    #[test]
+    fn mapped_ipv4_is_normalised() {
+        let mut raw = [0u8; 16];
+        raw[10] = 0xff;
+        raw[11] = 0xff;
+        raw[12..].copy_from_slice(&[10, 1, 2, 3]);
+        assert_eq!(addr(10, raw), IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)));
+    }
+}

@@ -1,0 +1,219 @@
+//! Joins the data records of one library call back into its whole payload.
+//!
+//! The kernel emits a call's payload as data records (at most
+//! `WEFT_CHUNK_MAX` bytes each) and then one call record. All records of one
+//! thread are produced in order by that thread, so pieces are kept per thread
+//! id: a data record for a new call id means the previous call's closing
+//! record was lost (ring full), and its pieces are dropped and counted.
+
+use std::collections::HashMap;
+
+use crate::abi::CallRec;
+
+/// A call with its payload joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    pub call: CallRec,
+    /// Exactly the bytes the kernel copied, from offset 0.
+    pub payload: Vec<u8>,
+}
+
+/// Counters of everything the assembler had to drop or repair.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AssemblyStats {
+    /// Pieces whose call record never came (lost to a full ring buffer).
+    pub orphaned_calls: u64,
+    pub orphaned_bytes: u64,
+    /// Pieces that did not continue where the previous one ended.
+    pub out_of_order: u64,
+    /// Call records whose captured length disagreed with the pieces seen.
+    pub length_mismatch: u64,
+    /// Pieces dropped because the per-call limit was reached.
+    pub over_limit_bytes: u64,
+}
+
+struct Partial {
+    call_id: u64,
+    buf: Vec<u8>,
+    broken: bool,
+}
+
+/// Sans-IO joiner: feed it records in ring order.
+pub struct Assembler {
+    partial: HashMap<u32, Partial>,
+    max_payload: usize,
+    stats: AssemblyStats,
+}
+
+impl Assembler {
+    /// `max_payload`: the per-call cap the kernel was loaded with.
+    pub fn new(max_payload: usize) -> Self {
+        Assembler {
+            partial: HashMap::new(),
+            max_payload,
+            stats: AssemblyStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> AssemblyStats {
+        self.stats
+    }
+
+    /// Calls in flight (pieces waiting for their call record).
+    pub fn pending(&self) -> usize {
+        self.partial.len()
+    }
+
+    pub fn on_data(&mut self, tid: u32, call_id: u64, offset: u32, bytes: &[u8]) {
+        let p = self.partial.entry(tid).or_insert_with(|| Partial {
+            call_id,
+            buf: Vec::new(),
+            broken: false,
+        });
+        if p.call_id != call_id {
+            self.stats.orphaned_calls += 1;
+            self.stats.orphaned_bytes += p.buf.len() as u64;
+            p.call_id = call_id;
+            p.buf.clear();
+            p.broken = false;
+        }
+        if p.broken {
+            return;
+        }
+        if offset as usize != p.buf.len() {
+            // Never splice bytes at the wrong place: keep what is contiguous.
+            self.stats.out_of_order += 1;
+            p.broken = true;
+            return;
+        }
+        let room = self.max_payload.saturating_sub(p.buf.len());
+        if bytes.len() > room {
+            self.stats.over_limit_bytes += (bytes.len() - room) as u64;
+        }
+        p.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Close a call: returns it with every piece seen for it.
+    pub fn on_call(&mut self, call: CallRec) -> Assembled {
+        let payload = match self.partial.remove(&call.tid) {
+            Some(p) if p.call_id == call.call_id => p.buf,
+            Some(p) => {
+                self.stats.orphaned_calls += 1;
+                self.stats.orphaned_bytes += p.buf.len() as u64;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let mut call = call;
+        if payload.len() as u64 != call.captured {
+            self.stats.length_mismatch += 1;
+            // Only claim the bytes that really arrived.
+            call.captured = payload.len() as u64;
+        }
+        Assembled { call, payload }
+    }
+
+    /// A thread ended: its unfinished pieces will never complete.
+    pub fn forget_thread(&mut self, tid: u32) {
+        if let Some(p) = self.partial.remove(&tid) {
+            self.stats.orphaned_calls += 1;
+            self.stats.orphaned_bytes += p.buf.len() as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::SockRec;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn call(tid: u32, call_id: u64, len: u64, captured: u64) -> CallRec {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        CallRec {
+            flags: 0,
+            call_id,
+            start_ns: 0,
+            end_ns: 0,
+            len,
+            captured,
+            ssl: 0,
+            cgroup_id: 0,
+            proc_start_ns: 0,
+            pid: tid,
+            tid,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            lib: 1,
+            op: 1,
+            comm: [0; 16],
+            sock: SockRec {
+                cookie: 1,
+                local: ip,
+                remote: ip,
+                family: 2,
+                local_port: 1,
+                remote_port: 2,
+                role: 0,
+                fd: 3,
+            },
+        }
+    }
+
+    #[test]
+    fn joins_pieces_in_order() {
+        let mut a = Assembler::new(1 << 20);
+        let data: Vec<u8> = (0..40000u32).map(|i| (i % 251) as u8).collect();
+        for (i, chunk) in data.chunks(16384).enumerate() {
+            a.on_data(5, 1, (i * 16384) as u32, chunk);
+        }
+        let out = a.on_call(call(5, 1, 40000, 40000));
+        assert_eq!(out.payload, data);
+        assert_eq!(a.stats(), AssemblyStats::default());
+        assert_eq!(a.pending(), 0);
+    }
+
+    #[test]
+    fn interleaved_threads_stay_apart() {
+        let mut a = Assembler::new(1 << 20);
+        a.on_data(1, 10, 0, b"aa");
+        a.on_data(2, 11, 0, b"bb");
+        a.on_data(1, 10, 2, b"AA");
+        let x = a.on_call(call(2, 11, 2, 2));
+        let y = a.on_call(call(1, 10, 4, 4));
+        assert_eq!(x.payload, b"bb");
+        assert_eq!(y.payload, b"aaAA");
+    }
+
+    #[test]
+    fn lost_call_record_orphans_pieces() {
+        let mut a = Assembler::new(1 << 20);
+        a.on_data(1, 10, 0, b"lost");
+        a.on_data(1, 11, 0, b"kept");
+        let x = a.on_call(call(1, 11, 4, 4));
+        assert_eq!(x.payload, b"kept");
+        assert_eq!(a.stats().orphaned_calls, 1);
+        assert_eq!(a.stats().orphaned_bytes, 4);
+    }
+
+    #[test]
+    fn missing_piece_never_claims_bytes() {
+        let mut a = Assembler::new(1 << 20);
+        a.on_data(1, 10, 0, b"first");
+        a.on_data(1, 10, 99, b"later");
+        let x = a.on_call(call(1, 10, 200, 104));
+        assert_eq!(x.payload, b"first");
+        assert_eq!(x.call.captured, 5);
+        assert_eq!(a.stats().out_of_order, 1);
+        assert_eq!(a.stats().length_mismatch, 1);
+    }
+
+    #[test]
+    fn zero_byte_call() {
+        let mut a = Assembler::new(16);
+        let x = a.on_call(call(1, 3, 0, 0));
+        assert!(x.payload.is_empty());
+        assert_eq!(a.stats(), AssemblyStats::default());
+    }
+}

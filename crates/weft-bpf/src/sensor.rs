@@ -1,0 +1,437 @@
+//! Loading, configuring and attaching weft's BPF object.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Iter, Link, MapCore, MapFlags, RingBuffer, RingBufferBuilder, UprobeOpts};
+use thiserror::Error;
+
+use crate::abi;
+use crate::skel::{WeftSkel, WeftSkelBuilder};
+
+#[derive(Debug, Error)]
+pub enum BpfError {
+    #[error(
+        "weft needs root or the capabilities {missing} (CAP_BPF and CAP_PERFMON load and read BPF programs; CAP_SYS_ADMIN attaches uprobes); run it with sudo"
+    )]
+    Privileges { missing: String },
+    #[error("cannot {what}: {source}")]
+    Libbpf {
+        what: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error("cannot attach uprobe to {path}:{symbol}: {source}")]
+    Uprobe {
+        path: PathBuf,
+        symbol: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+fn lb(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
+    let what = what.into();
+    move |source| BpfError::Libbpf { what, source }
+}
+
+/// What the kernel side is loaded with.
+#[derive(Debug, Clone)]
+pub struct SensorConfig {
+    /// Bytes copied per library call at most; the rest is counted, not copied.
+    pub payload_cap: u64,
+    /// Ring-buffer size in bytes (a power of two, at least one page).
+    pub ring_size: u32,
+    /// Processes selected by pid (`--pid`).
+    pub pids: Vec<u32>,
+    /// Processes selected with all their descendants (`--tree`).
+    pub tree_pids: Vec<u32>,
+    /// Processes selected by name (`--comm`), at most 15 bytes each.
+    pub comms: Vec<String>,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            payload_cap: 256 * 1024,
+            ring_size: 16 * 1024 * 1024,
+            pids: Vec::new(),
+            tree_pids: Vec::new(),
+            comms: Vec::new(),
+        }
+    }
+}
+
+/// One function of a TLS library to probe: its name and file offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePoint {
+    pub symbol: String,
+    pub offset: u64,
+}
+
+/// Counters the kernel side keeps (summed over CPUs), by name.
+pub type KernelStats = Vec<(&'static str, u64)>;
+
+/// The loaded BPF object and its links. Dropping it detaches everything.
+pub struct Sensor {
+    skel: WeftSkel<'static>,
+    _links: Vec<Link>,
+    uprobes: HashMap<PathBuf, Vec<Link>>,
+    uprobe_count: usize,
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Check the effective capabilities before touching the kernel, so a user
+/// without them gets one clear sentence instead of a verifier error.
+pub fn check_privileges() -> Result<(), BpfError> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or(0);
+    let mut missing = Vec::new();
+    for (bit, name) in [
+        (CAP_BPF, "CAP_BPF"),
+        (CAP_PERFMON, "CAP_PERFMON"),
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ] {
+        if eff & (1u64 << bit) == 0 {
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(BpfError::Privileges {
+            missing: missing.join(", "),
+        })
+    }
+}
+
+fn forward_libbpf_log(level: libbpf_rs::PrintLevel, msg: String) {
+    let msg = msg.trim_end();
+    if std::env::var_os("WEFT_LIBBPF_STDERR").is_some() {
+        eprintln!("libbpf: {msg}");
+    }
+    match level {
+        libbpf_rs::PrintLevel::Warn => tracing::warn!(target: "libbpf", "{msg}"),
+        libbpf_rs::PrintLevel::Info => tracing::debug!(target: "libbpf", "{msg}"),
+        libbpf_rs::PrintLevel::Debug => tracing::trace!(target: "libbpf", "{msg}"),
+    }
+}
+
+/// Pad a process name the way the kernel stores `comm`.
+pub fn comm_key(name: &str) -> Result<[u8; 16], BpfError> {
+    let b = name.as_bytes();
+    if b.is_empty() || b.len() > 15 || b.contains(&0) {
+        return Err(BpfError::Config(format!(
+            "process name {name:?} must be 1 to 15 bytes (the kernel keeps only 15), without NUL"
+        )));
+    }
+    let mut k = [0u8; 16];
+    k[..b.len()].copy_from_slice(b);
+    Ok(k)
+}
+
+/// Syscall tracepoints are found through tracefs. Minimal systems (and
+/// this project's CI VMs) boot without it mounted: mount it where libbpf
+/// looks first. It stays mounted after weft exits, like on most distros.
+pub fn ensure_tracefs() -> Result<(), BpfError> {
+    let root = Path::new("/sys/kernel/tracing");
+    if root.join("events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir() {
+        return Ok(());
+    }
+    let src = c"tracefs";
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: all pointers are valid NUL-terminated strings; data is NULL.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(BpfError::Config(format!(
+            "tracefs is not mounted and mounting it on /sys/kernel/tracing failed ({}); \
+             mount it with `mount -t tracefs tracefs /sys/kernel/tracing`",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+impl Sensor {
+    /// Open, configure, load and attach everything but the TLS uprobes.
+    pub fn load(cfg: &SensorConfig) -> Result<Sensor, BpfError> {
+        check_privileges()?;
+        ensure_tracefs()?;
+        if !cfg.ring_size.is_power_of_two() || cfg.ring_size < 4096 {
+            return Err(BpfError::Config(format!(
+                "ring size {} must be a power of two of at least 4096 bytes",
+                cfg.ring_size
+            )));
+        }
+        let comms = cfg
+            .comms
+            .iter()
+            .map(|c| comm_key(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, forward_libbpf_log)));
+
+        // The skeleton borrows its backing object for its whole life; weft
+        // loads one sensor per process, so the storage lives as long.
+        let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = WeftSkelBuilder::default()
+            .open(storage)
+            .map_err(lb("open the BPF object"))?;
+        {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .ok_or_else(|| BpfError::Config("BPF object has no .rodata".into()))?;
+            ro.payload_cap = cfg.payload_cap;
+            ro.filter_pids_on = u8::from(!cfg.pids.is_empty() || !cfg.tree_pids.is_empty());
+            ro.filter_comms_on = u8::from(!comms.is_empty());
+            ro.self_tgid = std::process::id();
+        }
+        open.maps
+            .events
+            .set_max_entries(cfg.ring_size)
+            .map_err(lb("size the ring buffer"))?;
+        let skel = open
+            .load()
+            .map_err(lb("load the BPF programs (verifier)"))?;
+
+        for pid in &cfg.pids {
+            skel.maps
+                .filter_pids
+                .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                .map_err(lb("fill the pid filter"))?;
+        }
+        for pid in &cfg.tree_pids {
+            skel.maps
+                .filter_pids
+                .update(&pid.to_ne_bytes(), &[2u8], MapFlags::ANY)
+                .map_err(lb("fill the process-tree filter"))?;
+        }
+        for k in &comms {
+            skel.maps
+                .filter_comms
+                .update(k, &[1u8], MapFlags::ANY)
+                .map_err(lb("fill the process-name filter"))?;
+        }
+
+        let p = &skel.progs;
+        let mut links = Vec::new();
+        for (name, prog) in [
+            ("tp_btf/inet_sock_set_state", &p.sock_state),
+            ("syscalls/sys_enter_write", &p.sys_enter_write),
+            ("syscalls/sys_enter_writev", &p.sys_enter_writev),
+            ("syscalls/sys_enter_sendto", &p.sys_enter_sendto),
+            ("syscalls/sys_enter_sendmsg", &p.sys_enter_sendmsg),
+            ("syscalls/sys_enter_read", &p.sys_enter_read),
+            ("syscalls/sys_enter_readv", &p.sys_enter_readv),
+            ("syscalls/sys_enter_recvfrom", &p.sys_enter_recvfrom),
+            ("syscalls/sys_enter_recvmsg", &p.sys_enter_recvmsg),
+            ("tp_btf/sched_process_exec", &p.proc_exec),
+            ("syscalls/sys_enter_mmap", &p.mmap_enter),
+            ("syscalls/sys_exit_mmap", &p.mmap_exit),
+            ("tp_btf/sched_process_fork", &p.proc_fork),
+            ("tp_btf/sched_process_exit", &p.proc_exit),
+        ] {
+            links.push(prog.attach().map_err(lb(format!("attach {name}")))?);
+        }
+
+        let mut sensor = Sensor {
+            skel,
+            _links: links,
+            uprobes: HashMap::new(),
+            uprobe_count: 0,
+        };
+        sensor.seed_existing_connections()?;
+        Ok(sensor)
+    }
+
+    /// Run the TCP iterator once: connections that predate weft get their
+    /// socket cookie assigned and their role (client/server) recorded.
+    fn seed_existing_connections(&mut self) -> Result<(), BpfError> {
+        let link = self
+            .skel
+            .progs
+            .seed_tcp
+            .attach()
+            .map_err(lb("attach the TCP iterator"))?;
+        let mut it = Iter::new(&link).map_err(lb("start the TCP iterator"))?;
+        let mut sink = Vec::new();
+        it.read_to_end(&mut sink).map_err(|e| BpfError::Libbpf {
+            what: "run the TCP iterator".into(),
+            source: libbpf_rs::Error::from(e),
+        })?;
+        Ok(())
+    }
+
+    /// Attach the OpenSSL-family probes to one file. `points` holds the
+    /// functions found in it; `lib` is the `weft_lib` id passed as cookie.
+    /// Returns how many uprobes were attached. Already-attached files are
+    /// skipped (returns 0).
+    pub fn attach_openssl(
+        &mut self,
+        path: &Path,
+        points: &[ProbePoint],
+        lib: u64,
+    ) -> Result<usize, BpfError> {
+        if self.uprobes.contains_key(path) {
+            return Ok(0);
+        }
+        let find = |name: &str| points.iter().find(|p| p.symbol == name);
+        if find("SSL_write").is_none() || find("SSL_read").is_none() {
+            return Err(BpfError::Config(format!(
+                "{} has no SSL_write/SSL_read to probe",
+                path.display()
+            )));
+        }
+        let progs = &self.skel.progs;
+        let mut links = Vec::new();
+        let plan: [(&str, &libbpf_rs::ProgramMut<'static>, bool); 6] = [
+            ("SSL_write", &progs.ssl_write_enter, true),
+            ("SSL_read", &progs.ssl_read_enter, true),
+            ("SSL_write_ex", &progs.ssl_write_ex_enter, true),
+            ("SSL_read_ex", &progs.ssl_read_ex_enter, true),
+            ("SSL_do_handshake", &progs.ssl_handshake_enter, true),
+            ("SSL_free", &progs.ssl_free_enter, false),
+        ];
+        for (symbol, prog, with_return) in plan {
+            let Some(point) = find(symbol) else { continue };
+            let attach = |prog: &libbpf_rs::ProgramMut<'static>, retprobe: bool| {
+                prog.attach_uprobe_with_opts(
+                    -1,
+                    path,
+                    point.offset as usize,
+                    UprobeOpts {
+                        cookie: lib,
+                        retprobe,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|source| BpfError::Uprobe {
+                    path: path.to_path_buf(),
+                    symbol: symbol.to_string(),
+                    source,
+                })
+            };
+            links.push(attach(prog, false)?);
+            if with_return {
+                links.push(attach(&progs.ssl_ret, true)?);
+            }
+        }
+        let n = links.len();
+        self.uprobe_count += n;
+        self.uprobes.insert(path.to_path_buf(), links);
+        Ok(n)
+    }
+
+    /// Uprobes attached so far.
+    pub fn uprobe_count(&self) -> usize {
+        self.uprobe_count
+    }
+
+    /// Files with uprobes.
+    pub fn attached_files(&self) -> usize {
+        self.uprobes.len()
+    }
+
+    /// Tell the kernel side a file was inspected (kernel `s_dev` encoding),
+    /// so its executions and mappings are not reported again.
+    pub fn mark_seen(&self, kdev: u64, ino: u64) {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&kdev.to_ne_bytes());
+        key[8..].copy_from_slice(&ino.to_ne_bytes());
+        if let Err(e) = self
+            .skel
+            .maps
+            .seen_files
+            .update(&key, &[1u8], MapFlags::ANY)
+        {
+            tracing::debug!(error = %e, "cannot mark file as seen");
+        }
+    }
+
+    /// A ring-buffer reader calling `cb` with each raw record.
+    pub fn ring_buffer<'cb, F>(&self, cb: F) -> Result<RingBuffer<'cb>, BpfError>
+    where
+        F: FnMut(&[u8]) -> i32 + 'cb,
+    {
+        let mut b = RingBufferBuilder::new();
+        b.add(&self.skel.maps.events, cb)
+            .map_err(lb("open the ring buffer"))?;
+        b.build().map_err(lb("open the ring buffer"))
+    }
+
+    /// The kernel side's counters, summed over CPUs.
+    pub fn kernel_stats(&self) -> KernelStats {
+        let mut out = Vec::new();
+        for (i, name) in abi::STAT_NAMES.iter().enumerate() {
+            let key = (i as u32).to_ne_bytes();
+            let sum = match self.skel.maps.stats.lookup_percpu(&key, MapFlags::ANY) {
+                Ok(Some(vals)) => vals
+                    .iter()
+                    .filter_map(|v| v.get(..8))
+                    .map(|v| {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(v);
+                        u64::from_ne_bytes(a)
+                    })
+                    .sum(),
+                _ => 0,
+            };
+            out.push((*name, sum));
+        }
+        out
+    }
+}
+
+/// Poll helper with a bounded wait, so callers can check for signals.
+pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
+    match rb.poll(timeout) {
+        Ok(()) => Ok(()),
+        // EINTR: a signal arrived; the caller's loop checks its flags.
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(BpfError::Libbpf {
+            what: "read the ring buffer".into(),
+            source: e,
+        }),
+    }
+}
+
+/// Offset to add to a CLOCK_MONOTONIC time (the BPF clock) to get Unix
+/// nanoseconds.
+pub fn monotonic_to_unix_offset_ns() -> i128 {
+    fn now(clock: libc::clockid_t) -> i128 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec into the valid pointer.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+    }
+    let mono1 = now(libc::CLOCK_MONOTONIC);
+    let real = now(libc::CLOCK_REALTIME);
+    let mono2 = now(libc::CLOCK_MONOTONIC);
+    real - (mono1 + mono2) / 2
+}

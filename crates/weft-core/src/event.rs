@@ -1,0 +1,162 @@
+//! The event model: what every later stage (sinks, decoders, rules) sees.
+//!
+//! Nothing here knows about the kernel ABI; `weft-bpf` turns raw records into
+//! these owned values at the boundary.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Which side of a TLS call the bytes travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// This process sent the bytes (`SSL_write` and friends).
+    Write,
+    /// This process received the bytes (`SSL_read` and friends).
+    Read,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Write => "write",
+            Direction::Read => "read",
+        }
+    }
+}
+
+/// The TLS library whose function produced the plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsLibrary {
+    OpenSsl,
+    BoringSsl,
+    GnuTls,
+    Nss,
+    WolfSsl,
+    GoTls,
+}
+
+impl TlsLibrary {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsLibrary::OpenSsl => "openssl",
+            TlsLibrary::BoringSsl => "boringssl",
+            TlsLibrary::GnuTls => "gnutls",
+            TlsLibrary::Nss => "nss",
+            TlsLibrary::WolfSsl => "wolfssl",
+            TlsLibrary::GoTls => "go",
+        }
+    }
+}
+
+/// Everything weft knows about the process (and thread) behind an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Thread-group id (what users call the pid).
+    pub pid: u32,
+    /// Parent's pid.
+    pub ppid: u32,
+    /// Process name (the thread-group leader's `comm`), as raw kernel bytes.
+    pub name: String,
+    /// Executable path as seen from the process' own mount namespace, when known.
+    pub executable: Option<String>,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// cgroup v2 id of the process.
+    pub cgroup_id: u64,
+    /// Start time of the process in nanoseconds since boot (monotonic).
+    pub start_time_ns: u64,
+    /// Stable id that survives pid reuse: derived from boot id, pid and start time.
+    pub entity_id: String,
+}
+
+/// One end of a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// Who opened the TCP connection, seen from the process that made the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// This process' socket connected (it is the source).
+    Client,
+    /// This process' socket was accepted (the peer is the source).
+    Server,
+    /// Not known (connection predates weft and no listener was seen).
+    Unknown,
+}
+
+/// The TCP connection behind an event: the golden thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    /// Socket cookie: the kernel's stable id for this socket. 0 = not known.
+    pub cookie: u64,
+    /// This process' end of the connection.
+    pub local: Endpoint,
+    /// The peer's end.
+    pub remote: Endpoint,
+    pub role: Role,
+}
+
+impl Flow {
+    /// The side that opened the TCP connection (ECS `source`). When the role is
+    /// unknown the local side is taken as source.
+    pub fn source(&self) -> Endpoint {
+        match self.role {
+            Role::Server => self.remote,
+            Role::Client | Role::Unknown => self.local,
+        }
+    }
+
+    /// The side that accepted the TCP connection (ECS `destination`).
+    pub fn destination(&self) -> Endpoint {
+        match self.role {
+            Role::Server => self.local,
+            Role::Client | Role::Unknown => self.remote,
+        }
+    }
+
+    /// `ipv4` or `ipv6` (ECS `network.type`), from the local address.
+    pub fn network_type(&self) -> &'static str {
+        match self.local.ip {
+            IpAddr::V4(_) => "ipv4",
+            IpAddr::V6(_) => "ipv6",
+        }
+    }
+}
+
+/// One TLS library call with its whole (possibly capped) plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsData {
+    /// Wall-clock time of the call's return, nanoseconds since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Duration of the call in nanoseconds.
+    pub duration_ns: u64,
+    pub process: Arc<ProcessInfo>,
+    /// Thread that made the call.
+    pub tid: u32,
+    /// The connection, when the socket behind the call was found.
+    pub flow: Option<Flow>,
+    pub library: TlsLibrary,
+    pub direction: Direction,
+    /// The bytes captured: the first `payload.len()` bytes of the call.
+    pub payload: Vec<u8>,
+    /// The real number of bytes the call moved (may exceed `payload.len()`).
+    pub length: u64,
+}
+
+impl TlsData {
+    /// True when fewer bytes were captured than the call moved.
+    pub fn truncated(&self) -> bool {
+        (self.payload.len() as u64) < self.length
+    }
+}
+
+/// Everything that flows from capture to the sinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    TlsData(TlsData),
+}

@@ -1,0 +1,153 @@
+//! Civil (calendar) time from Unix nanoseconds, without a date library on the
+//! hot path: the JSON sink formats one RFC 3339 timestamp per event.
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (RFC 3339, UTC, always nine
+/// fractional digits) for `ns` nanoseconds since the Unix epoch.
+pub(crate) fn push_rfc3339_utc(out: &mut Vec<u8>, ns: u64) {
+    // u64 nanoseconds end in the year 2554: the year always has four digits.
+    let secs = (ns / NANOS_PER_SEC) as i64;
+    let nanos = (ns % NANOS_PER_SEC) as u32;
+    let (year, month, day) = civil_from_days(secs.div_euclid(SECS_PER_DAY));
+    let (h, m, s) = hms(secs);
+    push_digits(out, year as u64, 4);
+    out.push(b'-');
+    push_digits(out, u64::from(month), 2);
+    out.push(b'-');
+    push_digits(out, u64::from(day), 2);
+    out.push(b'T');
+    push_digits(out, u64::from(h), 2);
+    out.push(b':');
+    push_digits(out, u64::from(m), 2);
+    out.push(b':');
+    push_digits(out, u64::from(s), 2);
+    out.push(b'.');
+    push_digits(out, u64::from(nanos), 9);
+    out.push(b'Z');
+}
+
+/// Appends `HH:MM:SS.mmm` for `ns` nanoseconds since the epoch shifted by
+/// `offset_secs` (the local UTC offset; 0 for UTC).
+pub(crate) fn push_clock_time(out: &mut String, ns: u64, offset_secs: i32) {
+    let secs = (ns / NANOS_PER_SEC) as i64 + i64::from(offset_secs);
+    let millis = (ns % NANOS_PER_SEC) / 1_000_000;
+    let (h, m, s) = hms(secs);
+    let mut buf = Vec::with_capacity(12);
+    push_digits(&mut buf, u64::from(h), 2);
+    buf.push(b':');
+    push_digits(&mut buf, u64::from(m), 2);
+    buf.push(b':');
+    push_digits(&mut buf, u64::from(s), 2);
+    buf.push(b'.');
+    push_digits(&mut buf, millis, 3);
+    // Only ASCII digits and punctuation were written.
+    out.extend(buf.iter().map(|&b| char::from(b)));
+}
+
+fn hms(secs: i64) -> (u8, u8, u8) {
+    let sod = secs.rem_euclid(SECS_PER_DAY);
+    ((sod / 3600) as u8, (sod / 60 % 60) as u8, (sod % 60) as u8)
+}
+
+/// Year, month (1..=12) and day (1..=31) of a day count since 1970-01-01 in
+/// the proleptic Gregorian calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+pub(crate) fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    out.extend_from_slice(&buf[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc3339(ns: u64) -> String {
+        let mut out = Vec::new();
+        push_rfc3339_utc(&mut out, ns);
+        String::from_utf8(out).expect("ASCII")
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(1_795_809_824_123_456_789),
+            "2026-11-27T20:03:44.123456789Z"
+        );
+        // 2024-02-29T23:59:59.000000001Z (leap day)
+        assert_eq!(
+            rfc3339(1_709_251_199_000_000_001),
+            "2024-02-29T23:59:59.000000001Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400 * NANOS_PER_SEC),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            rfc3339(951_868_800 * NANOS_PER_SEC),
+            "2000-03-01T00:00:00.000000000Z"
+        );
+        assert_eq!(rfc3339(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+    }
+
+    /// Agrees with jiff over a sweep of instants from 1970 to 2554.
+    #[test]
+    fn agrees_with_jiff() {
+        let mut ns: u64 = 0;
+        let step = u64::MAX / 50_000;
+        while let Some(next) = ns.checked_add(step) {
+            let ours = rfc3339(ns);
+            let parsed: jiff::Timestamp = ours.parse().expect("valid RFC 3339");
+            assert_eq!(parsed.as_nanosecond(), i128::from(ns), "{ours}");
+            ns = next + 7_777; // vary the sub-second part too
+        }
+    }
+
+    #[test]
+    fn clock_time_applies_offset_and_wraps() {
+        let mut s = String::new();
+        push_clock_time(&mut s, 1_795_809_824_123_456_789, 0);
+        assert_eq!(s, "20:03:44.123");
+        s.clear();
+        push_clock_time(&mut s, 1_795_809_824_123_456_789, 5 * 3600 + 1800);
+        assert_eq!(s, "01:33:44.123");
+        s.clear();
+        push_clock_time(&mut s, 1_000_000, -3600);
+        assert_eq!(s, "23:00:00.001");
+    }
+
+    #[test]
+    fn digits() {
+        let mut v = Vec::new();
+        push_digits(&mut v, 0, 1);
+        push_digits(&mut v, 7, 3);
+        push_digits(&mut v, 12345, 2);
+        push_digits(&mut v, u64::MAX, 1);
+        assert_eq!(v, b"00071234518446744073709551615");
+    }
+}

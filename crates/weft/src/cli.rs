@@ -1,0 +1,113 @@
+//! Command line: what the user can ask of weft.
+
+use clap::Parser;
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo weft                          live view of all TLS plaintext on this host
+  sudo weft --json > events.ndjson   the same as JSON lines (docs/schema.md)
+  sudo weft --pid 1234 --comm curl   only process 1234 and processes named curl
+  sudo weft --tree 4321              process 4321 and everything it starts
+  sudo weft --payload-cap 4M --json  keep up to 4 MiB of each call
+
+weft prints one line containing `ready` on stderr once every probe is attached,
+and its statistics (events, bytes, drops by reason) on stderr when it stops
+(Ctrl-C or SIGTERM).";
+
+/// weft: decrypted TLS traffic of every process, tied to the process and the
+/// TCP connection, without a proxy.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Write events as JSON lines (Elastic Common Schema) instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only these processes (pid; repeat or use a comma list).
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<u32>,
+
+    /// Only processes with this name (the kernel's 15-byte comm; repeat or
+    /// comma list).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub comm: Vec<String>,
+
+    /// Only this process and all its descendants, also ones started later
+    /// (repeat or comma list).
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub tree: Vec<u32>,
+
+    /// Bytes kept per library call at most (suffix K, M); longer calls are
+    /// marked truncated with their real length. At most 64M.
+    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size)]
+    pub payload_cap: u64,
+
+    /// Kernel ring-buffer size (a power of two; suffix K, M).
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    pub ring_size: u64,
+
+    /// Console: payload bytes shown per line at most.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub show_bytes: usize,
+
+    /// Console: never colour the output (also honours NO_COLOR).
+    #[arg(long)]
+    pub no_color: bool,
+
+    /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
+    #[arg(long, value_name = "LEVEL", default_value = "warn")]
+    pub log_level: String,
+}
+
+/// `4096`, `64K`, `4M`, `1G` (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown size suffix in {s:?} (use K, M or G)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 65536, 64K, 4M)"))?;
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("4m"), Ok(4 << 20));
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn pid_lists_and_repeats() {
+        let c = Cli::try_parse_from(["weft", "--pid", "1,2", "--pid", "3", "--comm", "curl"])
+            .expect("parses");
+        assert_eq!(c.pid, vec![1, 2, 3]);
+        assert_eq!(c.comm, vec!["curl".to_string()]);
+        assert!(!c.json);
+    }
+
+    #[test]
+    fn bad_pid_is_an_error() {
+        assert!(Cli::try_parse_from(["weft", "--pid", "abc"]).is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! weft: the binary. Parses the command line and wires the stages together:
+//! kernel sensor (weft-bpf) -> reader (assembly, process context) -> sink
+//! thread (weft-sink), with discovery of new TLS libraries on its own thread.
+
+mod cli;
+mod reader;
+mod stats;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use crossbeam_channel::{RecvTimeoutError, bounded};
+use weft_bpf::{Sensor, SensorConfig};
+use weft_core::discovery::{self, DEFAULT_LIBRARIES, FileId, ProbeTarget};
+use weft_core::event::Event;
+use weft_sink::{ConsoleOptions, ConsoleSink, JsonSink, Sink};
+
+use crate::cli::Cli;
+use crate::stats::Stats;
+
+const MAX_PAYLOAD_CAP: u64 = 64 << 20;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weft: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "weft={level},weft_bpf={level},weft_core={level},libbpf=warn"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
+    if cli.payload_cap > MAX_PAYLOAD_CAP {
+        bail!(
+            "--payload-cap {} is above the maximum of 64M",
+            cli.payload_cap
+        );
+    }
+    let ring_size = u32::try_from(cli.ring_size)
+        .ok()
+        .filter(|r| r.is_power_of_two() && *r >= 4096)
+        .with_context(|| {
+            format!(
+                "--ring-size {} must be a power of two between 4K and 2G",
+                cli.ring_size
+            )
+        })?;
+    for name in &cli.comm {
+        weft_bpf::sensor::comm_key(name).map_err(anyhow::Error::from)?;
+    }
+    Ok(SensorConfig {
+        payload_cap: cli.payload_cap,
+        ring_size,
+        pids: cli.pid.clone(),
+        tree_pids: cli.tree.clone(),
+        comms: cli.comm.clone(),
+    })
+}
+
+/// Attach the probes a discovered file needs; warn and carry on on failure.
+fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
+    use weft_core::event::TlsLibrary;
+    let lib = match t.library {
+        TlsLibrary::OpenSsl => weft_bpf::abi::LIB_OPENSSL,
+        other => {
+            tracing::warn!(
+                file = %t.display_path,
+                library = other.as_str(),
+                "TLS library found but not probed yet by this version of weft"
+            );
+            stats.skipped_files.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let points: Vec<weft_bpf::ProbePoint> = t
+        .symbols
+        .iter()
+        .map(|s| weft_bpf::ProbePoint {
+            symbol: s.name.clone(),
+            offset: s.offset,
+        })
+        .collect();
+    match sensor.attach_openssl(&t.path, &points, lib) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(file = %t.display_path, uprobes = n, "attached"),
+        Err(e) => {
+            stats.attach_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("{e}; weft keeps running without it");
+        }
+    }
+}
+
+fn kernel_dev(id: &FileId) -> u64 {
+    (u64::from(id.major()) << 20) | u64::from(id.minor())
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let cfg = sensor_config(&cli)?;
+    let started = Instant::now();
+    let stats = Arc::new(Stats::default());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install the SIGINT/SIGTERM handler")?;
+    }
+
+    let mut sensor = Sensor::load(&cfg)?;
+
+    // Everything already running: attach once per file.
+    let proc_root = Path::new("/proc");
+    let mut seen = std::collections::HashSet::new();
+    let summary = discovery::scan_all(proc_root, DEFAULT_LIBRARIES, &mut seen)
+        .context("cannot list processes in /proc")?;
+    for (pid, e) in &summary.errors {
+        tracing::debug!(pid, "{e}");
+    }
+    for t in &summary.targets {
+        attach(&mut sensor, t, &stats);
+    }
+    for id in &seen {
+        sensor.mark_seen(kernel_dev(id), id.ino);
+    }
+
+    // Discovery of files exec'd or mapped later (dlopen included).
+    let (disc_tx, disc_rx) = bounded::<(u32, u64, u64)>(4096);
+    let (found_tx, found_rx) = bounded::<ProbeTarget>(1024);
+    let disc_stats = Arc::clone(&stats);
+    let discovery_thread = std::thread::Builder::new()
+        .name("weft-discovery".into())
+        .spawn(move || {
+            for (pid, kdev, ino) in disc_rx {
+                if seen.contains(&FileId::from_kernel_dev(kdev, ino)) {
+                    continue;
+                }
+                match discovery::scan_process(proc_root, pid, DEFAULT_LIBRARIES, &mut seen) {
+                    Ok(scan) => {
+                        for e in scan.errors {
+                            tracing::debug!(pid, "{e}");
+                        }
+                        for t in scan.targets {
+                            if found_tx.send(t).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) if e.is_process_gone() => {
+                        disc_stats.discovery_missed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::debug!(pid, "{e}"),
+                }
+            }
+        })
+        .context("cannot start the discovery thread")?;
+
+    // Sink stage: its own thread, fed through a bounded queue. A slow sink
+    // blocks the reader, the kernel ring then fills and counts its drops.
+    let (ev_tx, ev_rx) = bounded::<Event>(8192);
+    let mut sink: Box<dyn Sink + Send> = if cli.json {
+        Box::new(JsonSink::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        )))
+    } else {
+        let color = !cli.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal();
+        Box::new(ConsoleSink::new(
+            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            ConsoleOptions::default()
+                .color(color)
+                .max_payload_bytes(cli.show_bytes),
+        ))
+    };
+    let sink_stats = Arc::clone(&stats);
+    let sink_stop = Arc::clone(&stop);
+    let sink_thread = std::thread::Builder::new()
+        .name("weft-sink".into())
+        .spawn(move || {
+            loop {
+                match ev_rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(ev) => {
+                        if let Err(e) = sink.write(&ev) {
+                            if !e.is_broken_pipe() {
+                                eprintln!("weft: error: {e}: {}", e.io_error());
+                            }
+                            sink_stats.sink_failed.store(true, Ordering::Relaxed);
+                            sink_stop.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        sink_stats.events_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        if sink.flush().is_err() {
+                            sink_stop.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = sink.flush();
+                        return;
+                    }
+                }
+            }
+        })
+        .context("cannot start the output thread")?;
+
+    let reader = reader::Reader::new(cfg.payload_cap, ev_tx, disc_tx, Arc::clone(&stats))?;
+    let rb = sensor.ring_buffer(reader.callback())?;
+
+    eprintln!(
+        "weft: ready: {} uprobes on {} files, {} processes scanned (Ctrl-C to stop)",
+        sensor.uprobe_count(),
+        sensor.attached_files(),
+        summary.processes
+    );
+    let _ = std::io::stderr().flush();
+
+    while !stop.load(Ordering::Relaxed) {
+        weft_bpf::sensor::poll(&rb, Duration::from_millis(100))?;
+        while let Ok(t) = found_rx.try_recv() {
+            attach(&mut sensor, &t, &stats);
+        }
+    }
+    // Drain what the kernel already produced, then close the pipeline.
+    let _ = rb.consume();
+    drop(rb);
+    let asm = reader.finish();
+    drop(found_rx);
+    let _ = sink_thread.join();
+    let _ = discovery_thread.join();
+
+    stats.print(
+        &mut std::io::stderr(),
+        started.elapsed(),
+        &sensor.kernel_stats(),
+        &asm,
+        sensor.uprobe_count(),
+        sensor.attached_files(),
+    );
+    drop(sensor);
+    Ok(if stats.sink_failed.load(Ordering::Relaxed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

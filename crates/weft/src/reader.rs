@@ -1,0 +1,193 @@
+//! The reader stage: raw ring-buffer records -> whole events with process
+//! and connection context. Runs on the thread that polls the ring buffer.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Sender, TrySendError};
+use weft_bpf::abi::{self, CallRec, Record};
+use weft_bpf::assemble::{Assembled, Assembler, AssemblyStats};
+use weft_core::event::{Direction, Endpoint, Event, Flow, Role, TlsData, TlsLibrary};
+use weft_core::procinfo::{KernelProc, ProcCache};
+
+use crate::stats::Stats;
+
+struct Inner {
+    asm: Assembler,
+    procs: ProcCache,
+    clock_offset_ns: i128,
+    ephemeral: (u16, u16),
+    events: Option<Sender<Event>>,
+    discovery: Option<Sender<(u32, u64, u64)>>,
+    stats: Arc<Stats>,
+}
+
+pub struct Reader {
+    inner: Rc<RefCell<Inner>>,
+}
+
+/// The kernel's ephemeral port range: a socket whose local port is in it and
+/// whose peer's is not was most likely connected, not accepted.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|v| v.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+impl Reader {
+    pub fn new(
+        payload_cap: u64,
+        events: Sender<Event>,
+        discovery: Sender<(u32, u64, u64)>,
+        stats: Arc<Stats>,
+    ) -> Result<Self> {
+        let procs = ProcCache::new("/proc".into()).context("cannot read process information")?;
+        Ok(Reader {
+            inner: Rc::new(RefCell::new(Inner {
+                asm: Assembler::new(usize::try_from(payload_cap).unwrap_or(usize::MAX)),
+                procs,
+                clock_offset_ns: weft_bpf::sensor::monotonic_to_unix_offset_ns(),
+                ephemeral: ephemeral_range(),
+                events: Some(events),
+                discovery: Some(discovery),
+                stats,
+            })),
+        })
+    }
+
+    /// The ring-buffer callback. Never fails the poll: bad records are counted.
+    pub fn callback(&self) -> impl FnMut(&[u8]) -> i32 + 'static {
+        let inner = Rc::clone(&self.inner);
+        move |data: &[u8]| {
+            inner.borrow_mut().on_record(data);
+            0
+        }
+    }
+
+    /// Close the pipeline's input and return what the assembler counted.
+    pub fn finish(self) -> AssemblyStats {
+        let mut inner = self.inner.borrow_mut();
+        inner.events = None;
+        inner.discovery = None;
+        inner.asm.stats()
+    }
+}
+
+impl Inner {
+    fn on_record(&mut self, data: &[u8]) {
+        let rec = match abi::parse(data) {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("{e}");
+                return;
+            }
+        };
+        match rec {
+            Record::Data {
+                tid,
+                call_id,
+                offset,
+                bytes,
+            } => self.asm.on_data(tid, call_id, offset, bytes),
+            Record::Call(c) => {
+                let a = self.asm.on_call(c);
+                if let (Some(ev), Some(tx)) = (self.event_of(a), &self.events) {
+                    // Blocking: the sink must not lose events; back
+                    // pressure ends in the kernel ring, which counts.
+                    if tx.send(ev).is_err() {
+                        self.events = None;
+                    }
+                }
+            }
+            Record::Exec { pid, dev, ino } | Record::Mmap { pid, dev, ino } => {
+                if let Some(tx) = &self.discovery {
+                    match tx.try_send((pid, dev, ino)) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            self.stats.discovery_missed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Disconnected(_)) => self.discovery = None,
+                    }
+                }
+            }
+            Record::Exit { pid, .. } => self.procs.forget(pid),
+        }
+    }
+
+    fn flow(&self, c: &CallRec) -> Option<Flow> {
+        if c.flags & abi::CALL_NO_SOCK != 0 || c.sock.family == 0 {
+            return None;
+        }
+        let s = &c.sock;
+        let role = match s.role {
+            abi::ROLE_CLIENT => Role::Client,
+            abi::ROLE_SERVER => Role::Server,
+            _ => {
+                let eph = |p: u16| (self.ephemeral.0..=self.ephemeral.1).contains(&p);
+                match (eph(s.local_port), eph(s.remote_port)) {
+                    (true, false) => Role::Client,
+                    (false, true) => Role::Server,
+                    _ => Role::Unknown,
+                }
+            }
+        };
+        Some(Flow {
+            cookie: s.cookie,
+            local: Endpoint {
+                ip: s.local,
+                port: s.local_port,
+            },
+            remote: Endpoint {
+                ip: s.remote,
+                port: s.remote_port,
+            },
+            role,
+        })
+    }
+
+    fn event_of(&mut self, a: Assembled) -> Option<Event> {
+        let c = a.call;
+        let direction = match c.op {
+            abi::OP_WRITE => Direction::Write,
+            abi::OP_READ => Direction::Read,
+            _ => return None,
+        };
+        let library = match u64::from(c.lib) {
+            abi::LIB_OPENSSL => TlsLibrary::OpenSsl,
+            _ => TlsLibrary::OpenSsl,
+        };
+        let flow = self.flow(&c);
+        let process = self.procs.get(KernelProc {
+            pid: c.pid,
+            ppid: c.ppid,
+            uid: c.uid,
+            gid: c.gid,
+            cgroup_id: c.cgroup_id,
+            start_time_ns: c.proc_start_ns,
+            comm: c.comm,
+        });
+        let ts = (i128::from(c.end_ns) + self.clock_offset_ns).max(0);
+        self.stats
+            .bytes_out
+            .fetch_add(a.payload.len() as u64, Ordering::Relaxed);
+        Some(Event::TlsData(TlsData {
+            timestamp_ns: u64::try_from(ts).unwrap_or(u64::MAX),
+            duration_ns: c.end_ns.saturating_sub(c.start_ns),
+            process,
+            tid: c.tid,
+            flow,
+            library,
+            direction,
+            payload: a.payload,
+            length: c.len,
+        }))
+    }
+}
