@@ -199,30 +199,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let sink_thread = std::thread::Builder::new()
         .name("weft-sink".into())
         .spawn(move || {
+            // Flush at least every FLUSH_EVERY while events trickle in, and
+            // whenever the queue runs dry: a person watching sees each event
+            // within a fraction of a second, a busy pipe gets full buffers.
+            const FLUSH_EVERY: Duration = Duration::from_millis(200);
+            let mut last_flush = Instant::now();
+            let mut dirty = false;
+            // A closed pipe (`weft | head`) ends weft quietly; any other
+            // output error is reported and makes the exit status non-zero.
+            let fail = |e: &weft_sink::SinkError| {
+                if !e.is_broken_pipe() {
+                    eprintln!("weft: error: {e}: {}", e.io_error());
+                    sink_stats.sink_failed.store(true, Ordering::Relaxed);
+                }
+                sink_stop.store(true, Ordering::Relaxed);
+            };
             loop {
-                match ev_rx.recv_timeout(Duration::from_millis(100)) {
+                match ev_rx.recv_timeout(Duration::from_millis(50)) {
                     Ok(ev) => {
                         if let Err(e) = sink.write(&ev) {
-                            if !e.is_broken_pipe() {
-                                eprintln!("weft: error: {e}: {}", e.io_error());
-                            }
-                            sink_stats.sink_failed.store(true, Ordering::Relaxed);
-                            sink_stop.store(true, Ordering::Relaxed);
+                            fail(&e);
                             return;
                         }
+                        dirty = true;
                         sink_stats.events_out.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(RecvTimeoutError::Timeout) => {
-                        if sink.flush().is_err() {
-                            sink_stop.store(true, Ordering::Relaxed);
-                            return;
+                        if last_flush.elapsed() < FLUSH_EVERY {
+                            continue;
                         }
                     }
+                    Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => {
                         let _ = sink.flush();
                         return;
                     }
                 }
+                if dirty {
+                    if let Err(e) = sink.flush() {
+                        fail(&e);
+                        return;
+                    }
+                    dirty = false;
+                }
+                last_flush = Instant::now();
             }
         })
         .context("cannot start the output thread")?;
