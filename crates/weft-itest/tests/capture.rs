@@ -570,3 +570,68 @@ fn missing_privileges_give_one_clear_line() -> TestResult {
     assert!(!err.contains("ready"));
     Ok(())
 }
+
+#[test]
+fn library_loaded_later_in_another_mount_namespace_is_probed() -> TestResult {
+    let server = peer_server()?;
+    let weft = Weft::start(&[])?;
+    // A private copy of libssl on a tmpfs that exists only in a new mount
+    // namespace: weft must find it through /proc/PID/root after the process
+    // maps it (a new inode, loaded after weft started).
+    let dir = TempDir::new("mntns");
+    let libdir = dir.path().join("lib");
+    std::fs::create_dir_all(&libdir)?;
+    let peer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tls_peer.py");
+    let script = format!(
+        "set -e; mount -t tmpfs weft-test {lib}; \
+         cp /usr/lib/x86_64-linux-gnu/libssl.so.3 {lib}/; \
+         LD_LIBRARY_PATH={lib} exec /usr/bin/python3 {peer} client {port} --wait 4242",
+        lib = libdir.display(),
+        peer = peer.display(),
+        port = server.port,
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "bash", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let mut out = std::io::BufReader::new(child.stdout.take().ok_or("stdout")?);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line)?;
+    assert!(line.starts_with("connected"), "{line:?}");
+    // The copy is invisible from weft's mount namespace.
+    assert!(!libdir.join("libssl.so.3").exists());
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    assert!(
+        maps.contains(&format!("{}/libssl.so.3", libdir.display())),
+        "python does not use the private libssl copy"
+    );
+    // Attaching happens off the hot path; give it a moment.
+    std::thread::sleep(Duration::from_secs(1));
+    {
+        use std::io::Write;
+        child.stdin.as_mut().ok_or("stdin")?.write_all(b"go\n")?;
+    }
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line)?;
+    assert_eq!(line.trim(), "done");
+    let _ = child.wait();
+    let want = pattern(4242);
+    let p = u64::from(pid);
+    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(p) && payload(e) == want
+    });
+    let run = weft.stop()?;
+    assert!(
+        seen,
+        "write through the private libssl copy not captured:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("uprobes on"),
+        "no attachment statistics:\n{}",
+        run.stderr
+    );
+    Ok(())
+}
