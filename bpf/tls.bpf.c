@@ -241,6 +241,41 @@ int BPF_UPROBE(ssl_handshake_enter, void *ssl)
 	return enter_call(WEFT_OP_HANDSHAKE, KIND_HANDSHAKE, (__u64)ssl, 0, 0);
 }
 
+/*
+ * NSPR (NSS): PR_Write/PR_Read/PR_Send/PR_Recv carry every kind of I/O.
+ * Only descriptors with a layer pushed on top of the raw one (NSS's SSL
+ * layer on a TLS socket) are TLS: their method table says PR_DESC_LAYERED.
+ * Files, pipes and plain sockets are skipped at entry, costing one read.
+ */
+#define PR_DESC_LAYERED 4
+
+static __always_inline bool nspr_layered(void *fd)
+{
+	void *methods = NULL;
+	int file_type = 0;
+	if (bpf_probe_read_user(&methods, sizeof(methods), fd) || !methods)
+		return false;
+	if (bpf_probe_read_user(&file_type, sizeof(file_type), methods))
+		return false;
+	return file_type == PR_DESC_LAYERED;
+}
+
+SEC("uprobe")
+int BPF_UPROBE(nspr_write_enter, void *fd, const void *buf, int amount)
+{
+	if (!nspr_layered(fd))
+		return 0;
+	return enter_call(WEFT_OP_WRITE, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(nspr_read_enter, void *fd, void *buf, int amount)
+{
+	if (!nspr_layered(fd))
+		return 0;
+	return enter_call(WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
+}
+
 SEC("uprobe")
 int BPF_UPROBE(ssl_free_enter, void *ssl)
 {

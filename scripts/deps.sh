@@ -13,6 +13,8 @@ pkgs=(
   bpftool
   # tests: real TLS servers and clients
   nginx curl openssl python3 nodejs iproute2
+  # tests: clients of the other TLS libraries (GnuTLS, wolfSSL)
+  wget gnutls-bin libwolfssl-dev git util-linux
 )
 
 missing=()

@@ -21,6 +21,11 @@ pub const OP_WRITE: u8 = 1;
 pub const OP_READ: u8 = 2;
 
 pub const LIB_OPENSSL: u64 = 1;
+pub const LIB_BORINGSSL: u64 = 2;
+pub const LIB_GNUTLS: u64 = 3;
+pub const LIB_NSS: u64 = 4;
+pub const LIB_WOLFSSL: u64 = 5;
+pub const LIB_GO: u64 = 6;
 
 pub const ROLE_CLIENT: u8 = 1;
 pub const ROLE_SERVER: u8 = 2;

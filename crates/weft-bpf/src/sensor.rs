@@ -75,6 +75,48 @@ pub struct ProbePoint {
     pub offset: u64,
 }
 
+/// Which BPF entry program fits a library function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `(ctx, buf, len)`, returns the bytes written.
+    Write,
+    /// `(ctx, buf, len)`, returns the bytes read.
+    Read,
+    /// OpenSSL `_ex`: returns 1, the count is stored through the 4th argument.
+    WriteEx,
+    ReadEx,
+    /// Handshake: no data, but its socket I/O fills the socket cache.
+    Handshake,
+    /// The library object is freed: forget its socket.
+    Free,
+    /// NSPR `PR_Write`/`PR_Send`: like `Write`, only on layered (TLS) fds.
+    NsprWrite,
+    NsprRead,
+}
+
+/// The hook for `symbol` of library `lib` (an `abi::LIB_*` id), if any.
+pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
+    use abi::*;
+    Some(match (lib, symbol) {
+        (LIB_OPENSSL | LIB_BORINGSSL, "SSL_write") => Hook::Write,
+        (LIB_OPENSSL | LIB_BORINGSSL, "SSL_read") => Hook::Read,
+        (LIB_OPENSSL, "SSL_write_ex") => Hook::WriteEx,
+        (LIB_OPENSSL, "SSL_read_ex") => Hook::ReadEx,
+        (LIB_OPENSSL | LIB_BORINGSSL, "SSL_do_handshake") => Hook::Handshake,
+        (LIB_OPENSSL | LIB_BORINGSSL, "SSL_free") => Hook::Free,
+        (LIB_GNUTLS, "gnutls_record_send") => Hook::Write,
+        (LIB_GNUTLS, "gnutls_record_recv") => Hook::Read,
+        (LIB_GNUTLS, "gnutls_handshake") => Hook::Handshake,
+        (LIB_GNUTLS, "gnutls_deinit") => Hook::Free,
+        (LIB_WOLFSSL, "wolfSSL_write") => Hook::Write,
+        (LIB_WOLFSSL, "wolfSSL_read") => Hook::Read,
+        (LIB_WOLFSSL, "wolfSSL_free") => Hook::Free,
+        (LIB_NSS, "PR_Write" | "PR_Send") => Hook::NsprWrite,
+        (LIB_NSS, "PR_Read" | "PR_Recv") => Hook::NsprRead,
+        _ => return None,
+    })
+}
+
 /// Counters the kernel side keeps (summed over CPUs), by name.
 pub type KernelStats = Vec<(&'static str, u64)>;
 
@@ -285,11 +327,12 @@ impl Sensor {
         Ok(())
     }
 
-    /// Attach the OpenSSL-family probes to one file. `points` holds the
-    /// functions found in it; `lib` is the `weft_lib` id passed as cookie.
-    /// Returns how many uprobes were attached. Already-attached files are
-    /// skipped (returns 0).
-    pub fn attach_openssl(
+    /// Attach the probes for one TLS library file. `points` holds the
+    /// functions found in it; `lib` is its `weft_lib` id (passed to the
+    /// programs as the attach cookie). Functions without a hook for that
+    /// library are ignored. Returns how many uprobes were attached; files
+    /// already attached are skipped (0). On error nothing stays attached.
+    pub fn attach_library(
         &mut self,
         path: &Path,
         points: &[ProbePoint],
@@ -298,25 +341,31 @@ impl Sensor {
         if self.uprobes.contains_key(path) {
             return Ok(0);
         }
-        let find = |name: &str| points.iter().find(|p| p.symbol == name);
-        if find("SSL_write").is_none() || find("SSL_read").is_none() {
+        let hooks: Vec<(&ProbePoint, Hook)> = points
+            .iter()
+            .filter_map(|p| hook_for(lib, &p.symbol).map(|h| (p, h)))
+            .collect();
+        let has = |h: Hook| hooks.iter().any(|(_, x)| *x == h);
+        let data_hooks = |w: Hook, r: Hook| has(w) && has(r);
+        if !(data_hooks(Hook::Write, Hook::Read) || data_hooks(Hook::NsprWrite, Hook::NsprRead)) {
             return Err(BpfError::Config(format!(
-                "{} has no SSL_write/SSL_read to probe",
+                "{} has no write/read function weft can probe",
                 path.display()
             )));
         }
         let progs = &self.skel.progs;
         let mut links = Vec::new();
-        let plan: [(&str, &libbpf_rs::ProgramMut<'static>, bool); 6] = [
-            ("SSL_write", &progs.ssl_write_enter, true),
-            ("SSL_read", &progs.ssl_read_enter, true),
-            ("SSL_write_ex", &progs.ssl_write_ex_enter, true),
-            ("SSL_read_ex", &progs.ssl_read_ex_enter, true),
-            ("SSL_do_handshake", &progs.ssl_handshake_enter, true),
-            ("SSL_free", &progs.ssl_free_enter, false),
-        ];
-        for (symbol, prog, with_return) in plan {
-            let Some(point) = find(symbol) else { continue };
+        for (point, hook) in hooks {
+            let (entry, with_return) = match hook {
+                Hook::Write => (&progs.ssl_write_enter, true),
+                Hook::Read => (&progs.ssl_read_enter, true),
+                Hook::WriteEx => (&progs.ssl_write_ex_enter, true),
+                Hook::ReadEx => (&progs.ssl_read_ex_enter, true),
+                Hook::Handshake => (&progs.ssl_handshake_enter, true),
+                Hook::Free => (&progs.ssl_free_enter, false),
+                Hook::NsprWrite => (&progs.nspr_write_enter, true),
+                Hook::NsprRead => (&progs.nspr_read_enter, true),
+            };
             let attach = |prog: &libbpf_rs::ProgramMut<'static>, retprobe: bool| {
                 prog.attach_uprobe_with_opts(
                     -1,
@@ -330,11 +379,11 @@ impl Sensor {
                 )
                 .map_err(|source| BpfError::Uprobe {
                     path: path.to_path_buf(),
-                    symbol: symbol.to_string(),
+                    symbol: point.symbol.clone(),
                     source,
                 })
             };
-            links.push(attach(prog, false)?);
+            links.push(attach(entry, false)?);
             if with_return {
                 links.push(attach(&progs.ssl_ret, true)?);
             }

@@ -461,6 +461,71 @@ pub fn scan_all(
     Ok(summary)
 }
 
+/// The system's library directories, where shared TLS libraries that
+/// processes started later will load from.
+pub const SYSTEM_LIBRARY_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+];
+
+/// Find the shared TLS libraries installed in `dirs` (by their usual file
+/// names; symlinks resolved and deduplicated through `seen`), so they can be
+/// probed before any process loads them: a short-lived process that starts
+/// after weft (wget, git) is then captured from its first call. Missing
+/// directories are skipped; unreadable files are returned as errors.
+pub fn scan_library_dirs(
+    dirs: &[&str],
+    libraries: &[LibrarySpec],
+    seen: &mut HashSet<FileId>,
+) -> (Vec<ProbeTarget>, Vec<DiscoveryError>) {
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut names: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                name.contains(".so")
+                    && libraries
+                        .iter()
+                        .any(|l| l.name_matches(&name) && l.name_allowed(&name))
+            })
+            .collect();
+        names.sort();
+        for path in names {
+            // Follow symlinks (libssl.so -> libssl.so.3) to the real file,
+            // whose path is the one processes' maps show.
+            let Ok(path) = std::fs::canonicalize(&path) else {
+                continue;
+            };
+            let Ok(md) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !md.is_file() || !seen.insert(FileId::from_metadata(&md)) {
+                continue;
+            }
+            match inspect_file(&path, libraries) {
+                Ok(Some(t)) => targets.push(t),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    (targets, errors)
+}
+
 /// The pids (thread-group ids) listed in `proc_root`.
 pub fn list_pids(proc_root: &Path) -> Result<Vec<u32>, DiscoveryError> {
     let list_err = |source| DiscoveryError::ListProcesses {

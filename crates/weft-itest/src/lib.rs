@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod exchange;
+
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 /// The workspace root.

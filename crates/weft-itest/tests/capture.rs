@@ -3,134 +3,12 @@
 //! Ground truth is what the peers really sent and logged (nginx's access log,
 //! the helper scripts' own bytes and ports), never weft's own output.
 
-use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use weft_itest::exchange::*;
 use weft_itest::*;
-
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-const SEEN_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn is_dir(e: &Value, dir: &str) -> bool {
-    field_str(e, "weft.tls.direction") == Some(dir)
-}
-
-fn tuple(e: &Value) -> (String, u64, String, u64) {
-    (
-        field_str(e, "source.ip").unwrap_or("").to_string(),
-        field_u64(e, "source.port").unwrap_or(0),
-        field_str(e, "destination.ip").unwrap_or("").to_string(),
-        field_u64(e, "destination.port").unwrap_or(0),
-    )
-}
-
-/// What a client's exchange with nginx must look like in weft's events.
-struct Expect<'a> {
-    client_pid: u32,
-    /// Bytes the client's write must contain.
-    request: &'a [u8],
-    /// Bytes nginx's read of the request must contain.
-    server_read: &'a [u8],
-    /// Bytes of the response body the client must have read.
-    body: &'a [u8],
-    uri: &'a str,
-}
-
-fn check_exchange(weft: Weft, nginx: &Nginx, x: &Expect<'_>) -> TestResult {
-    let body = x.body.to_vec();
-    let pid = u64::from(x.client_pid);
-    let got = weft.wait_for(SEEN_TIMEOUT, |e| {
-        field_u64(e, "process.pid") == Some(pid)
-            && is_dir(e, "read")
-            && contains(&payload(e), &body)
-    });
-    let run = weft.stop()?;
-    assert!(run.success, "weft failed:\n{}", run.stderr);
-    assert!(
-        got,
-        "no read event of pid {} with the body; stderr:\n{}",
-        x.client_pid, run.stderr
-    );
-    let client = of_pid(&run.events, x.client_pid);
-    let write = client
-        .iter()
-        .find(|e| is_dir(e, "write") && contains(&payload(e), x.request))
-        .ok_or("the client's request is not among its write events")?;
-    let read = client
-        .iter()
-        .find(|e| is_dir(e, "read") && contains(&payload(e), x.body))
-        .ok_or("the response body is not among the client's read events")?;
-    assert_eq!(field_str(write, "weft.tls.library"), Some("openssl"));
-    assert_eq!(field_u64(write, "process.thread.id").is_some(), true);
-
-    // The 5-tuple: source is the client's side; nginx logged its port.
-    let logged_port = nginx
-        .wait_logged(x.uri)
-        .ok_or_else(|| format!("nginx did not log {}", x.uri))?;
-    let t = tuple(write);
-    assert_eq!(
-        t.1,
-        u64::from(logged_port),
-        "source.port vs nginx $remote_port"
-    );
-    assert_eq!(t.0, "127.0.0.1");
-    assert_eq!(t.2, "127.0.0.1");
-    assert_eq!(t.3, u64::from(nginx.port));
-    assert_eq!(field_str(write, "network.transport"), Some("tcp"));
-    assert_eq!(field_str(write, "network.type"), Some("ipv4"));
-    assert_eq!(
-        tuple(read),
-        t,
-        "read and write events disagree on the tuple"
-    );
-
-    // One connection, one cookie, for every event of the client.
-    let cookies: HashSet<u64> = client
-        .iter()
-        .filter_map(|e| field_u64(e, "weft.flow.cookie"))
-        .collect();
-    assert_eq!(cookies.len(), 1, "client events carry cookies {cookies:?}");
-    assert!(
-        client
-            .iter()
-            .all(|e| field_u64(e, "weft.flow.cookie").is_some())
-    );
-    let cookie = *cookies.iter().next().ok_or("no cookie")?;
-    assert_ne!(cookie, 0);
-
-    // nginx's read of the same request: its worker's pid, the same tuple.
-    let workers = nginx.worker_pids();
-    let server_read = run
-        .events
-        .iter()
-        .find(|e| {
-            is_dir(e, "read")
-                && field_u64(e, "process.pid").is_some_and(|p| workers.contains(&(p as u32)))
-                && contains(&payload(e), x.server_read)
-                && tuple(e) == t
-        })
-        .ok_or("nginx's read of the request (worker pid, same tuple) is missing")?;
-    assert_eq!(field_str(server_read, "process.name"), Some("nginx"));
-    assert_eq!(field_str(server_read, "weft.flow.role"), Some("server"));
-    assert_ne!(
-        field_u64(server_read, "weft.flow.cookie"),
-        Some(cookie),
-        "the server's socket is another socket than the client's"
-    );
-    Ok(())
-}
-
-fn curl(args: &[&str], url: &str) -> TestResult<(u32, Vec<u8>)> {
-    run_client(
-        Command::new("curl")
-            .args(["-sk", "--max-time", "20"])
-            .args(args)
-            .arg(url),
-        CLIENT_TIMEOUT,
-    )
-}
 
 #[test]
 fn curl_http1_against_nginx() -> TestResult {
@@ -152,6 +30,7 @@ fn curl_http1_against_nginx() -> TestResult {
             server_read: request.as_bytes(),
             body: format!("body-{uri}").as_bytes(),
             uri: &uri,
+            library: "openssl",
         },
     )
 }
@@ -178,6 +57,7 @@ fn curl_http2_against_nginx() -> TestResult {
             server_read: preface,
             body: format!("body-{uri}").as_bytes(),
             uri: &uri,
+            library: "openssl",
         },
     )
 }
@@ -206,6 +86,7 @@ fn python_urllib_against_nginx() -> TestResult {
             server_read: request.as_bytes(),
             body: format!("body-{uri}").as_bytes(),
             uri: &uri,
+            library: "openssl",
         },
     )
 }
@@ -234,42 +115,9 @@ fn node_https_against_nginx() -> TestResult {
             server_read: request.as_bytes(),
             body: format!("body-{uri}").as_bytes(),
             uri: &uri,
+            library: "openssl",
         },
     )
-}
-
-fn pattern(n: usize) -> Vec<u8> {
-    // Same bytes as tests/py/tls_peer.py's pattern().
-    (0..n)
-        .map(|i| ((i * 31 + n * 7 + (i >> 8)) % 256) as u8)
-        .collect()
-}
-
-struct PeerServer {
-    port: u16,
-    helper: Helper,
-    _dir: TempDir,
-}
-
-fn peer_server() -> TestResult<PeerServer> {
-    let dir = TempDir::new("peer");
-    let (cert, key) = make_cert(dir.path())?;
-    let port = free_port();
-    let helper = Helper::python(
-        "tls_peer.py",
-        &[
-            "server",
-            &port.to_string(),
-            cert.to_str().ok_or("path")?,
-            key.to_str().ok_or("path")?,
-        ],
-    )?;
-    assert_eq!(helper.read_line(Duration::from_secs(10))?, "listening");
-    Ok(PeerServer {
-        port,
-        helper,
-        _dir: dir,
-    })
 }
 
 #[test]

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use crossbeam_channel::{RecvTimeoutError, bounded};
 use weft_bpf::{Sensor, SensorConfig};
-use weft_core::discovery::{self, DEFAULT_LIBRARIES, FileId, ProbeTarget};
+use weft_core::discovery::{self, ALL_LIBRARIES, FileId, ProbeTarget};
 use weft_core::event::Event;
 use weft_sink::{ConsoleOptions, ConsoleSink, JsonSink, Sink};
 
@@ -81,9 +81,14 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
 
 /// Attach the probes a discovered file needs; warn and carry on on failure.
 fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
+    use weft_bpf::abi;
     use weft_core::event::TlsLibrary;
     let lib = match t.library {
-        TlsLibrary::OpenSsl => weft_bpf::abi::LIB_OPENSSL,
+        TlsLibrary::OpenSsl => abi::LIB_OPENSSL,
+        TlsLibrary::BoringSsl => abi::LIB_BORINGSSL,
+        TlsLibrary::GnuTls => abi::LIB_GNUTLS,
+        TlsLibrary::Nss => abi::LIB_NSS,
+        TlsLibrary::WolfSsl => abi::LIB_WOLFSSL,
         other => {
             tracing::warn!(
                 file = %t.display_path,
@@ -102,7 +107,7 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
             offset: s.offset,
         })
         .collect();
-    match sensor.attach_openssl(&t.path, &points, lib) {
+    match sensor.attach_library(&t.path, &points, lib) {
         Ok(0) => {}
         Ok(n) => tracing::info!(file = %t.display_path, uprobes = n, "attached"),
         Err(e) => {
@@ -132,7 +137,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // Everything already running: attach once per file.
     let proc_root = Path::new("/proc");
     let mut seen = std::collections::HashSet::new();
-    let summary = discovery::scan_all(proc_root, DEFAULT_LIBRARIES, &mut seen)
+    // Installed libraries first: processes started later load them from
+    // their first call on, with no race against discovery.
+    let (installed, errors) =
+        discovery::scan_library_dirs(discovery::SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
+    for e in &errors {
+        tracing::debug!("{e}");
+    }
+    for t in &installed {
+        attach(&mut sensor, t, &stats);
+    }
+    let summary = discovery::scan_all(proc_root, ALL_LIBRARIES, &mut seen)
         .context("cannot list processes in /proc")?;
     for (pid, e) in &summary.errors {
         tracing::debug!(pid, "{e}");
@@ -155,7 +170,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if seen.contains(&FileId::from_kernel_dev(kdev, ino)) {
                     continue;
                 }
-                match discovery::scan_process(proc_root, pid, DEFAULT_LIBRARIES, &mut seen) {
+                match discovery::scan_process(proc_root, pid, ALL_LIBRARIES, &mut seen) {
                     Ok(scan) => {
                         for e in scan.errors {
                             tracing::debug!(pid, "{e}");

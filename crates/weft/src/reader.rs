@@ -162,7 +162,16 @@ impl Inner {
         };
         let library = match u64::from(c.lib) {
             abi::LIB_OPENSSL => TlsLibrary::OpenSsl,
-            _ => TlsLibrary::OpenSsl,
+            abi::LIB_BORINGSSL => TlsLibrary::BoringSsl,
+            abi::LIB_GNUTLS => TlsLibrary::GnuTls,
+            abi::LIB_NSS => TlsLibrary::Nss,
+            abi::LIB_WOLFSSL => TlsLibrary::WolfSsl,
+            abi::LIB_GO => TlsLibrary::GoTls,
+            other => {
+                self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(lib = other, "call record of an unknown library");
+                return None;
+            }
         };
         let flow = self.flow(&c);
         let process = self.procs.get(KernelProc {

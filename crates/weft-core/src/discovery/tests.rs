@@ -446,3 +446,19 @@ fn device_numbers() {
         format!("{}:{} inode {}", f.major(), f.minor(), md.ino())
     );
 }
+
+#[test]
+fn library_dirs_yield_installed_tls_libraries_once() {
+    let mut seen = HashSet::new();
+    let (targets, errors) = scan_library_dirs(SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
+    assert!(errors.is_empty(), "{errors:?}");
+    let libssl = targets
+        .iter()
+        .filter(|t| t.library == TlsLibrary::OpenSsl && t.display_path.contains("libssl.so.3"))
+        .count();
+    assert_eq!(libssl, 1, "libssl.so.3 found {libssl} times: {targets:#?}");
+    assert!(targets.iter().any(|t| t.library == TlsLibrary::GnuTls));
+    // A second pass finds nothing new.
+    let (again, _) = scan_library_dirs(SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
+    assert!(again.is_empty());
+}
