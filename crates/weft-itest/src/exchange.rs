@@ -65,7 +65,7 @@ pub fn check_exchange(weft: Weft, nginx: &Nginx, x: &Expect<'_>) -> TestResult {
         .ok_or("the response body is not among the client's read events")?;
     assert_eq!(field_str(write, "weft.tls.library"), Some(x.library));
     assert_eq!(field_str(read, "weft.tls.library"), Some(x.library));
-    assert_eq!(field_u64(write, "process.thread.id").is_some(), true);
+    assert!(field_u64(write, "process.thread.id").is_some());
 
     // The 5-tuple: source is the client's side; nginx logged its port.
     let logged_port = nginx
