@@ -360,6 +360,69 @@ static long copy_step(__u64 i, void *arg)
 	return stop;
 }
 
+/*
+ * Emit one finished call: its payload (capped at payload_cap) as data
+ * records, then the call record. Shared by every library's return program
+ * (it must run in a sleepable program: bpf_copy_from_user). `st` gives the
+ * buffer, the library object, the op and the entry time; `sock` the socket.
+ */
+static __always_inline int emit_call(void *ctx, const struct call_state *st, __u64 len,
+				     const struct weft_sock *sock, __u32 flags)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct copy_ctx c = {};
+	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	c.src = st->buf;
+	c.total = len > payload_cap ? payload_cap : len;
+	c.tid = (__u32)id;
+	if (c.total < len) {
+		flags |= WEFT_CALL_TRUNCATED;
+		stat_add(WEFT_STAT_TRUNCATED, 1);
+	}
+	if (c.total)
+		bpf_loop((c.total + WEFT_CHUNK_MAX - 1) / WEFT_CHUNK_MAX, copy_step, &c, 0);
+	/* Only what was submitted counts: never claim bytes not copied. */
+	__u64 captured = c.flags ? c.fail_at * WEFT_CHUNK_MAX : c.total;
+	flags |= c.flags;
+	if (c.flags & WEFT_CALL_COPY_FAULT)
+		stat_add(WEFT_STAT_COPY_FAULT, 1);
+
+	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_RING_FULL_CALL, 1);
+		return 0;
+	}
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	__u64 ugid = bpf_get_current_uid_gid();
+	r->type = WEFT_REC_CALL;
+	r->flags = flags;
+	r->call_id = c.call_id;
+	r->start_ns = st->start_ns;
+	r->end_ns = bpf_ktime_get_ns();
+	r->len = len;
+	r->captured = captured;
+	r->ssl = st->ssl;
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	r->proc_start_ns = BPF_CORE_READ(leader, start_boottime);
+	r->pid = tgid;
+	r->tid = (__u32)id;
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->uid = (__u32)ugid;
+	r->gid = ugid >> 32;
+	r->lib = bpf_get_attach_cookie(ctx);
+	r->op = st->op;
+	r->_pad0[0] = 0;
+	r->_pad0[1] = 0;
+	bpf_core_read(&r->comm, sizeof(r->comm), &leader->comm);
+	r->sock = *sock;
+	bpf_ringbuf_submit(r, 0);
+	stat_add(WEFT_STAT_CALLS, 1);
+	stat_add(WEFT_STAT_BYTES, captured);
+	return 0;
+}
+
 /* ---- return: one program for every hooked function ---- */
 
 SEC("uretprobe.s")
@@ -424,54 +487,5 @@ int ssl_ret(struct pt_regs *ctx)
 	if (flags & WEFT_CALL_NO_SOCK)
 		stat_add(WEFT_STAT_NO_SOCK, 1);
 
-	struct copy_ctx c = {};
-	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
-	c.src = st.buf;
-	c.total = len > payload_cap ? payload_cap : len;
-	c.tid = (__u32)id;
-	if (c.total < len) {
-		flags |= WEFT_CALL_TRUNCATED;
-		stat_add(WEFT_STAT_TRUNCATED, 1);
-	}
-	if (c.total)
-		bpf_loop((c.total + WEFT_CHUNK_MAX - 1) / WEFT_CHUNK_MAX, copy_step, &c, 0);
-	/* Only what was submitted counts: never claim bytes not copied. */
-	__u64 captured = c.flags ? c.fail_at * WEFT_CHUNK_MAX : c.total;
-	flags |= c.flags;
-	if (c.flags & WEFT_CALL_COPY_FAULT)
-		stat_add(WEFT_STAT_COPY_FAULT, 1);
-
-	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		stat_add(WEFT_STAT_RING_FULL_CALL, 1);
-		return 0;
-	}
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-	__u64 ugid = bpf_get_current_uid_gid();
-	r->type = WEFT_REC_CALL;
-	r->flags = flags;
-	r->call_id = c.call_id;
-	r->start_ns = st.start_ns;
-	r->end_ns = bpf_ktime_get_ns();
-	r->len = len;
-	r->captured = captured;
-	r->ssl = st.ssl;
-	r->cgroup_id = bpf_get_current_cgroup_id();
-	r->proc_start_ns = BPF_CORE_READ(leader, start_boottime);
-	r->pid = tgid;
-	r->tid = (__u32)id;
-	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	r->uid = (__u32)ugid;
-	r->gid = ugid >> 32;
-	r->lib = bpf_get_attach_cookie(ctx);
-	r->op = st.op;
-	r->_pad0[0] = 0;
-	r->_pad0[1] = 0;
-	bpf_core_read(&r->comm, sizeof(r->comm), &leader->comm);
-	r->sock = sock;
-	bpf_ringbuf_submit(r, 0);
-	stat_add(WEFT_STAT_CALLS, 1);
-	stat_add(WEFT_STAT_BYTES, captured);
-	return 0;
+	return emit_call(ctx, &st, len, &sock, flags);
 }
