@@ -5,4 +5,5 @@
 
 pub mod discovery;
 pub mod event;
+pub mod pipeline;
 pub mod procinfo;

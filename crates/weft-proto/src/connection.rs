@@ -1,0 +1,251 @@
+//! [`ConnectionDecoder`]: picks HTTP/1 or HTTP/2 for a connection and
+//! follows `h2c` upgrades.
+
+use crate::http1::Http1Decoder;
+use crate::http2::{Http2Decoder, PrefaceMatch, match_preface, plausible_frame_header};
+use crate::{Counters, Direction, Event, Limits, Protocol};
+
+/// Decodes one connection whatever its HTTP version.
+///
+/// The protocol comes from the TLS ALPN result when the caller knows it
+/// (`h2` -> [`Protocol::Http2`], `http/1.1` -> [`Protocol::Http1`]), else it
+/// is detected: the HTTP/2 client preface, or a request line, at the start of
+/// the client's bytes (for a connection joined mid-way, also a response line
+/// or a plausible HTTP/2 frame header at the start of a record). Bytes that
+/// arrive before the decision are held (bounded by
+/// `Limits::h1_max_header_bytes` per direction). An HTTP/1 connection that
+/// upgrades to `h2c` continues in an HTTP/2 decoder; other upgrades
+/// (WebSocket, CONNECT tunnels) and unrecognised protocols are counted in
+/// [`Counters::undecoded_bytes`] and otherwise ignored.
+#[derive(Debug, Clone)]
+pub struct ConnectionDecoder {
+    limits: Limits,
+    mid_connection: bool,
+    inner: Inner,
+    /// Bytes per direction held until the protocol is known.
+    early: [Vec<u8>; 2],
+    counters: Counters,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Detecting,
+    Http1(Box<Http1Decoder>),
+    Http2(Box<Http2Decoder>),
+    /// Not a protocol we decode.
+    Opaque,
+}
+
+/// How long a client prefix may stay ambiguous at connection start.
+const MAX_DETECT: usize = 32;
+
+impl ConnectionDecoder {
+    /// A decoder for a connection observed from its first byte. `alpn` is
+    /// the negotiated protocol when known.
+    pub fn new(limits: &Limits, alpn: Option<Protocol>) -> Self {
+        let mut d = ConnectionDecoder {
+            limits: *limits,
+            mid_connection: false,
+            inner: Inner::Detecting,
+            early: [Vec::new(), Vec::new()],
+            counters: Counters::default(),
+        };
+        d.inner = match alpn {
+            Some(Protocol::Http1) => Inner::Http1(Box::new(Http1Decoder::new(limits))),
+            Some(Protocol::Http2) => Inner::Http2(Box::new(Http2Decoder::new(limits))),
+            None => Inner::Detecting,
+        };
+        d
+    }
+
+    /// A decoder for a connection already in progress.
+    pub fn new_mid_connection(limits: &Limits, alpn: Option<Protocol>) -> Self {
+        let mut d = ConnectionDecoder::new(limits, None);
+        d.mid_connection = true;
+        d.inner = match alpn {
+            Some(Protocol::Http1) => {
+                Inner::Http1(Box::new(Http1Decoder::new_mid_connection(limits)))
+            }
+            Some(Protocol::Http2) => {
+                Inner::Http2(Box::new(Http2Decoder::new_mid_connection(limits)))
+            }
+            None => Inner::Detecting,
+        };
+        d
+    }
+
+    /// The protocol in use, once known.
+    pub fn protocol(&self) -> Option<Protocol> {
+        match self.inner {
+            Inner::Http1(_) => Some(Protocol::Http1),
+            Inner::Http2(_) => Some(Protocol::Http2),
+            Inner::Detecting | Inner::Opaque => None,
+        }
+    }
+
+    /// Decodes `bytes` sent in direction `dir`, appending events to `out`.
+    pub fn feed(&mut self, dir: Direction, bytes: &[u8], out: &mut Vec<Event>) {
+        if matches!(self.inner, Inner::Detecting) {
+            self.detect(dir, bytes, out);
+            return;
+        }
+        self.feed_inner(dir, bytes, out);
+    }
+
+    fn feed_inner(&mut self, dir: Direction, bytes: &[u8], out: &mut Vec<Event>) {
+        let first_new = out.len();
+        match &mut self.inner {
+            Inner::Http1(d) => d.feed(dir, bytes, out),
+            Inner::Http2(d) => d.feed(dir, bytes, out),
+            Inner::Opaque | Inner::Detecting => {
+                self.counters.undecoded_bytes += bytes.len() as u64;
+                return;
+            }
+        }
+        // Follow protocol switches announced by the HTTP/1 decoder.
+        let upgrade = out[first_new..].iter().find_map(|e| match e {
+            Event::Upgrade {
+                protocol,
+                client_data,
+                server_data,
+                ..
+            } => Some((protocol.clone(), client_data.clone(), server_data.clone())),
+            _ => None,
+        });
+        if let Some((protocol, client, server)) = upgrade {
+            self.switch(&protocol, &client, &server, out);
+        }
+    }
+
+    fn switch(&mut self, protocol: &[u8], client: &[u8], server: &[u8], out: &mut Vec<Event>) {
+        if let Inner::Http1(old) = &mut self.inner {
+            let c = old.take_counters();
+            self.counters.add(&c);
+        }
+        if protocol == b"h2c" {
+            self.inner = Inner::Http2(Box::new(Http2Decoder::new(&self.limits)));
+            self.feed_inner(Direction::ClientToServer, client, out);
+            self.feed_inner(Direction::ServerToClient, server, out);
+        } else {
+            self.inner = Inner::Opaque;
+            self.counters.undecoded_bytes += (client.len() + server.len()) as u64;
+        }
+    }
+
+    fn detect(&mut self, dir: Direction, bytes: &[u8], out: &mut Vec<Event>) {
+        let d = dir.index();
+        let decided = if self.mid_connection {
+            // Each record's start is a candidate.
+            match dir {
+                Direction::ClientToServer if Http1Decoder::looks_like_request(bytes) => {
+                    Some(Protocol::Http1)
+                }
+                Direction::ServerToClient if bytes.starts_with(b"HTTP/1.") => Some(Protocol::Http1),
+                _ if match_preface(bytes) == PrefaceMatch::Match
+                    || plausible_frame_header(bytes) =>
+                {
+                    Some(Protocol::Http2)
+                }
+                _ => None,
+            }
+        } else {
+            self.early[d].extend_from_slice(bytes);
+            let client = &self.early[0];
+            let preface = match_preface(client);
+            if preface == PrefaceMatch::Match {
+                Some(Protocol::Http2)
+            } else if preface == PrefaceMatch::NeedMore && !client.is_empty() {
+                None
+            } else if Http1Decoder::looks_like_request(client)
+                || self.early[1].starts_with(b"HTTP/1.")
+            {
+                Some(Protocol::Http1)
+            } else if (preface == PrefaceMatch::NeedMore
+                || (client.len() < MAX_DETECT && could_be_method(client)))
+                && self
+                    .early
+                    .iter()
+                    .all(|e| e.len() <= self.limits.h1_max_header_bytes as usize)
+            {
+                None
+            } else {
+                self.inner = Inner::Opaque;
+                self.counters.undecoded_bytes +=
+                    self.early.iter().map(Vec::len).sum::<usize>() as u64;
+                self.early = [Vec::new(), Vec::new()];
+                return;
+            }
+        };
+        let Some(p) = decided else {
+            if self.mid_connection {
+                self.counters.undecoded_bytes += bytes.len() as u64;
+            }
+            return;
+        };
+        let limits = &self.limits;
+        self.inner = match (p, self.mid_connection) {
+            (Protocol::Http1, false) => Inner::Http1(Box::new(Http1Decoder::new(limits))),
+            (Protocol::Http1, true) => {
+                Inner::Http1(Box::new(Http1Decoder::new_mid_connection(limits)))
+            }
+            (Protocol::Http2, false) => Inner::Http2(Box::new(Http2Decoder::new(limits))),
+            (Protocol::Http2, true) => {
+                Inner::Http2(Box::new(Http2Decoder::new_mid_connection(limits)))
+            }
+        };
+        if self.mid_connection {
+            self.feed_inner(dir, bytes, out);
+        } else {
+            let [client, server] = std::mem::take(&mut self.early);
+            self.feed_inner(Direction::ClientToServer, &client, out);
+            self.feed_inner(Direction::ServerToClient, &server, out);
+        }
+    }
+
+    /// Tells the decoder that `lost` bytes of direction `dir` were not captured.
+    pub fn gap(&mut self, dir: Direction, lost: u64) {
+        match &mut self.inner {
+            Inner::Http1(d) => d.gap(dir, lost),
+            Inner::Http2(d) => d.gap(dir, lost),
+            Inner::Detecting => {
+                self.counters.gap_bytes += lost;
+                // The held prefix no longer starts the stream.
+                self.counters.undecoded_bytes += self.early[dir.index()].len() as u64;
+                self.early[dir.index()].clear();
+                self.mid_connection = true;
+            }
+            Inner::Opaque => self.counters.gap_bytes += lost,
+        }
+    }
+
+    /// The connection is gone: flushes every open transaction.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        match &mut self.inner {
+            Inner::Http1(d) => d.finish(out),
+            Inner::Http2(d) => d.finish(out),
+            Inner::Detecting | Inner::Opaque => {
+                self.counters.undecoded_bytes +=
+                    self.early.iter().map(Vec::len).sum::<usize>() as u64;
+                self.early = [Vec::new(), Vec::new()];
+            }
+        }
+    }
+
+    /// Returns the counters accumulated so far (this decoder's and the
+    /// protocol decoder's) and resets them.
+    pub fn take_counters(&mut self) -> Counters {
+        let mut c = std::mem::take(&mut self.counters);
+        match &mut self.inner {
+            Inner::Http1(d) => c.add(&d.take_counters()),
+            Inner::Http2(d) => c.add(&d.take_counters()),
+            Inner::Detecting | Inner::Opaque => {}
+        }
+        c
+    }
+}
+
+/// Whether `b` is a (possibly partial) request method followed by a space.
+fn could_be_method(b: &[u8]) -> bool {
+    let word = b.split(|&c| c == b' ').next().unwrap_or(b);
+    word.len() <= 16 && word.iter().all(u8::is_ascii_uppercase)
+}

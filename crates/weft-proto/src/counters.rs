@@ -1,0 +1,100 @@
+//! [`Counters`]: everything a decoder dropped, skipped or could not decode.
+
+/// Counts of every place a decoder dropped data, lost sync or hit a limit.
+///
+/// Each connection decoder keeps its own; a pipeline sums them
+/// ([`Counters::add`]) into its statistics. Events carry flags for the
+/// transactions affected; these counters make the totals visible.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Transactions emitted.
+    pub transactions: u64,
+    /// Transactions emitted without both messages seen whole.
+    pub transactions_incomplete: u64,
+    /// Bytes the caller reported lost (`gap`).
+    pub gap_bytes: u64,
+    /// Bytes discarded while resynchronising on message/frame boundaries.
+    pub dropped_bytes: u64,
+    /// Times a decoder lost alignment with frame/message boundaries.
+    pub desyncs: u64,
+    /// HTTP/2 frames skipped as malformed (bad padding, stray CONTINUATION, ...).
+    pub frame_errors: u64,
+    /// HTTP/2 frames of unknown type (skipped, as the protocol requires).
+    pub frames_unknown_type: u64,
+    /// HTTP/2 DATA or HEADERS frames for streams not tracked.
+    pub frames_unknown_stream: u64,
+    /// Header blocks larger than `Limits::max_header_block_size` (skipped).
+    pub header_blocks_too_large: u64,
+    /// HPACK header blocks that failed to decode.
+    pub hpack_errors: u64,
+    /// Times an HPACK decoder had to forget its table (gap, error, lost block).
+    pub hpack_resyncs: u64,
+    /// Header fields not decodable because they referenced table entries
+    /// sent before the decoder joined.
+    pub hpack_unknown_references: u64,
+    /// HPACK size updates above `Limits::hpack_max_table_size` (table clamped).
+    pub hpack_table_clamped: u64,
+    /// Header fields dropped by `Limits::max_header_list_size` or `Limits::h1_max_headers`.
+    pub header_fields_dropped: u64,
+    /// HTTP/2 streams evicted because `Limits::h2_max_streams` were open.
+    pub streams_evicted: u64,
+    /// Bodies cut at `Limits::max_body_size`.
+    pub bodies_truncated: u64,
+    /// Body bytes not kept because of `Limits::max_body_size`.
+    pub body_bytes_dropped: u64,
+    /// HTTP/1 messages that could not be parsed (the connection resynchronises).
+    pub h1_parse_errors: u64,
+    /// HTTP/1 requests evicted because `Limits::h1_max_pipeline` were waiting.
+    pub h1_pipeline_evicted: u64,
+    /// Bytes of connections (or parts after an upgrade) in a protocol not
+    /// decoded here: unrecognised, WebSocket (not yet), CONNECT tunnels.
+    pub undecoded_bytes: u64,
+}
+
+impl Counters {
+    /// Adds every counter of `other` to `self`.
+    pub fn add(&mut self, other: &Counters) {
+        let Counters {
+            transactions,
+            transactions_incomplete,
+            gap_bytes,
+            dropped_bytes,
+            desyncs,
+            frame_errors,
+            frames_unknown_type,
+            frames_unknown_stream,
+            header_blocks_too_large,
+            hpack_errors,
+            hpack_resyncs,
+            hpack_unknown_references,
+            hpack_table_clamped,
+            header_fields_dropped,
+            streams_evicted,
+            bodies_truncated,
+            body_bytes_dropped,
+            h1_parse_errors,
+            h1_pipeline_evicted,
+            undecoded_bytes,
+        } = other;
+        self.transactions += transactions;
+        self.transactions_incomplete += transactions_incomplete;
+        self.gap_bytes += gap_bytes;
+        self.dropped_bytes += dropped_bytes;
+        self.desyncs += desyncs;
+        self.frame_errors += frame_errors;
+        self.frames_unknown_type += frames_unknown_type;
+        self.frames_unknown_stream += frames_unknown_stream;
+        self.header_blocks_too_large += header_blocks_too_large;
+        self.hpack_errors += hpack_errors;
+        self.hpack_resyncs += hpack_resyncs;
+        self.hpack_unknown_references += hpack_unknown_references;
+        self.hpack_table_clamped += hpack_table_clamped;
+        self.header_fields_dropped += header_fields_dropped;
+        self.streams_evicted += streams_evicted;
+        self.bodies_truncated += bodies_truncated;
+        self.body_bytes_dropped += body_bytes_dropped;
+        self.h1_parse_errors += h1_parse_errors;
+        self.h1_pipeline_evicted += h1_pipeline_evicted;
+        self.undecoded_bytes += undecoded_bytes;
+    }
+}

@@ -1,0 +1,230 @@
+//! [`Headers`]: an ordered list of header fields stored in one byte buffer.
+
+use std::fmt;
+
+/// An ordered list of header fields (name/value byte strings).
+///
+/// All names and values live in one contiguous buffer with a small index
+/// beside it, so a list of any length costs two allocations. Order and
+/// duplicates are preserved. Decoders put pseudo-header fields (`:method`,
+/// `:path`, `:status`, ...) first and lower-case every name; see
+/// [`Headers::regular`] to skip the pseudo-header fields.
+///
+/// The buffer is limited to 4 GiB; decoders enforce far smaller limits, and
+/// [`Headers::push`] ignores a field that would not fit.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    buf: Vec<u8>,
+    fields: Vec<Span>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    name_end: u32,
+    end: u32,
+    sensitive: bool,
+}
+
+/// One header field, borrowed from a [`Headers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// The field name (lower-case when produced by a decoder).
+    pub name: &'a [u8],
+    /// The field value, as received.
+    pub value: &'a [u8],
+    /// The sender marked this field never-to-be-indexed (HPACK §6.2.3):
+    /// typically credentials or cookies. Sinks may want to redact it.
+    pub sensitive: bool,
+}
+
+impl<'a> Field<'a> {
+    /// Whether this is a pseudo-header field (name starts with `:`).
+    pub fn is_pseudo(&self) -> bool {
+        self.name.first() == Some(&b':')
+    }
+}
+
+impl Headers {
+    /// An empty list (no allocation).
+    pub fn new() -> Self {
+        Headers::default()
+    }
+
+    /// An empty list with room for `fields` fields of `bytes` bytes in total.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Self {
+        Headers {
+            buf: Vec::with_capacity(bytes),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Removes every field, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.fields.clear();
+    }
+
+    /// Total bytes of names and values.
+    pub fn bytes_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends a field as given.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.push_parts([name, &[]], [value, &[]], false);
+    }
+
+    /// Appends a field with its name lower-cased (ASCII).
+    pub fn push_lowercase(&mut self, name: &[u8], value: &[u8]) {
+        let first = self.buf.len();
+        self.push(name, value);
+        if self.buf.len() > first
+            && let Some(span) = self.fields.last()
+        {
+            self.buf[span.start as usize..span.name_end as usize].make_ascii_lowercase();
+        }
+    }
+
+    /// Appends a field whose name and value may each come in two pieces (a
+    /// ring buffer). Ignored if the buffer would exceed 4 GiB.
+    pub(crate) fn push_parts(&mut self, name: [&[u8]; 2], value: [&[u8]; 2], sensitive: bool) {
+        let start = self.buf.len();
+        let name_len = name[0].len() + name[1].len();
+        let total = name_len + value[0].len() + value[1].len();
+        let (Ok(s), Ok(n), Ok(e)) = (
+            u32::try_from(start),
+            u32::try_from(start + name_len),
+            u32::try_from(start + total),
+        ) else {
+            return;
+        };
+        self.buf.reserve(total);
+        for part in name.into_iter().chain(value) {
+            self.buf.extend_from_slice(part);
+        }
+        self.fields.push(Span {
+            start: s,
+            name_end: n,
+            end: e,
+            sensitive,
+        });
+    }
+
+    /// Lower-cases every name in place (ASCII).
+    pub(crate) fn lowercase_names(&mut self) {
+        for span in &self.fields {
+            self.buf[span.start as usize..span.name_end as usize].make_ascii_lowercase();
+        }
+    }
+
+    /// The field at `index`.
+    pub fn get_index(&self, index: usize) -> Option<Field<'_>> {
+        self.fields.get(index).map(|s| self.field(s))
+    }
+
+    fn field(&self, s: &Span) -> Field<'_> {
+        Field {
+            name: &self.buf[s.start as usize..s.name_end as usize],
+            value: &self.buf[s.name_end as usize..s.end as usize],
+            sensitive: s.sensitive,
+        }
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.value)
+    }
+
+    /// The values of every field named `name` (ASCII case-insensitive), in order.
+    pub fn get_all<'s>(&'s self, name: &[u8]) -> impl Iterator<Item = &'s [u8]> {
+        self.iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.value)
+    }
+
+    /// Every field, in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Field<'_>> + ExactSizeIterator + '_ {
+        self.fields.iter().map(|s| self.field(s))
+    }
+
+    /// Every field that is not a pseudo-header field, in order.
+    pub fn regular(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        self.iter().filter(|f| !f.is_pseudo())
+    }
+
+    /// Every field as owned `(name, value)` strings (lossy UTF-8), for tests
+    /// and debugging.
+    pub fn to_string_pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|f| {
+                (
+                    String::from_utf8_lossy(f.name).into_owned(),
+                    String::from_utf8_lossy(f.value).into_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|x| {
+                (
+                    String::from_utf8_lossy(x.name),
+                    String::from_utf8_lossy(x.value),
+                )
+            }))
+            .finish()
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        let mut h = Headers::new();
+        for (n, v) in iter {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_get_iter() {
+        let mut h = Headers::new();
+        h.push(b":status", b"200");
+        h.push_lowercase(b"Content-Type", b"text/html");
+        h.push(b"set-cookie", b"a=1");
+        h.push(b"set-cookie", b"b=2");
+        h.push_parts([b"x-", b"split"], [b"va", b"lue"], true);
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.get(b"content-type"), Some(&b"text/html"[..]));
+        assert_eq!(h.get(b"CONTENT-TYPE"), Some(&b"text/html"[..]));
+        assert_eq!(h.get_all(b"set-cookie").count(), 2);
+        assert_eq!(h.regular().count(), 4);
+        let last = h.get_index(4).expect("field");
+        assert_eq!(
+            (last.name, last.value, last.sensitive),
+            (&b"x-split"[..], &b"value"[..], true)
+        );
+        h.clear();
+        assert!(h.is_empty());
+    }
+}

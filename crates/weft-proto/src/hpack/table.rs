@@ -1,0 +1,442 @@
+//! The HPACK static table and the dynamic table (RFC 7541 §2.3, §4).
+//!
+//! # Dynamic table storage
+//!
+//! Entry bytes live in one `VecDeque<u8>` (name then value, oldest at the
+//! front) and entry metadata in a `VecDeque<Entry>`; inserting or evicting an
+//! entry never allocates once the deques have grown to the table's working
+//! size. Entries are addressed by absolute byte offsets (`Entry::start`),
+//! translated through `base`, the absolute offset of the first stored byte.
+//!
+//! # Joining mid-connection
+//!
+//! HPACK indices count from the newest entry, so an entry's index depends only
+//! on how many entries were inserted after it, never on evictions. A decoder
+//! that starts late therefore knows the exact index of every entry inserted
+//! after it started; what it does not know is:
+//!
+//! * the entries that existed before it started (the *unknown tail*: an
+//!   unknown number of entries of unknown sizes, all older than every entry
+//!   we know), and
+//! * the name of an entry inserted with a name reference into that tail.
+//!
+//! We keep each entry's size as a lower bound (an unknown name counts as zero
+//! bytes) and evict oldest-first when the lower-bound total exceeds our
+//! working maximum. While the encoder's maximum is not known exactly (after a
+//! late join, until the encoder sends a size update; or when its size exceeds
+//! our `Limits` cap and we clamp), anything we evict or never saw counts as
+//! the unknown tail, and references into it resolve to [`Slot::Unknown`]
+//! ("incomplete") instead of an error. Resolving an index is therefore always
+//! right or "unknown", never wrong: a valid encoder only references entries it
+//! still holds, and those we hold sit at the same index. Evicting early only
+//! costs completeness; keeping entries longer than the encoder costs only
+//! memory (bounded by the working maximum) and error detection.
+//!
+//! The tail is known to be empty when the encoder's maximum is exact and the
+//! known entries plus one minimal (32-byte) entry no longer fit, after a size
+//! update to 0, or after an insertion larger than an exact maximum. Invariant:
+//! `!max_exact` implies `unknown_tail`.
+
+use std::collections::VecDeque;
+
+/// RFC 7541 Appendix A. Index 1 is `STATIC[0]`.
+pub(crate) static STATIC: [(&[u8], &[u8]); 61] = [
+    (b":authority", b""),
+    (b":method", b"GET"),
+    (b":method", b"POST"),
+    (b":path", b"/"),
+    (b":path", b"/index.html"),
+    (b":scheme", b"http"),
+    (b":scheme", b"https"),
+    (b":status", b"200"),
+    (b":status", b"204"),
+    (b":status", b"206"),
+    (b":status", b"304"),
+    (b":status", b"400"),
+    (b":status", b"404"),
+    (b":status", b"500"),
+    (b"accept-charset", b""),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"accept-language", b""),
+    (b"accept-ranges", b""),
+    (b"accept", b""),
+    (b"access-control-allow-origin", b""),
+    (b"age", b""),
+    (b"allow", b""),
+    (b"authorization", b""),
+    (b"cache-control", b""),
+    (b"content-disposition", b""),
+    (b"content-encoding", b""),
+    (b"content-language", b""),
+    (b"content-length", b""),
+    (b"content-location", b""),
+    (b"content-range", b""),
+    (b"content-type", b""),
+    (b"cookie", b""),
+    (b"date", b""),
+    (b"etag", b""),
+    (b"expect", b""),
+    (b"expires", b""),
+    (b"from", b""),
+    (b"host", b""),
+    (b"if-match", b""),
+    (b"if-modified-since", b""),
+    (b"if-none-match", b""),
+    (b"if-range", b""),
+    (b"if-unmodified-since", b""),
+    (b"last-modified", b""),
+    (b"link", b""),
+    (b"location", b""),
+    (b"max-forwards", b""),
+    (b"proxy-authenticate", b""),
+    (b"proxy-authorization", b""),
+    (b"range", b""),
+    (b"referer", b""),
+    (b"refresh", b""),
+    (b"retry-after", b""),
+    (b"server", b""),
+    (b"set-cookie", b""),
+    (b"strict-transport-security", b""),
+    (b"transfer-encoding", b""),
+    (b"user-agent", b""),
+    (b"vary", b""),
+    (b"via", b""),
+    (b"www-authenticate", b""),
+];
+
+/// Per-entry overhead counted by RFC 7541 §4.1.
+pub(crate) const ENTRY_OVERHEAD: usize = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Absolute offset of the entry's first byte (name, then value).
+    start: u64,
+    /// Length of the name; 0 when the name is unknown.
+    name_len: u32,
+    value_len: u32,
+    /// False when the name came from an entry we never saw (joined late).
+    name_known: bool,
+}
+
+impl Entry {
+    /// Size per RFC 7541 §4.1 when the name is known, else a lower bound.
+    fn size(&self) -> usize {
+        self.name_len as usize + self.value_len as usize + ENTRY_OVERHEAD
+    }
+}
+
+/// What a dynamic-table lookup found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// A known entry: byte ranges into the table (each may wrap, hence two parts).
+    Known { name: Parts, value: Parts },
+    /// An entry whose value is known but whose name is not.
+    NameUnknown { value: Parts },
+    /// An entry in the unknown tail (decoder joined mid-connection).
+    Unknown,
+}
+
+/// Up to two byte ranges `(offset, len)` into the table's byte deque, because
+/// an entry may wrap around the ring.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parts {
+    off: usize,
+    len: usize,
+}
+
+/// The dynamic table.
+#[derive(Debug, Clone)]
+pub(crate) struct DynamicTable {
+    entries: VecDeque<Entry>,
+    bytes: VecDeque<u8>,
+    /// Absolute offset of `bytes[0]`.
+    base: u64,
+    /// Sum of entry sizes (lower bound when some names are unknown).
+    size: usize,
+    /// Our working maximum: the encoder's maximum when `max_exact`, else our
+    /// memory bound (late join, or the encoder's size exceeds our cap).
+    max_size: usize,
+    /// Whether `max_size` is the encoder's own maximum (connection start, or a
+    /// size update within our cap).
+    max_exact: bool,
+    /// Entries older than all of `entries` may exist that we never saw.
+    unknown_tail: bool,
+}
+
+impl DynamicTable {
+    /// A table at connection start: empty, maximum `max_size`, fully known.
+    pub(crate) fn new(max_size: usize) -> Self {
+        DynamicTable {
+            entries: VecDeque::new(),
+            bytes: VecDeque::new(),
+            base: 0,
+            size: 0,
+            max_size,
+            max_exact: true,
+            unknown_tail: false,
+        }
+    }
+
+    /// A table joined mid-connection: nothing known; `working_max` bounds how
+    /// much we keep until the encoder tells us its maximum.
+    #[cfg(test)]
+    pub(crate) fn new_joined(working_max: usize) -> Self {
+        DynamicTable {
+            max_exact: false,
+            unknown_tail: true,
+            ..DynamicTable::new(working_max)
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    pub(crate) fn max_size(&self) -> usize {
+        self.max_size
+    }
+
+    /// True when every entry the encoder holds is known to us, with its size.
+    pub(crate) fn is_exact(&self) -> bool {
+        !self.unknown_tail && self.max_exact && self.entries.iter().all(|e| e.name_known)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_unknown_tail(&self) -> bool {
+        self.unknown_tail
+    }
+
+    /// Looks up dynamic index `idx` (1 = newest). `None` = out of range.
+    pub(crate) fn get(&self, idx: usize) -> Option<Slot> {
+        if idx == 0 {
+            return None;
+        }
+        if idx > self.entries.len() {
+            return if self.unknown_tail {
+                Some(Slot::Unknown)
+            } else {
+                None
+            };
+        }
+        let e = self.entries[self.entries.len() - idx];
+        let off = (e.start - self.base) as usize;
+        let name = Parts {
+            off,
+            len: e.name_len as usize,
+        };
+        let value = Parts {
+            off: off + e.name_len as usize,
+            len: e.value_len as usize,
+        };
+        Some(if e.name_known {
+            Slot::Known { name, value }
+        } else {
+            Slot::NameUnknown { value }
+        })
+    }
+
+    /// The bytes of `p`, as one or two slices.
+    pub(crate) fn slices(&self, p: Parts) -> (&[u8], &[u8]) {
+        let (a, b) = self.bytes.as_slices();
+        let end = p.off + p.len;
+        if end <= a.len() {
+            (&a[p.off..end], &[])
+        } else if p.off >= a.len() {
+            (&b[p.off - a.len()..end - a.len()], &[])
+        } else {
+            (&a[p.off..], &b[..end - a.len()])
+        }
+    }
+
+    /// Copies the bytes of `p` to the end of `out`.
+    pub(crate) fn copy_to(&self, p: Parts, out: &mut Vec<u8>) {
+        let (x, y) = self.slices(p);
+        out.extend_from_slice(x);
+        out.extend_from_slice(y);
+    }
+
+    /// Inserts an entry (RFC 7541 §4.4). `name` is `None` when unknown.
+    /// `name_len` / `value` are the bytes to store.
+    pub(crate) fn insert(&mut self, name: Option<&[u8]>, value: &[u8]) {
+        let name_len = name.map_or(0, <[u8]>::len);
+        let new_size = name_len + value.len() + ENTRY_OVERHEAD;
+        if new_size > self.max_size {
+            // With an exact maximum the encoder empties its table and inserts
+            // nothing (our size is a lower bound, so this holds even with
+            // unknown names). Otherwise it may have kept it: all unknown.
+            self.clear();
+            self.unknown_tail = !self.max_exact;
+            return;
+        }
+        self.evict_to(self.max_size - new_size);
+        let start = self.base + self.bytes.len() as u64;
+        if let Some(n) = name {
+            self.bytes.extend(n);
+        }
+        self.bytes.extend(value);
+        self.entries.push_back(Entry {
+            start,
+            name_len: name_len as u32,
+            value_len: value.len() as u32,
+            name_known: name.is_some(),
+        });
+        self.size += new_size;
+        self.prune_tail();
+    }
+
+    /// Applies a dynamic table size update from the encoder (RFC 7541 §6.3).
+    /// `clamp` is our memory cap: a larger size is honoured only up to it, and
+    /// what we then forget becomes the unknown tail.
+    pub(crate) fn set_max_size(&mut self, new_max: usize, clamp: usize) {
+        if new_max > clamp {
+            self.max_size = clamp;
+            self.max_exact = false;
+            self.unknown_tail = true;
+        } else {
+            self.max_size = new_max;
+            self.max_exact = true;
+        }
+        self.evict_to(self.max_size);
+        if new_max == 0 {
+            self.unknown_tail = false;
+        }
+        self.prune_tail();
+    }
+
+    /// Whether the working maximum is the encoder's own.
+    pub(crate) fn max_is_exact(&self) -> bool {
+        self.max_exact
+    }
+
+    /// Forgets everything: the state of a decoder that joins now.
+    pub(crate) fn reset_joined(&mut self, working_max: usize) {
+        self.clear();
+        self.max_size = working_max;
+        self.max_exact = false;
+        self.unknown_tail = true;
+    }
+
+    fn clear(&mut self) {
+        self.base += self.bytes.len() as u64;
+        self.bytes.clear();
+        self.entries.clear();
+        self.size = 0;
+    }
+
+    /// Evicts oldest entries until `size <= target`.
+    fn evict_to(&mut self, target: usize) {
+        while self.size > target {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            let n = e.name_len as usize + e.value_len as usize;
+            self.bytes.drain(..n);
+            self.base += n as u64;
+            self.size -= e.size();
+        }
+        if self.entries.is_empty() {
+            self.size = 0;
+        }
+    }
+
+    /// The unknown tail cannot exist once not even a minimal entry would fit
+    /// next to the entries we know (only sound when `max_size` is exact).
+    fn prune_tail(&mut self) {
+        if self.unknown_tail && self.max_exact && self.size + ENTRY_OVERHEAD > self.max_size {
+            self.unknown_tail = false;
+        }
+    }
+
+    /// Entries newest first, for diagnostics and tests: `(name, value)`,
+    /// `name` is `None` when unknown.
+    pub(crate) fn snapshot(&self) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+        (1..=self.entries.len())
+            .filter_map(|i| match self.get(i)? {
+                Slot::Known { name, value } => {
+                    let (mut n, mut v) = (Vec::new(), Vec::new());
+                    self.copy_to(name, &mut n);
+                    self.copy_to(value, &mut v);
+                    Some((Some(n), v))
+                }
+                Slot::NameUnknown { value } => {
+                    let mut v = Vec::new();
+                    self.copy_to(value, &mut v);
+                    Some((None, v))
+                }
+                Slot::Unknown => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_table_has_61_entries_in_rfc_order() {
+        assert_eq!(STATIC.len(), 61);
+        assert_eq!(STATIC[0].0, b":authority");
+        assert_eq!(STATIC[15], (&b"accept-encoding"[..], &b"gzip, deflate"[..]));
+        assert_eq!(STATIC[60].0, b"www-authenticate");
+    }
+
+    #[test]
+    fn eviction_and_wrapping() {
+        let mut t = DynamicTable::new(100);
+        t.insert(Some(b"aaaa"), b"1111"); // 40
+        t.insert(Some(b"bbbb"), b"2222"); // 80
+        assert_eq!((t.len(), t.size()), (2, 80));
+        t.insert(Some(b"cccc"), b"3333"); // evicts aaaa
+        assert_eq!((t.len(), t.size()), (2, 80));
+        let snap = t.snapshot();
+        assert_eq!(snap[0], (Some(b"cccc".to_vec()), b"3333".to_vec()));
+        assert_eq!(snap[1], (Some(b"bbbb".to_vec()), b"2222".to_vec()));
+        for i in 0..100u32 {
+            let v = i.to_string();
+            t.insert(Some(b"k"), v.as_bytes());
+            let snap = t.snapshot();
+            assert_eq!(snap[0].1, v.as_bytes());
+        }
+        // Too large: empties the table.
+        t.insert(Some(&[b'x'; 60]), &[b'y'; 60]);
+        assert_eq!((t.len(), t.size()), (0, 0));
+    }
+
+    #[test]
+    fn unknown_tail_resolves_to_unknown_until_proven_empty() {
+        let mut t = DynamicTable::new_joined(4096);
+        assert!(matches!(t.get(1), Some(Slot::Unknown)));
+        // The encoder tells us its maximum: 128.
+        t.set_max_size(128, 4096);
+        assert!(t.has_unknown_tail());
+        t.insert(Some(b"a"), b"b"); // 34
+        assert!(matches!(t.get(1), Some(Slot::Known { .. })));
+        assert!(matches!(t.get(2), Some(Slot::Unknown)));
+        t.insert(Some(b"c"), b"d"); // 68
+        t.insert(Some(b"e"), b"f"); // 102: no room for a 32-byte tail entry
+        assert!(!t.has_unknown_tail());
+        assert!(t.get(4).is_none());
+        assert!(t.is_exact());
+    }
+
+    #[test]
+    fn without_exact_maximum_the_tail_never_goes_away() {
+        let mut t = DynamicTable::new_joined(100);
+        for _ in 0..10 {
+            t.insert(Some(b"aaaa"), b"bbbb");
+        }
+        assert_eq!(t.len(), 2);
+        assert!(matches!(t.get(3), Some(Slot::Unknown)));
+        // Clamped size update: still unknown beyond what we keep.
+        t.set_max_size(1 << 20, 100);
+        assert!(matches!(t.get(3), Some(Slot::Unknown)));
+        t.set_max_size(0, 100);
+        assert!(t.get(1).is_none());
+        assert!(t.is_exact());
+    }
+}

@@ -1,0 +1,862 @@
+//! HTTP/1.x (RFC 9112): per-connection request/response decoding.
+//!
+//! [`Http1Decoder`] is fed the bytes of both directions of one connection
+//! and emits a [`Transaction`] per request/response pair, in order
+//! (pipelined requests wait in a FIFO, bounded by `Limits::h1_max_pipeline`).
+//! Start lines and header sections are parsed by `httparse` (lenient
+//! settings, as browsers are); message framing is ours: Content-Length,
+//! chunked transfer coding with trailers, close-delimited responses, no body
+//! for HEAD requests and 1xx/204/304 responses, interim 1xx responses, and
+//! protocol upgrades (101, successful CONNECT), after which an
+//! [`Event::Upgrade`] hands the connection's remaining bytes to the caller.
+//!
+//! # Resynchronisation
+//!
+//! On a parse error, a limit hit, or a [`gap`](Http1Decoder::gap), the
+//! direction is marked lost: the rest of that input is dropped (counted) and
+//! each later [`feed`](Http1Decoder::feed) call's first bytes are tried as a
+//! message start (`<METHOD> ` from clients, `HTTP/1.` from servers).
+//! A decoder created with [`Http1Decoder::new_mid_connection`] starts lost.
+//! When a response resynchronises while several requests wait, the older
+//! ones are emitted as [`End::Desync`] and the response pairs with the newest
+//! (right unless the client pipelines). Pairing assumes each request is fed
+//! before its response.
+
+use std::collections::VecDeque;
+
+use httparse::Status;
+
+use crate::{Counters, Direction, End, Event, Headers, Limits, Message, Protocol, Transaction};
+
+/// Decodes both directions of one HTTP/1.x connection into [`Transaction`]s.
+#[derive(Debug, Clone)]
+pub struct Http1Decoder {
+    limits: Limits,
+    sides: [Side; 2],
+    /// Transactions in request order; `txs[responded]` receives the next
+    /// response bytes.
+    txs: VecDeque<Pending>,
+    /// Transactions at the front whose response is complete but whose
+    /// request is still arriving.
+    responded: usize,
+    next_id: u32,
+    upgraded: bool,
+    counters: Counters,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    tx: Transaction,
+    method: Method,
+    /// The request asked to switch protocols (Upgrade header or CONNECT).
+    wants_upgrade: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Head,
+    Connect,
+    Other,
+    /// The request was not seen.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Side {
+    state: State,
+    /// Partial start line + header section, chunk-size line or trailers;
+    /// or, in `Hold`, bytes waiting for an upgrade decision.
+    buf: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum State {
+    /// Resynchronise on the next input's start.
+    Lost,
+    /// Expecting (or inside) a start line and header section.
+    #[default]
+    Head,
+    /// `u64` body bytes left.
+    Length(u64),
+    /// Inside a chunked body.
+    Chunked(Chunk),
+    /// Body runs until the connection closes.
+    UntilClose,
+    /// Client side: the request asked for an upgrade; buffer until the
+    /// response says yes or no.
+    Hold,
+    /// The connection switched protocols; nothing more for us.
+    Upgraded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// `u64` bytes of chunk data left.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// Expecting the trailer section.
+    Trailers,
+}
+
+/// A parsed start line and header section.
+#[derive(Debug)]
+struct Head {
+    headers: Headers,
+    status: Option<u16>,
+    method: Method,
+    content_length: Option<u64>,
+    /// Transfer-Encoding present, and whether its last coding is chunked.
+    transfer_encoding: Option<bool>,
+    upgrade: Option<Vec<u8>>,
+}
+
+/// A message head could not be parsed.
+#[derive(Debug)]
+struct ParseError;
+
+const MAX_CHUNK_LINE: usize = 1024;
+/// Buffer capacity kept between messages.
+const BUFFER_KEEP: usize = 16 * 1024;
+const METHODS: &[&[u8]] = &[
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+    b"PROPFIND ",
+    b"PROPPATCH ",
+    b"MKCOL ",
+    b"COPY ",
+    b"MOVE ",
+    b"LOCK ",
+    b"UNLOCK ",
+    b"REPORT ",
+    b"SEARCH ",
+    b"PURGE ",
+    b"PRI ",
+];
+
+impl Http1Decoder {
+    /// A decoder for a connection observed from its first byte.
+    pub fn new(limits: &Limits) -> Self {
+        Http1Decoder {
+            limits: *limits,
+            sides: [Side::default(), Side::default()],
+            txs: VecDeque::new(),
+            responded: 0,
+            next_id: 1,
+            upgraded: false,
+            counters: Counters::default(),
+        }
+    }
+
+    /// A decoder for a connection already in progress: each direction
+    /// starts at the first input that begins like a message.
+    pub fn new_mid_connection(limits: &Limits) -> Self {
+        let mut d = Http1Decoder::new(limits);
+        for s in &mut d.sides {
+            s.state = State::Lost;
+        }
+        d
+    }
+
+    /// Whether `bytes` (the start of a client stream) look like an HTTP/1 request.
+    pub fn looks_like_request(bytes: &[u8]) -> bool {
+        METHODS.iter().any(|m| bytes.starts_with(m))
+    }
+
+    /// Decodes `bytes` sent in direction `dir`, appending events to `out`.
+    pub fn feed(&mut self, dir: Direction, bytes: &[u8], out: &mut Vec<Event>) {
+        let d = dir.index();
+        let mut input = bytes;
+        if self.sides[d].state == State::Lost {
+            let ok = match dir {
+                Direction::ClientToServer => Self::looks_like_request(input),
+                Direction::ServerToClient => input.starts_with(b"HTTP/1."),
+            };
+            if !ok {
+                self.counters.dropped_bytes += input.len() as u64;
+                return;
+            }
+            self.sides[d].state = State::Head;
+            self.sides[d].buf.clear();
+            if dir == Direction::ServerToClient {
+                self.resync_responses(out);
+            }
+        }
+        let mut stalls = 0;
+        while !input.is_empty() {
+            let n = match dir {
+                Direction::ClientToServer => self.client_step(input, out),
+                Direction::ServerToClient => self.server_step(input, out),
+            };
+            input = &input[n.min(input.len())..];
+            stalls = if n == 0 { stalls + 1 } else { 0 };
+            if stalls > 4 {
+                // Defensive: every state consumes or changes; never spin.
+                self.lose(dir, input.len());
+                break;
+            }
+        }
+    }
+
+    /// Tells the decoder that `lost` bytes of direction `dir` were not
+    /// captured: the message in progress is flagged [`Message::data_lost`]
+    /// and the direction resynchronises on a later input.
+    pub fn gap(&mut self, dir: Direction, lost: u64) {
+        self.counters.gap_bytes += lost;
+        if self.sides[dir.index()].state == State::Upgraded {
+            return;
+        }
+        self.lose(dir, 0);
+    }
+
+    /// The connection is gone: completes a close-delimited response and
+    /// emits every waiting transaction.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if self.sides[1].state == State::UntilClose
+            && let Some(p) = self.txs.get_mut(self.responded)
+        {
+            p.tx.response.complete = true;
+        }
+        for s in &mut self.sides {
+            s.state = State::Head;
+            s.buf.clear();
+        }
+        self.responded = 0;
+        while let Some(p) = self.txs.pop_front() {
+            let done = p.tx.response.complete && (p.tx.request.complete || !p.tx.request.seen);
+            self.emit(
+                p.tx,
+                if done {
+                    End::Complete
+                } else {
+                    End::ConnectionClosed
+                },
+                out,
+            );
+        }
+    }
+
+    /// Counters accumulated so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Returns the counters accumulated so far and resets them.
+    pub fn take_counters(&mut self) -> Counters {
+        std::mem::take(&mut self.counters)
+    }
+
+    /// Requests waiting for (the end of) their response.
+    pub fn pending(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether the connection switched protocols ([`Event::Upgrade`] was emitted).
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded
+    }
+
+    /// Marks `dir` lost, flagging its message in progress; `dropped` bytes
+    /// of the current input are discarded.
+    fn lose(&mut self, dir: Direction, dropped: usize) {
+        self.counters.dropped_bytes += dropped as u64;
+        self.counters.desyncs += 1;
+        let side = &mut self.sides[dir.index()];
+        let mid_message = side.state != State::Head || !side.buf.is_empty();
+        side.state = State::Lost;
+        side.buf.clear();
+        let msg = match dir {
+            Direction::ClientToServer => self
+                .txs
+                .back_mut()
+                .map(|p| &mut p.tx.request)
+                .filter(|m| m.seen && !m.complete),
+            Direction::ServerToClient => self
+                .txs
+                .get_mut(self.responded)
+                .map(|p| &mut p.tx.response)
+                .filter(|m| m.seen),
+        };
+        if let Some(m) = msg {
+            m.data_lost = true;
+        } else if mid_message
+            && dir == Direction::ServerToClient
+            && let Some(p) = self.txs.get_mut(self.responded)
+        {
+            p.tx.response.data_lost = true;
+        }
+    }
+
+    /// A response is about to start after the server side was lost: a
+    /// response cut short is finished, and older waiting requests most
+    /// likely lost their responses.
+    fn resync_responses(&mut self, out: &mut Vec<Event>) {
+        if let Some(p) = self.txs.get(self.responded)
+            && p.tx.response.seen
+            && !p.tx.response.complete
+            && let Some(p) = self.txs.remove(self.responded)
+        {
+            let mut tx = p.tx;
+            tx.response.data_lost = true;
+            self.emit(tx, End::Desync, out);
+        }
+        while self.txs.len() > self.responded + 1 {
+            if let Some(p) = self.txs.remove(self.responded) {
+                let mut tx = p.tx;
+                tx.response.data_lost = true;
+                self.emit(tx, End::Desync, out);
+            }
+        }
+    }
+
+    fn client_step(&mut self, input: &[u8], out: &mut Vec<Event>) -> usize {
+        let side = &mut self.sides[0];
+        match side.state {
+            State::Head => {
+                let max_headers = self.limits.h1_max_headers as usize;
+                let limit = self.limits.h1_max_header_bytes as usize;
+                match parse_buffered(&mut side.buf, input, limit, |b| {
+                    parse_request(b, max_headers)
+                }) {
+                    Ok((n, None)) => n,
+                    Ok((n, Some(head))) => {
+                        self.on_request_head(head, out);
+                        n
+                    }
+                    Err(ParseError) => {
+                        self.counters.h1_parse_errors += 1;
+                        self.lose(Direction::ClientToServer, input.len());
+                        input.len()
+                    }
+                }
+            }
+            State::Hold => {
+                let room =
+                    (self.limits.h1_max_header_bytes as usize).saturating_sub(side.buf.len());
+                let keep = room.min(input.len());
+                side.buf.extend_from_slice(&input[..keep]);
+                self.counters.dropped_bytes += (input.len() - keep) as u64;
+                input.len()
+            }
+            State::Upgraded | State::Lost => {
+                self.counters.dropped_bytes += input.len() as u64;
+                input.len()
+            }
+            _ => self.body_step(Direction::ClientToServer, input, out),
+        }
+    }
+
+    fn server_step(&mut self, input: &[u8], out: &mut Vec<Event>) -> usize {
+        let side = &mut self.sides[1];
+        match side.state {
+            State::Head => {
+                let max_headers = self.limits.h1_max_headers as usize;
+                let limit = self.limits.h1_max_header_bytes as usize;
+                match parse_buffered(&mut side.buf, input, limit, |b| {
+                    parse_response(b, max_headers)
+                }) {
+                    Ok((n, None)) => n,
+                    Ok((n, Some(head))) => {
+                        let rest = &input[n.min(input.len())..];
+                        if self.on_response_head(head, rest, out) {
+                            // The rest went out with the upgrade event.
+                            input.len()
+                        } else {
+                            n
+                        }
+                    }
+                    Err(ParseError) => {
+                        self.counters.h1_parse_errors += 1;
+                        self.lose(Direction::ServerToClient, input.len());
+                        input.len()
+                    }
+                }
+            }
+            State::Upgraded | State::Lost | State::Hold => {
+                self.counters.dropped_bytes += input.len() as u64;
+                input.len()
+            }
+            _ => self.body_step(Direction::ServerToClient, input, out),
+        }
+    }
+
+    fn on_request_head(&mut self, head: Head, out: &mut Vec<Event>) {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let mut tx = Transaction::new(Protocol::Http1, id);
+        let wants_upgrade = head.method == Method::Connect || head.upgrade.is_some();
+        tx.request.headers = head.headers;
+        tx.request.seen = true;
+        let body = match (head.transfer_encoding, head.content_length) {
+            (Some(true), _) => State::Chunked(Chunk::Size),
+            (Some(false), _) => {
+                // A request body must be chunked if transfer-coded (RFC 9112 §6.3).
+                self.counters.h1_parse_errors += 1;
+                tx.request.data_lost = true;
+                State::Lost
+            }
+            (None, Some(n)) if n > 0 => State::Length(n),
+            (None, _) => State::Head,
+        };
+        self.make_room(out);
+        self.txs.push_back(Pending {
+            tx,
+            method: head.method,
+            wants_upgrade,
+        });
+        self.sides[0].state = body;
+        if body == State::Lost {
+            self.counters.desyncs += 1;
+        } else if body == State::Head {
+            self.request_complete(out);
+        }
+    }
+
+    /// Keeps the queue under `Limits::h1_max_pipeline` before a push by
+    /// evicting the oldest transaction.
+    fn make_room(&mut self, out: &mut Vec<Event>) {
+        while self.txs.len() >= self.limits.h1_max_pipeline.max(1) as usize {
+            let Some(p) = self.txs.pop_front() else { break };
+            self.counters.h1_pipeline_evicted += 1;
+            self.responded = self.responded.saturating_sub(1);
+            self.emit(p.tx, End::Evicted, out);
+        }
+    }
+
+    /// The request at the back of the queue is complete.
+    fn request_complete(&mut self, out: &mut Vec<Event>) {
+        let Some(p) = self.txs.back_mut() else { return };
+        p.tx.request.complete = true;
+        if p.wants_upgrade && !self.upgraded {
+            // Hold later client bytes until the response accepts or refuses.
+            self.sides[0].state = State::Hold;
+        }
+        self.emit_ready(out);
+    }
+
+    /// Handles a response head; returns true when the connection switched
+    /// protocols and `rest` was handed over in an [`Event::Upgrade`].
+    fn on_response_head(&mut self, head: Head, rest: &[u8], out: &mut Vec<Event>) -> bool {
+        let status = head.status.unwrap_or(0);
+        if self.txs.len() <= self.responded {
+            // A response to a request we did not see.
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            let tx = Transaction::new(Protocol::Http1, id);
+            self.make_room(out);
+            self.txs.push_back(Pending {
+                tx,
+                method: Method::Unknown,
+                wants_upgrade: false,
+            });
+        }
+        let Some(p) = self.txs.get_mut(self.responded) else {
+            return false;
+        };
+        let switching =
+            status == 101 || (p.method == Method::Connect && (200..300).contains(&status));
+        if (100..200).contains(&status) && status != 101 {
+            p.tx.interim.push(head.headers);
+            p.tx.response.seen = true;
+            return false;
+        }
+        p.tx.response.headers = head.headers;
+        p.tx.response.seen = true;
+        let no_body = p.method == Method::Head || status == 204 || status == 304 || switching;
+        let body = if no_body {
+            State::Head
+        } else {
+            match (head.transfer_encoding, head.content_length) {
+                (Some(true), _) => State::Chunked(Chunk::Size),
+                (Some(false), _) => State::UntilClose,
+                (None, Some(0)) => State::Head,
+                (None, Some(n)) => State::Length(n),
+                (None, None) => State::UntilClose,
+            }
+        };
+        self.sides[1].state = body;
+        if switching && p.wants_upgrade {
+            let protocol = head
+                .upgrade
+                .or_else(|| p.tx.request.headers.get(b"upgrade").map(<[u8]>::to_vec));
+            let stream_id = p.tx.stream_id;
+            self.upgraded = true;
+            let client_data = std::mem::take(&mut self.sides[0].buf);
+            for s in &mut self.sides {
+                s.state = State::Upgraded;
+                s.buf.clear();
+            }
+            self.response_complete(out);
+            out.push(Event::Upgrade {
+                stream_id,
+                protocol: protocol.unwrap_or_default(),
+                client_data,
+                server_data: rest.to_vec(),
+            });
+            return true;
+        }
+        if body == State::Head {
+            self.response_complete(out);
+        }
+        false
+    }
+
+    /// The response of `txs[responded]` is complete.
+    fn response_complete(&mut self, out: &mut Vec<Event>) {
+        let Some(p) = self.txs.get_mut(self.responded) else {
+            return;
+        };
+        p.tx.response.complete = true;
+        let declined_upgrade = p.wants_upgrade && p.tx.request.complete;
+        self.responded += 1;
+        self.emit_ready(out);
+        if declined_upgrade && !self.upgraded && self.sides[0].state == State::Hold {
+            // The server refused the upgrade: held bytes are HTTP/1 after all.
+            let held = std::mem::take(&mut self.sides[0].buf);
+            self.sides[0].state = State::Head;
+            self.feed(Direction::ClientToServer, &held, out);
+        }
+    }
+
+    /// Emits transactions at the front whose messages are both complete.
+    fn emit_ready(&mut self, out: &mut Vec<Event>) {
+        while self.responded > 0 {
+            let Some(p) = self.txs.front() else { break };
+            let req = &p.tx.request;
+            // A request cut by a gap or parse error will not progress either.
+            if !(req.complete || !req.seen || req.data_lost) {
+                break;
+            }
+            if let Some(p) = self.txs.pop_front() {
+                self.responded -= 1;
+                self.emit(p.tx, End::Complete, out);
+            }
+        }
+    }
+
+    fn body_step(&mut self, dir: Direction, input: &[u8], out: &mut Vec<Event>) -> usize {
+        let d = dir.index();
+        let max_body = self.limits.max_body_size as usize;
+        let state = self.sides[d].state;
+        let (consumed, data, next, done) = match state {
+            State::Length(left) => {
+                let n = (left.min(input.len() as u64)) as usize;
+                let left = left - n as u64;
+                let next = if left == 0 {
+                    State::Head
+                } else {
+                    State::Length(left)
+                };
+                (n, &input[..n], next, left == 0)
+            }
+            State::UntilClose => (input.len(), input, State::UntilClose, false),
+            State::Chunked(Chunk::Data(left)) => {
+                let n = (left.min(input.len() as u64)) as usize;
+                let left = left - n as u64;
+                let next = State::Chunked(if left == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left)
+                });
+                (n, &input[..n], next, false)
+            }
+            State::Chunked(chunk) => return self.chunk_framing(dir, chunk, input, out),
+            _ => return 0,
+        };
+        if let Some(m) = self.current(dir) {
+            m.seen = true;
+            let was = m.body.truncated;
+            let dropped = m.body.append(data, max_body);
+            if dropped > 0 {
+                self.counters.body_bytes_dropped += dropped as u64;
+                if !was {
+                    self.counters.bodies_truncated += 1;
+                }
+            }
+        }
+        self.sides[d].state = next;
+        if done {
+            self.message_complete(dir, out);
+        }
+        consumed
+    }
+
+    /// Chunk-size lines, the CRLF after chunk data, and trailers.
+    fn chunk_framing(
+        &mut self,
+        dir: Direction,
+        chunk: Chunk,
+        input: &[u8],
+        out: &mut Vec<Event>,
+    ) -> usize {
+        let d = dir.index();
+        match chunk {
+            Chunk::Size => {
+                let r = parse_buffered(&mut self.sides[d].buf, input, MAX_CHUNK_LINE, |b| {
+                    match httparse::parse_chunk_size(b) {
+                        Ok(Status::Complete((n, size))) => Ok(Status::Complete((n, size))),
+                        Ok(Status::Partial) => Ok(Status::Partial),
+                        Err(_) => Err(ParseError),
+                    }
+                });
+                match r {
+                    Ok((n, None)) => n,
+                    Ok((n, Some(0))) => {
+                        self.sides[d].state = State::Chunked(Chunk::Trailers);
+                        n
+                    }
+                    Ok((n, Some(size))) => {
+                        self.sides[d].state = State::Chunked(Chunk::Data(size));
+                        n
+                    }
+                    Err(ParseError) => self.framing_error(dir, input.len()),
+                }
+            }
+            Chunk::DataEnd => {
+                // CRLF (tolerate a bare LF), possibly split across inputs.
+                let buf = &mut self.sides[d].buf;
+                let mut n = 0;
+                while n < input.len() {
+                    let b = input[n];
+                    if b == b'\r' && buf.is_empty() {
+                        buf.push(b);
+                        n += 1;
+                    } else if b == b'\n' {
+                        buf.clear();
+                        self.sides[d].state = State::Chunked(Chunk::Size);
+                        return n + 1;
+                    } else {
+                        return self.framing_error(dir, input.len());
+                    }
+                }
+                n
+            }
+            Chunk::Trailers => {
+                let max_headers = self.limits.h1_max_headers as usize;
+                let limit = self.limits.h1_max_header_bytes as usize;
+                match parse_buffered(&mut self.sides[d].buf, input, limit, |b| {
+                    parse_trailers(b, max_headers)
+                }) {
+                    Ok((n, None)) => n,
+                    Ok((n, Some(trailers))) => {
+                        if let Some(m) = self.current(dir) {
+                            m.trailers = trailers;
+                        }
+                        self.sides[d].state = State::Head;
+                        self.message_complete(dir, out);
+                        n
+                    }
+                    Err(ParseError) => self.framing_error(dir, input.len()),
+                }
+            }
+            Chunk::Data(_) => 0,
+        }
+    }
+
+    fn framing_error(&mut self, dir: Direction, dropped: usize) -> usize {
+        self.counters.h1_parse_errors += 1;
+        self.lose(dir, dropped);
+        dropped
+    }
+
+    /// The message being received in `dir`.
+    fn current(&mut self, dir: Direction) -> Option<&mut Message> {
+        match dir {
+            Direction::ClientToServer => self.txs.back_mut().map(|p| &mut p.tx.request),
+            Direction::ServerToClient => {
+                self.txs.get_mut(self.responded).map(|p| &mut p.tx.response)
+            }
+        }
+    }
+
+    fn message_complete(&mut self, dir: Direction, out: &mut Vec<Event>) {
+        match dir {
+            Direction::ClientToServer => self.request_complete(out),
+            Direction::ServerToClient => self.response_complete(out),
+        }
+    }
+
+    fn emit(&mut self, tx: Transaction, end: End, out: &mut Vec<Event>) {
+        let mut tx = tx;
+        tx.end = end;
+        self.counters.transactions += 1;
+        if !tx.is_complete() {
+            self.counters.transactions_incomplete += 1;
+        }
+        out.push(Event::Transaction(Box::new(tx)));
+    }
+}
+
+/// Runs `parse` on `buf` + `input` without copying when `buf` is empty.
+/// Returns bytes of `input` consumed and the parsed value once complete.
+/// More than `limit` buffered bytes without a complete parse is an error.
+fn parse_buffered<T>(
+    buf: &mut Vec<u8>,
+    input: &[u8],
+    limit: usize,
+    parse: impl Fn(&[u8]) -> Result<Status<(usize, T)>, ParseError>,
+) -> Result<(usize, Option<T>), ParseError> {
+    if buf.is_empty() {
+        return match parse(input)? {
+            Status::Complete((n, t)) => Ok((n, Some(t))),
+            Status::Partial if input.len() > limit => Err(ParseError),
+            Status::Partial => {
+                buf.extend_from_slice(input);
+                Ok((input.len(), None))
+            }
+        };
+    }
+    let old = buf.len();
+    let take = input.len().min((limit + 1).saturating_sub(old));
+    buf.extend_from_slice(&input[..take]);
+    match parse(buf) {
+        Ok(Status::Complete((n, t))) => {
+            buf.clear();
+            if buf.capacity() > BUFFER_KEEP {
+                *buf = Vec::new();
+            }
+            Ok((n.saturating_sub(old).min(take), Some(t)))
+        }
+        Ok(Status::Partial) if buf.len() > limit => Err(ParseError),
+        Ok(Status::Partial) => Ok((take, None)),
+        Err(e) => Err(e),
+    }
+}
+
+fn parser_config() -> httparse::ParserConfig {
+    let mut c = httparse::ParserConfig::default();
+    c.allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_responses(true)
+        .ignore_invalid_headers_in_requests(true);
+    c
+}
+
+/// Runs `f` with a header array of `max` entries (on the stack when small).
+fn with_headers<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b>]) -> R) -> R {
+    const STACK: usize = 64;
+    if max <= STACK {
+        let mut h: [httparse::Header<'b>; STACK] = [httparse::EMPTY_HEADER; STACK];
+        f(&mut h[..max.max(1)])
+    } else {
+        let mut h: Vec<httparse::Header<'b>> = vec![httparse::EMPTY_HEADER; max];
+        f(&mut h)
+    }
+}
+
+fn parse_request(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
+    with_headers(max_headers, |hs| {
+        let mut req = httparse::Request::new(hs);
+        let n = match parser_config().parse_request(&mut req, buf) {
+            Ok(Status::Complete(n)) => n,
+            Ok(Status::Partial) => return Ok(Status::Partial),
+            Err(_) => return Err(ParseError),
+        };
+        let method = req.method.unwrap_or("");
+        let mut headers = Headers::with_capacity(req.headers.len() + 2, n);
+        headers.push(b":method", method.as_bytes());
+        headers.push(b":path", req.path.unwrap_or("").as_bytes());
+        let kind = match method {
+            "HEAD" => Method::Head,
+            "CONNECT" => Method::Connect,
+            _ => Method::Other,
+        };
+        let mut head = head_from(headers, req.headers)?;
+        head.method = kind;
+        Ok(Status::Complete((n, head)))
+    })
+}
+
+fn parse_response(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
+    with_headers(max_headers, |hs| {
+        let mut resp = httparse::Response::new(hs);
+        let n = match parser_config().parse_response(&mut resp, buf) {
+            Ok(Status::Complete(n)) => n,
+            Ok(Status::Partial) => return Ok(Status::Partial),
+            Err(_) => return Err(ParseError),
+        };
+        let code = resp.code.unwrap_or(0);
+        let mut headers = Headers::with_capacity(resp.headers.len() + 1, n);
+        let mut digits = [b'0'; 3];
+        digits[0] += (code / 100 % 10) as u8;
+        digits[1] += (code / 10 % 10) as u8;
+        digits[2] += (code % 10) as u8;
+        headers.push(b":status", &digits);
+        let mut head = head_from(headers, resp.headers)?;
+        head.status = Some(code);
+        Ok(Status::Complete((n, head)))
+    })
+}
+
+fn parse_trailers(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Headers)>, ParseError> {
+    with_headers(max_headers, |hs| match httparse::parse_headers(buf, hs) {
+        Ok(Status::Complete((n, fields))) => {
+            let mut t = Headers::with_capacity(fields.len(), n);
+            for f in fields {
+                t.push_lowercase(f.name.as_bytes(), f.value);
+            }
+            Ok(Status::Complete((n, t)))
+        }
+        Ok(Status::Partial) => Ok(Status::Partial),
+        Err(_) => Err(ParseError),
+    })
+}
+
+/// Collects regular fields and the framing-relevant ones.
+fn head_from(mut headers: Headers, fields: &[httparse::Header<'_>]) -> Result<Head, ParseError> {
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding: Option<bool> = None;
+    let mut upgrade = None;
+    for f in fields {
+        headers.push_lowercase(f.name.as_bytes(), f.value);
+        let name = f.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for part in f.value.split(|&b| b == b',') {
+                let n = parse_decimal(part.trim_ascii()).ok_or(ParseError)?;
+                if content_length.is_some_and(|c| c != n) {
+                    return Err(ParseError);
+                }
+                content_length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = f
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or(&[])
+                .trim_ascii();
+            transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade = Some(f.value.to_ascii_lowercase());
+        }
+    }
+    Ok(Head {
+        headers,
+        status: None,
+        method: Method::Other,
+        content_length,
+        transfer_encoding,
+        upgrade,
+    })
+}
+
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        v.iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')),
+    )
+}

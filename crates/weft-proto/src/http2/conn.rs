@@ -1,0 +1,575 @@
+//! [`Http2Decoder`]: one HTTP/2 connection, both directions, into transactions.
+
+use std::collections::BTreeMap;
+
+use super::frame::{Frame, FrameDecoder, FrameError, setting};
+use crate::hpack;
+use crate::transaction::parse_status;
+use crate::{Counters, Direction, End, Event, Headers, Limits, Message, Protocol, Transaction};
+
+/// Decodes both directions of one HTTP/2 connection into [`Transaction`]s.
+///
+/// Feed it the plaintext of each direction as it is captured
+/// ([`feed`](Http2Decoder::feed)); it keeps one [`FrameDecoder`] and one
+/// [`hpack::Decoder`] per direction and a bounded map of open streams. A
+/// stream becomes a [`Transaction`] when both sides have ended it
+/// (END_STREAM), when it is reset (RST_STREAM), refused by GOAWAY, evicted by
+/// `Limits::h2_max_streams`, or when [`finish`](Http2Decoder::finish) is called
+/// at connection close. A PUSH_PROMISE opens the promised stream with its
+/// request already complete.
+///
+/// Memory is bounded by `Limits`: open streams (each with capped bodies and
+/// header lists), two HPACK tables and two frame buffers.
+#[derive(Debug, Clone)]
+pub struct Http2Decoder {
+    frames: [FrameDecoder; 2],
+    core: Core,
+}
+
+#[derive(Debug, Clone)]
+struct Core {
+    limits: Limits,
+    /// HPACK decoder for header blocks sent in each direction.
+    hpack: [hpack::Decoder; 2],
+    /// Largest SETTINGS_HEADER_TABLE_SIZE governing each direction's encoder.
+    table_setting: [u32; 2],
+    /// SETTINGS_MAX_FRAME_SIZE to hand to each direction's frame decoder.
+    pending_frame_size: [Option<u32>; 2],
+    streams: BTreeMap<u32, Stream>,
+    /// Highest stream id of a request HEADERS seen from the client.
+    max_client_stream: u32,
+    /// Hint: streams whose response ended before their request was seen
+    /// may exist (exact after each `flush_orphans`).
+    orphans: usize,
+    counters: Counters,
+}
+
+#[derive(Debug, Clone)]
+struct Stream {
+    tx: Transaction,
+    /// Header blocks received per direction (0 = awaiting headers).
+    blocks: [u8; 2],
+}
+
+impl Http2Decoder {
+    /// A decoder for a connection observed from its first byte: the client
+    /// direction must start with the connection preface.
+    pub fn new(limits: &Limits) -> Self {
+        Http2Decoder {
+            frames: [
+                FrameDecoder::new_client(limits),
+                FrameDecoder::new_server(limits),
+            ],
+            core: Core::new(
+                limits,
+                [hpack::Decoder::new(limits), hpack::Decoder::new(limits)],
+            ),
+        }
+    }
+
+    /// A decoder for a connection already in progress: frame boundaries are
+    /// found by resynchronisation, and header fields that reference HPACK
+    /// entries sent before we joined are reported missing
+    /// ([`Message::headers_incomplete`]) until the tables refill.
+    pub fn new_mid_connection(limits: &Limits) -> Self {
+        let mut core = Core::new(
+            limits,
+            [
+                hpack::Decoder::new_mid_connection(limits),
+                hpack::Decoder::new_mid_connection(limits),
+            ],
+        );
+        core.table_setting = [limits.hpack_max_table_size; 2];
+        Http2Decoder {
+            frames: [
+                FrameDecoder::new_mid_connection(limits),
+                FrameDecoder::new_mid_connection(limits),
+            ],
+            core,
+        }
+    }
+
+    /// Decodes `bytes` sent in direction `dir`, appending finished
+    /// transactions to `out`. Bytes may be split anywhere; each call's first
+    /// byte is also where the decoder tries to resynchronise after losing
+    /// frame alignment.
+    pub fn feed(&mut self, dir: Direction, bytes: &[u8], out: &mut Vec<Event>) {
+        let d = dir.index();
+        let mut input = bytes;
+        let mut stalls = 0;
+        loop {
+            let (n, result) = self.frames[d].decode(input);
+            input = &input[n..];
+            match result {
+                Ok(Some(frame)) => self.core.on_frame(dir, frame, out),
+                Ok(None) => break,
+                Err(e) => self.core.on_frame_error(dir, e),
+            }
+            // Defensive: every path consumes input or changes state; never spin.
+            stalls = if n == 0 { stalls + 1 } else { 0 };
+            if stalls > 4 {
+                break;
+            }
+            for (fd, size) in self
+                .frames
+                .iter_mut()
+                .zip(self.core.pending_frame_size.iter_mut())
+            {
+                if let Some(size) = size.take() {
+                    fd.set_peer_max_frame_size(size);
+                }
+            }
+        }
+    }
+
+    /// Tells the decoder that `lost` bytes of direction `dir` were not
+    /// captured. The direction's frame decoder resynchronises on the next
+    /// [`feed`](Http2Decoder::feed) and its HPACK decoder forgets its table;
+    /// open messages in that direction are flagged [`Message::data_lost`].
+    pub fn gap(&mut self, dir: Direction, lost: u64) {
+        let d = dir.index();
+        self.frames[d].lose_sync();
+        let c = &mut self.core;
+        c.hpack[d].resync();
+        c.counters.gap_bytes += lost;
+        c.counters.desyncs += 1;
+        c.counters.hpack_resyncs += 1;
+        for s in c.streams.values_mut() {
+            let m = s.message(dir);
+            if !m.complete {
+                m.data_lost = true;
+            }
+        }
+    }
+
+    /// The connection is gone: emits every open stream as a transaction
+    /// ending in [`End::ConnectionClosed`].
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let streams = std::mem::take(&mut self.core.streams);
+        self.core.orphans = 0;
+        for (_, s) in streams {
+            let end = if s.is_done() {
+                End::Complete
+            } else {
+                End::ConnectionClosed
+            };
+            self.core.emit(s, end, out);
+        }
+    }
+
+    /// Counters accumulated so far.
+    pub fn counters(&self) -> &Counters {
+        &self.core.counters
+    }
+
+    /// Returns the counters accumulated so far and resets them.
+    pub fn take_counters(&mut self) -> Counters {
+        std::mem::take(&mut self.core.counters)
+    }
+
+    /// Streams currently tracked.
+    pub fn open_streams(&self) -> usize {
+        self.core.streams.len()
+    }
+
+    /// Approximate bytes held by this decoder (buffers, tables, open
+    /// streams), for memory accounting and tests.
+    pub fn memory_footprint(&self) -> usize {
+        let streams: usize = self
+            .core
+            .streams
+            .values()
+            .map(|s| {
+                std::mem::size_of::<Stream>()
+                    + [&s.tx.request, &s.tx.response]
+                        .iter()
+                        .map(|m| {
+                            m.headers.bytes_len() + m.trailers.bytes_len() + m.body.data.capacity()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        self.frames
+            .iter()
+            .map(FrameDecoder::buffer_capacity)
+            .sum::<usize>()
+            + self
+                .core
+                .hpack
+                .iter()
+                .map(hpack::Decoder::table_size)
+                .sum::<usize>()
+            + streams
+            + std::mem::size_of::<Self>()
+    }
+
+    /// The HPACK decoder for header blocks sent in `dir` (diagnostics).
+    pub fn hpack(&self, dir: Direction) -> &hpack::Decoder {
+        &self.core.hpack[dir.index()]
+    }
+}
+
+impl Stream {
+    fn new(id: u32) -> Self {
+        Stream {
+            tx: Transaction::new(Protocol::Http2, id),
+            blocks: [0; 2],
+        }
+    }
+
+    fn message(&mut self, dir: Direction) -> &mut Message {
+        match dir {
+            Direction::ClientToServer => &mut self.tx.request,
+            Direction::ServerToClient => &mut self.tx.response,
+        }
+    }
+
+    /// Both sides ended, or the response ended and the request will never
+    /// be seen (decided by the caller for orphans).
+    fn is_done(&self) -> bool {
+        self.tx.request.complete && self.tx.response.complete
+    }
+}
+
+impl Core {
+    fn new(limits: &Limits, hpack: [hpack::Decoder; 2]) -> Self {
+        Core {
+            limits: *limits,
+            hpack,
+            table_setting: [hpack::DEFAULT_TABLE_SIZE; 2],
+            pending_frame_size: [None; 2],
+            streams: BTreeMap::new(),
+            max_client_stream: 0,
+            orphans: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    fn on_frame_error(&mut self, dir: Direction, e: FrameError) {
+        match e {
+            FrameError::Unsynchronised { dropped } => {
+                self.counters.dropped_bytes += dropped as u64;
+            }
+            FrameError::BadFrameHeader { .. } | FrameError::BadPreface => {
+                self.counters.desyncs += 1;
+            }
+            FrameError::HeaderBlockTooLarge { .. } => self.counters.header_blocks_too_large += 1,
+            _ => self.counters.frame_errors += 1,
+        }
+        // (While unsynchronised the resync already happened when sync was lost.)
+        if e.loses_header_block() && !matches!(e, FrameError::Unsynchronised { .. }) {
+            self.hpack[dir.index()].resync();
+            self.counters.hpack_resyncs += 1;
+        }
+        if let FrameError::HeaderBlockTooLarge { stream_id, .. } = e
+            && let Some(s) = self.streams.get_mut(&stream_id)
+        {
+            let m = s.message(dir);
+            m.seen = true;
+            m.headers_incomplete = true;
+            m.headers_truncated = true;
+        }
+    }
+
+    fn on_frame(&mut self, dir: Direction, frame: Frame<'_>, out: &mut Vec<Event>) {
+        match frame {
+            Frame::Data {
+                stream_id,
+                data,
+                end_stream,
+                ..
+            } => self.on_data(dir, stream_id, data, end_stream, out),
+            Frame::Headers {
+                stream_id,
+                end_stream,
+                block,
+                ..
+            } => self.on_headers(dir, stream_id, end_stream, block, out),
+            Frame::PushPromise {
+                stream_id,
+                promised_stream_id,
+                block,
+            } => self.on_push_promise(dir, stream_id, promised_stream_id, block, out),
+            Frame::RstStream {
+                stream_id,
+                error_code,
+            } => {
+                if let Some(s) = self.streams.remove(&stream_id) {
+                    self.emit(
+                        s,
+                        End::Reset {
+                            by: dir,
+                            error_code,
+                        },
+                        out,
+                    );
+                }
+            }
+            Frame::Settings {
+                ack: false,
+                settings,
+            } => {
+                let other = dir.reverse().index();
+                for (id, value) in settings.iter() {
+                    match id {
+                        setting::HEADER_TABLE_SIZE => {
+                            // Only ever raise: the two directions may be
+                            // captured out of order relative to each other.
+                            let v = self.table_setting[other].max(value);
+                            self.table_setting[other] = v;
+                            self.hpack[other].set_max_table_size_setting(v);
+                        }
+                        setting::MAX_FRAME_SIZE => self.pending_frame_size[other] = Some(value),
+                        _ => {}
+                    }
+                }
+            }
+            Frame::GoAway {
+                last_stream_id,
+                error_code,
+                ..
+            } => {
+                // Streams initiated by the GOAWAY's receiver above last_stream_id
+                // were not processed. Clients initiate odd streams.
+                let receiver_parity = match dir {
+                    Direction::ServerToClient => 1,
+                    Direction::ClientToServer => 0,
+                };
+                let refused: Vec<u32> = self
+                    .streams
+                    .range(last_stream_id.saturating_add(1)..)
+                    .map(|(&id, _)| id)
+                    .filter(|id| id % 2 == receiver_parity)
+                    .collect();
+                for id in refused {
+                    if let Some(s) = self.streams.remove(&id) {
+                        self.emit(s, End::GoAway { error_code }, out);
+                    }
+                }
+            }
+            Frame::Unknown { .. } => self.counters.frames_unknown_type += 1,
+            Frame::Settings { ack: true, .. }
+            | Frame::Priority { .. }
+            | Frame::Ping { .. }
+            | Frame::WindowUpdate { .. } => {}
+        }
+    }
+
+    /// Decodes a header block with the direction's HPACK decoder; always
+    /// called, even for untracked streams, to keep the table in sync.
+    fn decode_block(&mut self, dir: Direction, block: &[u8]) -> (Headers, bool, bool) {
+        let mut headers = Headers::with_capacity(16, (block.len() * 2).min(8192));
+        let (incomplete, truncated) = match self.hpack[dir.index()].decode(block, &mut headers) {
+            Ok(st) => {
+                self.counters.hpack_unknown_references += u64::from(st.unknown_references);
+                self.counters.header_fields_dropped += u64::from(st.dropped_fields);
+                if st.table_clamped {
+                    self.counters.hpack_table_clamped += 1;
+                }
+                (st.is_incomplete(), st.is_truncated())
+            }
+            Err(_) => {
+                self.counters.hpack_errors += 1;
+                self.counters.hpack_resyncs += 1;
+                (true, false)
+            }
+        };
+        headers.lowercase_names();
+        (headers, incomplete, truncated)
+    }
+
+    /// The stream `id`, created if needed (evicting the oldest at the limit).
+    fn stream(&mut self, id: u32, out: &mut Vec<Event>) -> Option<&mut Stream> {
+        if !self.streams.contains_key(&id) {
+            if self.limits.h2_max_streams == 0 {
+                return None;
+            }
+            while self.streams.len() >= self.limits.h2_max_streams as usize {
+                let Some((_, oldest)) = self.streams.pop_first() else {
+                    break;
+                };
+                self.counters.streams_evicted += 1;
+                self.emit(oldest, End::Evicted, out);
+            }
+            self.streams.insert(id, Stream::new(id));
+        }
+        self.streams.get_mut(&id)
+    }
+
+    fn on_headers(
+        &mut self,
+        dir: Direction,
+        id: u32,
+        end_stream: bool,
+        block: &[u8],
+        out: &mut Vec<Event>,
+    ) {
+        let (headers, incomplete, truncated) = self.decode_block(dir, block);
+        if dir == Direction::ClientToServer && id > self.max_client_stream {
+            self.max_client_stream = id;
+            self.flush_orphans(id, out);
+        }
+        let Some(s) = self.stream(id, out) else {
+            self.counters.frames_unknown_stream += 1;
+            return;
+        };
+        let d = dir.index();
+        let first = s.blocks[d] == 0;
+        s.blocks[d] = s.blocks[d].saturating_add(1);
+        let is_interim = dir == Direction::ServerToClient
+            && first
+            && headers
+                .get(b":status")
+                .and_then(parse_status)
+                .is_some_and(|st| (100..200).contains(&st));
+        if is_interim {
+            s.blocks[d] = 0;
+            s.tx.interim.push(headers);
+            s.tx.response.seen = true;
+            if incomplete {
+                s.tx.response.headers_incomplete = true;
+            }
+            return;
+        }
+        let m = s.message(dir);
+        if m.complete {
+            // HEADERS after END_STREAM: a protocol error by the peer.
+            self.counters.frame_errors += 1;
+            return;
+        }
+        m.seen = true;
+        m.headers_incomplete |= incomplete;
+        m.headers_truncated |= truncated;
+        if first {
+            m.headers = headers;
+        } else {
+            // Trailers (several trailing blocks are merged).
+            for f in headers.iter() {
+                m.trailers
+                    .push_parts([f.name, &[]], [f.value, &[]], f.sensitive);
+            }
+        }
+        if end_stream {
+            m.complete = true;
+            self.maybe_emit(dir, id, out);
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        dir: Direction,
+        id: u32,
+        data: &[u8],
+        end_stream: bool,
+        out: &mut Vec<Event>,
+    ) {
+        let max = self.limits.max_body_size as usize;
+        let Some(s) = self.streams.get_mut(&id) else {
+            self.counters.frames_unknown_stream += 1;
+            return;
+        };
+        let awaiting_headers = s.blocks[dir.index()] == 0;
+        let m = s.message(dir);
+        if m.complete {
+            self.counters.frame_errors += 1;
+            return;
+        }
+        m.seen = true;
+        if awaiting_headers {
+            m.headers_incomplete = true;
+        }
+        let was_truncated = m.body.truncated;
+        let dropped = m.body.append(data, max);
+        if dropped > 0 {
+            self.counters.body_bytes_dropped += dropped as u64;
+            if !was_truncated {
+                self.counters.bodies_truncated += 1;
+            }
+        }
+        if end_stream {
+            m.complete = true;
+            self.maybe_emit(dir, id, out);
+        }
+    }
+
+    fn on_push_promise(
+        &mut self,
+        dir: Direction,
+        id: u32,
+        promised: u32,
+        block: &[u8],
+        out: &mut Vec<Event>,
+    ) {
+        let (headers, incomplete, truncated) = self.decode_block(dir, block);
+        if dir != Direction::ServerToClient || promised == 0 {
+            self.counters.frame_errors += 1;
+            return;
+        }
+        let Some(s) = self.stream(promised, out) else {
+            self.counters.frames_unknown_stream += 1;
+            return;
+        };
+        s.tx.promised_by = Some(id);
+        s.blocks[Direction::ClientToServer.index()] = 1;
+        let m = &mut s.tx.request;
+        m.headers = headers;
+        m.seen = true;
+        m.complete = true;
+        m.headers_incomplete = incomplete;
+        m.headers_truncated = truncated;
+    }
+
+    /// Emits stream `id` if it is finished. A response that ends before its
+    /// request was seen waits (the client direction may be captured late)
+    /// unless the client has already opened a later stream.
+    fn maybe_emit(&mut self, dir: Direction, id: u32, out: &mut Vec<Event>) {
+        let Some(s) = self.streams.get(&id) else {
+            return;
+        };
+        let done = s.is_done()
+            || (s.tx.response.complete
+                && !s.tx.request.seen
+                && (id.is_multiple_of(2) || id <= self.max_client_stream));
+        if done {
+            if let Some(s) = self.streams.remove(&id) {
+                self.emit(s, End::Complete, out);
+            }
+        } else if dir == Direction::ServerToClient && s.tx.response.complete && !s.tx.request.seen {
+            self.orphans += 1;
+        }
+    }
+
+    /// The client opened stream `below`: responses on earlier streams whose
+    /// request we never saw will not get one.
+    fn flush_orphans(&mut self, below: u32, out: &mut Vec<Event>) {
+        if self.orphans == 0 {
+            return;
+        }
+        let ids: Vec<u32> = self
+            .streams
+            .range(..below)
+            .filter(|(_, s)| s.tx.response.complete && !s.tx.request.seen)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            if let Some(s) = self.streams.remove(&id) {
+                self.emit(s, End::Complete, out);
+            }
+        }
+        self.orphans = self
+            .streams
+            .values()
+            .filter(|s| s.tx.response.complete && !s.tx.request.seen)
+            .count();
+    }
+
+    fn emit(&mut self, s: Stream, end: End, out: &mut Vec<Event>) {
+        let mut tx = s.tx;
+        tx.end = end;
+        self.counters.transactions += 1;
+        if !tx.is_complete() {
+            self.counters.transactions_incomplete += 1;
+        }
+        out.push(Event::Transaction(Box::new(tx)));
+    }
+}

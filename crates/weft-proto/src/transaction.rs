@@ -1,0 +1,197 @@
+//! What the HTTP decoders produce: [`Event`]s carrying [`Transaction`]s.
+
+use crate::Headers;
+
+/// Something a connection decoder produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A request and its response (either may be partial; see [`Transaction::end`]).
+    Transaction(Box<Transaction>),
+    /// An HTTP/1 connection switched protocols (101 Switching Protocols, or
+    /// a successful CONNECT). The transaction that did it was emitted just
+    /// before. The HTTP/1 decoder ignores (and counts as dropped) any bytes
+    /// fed after this: the caller hands them, starting with the data below,
+    /// to a decoder for the new protocol.
+    Upgrade {
+        /// The transaction that switched.
+        stream_id: u32,
+        /// The `upgrade` header value, lower-cased (`websocket`, `h2c`, ...);
+        /// empty for a CONNECT tunnel.
+        protocol: Vec<u8>,
+        /// Client bytes received after the request, already in the new protocol.
+        client_data: Vec<u8>,
+        /// Server bytes received after the 101 response head, in the new protocol.
+        server_data: Vec<u8>,
+    },
+}
+
+/// The application protocol of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/1.0 or HTTP/1.1.
+    Http1,
+    /// HTTP/2.
+    Http2,
+}
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both the request and the response were seen to their end.
+    Complete,
+    /// The stream was reset (HTTP/2 RST_STREAM) by the given side.
+    Reset {
+        /// Who sent the RST_STREAM.
+        by: crate::Direction,
+        /// Its error code.
+        error_code: u32,
+    },
+    /// The peer's GOAWAY said the stream was not processed.
+    GoAway {
+        /// The GOAWAY error code.
+        error_code: u32,
+    },
+    /// The connection ended (or [`finish`](crate::http2::Http2Decoder::finish)
+    /// was called) before the transaction completed.
+    ConnectionClosed,
+    /// Dropped to make room: the decoder's stream or pipeline limit was reached.
+    Evicted,
+    /// The decoder lost track of the byte stream (gap, unparseable data).
+    Desync,
+}
+
+/// A message body, capped at `Limits::max_body_size`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Body {
+    /// The bytes kept (at most `Limits::max_body_size`), as sent (no transfer
+    /// or content decoding except HTTP/1 chunked framing, which is removed).
+    pub data: Vec<u8>,
+    /// The real size of the body seen on the wire (framing removed),
+    /// including bytes not kept.
+    pub size: u64,
+    /// Some bytes were not kept (`size > data.len()`).
+    pub truncated: bool,
+}
+
+impl Body {
+    /// Appends `bytes`, keeping at most `max` bytes in total. Returns how many
+    /// bytes were not kept.
+    pub(crate) fn append(&mut self, bytes: &[u8], max: usize) -> usize {
+        self.size += bytes.len() as u64;
+        let room = max.saturating_sub(self.data.len());
+        let keep = room.min(bytes.len());
+        self.data.extend_from_slice(&bytes[..keep]);
+        let dropped = bytes.len() - keep;
+        if dropped > 0 {
+            self.truncated = true;
+        }
+        dropped
+    }
+}
+
+/// One request or response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// Header fields, names lower-case, pseudo-header fields first. HTTP/2
+    /// keeps its pseudo-header fields as received; HTTP/1 gets synthesised
+    /// ones (`:method`, `:path` for requests, `:status` for responses).
+    pub headers: Headers,
+    /// The body.
+    pub body: Body,
+    /// Trailer fields (HTTP/2 trailing HEADERS, HTTP/1 chunked trailers).
+    pub trailers: Headers,
+    /// Some part of this message was observed.
+    pub seen: bool,
+    /// The end of the message was observed.
+    pub complete: bool,
+    /// Header fields are missing: the HPACK decoder joined late or failed
+    /// (see `Counters::hpack_*`).
+    pub headers_incomplete: bool,
+    /// Header fields were dropped by `Limits::max_header_list_size` (or
+    /// `Limits::h1_max_headers`).
+    pub headers_truncated: bool,
+    /// Bytes of this message were lost (capture gap or resynchronisation).
+    pub data_lost: bool,
+}
+
+/// A request/response exchange: an HTTP/2 stream or an HTTP/1 request and
+/// its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// HTTP/1 or HTTP/2.
+    pub protocol: Protocol,
+    /// HTTP/2 stream id; for HTTP/1, the 1-based position of the request on
+    /// the connection.
+    pub stream_id: u32,
+    /// The request (for a pushed stream: the promised request).
+    pub request: Message,
+    /// The final response.
+    pub response: Message,
+    /// Informational (1xx) responses that preceded the final one.
+    pub interim: Vec<Headers>,
+    /// For a server push: the stream whose PUSH_PROMISE created this one.
+    pub promised_by: Option<u32>,
+    /// How it ended.
+    pub end: End,
+}
+
+impl Transaction {
+    pub(crate) fn new(protocol: Protocol, stream_id: u32) -> Self {
+        Transaction {
+            protocol,
+            stream_id,
+            request: Message::default(),
+            response: Message::default(),
+            interim: Vec::new(),
+            promised_by: None,
+            end: End::Complete,
+        }
+    }
+
+    /// `:method` of the request.
+    pub fn method(&self) -> Option<&[u8]> {
+        self.request.headers.get(b":method")
+    }
+
+    /// `:scheme` of the request.
+    pub fn scheme(&self) -> Option<&[u8]> {
+        self.request.headers.get(b":scheme")
+    }
+
+    /// `:authority` of the request (HTTP/1: the `host` header).
+    pub fn authority(&self) -> Option<&[u8]> {
+        self.request
+            .headers
+            .get(b":authority")
+            .or_else(|| self.request.headers.get(b"host"))
+    }
+
+    /// `:path` of the request (HTTP/1: the request target).
+    pub fn path(&self) -> Option<&[u8]> {
+        self.request.headers.get(b":path")
+    }
+
+    /// The final response status.
+    pub fn status(&self) -> Option<u16> {
+        parse_status(self.response.headers.get(b":status")?)
+    }
+
+    /// Whether both messages were seen whole, with all their header fields.
+    pub fn is_complete(&self) -> bool {
+        self.end == End::Complete
+            && [&self.request, &self.response]
+                .iter()
+                .all(|m| m.seen && m.complete && !m.headers_incomplete && !m.data_lost)
+    }
+}
+
+/// Parses a three-digit status code.
+pub(crate) fn parse_status(v: &[u8]) -> Option<u16> {
+    match v {
+        [a, b, c] if v.iter().all(u8::is_ascii_digit) => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+        }
+        _ => None,
+    }
+}

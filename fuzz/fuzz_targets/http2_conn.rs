@@ -1,0 +1,30 @@
+//! HTTP/2 connection decoder fed records: `[op][len:2][bytes]` where op's
+//! low bit is the direction and op & 0x80 reports a gap instead.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use weft_proto::http2::Http2Decoder;
+use weft_proto::{Direction, Limits};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, mut rest)) = data.split_first() else { return };
+    let limits = Limits { h2_max_streams: 8, max_body_size: 64, ..Limits::default() };
+    let mut dec = if mode & 1 == 0 { Http2Decoder::new(&limits) } else { Http2Decoder::new_mid_connection(&limits) };
+    let mut out = Vec::new();
+    while rest.len() >= 3 {
+        let op = rest[0];
+        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]])).min(rest.len() - 3);
+        let bytes = &rest[3..3 + len];
+        rest = &rest[3 + len..];
+        let dir = if op & 1 == 0 { Direction::ClientToServer } else { Direction::ServerToClient };
+        if op & 0x80 != 0 {
+            dec.gap(dir, len as u64);
+        } else {
+            dec.feed(dir, bytes, &mut out);
+        }
+        assert!(dec.open_streams() <= 8);
+        out.clear();
+    }
+    dec.finish(&mut out);
+    assert_eq!(dec.open_streams(), 0);
+});
