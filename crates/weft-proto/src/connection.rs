@@ -83,6 +83,27 @@ impl ConnectionDecoder {
         }
     }
 
+    /// Like [`feed`](Self::feed), with the caller's clock: messages get
+    /// `first_ns`/`last_ns` from the feeds that began and completed them
+    /// (ns in any clock the caller likes, 0 meaning unknown).
+    pub fn feed_at(&mut self, dir: Direction, bytes: &[u8], now: u64, out: &mut Vec<Event>) {
+        let before = out.len();
+        self.feed(dir, bytes, out);
+        for ev in &mut out[before..] {
+            if let Event::Transaction(tx) = ev {
+                tx.stamp(now);
+                if tx.response.last_ns == 0 {
+                    tx.response.last_ns = now;
+                }
+            }
+        }
+        match &mut self.inner {
+            Inner::Http1(d) => d.stamp_open(now),
+            Inner::Http2(d) => d.stamp_open(now),
+            Inner::Detecting | Inner::Opaque => {}
+        }
+    }
+
     /// Decodes `bytes` sent in direction `dir`, appending events to `out`.
     pub fn feed(&mut self, dir: Direction, bytes: &[u8], out: &mut Vec<Event>) {
         if matches!(self.inner, Inner::Detecting) {

@@ -207,6 +207,14 @@ impl Http1Decoder {
         }
     }
 
+    /// Stamp the open transactions' messages with `now` (see
+    /// [`crate::Message::stamp`]).
+    pub fn stamp_open(&mut self, now: u64) {
+        for p in &mut self.txs {
+            p.tx.stamp(now);
+        }
+    }
+
     /// Tells the decoder that `lost` bytes of direction `dir` were not
     /// captured: the message in progress is flagged [`Message::data_lost`]
     /// and the direction resynchronises on a later input.

@@ -113,6 +113,40 @@ pub struct Message {
     pub headers_truncated: bool,
     /// Bytes of this message were lost (capture gap or resynchronisation).
     pub data_lost: bool,
+    /// Caller's clock (see `ConnectionDecoder::feed_at`) when the first bytes
+    /// of this message were fed; 0 when not known.
+    pub first_ns: u64,
+    /// Caller's clock when the message was complete (or the transaction was
+    /// emitted incomplete); 0 when not known.
+    pub last_ns: u64,
+}
+
+impl Message {
+    /// Record `now` as first/last observation time where still unset.
+    pub fn stamp(&mut self, now: u64) {
+        if self.seen && self.first_ns == 0 {
+            self.first_ns = now;
+        }
+        if self.complete && self.last_ns == 0 {
+            self.last_ns = now;
+        }
+    }
+}
+
+impl Transaction {
+    /// Stamp both messages with `now` (see [`Message::stamp`]).
+    pub fn stamp(&mut self, now: u64) {
+        self.request.stamp(now);
+        self.response.stamp(now);
+    }
+
+    /// Time from the first request bytes to the end of the response, when
+    /// both are known.
+    pub fn duration_ns(&self) -> Option<u64> {
+        let start = self.request.first_ns;
+        let end = self.response.last_ns.max(self.response.first_ns);
+        (start != 0 && end >= start).then(|| end - start)
+    }
 }
 
 /// A request/response exchange: an HTTP/2 stream or an HTTP/1 request and

@@ -197,3 +197,31 @@ fn mid_connection_detects_http2_frames() {
     assert_eq!(t[0].status(), Some(204));
     assert!(!t[0].request.seen);
 }
+
+#[test]
+fn feed_at_stamps_request_start_and_response_end() {
+    use weft_proto::{ConnectionDecoder, Direction, Event, Limits};
+    let mut d = ConnectionDecoder::new(&Limits::default(), None);
+    let mut out = Vec::new();
+    d.feed_at(
+        Direction::ClientToServer,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+        100,
+        &mut out,
+    );
+    d.feed_at(
+        Direction::ServerToClient,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab",
+        200,
+        &mut out,
+    );
+    assert!(out.is_empty());
+    d.feed_at(Direction::ServerToClient, b"cd", 250, &mut out);
+    let Some(Event::Transaction(tx)) = out.first() else {
+        panic!("no transaction: {out:?}");
+    };
+    assert_eq!(tx.request.first_ns, 100);
+    assert_eq!(tx.response.first_ns, 200);
+    assert_eq!(tx.response.last_ns, 250);
+    assert_eq!(tx.duration_ns(), Some(150));
+}

@@ -122,6 +122,14 @@ impl Http2Decoder {
         }
     }
 
+    /// Stamp the open streams' messages with `now` (see
+    /// [`crate::Message::stamp`]).
+    pub fn stamp_open(&mut self, now: u64) {
+        for s in self.core.streams.values_mut() {
+            s.tx.stamp(now);
+        }
+    }
+
     /// Tells the decoder that `lost` bytes of direction `dir` were not
     /// captured. The direction's frame decoder resynchronises on the next
     /// [`feed`](Http2Decoder::feed) and its HPACK decoder forgets its table;
