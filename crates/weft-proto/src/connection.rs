@@ -1,8 +1,9 @@
 //! [`ConnectionDecoder`]: picks HTTP/1 or HTTP/2 for a connection and
-//! follows `h2c` upgrades.
+//! follows `h2c` and WebSocket upgrades.
 
 use crate::http1::Http1Decoder;
 use crate::http2::{Http2Decoder, PrefaceMatch, match_preface, plausible_frame_header};
+use crate::websocket::{DeflateParams, WsDecoder};
 use crate::{Counters, Direction, Event, Limits, Protocol};
 
 /// Decodes one connection whatever its HTTP version.
@@ -14,9 +15,12 @@ use crate::{Counters, Direction, Event, Limits, Protocol};
 /// or a plausible HTTP/2 frame header at the start of a record). Bytes that
 /// arrive before the decision are held (bounded by
 /// `Limits::h1_max_header_bytes` per direction). An HTTP/1 connection that
-/// upgrades to `h2c` continues in an HTTP/2 decoder; other upgrades
-/// (WebSocket, CONNECT tunnels) and unrecognised protocols are counted in
-/// [`Counters::undecoded_bytes`] and otherwise ignored.
+/// upgrades to `h2c` continues in an HTTP/2 decoder, one that upgrades to
+/// `websocket` in a [`WsDecoder`] (with the permessage-deflate parameters of
+/// the `101` response), which emits [`Event::WebSocket`] messages; the
+/// HTTP/2 decoder does the same for extended CONNECT streams (RFC 8441).
+/// Other upgrades (CONNECT tunnels, ...) and unrecognised protocols are
+/// counted in [`Counters::undecoded_bytes`] and otherwise ignored.
 #[derive(Debug, Clone)]
 pub struct ConnectionDecoder {
     limits: Limits,
@@ -32,6 +36,8 @@ enum Inner {
     Detecting,
     Http1(Box<Http1Decoder>),
     Http2(Box<Http2Decoder>),
+    /// WebSocket after an HTTP/1.1 upgrade.
+    WebSocket(Box<WsDecoder>),
     /// Not a protocol we decode.
     Opaque,
 }
@@ -74,13 +80,19 @@ impl ConnectionDecoder {
         d
     }
 
-    /// The protocol in use, once known.
+    /// The HTTP version in use, once known; `None` after a switch to a
+    /// protocol other than HTTP/2 (see [`is_websocket`](Self::is_websocket)).
     pub fn protocol(&self) -> Option<Protocol> {
         match self.inner {
             Inner::Http1(_) => Some(Protocol::Http1),
             Inner::Http2(_) => Some(Protocol::Http2),
-            Inner::Detecting | Inner::Opaque => None,
+            Inner::Detecting | Inner::Opaque | Inner::WebSocket(_) => None,
         }
+    }
+
+    /// Whether the connection switched from HTTP/1.1 to WebSocket.
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.inner, Inner::WebSocket(_))
     }
 
     /// Like [`feed`](Self::feed), with the caller's clock: messages get
@@ -90,6 +102,9 @@ impl ConnectionDecoder {
         let before = out.len();
         self.feed(dir, bytes, out);
         for ev in &mut out[before..] {
+            if let Event::WebSocket(m) = ev {
+                m.stamp(now);
+            }
             if let Event::Transaction(tx) = ev {
                 tx.stamp(now);
                 if tx.response.last_ns == 0 {
@@ -100,6 +115,7 @@ impl ConnectionDecoder {
         match &mut self.inner {
             Inner::Http1(d) => d.stamp_open(now),
             Inner::Http2(d) => d.stamp_open(now),
+            Inner::WebSocket(d) => d.stamp_open(now),
             Inner::Detecting | Inner::Opaque => {}
         }
     }
@@ -118,6 +134,10 @@ impl ConnectionDecoder {
         match &mut self.inner {
             Inner::Http1(d) => d.feed(dir, bytes, out),
             Inner::Http2(d) => d.feed(dir, bytes, out),
+            Inner::WebSocket(d) => {
+                d.feed(dir, bytes, out);
+                return;
+            }
             Inner::Opaque | Inner::Detecting => {
                 self.counters.undecoded_bytes += bytes.len() as u64;
                 return;
@@ -126,25 +146,58 @@ impl ConnectionDecoder {
         // Follow protocol switches announced by the HTTP/1 decoder.
         let upgrade = out[first_new..].iter().find_map(|e| match e {
             Event::Upgrade {
+                stream_id,
                 protocol,
                 client_data,
                 server_data,
-                ..
-            } => Some((protocol.clone(), client_data.clone(), server_data.clone())),
+            } => Some((
+                *stream_id,
+                protocol.clone(),
+                client_data.clone(),
+                server_data.clone(),
+            )),
             _ => None,
         });
-        if let Some((protocol, client, server)) = upgrade {
-            self.switch(&protocol, &client, &server, out);
+        if let Some((stream_id, protocol, client, server)) = upgrade {
+            // The transaction that switched was emitted just before.
+            let deflate = out[first_new..].iter().rev().find_map(|e| match e {
+                Event::Transaction(tx) if tx.stream_id == stream_id => {
+                    Some(DeflateParams::from_headers(&tx.response.headers))
+                }
+                _ => None,
+            });
+            self.switch(
+                stream_id,
+                &protocol,
+                deflate.flatten(),
+                [&client, &server],
+                out,
+            );
         }
     }
 
-    fn switch(&mut self, protocol: &[u8], client: &[u8], server: &[u8], out: &mut Vec<Event>) {
+    fn switch(
+        &mut self,
+        stream_id: u32,
+        protocol: &[u8],
+        deflate: Option<DeflateParams>,
+        [client, server]: [&[u8]; 2],
+        out: &mut Vec<Event>,
+    ) {
         if let Inner::Http1(old) = &mut self.inner {
             let c = old.take_counters();
             self.counters.add(&c);
         }
         if protocol == b"h2c" {
             self.inner = Inner::Http2(Box::new(Http2Decoder::new(&self.limits)));
+            self.feed_inner(Direction::ClientToServer, client, out);
+            self.feed_inner(Direction::ServerToClient, server, out);
+        } else if protocol
+            .split(|&b| b == b',')
+            .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        {
+            let ws = WsDecoder::new(&self.limits, stream_id, deflate);
+            self.inner = Inner::WebSocket(Box::new(ws));
             self.feed_inner(Direction::ClientToServer, client, out);
             self.feed_inner(Direction::ServerToClient, server, out);
         } else {
@@ -228,6 +281,7 @@ impl ConnectionDecoder {
         match &mut self.inner {
             Inner::Http1(d) => d.gap(dir, lost),
             Inner::Http2(d) => d.gap(dir, lost),
+            Inner::WebSocket(d) => d.gap(dir, lost),
             Inner::Detecting => {
                 self.counters.gap_bytes += lost;
                 // The held prefix no longer starts the stream.
@@ -244,6 +298,7 @@ impl ConnectionDecoder {
         match &mut self.inner {
             Inner::Http1(d) => d.finish(out),
             Inner::Http2(d) => d.finish(out),
+            Inner::WebSocket(d) => d.finish(out),
             Inner::Detecting | Inner::Opaque => {
                 self.counters.undecoded_bytes +=
                     self.early.iter().map(Vec::len).sum::<usize>() as u64;
@@ -259,6 +314,7 @@ impl ConnectionDecoder {
         match &mut self.inner {
             Inner::Http1(d) => c.add(&d.take_counters()),
             Inner::Http2(d) => c.add(&d.take_counters()),
+            Inner::WebSocket(d) => c.add(&d.take_counters()),
             Inner::Detecting | Inner::Opaque => {}
         }
         c

@@ -47,8 +47,46 @@ pub struct Counters {
     /// HTTP/1 requests evicted because `Limits::h1_max_pipeline` were waiting.
     pub h1_pipeline_evicted: u64,
     /// Bytes of connections (or parts after an upgrade) in a protocol not
-    /// decoded here: unrecognised, WebSocket (not yet), CONNECT tunnels.
+    /// decoded here: unrecognised, CONNECT tunnels, upgrades to other protocols.
     pub undecoded_bytes: u64,
+    /// WebSocket messages (and control frames) emitted.
+    pub ws_messages: u64,
+    /// WebSocket messages emitted without their final frame, or with bytes lost.
+    pub ws_messages_incomplete: u64,
+    /// WebSocket frames decoded.
+    pub ws_frames: u64,
+    /// WebSocket frames breaking RFC 6455 in a way decoding tolerates
+    /// (wrong masking, fragmented control frame, RSV1 without
+    /// permessage-deflate, continuation without a first frame, ...).
+    pub ws_protocol_errors: u64,
+    /// WebSocket messages cut at `Limits::ws_max_message_size` or by a decompression stop.
+    pub ws_messages_truncated: u64,
+    /// WebSocket payload bytes not kept (beyond `Limits::ws_max_message_size`).
+    pub ws_bytes_dropped: u64,
+    /// Compressed WebSocket messages that failed to inflate (corrupt, or
+    /// referring to history lost in a gap).
+    pub ws_inflate_errors: u64,
+    /// Decompressions stopped by `Limits::max_decompressed_size`,
+    /// `Limits::max_decompression_ratio` or `Limits::max_decompression_window`.
+    pub decompression_capped: u64,
+    /// Bodies with a content coding, decoded (possibly partly).
+    pub bodies_decoded: u64,
+    /// Bodies (or gRPC messages) whose coded data is corrupt.
+    pub body_decode_errors: u64,
+    /// Bodies (or gRPC messages) whose coded data was cut (body limit,
+    /// capture gap, connection end) before the coding's end.
+    pub body_decode_truncated: u64,
+    /// Bodies left coded: unknown coding, or more than
+    /// `Limits::max_content_codings`.
+    pub body_decode_unsupported: u64,
+    /// Decoded body bytes not kept (beyond `Limits::max_decoded_body_size`).
+    pub decoded_bytes_dropped: u64,
+    /// gRPC messages listed.
+    pub grpc_messages: u64,
+    /// gRPC messages not listed because of `Limits::grpc_max_messages`.
+    pub grpc_messages_dropped: u64,
+    /// gRPC bodies whose framing broke (reserved flags, cut message).
+    pub grpc_framing_errors: u64,
 }
 
 impl Counters {
@@ -75,6 +113,22 @@ impl Counters {
             h1_parse_errors,
             h1_pipeline_evicted,
             undecoded_bytes,
+            ws_messages,
+            ws_messages_incomplete,
+            ws_frames,
+            ws_protocol_errors,
+            ws_messages_truncated,
+            ws_bytes_dropped,
+            ws_inflate_errors,
+            decompression_capped,
+            bodies_decoded,
+            body_decode_errors,
+            body_decode_truncated,
+            body_decode_unsupported,
+            decoded_bytes_dropped,
+            grpc_messages,
+            grpc_messages_dropped,
+            grpc_framing_errors,
         } = other;
         self.transactions += transactions;
         self.transactions_incomplete += transactions_incomplete;
@@ -96,5 +150,21 @@ impl Counters {
         self.h1_parse_errors += h1_parse_errors;
         self.h1_pipeline_evicted += h1_pipeline_evicted;
         self.undecoded_bytes += undecoded_bytes;
+        self.ws_messages += ws_messages;
+        self.ws_messages_incomplete += ws_messages_incomplete;
+        self.ws_frames += ws_frames;
+        self.ws_protocol_errors += ws_protocol_errors;
+        self.ws_messages_truncated += ws_messages_truncated;
+        self.ws_bytes_dropped += ws_bytes_dropped;
+        self.ws_inflate_errors += ws_inflate_errors;
+        self.decompression_capped += decompression_capped;
+        self.bodies_decoded += bodies_decoded;
+        self.body_decode_errors += body_decode_errors;
+        self.body_decode_truncated += body_decode_truncated;
+        self.body_decode_unsupported += body_decode_unsupported;
+        self.decoded_bytes_dropped += decoded_bytes_dropped;
+        self.grpc_messages += grpc_messages;
+        self.grpc_messages_dropped += grpc_messages_dropped;
+        self.grpc_framing_errors += grpc_framing_errors;
     }
 }

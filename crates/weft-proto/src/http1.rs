@@ -696,6 +696,8 @@ impl Http1Decoder {
     fn emit(&mut self, tx: Transaction, end: End, out: &mut Vec<Event>) {
         let mut tx = tx;
         tx.end = end;
+        crate::content::process(&mut tx.request, &self.limits, &mut self.counters);
+        crate::content::process(&mut tx.response, &self.limits, &mut self.counters);
         self.counters.transactions += 1;
         if !tx.is_complete() {
             self.counters.transactions_incomplete += 1;

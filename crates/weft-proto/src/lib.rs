@@ -11,8 +11,20 @@
 //!   requests and responses per stream into [`Transaction`]s.
 //! * [`http1`]: HTTP/1.x per-connection decoder (pipelining, chunked
 //!   bodies, upgrades).
+//! * [`websocket`]: WebSocket frames and messages (RFC 6455) with
+//!   permessage-deflate (RFC 7692), after an HTTP/1.1 upgrade or on an
+//!   HTTP/2 extended CONNECT stream (RFC 8441).
+//! * [`compression`]: content codings (gzip, deflate, br, zstd, chains),
+//!   decoded as a stream with size and ratio caps.
+//! * [`sniff`]: content identification by magic bytes.
+//! * [`grpc`]: gRPC length-prefixed message framing.
 //! * [`ConnectionDecoder`]: picks HTTP/1 or HTTP/2 per connection (ALPN or
-//!   detection) and follows `h2c` upgrades.
+//!   detection) and follows `h2c` and WebSocket upgrades.
+//!
+//! Every body of an emitted [`Transaction`] is post-processed the same way
+//! (HTTP/1 and HTTP/2): its content codings are removed into
+//! [`Body::decoded`], its type is sniffed into [`Body::sniffed_type`], and a
+//! gRPC body is split into [`Body::grpc`] messages.
 //!
 //! Connection decoders share one shape: created per connection with a
 //! [`Limits`], fed `(Direction, &[u8])` as bytes are captured, they append
@@ -36,21 +48,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod compression;
+pub mod grpc;
 pub mod hpack;
 pub mod http1;
 pub mod http2;
+pub mod websocket;
 
 mod connection;
+mod content;
 mod counters;
 mod headers;
 mod limits;
+mod signature;
 mod transaction;
 
+pub use compression::{Coding, DecodeError, Decoded};
 pub use connection::ConnectionDecoder;
 pub use counters::Counters;
+pub use grpc::{GrpcMessage, GrpcMessages};
 pub use headers::{Field, Headers};
 pub use limits::Limits;
+pub use signature::sniff;
 pub use transaction::{Body, End, Event, Message, Protocol, Transaction};
+pub use websocket::{Opcode, WsDecoder, WsMessage};
 
 /// Which way bytes travel on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

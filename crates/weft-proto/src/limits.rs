@@ -51,6 +51,36 @@ pub struct Limits {
     /// HTTP/1: requests awaiting their response (pipelining) per connection;
     /// beyond, the oldest is emitted without a response. Default 64.
     pub h1_max_pipeline: u32,
+    /// WebSocket: payload bytes kept per message (after unmasking and
+    /// decompression); the rest is counted in [`crate::WsMessage::size`] and
+    /// flagged truncated. Control frames always keep their (at most 125)
+    /// bytes. Default 1 MiB.
+    pub ws_max_message_size: u32,
+    /// Decompression (bodies, permessage-deflate): the most bytes one
+    /// decompression stage may produce; decoding stops there (a
+    /// decompression bomb guard). Default 16 MiB.
+    pub max_decompressed_size: u32,
+    /// Decompression: the most bytes produced per compressed byte consumed,
+    /// checked once a stage has produced
+    /// [`RATIO_GRACE`](crate::compression::RATIO_GRACE) bytes; 0 disables.
+    /// Default 100.
+    pub max_decompression_ratio: u32,
+    /// Decompression: the largest history window a brotli or zstd stream may
+    /// ask for (each byte of window is memory the decoder must hold);
+    /// larger windows are refused. Default 16 MiB (brotli's maximum, and
+    /// twice what zstd recommends decoders support).
+    pub max_decompression_window: u32,
+    /// Bodies: decoded (Content-Encoding removed) bytes kept per body, in
+    /// [`crate::Body::decoded`]; 0 disables content decoding. Decoding goes on
+    /// past this (up to `max_decompressed_size`) to learn the real size.
+    /// Default 1 MiB.
+    pub max_decoded_body_size: u32,
+    /// Bodies: the longest chain of content codings decoded (`gzip, br` is
+    /// 2); a longer chain is left encoded. Default 4.
+    pub max_content_codings: u32,
+    /// gRPC: messages listed per body ([`crate::Body::grpc`]); further ones
+    /// are counted. Default 1 024.
+    pub grpc_max_messages: u32,
 }
 
 impl Default for Limits {
@@ -67,6 +97,13 @@ impl Default for Limits {
             h1_max_header_bytes: 65_536,
             h1_max_headers: 128,
             h1_max_pipeline: 64,
+            ws_max_message_size: 1 << 20,
+            max_decompressed_size: 16 << 20,
+            max_decompression_ratio: 100,
+            max_decompression_window: 16 << 20,
+            max_decoded_body_size: 1 << 20,
+            max_content_codings: 4,
+            grpc_max_messages: 1_024,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! What the HTTP decoders produce: [`Event`]s carrying [`Transaction`]s.
 
 use crate::Headers;
+use crate::compression::Decoded;
+use crate::grpc::{GrpcMessage, GrpcMessages};
+use crate::websocket::WsMessage;
 
 /// Something a connection decoder produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,9 +13,11 @@ pub enum Event {
     Transaction(Box<Transaction>),
     /// An HTTP/1 connection switched protocols (101 Switching Protocols, or
     /// a successful CONNECT). The transaction that did it was emitted just
-    /// before. The HTTP/1 decoder ignores (and counts as dropped) any bytes
-    /// fed after this: the caller hands them, starting with the data below,
-    /// to a decoder for the new protocol.
+    /// before. [`Http1Decoder`](crate::http1::Http1Decoder) ignores (and
+    /// counts as dropped) any bytes fed after this: its caller hands them,
+    /// starting with the data below, to a decoder for the new protocol.
+    /// [`ConnectionDecoder`](crate::ConnectionDecoder) does that itself for
+    /// `h2c` and `websocket` (then emitting [`Event::WebSocket`]s).
     Upgrade {
         /// The transaction that switched.
         stream_id: u32,
@@ -24,6 +29,9 @@ pub enum Event {
         /// Server bytes received after the 101 response head, in the new protocol.
         server_data: Vec<u8>,
     },
+    /// A WebSocket message (or control frame), decoded after an HTTP/1.1
+    /// upgrade or on an HTTP/2 extended CONNECT stream (RFC 8441).
+    WebSocket(WsMessage),
 }
 
 /// The application protocol of a transaction.
@@ -61,7 +69,8 @@ pub enum End {
     Desync,
 }
 
-/// A message body, capped at `Limits::max_body_size`.
+/// A message body, capped at `Limits::max_body_size`, with what was
+/// learned from it when its transaction was emitted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Body {
     /// The bytes kept (at most `Limits::max_body_size`), as sent (no transfer
@@ -72,9 +81,39 @@ pub struct Body {
     pub size: u64,
     /// Some bytes were not kept (`size > data.len()`).
     pub truncated: bool,
+    /// The body with its `Content-Encoding` (and HTTP/1 transfer codings
+    /// other than chunked) removed, decoded from `data`; `None` when the
+    /// message declares no coding, the body is empty, or decoding is off
+    /// (`Limits::max_decoded_body_size = 0`). Partial when `data` is
+    /// (see [`Decoded::error`]).
+    pub decoded: Option<Decoded>,
+    /// The content type recognised from the first bytes of
+    /// [`content`](Self::content) by [`crate::sniff`] (whatever the
+    /// `content-type` header claims).
+    pub sniffed_type: Option<&'static str>,
+    /// For `application/grpc*` bodies: the length-prefixed messages in
+    /// [`content`](Self::content).
+    pub grpc: Option<Box<GrpcMessages>>,
 }
 
 impl Body {
+    /// The body as meant to be read: the decoded bytes when a content coding
+    /// was removed (even partly), else `data`.
+    pub fn content(&self) -> &[u8] {
+        match &self.decoded {
+            Some(d) if d.error.is_none() || d.size > 0 => &d.data,
+            _ => &self.data,
+        }
+    }
+
+    /// The bytes of gRPC message `m` (one of [`grpc`](Self::grpc)'s) present
+    /// in the body, still compressed if `m.compressed` (see `m.decoded`).
+    pub fn grpc_payload(&self, m: &GrpcMessage) -> &[u8] {
+        let c = self.content();
+        c.get(m.offset..m.offset.saturating_add(m.kept).min(c.len()))
+            .unwrap_or_default()
+    }
+
     /// Appends `bytes`, keeping at most `max` bytes in total. Returns how many
     /// bytes were not kept.
     pub(crate) fn append(&mut self, bytes: &[u8], max: usize) -> usize {

@@ -156,7 +156,7 @@ fn h2c_upgrade_continues_in_http2() {
 }
 
 #[test]
-fn websocket_upgrade_is_counted_as_undecoded() {
+fn websocket_upgrade_is_decoded() {
     let mut dec = ConnectionDecoder::new(&Limits::default(), None);
     let out = run(
         &mut dec,
@@ -171,12 +171,42 @@ fn websocket_upgrade_is_counted_as_undecoded() {
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi"
                     .to_vec(),
             ),
-            (C2S, b"\x81\x82abcdXY".to_vec()),
+            (C2S, b"\x81\x82abcd\x39\x3b".to_vec()),
         ],
     );
     assert_eq!(txs(&out).len(), 1);
     assert_eq!(dec.protocol(), None);
-    assert_eq!(dec.take_counters().undecoded_bytes, 4 + 8);
+    assert!(dec.is_websocket());
+    let msgs: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            Event::WebSocket(m) => Some((m.direction, m.payload.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs, [(S2C, b"hi".to_vec()), (C2S, b"XY".to_vec())]);
+    let c = dec.take_counters();
+    assert_eq!((c.undecoded_bytes, c.ws_messages), (0, 2));
+}
+
+#[test]
+fn connect_tunnel_is_counted_as_undecoded() {
+    let mut dec = ConnectionDecoder::new(&Limits::default(), None);
+    let out = run(
+        &mut dec,
+        &[
+            (
+                C2S,
+                b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n".to_vec(),
+            ),
+            (S2C, b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x01".to_vec()),
+            (C2S, b"\x16\x03\x01\x00".to_vec()),
+        ],
+    );
+    assert_eq!(txs(&out).len(), 1);
+    assert_eq!(dec.protocol(), None);
+    assert!(!dec.is_websocket());
+    assert_eq!(dec.take_counters().undecoded_bytes, 3 + 4);
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::frame::{Frame, FrameDecoder, FrameError, setting};
 use crate::hpack;
 use crate::transaction::parse_status;
+use crate::websocket::{DeflateParams, WsDecoder};
 use crate::{Counters, Direction, End, Event, Headers, Limits, Message, Protocol, Transaction};
 
 /// Decodes both directions of one HTTP/2 connection into [`Transaction`]s.
@@ -17,6 +18,12 @@ use crate::{Counters, Direction, End, Event, Headers, Limits, Message, Protocol,
 /// `Limits::h2_max_streams`, or when [`finish`](Http2Decoder::finish) is called
 /// at connection close. A PUSH_PROMISE opens the promised stream with its
 /// request already complete.
+///
+/// An extended CONNECT (RFC 8441) with `:protocol = websocket` is emitted
+/// as a transaction as soon as the server accepts it (2xx, both messages
+/// marked complete); the DATA frames of that stream then go to a
+/// [`WsDecoder`] (emitting [`Event::WebSocket`]s) instead of the bodies,
+/// until the stream ends.
 ///
 /// Memory is bounded by `Limits`: open streams (each with capped bodies and
 /// header lists), two HPACK tables and two frame buffers.
@@ -49,6 +56,11 @@ struct Stream {
     tx: Transaction,
     /// Header blocks received per direction (0 = awaiting headers).
     blocks: [u8; 2],
+    /// Extended CONNECT to `websocket`: the WebSocket decoder for the
+    /// stream's DATA frames.
+    ws: Option<Box<WsDecoder>>,
+    /// The server accepted the WebSocket and the transaction was emitted.
+    ws_established: bool,
 }
 
 impl Http2Decoder {
@@ -127,6 +139,9 @@ impl Http2Decoder {
     pub fn stamp_open(&mut self, now: u64) {
         for s in self.core.streams.values_mut() {
             s.tx.stamp(now);
+            if let Some(ws) = &mut s.ws {
+                ws.stamp_open(now);
+            }
         }
     }
 
@@ -146,6 +161,12 @@ impl Http2Decoder {
             let m = s.message(dir);
             if !m.complete {
                 m.data_lost = true;
+            }
+            // The lost bytes may have held this stream's WebSocket frames
+            // (the connection's gap bytes are already counted).
+            if let Some(ws) = &mut s.ws {
+                ws.gap(dir, 0);
+                c.counters.add(&ws.take_counters());
             }
         }
     }
@@ -189,6 +210,7 @@ impl Http2Decoder {
             .values()
             .map(|s| {
                 std::mem::size_of::<Stream>()
+                    + s.ws.as_ref().map_or(0, |w| w.memory_footprint())
                     + [&s.tx.request, &s.tx.response]
                         .iter()
                         .map(|m| {
@@ -222,6 +244,8 @@ impl Stream {
         Stream {
             tx: Transaction::new(Protocol::Http2, id),
             blocks: [0; 2],
+            ws: None,
+            ws_established: false,
         }
     }
 
@@ -413,6 +437,7 @@ impl Core {
         out: &mut Vec<Event>,
     ) {
         let (headers, incomplete, truncated) = self.decode_block(dir, block);
+        let limits = self.limits;
         if dir == Direction::ClientToServer && id > self.max_client_stream {
             self.max_client_stream = id;
             self.flush_orphans(id, out);
@@ -448,8 +473,11 @@ impl Core {
         m.seen = true;
         m.headers_incomplete |= incomplete;
         m.headers_truncated |= truncated;
+        let mut websocket_connect = false;
         if first {
             m.headers = headers;
+            websocket_connect =
+                dir == Direction::ClientToServer && is_websocket_connect(&m.headers);
         } else {
             // Trailers (several trailing blocks are merged).
             for f in headers.iter() {
@@ -459,6 +487,14 @@ impl Core {
         }
         if end_stream {
             m.complete = true;
+        }
+        if websocket_connect {
+            s.ws = Some(Box::new(WsDecoder::new(&limits, id, None)));
+        }
+        if first && dir == Direction::ServerToClient && s.ws.is_some() {
+            self.websocket_response(id, out);
+        }
+        if end_stream {
             self.maybe_emit(dir, id, out);
         }
     }
@@ -476,6 +512,18 @@ impl Core {
             self.counters.frames_unknown_stream += 1;
             return;
         };
+        if let Some(ws) = &mut s.ws
+            && (dir == Direction::ClientToServer || s.ws_established)
+        {
+            ws.feed(dir, data, out);
+            let c = ws.take_counters();
+            self.counters.add(&c);
+            if end_stream {
+                s.message(dir).complete = true;
+                self.maybe_emit(dir, id, out);
+            }
+            return;
+        }
         let awaiting_headers = s.blocks[dir.index()] == 0;
         let m = s.message(dir);
         if m.complete {
@@ -571,13 +619,63 @@ impl Core {
             .count();
     }
 
-    fn emit(&mut self, s: Stream, end: End, out: &mut Vec<Event>) {
-        let mut tx = s.tx;
-        tx.end = end;
+    /// The response to a WebSocket extended CONNECT: on 2xx, emit the
+    /// transaction now and hand the stream's DATA to the WebSocket decoder;
+    /// otherwise it is an ordinary response.
+    fn websocket_response(&mut self, id: u32, out: &mut Vec<Event>) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let accepted =
+            s.tx.response
+                .headers
+                .get(b":status")
+                .and_then(parse_status)
+                .is_some_and(|st| (200..300).contains(&st));
+        if !accepted {
+            s.ws = None;
+            return;
+        }
+        if let Some(ws) = &mut s.ws {
+            ws.set_deflate(DeflateParams::from_headers(&s.tx.response.headers));
+        }
+        s.ws_established = true;
+        let mut tx = s.tx.clone();
+        tx.request.complete = true;
+        tx.response.complete = true;
+        tx.end = End::Complete;
         self.counters.transactions += 1;
         if !tx.is_complete() {
             self.counters.transactions_incomplete += 1;
         }
         out.push(Event::Transaction(Box::new(tx)));
     }
+
+    fn emit(&mut self, s: Stream, end: End, out: &mut Vec<Event>) {
+        if let Some(mut ws) = s.ws {
+            ws.finish(out);
+            self.counters.add(&ws.take_counters());
+        }
+        if s.ws_established {
+            // The transaction went out when the WebSocket was accepted.
+            return;
+        }
+        let mut tx = s.tx;
+        tx.end = end;
+        crate::content::process(&mut tx.request, &self.limits, &mut self.counters);
+        crate::content::process(&mut tx.response, &self.limits, &mut self.counters);
+        self.counters.transactions += 1;
+        if !tx.is_complete() {
+            self.counters.transactions_incomplete += 1;
+        }
+        out.push(Event::Transaction(Box::new(tx)));
+    }
+}
+
+/// An extended CONNECT (RFC 8441) for WebSocket: `:method = CONNECT` and
+/// `:protocol = websocket`.
+fn is_websocket_connect(h: &Headers) -> bool {
+    h.get(b":method") == Some(b"CONNECT")
+        && h.get(b":protocol")
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"websocket"))
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod h2;
+pub mod ws;
 
 /// Decodes a hex string, ignoring ASCII whitespace.
 pub fn hex(s: &str) -> Vec<u8> {
