@@ -32,6 +32,15 @@ const volatile __u8 filter_pids_on = 0;
 const volatile __u8 filter_comms_on = 0;
 /* weft's own pid: its file accesses are never reported. */
 const volatile __u32 self_tgid = 0;
+/* Benchmark floor (weft --bench-floor): every program returns at once, so
+ * the hooks cost only the kernel's trap. The verifier drops the dead rest. */
+const volatile __u8 floor_mode = 0;
+
+#define FLOOR()                   \
+	do {                      \
+		if (floor_mode)   \
+			return 0; \
+	} while (0)
 
 /* ---- maps ---- */
 

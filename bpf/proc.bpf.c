@@ -65,6 +65,7 @@ static __always_inline void report_file(__u32 type, __u32 pid, struct weft_file_
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	FLOOR();
 	struct weft_file_key key = {};
 	if (!file_key(bprm->file, &key))
 		return 0;
@@ -77,6 +78,7 @@ int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
 SEC("tracepoint/syscalls/sys_enter_mmap")
 int mmap_enter(struct trace_event_raw_sys_enter *ctx)
 {
+	FLOOR();
 	if (!(ctx->args[2] & PROT_EXEC))
 		return 0;
 	int fd = (int)ctx->args[4];
@@ -104,6 +106,7 @@ int mmap_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_mmap")
 int mmap_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	FLOOR();
 	__u64 id = bpf_get_current_pid_tgid();
 	struct weft_file_key *key = bpf_map_lookup_elem(&mmap_pending, &id);
 	if (!key)
@@ -122,6 +125,7 @@ int mmap_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 {
+	FLOOR();
 	if (!filter_pids_on)
 		return 0;
 	__u32 ptgid = parent->tgid;
@@ -139,6 +143,7 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(proc_exit, struct task_struct *p)
 {
+	FLOOR();
 	__u64 id = bpf_get_current_pid_tgid();
 	forget_thread(id);
 	bpf_map_delete_elem(&mmap_pending, &id);

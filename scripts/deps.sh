@@ -15,6 +15,9 @@ pkgs=(
   nginx curl openssl python3 nodejs iproute2
   # tests: clients of the other TLS libraries (GnuTLS, wolfSSL)
   wget gnutls-bin libwolfssl-dev git util-linux
+  # tests: BoringSSL statically linked and stripped (located by
+  # crates/weft-core/src/discovery/boringssl.rs, offsets in data/boringssl.json)
+  chromium
 )
 
 missing=()
@@ -37,4 +40,31 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "deps: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest
+fi
+
+# Go 1.23 (Go crypto/tls tests) comes from bookworm-backports; nats-server is
+# the stripped Go binary the pclntab discovery test reads. On Debian bookworm
+# add the suite to the first stanza of debian.sources (once), then install.
+go_pkgs=(golang-1.23-go nats-server)
+go_missing=()
+for p in "${go_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || go_missing+=("$p")
+done
+if ((${#go_missing[@]})); then
+  sources=/etc/apt/sources.list.d/debian.sources
+  codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+  if [[ $codename == bookworm && -f $sources ]]; then
+    # Only the first Suites: line (the main archive stanza), only if absent.
+    if ! awk '/^Suites:/ { print; exit }' "$sources" | grep -qw 'bookworm-backports'; then
+      echo "deps: adding bookworm-backports to $sources" >&2
+      sed -i '0,/^Suites:/ s/^\(Suites:.*\)$/\1 bookworm-backports/' "$sources"
+    fi
+  fi
+  echo "deps: installing ${go_missing[*]}" >&2
+  apt-get update -qq -o DPkg::Lock::Timeout=600
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${go_missing[@]}" >/dev/null
+fi
+if [[ ! -x /usr/lib/go-1.23/bin/go ]]; then
+  echo "deps: /usr/lib/go-1.23/bin/go missing after installing golang-1.23-go" >&2
+  exit 1
 fi

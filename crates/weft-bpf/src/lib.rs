@@ -7,6 +7,8 @@
 
 pub mod abi;
 pub mod assemble;
+pub mod go;
+pub mod progstats;
 pub mod sensor;
 
 #[allow(

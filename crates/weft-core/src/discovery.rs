@@ -30,7 +30,9 @@
 //! Each candidate is `stat`ed before it is opened, so a path that now names a
 //! FIFO or a device is never opened (and cannot block the scan).
 
+mod boringssl;
 mod elf;
+pub mod go;
 mod maps;
 mod spec;
 
@@ -44,7 +46,7 @@ use std::path::{Path, PathBuf};
 pub use elf::MAX_TABLE_BYTES;
 pub use maps::{Mapping, parse_maps};
 pub use spec::{
-    ALL_LIBRARIES, BORINGSSL, DEFAULT_LIBRARIES, GNUTLS, LibrarySpec, NSS, OPENSSL, WOLFSSL,
+    ALL_LIBRARIES, BORINGSSL, DEFAULT_LIBRARIES, GNUTLS, GO, LibrarySpec, NSS, OPENSSL, WOLFSSL,
 };
 
 use crate::event::TlsLibrary;
@@ -205,6 +207,13 @@ pub enum DiscoveryError {
         table: &'static str,
         size: u64,
     },
+    #[error(
+        "{path}: Go program not probed: weft cannot verify where its crypto/tls functions are \
+         ({reason}); a probe at a wrong offset would corrupt the program"
+    )]
+    GoUnverified { path: PathBuf, reason: String },
+    #[error(transparent)]
+    BoringSsl(#[from] boringssl::LocateError),
 }
 
 impl DiscoveryError {
@@ -269,7 +278,28 @@ fn inspect_open(
     libraries: &[LibrarySpec],
     path: &Path,
 ) -> Result<Option<elf::Found>, DiscoveryError> {
-    elf::inspect(file, file_name, libraries).map_err(|e| match e {
+    // Go programs are go.rs' business (the symbol scan would find the entry
+    // points of crypto/tls in an unstripped one, but not its RETs).
+    let go_file = if libraries.iter().any(|l| l.library == TlsLibrary::GoTls) {
+        Some(file.try_clone().map_err(|source| DiscoveryError::Open {
+            path: path.to_owned(),
+            source,
+        })?)
+    } else {
+        None
+    };
+    let libraries: Vec<LibrarySpec> = libraries
+        .iter()
+        .filter(|l| l.library != TlsLibrary::GoTls)
+        .copied()
+        .collect();
+    // Stripped executables embedding BoringSSL (Chromium) name nothing in
+    // their symbol tables: boringssl.rs looks at them then.
+    let stripped = libraries
+        .contains(&BORINGSSL)
+        .then(|| file.try_clone().ok())
+        .flatten();
+    let found = elf::inspect(file, file_name, &libraries).map_err(|e| match e {
         elf::ElfError::Object(e) => DiscoveryError::MalformedElf {
             path: path.to_owned(),
             reason: e.to_string(),
@@ -283,7 +313,15 @@ fn inspect_open(
             table,
             size,
         },
-    })
+    })?;
+    let found = match (found, stripped) {
+        (None, Some(file)) => boringssl::inspect(&file, file_name, path)?,
+        (found, _) => found,
+    };
+    match (found, go_file) {
+        (None, Some(go_file)) => go::inspect(go_file).map_err(|e| go::discovery_error(e, path)),
+        (found, _) => Ok(found),
+    }
 }
 
 /// What scanning one process found.
@@ -514,6 +552,67 @@ pub fn scan_library_dirs(
                 continue;
             };
             if !md.is_file() || !seen.insert(FileId::from_metadata(&md)) {
+                continue;
+            }
+            match inspect_file(&path, libraries) {
+                Ok(Some(t)) => targets.push(t),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    (targets, errors)
+}
+
+/// Directories of the executables people start by name.
+pub const SYSTEM_EXECUTABLE_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// Executables smaller than this cannot embed a TLS library.
+const MIN_EMBEDDING_SIZE: u64 = 1 << 20;
+
+/// Find executables in `dirs` that embed a TLS library (node, a Go program,
+/// a static OpenSSL build), so they are probed before their first run: an
+/// executable found only when it starts races its own first TLS calls.
+/// Only regular files of at least 1 MiB with an ELF header are inspected.
+pub fn scan_executable_dirs(
+    dirs: &[&str],
+    libraries: &[LibrarySpec],
+    seen: &mut HashSet<FileId>,
+) -> (Vec<ProbeTarget>, Vec<DiscoveryError>) {
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            let Ok(path) = std::fs::canonicalize(&path) else {
+                continue;
+            };
+            let Ok(md) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !md.is_file() || md.len() < MIN_EMBEDDING_SIZE || md.mode() & 0o111 == 0 {
+                continue;
+            }
+            if !seen.insert(FileId::from_metadata(&md)) {
+                continue;
+            }
+            let mut magic = [0u8; 4];
+            let is_elf = File::open(&path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
+                && magic == *b"\x7fELF";
+            if !is_elf {
                 continue;
             }
             match inspect_file(&path, libraries) {

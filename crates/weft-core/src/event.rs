@@ -155,8 +155,61 @@ impl TlsData {
     }
 }
 
+/// One HTTP exchange (request + response) decoded from a connection's
+/// plaintext, as seen by one process (a client and a server on the same
+/// host each give their own event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http {
+    /// Wall-clock time the request began (first bytes seen), Unix ns; the
+    /// time the event was produced when that is unknown.
+    pub timestamp_ns: u64,
+    /// From the first request bytes to the end of the response, when known.
+    pub duration_ns: Option<u64>,
+    pub process: Arc<ProcessInfo>,
+    pub flow: Option<Flow>,
+    /// The TLS library the plaintext came from.
+    pub library: TlsLibrary,
+    /// Whether this process is the client (sent the request) or the server.
+    pub role: Role,
+    pub transaction: Box<weft_proto::Transaction>,
+}
+
+/// One WebSocket message decoded from a connection's plaintext (after an
+/// HTTP/1.1 upgrade or an HTTP/2 extended CONNECT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocket {
+    /// Wall-clock time the message's first bytes were seen, Unix ns.
+    pub timestamp_ns: u64,
+    pub process: Arc<ProcessInfo>,
+    pub flow: Option<Flow>,
+    pub library: TlsLibrary,
+    /// This process' role on the connection (client: it sent the upgrade).
+    pub role: Role,
+    pub message: Box<weft_proto::websocket::WsMessage>,
+}
+
+/// weft's own report that it lost data: counters that grew since the last
+/// report (only the ones that grew), emitted periodically while loss goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// Wall-clock time of the report, Unix ns.
+    pub timestamp_ns: u64,
+    /// Length of the period the counts cover.
+    pub interval_ns: u64,
+    /// (reason, count in the period), by the stable reason names of the
+    /// metrics endpoint (`weft_drops_total{reason=...}`).
+    pub counts: Vec<(&'static str, u64)>,
+}
+
 /// Everything that flows from capture to the sinks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// One TLS library call with its plaintext (a "capture" event).
     TlsData(TlsData),
+    /// One decoded HTTP transaction.
+    Http(Http),
+    /// One decoded WebSocket message.
+    WebSocket(WebSocket),
+    /// weft lost data in the last period.
+    Loss(Loss),
 }

@@ -3,7 +3,9 @@
 //! into whole events.
 #![forbid(unsafe_code)]
 
+pub mod decode;
 pub mod discovery;
 pub mod event;
 pub mod pipeline;
 pub mod procinfo;
+pub mod redact;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
-use crate::event::Event;
+use crate::event::{Event, Flow};
 
 /// Work done on each event by a worker: owns the state of the flows sharded
 /// to it. `emit` hands results to the output stage, in order.
@@ -109,13 +109,22 @@ mod foldhash_like {
     }
 }
 
-/// The shard key of an event: its connection, else its thread.
+/// The key of a connection: its socket cookie, else (socket unknown) the
+/// calling thread, in a range cookies do not reach.
+pub fn flow_key(flow: Option<&Flow>, tid: u32) -> u64 {
+    match flow {
+        Some(f) if f.cookie != 0 => f.cookie,
+        _ => 1 << 63 | u64::from(tid),
+    }
+}
+
+/// The shard key of an event: its connection.
 pub fn shard_key(ev: &Event) -> u64 {
     match ev {
-        Event::TlsData(d) => match d.flow {
-            Some(f) if f.cookie != 0 => f.cookie,
-            _ => 1 << 63 | u64::from(d.tid),
-        },
+        Event::TlsData(d) => flow_key(d.flow.as_ref(), d.tid),
+        Event::Http(h) => flow_key(h.flow.as_ref(), 0),
+        Event::WebSocket(w) => flow_key(w.flow.as_ref(), 0),
+        Event::Loss(_) => 0,
     }
 }
 
@@ -279,7 +288,9 @@ mod tests {
         assert_eq!(got.len(), 3000);
         let mut last = std::collections::HashMap::new();
         for e in got {
-            let Event::TlsData(d) = e;
+            let Event::TlsData(d) = e else {
+                panic!("not a capture event")
+            };
             let cookie = d.flow.map(|f| f.cookie).unwrap_or(0);
             let prev = last.insert(cookie, d.timestamp_ns);
             assert!(

@@ -39,6 +39,8 @@ pub struct Expect<'a> {
     pub library: &'a str,
 }
 
+/// Checks the client's exchange with nginx: its capture events (weft must
+/// run with `--raw`) and its decoded HTTP transaction.
 pub fn check_exchange(weft: Weft, nginx: &Nginx, x: &Expect<'_>) -> TestResult {
     let body = x.body.to_vec();
     let pid = u64::from(x.client_pid);
@@ -101,6 +103,19 @@ pub fn check_exchange(weft: Weft, nginx: &Nginx, x: &Expect<'_>) -> TestResult {
     );
     let cookie = *cookies.iter().next().ok_or("no cookie")?;
     assert_ne!(cookie, 0);
+
+    // The decoded transaction of the same exchange, on the same connection.
+    let path = x.uri.split('?').next().unwrap_or(x.uri);
+    let http = client
+        .iter()
+        .find(|e| {
+            field_str(e, "event.action") == Some("http-transaction")
+                && field_str(e, "url.path") == Some(path)
+        })
+        .ok_or("no http-transaction event of the client for the uri")?;
+    assert_eq!(field_u64(http, "http.response.status_code"), Some(200));
+    assert_eq!(field_u64(http, "weft.flow.cookie"), Some(cookie));
+    assert_eq!(tuple(http), t);
 
     // nginx's read of the same request: its worker's pid, the same tuple.
     let workers = nginx.worker_pids();

@@ -362,6 +362,28 @@ pub fn make_cert(dir: &Path) -> TestResult<(PathBuf, PathBuf)> {
     Ok((cert, key))
 }
 
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGKILL on the master would orphan its workers: ask the master to
+        // stop them (SIGTERM = fast shutdown), then make sure nothing of
+        // this nginx is left.
+        let workers = self.worker_pids();
+        signal(self.pid(), "TERM");
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.proc.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for w in workers {
+            if std::path::Path::new(&format!("/proc/{w}")).exists() {
+                signal(w, "KILL");
+            }
+        }
+    }
+}
+
 /// nginx serving TLS (HTTP/1.1 and h2) on a loopback port. Every location
 /// answers `body-<uri>`; the access log records `$remote_port $request_uri`.
 pub struct Nginx {

@@ -13,7 +13,7 @@ use weft_itest::*;
 #[test]
 fn curl_http1_against_nginx() -> TestResult {
     let nginx = Nginx::start()?;
-    let weft = Weft::start(&[])?;
+    let weft = Weft::start(&["--raw"])?;
     let uri = format!("/curl-h1-{:x}", rand_u64());
     let (pid, out) = curl(
         &["--http1.1"],
@@ -38,7 +38,7 @@ fn curl_http1_against_nginx() -> TestResult {
 #[test]
 fn curl_http2_against_nginx() -> TestResult {
     let nginx = Nginx::start()?;
-    let weft = Weft::start(&[])?;
+    let weft = Weft::start(&["--raw"])?;
     let uri = format!("/curl-h2-{:x}", rand_u64());
     let (pid, out) = curl(
         &["--http2"],
@@ -65,7 +65,7 @@ fn curl_http2_against_nginx() -> TestResult {
 #[test]
 fn python_urllib_against_nginx() -> TestResult {
     let nginx = Nginx::start()?;
-    let weft = Weft::start(&[])?;
+    let weft = Weft::start(&["--raw"])?;
     let uri = format!("/python-{:x}", rand_u64());
     let url = format!("https://127.0.0.1:{}{uri}", nginx.port);
     let script = "import sys, ssl, urllib.request\n\
@@ -94,7 +94,7 @@ fn python_urllib_against_nginx() -> TestResult {
 #[test]
 fn node_https_against_nginx() -> TestResult {
     let nginx = Nginx::start()?;
-    let weft = Weft::start(&[])?;
+    let weft = Weft::start(&["--raw"])?;
     let uri = format!("/node-{:x}", rand_u64());
     let script = "const https = require('https');\
         https.get({host: '127.0.0.1', port: +process.argv[1], path: process.argv[2],\
@@ -324,7 +324,7 @@ fn tree_filter_follows_children_started_later() -> TestResult {
     let nginx = Nginx::start()?;
     let url = format!("https://127.0.0.1:{}/tree-filter", nginx.port);
     // A shell that waits, then runs curl: curl is born after weft starts.
-    let mut shell = Command::new("bash")
+    let child = Command::new("bash")
         .args([
             "-c",
             &format!("read _; curl -sk --http1.1 --max-time 20 {url} >/dev/null; echo done"),
@@ -332,15 +332,17 @@ fn tree_filter_follows_children_started_later() -> TestResult {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let shell_pid = shell.id();
+    // Killed on drop if the test fails half-way (bash would wait forever).
+    let mut shell = Proc { child };
+    let shell_pid = shell.pid();
     let weft = Weft::start(&["--tree", &shell_pid.to_string()])?;
     let (other_pid, _) = curl(&["--http1.1"], &url)?;
     {
         use std::io::Write;
-        let stdin = shell.stdin.as_mut().ok_or("stdin")?;
+        let stdin = shell.child.stdin.as_mut().ok_or("stdin")?;
         stdin.write_all(b"go\n")?;
     }
-    let status = shell.wait()?;
+    let status = shell.child.wait()?;
     assert!(status.success());
     assert!(weft.wait_for(SEEN_TIMEOUT, |e| field_str(e, "process.name")
         == Some("curl")));
@@ -438,13 +440,14 @@ fn library_loaded_later_in_another_mount_namespace_is_probed() -> TestResult {
         peer = peer.display(),
         port = server.port,
     );
-    let mut child = std::process::Command::new("unshare")
+    let child = std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "bash", "-c", &script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let pid = child.id();
-    let mut out = std::io::BufReader::new(child.stdout.take().ok_or("stdout")?);
+    let mut child = Proc { child };
+    let pid = child.pid();
+    let mut out = std::io::BufReader::new(child.child.stdout.take().ok_or("stdout")?);
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line)?;
     assert!(line.starts_with("connected"), "{line:?}");
@@ -459,12 +462,17 @@ fn library_loaded_later_in_another_mount_namespace_is_probed() -> TestResult {
     std::thread::sleep(Duration::from_secs(1));
     {
         use std::io::Write;
-        child.stdin.as_mut().ok_or("stdin")?.write_all(b"go\n")?;
+        child
+            .child
+            .stdin
+            .as_mut()
+            .ok_or("stdin")?
+            .write_all(b"go\n")?;
     }
     line.clear();
     std::io::BufRead::read_line(&mut out, &mut line)?;
     assert_eq!(line.trim(), "done");
-    let _ = child.wait();
+    let _ = child.child.wait();
     let want = pattern(4242);
     let p = u64::from(pid);
     let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
@@ -481,5 +489,55 @@ fn library_loaded_later_in_another_mount_namespace_is_probed() -> TestResult {
         "no attachment statistics:\n{}",
         run.stderr
     );
+    Ok(())
+}
+
+#[test]
+fn metrics_endpoint_reports_counters_and_bpf_program_costs() -> TestResult {
+    let nginx = Nginx::start()?;
+    let port = free_port();
+    let weft = Weft::start(&["--metrics", &format!("127.0.0.1:{port}")])?;
+    let (pid, _) = curl(
+        &["--http1.1"],
+        &format!("https://127.0.0.1:{}/metrics-test", nginx.port),
+    )?;
+    let p = u64::from(pid);
+    assert!(weft.wait_for(SEEN_TIMEOUT, |e| field_u64(e, "process.pid") == Some(p)));
+    // The page is refreshed once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, page) = run_client(
+        Command::new("curl")
+            .args(["-s", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{port}/metrics")),
+        CLIENT_TIMEOUT,
+    )?;
+    let page = String::from_utf8_lossy(&page).into_owned();
+    let value = |prefix: &str| -> Option<f64> {
+        page.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    assert!(
+        value("weft_events_total ").is_some_and(|v| v >= 1.0),
+        "{page}"
+    );
+    assert!(
+        value("weft_tls_calls_total ").is_some_and(|v| v >= 2.0),
+        "{page}"
+    );
+    assert!(
+        page.contains("weft_drops_total{reason=\"ring_full_data\"} 0"),
+        "{page}"
+    );
+    assert!(
+        value("weft_bpf_program_runs_total{program=\"ssl_ret\"}").is_some_and(|v| v >= 2.0),
+        "{page}"
+    );
+    assert!(
+        value("weft_attachments{kind=\"uprobe\"}").is_some_and(|v| v >= 1.0),
+        "{page}"
+    );
+    weft.stop()?;
     Ok(())
 }

@@ -13,7 +13,7 @@ fn h1_exchange(
     client: impl FnOnce(&Nginx, &str) -> TestResult<(u32, Vec<u8>)>,
 ) -> TestResult {
     let nginx = Nginx::start()?;
-    let weft = Weft::start(&[])?;
+    let weft = Weft::start(&["--raw"])?;
     let uri = format!("/{library}-{:x}", rand_u64());
     let (pid, out) = client(&nginx, &uri)?;
     let body = format!("body-{uri}");

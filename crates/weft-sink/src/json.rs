@@ -5,18 +5,48 @@
 //! reused buffer with no intermediate values, and the string escaping also
 //! neutralises characters that are valid JSON but unsafe on a terminal.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
 
 use base64::Engine as _;
-use weft_core::event::{Event, Role, TlsData};
+use weft_core::event::{Endpoint, Event, Flow, Http, ProcessInfo, Role, TlsData};
+use weft_proto::{Body, End, Headers, Message};
 
 use crate::datetime::{push_digits, push_rfc3339_utc};
 use crate::escape::is_unsafe_non_ascii;
+use crate::http::{self, HttpUrl};
 use crate::{ECS_VERSION, SCHEMA_VERSION, Sink, SinkError};
 
 /// Buffers that grew past this for one huge event are shrunk back.
 const KEEP_CAPACITY: usize = 1 << 20;
+
+/// What the JSON lines contain.
+///
+/// `JsonOptions::default().redact(false)`
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JsonOptions {
+    /// Mask credentials in HTTP events (`url.full`, `url.query`,
+    /// `http.request.referrer`, header values, form and JSON bodies; see
+    /// `weft_core::redact` and `docs/schema.md`). On by default; the binary
+    /// turns it off for `--no-redact`. Capture events are never redacted:
+    /// their payload is the raw plaintext, shown only with `--raw`.
+    pub redact: bool,
+}
+
+impl JsonOptions {
+    pub fn redact(mut self, on: bool) -> Self {
+        self.redact = on;
+        self
+    }
+}
+
+impl Default for JsonOptions {
+    fn default() -> Self {
+        Self { redact: true }
+    }
+}
 
 /// Writes one ECS JSON object per event, each followed by `\n`.
 ///
@@ -27,15 +57,26 @@ const KEEP_CAPACITY: usize = 1 << 20;
 #[derive(Debug)]
 pub struct JsonSink<W: Write> {
     out: W,
+    opts: JsonOptions,
     buf: Vec<u8>,
 }
 
 impl<W: Write> JsonSink<W> {
+    /// A sink with the default options (redaction on).
     pub fn new(out: W) -> Self {
+        Self::with_options(out, JsonOptions::default())
+    }
+
+    pub fn with_options(out: W, opts: JsonOptions) -> Self {
         Self {
             out,
+            opts,
             buf: Vec::with_capacity(4096),
         }
+    }
+
+    pub fn options(&self) -> &JsonOptions {
+        &self.opts
     }
 
     pub fn get_ref(&self) -> &W {
@@ -55,7 +96,7 @@ impl<W: Write> JsonSink<W> {
 impl<W: Write> Sink for JsonSink<W> {
     fn write(&mut self, ev: &Event) -> Result<(), SinkError> {
         self.buf.clear();
-        encode_event(ev, &mut self.buf);
+        encode_event_with(ev, &self.opts, &mut self.buf);
         self.buf.push(b'\n');
         let res = self.out.write_all(&self.buf);
         if self.buf.capacity() > KEEP_CAPACITY {
@@ -75,24 +116,120 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 }
 
-/// Appends the JSON object for `ev` to `out` (no trailing newline).
+/// Appends the JSON object for `ev` to `out` (no trailing newline), with the
+/// default options (redaction on).
 ///
 /// For outputs that frame events themselves (a message bus, an HTTP bulk
 /// request); [`JsonSink`] is this plus `\n`.
 pub fn encode_event(ev: &Event, out: &mut Vec<u8>) {
+    encode_event_with(ev, &JsonOptions::default(), out);
+}
+
+/// [`encode_event`] with the given options.
+pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
     match ev {
         Event::TlsData(d) => encode_tls_data(d, out),
+        Event::Http(h) => encode_http(h, opts, out),
+        Event::Loss(l) => encode_loss(l, out),
+        Event::WebSocket(w) => encode_websocket(w, out),
     }
+}
+
+/// One WebSocket message (`event.action: websocket-message`).
+fn encode_websocket(w: &weft_core::event::WebSocket, out: &mut Vec<u8>) {
+    use weft_proto::websocket::Opcode;
+    let p = &*w.process;
+    let m = &*w.message;
+    let mut j = Obj::new(out);
+    j.timestamp("@timestamp", w.timestamp_ns);
+    j.begin("ecs");
+    j.str("version", ECS_VERSION);
+    j.end();
+    j.begin("event");
+    j.str("kind", "event");
+    j.raw("category", "[\"network\",\"web\"]");
+    j.raw("type", "[\"protocol\"]");
+    j.str("action", "websocket-message");
+    j.end();
+    process_fields(&mut j, p, None);
+    if let Some(flow) = &w.flow {
+        let (client, server) = match w.role {
+            Role::Server => (flow.remote, flow.local),
+            Role::Client | Role::Unknown => (flow.local, flow.remote),
+        };
+        connection_fields(&mut j, flow, client, server, Some("websocket"));
+    }
+    weft_head(&mut j, p, w.flow.as_ref());
+    j.begin("tls");
+    j.str("library", w.library.as_str());
+    j.end();
+    j.begin("websocket");
+    j.str("direction", http::direction_side(m.direction));
+    j.str(
+        "opcode",
+        match m.opcode {
+            Opcode::Text => "text",
+            Opcode::Binary => "binary",
+            Opcode::Close => "close",
+            Opcode::Ping => "ping",
+            Opcode::Pong => "pong",
+            _ => "continuation",
+        },
+    );
+    j.u64("stream_id", u64::from(m.stream_id));
+    j.u64("size", m.size);
+    j.u64("wire_size", m.wire_size);
+    j.bool("compressed", m.compressed);
+    j.bool("truncated", m.truncated);
+    j.bool("complete", m.complete);
+    j.bool("data_lost", m.data_lost);
+    if let Some(code) = m.close_code {
+        j.u64("close_code", u64::from(code));
+    }
+    match std::str::from_utf8(&m.payload) {
+        Ok(text) => j.str("text", text),
+        Err(_) => j.base64("base64", &m.payload),
+    }
+    j.end();
+    j.end();
+    j.finish();
+    out.push(b'\n');
+}
+
+/// `weft.loss`: what weft lost in the last period, by reason.
+fn encode_loss(l: &weft_core::event::Loss, out: &mut Vec<u8>) {
+    let mut j = Obj::new(out);
+    j.timestamp("@timestamp", l.timestamp_ns);
+    j.begin("ecs");
+    j.str("version", ECS_VERSION);
+    j.end();
+    j.begin("event");
+    j.str("kind", "metric");
+    j.raw("category", "[\"host\"]");
+    j.raw("type", "[\"info\"]");
+    j.str("action", "weft-loss");
+    j.str("dataset", "weft.loss");
+    j.raw("duration", &l.interval_ns.to_string());
+    j.end();
+    j.begin("weft");
+    j.begin("schema");
+    j.str("version", SCHEMA_VERSION);
+    j.end();
+    j.begin("loss");
+    for (reason, n) in &l.counts {
+        j.raw(reason, &n.to_string());
+    }
+    j.end();
+    j.end();
+    j.finish();
+    out.push(b'\n');
 }
 
 fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
     let p = &*d.process;
     let mut j = Obj::new(out);
 
-    j.key("@timestamp");
-    j.out.push(b'"');
-    push_rfc3339_utc(j.out, d.timestamp_ns);
-    j.out.push(b'"');
+    j.timestamp("@timestamp", d.timestamp_ns);
 
     j.begin("ecs");
     j.str("version", ECS_VERSION);
@@ -112,75 +249,12 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
     j.u64("duration", d.duration_ns);
     j.end();
 
-    j.begin("process");
-    j.u64("pid", u64::from(p.pid));
-    j.str("name", &p.name);
-    if let Some(exe) = &p.executable {
-        j.str("executable", exe);
-    }
-    j.str("entity_id", &p.entity_id);
-    j.begin("parent");
-    j.u64("pid", u64::from(p.ppid));
-    j.end();
-    j.begin("thread");
-    j.u64("id", u64::from(d.tid));
-    j.end();
-    j.end();
-
-    j.begin("user");
-    j.u64_as_str("id", u64::from(p.uid));
-    j.end();
-    j.begin("group");
-    j.u64_as_str("id", u64::from(p.gid));
-    j.end();
-
+    process_fields(&mut j, p, Some(d.tid));
     if let Some(flow) = &d.flow {
-        let (src, dst) = (flow.source(), flow.destination());
-        j.begin("source");
-        j.ip("ip", src.ip);
-        j.u64("port", u64::from(src.port));
-        j.end();
-        j.begin("destination");
-        j.ip("ip", dst.ip);
-        j.u64("port", u64::from(dst.port));
-        j.end();
-        j.begin("network");
-        j.str("transport", "tcp");
-        // From the address actually on the wire: an IPv4-mapped IPv6
-        // socket address carries IPv4 packets.
-        j.str(
-            "type",
-            match flow.local.ip.to_canonical() {
-                IpAddr::V4(_) => "ipv4",
-                IpAddr::V6(_) => "ipv6",
-            },
-        );
-        j.end();
+        connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
     }
 
-    j.begin("weft");
-    j.begin("schema");
-    j.str("version", SCHEMA_VERSION);
-    j.end();
-    j.begin("process");
-    j.u64("cgroup_id", p.cgroup_id);
-    j.u64("start_time_ns", p.start_time_ns);
-    j.end();
-    if let Some(flow) = &d.flow {
-        j.begin("flow");
-        if flow.cookie != 0 {
-            j.u64("cookie", flow.cookie);
-        }
-        j.str(
-            "role",
-            match flow.role {
-                Role::Client => "client",
-                Role::Server => "server",
-                Role::Unknown => "unknown",
-            },
-        );
-        j.end();
-    }
+    weft_head(&mut j, p, d.flow.as_ref());
     j.begin("tls");
     j.str("library", d.library.as_str());
     j.str("direction", d.direction.as_str());
@@ -197,6 +271,351 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
     j.end();
 
     j.finish();
+}
+
+/// One decoded HTTP transaction (see `docs/schema.md`, "The http event").
+fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
+    let p = &*h.process;
+    let t = &*h.transaction;
+    let redact = opts.redact;
+    let ends = http::endpoints(h);
+    let url = HttpUrl::new(t, ends.map(|(_, server)| server), redact);
+    let mut j = Obj::new(out);
+
+    j.timestamp("@timestamp", h.timestamp_ns);
+
+    j.begin("ecs");
+    j.str("version", ECS_VERSION);
+    j.end();
+
+    j.begin("event");
+    j.str("kind", "event");
+    j.raw("category", "[\"network\",\"web\"]");
+    j.raw("type", "[\"access\",\"protocol\"]");
+    j.str("action", "http-transaction");
+    if let Some(ns) = http::duration_ns(h) {
+        j.u64("duration", ns);
+    }
+    j.end();
+
+    process_fields(&mut j, p, None);
+    if let (Some(flow), Some((client, server))) = (&h.flow, ends) {
+        connection_fields(&mut j, flow, client, server, Some("http"));
+    }
+
+    if !url.is_empty() {
+        j.begin("url");
+        if let Some(full) = url.full() {
+            j.bytes("full", full);
+            j.str("scheme", "https");
+        }
+        if let Some(domain) = url.domain() {
+            j.bytes("domain", domain);
+        }
+        if let Some(port) = url.port() {
+            j.u64("port", u64::from(port));
+        }
+        if let Some(path) = url.path() {
+            j.bytes("path", path);
+        }
+        if let Some(query) = url.query() {
+            j.bytes("query", query);
+        }
+        if let Some(fragment) = url.fragment() {
+            j.bytes("fragment", fragment);
+        }
+        j.end();
+    }
+
+    j.begin("http");
+    j.str("version", http::ecs_version(t.protocol));
+    let req = &t.request;
+    if req.seen {
+        j.begin("request");
+        if let Some(method) = t.method() {
+            j.bytes("method", method);
+        }
+        if let Some(mime) = http::mime_type(req) {
+            j.bytes("mime_type", mime);
+        }
+        if let Some(referrer) = req.headers.get(b"referer") {
+            let shown = if redact {
+                weft_core::redact::mask_header_value(b"referer", referrer)
+            } else {
+                Cow::Borrowed(referrer)
+            };
+            j.bytes("referrer", &shown);
+        }
+        header_object(&mut j, "headers", &req.headers, redact);
+        body_object(&mut j, req, redact);
+        j.end();
+    }
+    let resp = &t.response;
+    if resp.seen {
+        j.begin("response");
+        if let Some(status) = t.status() {
+            j.u64("status_code", u64::from(status));
+        }
+        if let Some(mime) = http::mime_type(resp) {
+            j.bytes("mime_type", mime);
+        }
+        header_object(&mut j, "headers", &resp.headers, redact);
+        body_object(&mut j, resp, redact);
+        j.end();
+    }
+    j.end();
+
+    if let Some(ua) = req.headers.get(b"user-agent") {
+        j.begin("user_agent");
+        j.bytes("original", ua);
+        j.end();
+    }
+
+    weft_head(&mut j, p, h.flow.as_ref());
+    j.begin("tls");
+    j.str("library", h.library.as_str());
+    j.end();
+    j.begin("http");
+    j.u64("stream_id", u64::from(t.stream_id));
+    if let Some(parent) = t.promised_by {
+        j.u64("promised_by", u64::from(parent));
+    }
+    j.str("role", http::role_name(h.role));
+    j.str("end", http::end_name(t.end));
+    match t.end {
+        End::Reset { by, error_code } => {
+            j.str("reset_by", http::direction_side(by));
+            j.u64("error_code", u64::from(error_code));
+        }
+        End::GoAway { error_code } => j.u64("error_code", u64::from(error_code)),
+        _ => {}
+    }
+    let both = [req, resp];
+    j.bool("complete", t.is_complete());
+    j.bool(
+        "headers_incomplete",
+        both.iter().any(|m| m.headers_incomplete),
+    );
+    j.bool(
+        "headers_truncated",
+        both.iter().any(|m| m.headers_truncated),
+    );
+    j.bool(
+        "body_truncated",
+        both.iter().any(|m| http::content_is_partial(&m.body)),
+    );
+    j.bool("data_lost", both.iter().any(|m| m.data_lost));
+    if !t.interim.is_empty() {
+        j.key("interim");
+        j.out.push(b'[');
+        for (i, status) in http::interim_statuses(t).enumerate() {
+            if i > 0 {
+                j.out.push(b',');
+            }
+            push_digits(j.out, u64::from(status), 1);
+        }
+        j.out.push(b']');
+    }
+    j.bool("redacted", redact);
+    for (key, m) in [("request", req), ("response", resp)] {
+        let has_body = m.body.size > 0 || !m.body.data.is_empty();
+        let has_trailers = m.trailers.regular().next().is_some();
+        if m.seen && (has_body || has_trailers) {
+            j.begin(key);
+            if has_body {
+                weft_body_object(&mut j, &m.body);
+            }
+            header_object(&mut j, "trailers", &m.trailers, redact);
+            j.end();
+        }
+    }
+    j.end();
+    j.end();
+
+    j.finish();
+}
+
+/// `process.*`, `user.id`, `group.id`.
+fn process_fields(j: &mut Obj<'_>, p: &ProcessInfo, tid: Option<u32>) {
+    j.begin("process");
+    j.u64("pid", u64::from(p.pid));
+    j.str("name", &p.name);
+    if let Some(exe) = &p.executable {
+        j.str("executable", exe);
+    }
+    j.str("entity_id", &p.entity_id);
+    j.begin("parent");
+    j.u64("pid", u64::from(p.ppid));
+    j.end();
+    if let Some(tid) = tid {
+        j.begin("thread");
+        j.u64("id", u64::from(tid));
+        j.end();
+    }
+    j.end();
+
+    j.begin("user");
+    j.u64_as_str("id", u64::from(p.uid));
+    j.end();
+    j.begin("group");
+    j.u64_as_str("id", u64::from(p.gid));
+    j.end();
+}
+
+/// `source.*`, `destination.*`, `network.*`.
+fn connection_fields(
+    j: &mut Obj<'_>,
+    flow: &Flow,
+    src: Endpoint,
+    dst: Endpoint,
+    protocol: Option<&str>,
+) {
+    j.begin("source");
+    j.ip("ip", src.ip);
+    j.u64("port", u64::from(src.port));
+    j.end();
+    j.begin("destination");
+    j.ip("ip", dst.ip);
+    j.u64("port", u64::from(dst.port));
+    j.end();
+    j.begin("network");
+    j.str("transport", "tcp");
+    // From the address actually on the wire: an IPv4-mapped IPv6
+    // socket address carries IPv4 packets.
+    j.str(
+        "type",
+        match flow.local.ip.to_canonical() {
+            IpAddr::V4(_) => "ipv4",
+            IpAddr::V6(_) => "ipv6",
+        },
+    );
+    if let Some(protocol) = protocol {
+        j.str("protocol", protocol);
+    }
+    j.end();
+}
+
+/// Opens `weft` and writes `weft.schema`, `weft.process`, `weft.flow`; the
+/// caller adds its own fields and closes it.
+fn weft_head(j: &mut Obj<'_>, p: &ProcessInfo, flow: Option<&Flow>) {
+    j.begin("weft");
+    j.begin("schema");
+    j.str("version", SCHEMA_VERSION);
+    j.end();
+    j.begin("process");
+    j.u64("cgroup_id", p.cgroup_id);
+    j.u64("start_time_ns", p.start_time_ns);
+    j.end();
+    if let Some(flow) = flow {
+        j.begin("flow");
+        if flow.cookie != 0 {
+            j.u64("cookie", flow.cookie);
+        }
+        j.str("role", http::role_name(flow.role));
+        j.end();
+    }
+}
+
+/// `key: {name: value | [values]}` for the regular (non-pseudo) fields of
+/// `headers`: names lower-case, a name seen more than once gets an array of
+/// its values in order, names in order of first appearance. Absent when
+/// there are no such fields.
+fn header_object(j: &mut Obj<'_>, key: &str, headers: &Headers, redact: bool) {
+    let fields: Vec<(Cow<'_, str>, Cow<'_, [u8]>)> = headers
+        .regular()
+        .map(|f| {
+            let name = match String::from_utf8_lossy(f.name) {
+                Cow::Borrowed(n) if !n.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(n),
+                n => Cow::Owned(n.to_ascii_lowercase()),
+            };
+            (name, http::shown_value(&f, redact))
+        })
+        .collect();
+    if fields.is_empty() {
+        return;
+    }
+    // Group equal names: sort indices by (name, position), then emit the
+    // groups in order of their first position.
+    let mut order: Vec<usize> = (0..fields.len()).collect();
+    order.sort_unstable_by(|&a, &b| fields[a].0.cmp(&fields[b].0).then(a.cmp(&b)));
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // ranges of `order`
+    let mut start = 0;
+    for i in 1..=order.len() {
+        if i == order.len() || fields[order[i]].0 != fields[order[start]].0 {
+            groups.push((start, i));
+            start = i;
+        }
+    }
+    groups.sort_unstable_by_key(|&(s, _)| order[s]);
+
+    j.begin(key);
+    for (s, e) in groups {
+        j.key_untrusted(&fields[order[s]].0);
+        if e - s == 1 {
+            push_json_bytes(j.out, &fields[order[s]].1);
+        } else {
+            j.out.push(b'[');
+            for (k, &i) in order[s..e].iter().enumerate() {
+                if k > 0 {
+                    j.out.push(b',');
+                }
+                push_json_bytes(j.out, &fields[i].1);
+            }
+            j.out.push(b']');
+        }
+    }
+    j.end();
+}
+
+/// `body: {bytes, content | base64}`: the real size on the wire, and the
+/// body's content (decoded when a content coding was removed; redacted) as
+/// text when it is UTF-8 (a character cut by a limit is dropped), else as
+/// base64. No content for an empty body.
+fn body_object(j: &mut Obj<'_>, m: &Message, redact: bool) {
+    j.begin("body");
+    j.u64("bytes", m.body.size);
+    let data = http::shown_body(m, redact);
+    if !data.is_empty() {
+        match http::text_prefix(&data, http::content_is_partial(&m.body)) {
+            Some(text) => j.str("content", text),
+            None => j.base64("base64", &data),
+        }
+    }
+    j.end();
+}
+
+/// `weft.http.<side>.body` and `weft.http.<side>.grpc`: how the content
+/// shown came about.
+fn weft_body_object(j: &mut Obj<'_>, b: &Body) {
+    j.begin("body");
+    j.u64("kept", b.data.len() as u64);
+    j.bool("truncated", http::content_is_partial(b));
+    let decoded = http::is_decoded(b);
+    j.bool("decoded", decoded);
+    if let Some(d) = &b.decoded {
+        if decoded {
+            j.u64("decoded_bytes", d.size);
+        }
+        if let Some(e) = &d.error {
+            j.str("decode_error", &e.to_string());
+        }
+    }
+    if let Some(t) = b.sniffed_type {
+        j.str("sniffed_type", t);
+    }
+    j.end();
+    if let Some(g) = &b.grpc {
+        j.begin("grpc");
+        j.u64("messages", g.messages.len() as u64 + g.dropped);
+        j.u64(
+            "compressed",
+            g.messages.iter().filter(|m| m.compressed).count() as u64,
+        );
+        if let Some(e) = &g.error {
+            j.str("error", &e.to_string());
+        }
+        j.end();
+    }
 }
 
 /// A JSON object being written: tracks commas, nothing else. Keys are our own
@@ -238,9 +657,32 @@ impl<'a> Obj<'a> {
         self.out.push(b'}');
     }
 
+    /// A key that comes from input (a header name): escaped like a value.
+    fn key_untrusted(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        push_json_str(self.out, key);
+        self.out.push(b':');
+    }
+
     fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         push_json_str(self.out, value);
+    }
+
+    /// Untrusted bytes as a string; invalid UTF-8 becomes U+FFFD.
+    fn bytes(&mut self, key: &str, value: &[u8]) {
+        self.key(key);
+        push_json_bytes(self.out, value);
+    }
+
+    fn timestamp(&mut self, key: &str, ns: u64) {
+        self.key(key);
+        self.out.push(b'"');
+        push_rfc3339_utc(self.out, ns);
+        self.out.push(b'"');
     }
 
     /// A value that is already JSON (a constant).
@@ -336,6 +778,11 @@ const BYTE_CLASS: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Appends bytes as a JSON string literal, invalid UTF-8 replaced by U+FFFD.
+fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_json_str(out, &String::from_utf8_lossy(bytes));
+}
+
 /// Appends `s` as a JSON string literal.
 ///
 /// Escapes what JSON requires (`"`, `\`, U+0000..=U+001F) and, so that the
@@ -424,7 +871,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use serde_json::Value;
-    use weft_core::event::{Direction, Endpoint, Flow};
+    use weft_core::event::{Direction, Endpoint, Flow, Role};
 
     use super::*;
     use crate::test_support::{broken_pipe_writer, sample};
@@ -470,7 +917,7 @@ mod tests {
             "destination": {"ip": "93.184.216.34", "port": 443},
             "network": {"transport": "tcp", "type": "ipv4"},
             "weft": {
-                "schema": {"version": "1.0"},
+                "schema": {"version": "1.1"},
                 "process": {"cgroup_id": 4242, "start_time_ns": 99000},
                 "flow": {"cookie": 77, "role": "client"},
                 "tls": {"library": "openssl", "direction": "write"},
@@ -754,5 +1201,506 @@ mod tests {
             .expect_err("the writer fails");
         assert!(err.is_broken_pipe());
         assert_eq!(err.to_string(), "cannot write the JSON lines output");
+    }
+
+    // ---- HTTP transactions ----
+
+    use weft_core::event::Http;
+    use weft_proto::{Body, Transaction};
+
+    use crate::test_support::{GZIP_BODY, h1_event, h2_event};
+
+    fn encode_http_with(h: &Http, opts: JsonOptions) -> Value {
+        let mut sink = JsonSink::with_options(Vec::new(), opts);
+        sink.write(&Event::Http(h.clone())).expect("write to Vec");
+        parse(&String::from_utf8(sink.into_inner()).expect("JSON lines are UTF-8"))
+    }
+
+    fn encode_h(h: &Http) -> Value {
+        encode_http_with(h, JsonOptions::default())
+    }
+
+    fn tx(h: &mut Http) -> &mut Transaction {
+        &mut h.transaction
+    }
+
+    #[test]
+    fn http1_every_field_has_its_exact_value() {
+        let v = encode_h(&h1_event());
+        let expected = serde_json::json!({
+            "@timestamp": "2026-11-27T20:03:44.123456789Z",
+            "ecs": {"version": ECS_VERSION},
+            "event": {
+                "kind": "event",
+                "category": ["network", "web"],
+                "type": ["access", "protocol"],
+                "action": "http-transaction",
+                "duration": 293_000_000
+            },
+            "process": {
+                "pid": 1234,
+                "name": "curl",
+                "executable": "/usr/bin/curl",
+                "entity_id": "b1d2c3:1234:99000",
+                "parent": {"pid": 1000}
+            },
+            "user": {"id": "1001"},
+            "group": {"id": "1002"},
+            "source": {"ip": "10.0.0.5", "port": 51234},
+            "destination": {"ip": "93.184.216.34", "port": 443},
+            "network": {"transport": "tcp", "type": "ipv4", "protocol": "http"},
+            "url": {
+                "full": "https://api.example/users?id=7&access_token=[REDACTED]",
+                "scheme": "https",
+                "domain": "api.example",
+                "path": "/users",
+                "query": "id=7&access_token=[REDACTED]"
+            },
+            "http": {
+                "version": "1.1",
+                "request": {
+                    "method": "GET",
+                    "headers": {
+                        "host": "api.example",
+                        "user-agent": "curl/8.5.0",
+                        "accept": "*/*",
+                        "authorization": "Bearer [REDACTED]",
+                        "cookie": "sid=[REDACTED]; theme=[REDACTED]"
+                    },
+                    "body": {"bytes": 0}
+                },
+                "response": {
+                    "status_code": 200,
+                    "mime_type": "application/json",
+                    "headers": {
+                        "content-type": "application/json; charset=utf-8",
+                        "set-cookie": ["sid=[REDACTED]; Path=/; HttpOnly", "theme=[REDACTED]"],
+                        "content-length": "36"
+                    },
+                    "body": {
+                        "bytes": 36,
+                        "content": "{\"users\":[],\"refresh_token\":\"[REDACTED]\"}"
+                    }
+                }
+            },
+            "user_agent": {"original": "curl/8.5.0"},
+            "weft": {
+                "schema": {"version": SCHEMA_VERSION},
+                "process": {"cgroup_id": 4242, "start_time_ns": 99000},
+                "flow": {"cookie": 77, "role": "client"},
+                "tls": {"library": "openssl"},
+                "http": {
+                    "stream_id": 1,
+                    "role": "client",
+                    "end": "complete",
+                    "complete": true,
+                    "headers_incomplete": false,
+                    "headers_truncated": false,
+                    "body_truncated": false,
+                    "data_lost": false,
+                    "redacted": true,
+                    "response": {"body": {"kept": 36, "truncated": false, "decoded": false}}
+                }
+            }
+        });
+        assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn http2_seen_by_the_server() {
+        let v = encode_h(&h2_event());
+        assert_eq!(v["http"]["version"], "2");
+        assert_eq!(v["http"]["request"]["method"], "POST");
+        assert_eq!(
+            v["http"]["request"]["mime_type"],
+            "application/x-www-form-urlencoded"
+        );
+        assert_eq!(v["url"]["full"], "https://api.example/login");
+        assert!(v["url"].get("query").is_none());
+        // The client (source) is the peer that connected to nginx.
+        assert_eq!(
+            v["source"],
+            serde_json::json!({"ip": "10.0.0.5", "port": 48372})
+        );
+        assert_eq!(
+            v["destination"],
+            serde_json::json!({"ip": "10.0.0.9", "port": 443})
+        );
+        assert_eq!(v["weft"]["flow"]["role"], "server");
+        assert_eq!(v["weft"]["http"]["role"], "server");
+        assert_eq!(v["weft"]["http"]["stream_id"], 3);
+        assert_eq!(v["weft"]["tls"]["library"], "boringssl");
+        assert_eq!(v["event"]["duration"], 1_500_000);
+        assert_eq!(v["user_agent"]["original"], "python-httpx/0.27");
+        // Pseudo-header fields are not headers: they are method, url, status.
+        let req_headers = v["http"]["request"]["headers"].as_object().expect("object");
+        assert_eq!(
+            req_headers.keys().collect::<Vec<_>>(),
+            ["content-type", "user-agent"]
+        );
+        // The login form's password is masked; the gzip body is base64, whole.
+        let req_body = &v["http"]["request"]["body"];
+        assert_eq!(req_body["content"], "user=bob&password=[REDACTED]");
+        assert_eq!(req_body["bytes"], 25);
+        let resp_body = &v["http"]["response"]["body"];
+        assert!(resp_body.get("content").is_none());
+        assert_eq!(resp_body["bytes"], 31);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(resp_body["base64"].as_str().expect("base64"))
+            .expect("standard base64");
+        assert_eq!(decoded, GZIP_BODY);
+        assert_eq!(v["http"]["response"]["headers"]["content-encoding"], "gzip");
+    }
+
+    #[test]
+    fn no_redact_keeps_every_value() {
+        let v = encode_http_with(&h1_event(), JsonOptions::default().redact(false));
+        assert_eq!(
+            v["url"]["full"],
+            "https://api.example/users?id=7&access_token=abc123"
+        );
+        assert_eq!(v["url"]["query"], "id=7&access_token=abc123");
+        let req = &v["http"]["request"]["headers"];
+        assert_eq!(req["authorization"], "Bearer s3cr3t");
+        assert_eq!(req["cookie"], "sid=xyz; theme=dark");
+        let resp = &v["http"]["response"];
+        assert_eq!(
+            resp["headers"]["set-cookie"],
+            serde_json::json!(["sid=n3w; Path=/; HttpOnly", "theme=light"])
+        );
+        assert_eq!(
+            resp["body"]["content"],
+            "{\"users\":[],\"refresh_token\":\"r-123\"}"
+        );
+        assert_eq!(v["weft"]["http"]["redacted"], false);
+        let v = encode_http_with(&h2_event(), JsonOptions::default().redact(false));
+        assert_eq!(
+            v["http"]["request"]["body"]["content"],
+            "user=bob&password=hunter2"
+        );
+    }
+
+    #[test]
+    fn default_encode_event_redacts() {
+        let mut out = Vec::new();
+        encode_event(&Event::Http(h1_event()), &mut out);
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(!text.contains("s3cr3t") && !text.contains("abc123") && !text.contains("r-123"));
+        assert!(JsonSink::new(Vec::new()).options().redact);
+    }
+
+    #[test]
+    fn repeated_headers_become_arrays_in_first_seen_order() {
+        let mut h = h1_event();
+        tx(&mut h).request.headers = [
+            (":method", "GET"),
+            (":path", "/"),
+            ("x-b", "1"),
+            ("accept", "a"),
+            ("X-B", "2"),
+            ("x-a", "only"),
+            ("x-b", "3"),
+            ("Accept", "b"),
+        ]
+        .into_iter()
+        .collect();
+        let mut out = Vec::new();
+        encode_event(&Event::Http(h), &mut out);
+        let text = String::from_utf8(out).expect("UTF-8");
+        // Order is part of the written line even if JSON does not care.
+        assert!(
+            text.contains(r#""headers":{"x-b":["1","2","3"],"accept":["a","b"],"x-a":"only"}"#),
+            "{text}"
+        );
+        parse(&(text + "\n"));
+    }
+
+    #[test]
+    fn never_indexed_fields_are_masked() {
+        // HPACK: `:method: GET`, `:path: /` (static table), then two literals
+        // never indexed (the sender's mark for sensitive values) with new
+        // names: `x-custom: abc`, `authorization: Bearer t`.
+        let mut headers = weft_proto::Headers::new();
+        let mut dec = weft_proto::hpack::Decoder::new(&weft_proto::Limits::default());
+        dec.decode(
+            b"\x82\x84\x10\x08x-custom\x03abc\x10\x0dauthorization\x08Bearer t",
+            &mut headers,
+        )
+        .expect("valid block");
+        assert_eq!(headers.iter().filter(|f| f.sensitive).count(), 2);
+        let mut h = h2_event();
+        tx(&mut h).request.headers = headers;
+        let v = encode_h(&h);
+        let req = &v["http"]["request"]["headers"];
+        assert_eq!(req["x-custom"], "[REDACTED]");
+        assert_eq!(req["authorization"], "Bearer [REDACTED]");
+        let v = encode_http_with(&h, JsonOptions::default().redact(false));
+        assert_eq!(v["http"]["request"]["headers"]["x-custom"], "abc");
+    }
+
+    #[test]
+    fn incomplete_transaction_fields() {
+        let mut h = h2_event();
+        let t = tx(&mut h);
+        t.end = weft_proto::End::Reset {
+            by: weft_proto::Direction::ClientToServer,
+            error_code: 8,
+        };
+        t.promised_by = Some(1);
+        t.interim = vec![
+            [(":status", "100")].into_iter().collect(),
+            [(":status", "103"), ("link", "</s.css>")]
+                .into_iter()
+                .collect(),
+        ];
+        t.response = weft_proto::Message::default();
+        t.request.headers_truncated = true;
+        t.request.body.truncated = true;
+        t.request.trailers = [("x-checksum", "1"), ("x-api-key", "k")]
+            .into_iter()
+            .collect();
+        h.duration_ns = None;
+        h.transaction.request.first_ns = 0;
+        let v = encode_h(&h);
+        assert!(v["event"].get("duration").is_none());
+        assert!(v["http"].get("response").is_none());
+        let w = &v["weft"]["http"];
+        assert_eq!(w["end"], "reset");
+        assert_eq!(w["reset_by"], "client");
+        assert_eq!(w["error_code"], 8);
+        assert_eq!(w["promised_by"], 1);
+        assert_eq!(w["complete"], false);
+        assert_eq!(w["headers_truncated"], true);
+        assert_eq!(w["headers_incomplete"], false);
+        assert_eq!(w["body_truncated"], true);
+        assert_eq!(w["interim"], serde_json::json!([100, 103]));
+        assert_eq!(
+            w["request"]["trailers"],
+            serde_json::json!({"x-checksum": "1", "x-api-key": "[REDACTED]"})
+        );
+        assert!(w.get("response").is_none());
+
+        let t = tx(&mut h);
+        t.end = weft_proto::End::GoAway { error_code: 2 };
+        let v = encode_h(&h);
+        assert_eq!(v["weft"]["http"]["end"], "goaway");
+        assert_eq!(v["weft"]["http"]["error_code"], 2);
+        assert!(v["weft"]["http"].get("reset_by").is_none());
+        for (end, name) in [
+            (weft_proto::End::ConnectionClosed, "connection_closed"),
+            (weft_proto::End::Evicted, "evicted"),
+            (weft_proto::End::Desync, "desync"),
+        ] {
+            tx(&mut h).end = end;
+            assert_eq!(encode_h(&h)["weft"]["http"]["end"], name);
+        }
+
+        // Only a response seen (joined mid-way): no request, no URL.
+        let mut h = h1_event();
+        tx(&mut h).request = weft_proto::Message::default();
+        let v = encode_h(&h);
+        assert!(v["http"].get("request").is_none());
+        assert!(v.get("url").is_none());
+        assert!(v.get("user_agent").is_none());
+        assert_eq!(v["http"]["response"]["status_code"], 200);
+    }
+
+    #[test]
+    fn url_fallbacks() {
+        // No host header: the server address is the authority.
+        let mut h = h1_event();
+        tx(&mut h).request.headers = [(":method", "GET"), (":path", "/a?")].into_iter().collect();
+        let v = encode_h(&h);
+        assert_eq!(v["url"]["full"], "https://93.184.216.34:443/a?");
+        assert_eq!(v["url"]["domain"], "93.184.216.34");
+        assert_eq!(v["url"]["port"], 443);
+        assert_eq!(v["url"]["query"], "");
+        // And no connection either: only the path is known.
+        h.flow = None;
+        let v = encode_h(&h);
+        assert_eq!(v["url"], serde_json::json!({"path": "/a", "query": ""}));
+        for absent in ["source", "destination", "network"] {
+            assert!(v.get(absent).is_none(), "{absent}");
+        }
+        assert!(v["weft"].get("flow").is_none());
+        assert_eq!(v["weft"]["http"]["role"], "client");
+        // Referrer (ECS http.request.referrer) redacted like a URL.
+        let mut h = h1_event();
+        tx(&mut h)
+            .request
+            .headers
+            .push(b"referer", b"https://app.example/cb?code=xyz&x=1");
+        let v = encode_h(&h);
+        assert_eq!(
+            v["http"]["request"]["referrer"],
+            "https://app.example/cb?code=[REDACTED]&x=1"
+        );
+        assert_eq!(
+            v["http"]["request"]["headers"]["referer"],
+            "https://app.example/cb?code=[REDACTED]&x=1"
+        );
+    }
+
+    #[test]
+    fn bodies_text_or_base64() {
+        let mut h = h1_event();
+        let resp = &mut tx(&mut h).response;
+        // Cut by the body limit inside "é": the text stops before it.
+        resp.headers = [(":status", "200"), ("content-type", "text/plain")]
+            .into_iter()
+            .collect();
+        resp.body = Body {
+            data: "café".as_bytes()[..4].to_vec(),
+            size: 1000,
+            truncated: true,
+            ..Body::default()
+        };
+        let v = encode_h(&h);
+        assert_eq!(
+            v["http"]["response"]["body"],
+            serde_json::json!({"bytes": 1000, "content": "caf"})
+        );
+        assert_eq!(v["weft"]["http"]["body_truncated"], true);
+        // The same bytes, not cut: invalid UTF-8, so base64.
+        let resp = &mut tx(&mut h).response;
+        resp.body.truncated = false;
+        let v = encode_h(&h);
+        assert_eq!(v["http"]["response"]["body"]["base64"], "Y2Fmww==");
+        // Text with controls stays text (JSON escapes it).
+        let resp = &mut tx(&mut h).response;
+        resp.body.data = b"a\0\x1b".to_vec();
+        let v = encode_h(&h);
+        assert_eq!(v["http"]["response"]["body"]["content"], "a\0\x1b");
+    }
+
+    #[test]
+    fn hostile_http_fields_stay_inside_their_strings() {
+        let mut h = h1_event();
+        let t = tx(&mut h);
+        t.request.headers.push(b"x-\"evil\":1,\"", b"\"}\n\xff\xfe");
+        t.request.headers.push(b"X-UPPER", "\u{202e}".as_bytes());
+        t.request.headers.push(b":method", b"ignored-second-method");
+        let mut out = Vec::new();
+        encode_event(&Event::Http(h), &mut out);
+        let line = String::from_utf8(out).expect("UTF-8");
+        assert!(!line.contains('\n'));
+        assert!(line.contains("\\u202e"));
+        let v = parse(&(line + "\n"));
+        let headers = &v["http"]["request"]["headers"];
+        assert_eq!(headers["x-\"evil\":1,\""], "\"}\n\u{fffd}\u{fffd}");
+        assert_eq!(headers["x-upper"], "\u{202e}");
+        assert!(headers.get(":method").is_none());
+        assert_eq!(v["http"]["request"]["method"], "GET");
+    }
+
+    #[test]
+    fn decoded_bodies_and_how_they_came_about() {
+        // The decoder removed the gzip coding: the content is the JSON text,
+        // redacted; `bytes` stays the size on the wire.
+        let mut h = h2_event();
+        let body = &mut tx(&mut h).response.body;
+        body.decoded = Some(weft_proto::Decoded {
+            data: br#"{"user":[],"id_token":"eyJ"}"#.to_vec(),
+            size: 27,
+            truncated: false,
+            error: None,
+        });
+        body.sniffed_type = None;
+        let v = encode_h(&h);
+        assert_eq!(
+            v["http"]["response"]["body"],
+            serde_json::json!({"bytes": 31, "content": "{\"user\":[],\"id_token\":\"[REDACTED]\"}"})
+        );
+        assert_eq!(
+            v["weft"]["http"]["response"]["body"],
+            serde_json::json!({"kept": 31, "truncated": false, "decoded": true, "decoded_bytes": 27})
+        );
+        assert_eq!(v["weft"]["http"]["request"]["body"]["decoded"], false);
+
+        // Decoding stopped early: what was decoded is shown, flagged partial.
+        let body = &mut tx(&mut h).response.body;
+        body.decoded = Some(weft_proto::Decoded {
+            data: "{\"a\":\"é".as_bytes()[..7].to_vec(),
+            size: 7,
+            truncated: true,
+            error: Some(weft_proto::DecodeError::OutputLimit),
+        });
+        let v = encode_h(&h);
+        assert_eq!(v["http"]["response"]["body"]["content"], "{\"a\":\"");
+        let w = &v["weft"]["http"];
+        assert_eq!(w["body_truncated"], true);
+        assert_eq!(w["response"]["body"]["truncated"], true);
+        assert_eq!(
+            w["response"]["body"]["decode_error"],
+            "decompressed output reached Limits::max_decompressed_size"
+        );
+
+        // Not decodable at all: the bytes as sent, base64, and why.
+        let body = &mut tx(&mut h).response.body;
+        body.decoded = Some(weft_proto::Decoded {
+            error: Some(weft_proto::DecodeError::Unsupported),
+            ..Default::default()
+        });
+        body.sniffed_type = Some("application/gzip");
+        let v = encode_h(&h);
+        assert!(v["http"]["response"]["body"].get("base64").is_some());
+        assert_eq!(
+            v["weft"]["http"]["response"]["body"],
+            serde_json::json!({
+                "kept": 31, "truncated": false, "decoded": false,
+                "decode_error": "unsupported content coding",
+                "sniffed_type": "application/gzip"
+            })
+        );
+    }
+
+    #[test]
+    fn grpc_message_counts() {
+        let mut h = h2_event();
+        let body = &mut tx(&mut h).response.body;
+        let msg = |compressed| weft_proto::GrpcMessage {
+            compressed,
+            trailers: false,
+            length: 1,
+            offset: 5,
+            kept: 1,
+            decoded: None,
+        };
+        body.grpc = Some(Box::new(weft_proto::GrpcMessages {
+            messages: vec![msg(true), msg(false)],
+            dropped: 3,
+            error: Some(weft_proto::grpc::GrpcError::Truncated),
+        }));
+        let v = encode_h(&h);
+        assert_eq!(
+            v["weft"]["http"]["response"]["grpc"],
+            serde_json::json!({"messages": 5, "compressed": 1, "error": "gRPC body ends inside a message"})
+        );
+    }
+}
+
+#[cfg(test)]
+mod loss_tests {
+    use super::*;
+    use weft_core::event::Loss;
+
+    #[test]
+    fn loss_event_lists_each_reason() {
+        let mut out = Vec::new();
+        encode_event(
+            &Event::Loss(Loss {
+                timestamp_ns: 1_700_000_000_000_000_000,
+                interval_ns: 10_000_000_000,
+                counts: vec![("ring_full_data", 3), ("truncated", 1)],
+            }),
+            &mut out,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v["event"]["action"], "weft-loss");
+        assert_eq!(v["event"]["kind"], "metric");
+        assert_eq!(v["event"]["duration"], 10_000_000_000u64);
+        assert_eq!(v["weft"]["loss"]["ring_full_data"], 3);
+        assert_eq!(v["weft"]["loss"]["truncated"], 1);
+        assert_eq!(out.last(), Some(&b'\n'));
     }
 }

@@ -23,6 +23,17 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
+    /// Also print the capture events (one per TLS call) of traffic that was
+    /// decoded into HTTP events. Traffic weft cannot decode is always shown
+    /// as capture events.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Show credentials (Authorization, Cookie, Set-Cookie, API keys,
+    /// credential-looking query parameters) instead of masking them.
+    #[arg(long)]
+    pub no_redact: bool,
+
     /// Only these processes (pid; repeat or use a comma list).
     #[arg(long, value_name = "PID", value_delimiter = ',')]
     pub pid: Vec<u32>,
@@ -46,13 +57,39 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
     pub ring_size: u64,
 
+    /// Worker threads between the kernel reader and the output (default:
+    /// one per CPU). Each connection is owned by one worker.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+
+    /// Serve Prometheus metrics (events, bytes, drops by reason, flows,
+    /// probes, per-BPF-program run counts and times) at http://ADDR/metrics.
+    /// Off by default; e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Console: payload bytes shown per line at most.
     #[arg(long, value_name = "BYTES", default_value_t = 1024)]
     pub show_bytes: usize,
 
+    /// Console: show the headers of HTTP requests and responses.
+    #[arg(long)]
+    pub headers: bool,
+
+    /// Console: show HTTP bodies (printable-escaped; binary as a hexdump),
+    /// up to --show-bytes each.
+    #[arg(long)]
+    pub bodies: bool,
+
     /// Console: never colour the output (also honours NO_COLOR).
     #[arg(long)]
     pub no_color: bool,
+
+    /// Benchmarks only: attach every probe weft uses, but with programs that
+    /// return at once (the kernel's trap cost, the floor of any uprobe
+    /// sensor). Captures nothing.
+    #[arg(long)]
+    pub bench_floor: bool,
 
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]

@@ -3,26 +3,29 @@
 //! thread (weft-sink), with discovery of new TLS libraries on its own thread.
 
 mod cli;
+mod metrics;
 mod reader;
 mod stats;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use crossbeam_channel::{RecvTimeoutError, bounded};
 use weft_bpf::{Sensor, SensorConfig};
+use weft_core::decode::{DecodeConfig, DecodeStats, HttpDecoder};
 use weft_core::discovery::{self, ALL_LIBRARIES, FileId, ProbeTarget};
 use weft_core::event::Event;
-use weft_sink::{ConsoleOptions, ConsoleSink, JsonSink, Sink};
+use weft_core::pipeline::{Pipeline, PipelineConfig};
+use weft_sink::{ConsoleOptions, ConsoleSink, JsonOptions, JsonSink, Sink};
 
 use crate::cli::Cli;
-use crate::stats::Stats;
+use crate::stats::{Snapshot, Stats};
 
 const MAX_PAYLOAD_CAP: u64 = 64 << 20;
 
@@ -76,6 +79,7 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
         pids: cli.pid.clone(),
         tree_pids: cli.tree.clone(),
         comms: cli.comm.clone(),
+        floor: cli.bench_floor,
     })
 }
 
@@ -89,15 +93,7 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
         TlsLibrary::GnuTls => abi::LIB_GNUTLS,
         TlsLibrary::Nss => abi::LIB_NSS,
         TlsLibrary::WolfSsl => abi::LIB_WOLFSSL,
-        other => {
-            tracing::warn!(
-                file = %t.display_path,
-                library = other.as_str(),
-                "TLS library found but not probed yet by this version of weft"
-            );
-            stats.skipped_files.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+        TlsLibrary::GoTls => abi::LIB_GO,
     };
     let points: Vec<weft_bpf::ProbePoint> = t
         .symbols
@@ -107,7 +103,13 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
             offset: s.offset,
         })
         .collect();
-    match sensor.attach_library(&t.path, &points, lib) {
+    // Go: entries and RET instructions, never uretprobes (weft_bpf::go).
+    let attached = if lib == abi::LIB_GO {
+        sensor.attach_go(&t.path, &points)
+    } else {
+        sensor.attach_library(&t.path, &points, lib)
+    };
+    match attached {
         Ok(0) => {}
         Ok(n) => tracing::info!(file = %t.display_path, uprobes = n, "attached"),
         Err(e) => {
@@ -115,6 +117,29 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
             tracing::warn!("{e}; weft keeps running without it");
         }
     }
+}
+
+/// Every counter, read now.
+fn snapshot<'a>(
+    stats: &'a Stats,
+    sensor: &Sensor,
+    asm: weft_bpf::assemble::AssemblyStats,
+    decode_stats: &Mutex<DecodeStats>,
+) -> Snapshot<'a> {
+    Snapshot {
+        stats,
+        kernel: sensor.kernel_stats(),
+        asm,
+        decoded: decode_stats.lock().map(|d| d.clone()).unwrap_or_default(),
+        uprobes: sensor.uprobe_count(),
+        files: sensor.attached_files(),
+    }
+}
+
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn kernel_dev(id: &FileId) -> u64 {
@@ -132,6 +157,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .context("cannot install the SIGINT/SIGTERM handler")?;
     }
 
+    if cli.raw && !cli.no_redact {
+        tracing::warn!(
+            "--raw capture events carry the plaintext as captured: credentials inside them \
+             are not masked (HTTP events still are)"
+        );
+    }
     let mut sensor = Sensor::load(&cfg)?;
 
     // Everything already running: attach once per file.
@@ -139,8 +170,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut seen = std::collections::HashSet::new();
     // Installed libraries first: processes started later load them from
     // their first call on, with no race against discovery.
-    let (installed, errors) =
+    // Executables that embed a TLS library (node, Go programs) likewise:
+    // found only when they start, they would race their own first calls.
+    let (mut installed, mut errors) =
         discovery::scan_library_dirs(discovery::SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
+    let (embedded, embedded_errors) = discovery::scan_executable_dirs(
+        discovery::SYSTEM_EXECUTABLE_DIRS,
+        ALL_LIBRARIES,
+        &mut seen,
+    );
+    installed.extend(embedded);
+    errors.extend(embedded_errors);
     for e in &errors {
         tracing::debug!("{e}");
     }
@@ -192,12 +232,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
     // Sink stage: its own thread, fed through a bounded queue. A slow sink
     // blocks the reader, the kernel ring then fills and counts its drops.
-    let (ev_tx, ev_rx) = bounded::<Event>(8192);
+    let (ev_tx, ev_rx) = bounded::<Event>(PipelineConfig::default().output_queue);
     let mut sink: Box<dyn Sink + Send> = if cli.json {
-        Box::new(JsonSink::new(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout(),
-        )))
+        Box::new(JsonSink::with_options(
+            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            JsonOptions::default().redact(!cli.no_redact),
+        ))
     } else {
         let color = !cli.no_color
             && std::env::var_os("NO_COLOR").is_none()
@@ -206,7 +246,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
             ConsoleOptions::default()
                 .color(color)
-                .max_payload_bytes(cli.show_bytes),
+                .max_payload_bytes(cli.show_bytes)
+                .show_headers(cli.headers)
+                .show_bodies(cli.bodies)
+                .redact(!cli.no_redact),
         ))
     };
     let sink_stats = Arc::clone(&stats);
@@ -260,7 +303,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         })
         .context("cannot start the output thread")?;
 
-    let reader = reader::Reader::new(cfg.payload_cap, ev_tx, disc_tx, Arc::clone(&stats))?;
+    // Workers between the reader and the sink: one owner per connection.
+    let pipeline_cfg = PipelineConfig {
+        workers: cli
+            .workers
+            .map_or_else(|| PipelineConfig::default().workers, usize::from),
+        ..PipelineConfig::default()
+    };
+    let decode_cfg = DecodeConfig {
+        raw: cli.raw,
+        ..DecodeConfig::default()
+    };
+    let decode_stats = Arc::new(Mutex::new(DecodeStats::default()));
+    let pipeline = Pipeline::start(
+        pipeline_cfg,
+        |_| HttpDecoder::new(decode_cfg, Arc::clone(&decode_stats)),
+        ev_tx,
+    )
+    .context("cannot start the worker threads")?;
+    let pipeline_stats = pipeline.stats();
+    let reader = reader::Reader::new(cfg.payload_cap, pipeline, disc_tx, Arc::clone(&stats))?;
     let rb = sensor.ring_buffer(reader.callback())?;
 
     eprintln!(
@@ -271,10 +333,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
     );
     let _ = std::io::stderr().flush();
 
+    // Metrics: opt-in; the page is refreshed by this loop once a second.
+    let metrics = match cli.metrics {
+        Some(addr) => {
+            let run_stats = sensor.enable_run_stats()?;
+            let page: metrics::Page = Arc::new(Mutex::new(String::new()));
+            let bound = metrics::serve(addr, Arc::clone(&page))?;
+            tracing::info!(%bound, "metrics at http://{bound}/metrics");
+            Some((page, run_stats))
+        }
+        None => None,
+    };
+    let mut last_refresh = Instant::now() - Duration::from_secs(10);
+    // Loss reports: a `weft-loss` event when counters of lost data grew.
+    const LOSS_EVERY: Duration = Duration::from_secs(10);
+    let mut last_loss = Instant::now();
+    let mut reported: std::collections::HashMap<&'static str, u64> =
+        std::collections::HashMap::new();
+
     while !stop.load(Ordering::Relaxed) {
         weft_bpf::sensor::poll(&rb, Duration::from_millis(100))?;
         while let Ok(t) = found_rx.try_recv() {
             attach(&mut sensor, &t, &stats);
+        }
+        if let Some((page, _)) = &metrics
+            && last_refresh.elapsed() >= Duration::from_secs(1)
+        {
+            last_refresh = Instant::now();
+            let snap = snapshot(&stats, &sensor, reader.assembly_stats(), &decode_stats);
+            let text = metrics::render(&snap.families(&sensor.program_stats()));
+            if let Ok(mut p) = page.lock() {
+                *p = text;
+            }
+        }
+        if last_loss.elapsed() >= LOSS_EVERY {
+            let interval = last_loss.elapsed();
+            last_loss = Instant::now();
+            let snap = snapshot(&stats, &sensor, reader.assembly_stats(), &decode_stats);
+            let mut counts = Vec::new();
+            for row in snap.losses().into_iter().filter(|r| r.lost) {
+                let before = reported.insert(row.key, row.value).unwrap_or(0);
+                if row.value > before {
+                    counts.push((row.key, row.value - before));
+                }
+            }
+            if !counts.is_empty() {
+                reader.inject(Event::Loss(weft_core::event::Loss {
+                    timestamp_ns: wall_clock_ns(),
+                    interval_ns: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+                    counts,
+                }));
+            }
         }
     }
     // Drain what the kernel already produced, then close the pipeline.
@@ -282,17 +391,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     drop(rb);
     let asm = reader.finish();
     drop(found_rx);
+    tracing::debug!(
+        events_in = pipeline_stats.events_in.load(Ordering::Relaxed),
+        waits = pipeline_stats.input_waits.load(Ordering::Relaxed),
+        "pipeline"
+    );
     let _ = sink_thread.join();
     let _ = discovery_thread.join();
 
-    stats.print(
-        &mut std::io::stderr(),
-        started.elapsed(),
-        &sensor.kernel_stats(),
-        &asm,
-        sensor.uprobe_count(),
-        sensor.attached_files(),
-    );
+    snapshot(&stats, &sensor, asm, &decode_stats).print(&mut std::io::stderr(), started.elapsed());
+    drop(metrics);
     drop(sensor);
     Ok(if stats.sink_failed.load(Ordering::Relaxed) {
         ExitCode::FAILURE

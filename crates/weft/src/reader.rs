@@ -11,6 +11,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use weft_bpf::abi::{self, CallRec, Record};
 use weft_bpf::assemble::{Assembled, Assembler, AssemblyStats};
 use weft_core::event::{Direction, Endpoint, Event, Flow, Role, TlsData, TlsLibrary};
+use weft_core::pipeline::Pipeline;
 use weft_core::procinfo::{KernelProc, ProcCache};
 
 use crate::stats::Stats;
@@ -20,7 +21,7 @@ struct Inner {
     procs: ProcCache,
     clock_offset_ns: i128,
     ephemeral: (u16, u16),
-    events: Option<Sender<Event>>,
+    events: Option<Pipeline>,
     discovery: Option<Sender<(u32, u64, u64)>>,
     stats: Arc<Stats>,
 }
@@ -44,7 +45,7 @@ fn ephemeral_range() -> (u16, u16) {
 impl Reader {
     pub fn new(
         payload_cap: u64,
-        events: Sender<Event>,
+        events: Pipeline,
         discovery: Sender<(u32, u64, u64)>,
         stats: Arc<Stats>,
     ) -> Result<Self> {
@@ -71,10 +72,25 @@ impl Reader {
         }
     }
 
+    /// Hand an event of weft's own (a loss report) to the pipeline.
+    pub fn inject(&self, ev: Event) {
+        if let Some(p) = &self.inner.borrow().events {
+            p.send(ev);
+        }
+    }
+
+    /// What the assembler counted so far.
+    pub fn assembly_stats(&self) -> AssemblyStats {
+        self.inner.borrow().asm.stats()
+    }
+
     /// Close the pipeline's input and return what the assembler counted.
     pub fn finish(self) -> AssemblyStats {
         let mut inner = self.inner.borrow_mut();
-        inner.events = None;
+        // Closing the pipeline drains its workers into the sink queue.
+        if let Some(p) = inner.events.take() {
+            p.close();
+        }
         inner.discovery = None;
         inner.asm.stats()
     }
@@ -99,10 +115,10 @@ impl Inner {
             } => self.asm.on_data(tid, call_id, offset, bytes),
             Record::Call(c) => {
                 let a = self.asm.on_call(c);
-                if let (Some(ev), Some(tx)) = (self.event_of(a), &self.events) {
+                if let (Some(ev), Some(p)) = (self.event_of(a), &self.events) {
                     // Blocking: the sink must not lose events; back
                     // pressure ends in the kernel ring, which counts.
-                    if tx.send(ev).is_err() {
+                    if !p.send(ev) {
                         self.events = None;
                     }
                 }
@@ -118,7 +134,10 @@ impl Inner {
                     }
                 }
             }
-            Record::Exit { pid, .. } => self.procs.forget(pid),
+            Record::Exit { pid, .. } => {
+                self.procs.forget(pid);
+                self.asm.forget_thread(pid);
+            }
         }
     }
 

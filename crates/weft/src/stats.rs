@@ -1,11 +1,16 @@
 //! Session statistics: what weft saw, and every place it dropped something.
+//! The same rows feed the exit summary and the metrics endpoint.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use weft_bpf::assemble::AssemblyStats;
+use weft_bpf::progstats::ProgStats;
 use weft_bpf::sensor::KernelStats;
+use weft_core::decode::DecodeStats;
+
+use crate::metrics::Family;
 
 /// User-space counters, shared by the stages.
 #[derive(Debug, Default)]
@@ -19,22 +24,181 @@ pub struct Stats {
     pub sink_failed: AtomicBool,
 }
 
-impl Stats {
-    pub fn print(
-        &self,
-        out: &mut dyn Write,
-        elapsed: Duration,
-        kernel: &KernelStats,
-        asm: &AssemblyStats,
-        uprobes: usize,
-        files: usize,
-    ) {
-        let k = |name: &str| {
-            kernel
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(0, |(_, v)| *v)
-        };
+/// Everything the summary and the metrics report, gathered at one moment.
+pub struct Snapshot<'a> {
+    pub stats: &'a Stats,
+    pub kernel: KernelStats,
+    pub asm: AssemblyStats,
+    pub decoded: DecodeStats,
+    pub uprobes: usize,
+    pub files: usize,
+}
+
+/// One place data can be lost: a stable key (metrics label), what it means
+/// for people, and how much.
+pub struct LossRow {
+    pub key: &'static str,
+    pub what: &'static str,
+    pub value: u64,
+    /// Data really went missing (as opposed to a counted, deliberate
+    /// choice such as dropping AF_UNIX traffic): reported in `weft.loss`.
+    pub lost: bool,
+}
+
+impl Snapshot<'_> {
+    fn k(&self, name: &str) -> u64 {
+        self.kernel
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// Every drop and loss counter, by reason.
+    pub fn losses(&self) -> Vec<LossRow> {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let d = &self.decoded;
+        let rows: [(&'static str, &'static str, u64); 24] = [
+            (
+                "ring_full_data",
+                "ring buffer full: payload chunks",
+                self.k("ring_full_data"),
+            ),
+            (
+                "ring_full_call",
+                "ring buffer full: call records",
+                self.k("ring_full_call"),
+            ),
+            (
+                "ring_full_other",
+                "ring buffer full: process records",
+                self.k("ring_full_other"),
+            ),
+            (
+                "truncated",
+                "calls truncated at --payload-cap",
+                self.k("truncated"),
+            ),
+            (
+                "copy_fault",
+                "calls whose buffer could not be read",
+                self.k("copy_fault"),
+            ),
+            (
+                "not_inet",
+                "calls on non-TCP fds (AF_UNIX, files), dropped",
+                self.k("not_inet"),
+            ),
+            (
+                "no_socket",
+                "calls without a known socket (kept)",
+                self.k("no_socket"),
+            ),
+            (
+                "failed_calls",
+                "calls that failed (no data)",
+                self.k("failed_calls"),
+            ),
+            (
+                "state_full",
+                "calls not tracked: per-thread state full",
+                self.k("state_full"),
+            ),
+            ("nested", "nested library calls folded", self.k("nested")),
+            (
+                "orphaned_pieces",
+                "payload pieces orphaned (call record lost)",
+                self.asm.orphaned_calls,
+            ),
+            (
+                "out_of_order",
+                "payload pieces out of order",
+                self.asm.out_of_order,
+            ),
+            (
+                "missing_pieces",
+                "calls with missing payload pieces",
+                self.asm.length_mismatch,
+            ),
+            (
+                "over_limit_bytes",
+                "bytes over the per-call limit",
+                self.asm.over_limit_bytes,
+            ),
+            (
+                "bad_records",
+                "undecodable ring records",
+                r(&self.stats.bad_records),
+            ),
+            (
+                "discovery_missed",
+                "new files not inspected (process gone, queue full)",
+                r(&self.stats.discovery_missed),
+            ),
+            (
+                "gap_bytes",
+                "decoder: bytes lost to capture gaps",
+                d.gap_bytes,
+            ),
+            ("desyncs", "decoder: desynchronisations", d.proto.desyncs),
+            (
+                "undecoded_bytes",
+                "decoder: bytes not decoded (unknown protocol)",
+                d.proto.undecoded_bytes,
+            ),
+            (
+                "incomplete_transactions",
+                "decoder: transactions incomplete",
+                d.proto.transactions_incomplete,
+            ),
+            (
+                "hpack_unknown_references",
+                "decoder: HPACK unknown references (joined late)",
+                d.proto.hpack_unknown_references,
+            ),
+            (
+                "body_bytes_dropped",
+                "decoder: body bytes over the body limit",
+                d.proto.body_bytes_dropped,
+            ),
+            (
+                "streams_evicted",
+                "decoder: streams evicted (limit)",
+                d.proto.streams_evicted,
+            ),
+            (
+                "flows_evicted",
+                "decoder: connections evicted (flow table full)",
+                d.flows_evicted,
+            ),
+        ];
+        const NOT_LOST: [&str; 7] = [
+            "not_inet",
+            "no_socket",
+            "failed_calls",
+            "nested",
+            "undecoded_bytes",
+            "hpack_unknown_references",
+            "incomplete_transactions",
+        ];
+        rows.into_iter()
+            .map(|(key, what, value)| LossRow {
+                key,
+                what,
+                value,
+                lost: !NOT_LOST.contains(&key),
+            })
+            .collect()
+    }
+
+    /// Connections the decoders hold right now (as of their last report).
+    pub fn live_flows(&self) -> u64 {
+        let d = &self.decoded;
+        d.flows_opened
+            .saturating_sub(d.flows_idle_closed + d.flows_evicted + d.flows_finished)
+    }
+
+    /// The exit summary, on stderr.
+    pub fn print(&self, out: &mut dyn Write, elapsed: Duration) {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = String::new();
         s.push_str(&format!(
@@ -43,47 +207,71 @@ impl Stats {
         ));
         s.push_str(&format!(
             "  events written     {}\n  payload bytes      {}\n  library calls      {} (kernel)\n",
-            r(&self.events_out),
-            r(&self.bytes_out),
-            k("calls")
+            r(&self.stats.events_out),
+            r(&self.stats.bytes_out),
+            self.k("calls")
         ));
         s.push_str(&format!(
-            "  attachments        {uprobes} uprobes on {files} files ({} failed, {} files skipped)\n",
-            r(&self.attach_failures),
-            r(&self.skipped_files)
+            "  attachments        {} uprobes on {} files ({} failed, {} files skipped)\n",
+            self.uprobes,
+            self.files,
+            r(&self.stats.attach_failures),
+            r(&self.stats.skipped_files)
+        ));
+        s.push_str(&format!(
+            "  http transactions  {} on {} connections\n",
+            self.decoded.http_events, self.decoded.flows_opened
         ));
         s.push_str("  drops and losses (by reason):\n");
-        let rows: [(&str, u64); 16] = [
-            ("ring buffer full: payload chunks", k("ring_full_data")),
-            ("ring buffer full: call records", k("ring_full_call")),
-            ("ring buffer full: process records", k("ring_full_other")),
-            ("calls truncated at --payload-cap", k("truncated")),
-            ("calls whose buffer could not be read", k("copy_fault")),
-            (
-                "calls on non-TCP fds (AF_UNIX, files), dropped",
-                k("not_inet"),
-            ),
-            ("calls without a known socket (kept)", k("no_socket")),
-            ("calls that failed (no data)", k("failed_calls")),
-            ("calls not tracked: per-thread state full", k("state_full")),
-            ("nested library calls folded", k("nested")),
-            (
-                "payload pieces orphaned (call record lost)",
-                asm.orphaned_calls,
-            ),
-            ("payload pieces out of order", asm.out_of_order),
-            ("calls with missing payload pieces", asm.length_mismatch),
-            ("bytes over the per-call limit", asm.over_limit_bytes),
-            ("undecodable ring records", r(&self.bad_records)),
-            (
-                "new files not inspected (queue full/gone)",
-                r(&self.discovery_missed),
-            ),
-        ];
-        for (name, v) in rows {
-            s.push_str(&format!("    {name:<48} {v}\n"));
+        for l in self.losses() {
+            s.push_str(&format!("    {:<48} {}\n", l.what, l.value));
         }
         let _ = out.write_all(s.as_bytes());
         let _ = out.flush();
+    }
+
+    /// The metric families of the Prometheus endpoint.
+    pub fn families(&self, progs: &[ProgStats]) -> Vec<Family> {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let mut drops = Family::counter(
+            "weft_drops_total",
+            "Data weft dropped or could not capture whole, by reason.",
+        );
+        for l in self.losses() {
+            drops.push(&[("reason", l.key)], l.value as f64);
+        }
+        let mut runs = Family::counter(
+            "weft_bpf_program_runs_total",
+            "Times each BPF program ran (kernel statistics).",
+        );
+        let mut time = Family::counter(
+            "weft_bpf_program_run_seconds_total",
+            "Time spent in each BPF program (kernel statistics).",
+        );
+        for p in progs {
+            runs.push(&[("program", &p.name)], p.run_count as f64);
+            time.push(&[("program", &p.name)], p.run_time_ns as f64 / 1e9);
+        }
+        vec![
+            Family::counter("weft_events_total", "Events written by the output stage.")
+                .with(&[], r(&self.stats.events_out)),
+            Family::counter("weft_payload_bytes_total", "Plaintext bytes captured.")
+                .with(&[], r(&self.stats.bytes_out)),
+            Family::counter(
+                "weft_tls_calls_total",
+                "TLS library calls captured by the kernel side.",
+            )
+            .with(&[], self.k("calls") as f64),
+            Family::counter("weft_http_transactions_total", "HTTP transactions decoded.")
+                .with(&[], self.decoded.http_events as f64),
+            Family::gauge("weft_live_flows", "Connections the decoders are tracking.")
+                .with(&[], self.live_flows() as f64),
+            Family::gauge("weft_attachments", "Probes attached.")
+                .with(&[("kind", "uprobe")], self.uprobes as f64)
+                .with(&[("kind", "file")], self.files as f64),
+            drops,
+            runs,
+            time,
+        ]
     }
 }

@@ -84,7 +84,7 @@ pub const OPENSSL: LibrarySpec = LibrarySpec {
 /// setters exist in no OpenSSL release. When this entry is not in the list
 /// given to the scanner, BoringSSL is reported as [`TlsLibrary::OpenSsl`],
 /// which is harmless for `SSL_read`/`SSL_write` probes (same signatures).
-/// Not yet exercised by tests.
+/// Stripped copies (Chromium) are located by `boringssl.rs` instead.
 pub const BORINGSSL: LibrarySpec = LibrarySpec {
     library: TlsLibrary::BoringSsl,
     excluded_prefixes: &[],
@@ -98,7 +98,7 @@ pub const BORINGSSL: LibrarySpec = LibrarySpec {
     ],
 };
 
-/// GnuTLS (`libgnutls.so.30`). Not yet exercised by tests.
+/// GnuTLS (`libgnutls.so.30`): wget, gnutls-cli, libcurl-gnutls.
 pub const GNUTLS: LibrarySpec = LibrarySpec {
     library: TlsLibrary::GnuTls,
     excluded_prefixes: &[],
@@ -122,7 +122,7 @@ pub const NSS: LibrarySpec = LibrarySpec {
     markers: &[],
 };
 
-/// wolfSSL (`libwolfssl.so`). Not yet exercised by tests.
+/// wolfSSL (`libwolfssl.so`).
 pub const WOLFSSL: LibrarySpec = LibrarySpec {
     library: TlsLibrary::WolfSsl,
     excluded_prefixes: &[],
@@ -133,12 +133,25 @@ pub const WOLFSSL: LibrarySpec = LibrarySpec {
     markers: &[],
 };
 
+/// Go's `crypto/tls`, linked into every Go program that uses it. Found by
+/// `go.rs` (from `.symtab`, or from the pclntab of stripped programs, with
+/// every `RET` inside the two functions), never by the ELF symbol scan.
+pub const GO: LibrarySpec = LibrarySpec {
+    library: TlsLibrary::GoTls,
+    file_prefixes: &[],
+    excluded_prefixes: &[],
+    embedded: true,
+    required: &[super::go::GO_TLS_WRITE, super::go::GO_TLS_READ],
+    optional: &[],
+    markers: &[],
+};
+
 /// The libraries weft has probes for today.
 pub const DEFAULT_LIBRARIES: &[LibrarySpec] = &[OPENSSL];
 
 /// Every library in the table, look-alikes before the library they imitate
 /// (the first matching entry wins).
-pub const ALL_LIBRARIES: &[LibrarySpec] = &[BORINGSSL, OPENSSL, GNUTLS, NSS, WOLFSSL];
+pub const ALL_LIBRARIES: &[LibrarySpec] = &[BORINGSSL, OPENSSL, GNUTLS, NSS, WOLFSSL, GO];
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may panic

@@ -462,3 +462,17 @@ fn library_dirs_yield_installed_tls_libraries_once() {
     let (again, _) = scan_library_dirs(SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
     assert!(again.is_empty());
 }
+
+#[test]
+fn executable_dirs_yield_node() {
+    let mut seen = HashSet::new();
+    let t0 = Instant::now();
+    let (targets, _errors) = scan_executable_dirs(SYSTEM_EXECUTABLE_DIRS, ALL_LIBRARIES, &mut seen);
+    eprintln!("scanned {} files in {:?}", seen.len(), t0.elapsed());
+    assert!(
+        targets.iter().any(|t| t.display_path.ends_with("/node")),
+        "node not found: {:?}",
+        targets.iter().map(|t| &t.display_path).collect::<Vec<_>>()
+    );
+    assert!(!targets.iter().any(|t| t.display_path.ends_with("/ls")));
+}

@@ -1,0 +1,562 @@
+//! The decoding stage: per-connection plaintext -> HTTP transactions.
+//!
+//! Runs inside the pipeline's workers ([`crate::pipeline::Processor`]), so
+//! each connection's state has exactly one owner. Capture events are joined
+//! per connection and direction in arrival order (the kernel emits each
+//! thread's calls in order, and one socket's calls do not overlap), fed to
+//! `weft_proto`'s connection decoder, and truncated calls are reported to it
+//! as gaps so it resynchronises instead of misparsing what follows.
+//!
+//! Capture events are forwarded too when asked (`raw`), or when the
+//! connection is not (or not yet) something the decoders understand, so no
+//! traffic disappears from the output.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weft_proto::{ConnectionDecoder, Counters, Direction as Wire, Limits, Protocol};
+
+use crate::event::{Direction, Event, Flow, Http, ProcessInfo, Role, TlsLibrary, WebSocket};
+use crate::pipeline::{Processor, flow_key};
+
+/// Settings of the decoding stage.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeConfig {
+    pub limits: Limits,
+    /// Also forward the capture events of traffic that was decoded.
+    pub raw: bool,
+    /// Connections with no traffic for this long are closed (pending
+    /// transactions emitted) and forgotten.
+    pub idle_timeout: Duration,
+    /// Connections tracked per worker at most; the least recently active is
+    /// closed first when full.
+    pub max_flows: usize,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            limits: Limits::default(),
+            raw: false,
+            idle_timeout: Duration::from_secs(120),
+            max_flows: 65_536,
+        }
+    }
+}
+
+/// Counters of the decoding stage, shared by all workers.
+#[derive(Debug, Default, Clone)]
+pub struct DecodeStats {
+    /// The decoders' own counters (desyncs, limits hit, undecoded bytes...).
+    pub proto: Counters,
+    pub http_events: u64,
+    pub websocket_messages: u64,
+    pub flows_opened: u64,
+    pub flows_idle_closed: u64,
+    /// Connections closed early because the flow table was full.
+    pub flows_evicted: u64,
+    /// Connections closed because weft stopped.
+    pub flows_finished: u64,
+    /// Bytes the capture did not deliver (truncated calls), told to decoders.
+    pub gap_bytes: u64,
+}
+
+struct FlowState {
+    dec: ConnectionDecoder,
+    last_active: Instant,
+    process: Arc<ProcessInfo>,
+    flow: Option<Flow>,
+    library: TlsLibrary,
+    role: Role,
+}
+
+/// A [`Processor`] that decodes HTTP from capture events.
+pub struct HttpDecoder {
+    cfg: DecodeConfig,
+    flows: HashMap<u64, FlowState>,
+    out: Vec<weft_proto::Event>,
+    stats: Arc<Mutex<DecodeStats>>,
+    local: DecodeStats,
+}
+
+impl HttpDecoder {
+    pub fn new(cfg: DecodeConfig, stats: Arc<Mutex<DecodeStats>>) -> Self {
+        HttpDecoder {
+            cfg,
+            flows: HashMap::new(),
+            out: Vec::new(),
+            stats,
+            local: DecodeStats::default(),
+        }
+    }
+
+    /// Connections currently tracked.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    fn publish(&mut self) {
+        for f in self.flows.values_mut() {
+            self.local.proto.add(&f.dec.take_counters());
+        }
+        if let Ok(mut s) = self.stats.lock() {
+            let l = std::mem::take(&mut self.local);
+            s.proto.add(&l.proto);
+            s.http_events += l.http_events;
+            s.websocket_messages += l.websocket_messages;
+            s.flows_opened += l.flows_opened;
+            s.flows_idle_closed += l.flows_idle_closed;
+            s.flows_evicted += l.flows_evicted;
+            s.flows_finished += l.flows_finished;
+            s.gap_bytes += l.gap_bytes;
+        }
+    }
+
+    fn close_flow(&mut self, key: u64, emit: &mut dyn FnMut(Event)) {
+        if let Some(mut f) = self.flows.remove(&key) {
+            let mut out = std::mem::take(&mut self.out);
+            f.dec.finish(&mut out);
+            self.local.proto.add(&f.dec.take_counters());
+            emit_decoded(&mut self.local, &f, &mut out, emit);
+            self.out = out;
+        }
+    }
+
+    /// Make room for one more connection.
+    fn evict_oldest(&mut self, emit: &mut dyn FnMut(Event)) {
+        let oldest = self
+            .flows
+            .iter()
+            .min_by_key(|(_, f)| f.last_active)
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            self.local.flows_evicted += 1;
+            self.close_flow(k, emit);
+        }
+    }
+}
+
+fn emit_decoded(
+    stats: &mut DecodeStats,
+    f: &FlowState,
+    out: &mut Vec<weft_proto::Event>,
+    emit: &mut dyn FnMut(Event),
+) {
+    for ev in out.drain(..) {
+        match ev {
+            weft_proto::Event::Transaction(tx) => {
+                stats.http_events += 1;
+                let start = if tx.request.first_ns != 0 {
+                    tx.request.first_ns
+                } else {
+                    tx.response.first_ns
+                };
+                emit(Event::Http(Http {
+                    timestamp_ns: start,
+                    duration_ns: tx.duration_ns(),
+                    process: Arc::clone(&f.process),
+                    flow: f.flow,
+                    library: f.library,
+                    role: f.role,
+                    transaction: tx,
+                }));
+            }
+            weft_proto::Event::WebSocket(m) => {
+                stats.websocket_messages += 1;
+                emit(Event::WebSocket(WebSocket {
+                    timestamp_ns: if m.first_ns != 0 {
+                        m.first_ns
+                    } else {
+                        m.last_ns
+                    },
+                    process: Arc::clone(&f.process),
+                    flow: f.flow,
+                    library: f.library,
+                    role: f.role,
+                    message: Box::new(m),
+                }));
+            }
+            // Upgrades: the decoder follows h2c and WebSocket itself; other
+            // protocols are counted by it as undecoded bytes.
+            _ => {}
+        }
+    }
+}
+
+/// Which way the bytes of a call travelled on the wire.
+fn wire_direction(dir: Direction, role: Role) -> Wire {
+    match (role, dir) {
+        (Role::Server, Direction::Write) | (Role::Client | Role::Unknown, Direction::Read) => {
+            Wire::ServerToClient
+        }
+        (Role::Server, Direction::Read) | (Role::Client | Role::Unknown, Direction::Write) => {
+            Wire::ClientToServer
+        }
+    }
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// `GET /x HTTP/1.1`: an upper-case method token, a space, a target.
+fn looks_like_request_line(b: &[u8]) -> bool {
+    let method_len = b.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    (3..=10).contains(&method_len)
+        && b.get(method_len) == Some(&b' ')
+        && b.get(method_len + 1).is_some_and(|c| c.is_ascii_graphic())
+}
+
+impl Processor for HttpDecoder {
+    fn process(&mut self, ev: Event, emit: &mut dyn FnMut(Event)) {
+        let Event::TlsData(d) = ev else {
+            emit(ev);
+            return;
+        };
+        let key = flow_key(d.flow.as_ref(), d.tid);
+        let role = d.flow.map_or(Role::Unknown, |f| f.role);
+        let wire = wire_direction(d.direction, role);
+        if !self.flows.contains_key(&key) {
+            if self.flows.len() >= self.cfg.max_flows {
+                self.evict_oldest(emit);
+            }
+            // A connection whose first bytes are the client's HTTP/2 preface
+            // was seen from its start, and HTTP/1 keeps no state between
+            // requests, so one that starts with a request line is as good as
+            // fresh. Anything else may have begun before weft did: HPACK must
+            // not trust an empty table, responses may answer unseen requests.
+            let fresh = wire == Wire::ClientToServer
+                && (d.payload.starts_with(H2_PREFACE) || looks_like_request_line(&d.payload));
+            let dec = if fresh {
+                ConnectionDecoder::new(&self.cfg.limits, None)
+            } else {
+                ConnectionDecoder::new_mid_connection(&self.cfg.limits, None)
+            };
+            self.local.flows_opened += 1;
+            self.flows.insert(
+                key,
+                FlowState {
+                    dec,
+                    last_active: Instant::now(),
+                    process: Arc::clone(&d.process),
+                    flow: d.flow,
+                    library: d.library,
+                    role,
+                },
+            );
+        }
+        let Some(f) = self.flows.get_mut(&key) else {
+            return;
+        };
+        f.last_active = Instant::now();
+        f.dec
+            .feed_at(wire, &d.payload, d.timestamp_ns, &mut self.out);
+        if d.truncated() {
+            let lost = d.length - d.payload.len() as u64;
+            self.local.gap_bytes += lost;
+            f.dec.gap(wire, lost);
+        }
+        // Raw capture events only for what no decoder understands (or all
+        // of them with --raw).
+        let decoded = f.dec.is_websocket()
+            || matches!(f.dec.protocol(), Some(Protocol::Http1 | Protocol::Http2));
+        let forward_raw = self.cfg.raw || !decoded;
+        emit_decoded(&mut self.local, f, &mut self.out, emit);
+        if forward_raw {
+            emit(Event::TlsData(d));
+        }
+    }
+
+    fn tick(&mut self, now: Instant, emit: &mut dyn FnMut(Event)) {
+        let idle: Vec<u64> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| now.duration_since(f.last_active) >= self.cfg.idle_timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in idle {
+            self.local.flows_idle_closed += 1;
+            self.close_flow(k, emit);
+        }
+        self.publish();
+    }
+
+    fn finish(&mut self, emit: &mut dyn FnMut(Event)) {
+        let keys: Vec<u64> = self.flows.keys().copied().collect();
+        for k in keys {
+            self.local.flows_finished += 1;
+            self.close_flow(k, emit);
+        }
+        self.publish();
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use crate::event::{Endpoint, TlsData};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    pub fn proc_info() -> Arc<ProcessInfo> {
+        Arc::new(ProcessInfo {
+            pid: 7,
+            ppid: 1,
+            name: "curl".into(),
+            executable: None,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 0,
+            start_time_ns: 0,
+            entity_id: "e".into(),
+        })
+    }
+
+    pub fn data(role: Role, dir: Direction, ts: u64, bytes: &[u8], length: u64) -> Event {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Event::TlsData(TlsData {
+            timestamp_ns: ts,
+            duration_ns: 0,
+            process: proc_info(),
+            tid: 7,
+            flow: Some(Flow {
+                cookie: 42,
+                local: Endpoint { ip, port: 5000 },
+                remote: Endpoint { ip, port: 443 },
+                role,
+            }),
+            library: TlsLibrary::OpenSsl,
+            direction: dir,
+            payload: bytes.to_vec(),
+            length,
+        })
+    }
+
+    pub fn run(cfg: DecodeConfig, input: Vec<Event>) -> (Vec<Event>, Arc<Mutex<DecodeStats>>) {
+        let stats = Arc::new(Mutex::new(DecodeStats::default()));
+        let mut d = HttpDecoder::new(cfg, Arc::clone(&stats));
+        let mut got = Vec::new();
+        for ev in input {
+            d.process(ev, &mut |e| got.push(e));
+        }
+        d.finish(&mut |e| got.push(e));
+        (got, stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+
+    const REQ: &[u8] = b"GET /users?id=1 HTTP/1.1\r\nHost: api.example\r\n\r\n";
+    const RESP: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+
+    #[test]
+    fn client_view_becomes_one_http_event() {
+        let (got, stats) = run(
+            DecodeConfig::default(),
+            vec![
+                data(Role::Client, Direction::Write, 1_000, REQ, REQ.len() as u64),
+                data(
+                    Role::Client,
+                    Direction::Read,
+                    5_000,
+                    RESP,
+                    RESP.len() as u64,
+                ),
+            ],
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        let Event::Http(h) = &got[0] else {
+            panic!("not http: {got:?}")
+        };
+        assert_eq!(h.transaction.method(), Some(&b"GET"[..]));
+        assert_eq!(h.transaction.path(), Some(&b"/users?id=1"[..]));
+        assert_eq!(h.transaction.status(), Some(200));
+        assert_eq!(h.timestamp_ns, 1_000);
+        assert_eq!(h.duration_ns, Some(4_000));
+        assert_eq!(h.role, Role::Client);
+        let s = stats
+            .lock()
+            .map(|s| (s.http_events, s.flows_opened))
+            .unwrap_or_default();
+        assert_eq!(s, (1, 1));
+    }
+
+    #[test]
+    fn server_view_maps_directions() {
+        let (got, _) = run(
+            DecodeConfig::default(),
+            vec![
+                data(Role::Server, Direction::Read, 1, REQ, REQ.len() as u64),
+                data(Role::Server, Direction::Write, 2, RESP, RESP.len() as u64),
+            ],
+        );
+        assert!(matches!(&got[..], [Event::Http(h)] if h.transaction.status() == Some(200)));
+    }
+
+    #[test]
+    fn raw_mode_forwards_capture_events_too() {
+        let cfg = DecodeConfig {
+            raw: true,
+            ..DecodeConfig::default()
+        };
+        let (got, _) = run(
+            cfg,
+            vec![
+                data(Role::Client, Direction::Write, 1, REQ, REQ.len() as u64),
+                data(Role::Client, Direction::Read, 2, RESP, RESP.len() as u64),
+            ],
+        );
+        let raw = got
+            .iter()
+            .filter(|e| matches!(e, Event::TlsData(_)))
+            .count();
+        let http = got.iter().filter(|e| matches!(e, Event::Http(_))).count();
+        assert_eq!((raw, http), (2, 1));
+    }
+
+    #[test]
+    fn undecodable_traffic_stays_visible() {
+        let junk = b"\x16\x03\x01 not a protocol weft decodes \x00\x01";
+        let (got, _) = run(
+            DecodeConfig::default(),
+            vec![data(
+                Role::Client,
+                Direction::Write,
+                1,
+                junk,
+                junk.len() as u64,
+            )],
+        );
+        assert!(matches!(&got[..], [Event::TlsData(d)] if d.payload == junk));
+    }
+
+    #[test]
+    fn truncated_call_is_a_gap_not_garbage() {
+        // The response body was cut by the capture cap: the transaction is
+        // flagged, and the next request on the connection still decodes.
+        let big = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+        let (got, stats) = run(
+            DecodeConfig::default(),
+            vec![
+                data(Role::Client, Direction::Write, 1, REQ, REQ.len() as u64),
+                data(Role::Client, Direction::Read, 2, big, big.len() as u64 + 90),
+                data(Role::Client, Direction::Write, 3, REQ, REQ.len() as u64),
+                data(Role::Client, Direction::Read, 4, RESP, RESP.len() as u64),
+            ],
+        );
+        let http: Vec<_> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::Http(h) => Some(h),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(http.len(), 2, "{got:?}");
+        assert!(http.iter().any(|h| h.transaction.status() == Some(200)));
+        assert_eq!(stats.lock().map(|s| s.gap_bytes).unwrap_or(0), 90);
+    }
+}
+
+#[cfg(test)]
+mod pipelining_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn pipelined_requests_in_one_call_pair_in_order() {
+        let reqs = b"GET /p0 HTTP/1.1\r\nHost: x\r\n\r\nGET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut input = vec![data(
+            Role::Client,
+            Direction::Write,
+            1,
+            reqs,
+            reqs.len() as u64,
+        )];
+        for i in 0..3 {
+            let r = format!("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nbody-/p{i}\n");
+            input.push(data(
+                Role::Client,
+                Direction::Read,
+                2 + i,
+                r.as_bytes(),
+                r.len() as u64,
+            ));
+        }
+        let (got, _) = run(DecodeConfig::default(), input);
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::Http(h) => Some((
+                    h.transaction.path().unwrap_or_default().to_vec(),
+                    h.transaction.response.body.data.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pairs.len(), 3, "{got:?}");
+        for (path, body) in pairs {
+            let mut want = b"body-".to_vec();
+            want.extend_from_slice(&path);
+            want.push(b'\n');
+            assert_eq!(body, want);
+        }
+    }
+}
+
+#[cfg(test)]
+mod websocket_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn upgraded_connection_yields_websocket_messages() {
+        let req = b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        // RFC 6455 5.7: a masked "Hello" from the client, unmasked from the server.
+        let masked = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let unmasked = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+        let (got, stats) = run(
+            DecodeConfig::default(),
+            vec![
+                data(Role::Client, Direction::Write, 1, req, req.len() as u64),
+                data(Role::Client, Direction::Read, 2, resp, resp.len() as u64),
+                data(
+                    Role::Client,
+                    Direction::Write,
+                    3,
+                    &masked,
+                    masked.len() as u64,
+                ),
+                data(
+                    Role::Client,
+                    Direction::Read,
+                    4,
+                    &unmasked,
+                    unmasked.len() as u64,
+                ),
+            ],
+        );
+        let ws: Vec<_> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::WebSocket(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ws.len(), 2, "{got:?}");
+        assert!(ws.iter().all(|w| w.message.payload == b"Hello"));
+        let raw: Vec<_> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::TlsData(d) => Some(d.timestamp_ns),
+                _ => None,
+            })
+            .collect();
+        assert!(raw.is_empty(), "raw forwarded: {raw:?}");
+        assert_eq!(stats.lock().map(|s| s.websocket_messages).unwrap_or(0), 2);
+    }
+}

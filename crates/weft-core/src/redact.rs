@@ -1,0 +1,931 @@
+//! Masking credentials before anything leaves weft.
+//!
+//! weft shows decoded HTTP traffic, which routinely carries secrets: bearer
+//! tokens, session cookies, API keys, passwords in login forms, OAuth codes in
+//! redirect URLs. Every output masks them by default (`--no-redact` shows
+//! them); these functions decide what is masked and how. They are pure, need
+//! only `std`, and borrow their input whenever nothing needs masking, so the
+//! common case costs a scan and no allocation.
+//!
+//! What is masked (every comparison ASCII case-insensitive):
+//!
+//! * **Header values** ([`mask_header_value`]) of credential headers
+//!   ([`is_credential_header`]). What identifies the *kind* of credential is
+//!   kept: the scheme of `Authorization` (`Bearer [REDACTED]`), cookie names
+//!   (`sid=[REDACTED]; theme=[REDACTED]`), the attributes of `Set-Cookie`
+//!   (`sid=[REDACTED]; Path=/; HttpOnly`).
+//! * **URLs** ([`redact_query`]): values of credential-looking parameters
+//!   ([`is_credential_param`]) in the query and in the fragment (OAuth's
+//!   implicit flow returns tokens there). URL-valued headers (`:path`,
+//!   `Referer`, `Location`, `Content-Location`) go through the same rules.
+//! * **Bodies** ([`redact_body`]): `application/x-www-form-urlencoded` bodies
+//!   like a query; JSON bodies (`application/json`, `*/*+json`) have the
+//!   string and number values of credential-looking keys masked (an OAuth
+//!   token response, a login request).
+//!
+//! Masking replaces a value with [`MASK`]; empty values stay empty (there is
+//! nothing to hide, and showing that a token was empty is useful). Redaction
+//! is a safety net for people and logs, not a guarantee: a secret in a header
+//! or parameter with an unremarkable name, in the URL path, or in a body of
+//! another type, is shown as it is.
+
+use std::borrow::Cow;
+
+/// What a masked value is replaced with.
+pub const MASK: &[u8] = b"[REDACTED]";
+
+/// Header names whose values are credentials (compared case-insensitively).
+const CREDENTIAL_HEADERS: &[&[u8]] = &[
+    b"authorization",
+    b"proxy-authorization",
+    b"cookie",
+    b"set-cookie",
+    b"x-api-key",
+    b"api-key",
+    b"x-auth-token",
+    b"x-access-token",
+    b"x-amz-security-token",
+    b"x-goog-api-key",
+    b"x-csrf-token",
+    b"x-xsrf-token",
+];
+
+/// A header whose name contains one of these is taken as a credential too
+/// (`x-upstream-token`, `x-client-secret`, `x-session-id`,
+/// `x-forwarded-authorization`, ...).
+const CREDENTIAL_HEADER_PARTS: &[&[u8]] = &[
+    b"token",
+    b"secret",
+    b"password",
+    b"passwd",
+    b"api-key",
+    b"apikey",
+    b"api_key",
+    b"session",
+    b"authorization",
+    b"credential",
+];
+
+/// Query, form and JSON parameter names whose values are credentials.
+const CREDENTIAL_PARAMS: &[&[u8]] = &[
+    b"token",
+    b"access_token",
+    b"id_token",
+    b"refresh_token",
+    b"api_key",
+    b"apikey",
+    b"key",
+    b"password",
+    b"passwd",
+    b"pwd",
+    b"secret",
+    b"client_secret",
+    b"sig",
+    b"signature",
+    b"x-amz-signature",
+    b"x-amz-credential",
+    b"x-amz-security-token",
+    b"auth",
+    b"session",
+    b"sessionid",
+    b"sid",
+    b"code",
+    b"jwt",
+    b"access_key",
+    b"private_key",
+    b"subscription-key",
+    b"subscription_key",
+];
+
+/// A parameter whose (decoded) name contains one of these is taken as a
+/// credential too (`auth_token`, `user[password]`, `X-Goog-Signature`, ...).
+const CREDENTIAL_PARAM_PARTS: &[&[u8]] = &[
+    b"token",
+    b"secret",
+    b"password",
+    b"passwd",
+    b"apikey",
+    b"api_key",
+    b"api-key",
+    b"session",
+    b"signature",
+    b"credential",
+];
+
+/// Names that contain a credential word but hold none (OAuth's
+/// `token_type=Bearer`).
+const NOT_CREDENTIAL_PARAMS: &[&[u8]] = &[b"token_type", b"token_type_hint"];
+
+/// Headers whose value is a URL (or a request target): their query and
+/// fragment are redacted like a request's.
+const URL_HEADERS: &[&[u8]] = &[b":path", b"referer", b"location", b"content-location"];
+
+/// `Set-Cookie` attributes that describe the cookie and are never secret.
+const COOKIE_ATTRIBUTES: &[&[u8]] = &[
+    b"expires",
+    b"max-age",
+    b"domain",
+    b"path",
+    b"secure",
+    b"httponly",
+    b"samesite",
+    b"partitioned",
+    b"priority",
+];
+
+/// Longest `Authorization` scheme kept in front of the mask
+/// (`AWS4-HMAC-SHA256` is 16). A longer first word is more likely a bare
+/// token than a scheme, and is masked with the rest.
+const MAX_SCHEME_LEN: usize = 24;
+
+/// Whether the value of header `name` is a credential: one of
+/// `Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`,
+/// `X-Api-Key`, `Api-Key`, `X-Auth-Token`, `X-Access-Token`,
+/// `X-Amz-Security-Token`, `X-Goog-Api-Key`, `X-Csrf-Token`, `X-Xsrf-Token`,
+/// or a name containing `token`, `secret`, `password`, `passwd`, `api-key`,
+/// `apikey`, `api_key`, `session`, `authorization` or `credential`.
+/// Pseudo-header fields (`:path`, ...) are never credentials.
+pub fn is_credential_header(name: &[u8]) -> bool {
+    if name.first() == Some(&b':') {
+        return false;
+    }
+    CREDENTIAL_HEADERS
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+        || CREDENTIAL_HEADER_PARTS
+            .iter()
+            .any(|part| contains_ignore_case(name, part))
+}
+
+/// Whether a query, form or JSON parameter called `name` (already decoded)
+/// holds a credential: one of `token`, `access_token`, `id_token`,
+/// `refresh_token`, `api_key`, `apikey`, `key`, `password`, `passwd`, `pwd`,
+/// `secret`, `client_secret`, `sig`, `signature`, `x-amz-signature`,
+/// `x-amz-credential`, `x-amz-security-token`, `auth`, `session`,
+/// `sessionid`, `sid`, `code`, `jwt`, `access_key`, `private_key`,
+/// `subscription-key`, `subscription_key`, or a name containing `token`,
+/// `secret`, `password`, `passwd`, `apikey`, `api_key`, `api-key`,
+/// `session`, `signature` or `credential` (except OAuth's `token_type` and
+/// `token_type_hint`).
+pub fn is_credential_param(name: &[u8]) -> bool {
+    if NOT_CREDENTIAL_PARAMS
+        .iter()
+        .any(|p| name.eq_ignore_ascii_case(p))
+    {
+        return false;
+    }
+    CREDENTIAL_PARAMS
+        .iter()
+        .any(|p| name.eq_ignore_ascii_case(p))
+        || CREDENTIAL_PARAM_PARTS
+            .iter()
+            .any(|part| contains_ignore_case(name, part))
+}
+
+/// The value of header `name` as it may be shown.
+///
+/// * Credential headers ([`is_credential_header`]) are masked, keeping what
+///   says which kind of credential it is: `Authorization: Bearer [REDACTED]`
+///   (a value without a scheme word is masked whole), `Cookie: a=[REDACTED];
+///   b=[REDACTED]`, `Set-Cookie: sid=[REDACTED]; Path=/; HttpOnly`.
+/// * URL-valued headers (`:path`, `Referer`, `Location`,
+///   `Content-Location`) have their query and fragment redacted
+///   ([`redact_query`]).
+/// * Anything else, and empty values, come back unchanged (borrowed).
+pub fn mask_header_value<'a>(name: &[u8], value: &'a [u8]) -> Cow<'a, [u8]> {
+    if URL_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return redact_query(value);
+    }
+    if value.is_empty() || !is_credential_header(name) {
+        return Cow::Borrowed(value);
+    }
+    if name.eq_ignore_ascii_case(b"authorization")
+        || name.eq_ignore_ascii_case(b"proxy-authorization")
+    {
+        Cow::Owned(mask_authorization(value))
+    } else if name.eq_ignore_ascii_case(b"cookie") {
+        Cow::Owned(mask_cookie(value))
+    } else if name.eq_ignore_ascii_case(b"set-cookie") {
+        Cow::Owned(mask_set_cookie(value))
+    } else {
+        Cow::Owned(MASK.to_vec())
+    }
+}
+
+/// `Bearer abc` -> `Bearer [REDACTED]`; `abc` -> `[REDACTED]`.
+fn mask_authorization(value: &[u8]) -> Vec<u8> {
+    let v = value.trim_ascii_start();
+    let scheme_len = v.iter().take_while(|&&b| is_tchar(b)).count();
+    let rest = &v[scheme_len..];
+    let mut out = Vec::with_capacity(MAX_SCHEME_LEN + 1 + MASK.len());
+    if (1..=MAX_SCHEME_LEN).contains(&scheme_len)
+        && v[0].is_ascii_alphabetic()
+        && matches!(rest.first(), Some(b' ' | b'\t'))
+    {
+        out.extend_from_slice(&v[..scheme_len]);
+        out.push(b' ');
+    }
+    out.extend_from_slice(MASK);
+    out
+}
+
+/// `a=1; b=2` -> `a=[REDACTED]; b=[REDACTED]`.
+fn mask_cookie(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 16);
+    for pair in value.split(|&b| b == b';') {
+        let pair = pair.trim_ascii();
+        if pair.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.extend_from_slice(b"; ");
+        }
+        push_masked_pair(&mut out, pair);
+    }
+    out
+}
+
+/// `sid=1; Path=/; HttpOnly; X=y` -> `sid=[REDACTED]; Path=/; HttpOnly; X=[REDACTED]`.
+fn mask_set_cookie(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 16);
+    for (i, part) in value.split(|&b| b == b';').enumerate() {
+        let part = part.trim_ascii();
+        if i > 0 && part.is_empty() {
+            continue;
+        }
+        if i > 0 {
+            out.extend_from_slice(b"; ");
+        }
+        let name = part.split(|&b| b == b'=').next().unwrap_or_default();
+        let known = COOKIE_ATTRIBUTES
+            .iter()
+            .any(|a| name.trim_ascii().eq_ignore_ascii_case(a));
+        if i > 0 && (known || !part.contains(&b'=')) {
+            out.extend_from_slice(part);
+        } else {
+            push_masked_pair(&mut out, part);
+        }
+    }
+    out
+}
+
+/// `name=value` -> `name=[REDACTED]`, `name=` stays, a bare `value` (a
+/// nameless cookie) -> `[REDACTED]`.
+fn push_masked_pair(out: &mut Vec<u8>, pair: &[u8]) {
+    match pair.iter().position(|&b| b == b'=') {
+        Some(eq) => {
+            out.extend_from_slice(&pair[..=eq]);
+            if !pair[eq + 1..].trim_ascii().is_empty() {
+                out.extend_from_slice(MASK);
+            }
+        }
+        None => out.extend_from_slice(MASK),
+    }
+}
+
+/// A request target or URL (`/cb?code=x&state=y`, `https://h/p#access_token=x`)
+/// with the values of credential-looking parameters ([`is_credential_param`])
+/// masked: `/cb?code=[REDACTED]&state=y`.
+///
+/// Parameters are what follows the first `?` or `#`, separated by `&` or `;`
+/// (some servers split on either, so both are treated as separators). The
+/// fragment is redacted like the query. Names are matched after
+/// percent-decoding (`%74oken` is `token`); values are masked whole, as sent.
+/// A parameter without `=` or with an empty value is left alone, as is
+/// everything before the `?`. Borrowed when nothing is masked.
+pub fn redact_query(target: &[u8]) -> Cow<'_, [u8]> {
+    match target.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(start) => redact_params(target, start + 1),
+        None => Cow::Borrowed(target),
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body with credential values masked,
+/// by the rules of [`redact_query`] (`user=bob&password=[REDACTED]`).
+pub fn redact_form(body: &[u8]) -> Cow<'_, [u8]> {
+    redact_params(body, 0)
+}
+
+/// Masks parameter values in `s[start..]` (pairs split on `&`, `;`, `#`).
+fn redact_params(s: &[u8], start: usize) -> Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0; // s[..copied] is in `out`
+    let mut pos = start;
+    let mut name_buf = Vec::new();
+    while pos <= s.len() {
+        let end = s[pos..]
+            .iter()
+            .position(|&b| matches!(b, b'&' | b';' | b'#'))
+            .map_or(s.len(), |i| pos + i);
+        let pair = &s[pos..end];
+        if let Some(eq) = pair.iter().position(|&b| b == b'=') {
+            let (value_start, value_end) = (pos + eq + 1, end);
+            if value_end > value_start
+                && is_credential_param(percent_decode(&pair[..eq], &mut name_buf))
+            {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(s.len() + MASK.len()));
+                o.extend_from_slice(&s[copied..value_start]);
+                o.extend_from_slice(MASK);
+                copied = value_end;
+            }
+        }
+        pos = end + 1;
+    }
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&s[copied..]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(s),
+    }
+}
+
+/// `name` with `%XX` decoded and `+` as a space (form encoding), borrowed
+/// when there is nothing to decode. Malformed escapes stay as they are.
+fn percent_decode<'a>(name: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
+    if !name.iter().any(|&b| b == b'%' || b == b'+') {
+        return name;
+    }
+    buf.clear();
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => match (
+                name.get(i + 1).and_then(|&b| hex_value(b)),
+                name.get(i + 2).and_then(|&b| hex_value(b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    buf.push(hi << 4 | lo);
+                    i += 3;
+                }
+                _ => {
+                    buf.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                buf.push(b' ');
+                i += 1;
+            }
+            b => {
+                buf.push(b);
+                i += 1;
+            }
+        }
+    }
+    buf
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A message body with credentials masked, chosen by its `Content-Type`:
+/// form-encoded bodies by [`redact_form`], JSON (`application/json`,
+/// `text/json`, `*/*+json`) by [`redact_json`]. Other bodies come back
+/// unchanged (borrowed).
+pub fn redact_body<'a>(content_type: Option<&[u8]>, body: &'a [u8]) -> Cow<'a, [u8]> {
+    let Some(ct) = content_type else {
+        return Cow::Borrowed(body);
+    };
+    let mime = mime_type(ct);
+    if mime.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+        redact_form(body)
+    } else if mime.eq_ignore_ascii_case(b"application/json")
+        || mime.eq_ignore_ascii_case(b"text/json")
+        || (mime.len() > 5 && mime[mime.len() - 5..].eq_ignore_ascii_case(b"+json"))
+    {
+        redact_json(body)
+    } else {
+        Cow::Borrowed(body)
+    }
+}
+
+/// The media type of a `Content-Type` value, without parameters or
+/// surrounding whitespace: `application/json; charset=utf-8` ->
+/// `application/json`.
+pub fn mime_type(content_type: &[u8]) -> &[u8] {
+    content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+}
+
+/// A JSON text (possibly cut short) with the values of credential-looking
+/// keys ([`is_credential_param`]) masked: string values become
+/// `"[REDACTED]"`, number values `"[REDACTED]"` too; objects, arrays,
+/// booleans and `null` are left (keys inside nested objects are checked in
+/// turn). Not a validating parser: it follows strings and `key:` pairs, so it
+/// never misreads a string's contents as structure, and it tolerates any
+/// input, including text that is not JSON at all. Borrowed when nothing is
+/// masked.
+pub fn redact_json(body: &[u8]) -> Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut key_buf = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let (key_end, key_closed) = string_end(body, i);
+        let after = skip_ws(body, key_end);
+        if !key_closed || body.get(after) != Some(&b':') {
+            i = key_end;
+            continue;
+        }
+        // A closed string: `key_end - 1` is its closing quote.
+        let key = unescape_key(&body[i + 1..key_end - 1], &mut key_buf);
+        let value = skip_ws(body, after + 1);
+        i = value;
+        if !is_credential_param(key) {
+            continue;
+        }
+        // The value's extent, as (start, end) of what the mask replaces.
+        let span = match body.get(value) {
+            Some(b'"') => {
+                let (end, closed) = string_end(body, value);
+                let inner_end = if closed { end - 1 } else { end };
+                i = end;
+                (inner_end > value + 1).then_some((value + 1, inner_end, false))
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let end = value
+                    + body[value..]
+                        .iter()
+                        .take_while(|&&b| {
+                            matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                        })
+                        .count();
+                i = end;
+                Some((value, end, true))
+            }
+            _ => None,
+        };
+        if let Some((start, end, quote)) = span {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(body.len() + MASK.len()));
+            o.extend_from_slice(&body[copied..start]);
+            if quote {
+                o.push(b'"');
+            }
+            o.extend_from_slice(MASK);
+            if quote {
+                o.push(b'"');
+            }
+            copied = end;
+        }
+    }
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&body[copied..]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(body),
+    }
+}
+
+/// Index just past the string starting with the quote at `start` (past its
+/// closing quote), and whether it was closed (else the end of input).
+fn string_end(s: &[u8], start: usize) -> (usize, bool) {
+    let mut i = start + 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return (i + 1, true),
+            _ => i += 1,
+        }
+    }
+    (s.len(), false)
+}
+
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while matches!(s.get(i), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+        i += 1;
+    }
+    i
+}
+
+/// A JSON key's characters for matching: simple escapes and `\u00XX`
+/// decoded (so `"\u0074oken"` is `token`); anything else kept as is.
+fn unescape_key<'a>(raw: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
+    if !raw.contains(&b'\\') {
+        return raw;
+    }
+    buf.clear();
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\\' && i + 1 < raw.len() {
+            let esc = raw[i + 1];
+            if esc == b'u'
+                && let Some(hex) = raw.get(i + 2..i + 6)
+                && hex[0] == b'0'
+                && hex[1] == b'0'
+                && let (Some(hi), Some(lo)) = (hex_value(hex[2]), hex_value(hex[3]))
+            {
+                buf.push(hi << 4 | lo);
+                i += 6;
+                continue;
+            }
+            buf.push(esc);
+            i += 2;
+        } else {
+            buf.push(raw[i]);
+            i += 1;
+        }
+    }
+    buf
+}
+
+/// RFC 9110 `tchar`: the characters of a token such as an auth scheme.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(c: Cow<'_, [u8]>) -> String {
+        String::from_utf8(c.into_owned()).expect("UTF-8 in tests")
+    }
+
+    fn header(name: &str, value: &str) -> String {
+        s(mask_header_value(name.as_bytes(), value.as_bytes()))
+    }
+
+    fn query(target: &str) -> String {
+        s(redact_query(target.as_bytes()))
+    }
+
+    fn json(body: &str) -> String {
+        s(redact_json(body.as_bytes()))
+    }
+
+    #[test]
+    fn credential_header_names() {
+        for name in [
+            "authorization",
+            "Authorization",
+            "PROXY-AUTHORIZATION",
+            "cookie",
+            "Set-Cookie",
+            "x-api-key",
+            "api-key",
+            "X-Auth-Token",
+            "x-access-token",
+            "x-amz-security-token",
+            "x-goog-api-key",
+            "x-csrf-token",
+            "X-XSRF-TOKEN",
+            "x-upstream-token",
+            "x-client-secret",
+            "x-db-password",
+            "x-apikey",
+            "x-session-id",
+            "x-forwarded-authorization",
+        ] {
+            assert!(is_credential_header(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "content-type",
+            "user-agent",
+            "host",
+            "accept",
+            "sec-websocket-key",
+            "www-authenticate",
+            "x-request-id",
+            ":authority",
+            ":path",
+            "",
+        ] {
+            assert!(!is_credential_header(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn authorization_keeps_its_scheme() {
+        assert_eq!(
+            header("authorization", "Bearer eyJhbGciOi.x.y"),
+            "Bearer [REDACTED]"
+        );
+        assert_eq!(
+            header("Authorization", "Basic dXNlcjpwYXNz"),
+            "Basic [REDACTED]"
+        );
+        assert_eq!(
+            header(
+                "proxy-authorization",
+                "  Digest username=\"a\", response=\"b\""
+            ),
+            "Digest [REDACTED]"
+        );
+        assert_eq!(
+            header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIA/20130524/us-east-1/s3/aws4_request, Signature=fe5f"
+            ),
+            "AWS4-HMAC-SHA256 [REDACTED]"
+        );
+        // A bare token (no scheme word) is masked whole.
+        assert_eq!(header("authorization", "sk_live_abcdef"), "[REDACTED]");
+        assert_eq!(header("authorization", "Bearer"), "[REDACTED]");
+        // A "scheme" too long to be one is more likely a token.
+        assert_eq!(
+            header("authorization", &format!("{} x", "a".repeat(40))),
+            "[REDACTED]"
+        );
+        assert_eq!(header("authorization", "=== x"), "[REDACTED]");
+        assert_eq!(header("authorization", ""), "");
+    }
+
+    #[test]
+    fn cookies_keep_their_names() {
+        assert_eq!(header("cookie", "a=1; b=2"), "a=[REDACTED]; b=[REDACTED]");
+        assert_eq!(
+            header("Cookie", "a=1;b=xyz;;  c=\"q\" ;"),
+            "a=[REDACTED]; b=[REDACTED]; c=[REDACTED]"
+        );
+        // Empty value stays empty; a nameless cookie is all value.
+        assert_eq!(header("cookie", "a=; lonely"), "a=; [REDACTED]");
+        // Only the first `=` splits: base64 padding stays inside the value.
+        assert_eq!(header("cookie", "s=YWJj=="), "s=[REDACTED]");
+    }
+
+    #[test]
+    fn set_cookie_keeps_attributes() {
+        assert_eq!(
+            header(
+                "set-cookie",
+                "sid=abc123; Path=/; Expires=Wed, 21 Oct 2015 07:28:00 GMT; Secure; HttpOnly; SameSite=Lax"
+            ),
+            "sid=[REDACTED]; Path=/; Expires=Wed, 21 Oct 2015 07:28:00 GMT; Secure; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            header("Set-Cookie", "sid=x; Domain=example.com; X-Extra=leak"),
+            "sid=[REDACTED]; Domain=example.com; X-Extra=[REDACTED]"
+        );
+        assert_eq!(header("set-cookie", "sid=; Max-Age=0"), "sid=; Max-Age=0");
+        assert_eq!(header("set-cookie", "bare"), "[REDACTED]");
+    }
+
+    #[test]
+    fn other_credentials_are_masked_whole() {
+        assert_eq!(header("x-api-key", "k-123"), "[REDACTED]");
+        assert_eq!(header("X-Session-Token", "abc"), "[REDACTED]");
+        assert_eq!(header("x-api-key", ""), "");
+    }
+
+    #[test]
+    fn ordinary_headers_are_borrowed_unchanged() {
+        let v = b"curl/8.5.0";
+        assert!(matches!(mask_header_value(b"user-agent", v), Cow::Borrowed(x) if x == v));
+        assert!(matches!(
+            mask_header_value(b":path", b"/a?b=c"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn url_headers_have_their_query_redacted() {
+        assert_eq!(
+            header(":path", "/cb?code=abc&state=xyz"),
+            "/cb?code=[REDACTED]&state=xyz"
+        );
+        assert_eq!(
+            header(
+                "Location",
+                "https://app.example/cb#access_token=t0k&token_type=bearer"
+            ),
+            "https://app.example/cb#access_token=[REDACTED]&token_type=bearer"
+        );
+        assert_eq!(
+            header("referer", "https://a/?q=1&sig=zz"),
+            "https://a/?q=1&sig=[REDACTED]"
+        );
+    }
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(
+            query("/users?id=7&token=abc"),
+            "/users?id=7&token=[REDACTED]"
+        );
+        assert_eq!(
+            query("/x?ACCESS_TOKEN=a&Api_Key=b&page=2"),
+            "/x?ACCESS_TOKEN=[REDACTED]&Api_Key=[REDACTED]&page=2"
+        );
+        // S3 presigned URL.
+        assert_eq!(
+            query(
+                "/obj?X-Amz-Algorithm=AWS4&X-Amz-Credential=AKIA%2F2024&X-Amz-Signature=ab12&X-Amz-Expires=60"
+            ),
+            "/obj?X-Amz-Algorithm=AWS4&X-Amz-Credential=[REDACTED]&X-Amz-Signature=[REDACTED]&X-Amz-Expires=60"
+        );
+        // Names containing a credential word.
+        assert_eq!(
+            query("/?auth_token=1&user%5Bpassword%5D=2"),
+            "/?auth_token=[REDACTED]&user%5Bpassword%5D=[REDACTED]"
+        );
+        // `key` only as a whole name.
+        assert_eq!(
+            query("/?key=1&keyword=rust&monkey=2"),
+            "/?key=[REDACTED]&keyword=rust&monkey=2"
+        );
+    }
+
+    #[test]
+    fn query_tricky_inputs() {
+        // Nothing to do: borrowed.
+        for t in [
+            "/",
+            "",
+            "/plain/path",
+            "/?",
+            "/?a=1&b=2",
+            "/?token",
+            "/?token=",
+            "/?=x",
+            "?&&;",
+        ] {
+            assert!(
+                matches!(redact_query(t.as_bytes()), Cow::Borrowed(_)),
+                "{t}"
+            );
+        }
+        // No `=`, empty values, repeated parameters.
+        assert_eq!(
+            query("/?token&token=&token=a&token=b"),
+            "/?token&token=&token=[REDACTED]&token=[REDACTED]"
+        );
+        // Only the first `=` separates; the whole value is masked.
+        assert_eq!(query("/?code=a=b=c&x=1"), "/?code=[REDACTED]&x=1");
+        // `;` separates too; `?` inside the query is just a character.
+        assert_eq!(query("/?a=1;sid=2?3&b"), "/?a=1;sid=[REDACTED]&b");
+        // Fragments are redacted like the query.
+        assert_eq!(query("/p?q=1#frag"), "/p?q=1#frag");
+        assert_eq!(
+            query("/p?password=x#id_token=y&s=1"),
+            "/p?password=[REDACTED]#id_token=[REDACTED]&s=1"
+        );
+        assert_eq!(query("/p#token=x"), "/p#token=[REDACTED]");
+        // Percent-encoded names are decoded for matching, values kept encoded.
+        assert_eq!(
+            query("/?%74oken=a%20b&%zz=1&pass%77ord=x"),
+            "/?%74oken=[REDACTED]&%zz=1&pass%77ord=[REDACTED]"
+        );
+        assert_eq!(
+            query("/?client+secret=1&Client_Secret=2"),
+            "/?client+secret=[REDACTED]&Client_Secret=[REDACTED]"
+        );
+        // The path before the `?` is never touched, even if it looks like a parameter.
+        assert_eq!(query("/token=abc/x?y=1"), "/token=abc/x?y=1");
+        // A trailing `%` and other malformed escapes.
+        assert_eq!(
+            query("/?sig%=1&sig%4=2&sig=3%"),
+            "/?sig%=1&sig%4=2&sig=[REDACTED]"
+        );
+        // Non-UTF-8 bytes survive.
+        assert_eq!(
+            redact_query(b"/?\xff=1&pwd=\xfe").into_owned(),
+            b"/?\xff=1&pwd=[REDACTED]".to_vec()
+        );
+    }
+
+    #[test]
+    fn form_bodies() {
+        assert_eq!(
+            s(redact_form(b"user=bob&password=hunter2&remember=1")),
+            "user=bob&password=[REDACTED]&remember=1"
+        );
+        assert_eq!(
+            s(redact_form(
+                b"grant_type=refresh_token&refresh_token=r1&client_id=c"
+            )),
+            "grant_type=refresh_token&refresh_token=[REDACTED]&client_id=c"
+        );
+        assert!(matches!(redact_form(b"a=1"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_bodies() {
+        assert_eq!(
+            json(
+                r#"{"access_token":"eyJ.x.y","token_type":"Bearer","expires_in":3600,"refresh_token":"r"}"#
+            ),
+            r#"{"access_token":"[REDACTED]","token_type":"Bearer","expires_in":3600,"refresh_token":"[REDACTED]"}"#
+        );
+        // Nested objects, whitespace, numbers, non-string values.
+        assert_eq!(
+            json(
+                "{\"user\": {\"name\": \"bob\", \"Password\" :\n \"p\\\"w\"}, \"pin\": 1, \"sessionId\": 12345, \"apiKey\": null, \"secret\": {\"a\": 1}}"
+            ),
+            "{\"user\": {\"name\": \"bob\", \"Password\" :\n \"[REDACTED]\"}, \"pin\": 1, \"sessionId\": \"[REDACTED]\", \"apiKey\": null, \"secret\": {\"a\": 1}}"
+        );
+        // A credential word inside a string value is not a key.
+        assert!(matches!(
+            redact_json(br#"{"note":"token: abc","x":"\"password\":"}"#),
+            Cow::Borrowed(_)
+        ));
+        // Arrays of objects; escaped key.
+        assert_eq!(
+            json(r#"[{"\u0074oken":"a"},{"token":""}]"#),
+            r#"[{"\u0074oken":"[REDACTED]"},{"token":""}]"#
+        );
+        // Cut short inside the value: masked to the end.
+        assert_eq!(
+            json(r#"{"id_token":"eyJhbGciOiJSUzI1"#),
+            r#"{"id_token":"[REDACTED]"#
+        );
+        assert_eq!(json(r#"{"id_token":"#), r#"{"id_token":"#);
+        // Not JSON at all: unchanged, no panic.
+        for junk in [
+            &b"\"\""[..],
+            b"\":",
+            b"\"token\"",
+            b"\"token\":",
+            b"\\\"",
+            b"\xff\"token\":\"\xfe",
+        ] {
+            let _ = redact_json(junk);
+        }
+        assert_eq!(
+            redact_json(b"\xff\"token\":\"\xfe\"").into_owned(),
+            b"\xff\"token\":\"[REDACTED]\"".to_vec()
+        );
+    }
+
+    #[test]
+    fn bodies_by_content_type() {
+        let form = b"password=x";
+        assert_eq!(
+            s(redact_body(
+                Some(b"application/x-www-form-urlencoded; charset=UTF-8"),
+                form
+            )),
+            "password=[REDACTED]"
+        );
+        let js = br#"{"password":"x"}"#;
+        for ct in [
+            &b"application/json"[..],
+            b"Application/JSON;charset=utf-8",
+            b"application/vnd.api+json",
+            b" text/json ",
+        ] {
+            assert_eq!(
+                s(redact_body(Some(ct), js)),
+                r#"{"password":"[REDACTED]"}"#,
+                "{ct:?}"
+            );
+        }
+        for ct in [None, Some(&b"text/plain"[..]), Some(b"json"), Some(b"")] {
+            assert!(matches!(redact_body(ct, js), Cow::Borrowed(_)));
+        }
+    }
+
+    #[test]
+    fn mime_type_strips_parameters() {
+        assert_eq!(mime_type(b"text/html; charset=utf-8"), b"text/html");
+        assert_eq!(mime_type(b"  application/json  "), b"application/json");
+        assert_eq!(mime_type(b""), b"");
+    }
+
+    #[test]
+    fn never_panics_on_short_or_odd_inputs() {
+        let alphabet: &[u8] = b"=&;#?%\"\\:{}[] a0tokenTOKEN\xff";
+        let mut input = Vec::new();
+        // Every string of length <= 3 over the alphabet, and some longer mixes.
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    for len in 1..=3 {
+                        input.clear();
+                        input.extend_from_slice(&[*a, *b, *c][..len]);
+                        let _ = redact_query(&input);
+                        let _ = redact_form(&input);
+                        let _ = redact_json(&input);
+                        let _ = mask_header_value(b"cookie", &input);
+                        let _ = mask_header_value(b"set-cookie", &input);
+                        let _ = mask_header_value(b"authorization", &input);
+                    }
+                }
+            }
+        }
+        let _ = redact_json(b"{\"token\":\"\\");
+        let _ = redact_json(b"{\"token\":-");
+        let _ = redact_query(b"?token=%");
+    }
+}

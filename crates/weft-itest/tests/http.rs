@@ -1,0 +1,230 @@
+//! End-to-end: HTTP transactions decoded from captured plaintext (issue:
+//! protocol engine). Ground truth: the URIs the clients asked for, the
+//! bodies nginx answers (`body-<uri>`), the counts the load generator
+//! reports.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use weft_itest::exchange::*;
+use weft_itest::*;
+
+fn http_events(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| field_str(e, "event.action") == Some("http-transaction"))
+        .collect()
+}
+
+fn body_of(e: &Value) -> String {
+    field_str(e, "http.response.body.content")
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn parallel_http2_requests_on_one_connection_pair_correctly() -> TestResult {
+    let nginx = Nginx::start()?;
+    let weft = Weft::start(&[])?;
+    let tag = format!("{:x}", rand_u64());
+    let urls: Vec<String> = (0..6)
+        .map(|i| format!("https://127.0.0.1:{}/par-{tag}-{i}", nginx.port))
+        .collect();
+    // --parallel multiplexes on one connection (--parallel-immediate would
+    // open one connection per transfer instead).
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sk", "--http2", "--parallel", "--max-time", "20"]);
+    for u in &urls {
+        cmd.arg(u).arg("-o").arg("/dev/null");
+    }
+    let (pid, _) = run_client(&mut cmd, CLIENT_TIMEOUT)?;
+    let p = u64::from(pid);
+    let want = urls.len();
+    weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(p)
+            && field_str(e, "url.path").is_some_and(|u| u.ends_with(&format!("-{}", want - 1)))
+    });
+    let run = weft.stop()?;
+    let mine: Vec<&Value> = http_events(&run.events)
+        .into_iter()
+        .filter(|e| field_u64(e, "process.pid") == Some(p))
+        .collect();
+    assert_eq!(
+        mine.len(),
+        want,
+        "curl's transactions: {mine:#?}\n{}",
+        run.stderr
+    );
+    let mut streams = HashSet::new();
+    let mut cookies = HashSet::new();
+    for e in &mine {
+        let path = field_str(e, "url.path").ok_or("no url.path")?;
+        assert_eq!(field_str(e, "http.version"), Some("2"));
+        assert_eq!(field_str(e, "http.request.method"), Some("GET"));
+        assert_eq!(field_u64(e, "http.response.status_code"), Some(200));
+        // The pairing: each response body names its own request's path.
+        assert_eq!(body_of(e), format!("body-{path}\n"), "mispaired: {e}");
+        streams.insert(field_u64(e, "weft.http.stream_id"));
+        cookies.insert(field_u64(e, "weft.flow.cookie"));
+        assert!(field_u64(e, "event.duration").is_some());
+    }
+    assert_eq!(streams.len(), want, "stream ids not distinct");
+    assert_eq!(cookies.len(), 1, "not one connection: {cookies:?}");
+    // nginx decoded the same transactions from its side.
+    let workers = nginx.worker_pids();
+    let server_side = http_events(&run.events)
+        .into_iter()
+        .filter(|e| {
+            field_u64(e, "process.pid").is_some_and(|p| workers.contains(&(p as u32)))
+                && field_str(e, "url.path").is_some_and(|u| u.contains(&tag))
+        })
+        .count();
+    assert_eq!(server_side, want);
+    Ok(())
+}
+
+#[test]
+fn h2load_thousand_requests_give_exactly_thousand_transactions() -> TestResult {
+    let nginx = Nginx::start()?;
+    let weft = Weft::start(&["--comm", "h2load"])?;
+    let uri = format!("/h2load-{:x}", rand_u64());
+    let (pid, out) = run_client(
+        Command::new("h2load")
+            .args(["-n", "1000", "-c", "1", "-m", "100"])
+            .arg(format!("https://127.0.0.1:{}{uri}", nginx.port)),
+        Duration::from_secs(60),
+    )?;
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.contains("1000 succeeded"),
+        "h2load did not complete 1000 requests:\n{out}"
+    );
+    let p = u64::from(pid);
+    weft.wait_for(Duration::from_secs(15), |e| {
+        field_u64(e, "process.pid") == Some(p) && field_u64(e, "weft.http.stream_id") == Some(1999)
+    });
+    let run = weft.stop()?;
+    let mine: Vec<&Value> = http_events(&run.events)
+        .into_iter()
+        .filter(|e| field_u64(e, "process.pid") == Some(p))
+        .collect();
+    assert_eq!(mine.len(), 1000, "{}", run.stderr);
+    for e in &mine {
+        assert_eq!(field_str(e, "url.path"), Some(uri.as_str()));
+        assert_eq!(field_u64(e, "http.response.status_code"), Some(200));
+        assert_eq!(body_of(e), format!("body-{uri}\n"));
+    }
+    let ids: HashSet<u64> = mine
+        .iter()
+        .filter_map(|e| field_u64(e, "weft.http.stream_id"))
+        .collect();
+    assert_eq!(ids.len(), 1000, "stream ids not distinct");
+    Ok(())
+}
+
+#[test]
+fn pipelined_http1_requests_pair_in_order() -> TestResult {
+    let nginx = Nginx::start()?;
+    let weft = Weft::start(&[])?;
+    let tag = format!("{:x}", rand_u64());
+    // Three requests written back to back before any response is read.
+    let script = r#"
+import socket, ssl, sys
+port, tag = int(sys.argv[1]), sys.argv[2]
+ctx = ssl._create_unverified_context()
+ctx.set_alpn_protocols(["http/1.1"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+reqs = b"".join(b"GET /pipe-%s-%d HTTP/1.1\r\nHost: x\r\n\r\n" % (tag.encode(), i) for i in range(3))
+s.sendall(reqs)
+data = b""
+while data.count(b"body-") < 3:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.count(b"HTTP/1.1 200"))
+"#;
+    let (pid, out) = run_client(
+        Command::new("/usr/bin/python3").args(["-c", script, &nginx.port.to_string(), &tag]),
+        CLIENT_TIMEOUT,
+    )?;
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "3");
+    let p = u64::from(pid);
+    weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(p)
+            && field_str(e, "url.path") == Some(&format!("/pipe-{tag}-2"))
+    });
+    let run = weft.stop()?;
+    let mine: Vec<&Value> = http_events(&run.events)
+        .into_iter()
+        .filter(|e| field_u64(e, "process.pid") == Some(p))
+        .collect();
+    assert_eq!(mine.len(), 3, "{mine:#?}");
+    let by_path: HashMap<String, String> = mine
+        .iter()
+        .filter_map(|e| Some((field_str(e, "url.path")?.to_string(), body_of(e))))
+        .collect();
+    for i in 0..3 {
+        let path = format!("/pipe-{tag}-{i}");
+        assert_eq!(by_path.get(&path), Some(&format!("body-{path}\n")));
+    }
+    assert!(
+        mine.iter()
+            .all(|e| field_str(e, "http.version") == Some("1.1"))
+    );
+    Ok(())
+}
+
+#[test]
+fn credentials_are_masked_by_default_and_shown_with_no_redact() -> TestResult {
+    let nginx = Nginx::start()?;
+    let secret = format!("s3cr3t{:x}", rand_u64());
+    let url = format!(
+        "https://127.0.0.1:{}/login?user=a&token={secret}",
+        nginx.port
+    );
+    for (args, visible) in [(&[][..], false), (&["--no-redact"][..], true)] {
+        let weft = Weft::start(args)?;
+        let (pid, _) = curl(
+            &[
+                "--http1.1",
+                "-H",
+                &format!("Authorization: Bearer {secret}"),
+            ],
+            &url,
+        )?;
+        let p = u64::from(pid);
+        weft.wait_for(SEEN_TIMEOUT, |e| {
+            field_u64(e, "process.pid") == Some(p) && field_str(e, "url.path").is_some()
+        });
+        let run = weft.stop()?;
+        let mine: Vec<&Value> = http_events(&run.events)
+            .into_iter()
+            .filter(|e| field_u64(e, "process.pid") == Some(p))
+            .collect();
+        assert_eq!(mine.len(), 1, "{}", run.stderr);
+        // The request side only: nginx echoes the URI in its body, which is
+        // the server's content (bodies are masked where they are a form or
+        // JSON login).
+        let e = mine[0];
+        let request = [
+            field_str(e, "url.full").unwrap_or(""),
+            field_str(e, "url.query").unwrap_or(""),
+            field_str(e, "http.request.headers.authorization").unwrap_or(""),
+        ]
+        .join(" ");
+        assert_eq!(
+            request.contains(&secret),
+            visible,
+            "redaction {args:?}: {request}"
+        );
+        assert!(request.contains("Bearer"), "auth scheme kept: {request}");
+        assert!(
+            request.contains("user=a"),
+            "other parameters kept: {request}"
+        );
+    }
+    Ok(())
+}
