@@ -12,7 +12,7 @@ pkgs=(
   # run: bpftool for checks and debugging
   bpftool
   # tests: real TLS servers and clients
-  nginx curl openssl python3 nodejs iproute2
+  nginx curl openssl python3 nodejs iproute2 nghttp2-client
   # tests: clients of the other TLS libraries (GnuTLS, wolfSSL)
   wget gnutls-bin libwolfssl-dev git util-linux
   # tests: BoringSSL statically linked and stripped (located by
