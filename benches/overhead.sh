@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# weft's cost, as ratios measured in one run (the machine is noisy: modes are
+# interleaved round by round and medians compared).
+#
+#   (a) none:  no probes at all
+#   (b) floor: `weft --bench-floor`: every hook weft uses, with programs that
+#              return at once: the kernel's trap cost, the floor of any
+#              uprobe-based sensor
+#   (c) weft:  `weft --json > file`: full capture, decoding and JSON output
+#
+# Load: nginx (TLS, HTTP/1.1 + h2) on loopback; wrk (HTTP/1.1) and h2load
+# (HTTP/2) against a small and a 64 KiB response. Both ends are OpenSSL
+# programs, so both are probed. Also: weft's start-up time to `ready` and
+# its idle RSS.
+#
+# Usage (root): bash benches/overhead.sh [ROUNDS] [SECONDS]   (default 3 5)
+# Output: a Markdown table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+SECS=${2:-5}
+
+command -v wrk >/dev/null && command -v h2load >/dev/null || {
+  echo "needs wrk and h2load: apt-get install wrk nghttp2-client" >&2; exit 1; }
+cargo build --release -q -p weft
+WEFT=$PWD/target/release/weft
+
+work=$(mktemp -d /tmp/weft-bench.XXXXXX)
+trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; [ -n "${WPID:-}" ] && kill -INT $WPID 2>/dev/null; rm -rf "$work"' EXIT
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+python3 -c 'import base64, os, sys; open(sys.argv[1], "w").write(base64.b64encode(os.urandom(49152)).decode())' "$work/big.txt"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+error_log $work/logs/error.log warn;
+pid $work/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/b; proxy_temp_path $work/p; fastcgi_temp_path $work/f;
+  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
+  server {
+    listen 127.0.0.1:$PORT ssl http2;
+    ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000000;
+    location = /small { default_type text/plain; return 200 "ok\n"; }
+    location = /big { alias $work/big.txt; default_type text/plain; }
+  }
+}
+CONF
+nginx -p "$work" -c "$work/nginx.conf"
+sleep 0.5
+
+WPID=
+start_weft() { # args: weft's; sets WPID and START (seconds to ready)
+  : > "$work/err"
+  local t0; t0=$(date +%s.%N)
+  "$WEFT" "$@" > "$work/events.ndjson" 2> "$work/err" &
+  WPID=$!
+  for _ in $(seq 1 600); do grep -q ready "$work/err" && break; sleep 0.02; done
+  grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }
+  START=$(echo "$(date +%s.%N) - $t0" | bc)
+}
+stop_weft() { kill -INT $WPID; wait $WPID || true; WPID=; }
+
+wrk_rps() { wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+h2_rps() { h2load -c4 -m10 -D "$SECS" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}'; }
+
+declare -A R
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in none floor weft; do
+    case $mode in
+      none) ;;
+      floor) start_weft --bench-floor; R[start_floor]+="$START " ;;
+      weft) start_weft --json; R[start_weft]+="$START "
+            sleep 1; R[rss_idle]+="$(awk '/VmRSS/ {print $2}' /proc/$WPID/status) " ;;
+    esac
+    for t in small big; do
+      R[wrk_${t}_$mode]+="$(wrk_rps $t) "
+      R[h2_${t}_$mode]+="$(h2_rps $t) "
+    done
+    if [ "$mode" != none ]; then
+      [ "$mode" = weft ] && R[events]+="$(wc -l < "$work/events.ndjson") "
+      stop_weft
+      [ "$mode" = weft ] && R[stats]="$(cat "$work/err")"
+    fi
+  done
+done
+
+python3 - "$ROUNDS" "$SECS" <<PY
+import statistics, sys
+R = {k: [float(x) for x in v.split()] for k, v in {
+$(for k in "${!R[@]}"; do [ "$k" = stats ] && continue; echo "  '$k': '${R[$k]}',"; done)
+}.items()}
+med = lambda k: statistics.median(R[k])
+print(f"rounds: {sys.argv[1]}, {sys.argv[2]} s per measurement, medians; req/s")
+print()
+print("| load | (a) no probes | (b) floor | (c) weft | (c)/(b) | (c)/(a) | (b)/(a) |")
+print("|---|---|---|---|---|---|---|")
+for tool, name in (("wrk", "wrk HTTP/1.1"), ("h2", "h2load HTTP/2")):
+    for t, size in (("small", "3 B"), ("big", "64 KiB")):
+        a, b, c = (med(f"{tool}_{t}_{m}") for m in ("none", "floor", "weft"))
+        print(f"| {name}, {size} | {a:.0f} | {b:.0f} | {c:.0f} | {c/b:.3f} | {c/a:.3f} | {b/a:.3f} |")
+print()
+print(f"start-up to ready (release): floor {med('start_floor'):.2f} s, weft {med('start_weft'):.2f} s")
+print(f"idle RSS (1 s after ready): {med('rss_idle')/1024:.1f} MiB")
+print(f"JSON events written per weft run (median): {med('events'):.0f}")
+PY
+echo
+echo "last weft run's statistics:"
+echo '```'
+echo "${R[stats]}"
+echo '```'
