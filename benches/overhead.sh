@@ -26,6 +26,7 @@ cargo build --release -q -p weft
 WEFT=$PWD/target/release/weft
 
 work=$(mktemp -d /tmp/weft-bench.XXXXXX)
+chmod 755 "$work"   # nginx workers run as nobody: they must read big.txt
 trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; [ -n "${WPID:-}" ] && kill -INT $WPID 2>/dev/null; rm -rf "$work"' EXIT
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
@@ -51,8 +52,11 @@ http {
   }
 }
 CONF
+chmod 644 "$work/big.txt"
 nginx -p "$work" -c "$work/nginx.conf"
 sleep 0.5
+size=$(curl -sk "https://127.0.0.1:$PORT/big" | wc -c)
+[ "$size" = 65536 ] || { echo "nginx serves $size bytes for /big, not 65536" >&2; exit 1; }
 
 WPID=
 start_weft() { # args: weft's; sets WPID and START (seconds to ready)
