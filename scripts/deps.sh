@@ -13,8 +13,12 @@ pkgs=(
   bpftool
   # tests: real TLS servers and clients
   nginx curl openssl python3 nodejs iproute2 nghttp2-client
-  # tests: clients of the other TLS libraries (GnuTLS, wolfSSL)
+  # tests: clients of the other TLS libraries (GnuTLS, wolfSSL); git over
+  # https goes through libcurl-gnutls
   wget gnutls-bin libwolfssl-dev git util-linux
+  # tests: NSS/NSPR (Firefox bundles NSS on the system libnspr4); certutil
+  # trusts the test CA in a fresh profile
+  firefox-esr libnss3-tools
   # tests: BoringSSL statically linked and stripped (located by
   # crates/weft-core/src/discovery/boringssl.rs, offsets in data/boringssl.json)
   chromium

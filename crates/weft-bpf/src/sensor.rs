@@ -526,6 +526,16 @@ impl Drop for Sensor {
     }
 }
 
+/// Give memory freed by start-up work (ELF tables of large executables,
+/// pclntabs of Go programs) back to the system: the allocator keeps it
+/// otherwise, and a sensor's resident size is what people see.
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Poll helper with a bounded wait, so callers can check for signals.
 pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
     match rb.poll(timeout) {

@@ -5,6 +5,7 @@
 //! These tests need root and the packages of `scripts/deps.sh`; when either
 //! is missing they fail with a message that says so (they never skip).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -362,6 +363,95 @@ pub fn make_cert(dir: &Path) -> TestResult<(PathBuf, PathBuf)> {
     Ok((cert, key))
 }
 
+/// Run `openssl ARGS`; its stderr goes into the error.
+fn openssl(args: &[&std::ffi::OsStr]) -> TestResult {
+    let out = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run openssl ({e}): install it (scripts/deps.sh)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A test CA and a leaf certificate it signed for 127.0.0.1/localhost, in
+/// `dir`: `(ca.pem, cert.pem, key.pem)`. Browsers (Firefox) refuse the
+/// self-signed CA:TRUE certificate of [`make_cert`] as a server's leaf;
+/// trust `ca.pem` instead and serve `cert.pem`.
+pub fn make_ca_signed_cert(dir: &Path) -> TestResult<(PathBuf, PathBuf, PathBuf)> {
+    let ca = dir.join("ca.pem");
+    let ca_key = dir.join("ca-key.pem");
+    let cert = dir.join("leaf.pem");
+    let key = dir.join("leaf-key.pem");
+    let csr = dir.join("leaf.csr");
+    let ext = dir.join("leaf.ext");
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    openssl(&[
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-days"),
+        os("2"),
+        os("-subj"),
+        os("/CN=weft test CA"),
+        os("-addext"),
+        os("basicConstraints=critical,CA:TRUE"),
+        os("-addext"),
+        os("keyUsage=critical,keyCertSign,cRLSign"),
+        os("-keyout"),
+        ca_key.as_os_str(),
+        os("-out"),
+        ca.as_os_str(),
+    ])?;
+    openssl(&[
+        os("req"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-subj"),
+        os("/CN=localhost"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        csr.as_os_str(),
+    ])?;
+    std::fs::write(
+        &ext,
+        "basicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\n\
+         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )?;
+    let serial = format!("0x{:x}", rand_u64() >> 1);
+    openssl(&[
+        os("x509"),
+        os("-req"),
+        os("-days"),
+        os("2"),
+        os("-in"),
+        csr.as_os_str(),
+        os("-CA"),
+        ca.as_os_str(),
+        os("-CAkey"),
+        ca_key.as_os_str(),
+        os("-set_serial"),
+        std::ffi::OsStr::new(&serial),
+        os("-extfile"),
+        ext.as_os_str(),
+        os("-out"),
+        cert.as_os_str(),
+    ])?;
+    Ok((ca, cert, key))
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGKILL on the master would orphan its workers: ask the master to
@@ -385,7 +475,9 @@ impl Drop for Nginx {
 }
 
 /// nginx serving TLS (HTTP/1.1 and h2) on a loopback port. Every location
-/// answers `body-<uri>`; the access log records `$remote_port $request_uri`.
+/// answers `body-<uri>` (except extra ones given to [`Nginx::start_with`]);
+/// the access log records `$remote_port $request_uri $status
+/// $server_protocol`.
 pub struct Nginx {
     pub port: u16,
     proc: Proc,
@@ -393,9 +485,28 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// With a fresh self-signed certificate.
     pub fn start() -> TestResult<Nginx> {
+        Self::start_with(None, "")
+    }
+
+    /// Serving `cert` (PEM, may hold a chain) with `key`.
+    pub fn start_with_cert(cert: &Path, key: &Path) -> TestResult<Nginx> {
+        Self::start_with(Some((cert, key)), "")
+    }
+
+    /// `cert_key`: `(certificate, key)` to serve, else a fresh self-signed
+    /// pair. `extra_locations`: nginx `location` blocks added to the server
+    /// next to the catch-all `location /` (the longest prefix wins).
+    pub fn start_with(
+        cert_key: Option<(&Path, &Path)>,
+        extra_locations: &str,
+    ) -> TestResult<Nginx> {
         let dir = TempDir::new("nginx");
-        let (cert, key) = make_cert(dir.path())?;
+        let (cert, key) = match cert_key {
+            Some((c, k)) => (c.to_path_buf(), k.to_path_buf()),
+            None => make_cert(dir.path())?,
+        };
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("logs"))?;
         let conf = format!(
@@ -406,7 +517,7 @@ pid {d}/nginx.pid;
 events {{ worker_connections 256; }}
 http {{
     access_log off;
-    log_format weft '$remote_addr $remote_port $request_uri $status';
+    log_format weft '$remote_addr $remote_port $request_uri $status $server_protocol';
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -418,6 +529,7 @@ http {{
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
         access_log {d}/logs/access.log weft;
+        {extra_locations}
         location / {{
             default_type text/plain;
             return 200 "body-$request_uri\n";
@@ -469,6 +581,18 @@ http {{
                 Some((port, uri))
             })
             .collect()
+    }
+
+    /// The protocol (`$server_protocol`: `HTTP/1.1`, `HTTP/2.0`) of the
+    /// first logged request for `uri`, waiting as [`Nginx::wait_logged`].
+    pub fn logged_protocol(&self, uri: &str) -> Option<String> {
+        self.wait_logged(uri)?;
+        let text =
+            std::fs::read_to_string(self.dir.path().join("logs/access.log")).unwrap_or_default();
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&uri)).then(|| f.get(4).map(|p| p.to_string()))?
+        })
     }
 
     /// Wait until nginx logged `uri` (it writes the log after the response).
@@ -540,6 +664,145 @@ pub fn run_client(cmd: &mut Command, timeout: Duration) -> TestResult<(u32, Vec<
         return Err(format!("{cmd:?} failed ({status}): {err}").into());
     }
     Ok((pid, stdout))
+}
+
+/// `(ppid, start time in clock ticks)` of `pid` from `/proc/PID/stat`; the
+/// pair tells a process from a later one that reuses its pid.
+fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm: state (3), ppid (4), ..., starttime (22).
+    Some((f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// `pid -> (ppid, start time)` of every process.
+fn proc_table() -> HashMap<u32, (u32, u64)> {
+    let mut out = HashMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                && let Some(st) = proc_stat(pid)
+            {
+                out.insert(pid, st);
+            }
+        }
+    }
+    out
+}
+
+/// A finished command and the processes it started.
+pub struct TreeRun {
+    /// The pid of the command itself.
+    pub root: u32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    /// `pid -> ppid` of every descendant seen while the command ran.
+    pub tree: HashMap<u32, u32>,
+}
+
+impl TreeRun {
+    /// The command itself or one of its recorded descendants.
+    pub fn contains(&self, pid: u32) -> bool {
+        pid == self.root || self.tree.contains_key(&pid)
+    }
+}
+
+/// Run `cmd` to completion within `timeout`, recording its descendants
+/// while it runs (polled every 25 ms: a very short-lived one can be missed).
+/// On timeout the command is killed, then its recorded descendants; those
+/// that outlive a finished command by 5 s are killed too. Kills go by pid,
+/// only while the pid is still the recorded process (same start time).
+/// Fails when the command fails or times out.
+pub fn run_tree(cmd: &mut Command, timeout: Duration) -> TestResult<TreeRun> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let root = child.id();
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let mut err = child.stderr.take().ok_or("no stderr")?;
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    // pid -> (ppid, start time), recorded while alive.
+    let mut tree: HashMap<u32, (u32, u64)> = HashMap::new();
+    let record = |tree: &mut HashMap<u32, (u32, u64)>| {
+        let table = proc_table();
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (&pid, &(ppid, start)) in &table {
+                if (ppid == root || tree.contains_key(&ppid)) && !tree.contains_key(&pid) {
+                    tree.insert(pid, (ppid, start));
+                    changed = true;
+                }
+            }
+        }
+    };
+    let alive = |tree: &HashMap<u32, (u32, u64)>| -> Vec<u32> {
+        tree.iter()
+            .filter(|(pid, (_, start))| proc_stat(**pid).is_some_and(|(_, s)| s == *start))
+            .map(|(pid, _)| *pid)
+            .collect()
+    };
+    let end = Instant::now() + timeout;
+    let status = loop {
+        record(&mut tree);
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if Instant::now() > end {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    if status.is_none() {
+        // The command first, so that it starts nothing more.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Descendants normally exit with the command; give them a moment.
+    let linger = Instant::now() + Duration::from_secs(if status.is_some() { 5 } else { 0 });
+    while !alive(&tree).is_empty() && Instant::now() < linger {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let survivors = alive(&tree);
+    for &pid in &survivors {
+        signal(pid, "KILL");
+    }
+    let Some(status) = status else {
+        return Err(format!(
+            "{cmd:?} did not finish within {timeout:?} (killed it and {survivors:?})"
+        )
+        .into());
+    };
+    if !survivors.is_empty() {
+        eprintln!("run_tree: killed {survivors:?}, still running 5 s after {cmd:?} exited");
+    }
+    let stdout = out_reader.join().map_err(|_| "reader thread panicked")?;
+    let stderr = err_reader.join().map_err(|_| "reader thread panicked")?;
+    if !status.success() {
+        return Err(format!("{cmd:?} failed ({status}): {stderr}").into());
+    }
+    Ok(TreeRun {
+        root,
+        stdout,
+        stderr,
+        tree: tree
+            .into_iter()
+            .map(|(pid, (ppid, _))| (pid, ppid))
+            .collect(),
+    })
 }
 
 /// A helper script (from tests/py/) talking line by line on stdin/stdout.

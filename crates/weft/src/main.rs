@@ -325,6 +325,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let reader = reader::Reader::new(cfg.payload_cap, pipeline, disc_tx, Arc::clone(&stats))?;
     let rb = sensor.ring_buffer(reader.callback())?;
 
+    weft_bpf::sensor::release_free_memory();
     eprintln!(
         "weft: ready: {} uprobes on {} files, {} processes scanned (Ctrl-C to stop)",
         sensor.uprobe_count(),
