@@ -111,10 +111,21 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
     };
     match attached {
         Ok(0) => {}
-        Ok(n) => tracing::info!(file = %t.display_path, uprobes = n, "attached"),
+        Ok(n) => {
+            tracing::info!(file = %t.display_path, uprobes = n, "attached");
+            let by = t
+                .pid
+                .map_or_else(|| "installed".to_string(), |p| format!("pid {p}"));
+            stats.report_probed(format!(
+                "{} ({}, {n} probe points, found via {by})",
+                t.display_path,
+                t.library.as_str()
+            ));
+        }
         Err(e) => {
             stats.attach_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("{e}; weft keeps running without it");
+            stats.report_skipped(format!("{}: {e}", t.display_path));
         }
     }
 }
@@ -183,6 +194,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     errors.extend(embedded_errors);
     for e in &errors {
         tracing::debug!("{e}");
+        stats.report_skipped(e.to_string());
     }
     for t in &installed {
         attach(&mut sensor, t, &stats);
@@ -191,6 +203,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("cannot list processes in /proc")?;
     for (pid, e) in &summary.errors {
         tracing::debug!(pid, "{e}");
+        stats.report_skipped(format!("pid {pid}: {e}"));
     }
     for t in &summary.targets {
         attach(&mut sensor, t, &stats);
@@ -214,6 +227,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(scan) => {
                         for e in scan.errors {
                             tracing::debug!(pid, "{e}");
+                            disc_stats.report_skipped(format!("pid {pid}: {e}"));
                         }
                         for t in scan.targets {
                             if found_tx.send(t).is_err() {

@@ -2,6 +2,7 @@
 //! The same rows feed the exit summary and the metrics endpoint.
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -20,8 +21,32 @@ pub struct Stats {
     pub bad_records: AtomicU64,
     pub discovery_missed: AtomicU64,
     pub attach_failures: AtomicU64,
-    pub skipped_files: AtomicU64,
     pub sink_failed: AtomicBool,
+    /// Files that got probes (for the summary), bounded.
+    probed: Mutex<Vec<String>>,
+    /// Files weft found but did not probe, and why, bounded.
+    skipped: Mutex<Vec<String>>,
+}
+
+/// Lines kept per report list; the rest are counted.
+const REPORT_MAX: usize = 64;
+
+fn push_bounded(list: &Mutex<Vec<String>>, line: String) {
+    if let Ok(mut l) = list.lock()
+        && l.len() < REPORT_MAX + 1
+    {
+        l.push(line);
+    }
+}
+
+impl Stats {
+    pub fn report_probed(&self, line: String) {
+        push_bounded(&self.probed, line);
+    }
+
+    pub fn report_skipped(&self, line: String) {
+        push_bounded(&self.skipped, line);
+    }
 }
 
 /// Everything the summary and the metrics report, gathered at one moment.
@@ -212,16 +237,31 @@ impl Snapshot<'_> {
             self.k("calls")
         ));
         s.push_str(&format!(
-            "  attachments        {} uprobes on {} files ({} failed, {} files skipped)\n",
+            "  attachments        {} uprobes on {} files ({} failed)\n",
             self.uprobes,
             self.files,
-            r(&self.stats.attach_failures),
-            r(&self.stats.skipped_files)
+            r(&self.stats.attach_failures)
         ));
         s.push_str(&format!(
             "  http transactions  {} on {} connections\n",
             self.decoded.http_events, self.decoded.flows_opened
         ));
+        for (title, list) in [
+            ("probed files", &self.stats.probed),
+            ("found but not probed", &self.stats.skipped),
+        ] {
+            let l = list.lock().map(|l| l.clone()).unwrap_or_default();
+            if l.is_empty() {
+                continue;
+            }
+            s.push_str(&format!("  {title}:\n"));
+            for line in l.iter().take(REPORT_MAX) {
+                s.push_str(&format!("    {line}\n"));
+            }
+            if l.len() > REPORT_MAX {
+                s.push_str("    ... and more\n");
+            }
+        }
         s.push_str("  drops and losses (by reason):\n");
         for l in self.losses() {
             s.push_str(&format!("    {:<48} {}\n", l.what, l.value));
