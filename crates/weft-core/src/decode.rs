@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use weft_proto::{ConnectionDecoder, Counters, Direction as Wire, Limits, Protocol};
 
-use crate::event::{Direction, Event, Flow, Http, ProcessInfo, Role, TlsLibrary, WebSocket};
+use crate::event::{
+    Direction, Event, Flow, Http, ProcessInfo, Role, TlsData, TlsLibrary, WebSocket,
+};
 use crate::pipeline::{Processor, flow_key};
 
 /// Settings of the decoding stage.
@@ -64,6 +66,12 @@ pub struct DecodeStats {
 
 struct FlowState {
     dec: ConnectionDecoder,
+    /// Capture events fed while the protocol was still being detected: shown
+    /// if it turns out to be one no decoder understands, dropped if decoded.
+    held: Vec<TlsData>,
+    /// Payload bytes held so far (set past the limit once released, so a
+    /// flow is held at most once).
+    held_bytes: usize,
     last_active: Instant,
     process: Arc<ProcessInfo>,
     flow: Option<Flow>,
@@ -115,6 +123,10 @@ impl HttpDecoder {
 
     fn close_flow(&mut self, key: u64, emit: &mut dyn FnMut(Event)) {
         if let Some(mut f) = self.flows.remove(&key) {
+            // Never decided: what was held is shown as it was captured.
+            for h in f.held.drain(..) {
+                emit(Event::TlsData(h));
+            }
             let mut out = std::mem::take(&mut self.out);
             f.dec.finish(&mut out);
             self.local.proto.add(&f.dec.take_counters());
@@ -198,12 +210,24 @@ fn wire_direction(dir: Direction, role: Role) -> Wire {
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
-/// `GET /x HTTP/1.1`: an upper-case method token, a space, a target.
+/// Capture events and bytes held per flow while its protocol is detected
+/// (HTTP/1 and HTTP/2 starts are recognised within a few dozen bytes).
+const MAX_HELD: usize = 64;
+const MAX_HELD_BYTES: usize = 64;
+/// How long a flow must be quiet before what it holds is shown anyway.
+const HOLD_QUIET: Duration = Duration::from_millis(200);
+
+/// `GET /x HTTP/1.1`: an upper-case method token, a space, a target; or
+/// the first bytes of one (a server reading its request byte by byte sees
+/// `G`, then `E`...).
 fn looks_like_request_line(b: &[u8]) -> bool {
     let method_len = b.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if method_len == b.len() {
+        return (1..=10).contains(&method_len);
+    }
     (3..=10).contains(&method_len)
         && b.get(method_len) == Some(&b' ')
-        && b.get(method_len + 1).is_some_and(|c| c.is_ascii_graphic())
+        && b.get(method_len + 1).is_none_or(|c| c.is_ascii_graphic())
 }
 
 impl Processor for HttpDecoder {
@@ -236,6 +260,8 @@ impl Processor for HttpDecoder {
                 key,
                 FlowState {
                     dec,
+                    held: Vec::new(),
+                    held_bytes: 0,
                     last_active: Instant::now(),
                     process: Arc::clone(&d.process),
                     flow: d.flow,
@@ -256,17 +282,44 @@ impl Processor for HttpDecoder {
             f.dec.gap(wire, lost);
         }
         // Raw capture events only for what no decoder understands (or all
-        // of them with --raw).
+        // of them with --raw); while the protocol is being detected they
+        // wait (detection needs at most a few dozen bytes).
         let decoded = f.dec.is_websocket()
             || matches!(f.dec.protocol(), Some(Protocol::Http1 | Protocol::Http2));
-        let forward_raw = self.cfg.raw || !decoded;
         emit_decoded(&mut self.local, f, &mut self.out, emit);
-        if forward_raw {
+        if self.cfg.raw {
+            emit(Event::TlsData(d));
+        } else if f.dec.is_detecting()
+            && f.held.len() < MAX_HELD
+            && f.held_bytes + d.payload.len() <= MAX_HELD_BYTES
+        {
+            f.held_bytes += d.payload.len();
+            f.held.push(d);
+        } else if decoded {
+            f.held.clear();
+        } else {
+            // Undecodable, or still undecided after more bytes than any
+            // protocol start needs: show everything as captured.
+            f.held_bytes = usize::MAX / 2;
+            for h in f.held.drain(..) {
+                emit(Event::TlsData(h));
+            }
             emit(Event::TlsData(d));
         }
     }
 
     fn tick(&mut self, now: Instant, emit: &mut dyn FnMut(Event)) {
+        // Bytes held for detection are shown once the flow goes quiet: a
+        // short exchange in a protocol nobody decodes must not wait for the
+        // idle timeout.
+        for f in self.flows.values_mut() {
+            if !f.held.is_empty() && now.duration_since(f.last_active) >= HOLD_QUIET {
+                f.held_bytes = usize::MAX / 2;
+                for h in f.held.drain(..) {
+                    emit(Event::TlsData(h));
+                }
+            }
+        }
         let idle: Vec<u64> = self
             .flows
             .iter()
@@ -558,5 +611,35 @@ mod websocket_tests {
             .collect();
         assert!(raw.is_empty(), "raw forwarded: {raw:?}");
         assert_eq!(stats.lock().map(|s| s.websocket_messages).unwrap_or(0), 2);
+    }
+}
+
+#[cfg(test)]
+mod byte_by_byte_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn server_reading_its_request_byte_by_byte_still_decodes() {
+        let req = b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let mut input: Vec<Event> = req
+            .iter()
+            .enumerate()
+            .map(|(i, b)| data(Role::Server, Direction::Read, i as u64 + 1, &[*b], 1))
+            .collect();
+        input.push(data(
+            Role::Server,
+            Direction::Write,
+            100,
+            resp,
+            resp.len() as u64,
+        ));
+        let (got, _) = run(DecodeConfig::default(), input);
+        assert!(
+            matches!(&got[..], [Event::Http(h)] if h.transaction.path() == Some(&b"/one"[..])
+                && h.transaction.status() == Some(200)),
+            "{got:?}"
+        );
     }
 }

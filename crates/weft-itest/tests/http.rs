@@ -228,3 +228,109 @@ fn credentials_are_masked_by_default_and_shown_with_no_redact() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn websocket_session_with_permessage_deflate_yields_its_messages() -> TestResult {
+    let dir = TempDir::new("ws");
+    let (cert, key) = make_cert(dir.path())?;
+    let port = free_port();
+    let server = Helper::python(
+        "ws_peer.py",
+        &[
+            "server",
+            &port.to_string(),
+            cert.to_str().ok_or("path")?,
+            key.to_str().ok_or("path")?,
+        ],
+    )?;
+    assert_eq!(server.read_line(Duration::from_secs(10))?, "listening");
+    let weft = Weft::start(&[])?;
+    let tag = format!("{:x}", rand_u64());
+    let msgs = [
+        format!("hello {tag}"),
+        format!("second {tag} message"),
+        "x".repeat(3000),
+    ];
+    let client = Helper::python(
+        "ws_peer.py",
+        &[
+            "client",
+            &port.to_string(),
+            "/chat",
+            &msgs[0],
+            &msgs[1],
+            &msgs[2],
+        ],
+    )?;
+    for m in &msgs {
+        assert_eq!(
+            &client.read_line(CLIENT_TIMEOUT)?,
+            m,
+            "the echo server misbehaved"
+        );
+    }
+    assert_eq!(client.read_line(CLIENT_TIMEOUT)?, "done");
+    let p = u64::from(client.pid());
+    weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(p)
+            && field_str(e, "weft.websocket.opcode") == Some("close")
+            && field_str(e, "weft.websocket.direction") == Some("server")
+    });
+    let run = weft.stop()?;
+    let ws: Vec<&Value> = run
+        .events
+        .iter()
+        .filter(|e| {
+            field_u64(e, "process.pid") == Some(p)
+                && field_str(e, "event.action") == Some("websocket-message")
+        })
+        .collect();
+    let texts = |side: &str| -> Vec<String> {
+        ws.iter()
+            .filter(|e| {
+                field_str(e, "weft.websocket.direction") == Some(side)
+                    && field_str(e, "weft.websocket.opcode") == Some("text")
+            })
+            .filter_map(|e| field_str(e, "weft.websocket.text").map(str::to_string))
+            .collect()
+    };
+    assert_eq!(
+        texts("client"),
+        msgs,
+        "client messages: {ws:#?}\n{}",
+        run.stderr
+    );
+    assert_eq!(texts("server"), msgs, "server echoes");
+    assert!(
+        ws.iter()
+            .filter(|e| field_str(e, "weft.websocket.opcode") == Some("text"))
+            .all(|e| field(e, "weft.websocket.compressed").and_then(Value::as_bool) == Some(true)),
+        "permessage-deflate was negotiated: every text message is compressed"
+    );
+    let close = ws
+        .iter()
+        .find(|e| {
+            field_str(e, "weft.websocket.opcode") == Some("close")
+                && field_str(e, "weft.websocket.direction") == Some("client")
+        })
+        .ok_or("no close message from the client")?;
+    assert_eq!(field_u64(close, "weft.websocket.close_code"), Some(1000));
+    // The upgrade itself is an HTTP transaction with status 101.
+    assert!(run.events.iter().any(|e| {
+        field_u64(e, "process.pid") == Some(p)
+            && field_u64(e, "http.response.status_code") == Some(101)
+            && field_str(e, "url.path") == Some("/chat")
+    }));
+    // The same messages from the server's side of the connection.
+    let sp = u64::from(server.pid());
+    let server_msgs = run
+        .events
+        .iter()
+        .filter(|e| {
+            field_u64(e, "process.pid") == Some(sp)
+                && field_str(e, "weft.websocket.opcode") == Some("text")
+        })
+        .count();
+    assert_eq!(server_msgs, 2 * msgs.len());
+    Ok(())
+}

@@ -90,6 +90,12 @@ impl ConnectionDecoder {
         }
     }
 
+    /// Whether the protocol is still being detected (the bytes fed so far
+    /// are held until it is known).
+    pub fn is_detecting(&self) -> bool {
+        matches!(self.inner, Inner::Detecting)
+    }
+
     /// Whether the connection switched from HTTP/1.1 to WebSocket.
     pub fn is_websocket(&self) -> bool {
         matches!(self.inner, Inner::WebSocket(_))
