@@ -334,3 +334,77 @@ fn websocket_session_with_permessage_deflate_yields_its_messages() -> TestResult
     assert_eq!(server_msgs, 2 * msgs.len());
     Ok(())
 }
+
+#[test]
+fn http2_connection_joined_midway_keeps_being_decoded() -> TestResult {
+    let nginx = Nginx::start()?;
+    let dir = TempDir::new("h2join");
+    let tag = format!("{:x}", rand_u64());
+    // Every request a new path: each is a fresh HPACK literal the decoder
+    // can read even though it missed the table's start.
+    let uris: String = (0..400)
+        .map(|i| format!("https://127.0.0.1:{}/join-{tag}-{i}\n", nginx.port))
+        .collect();
+    let list = dir.path().join("uris");
+    std::fs::write(&list, uris)?;
+    // One connection, 40 requests a second for 10 s: weft starts in the middle.
+    let load = Command::new("h2load")
+        .args(["-n", "400", "-c", "1", "--rps", "40", "-i"])
+        .arg(&list)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut load = Proc { child: load };
+    std::thread::sleep(Duration::from_millis(1500));
+    let weft = Weft::start(&["--comm", "h2load"])?;
+    let status = {
+        let end = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(st) = load.child.try_wait()? {
+                break st;
+            }
+            if std::time::Instant::now() > end {
+                return Err("h2load did not finish".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(status.success());
+    let p = u64::from(load.pid());
+    weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(p)
+            && field_str(e, "url.path") == Some(&format!("/join-{tag}-399"))
+    });
+    let run = weft.stop()?;
+    let mine: Vec<&Value> = http_events(&run.events)
+        .into_iter()
+        .filter(|e| field_u64(e, "process.pid") == Some(p))
+        .collect();
+    // Joined late: the first requests were before weft, the rest decoded.
+    assert!(
+        mine.len() >= 100,
+        "only {} transactions\n{}",
+        mine.len(),
+        run.stderr
+    );
+    assert!(mine.len() < 400, "weft cannot have seen the first requests");
+    for e in &mine {
+        assert_eq!(field_u64(e, "http.response.status_code"), Some(200), "{e}");
+    }
+    // Paths (fresh literals) decode, and each body names its own path.
+    let with_path: Vec<&&Value> = mine
+        .iter()
+        .filter(|e| field_str(e, "url.path").is_some_and(|u| u.contains(&tag)))
+        .collect();
+    assert!(
+        with_path.len() * 10 >= mine.len() * 9,
+        "paths lost: {} of {}",
+        with_path.len(),
+        mine.len()
+    );
+    for e in with_path {
+        let path = field_str(e, "url.path").unwrap_or("");
+        assert_eq!(body_of(e), format!("body-{path}\n"));
+    }
+    Ok(())
+}
