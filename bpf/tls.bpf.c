@@ -287,6 +287,23 @@ int BPF_UPROBE(nspr_read_enter, void *fd, void *buf, int amount)
 	return enter_call(WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
 }
 
+/*
+ * PR_Recv(fd, buf, amount, flags, timeout). With PR_MSG_PEEK the bytes stay
+ * in NSS's buffer and the next read returns them again: not a read of the
+ * stream. Firefox peeks one byte on every idle connection it picks up
+ * (liveness check); reporting it duplicated that byte (HTTP/2 desync).
+ */
+#define PR_MSG_PEEK 0x2
+
+SEC("uprobe.multi")
+int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
+{
+	FLOOR();
+	if ((flags & PR_MSG_PEEK) || !nspr_layered(fd))
+		return 0;
+	return enter_call(WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
+}
+
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_free_enter, void *ssl)
 {

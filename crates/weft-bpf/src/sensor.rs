@@ -95,6 +95,8 @@ pub enum Hook {
     /// NSPR `PR_Write`/`PR_Send`: like `Write`, only on layered (TLS) fds.
     NsprWrite,
     NsprRead,
+    /// NSPR `PR_Recv`: like `NsprRead`, but a `PR_MSG_PEEK` is not a read.
+    NsprRecv,
 }
 
 /// The hook for `symbol` of library `lib` (an `abi::LIB_*` id), if any.
@@ -115,7 +117,8 @@ pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
         (LIB_WOLFSSL, "wolfSSL_read") => Hook::Read,
         (LIB_WOLFSSL, "wolfSSL_free") => Hook::Free,
         (LIB_NSS, "PR_Write" | "PR_Send") => Hook::NsprWrite,
-        (LIB_NSS, "PR_Read" | "PR_Recv") => Hook::NsprRead,
+        (LIB_NSS, "PR_Read") => Hook::NsprRead,
+        (LIB_NSS, "PR_Recv") => Hook::NsprRecv,
         _ => return None,
     })
 }
@@ -421,6 +424,7 @@ impl Sensor {
                 Some(Hook::Free) => &progs.ssl_free_enter,
                 Some(Hook::NsprWrite) => &progs.nspr_write_enter,
                 Some(Hook::NsprRead) => &progs.nspr_read_enter,
+                Some(Hook::NsprRecv) => &progs.nspr_recv_enter,
             };
             probes += offsets.len();
             links.push(attach_multi(prog, path, offsets, lib, key.is_none())?);
