@@ -521,37 +521,45 @@ pub fn scan_library_dirs(
     libraries: &[LibrarySpec],
     seen: &mut HashSet<FileId>,
 ) -> (Vec<ProbeTarget>, Vec<DiscoveryError>) {
+    let named_like_a_library = |p: &Path, _: &fs::Metadata| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name.contains(".so")
+            && libraries
+                .iter()
+                .any(|l| l.name_matches(&name) && l.name_allowed(&name))
+    };
+    scan_dirs(dirs, libraries, seen, named_like_a_library)
+}
+
+/// Inspect the regular files of `dirs` (in name order) that `keep` accepts,
+/// once per file (symlinks resolved to the real path, which is the one
+/// processes' maps show; deduplicated through `seen`). `keep` sees the path
+/// as listed and the real file's metadata. Missing directories are skipped.
+fn scan_dirs(
+    dirs: &[&str],
+    libraries: &[LibrarySpec],
+    seen: &mut HashSet<FileId>,
+    keep: impl Fn(&Path, &fs::Metadata) -> bool,
+) -> (Vec<ProbeTarget>, Vec<DiscoveryError>) {
     let mut targets = Vec::new();
     let mut errors = Vec::new();
     for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else {
+        let Ok(rd) = fs::read_dir(dir) else {
             continue;
         };
-        let mut names: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                name.contains(".so")
-                    && libraries
-                        .iter()
-                        .any(|l| l.name_matches(&name) && l.name_allowed(&name))
-            })
-            .collect();
-        names.sort();
-        for path in names {
-            // Follow symlinks (libssl.so -> libssl.so.3) to the real file,
-            // whose path is the one processes' maps show.
-            let Ok(path) = std::fs::canonicalize(&path) else {
+        let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for listed in paths {
+            let Ok(path) = fs::canonicalize(&listed) else {
                 continue;
             };
-            let Ok(md) = std::fs::metadata(&path) else {
+            let Ok(md) = fs::metadata(&path) else {
                 continue;
             };
-            if !md.is_file() || !seen.insert(FileId::from_metadata(&md)) {
+            if !md.is_file() || !keep(&listed, &md) || !seen.insert(FileId::from_metadata(&md)) {
                 continue;
             }
             match inspect_file(&path, libraries) {
@@ -586,42 +594,15 @@ pub fn scan_executable_dirs(
     libraries: &[LibrarySpec],
     seen: &mut HashSet<FileId>,
 ) -> (Vec<ProbeTarget>, Vec<DiscoveryError>) {
-    let mut targets = Vec::new();
-    let mut errors = Vec::new();
-    for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for path in paths {
-            let Ok(path) = std::fs::canonicalize(&path) else {
-                continue;
-            };
-            let Ok(md) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if !md.is_file() || md.len() < MIN_EMBEDDING_SIZE || md.mode() & 0o111 == 0 {
-                continue;
-            }
-            if !seen.insert(FileId::from_metadata(&md)) {
-                continue;
-            }
-            let mut magic = [0u8; 4];
-            let is_elf = File::open(&path)
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-                .is_ok()
-                && magic == *b"\x7fELF";
-            if !is_elf {
-                continue;
-            }
-            match inspect_file(&path, libraries) {
-                Ok(Some(t)) => targets.push(t),
-                Ok(None) => {}
-                Err(e) => errors.push(e),
-            }
-        }
-    }
+    let may_embed_tls =
+        |_: &Path, md: &fs::Metadata| md.len() >= MIN_EMBEDDING_SIZE && md.mode() & 0o111 != 0;
+    let (targets, errors) = scan_dirs(dirs, libraries, seen, may_embed_tls);
+    // Files without an ELF header were inspected and yield nothing; only
+    // real ELF failures are worth reporting.
+    let errors = errors
+        .into_iter()
+        .filter(|e| !matches!(e, DiscoveryError::Open { .. }))
+        .collect();
     (targets, errors)
 }
 
