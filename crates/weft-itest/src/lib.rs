@@ -219,8 +219,12 @@ impl Weft {
     }
 
     /// Events written so far.
+    /// While weft runs its buffered output may end in the middle of a line:
+    /// only complete lines count.
     pub fn events_so_far(&self) -> Vec<Value> {
-        parse_events(&std::fs::read_to_string(&self.out).unwrap_or_default())
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+        parse_events(complete)
     }
 
     /// Wait until `pred` holds for some event (weft flushes within ~100 ms).
@@ -253,7 +257,8 @@ impl Weft {
             self.stderr.push('\n');
         }
         Ok(WeftRun {
-            events: self.events_so_far(),
+            // After a clean exit every line must be whole.
+            events: parse_events(&std::fs::read_to_string(&self.out).unwrap_or_default()),
             stderr: std::mem::take(&mut self.stderr),
             success: status.success(),
         })
