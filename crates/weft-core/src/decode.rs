@@ -79,6 +79,16 @@ struct FlowState {
     role: Role,
 }
 
+impl FlowState {
+    /// Show what was held for detection, and hold nothing more on this flow.
+    fn release_held(&mut self, emit: &mut dyn FnMut(Event)) {
+        self.held_bytes = usize::MAX / 2;
+        for h in self.held.drain(..) {
+            emit(Event::TlsData(h));
+        }
+    }
+}
+
 /// A [`Processor`] that decodes HTTP from capture events.
 pub struct HttpDecoder {
     cfg: DecodeConfig,
@@ -124,9 +134,7 @@ impl HttpDecoder {
     fn close_flow(&mut self, key: u64, emit: &mut dyn FnMut(Event)) {
         if let Some(mut f) = self.flows.remove(&key) {
             // Never decided: what was held is shown as it was captured.
-            for h in f.held.drain(..) {
-                emit(Event::TlsData(h));
-            }
+            f.release_held(emit);
             let mut out = std::mem::take(&mut self.out);
             f.dec.finish(&mut out);
             self.local.proto.add(&f.dec.take_counters());
@@ -300,10 +308,7 @@ impl Processor for HttpDecoder {
         } else {
             // Undecodable, or still undecided after more bytes than any
             // protocol start needs: show everything as captured.
-            f.held_bytes = usize::MAX / 2;
-            for h in f.held.drain(..) {
-                emit(Event::TlsData(h));
-            }
+            f.release_held(emit);
             emit(Event::TlsData(d));
         }
     }
@@ -314,10 +319,7 @@ impl Processor for HttpDecoder {
         // idle timeout.
         for f in self.flows.values_mut() {
             if !f.held.is_empty() && now.duration_since(f.last_active) >= HOLD_QUIET {
-                f.held_bytes = usize::MAX / 2;
-                for h in f.held.drain(..) {
-                    emit(Event::TlsData(h));
-                }
+                f.release_held(emit);
             }
         }
         let idle: Vec<u64> = self

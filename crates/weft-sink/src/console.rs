@@ -199,7 +199,6 @@ impl<W: Write> ConsoleSink<W> {
 
     /// `HH:MM:SS.mmm curl[42] → ws text 5 bytes 10.0.0.5:4711 -> 10.0.0.9:443: hello`
     fn format_websocket(&mut self, w: &weft_core::event::WebSocket) {
-        use weft_proto::websocket::Opcode;
         let color = self.opts.color;
         let max = self.opts.max_payload_bytes;
         let m = &*w.message;
@@ -211,23 +210,12 @@ impl<W: Write> ConsoleSink<W> {
             weft_proto::Direction::ServerToClient => ("←", CYAN),
         };
         paint(line, color, arrow_color, |l| l.push_str(arrow));
-        let kind = match m.opcode {
-            Opcode::Text => "text",
-            Opcode::Binary => "binary",
-            Opcode::Close => "close",
-            Opcode::Ping => "ping",
-            Opcode::Pong => "pong",
-            _ => "continuation",
-        };
+        let kind = http::ws_opcode_name(m.opcode);
         line.push_str(&format!(" ws {kind} {} bytes", m.size));
         if let Some(code) = m.close_code {
             line.push_str(&format!(" code {code}"));
         }
-        if let Some(flow) = &w.flow {
-            let (client, server) = match w.role {
-                weft_core::event::Role::Server => (flow.remote, flow.local),
-                _ => (flow.local, flow.remote),
-            };
+        if let Some((client, server)) = http::client_server(w.flow.as_ref(), w.role) {
             line.push(' ');
             push_endpoint(line, client);
             line.push_str(" -> ");

@@ -15,11 +15,33 @@ use weft_proto::{Body, End, Field, Message, Protocol, Transaction};
 /// process' end unless it served the request; with `Role::Unknown` the local
 /// end is the client, as in the capture events.
 pub(crate) fn endpoints(h: &Http) -> Option<(Endpoint, Endpoint)> {
-    let flow = h.flow.as_ref()?;
-    Some(match h.role {
+    client_server(h.flow.as_ref(), h.role)
+}
+
+/// The client and server ends of `flow` for a process in `role` (the same
+/// rule as [`endpoints`], for HTTP and WebSocket events alike).
+pub(crate) fn client_server(
+    flow: Option<&weft_core::event::Flow>,
+    role: Role,
+) -> Option<(Endpoint, Endpoint)> {
+    let flow = flow?;
+    Some(match role {
         Role::Server => (flow.remote, flow.local),
         Role::Client | Role::Unknown => (flow.local, flow.remote),
     })
+}
+
+/// The name of a WebSocket message's type, as both outputs show it.
+pub(crate) fn ws_opcode_name(op: weft_proto::websocket::Opcode) -> &'static str {
+    use weft_proto::websocket::Opcode;
+    match op {
+        Opcode::Text => "text",
+        Opcode::Binary => "binary",
+        Opcode::Close => "close",
+        Opcode::Ping => "ping",
+        Opcode::Pong => "pong",
+        _ => "continuation",
+    }
 }
 
 /// The duration of the exchange, when known.

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use base64::Engine as _;
-use weft_core::event::{Endpoint, Event, Flow, Http, ProcessInfo, Role, TlsData};
+use weft_core::event::{Endpoint, Event, Flow, Http, ProcessInfo, TlsData};
 use weft_proto::{Body, End, Headers, Message};
 
 use crate::datetime::{push_digits, push_rfc3339_utc};
@@ -137,7 +137,6 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
 
 /// One WebSocket message (`event.action: websocket-message`).
 fn encode_websocket(w: &weft_core::event::WebSocket, out: &mut Vec<u8>) {
-    use weft_proto::websocket::Opcode;
     let p = &*w.process;
     let m = &*w.message;
     let mut j = Obj::new(out);
@@ -152,11 +151,9 @@ fn encode_websocket(w: &weft_core::event::WebSocket, out: &mut Vec<u8>) {
     j.str("action", "websocket-message");
     j.end();
     process_fields(&mut j, p, None);
-    if let Some(flow) = &w.flow {
-        let (client, server) = match w.role {
-            Role::Server => (flow.remote, flow.local),
-            Role::Client | Role::Unknown => (flow.local, flow.remote),
-        };
+    if let (Some(flow), Some((client, server))) =
+        (&w.flow, http::client_server(w.flow.as_ref(), w.role))
+    {
         connection_fields(&mut j, flow, client, server, Some("websocket"));
     }
     weft_head(&mut j, p, w.flow.as_ref());
@@ -165,17 +162,7 @@ fn encode_websocket(w: &weft_core::event::WebSocket, out: &mut Vec<u8>) {
     j.end();
     j.begin("websocket");
     j.str("direction", http::direction_side(m.direction));
-    j.str(
-        "opcode",
-        match m.opcode {
-            Opcode::Text => "text",
-            Opcode::Binary => "binary",
-            Opcode::Close => "close",
-            Opcode::Ping => "ping",
-            Opcode::Pong => "pong",
-            _ => "continuation",
-        },
-    );
+    j.str("opcode", http::ws_opcode_name(m.opcode));
     j.u64("stream_id", u64::from(m.stream_id));
     j.u64("size", m.size);
     j.u64("wire_size", m.wire_size);
