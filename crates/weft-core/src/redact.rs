@@ -35,6 +35,9 @@ use std::borrow::Cow;
 pub const MASK: &[u8] = b"[REDACTED]";
 
 /// Header names whose values are credentials (compared case-insensitively).
+/// [`header_kind`] decides with a faster equivalent; the tests hold the two
+/// together.
+#[cfg(test)]
 const CREDENTIAL_HEADERS: &[&[u8]] = &[
     b"authorization",
     b"proxy-authorization",
@@ -118,6 +121,7 @@ const NOT_CREDENTIAL_PARAMS: &[&[u8]] = &[b"token_type", b"token_type_hint"];
 
 /// Headers whose value is a URL (or a request target): their query and
 /// fragment are redacted like a request's.
+#[cfg(test)]
 const URL_HEADERS: &[&[u8]] = &[b":path", b"referer", b"location", b"content-location"];
 
 /// `Set-Cookie` attributes that describe the cookie and are never secret.
@@ -146,15 +150,72 @@ const MAX_SCHEME_LEN: usize = 24;
 /// `apikey`, `api_key`, `session`, `authorization` or `credential`.
 /// Pseudo-header fields (`:path`, ...) are never credentials.
 pub fn is_credential_header(name: &[u8]) -> bool {
+    !matches!(header_kind(name), HeaderKind::Plain | HeaderKind::Url)
+}
+
+/// What redaction does with a header, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderKind {
+    Plain,
+    /// A URL or request target: its query is redacted.
+    Url,
+    Authorization,
+    Cookie,
+    SetCookie,
+    /// Any other credential: masked whole.
+    Credential,
+}
+
+/// Longest header name classified without allocating; longer ones (rare,
+/// and never a listed name) take the slow path.
+const FAST_NAME: usize = 64;
+
+/// The name's kind, from one lower-casing pass and a few comparisons: this
+/// runs for every header of every event shown.
+fn header_kind(name: &[u8]) -> HeaderKind {
     if name.first() == Some(&b':') {
-        return false;
+        return if name.eq_ignore_ascii_case(b":path") {
+            HeaderKind::Url
+        } else {
+            HeaderKind::Plain
+        };
     }
-    CREDENTIAL_HEADERS
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
-        || CREDENTIAL_HEADER_PARTS
-            .iter()
-            .any(|part| contains_ignore_case(name, part))
+    let mut buf = [0u8; FAST_NAME];
+    let Some(lower) = buf.get_mut(..name.len()) else {
+        let lower = name.to_ascii_lowercase();
+        return kind_of_lower(&lower);
+    };
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    kind_of_lower(lower)
+}
+
+fn kind_of_lower(lower: &[u8]) -> HeaderKind {
+    match lower {
+        // The most common names first: nothing more to check.
+        b"content-type" | b"content-length" | b"user-agent" | b"accept" | b"accept-encoding"
+        | b"accept-language" | b"date" | b"server" | b"host" | b"connection" | b"cache-control"
+        | b"content-encoding" | b"vary" | b"etag" | b"last-modified" | b"te" | b"upgrade"
+        | b"origin" | b"grpc-status" | b"grpc-message" => HeaderKind::Plain,
+        b"referer" | b"location" | b"content-location" => HeaderKind::Url,
+        b"authorization" | b"proxy-authorization" => HeaderKind::Authorization,
+        b"cookie" => HeaderKind::Cookie,
+        b"set-cookie" => HeaderKind::SetCookie,
+        _ if contains_part(lower) => HeaderKind::Credential,
+        _ => HeaderKind::Plain,
+    }
+}
+
+/// Whether lower-case `name` contains one of [`CREDENTIAL_HEADER_PARTS`]:
+/// one pass, comparing only where a part's first letter is.
+fn contains_part(name: &[u8]) -> bool {
+    (0..name.len()).any(|i| {
+        matches!(name[i], b't' | b's' | b'p' | b'a' | b'c')
+            && CREDENTIAL_HEADER_PARTS
+                .iter()
+                .any(|part| name[i..].starts_with(part))
+    })
 }
 
 /// Whether a query, form or JSON parameter called `name` (already decoded)
@@ -193,22 +254,19 @@ pub fn is_credential_param(name: &[u8]) -> bool {
 ///   ([`redact_query`]).
 /// * Anything else, and empty values, come back unchanged (borrowed).
 pub fn mask_header_value<'a>(name: &[u8], value: &'a [u8]) -> Cow<'a, [u8]> {
-    if URL_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+    let kind = header_kind(name);
+    if kind == HeaderKind::Url {
         return redact_query(value);
     }
-    if value.is_empty() || !is_credential_header(name) {
+    if value.is_empty() {
         return Cow::Borrowed(value);
     }
-    if name.eq_ignore_ascii_case(b"authorization")
-        || name.eq_ignore_ascii_case(b"proxy-authorization")
-    {
-        Cow::Owned(mask_authorization(value))
-    } else if name.eq_ignore_ascii_case(b"cookie") {
-        Cow::Owned(mask_cookie(value))
-    } else if name.eq_ignore_ascii_case(b"set-cookie") {
-        Cow::Owned(mask_set_cookie(value))
-    } else {
-        Cow::Owned(MASK.to_vec())
+    match kind {
+        HeaderKind::Plain | HeaderKind::Url => Cow::Borrowed(value),
+        HeaderKind::Authorization => Cow::Owned(mask_authorization(value)),
+        HeaderKind::Cookie => Cow::Owned(mask_cookie(value)),
+        HeaderKind::SetCookie => Cow::Owned(mask_set_cookie(value)),
+        HeaderKind::Credential => Cow::Owned(MASK.to_vec()),
     }
 }
 
@@ -558,6 +616,79 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The definition [`header_kind`] must agree with, written plainly.
+    fn is_credential_header_slow(name: &[u8]) -> bool {
+        name.first() != Some(&b':')
+            && (CREDENTIAL_HEADERS
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+                || CREDENTIAL_HEADER_PARTS
+                    .iter()
+                    .any(|part| contains_ignore_case(name, part)))
+    }
+
+    #[test]
+    fn fast_header_classification_matches_the_definition() {
+        let mut names: Vec<Vec<u8>> = [
+            "Authorization",
+            "proxy-authorization",
+            "Cookie",
+            "SET-COOKIE",
+            "x-api-key",
+            "X-Goog-Api-Key",
+            "x-upstream-token",
+            "X-Client-Secret",
+            "x-session-id",
+            "x-forwarded-authorization",
+            "content-type",
+            "Content-Length",
+            "user-agent",
+            "accept",
+            "date",
+            "server",
+            "x-request-id",
+            "x-tokens",
+            "tok",
+            "sessio",
+            "passwd-hint",
+            "my-credentials",
+            "apikey",
+            "api_key",
+            "te",
+            "",
+            ":path",
+            ":authority",
+            ":x-token",
+            "referer",
+            "LOCATION",
+            "content-location",
+            "a",
+            "t",
+        ]
+        .iter()
+        .map(|n| n.as_bytes().to_vec())
+        .collect();
+        names.extend(CREDENTIAL_HEADERS.iter().map(|h| h.to_vec()));
+        // Past the fast path's buffer.
+        names.push([b"x-".as_slice(), &[b'a'; 70], b"-token"].concat());
+        names.push(vec![b'b'; 100]);
+        for n in &names {
+            assert_eq!(
+                is_credential_header(n),
+                is_credential_header_slow(n),
+                "{}",
+                String::from_utf8_lossy(n)
+            );
+            let url = URL_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h));
+            assert_eq!(
+                header_kind(n) == HeaderKind::Url,
+                url,
+                "{}",
+                String::from_utf8_lossy(n)
+            );
+        }
+    }
 
     fn s(c: Cow<'_, [u8]>) -> String {
         String::from_utf8(c.into_owned()).expect("UTF-8 in tests")

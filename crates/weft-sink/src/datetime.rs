@@ -7,25 +7,52 @@ const SECS_PER_DAY: i64 = 86_400;
 /// Appends `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (RFC 3339, UTC, always nine
 /// fractional digits) for `ns` nanoseconds since the Unix epoch.
 pub(crate) fn push_rfc3339_utc(out: &mut Vec<u8>, ns: u64) {
+    // Events come in bursts within the same second: the date and time up to
+    // the second are formatted once per second per thread.
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, [u8; 20])> = const {
+            std::cell::Cell::new((u64::MAX, [0; 20]))
+        };
+    }
+    let secs = ns / NANOS_PER_SEC;
+    let nanos = ns % NANOS_PER_SEC;
+    let (cached, mut prefix) = LAST.get();
+    if cached != secs {
+        prefix = second_prefix(secs as i64);
+        LAST.set((secs, prefix));
+    }
+    out.extend_from_slice(&prefix);
+    let mut frac = [b'0'; 10];
+    let mut n = nanos;
+    for d in frac[..9].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    frac[9] = b'Z';
+    out.extend_from_slice(&frac);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a second since the epoch.
+fn second_prefix(secs: i64) -> [u8; 20] {
     // u64 nanoseconds end in the year 2554: the year always has four digits.
-    let secs = (ns / NANOS_PER_SEC) as i64;
-    let nanos = (ns % NANOS_PER_SEC) as u32;
     let (year, month, day) = civil_from_days(secs.div_euclid(SECS_PER_DAY));
     let (h, m, s) = hms(secs);
-    push_digits(out, year as u64, 4);
-    out.push(b'-');
-    push_digits(out, u64::from(month), 2);
-    out.push(b'-');
-    push_digits(out, u64::from(day), 2);
-    out.push(b'T');
-    push_digits(out, u64::from(h), 2);
-    out.push(b':');
-    push_digits(out, u64::from(m), 2);
-    out.push(b':');
-    push_digits(out, u64::from(s), 2);
-    out.push(b'.');
-    push_digits(out, u64::from(nanos), 9);
-    out.push(b'Z');
+    let mut v = Vec::with_capacity(20);
+    push_digits(&mut v, year as u64, 4);
+    v.push(b'-');
+    push_digits(&mut v, u64::from(month), 2);
+    v.push(b'-');
+    push_digits(&mut v, u64::from(day), 2);
+    v.push(b'T');
+    push_digits(&mut v, u64::from(h), 2);
+    v.push(b':');
+    push_digits(&mut v, u64::from(m), 2);
+    v.push(b':');
+    push_digits(&mut v, u64::from(s), 2);
+    v.push(b'.');
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&v[..20]);
+    out
 }
 
 /// Appends `HH:MM:SS.mmm` for `ns` nanoseconds since the epoch shifted by
@@ -125,6 +152,21 @@ mod tests {
             let parsed: jiff::Timestamp = ours.parse().expect("valid RFC 3339");
             assert_eq!(parsed.as_nanosecond(), i128::from(ns), "{ours}");
             ns = next + 7_777; // vary the sub-second part too
+        }
+    }
+
+    /// The per-second cache: the same second again, the next one, and back.
+    #[test]
+    fn cached_second_is_reused_only_within_its_second() {
+        let base = 1_795_809_824 * NANOS_PER_SEC;
+        for (ns, want) in [
+            (base + 5, "2026-11-27T20:03:44.000000005Z"),
+            (base + 999_999_999, "2026-11-27T20:03:44.999999999Z"),
+            (base + NANOS_PER_SEC, "2026-11-27T20:03:45.000000000Z"),
+            (base + 1, "2026-11-27T20:03:44.000000001Z"),
+            (base - 1, "2026-11-27T20:03:43.999999999Z"),
+        ] {
+            assert_eq!(rfc3339(ns), want);
         }
     }
 

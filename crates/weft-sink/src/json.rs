@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use weft_core::event::{Endpoint, Event, Flow, Http, ProcessInfo, TlsData};
-use weft_proto::{Body, End, Headers, Message};
+use weft_proto::{Body, End, Field, Headers, Message};
 
 use crate::datetime::{push_digits, push_rfc3339_utc};
 use crate::escape::is_unsafe_non_ascii;
@@ -508,50 +508,92 @@ fn weft_head(j: &mut Obj<'_>, p: &ProcessInfo, flow: Option<&Flow>) {
 /// its values in order, names in order of first appearance. Absent when
 /// there are no such fields.
 fn header_object(j: &mut Obj<'_>, key: &str, headers: &Headers, redact: bool) {
-    let fields: Vec<(Cow<'_, str>, Cow<'_, [u8]>)> = headers
-        .regular()
-        .map(|f| {
-            let name = match String::from_utf8_lossy(f.name) {
-                Cow::Borrowed(n) if !n.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(n),
-                n => Cow::Owned(n.to_ascii_lowercase()),
-            };
-            (name, http::shown_value(&f, redact))
-        })
-        .collect();
-    if fields.is_empty() {
+    // Pseudo-header fields (decoders put them first) are not headers here.
+    let first = headers.iter().take_while(Field::is_pseudo).count();
+    let n = headers.len();
+    if headers.regular().next().is_none() {
         return;
     }
+    let field = |i: usize| headers.get_index(i);
+    j.begin(key);
+    // Few fields (the common case): each name is compared with the ones
+    // before it, no allocation. Many: grouped through a sorted index.
+    if n - first <= 32 {
+        for i in first..n {
+            let Some(f) = field(i).filter(|f| !f.is_pseudo()) else {
+                continue;
+            };
+            if (first..i).any(|k| field(k).is_some_and(|g| g.name.eq_ignore_ascii_case(f.name))) {
+                continue; // written with the first field of its name
+            }
+            header_key(j, f.name);
+            let dup = (i + 1..n)
+                .filter_map(field)
+                .any(|g| g.name.eq_ignore_ascii_case(f.name));
+            if !dup {
+                push_json_bytes(j.out, &http::shown_value(&f, redact));
+                continue;
+            }
+            j.out.push(b'[');
+            push_json_bytes(j.out, &http::shown_value(&f, redact));
+            for g in (i + 1..n).filter_map(field) {
+                if g.name.eq_ignore_ascii_case(f.name) {
+                    j.out.push(b',');
+                    push_json_bytes(j.out, &http::shown_value(&g, redact));
+                }
+            }
+            j.out.push(b']');
+        }
+        j.end();
+        return;
+    }
+    let regular: Vec<Field<'_>> = headers.regular().collect();
+    let lower: Vec<Vec<u8>> = regular
+        .iter()
+        .map(|f| f.name.to_ascii_lowercase())
+        .collect();
     // Group equal names: sort indices by (name, position), then emit the
     // groups in order of their first position.
-    let mut order: Vec<usize> = (0..fields.len()).collect();
-    order.sort_unstable_by(|&a, &b| fields[a].0.cmp(&fields[b].0).then(a.cmp(&b)));
+    let mut order: Vec<usize> = (0..lower.len()).collect();
+    order.sort_unstable_by(|&a, &b| lower[a].cmp(&lower[b]).then(a.cmp(&b)));
     let mut groups: Vec<(usize, usize)> = Vec::new(); // ranges of `order`
     let mut start = 0;
     for i in 1..=order.len() {
-        if i == order.len() || fields[order[i]].0 != fields[order[start]].0 {
+        if i == order.len() || lower[order[i]] != lower[order[start]] {
             groups.push((start, i));
             start = i;
         }
     }
     groups.sort_unstable_by_key(|&(s, _)| order[s]);
-
-    j.begin(key);
     for (s, e) in groups {
-        j.key_untrusted(&fields[order[s]].0);
+        header_key(j, &lower[order[s]]);
+        let value = |i: usize| http::shown_value(&regular[i], redact);
         if e - s == 1 {
-            push_json_bytes(j.out, &fields[order[s]].1);
+            push_json_bytes(j.out, &value(order[s]));
         } else {
             j.out.push(b'[');
             for (k, &i) in order[s..e].iter().enumerate() {
                 if k > 0 {
                     j.out.push(b',');
                 }
-                push_json_bytes(j.out, &fields[i].1);
+                push_json_bytes(j.out, &value(i));
             }
             j.out.push(b']');
         }
     }
     j.end();
+}
+
+/// A header name as a key: lower-case, escaped like any untrusted text.
+fn header_key(j: &mut Obj<'_>, name: &[u8]) {
+    if name.iter().any(u8::is_ascii_uppercase) {
+        j.key_untrusted(&String::from_utf8_lossy(&name.to_ascii_lowercase()));
+    } else {
+        match std::str::from_utf8(name) {
+            Ok(s) => j.key_untrusted(s),
+            Err(_) => j.key_untrusted(&String::from_utf8_lossy(name)),
+        }
+    }
 }
 
 /// `body: {bytes, content | base64}`: the real size on the wire, and the
@@ -767,7 +809,12 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends bytes as a JSON string literal, invalid UTF-8 replaced by U+FFFD.
 fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    push_json_str(out, &String::from_utf8_lossy(bytes));
+    // Valid UTF-8 (nearly always) is checked by the fast validator; the
+    // lossy conversion is only for the rest.
+    match std::str::from_utf8(bytes) {
+        Ok(s) => push_json_str(out, s),
+        Err(_) => push_json_str(out, &String::from_utf8_lossy(bytes)),
+    }
 }
 
 /// Appends `s` as a JSON string literal.
