@@ -32,6 +32,11 @@ const volatile __u8 filter_pids_on = 0;
 const volatile __u8 filter_comms_on = 0;
 /* weft's own pid: its file accesses are never reported. */
 const volatile __u32 self_tgid = 0;
+/* Wake the reader once this many bytes wait in the ring (user space sets
+ * an eighth of the ring). Below it records are submitted without a wake-up:
+ * the reader polls at least every 100 ms anyway, and a busy host then pays
+ * one wake-up per WAKEUP bytes instead of one per record. */
+const volatile __u64 wakeup_bytes = 2 * 1024 * 1024;
 /* Benchmark floor (weft --bench-floor): every program returns at once, so
  * the hooks cost only the kernel's trap. The verifier drops the dead rest. */
 const volatile __u8 floor_mode = 0;
@@ -49,6 +54,16 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
+
+/* Flags for the last record of a batch (a call record): wake the reader
+ * only when enough data waits (see wakeup_bytes). Records that precede one
+ * (payload chunks) never wake it. */
+static __always_inline __u64 ring_wakeup(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
 
 /* Drop and activity counters, summed over CPUs by user space. */
 struct {

@@ -59,7 +59,8 @@ static __always_inline void report_file(__u32 type, __u32 pid, struct weft_file_
 	r->pid = pid;
 	r->dev = key->dev;
 	r->ino = key->ino;
-	bpf_ringbuf_submit(r, 0);
+	/* Discovery races the new file's first TLS calls: wake the reader now. */
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -161,6 +162,6 @@ int BPF_PROG(proc_exit, struct task_struct *p)
 	r->type = WEFT_REC_EXIT;
 	r->pid = tgid;
 	r->proc_start_ns = p->start_boottime;
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }

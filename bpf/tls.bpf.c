@@ -358,7 +358,7 @@ struct copy_ctx {
 		r->h.call_id = c->call_id;                                   \
 		r->h.tid = c->tid;                                           \
 		r->h.offset = off;                                           \
-		bpf_ringbuf_submit(r, 0);                                    \
+		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);                     \
 		return 0;                                                    \
 	}
 
@@ -446,7 +446,7 @@ static __always_inline int emit_call(void *ctx, const struct call_state *st, __u
 	r->_pad0[1] = 0;
 	bpf_core_read(&r->comm, sizeof(r->comm), &leader->comm);
 	r->sock = *sock;
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, ring_wakeup());
 	stat_add(WEFT_STAT_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
 	return 0;

@@ -290,6 +290,7 @@ impl Sensor {
             ro.filter_comms_on = u8::from(!comms.is_empty());
             ro.self_tgid = std::process::id();
             ro.floor_mode = u8::from(cfg.floor);
+            ro.wakeup_bytes = u64::from(cfg.ring_size / 8);
         }
         open.maps
             .events
@@ -553,18 +554,26 @@ pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
     }
 }
 
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// CPU time this process used so far, all threads, in nanoseconds: what
+/// "per core" figures divide by.
+pub fn process_cpu_ns() -> u64 {
+    u64::try_from(clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)).unwrap_or(0)
+}
+
 /// Offset to add to a CLOCK_MONOTONIC time (the BPF clock) to get Unix
 /// nanoseconds.
 pub fn monotonic_to_unix_offset_ns() -> i128 {
-    fn now(clock: libc::clockid_t) -> i128 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec into the valid pointer.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-    }
+    let now = clock_ns;
     let mono1 = now(libc::CLOCK_MONOTONIC);
     let real = now(libc::CLOCK_REALTIME);
     let mono2 = now(libc::CLOCK_MONOTONIC);

@@ -6,6 +6,12 @@
 //! block when full (the reader slows down and the kernel ring, which counts
 //! its drops, absorbs the burst); the output queue blocks too, since sinks
 //! must not lose events.
+//!
+//! Events travel in batches ([`Batch`], up to [`BATCH`] events): a queue
+//! operation, and the wake-up of a sleeping thread it may cost (a futex
+//! call, a context switch), is paid per batch instead of per event. The
+//! reader calls [`Pipeline::flush`] after each pass over the ring, so a
+//! batch never waits for more events to fill it.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -16,6 +22,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use crate::event::{Event, Flow};
+
+/// Events moved between stages in one queue operation.
+pub type Batch = Vec<Event>;
+
+/// Most events in one [`Batch`].
+pub const BATCH: usize = 64;
 
 /// Work done on each event by a worker: owns the state of the flows sharded
 /// to it. `emit` hands results to the output stage, in order.
@@ -42,9 +54,10 @@ impl Processor for PassThrough {
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineConfig {
     pub workers: usize,
-    /// Capacity of each worker's input queue (events).
+    /// Capacity of each worker's input queue (events, rounded up to whole
+    /// batches).
     pub queue: usize,
-    /// Capacity of the output queue (events).
+    /// Capacity of the output queue (events, rounded up to whole batches).
     pub output_queue: usize,
     pub tick_every: Duration,
 }
@@ -60,6 +73,13 @@ impl Default for PipelineConfig {
     }
 }
 
+impl PipelineConfig {
+    /// Capacity, in batches, of the output queue to create for [`Pipeline::start`].
+    pub fn output_batches(&self) -> usize {
+        self.output_queue.div_ceil(BATCH).max(1)
+    }
+}
+
 /// Counters of the pipeline itself.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
@@ -71,7 +91,9 @@ pub struct PipelineStats {
 
 /// The running workers. Drop the pipeline (or call `close`) to end them.
 pub struct Pipeline {
-    inputs: Vec<Sender<Event>>,
+    inputs: Vec<Sender<Batch>>,
+    /// Events waiting for their worker's batch to be sent.
+    pending: Vec<Batch>,
     handles: Vec<JoinHandle<()>>,
     seed: foldhash_like::Seed,
     stats: Arc<PipelineStats>,
@@ -134,7 +156,7 @@ impl Pipeline {
     pub fn start<P, F>(
         cfg: PipelineConfig,
         mut make: F,
-        output: Sender<Event>,
+        output: Sender<Batch>,
     ) -> std::io::Result<Pipeline>
     where
         P: Processor + 'static,
@@ -145,7 +167,7 @@ impl Pipeline {
         let mut inputs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for i in 0..workers {
-            let (tx, rx) = bounded::<Event>(cfg.queue.max(1));
+            let (tx, rx) = bounded::<Batch>(cfg.queue.div_ceil(BATCH).max(1));
             let mut p = make(i);
             let out = output.clone();
             let st = Arc::clone(&stats);
@@ -162,6 +184,7 @@ impl Pipeline {
                 .finish(),
         );
         Ok(Pipeline {
+            pending: (0..inputs.len()).map(|_| Vec::new()).collect(),
             inputs,
             handles,
             seed,
@@ -173,26 +196,54 @@ impl Pipeline {
         Arc::clone(&self.stats)
     }
 
-    /// Hand an event to the worker owning its flow. Blocks while that
-    /// worker's queue is full. Returns false when the pipeline is gone.
-    pub fn send(&self, ev: Event) -> bool {
+    /// Hand an event to the worker owning its flow: into that worker's
+    /// batch, sent when full or at the next [`Pipeline::flush`]. Blocks
+    /// while that worker's queue is full. Returns false when the pipeline
+    /// is gone.
+    pub fn send(&mut self, ev: Event) -> bool {
         self.stats.events_in.fetch_add(1, Ordering::Relaxed);
         let mut h = self.seed.build_hasher();
         h.write_u64(shard_key(&ev));
         let idx = (h.finish() % self.inputs.len() as u64) as usize;
+        let batch = &mut self.pending[idx];
+        if batch.capacity() == 0 {
+            batch.reserve_exact(BATCH);
+        }
+        batch.push(ev);
+        if batch.len() >= BATCH {
+            return self.send_batch(idx);
+        }
+        true
+    }
+
+    /// Send every partly filled batch now.
+    pub fn flush(&mut self) -> bool {
+        let mut ok = true;
+        for idx in 0..self.pending.len() {
+            if !self.pending[idx].is_empty() {
+                ok &= self.send_batch(idx);
+            }
+        }
+        ok
+    }
+
+    fn send_batch(&mut self, idx: usize) -> bool {
+        let batch = std::mem::take(&mut self.pending[idx]);
         let tx = &self.inputs[idx];
-        match tx.try_send(ev) {
+        match tx.try_send(batch) {
             Ok(()) => true,
-            Err(crossbeam_channel::TrySendError::Full(ev)) => {
+            Err(crossbeam_channel::TrySendError::Full(batch)) => {
                 self.stats.input_waits.fetch_add(1, Ordering::Relaxed);
-                tx.send(ev).is_ok()
+                tx.send(batch).is_ok()
             }
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
         }
     }
 
-    /// Close the inputs and wait for every worker to drain.
+    /// Send what is pending, close the inputs and wait for every worker to
+    /// drain.
     pub fn close(mut self) {
+        self.flush();
         self.inputs.clear();
         for h in self.handles.drain(..) {
             let _ = h.join();
@@ -202,33 +253,57 @@ impl Pipeline {
 
 fn run_worker<P: Processor>(
     p: &mut P,
-    rx: &Receiver<Event>,
-    out: &Sender<Event>,
+    rx: &Receiver<Batch>,
+    out: &Sender<Batch>,
     stats: &PipelineStats,
     tick_every: Duration,
 ) {
     let mut open = true;
-    let mut emit = |ev: Event| {
-        if open {
-            stats.events_out.fetch_add(1, Ordering::Relaxed);
-            open = out.send(ev).is_ok();
+    let mut produced: Batch = Vec::new();
+    // Sends what the last step produced, in batches of at most BATCH.
+    let mut send = |produced: &mut Batch| {
+        if produced.is_empty() {
+            return;
         }
+        stats
+            .events_out
+            .fetch_add(produced.len() as u64, Ordering::Relaxed);
+        if !open {
+            produced.clear();
+            return;
+        }
+        let mut rest = std::mem::take(produced);
+        while rest.len() > BATCH {
+            let tail = rest.split_off(BATCH);
+            open = out.send(rest).is_ok();
+            rest = tail;
+            if !open {
+                return;
+            }
+        }
+        open = out.send(rest).is_ok();
     };
     let mut last_tick = Instant::now();
     loop {
         match rx.recv_timeout(tick_every) {
-            Ok(ev) => p.process(ev, &mut emit),
+            Ok(batch) => {
+                for ev in batch {
+                    p.process(ev, &mut |e| produced.push(e));
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                p.finish(&mut emit);
+                p.finish(&mut |e| produced.push(e));
+                send(&mut produced);
                 return;
             }
         }
         let now = Instant::now();
         if now.duration_since(last_tick) >= tick_every {
-            p.tick(now, &mut emit);
+            p.tick(now, &mut |e| produced.push(e));
             last_tick = now;
         }
+        send(&mut produced);
     }
 }
 
@@ -277,10 +352,13 @@ mod tests {
             output_queue: 16,
             tick_every: Duration::from_millis(10),
         };
-        let p = Pipeline::start(cfg, |_| PassThrough, out_tx).expect("start");
-        let collector = std::thread::spawn(move || out_rx.iter().collect::<Vec<_>>());
+        let mut p = Pipeline::start(cfg, |_| PassThrough, out_tx).expect("start");
+        let collector = std::thread::spawn(move || out_rx.iter().flatten().collect::<Vec<_>>());
         for seq in 0..3000u64 {
             assert!(p.send(ev(seq % 7 + 1, seq)));
+            if seq % 97 == 0 {
+                assert!(p.flush());
+            }
         }
         let stats = p.stats();
         p.close();
@@ -300,5 +378,54 @@ mod tests {
         }
         assert_eq!(stats.events_in.load(Ordering::Relaxed), 3000);
         assert_eq!(stats.events_out.load(Ordering::Relaxed), 3000);
+    }
+
+    /// A flush delivers a partly filled batch while the pipeline stays open
+    /// (a quiet connection's events must not wait for more traffic).
+    #[test]
+    fn flush_delivers_partial_batches() {
+        let (out_tx, out_rx) = bounded(16);
+        let cfg = PipelineConfig {
+            workers: 2,
+            ..PipelineConfig::default()
+        };
+        let mut p = Pipeline::start(cfg, |_| PassThrough, out_tx).expect("start");
+        for seq in 0..3 {
+            assert!(p.send(ev(5, seq)));
+        }
+        assert!(
+            out_rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "nothing is sent before a flush or a full batch"
+        );
+        assert!(p.flush());
+        let got = out_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("flushed");
+        assert_eq!(got.len(), 3);
+        p.close();
+    }
+
+    /// A processor that turns one event into many: its output leaves in
+    /// batches of at most BATCH, all of it, in order.
+    #[test]
+    fn large_outputs_are_split_into_batches() {
+        struct Fan;
+        impl Processor for Fan {
+            fn process(&mut self, ev: Event, emit: &mut dyn FnMut(Event)) {
+                for _ in 0..(BATCH * 2 + 5) {
+                    emit(ev.clone());
+                }
+            }
+        }
+        let (out_tx, out_rx) = bounded(64);
+        let cfg = PipelineConfig {
+            workers: 1,
+            ..PipelineConfig::default()
+        };
+        let mut p = Pipeline::start(cfg, |_| Fan, out_tx).expect("start");
+        assert!(p.send(ev(1, 0)));
+        p.close();
+        let sizes: Vec<usize> = out_rx.iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![BATCH, BATCH, 5]);
     }
 }

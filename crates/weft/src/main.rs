@@ -5,6 +5,7 @@
 mod cli;
 mod metrics;
 mod reader;
+mod record;
 mod stats;
 
 use std::io::{IsTerminal, Write};
@@ -21,7 +22,7 @@ use weft_bpf::{Sensor, SensorConfig};
 use weft_core::decode::{DecodeConfig, DecodeStats, HttpDecoder};
 use weft_core::discovery::{self, ALL_LIBRARIES, FileId, ProbeTarget};
 use weft_core::event::Event;
-use weft_core::pipeline::{Pipeline, PipelineConfig};
+use weft_core::pipeline::{Batch, Pipeline, PipelineConfig};
 use weft_sink::{ConsoleOptions, ConsoleSink, JsonOptions, JsonSink, Sink};
 
 use crate::cli::Cli;
@@ -158,6 +159,9 @@ fn kernel_dev(id: &FileId) -> u64 {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(path) = cli.replay.clone() {
+        return run_replay(&cli, &path);
+    }
     let cfg = sensor_config(&cli)?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
@@ -244,99 +248,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         })
         .context("cannot start the discovery thread")?;
 
-    // Sink stage: its own thread, fed through a bounded queue. A slow sink
-    // blocks the reader, the kernel ring then fills and counts its drops.
-    let (ev_tx, ev_rx) = bounded::<Event>(PipelineConfig::default().output_queue);
-    let mut sink: Box<dyn Sink + Send> = if cli.json {
-        Box::new(JsonSink::with_options(
-            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-            JsonOptions::default().redact(!cli.no_redact),
-        ))
-    } else {
-        let color = !cli.no_color
-            && std::env::var_os("NO_COLOR").is_none()
-            && std::io::stdout().is_terminal();
-        Box::new(ConsoleSink::new(
-            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-            ConsoleOptions::default()
-                .color(color)
-                .max_payload_bytes(cli.show_bytes)
-                .show_headers(cli.headers)
-                .show_bodies(cli.bodies)
-                .redact(!cli.no_redact),
-        ))
-    };
-    let sink_stats = Arc::clone(&stats);
-    let sink_stop = Arc::clone(&stop);
-    let sink_thread = std::thread::Builder::new()
-        .name("weft-sink".into())
-        .spawn(move || {
-            // Flush at least every FLUSH_EVERY while events trickle in, and
-            // whenever the queue runs dry: a person watching sees each event
-            // within a fraction of a second, a busy pipe gets full buffers.
-            const FLUSH_EVERY: Duration = Duration::from_millis(200);
-            let mut last_flush = Instant::now();
-            let mut dirty = false;
-            // A closed pipe (`weft | head`) ends weft quietly; any other
-            // output error is reported and makes the exit status non-zero.
-            let fail = |e: &weft_sink::SinkError| {
-                if !e.is_broken_pipe() {
-                    eprintln!("weft: error: {e}: {}", e.io_error());
-                    sink_stats.sink_failed.store(true, Ordering::Relaxed);
-                }
-                sink_stop.store(true, Ordering::Relaxed);
-            };
-            loop {
-                match ev_rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(ev) => {
-                        if let Err(e) = sink.write(&ev) {
-                            fail(&e);
-                            return;
-                        }
-                        dirty = true;
-                        sink_stats.events_out.fetch_add(1, Ordering::Relaxed);
-                        if last_flush.elapsed() < FLUSH_EVERY {
-                            continue;
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => {
-                        let _ = sink.flush();
-                        return;
-                    }
-                }
-                if dirty {
-                    if let Err(e) = sink.flush() {
-                        fail(&e);
-                        return;
-                    }
-                    dirty = false;
-                }
-                last_flush = Instant::now();
-            }
-        })
-        .context("cannot start the output thread")?;
-
-    // Workers between the reader and the sink: one owner per connection.
-    let pipeline_cfg = PipelineConfig {
-        workers: cli
-            .workers
-            .map_or_else(|| PipelineConfig::default().workers, usize::from),
-        ..PipelineConfig::default()
-    };
-    let decode_cfg = DecodeConfig {
-        raw: cli.raw,
-        ..DecodeConfig::default()
-    };
-    let decode_stats = Arc::new(Mutex::new(DecodeStats::default()));
-    let pipeline = Pipeline::start(
-        pipeline_cfg,
-        |_| HttpDecoder::new(decode_cfg, Arc::clone(&decode_stats)),
-        ev_tx,
-    )
-    .context("cannot start the worker threads")?;
+    let (ev_tx, sink_thread) = spawn_output(&cli, &stats, &stop)?;
+    let (pipeline, decode_stats) = start_pipeline(&cli, ev_tx)?;
     let pipeline_stats = pipeline.stats();
-    let reader = reader::Reader::new(cfg.payload_cap, pipeline, disc_tx, Arc::clone(&stats))?;
+    let host = reader::Host::live()?;
+    let recorder = match &cli.record {
+        Some(path) => Some(record::Recorder::create(path, &host.header())?),
+        None => None,
+    };
+    let reader = reader::Reader::new(
+        cfg.payload_cap,
+        host,
+        pipeline,
+        Some(disc_tx),
+        recorder,
+        Arc::clone(&stats),
+    );
     let rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();
@@ -368,6 +295,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
     while !stop.load(Ordering::Relaxed) {
         weft_bpf::sensor::poll(&rb, Duration::from_millis(100))?;
+        reader.flush();
         while let Ok(t) = found_rx.try_recv() {
             attach(&mut sensor, &t, &stats);
         }
@@ -403,8 +331,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     // Drain what the kernel already produced, then close the pipeline.
     let _ = rb.consume();
+    reader.flush();
     drop(rb);
-    let asm = reader.finish();
+    let (asm, recorder) = reader.finish();
     drop(found_rx);
     tracing::debug!(
         events_in = pipeline_stats.events_in.load(Ordering::Relaxed),
@@ -415,8 +344,246 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let _ = discovery_thread.join();
 
     snapshot(&stats, &sensor, asm, &decode_stats).print(&mut std::io::stderr(), started.elapsed());
+    if let Some(r) = &recorder {
+        report_recording(r, &stats);
+    }
     drop(metrics);
     drop(sensor);
+    Ok(if stats.sink_failed.load(Ordering::Relaxed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The output stage: the sink on its own thread, fed through a bounded
+/// queue. A slow sink blocks the workers and the reader; live, the kernel
+/// ring then fills and counts its drops.
+fn spawn_output(
+    cli: &Cli,
+    stats: &Arc<Stats>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(
+    crossbeam_channel::Sender<Batch>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (ev_tx, ev_rx) = bounded::<Batch>(PipelineConfig::default().output_batches());
+    let mut sink: Box<dyn Sink + Send> = if cli.bench_discard {
+        Box::new(Discard)
+    } else if cli.json {
+        Box::new(JsonSink::with_options(
+            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            JsonOptions::default().redact(!cli.no_redact),
+        ))
+    } else {
+        let color = !cli.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal();
+        Box::new(ConsoleSink::new(
+            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            ConsoleOptions::default()
+                .color(color)
+                .max_payload_bytes(cli.show_bytes)
+                .show_headers(cli.headers)
+                .show_bodies(cli.bodies)
+                .redact(!cli.no_redact),
+        ))
+    };
+    let sink_stats = Arc::clone(stats);
+    let sink_stop = Arc::clone(stop);
+    let sink_thread = std::thread::Builder::new()
+        .name("weft-sink".into())
+        .spawn(move || {
+            // Flush at least every FLUSH_EVERY while events trickle in, and
+            // whenever the queue runs dry: a person watching sees each event
+            // within a fraction of a second, a busy pipe gets full buffers.
+            const FLUSH_EVERY: Duration = Duration::from_millis(200);
+            let mut last_flush = Instant::now();
+            let mut dirty = false;
+            // A closed pipe (`weft | head`) ends weft quietly; any other
+            // output error is reported and makes the exit status non-zero.
+            let fail = |e: &weft_sink::SinkError| {
+                if !e.is_broken_pipe() {
+                    eprintln!("weft: error: {e}: {}", e.io_error());
+                    sink_stats.sink_failed.store(true, Ordering::Relaxed);
+                }
+                sink_stop.store(true, Ordering::Relaxed);
+            };
+            loop {
+                match ev_rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(batch) => {
+                        for ev in &batch {
+                            if let Err(e) = sink.write(ev) {
+                                fail(&e);
+                                return;
+                            }
+                        }
+                        dirty = true;
+                        sink_stats
+                            .events_out
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        if last_flush.elapsed() < FLUSH_EVERY {
+                            continue;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = sink.flush();
+                        return;
+                    }
+                }
+                if dirty {
+                    if let Err(e) = sink.flush() {
+                        fail(&e);
+                        return;
+                    }
+                    dirty = false;
+                }
+                last_flush = Instant::now();
+            }
+        })
+        .context("cannot start the output thread")?;
+    Ok((ev_tx, sink_thread))
+}
+
+/// Workers between the reader and the sink: one owner per connection.
+fn start_pipeline(
+    cli: &Cli,
+    ev_tx: crossbeam_channel::Sender<Batch>,
+) -> Result<(Pipeline, Arc<Mutex<DecodeStats>>)> {
+    let pipeline_cfg = PipelineConfig {
+        workers: cli
+            .workers
+            .map_or_else(|| PipelineConfig::default().workers, usize::from),
+        ..PipelineConfig::default()
+    };
+    let decode_cfg = DecodeConfig {
+        raw: cli.raw,
+        ..DecodeConfig::default()
+    };
+    let decode_stats = Arc::new(Mutex::new(DecodeStats::default()));
+    let pipeline = Pipeline::start(
+        pipeline_cfg,
+        |_| HttpDecoder::new(decode_cfg, Arc::clone(&decode_stats)),
+        ev_tx,
+    )
+    .context("cannot start the worker threads")?;
+    Ok((pipeline, decode_stats))
+}
+
+/// `--bench-discard`: events are counted and dropped instead of written, so
+/// a benchmark can tell decoding from output encoding.
+struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, _ev: &Event) -> Result<(), weft_sink::SinkError> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), weft_sink::SinkError> {
+        Ok(())
+    }
+}
+
+fn report_recording(r: &record::Recorder, stats: &Stats) {
+    match &r.error {
+        None => eprintln!(
+            "weft: recorded {} records ({} bytes) to {}",
+            r.records,
+            r.bytes,
+            r.path().display()
+        ),
+        Some(e) => {
+            eprintln!(
+                "weft: error: the recording {} stopped after {} records: {e}",
+                r.path().display(),
+                r.records
+            );
+            stats.sink_failed.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `--replay FILE`: a recording's records through the same stages as live
+/// records (assembly, process context, decoding, output), as fast as they
+/// go. Needs no privileges and no kernel support.
+fn run_replay(cli: &Cli, path: &Path) -> Result<ExitCode> {
+    for (given, flag) in [
+        (!cli.pid.is_empty(), "--pid"),
+        (!cli.comm.is_empty(), "--comm"),
+        (!cli.tree.is_empty(), "--tree"),
+        (cli.record.is_some(), "--record"),
+        (cli.bench_floor, "--bench-floor"),
+        (cli.metrics.is_some(), "--metrics"),
+    ] {
+        if given {
+            bail!("{flag} applies to live capture and cannot be combined with --replay");
+        }
+    }
+    if cli.payload_cap > MAX_PAYLOAD_CAP {
+        bail!(
+            "--payload-cap {} is above the maximum of 64M",
+            cli.payload_cap
+        );
+    }
+    let mut replay = record::Replay::open(path, weft_bpf::abi::ABI_VERSION)?;
+    let started = Instant::now();
+    let cpu_before = weft_bpf::sensor::process_cpu_ns();
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install the SIGINT/SIGTERM handler")?;
+    }
+    let (ev_tx, sink_thread) = spawn_output(cli, &stats, &stop)?;
+    let (pipeline, decode_stats) = start_pipeline(cli, ev_tx)?;
+    let reader = reader::Reader::new(
+        cli.payload_cap,
+        reader::Host::replayed(&replay.header),
+        pipeline,
+        None,
+        None,
+        Arc::clone(&stats),
+    );
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(rec) = replay.next_record()? else {
+            break;
+        };
+        records += 1;
+        bytes += rec.len() as u64;
+        reader.feed(rec);
+    }
+    let (asm, _) = reader.finish();
+    let _ = sink_thread.join();
+    let elapsed = started.elapsed();
+    let cpu_s = weft_bpf::sensor::process_cpu_ns().saturating_sub(cpu_before) as f64 / 1e9;
+    let decoded = decode_stats.lock().map(|d| d.clone()).unwrap_or_default();
+    Snapshot {
+        stats: &stats,
+        kernel: Vec::new(),
+        asm,
+        decoded,
+        uprobes: 0,
+        files: 0,
+    }
+    .print(&mut std::io::stderr(), elapsed);
+    if replay.cut_short {
+        eprintln!(
+            "weft: warning: {} ends inside a record (the recording was cut short); \
+             the records before it were replayed",
+            path.display()
+        );
+    }
+    let events = stats.events_out.load(Ordering::Relaxed);
+    let per_cpu = |n: u64| if cpu_s > 0.0 { n as f64 / cpu_s } else { 0.0 };
+    eprintln!(
+        "weft: replayed {records} records ({bytes} bytes) into {events} events in {:.3} s \
+         ({cpu_s:.3} CPU-s: {:.0} records/s, {:.0} events/s, {:.1} MB/s per CPU-second)",
+        elapsed.as_secs_f64(),
+        per_cpu(records),
+        per_cpu(events),
+        per_cpu(bytes) / 1e6,
+    );
     Ok(if stats.sink_failed.load(Ordering::Relaxed) {
         ExitCode::FAILURE
     } else {

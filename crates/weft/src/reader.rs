@@ -14,24 +14,62 @@ use weft_core::event::{Direction, Endpoint, Event, Flow, Role, TlsData, TlsLibra
 use weft_core::pipeline::Pipeline;
 use weft_core::procinfo::{KernelProc, ProcCache};
 
+use crate::record::{Header, Recorder};
 use crate::stats::Stats;
 
 struct Inner {
     asm: Assembler,
-    procs: ProcCache,
-    clock_offset_ns: i128,
-    ephemeral: (u16, u16),
+    host: Host,
     events: Option<Pipeline>,
     discovery: Option<Sender<(u32, u64, u64)>>,
+    recorder: Option<Recorder>,
     stats: Arc<Stats>,
+}
+
+/// What the reader needs to know of the host the records come from: this
+/// one (live), or the one a recording was made on (replay).
+pub struct Host {
+    pub clock_offset_ns: i128,
+    /// The kernel's ephemeral port range: a socket whose local port is in it
+    /// and whose peer's is not was most likely connected, not accepted.
+    pub ephemeral: (u16, u16),
+    pub procs: ProcCache,
+}
+
+impl Host {
+    pub fn live() -> Result<Self> {
+        Ok(Host {
+            clock_offset_ns: weft_bpf::sensor::monotonic_to_unix_offset_ns(),
+            ephemeral: ephemeral_range(),
+            procs: ProcCache::new("/proc".into()).context("cannot read process information")?,
+        })
+    }
+
+    /// The recording host: its clock and boot id, and no `/proc` to read
+    /// (the processes are gone, and this host's pids are other processes).
+    pub fn replayed(h: &Header) -> Self {
+        Host {
+            clock_offset_ns: i128::from(h.clock_offset_ns),
+            ephemeral: h.ephemeral,
+            procs: ProcCache::detached(h.boot_id.clone()),
+        }
+    }
+
+    /// The header a recording of this host starts with.
+    pub fn header(&self) -> Header {
+        Header {
+            abi: abi::ABI_VERSION,
+            clock_offset_ns: i64::try_from(self.clock_offset_ns).unwrap_or(0),
+            ephemeral: self.ephemeral,
+            boot_id: self.procs.boot_id().to_owned(),
+        }
+    }
 }
 
 pub struct Reader {
     inner: Rc<RefCell<Inner>>,
 }
 
-/// The kernel's ephemeral port range: a socket whose local port is in it and
-/// whose peer's is not was most likely connected, not accepted.
 fn ephemeral_range() -> (u16, u16) {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -43,24 +81,31 @@ fn ephemeral_range() -> (u16, u16) {
 }
 
 impl Reader {
+    /// `discovery` gets the files processes exec or map (live only);
+    /// `recorder` gets every record as it arrives (`--record`).
     pub fn new(
         payload_cap: u64,
+        host: Host,
         events: Pipeline,
-        discovery: Sender<(u32, u64, u64)>,
+        discovery: Option<Sender<(u32, u64, u64)>>,
+        recorder: Option<Recorder>,
         stats: Arc<Stats>,
-    ) -> Result<Self> {
-        let procs = ProcCache::new("/proc".into()).context("cannot read process information")?;
-        Ok(Reader {
+    ) -> Self {
+        Reader {
             inner: Rc::new(RefCell::new(Inner {
                 asm: Assembler::new(usize::try_from(payload_cap).unwrap_or(usize::MAX)),
-                procs,
-                clock_offset_ns: weft_bpf::sensor::monotonic_to_unix_offset_ns(),
-                ephemeral: ephemeral_range(),
+                host,
                 events: Some(events),
-                discovery: Some(discovery),
+                discovery,
+                recorder,
                 stats,
             })),
-        })
+        }
+    }
+
+    /// Feed one record (replay).
+    pub fn feed(&self, data: &[u8]) {
+        self.inner.borrow_mut().on_record(data);
     }
 
     /// The ring-buffer callback. Never fails the poll: bad records are counted.
@@ -74,8 +119,19 @@ impl Reader {
 
     /// Hand an event of weft's own (a loss report) to the pipeline.
     pub fn inject(&self, ev: Event) {
-        if let Some(p) = &self.inner.borrow().events {
+        if let Some(p) = &mut self.inner.borrow_mut().events {
             p.send(ev);
+            p.flush();
+        }
+    }
+
+    /// Send the events of this pass over the ring to the workers now.
+    pub fn flush(&self) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(p) = &mut inner.events
+            && !p.flush()
+        {
+            inner.events = None;
         }
     }
 
@@ -84,20 +140,28 @@ impl Reader {
         self.inner.borrow().asm.stats()
     }
 
-    /// Close the pipeline's input and return what the assembler counted.
-    pub fn finish(self) -> AssemblyStats {
+    /// Close the pipeline's input and return what the assembler counted,
+    /// and the recorder, closed.
+    pub fn finish(self) -> (AssemblyStats, Option<Recorder>) {
         let mut inner = self.inner.borrow_mut();
         // Closing the pipeline drains its workers into the sink queue.
         if let Some(p) = inner.events.take() {
             p.close();
         }
         inner.discovery = None;
-        inner.asm.stats()
+        let mut recorder = inner.recorder.take();
+        if let Some(r) = &mut recorder {
+            r.finish();
+        }
+        (inner.asm.stats(), recorder)
     }
 }
 
 impl Inner {
     fn on_record(&mut self, data: &[u8]) {
+        if let Some(r) = &mut self.recorder {
+            r.write(data);
+        }
         let rec = match abi::parse(data) {
             Ok(r) => r,
             Err(e) => {
@@ -115,7 +179,9 @@ impl Inner {
             } => self.asm.on_data(tid, call_id, offset, bytes),
             Record::Call(c) => {
                 let a = self.asm.on_call(c);
-                if let (Some(ev), Some(p)) = (self.event_of(a), &self.events) {
+                if let Some(ev) = self.event_of(a)
+                    && let Some(p) = &mut self.events
+                {
                     // Blocking: the sink must not lose events; back
                     // pressure ends in the kernel ring, which counts.
                     if !p.send(ev) {
@@ -135,7 +201,7 @@ impl Inner {
                 }
             }
             Record::Exit { pid, .. } => {
-                self.procs.forget(pid);
+                self.host.procs.forget(pid);
                 self.asm.forget_thread(pid);
             }
         }
@@ -150,7 +216,8 @@ impl Inner {
             abi::ROLE_CLIENT => Role::Client,
             abi::ROLE_SERVER => Role::Server,
             _ => {
-                let eph = |p: u16| (self.ephemeral.0..=self.ephemeral.1).contains(&p);
+                let (lo, hi) = self.host.ephemeral;
+                let eph = |p: u16| (lo..=hi).contains(&p);
                 match (eph(s.local_port), eph(s.remote_port)) {
                     (true, false) => Role::Client,
                     (false, true) => Role::Server,
@@ -193,7 +260,7 @@ impl Inner {
             }
         };
         let flow = self.flow(&c);
-        let process = self.procs.get(KernelProc {
+        let process = self.host.procs.get(KernelProc {
             pid: c.pid,
             ppid: c.ppid,
             uid: c.uid,
@@ -202,7 +269,7 @@ impl Inner {
             start_time_ns: c.proc_start_ns,
             comm: c.comm,
         });
-        let ts = (i128::from(c.end_ns) + self.clock_offset_ns).max(0);
+        let ts = (i128::from(c.end_ns) + self.host.clock_offset_ns).max(0);
         self.stats
             .bytes_out
             .fetch_add(a.payload.len() as u64, Ordering::Relaxed);
