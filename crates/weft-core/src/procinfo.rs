@@ -384,6 +384,21 @@ impl ProcCache {
         })
     }
 
+    /// A cache that reads nothing: for records of another host or time
+    /// (a replayed recording), whose pids are not this `/proc`'s processes.
+    /// Executables stay unknown; entity ids use the recording's boot id.
+    pub fn detached(boot_id: String) -> Self {
+        ProcCache {
+            boot_id,
+            proc_root: PathBuf::new(),
+            capacity: DEFAULT_CAPACITY,
+            entries: BTreeMap::new(),
+            order: VecDeque::new(),
+            next_seq: 0,
+            stats: ProcCacheStats::default(),
+        }
+    }
+
     pub fn boot_id(&self) -> &str {
         &self.boot_id
     }
@@ -478,6 +493,9 @@ impl ProcCache {
     /// `readlink /proc/PID/exe`, if `pid` is still the process that started at
     /// `start_ticks` after the read (so a reused pid is never attributed).
     fn read_executable(&mut self, pid: u32, start_ticks: u64) -> Option<String> {
+        if self.proc_root.as_os_str().is_empty() {
+            return None;
+        }
         let exe = fs::read_link(self.proc_root.join(pid.to_string()).join("exe")).ok()?;
         let stat = read_stat(&self.proc_root, pid).ok()?;
         if stat.start_ticks != start_ticks {

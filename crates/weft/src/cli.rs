@@ -9,6 +9,8 @@ Examples:
   sudo weft --pid 1234 --comm curl   only process 1234 and processes named curl
   sudo weft --tree 4321              process 4321 and everything it starts
   sudo weft --payload-cap 4M --json  keep up to 4 MiB of each call
+  sudo weft --record s.weftrec       also keep the raw records (0600 file)
+  weft --replay s.weftrec --json     decode a recording again, no root needed
 
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
@@ -90,6 +92,23 @@ pub struct Cli {
     /// sensor). Captures nothing.
     #[arg(long)]
     pub bench_floor: bool,
+
+    /// Also write every kernel record, as it arrives, to FILE (created
+    /// private, 0600): a recording to replay later with --replay, or to
+    /// attach to a bug report. It holds the captured plaintext unredacted.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+
+    /// Read the records of a recording (made with --record) instead of the
+    /// kernel, through the same decoding and output; needs no privileges.
+    /// Executables are unknown in a replay (the processes are gone).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
+
+    /// Benchmarks only: count events and discard them instead of writing
+    /// them, to tell decoding cost from output cost.
+    #[arg(long, hide = true)]
+    pub bench_discard: bool,
 
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
