@@ -582,6 +582,14 @@ impl Http1Decoder {
         };
         if let Some(m) = self.current(dir) {
             m.seen = true;
+            // A declared length: room for all of it (up to the limit) at
+            // once, instead of regrowing (and copying) the body per piece.
+            if let State::Length(left) = state
+                && m.body.data.is_empty()
+            {
+                let want = usize::try_from(left).unwrap_or(usize::MAX).min(max_body);
+                m.body.data.reserve_exact(want);
+            }
             let was = m.body.truncated;
             let dropped = m.body.append(data, max_body);
             if dropped > 0 {

@@ -244,9 +244,15 @@ impl Replay {
                 len,
             });
         }
-        self.buf.resize(len as usize, 0);
-        match read_full(&mut self.input, &mut self.buf) {
-            Ok(n) if n == self.buf.len() => Ok(Some(&self.buf)),
+        // The buffer only grows (zero-filling it per record would cost as
+        // much as the copy).
+        let len = len as usize;
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let buf = &mut self.buf[..len];
+        match read_full(&mut self.input, buf) {
+            Ok(n) if n == len => Ok(Some(&self.buf[..len])),
             Ok(_) => {
                 self.cut_short = true;
                 Ok(None)
