@@ -582,12 +582,16 @@ impl Http1Decoder {
         };
         if let Some(m) = self.current(dir) {
             m.seen = true;
-            // A declared length: room for all of it (up to the limit) at
-            // once, instead of regrowing (and copying) the body per piece.
+            // A declared length: room for it at once (up to PRESIZE_MAX, a
+            // declared size is not trusted further), instead of regrowing
+            // (and copying) the body per piece.
             if let State::Length(left) = state
                 && m.body.data.is_empty()
             {
-                let want = usize::try_from(left).unwrap_or(usize::MAX).min(max_body);
+                let want = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(max_body)
+                    .min(crate::transaction::PRESIZE_MAX);
                 m.body.data.reserve_exact(want);
             }
             let was = m.body.truncated;

@@ -129,6 +129,11 @@ impl Body {
     }
 }
 
+/// Most bytes reserved for a body up front from its declared length; past
+/// it the body grows as its bytes arrive (a peer's claim alone must not
+/// make weft allocate).
+pub(crate) const PRESIZE_MAX: usize = 256 * 1024;
+
 /// One request or response.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
