@@ -72,13 +72,13 @@ record h1small wrk -t1 -c4 -d"$((N / 8000 + 1))s" "https://127.0.0.1:$PORT/small
 record h1big wrk -t1 -c4 -d"$((N / 40000 + 2))s" "https://127.0.0.1:$PORT/big"
 [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$work"/*.weftrec "$KEEP"/
 
-replay() { # name, mode flags...; prints "records events cpu records/s events/s MB/s"
+replay() { # name, mode flags...; prints "calls bytes events cpu calls/s events/s MB/s"
   local name=$1; shift
   "$WEFT" --replay "$work/$name.weftrec" --workers 1 "$@" > /dev/null 2> "$work/replay.err"
   python3 - "$work/replay.err" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
-m = re.search(r"replayed (\d+) records \((\d+) bytes\) into (\d+) events in [\d.]+ s \(([\d.]+) CPU-s: (\d+) records/s, (\d+) events/s, ([\d.]+) MB/s", t)
+m = re.search(r"replayed \d+ records \((\d+) library calls, (\d+) bytes\) into (\d+) events in [\d.]+ s \(([\d.]+) CPU-s: (\d+) calls/s, (\d+) events/s, ([\d.]+) MB/s", t)
 if not m: sys.exit("no replay summary in:\n" + t)
 print(*m.groups())
 PY
@@ -86,7 +86,7 @@ PY
 
 echo "requests per load: $N; weft --replay --workers 1; rates per CPU-second of weft (all threads)"
 echo
-echo "| recording | records | events | stage | CPU s | records/s | events/s | MB/s |"
+echo "| recording | TLS calls | events | stage | CPU s | calls/s | events/s | MB/s |"
 echo "|---|---|---|---|---|---|---|---|"
 for name in h2small h1small h1big; do
   for stage in discard json; do

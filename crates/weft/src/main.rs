@@ -575,12 +575,14 @@ fn run_replay(cli: &Cli, path: &Path) -> Result<ExitCode> {
         );
     }
     let events = stats.events_out.load(Ordering::Relaxed);
+    let calls = stats.calls_in.load(Ordering::Relaxed);
     let per_cpu = |n: u64| if cpu_s > 0.0 { n as f64 / cpu_s } else { 0.0 };
     eprintln!(
-        "weft: replayed {records} records ({bytes} bytes) into {events} events in {:.3} s \
-         ({cpu_s:.3} CPU-s: {:.0} records/s, {:.0} events/s, {:.1} MB/s per CPU-second)",
+        "weft: replayed {records} records ({calls} library calls, {bytes} bytes) into {events} \
+         events in {:.3} s ({cpu_s:.3} CPU-s: {:.0} calls/s, {:.0} events/s, {:.1} MB/s per \
+         CPU-second)",
         elapsed.as_secs_f64(),
-        per_cpu(records),
+        per_cpu(calls),
         per_cpu(events),
         per_cpu(bytes) / 1e6,
     );

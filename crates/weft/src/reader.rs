@@ -178,6 +178,7 @@ impl Inner {
                 bytes,
             } => self.asm.on_data(tid, call_id, offset, bytes),
             Record::Call(c) => {
+                self.stats.calls_in.fetch_add(1, Ordering::Relaxed);
                 let a = self.asm.on_call(c);
                 if let Some(ev) = self.event_of(a)
                     && let Some(p) = &mut self.events

@@ -16,6 +16,8 @@ use crate::metrics::Family;
 /// User-space counters, shared by the stages.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Call records read (one per TLS library call captured).
+    pub calls_in: AtomicU64,
     pub events_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub bad_records: AtomicU64,
