@@ -894,3 +894,23 @@ pub fn loaded_bpf_prog_names() -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The Community ID v1 (TCP, seed 0) of a connection, computed outside weft
+/// (Python's hashlib, following the spec), as ground truth.
+pub fn community_id_reference(a: &str, a_port: u64, b: &str, b_port: u64) -> TestResult<String> {
+    const SCRIPT: &str = r#"
+import base64, hashlib, ipaddress, struct, sys
+a, ap, b, bp = ipaddress.ip_address(sys.argv[1]).packed, int(sys.argv[2]), ipaddress.ip_address(sys.argv[3]).packed, int(sys.argv[4])
+if (a, ap) > (b, bp):
+    a, ap, b, bp = b, bp, a, ap
+d = hashlib.sha1(struct.pack(">H", 0) + a + b + bytes([6, 0]) + struct.pack(">HH", ap, bp)).digest()
+print("1:" + base64.b64encode(d).decode())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT, a, &a_port.to_string(), b, &b_port.to_string()])
+        .output()?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}

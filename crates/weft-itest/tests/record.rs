@@ -84,6 +84,22 @@ fn a_recording_replays_into_the_same_http_events() -> TestResult {
         v.sort();
         v
     };
+    // Every connection's Community ID is the one its 5-tuple gives.
+    for e in http_events(&live.events) {
+        let (Some(s), Some(sp), Some(d), Some(dp)) = (
+            field_str(e, "source.ip"),
+            field_u64(e, "source.port"),
+            field_str(e, "destination.ip"),
+            field_u64(e, "destination.port"),
+        ) else {
+            continue;
+        };
+        assert_eq!(
+            field_str(e, "network.community_id"),
+            Some(community_id_reference(s, sp, d, dp)?.as_str()),
+            "{e}"
+        );
+    }
     let (live_mine, replayed_mine) = (mine(&live.events), mine(&replayed));
     assert_eq!(
         live_mine.len(),

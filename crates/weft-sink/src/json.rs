@@ -479,7 +479,39 @@ fn connection_fields(
     if let Some(protocol) = protocol {
         j.str("protocol", protocol);
     }
+    with_community_id(flow, |id| j.str("community_id", id));
     j.end();
+}
+
+/// `f` with the flow's Community ID. A SHA-1 per event would cost more than
+/// the rest of the connection fields: the ids of recent connections are kept
+/// per thread (direct-mapped, by 5-tuple).
+fn with_community_id(flow: &Flow, f: impl FnOnce(&str)) {
+    const SLOTS: usize = 64;
+    type Slot = Option<((Endpoint, Endpoint), String)>;
+    thread_local! {
+        static CACHE: std::cell::RefCell<Vec<Slot>> =
+            std::cell::RefCell::new(vec![None; SLOTS]);
+    }
+    let key = (flow.local, flow.remote);
+    let slot = {
+        let mut h = flow.cookie ^ u64::from(flow.local.port) << 16 ^ u64::from(flow.remote.port);
+        h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 58) as usize % SLOTS
+    };
+    CACHE.with(|c| {
+        let Ok(mut cache) = c.try_borrow_mut() else {
+            return f(&flow.community_id());
+        };
+        match &cache[slot] {
+            Some((k, id)) if *k == key => f(id),
+            _ => {
+                let id = flow.community_id();
+                f(&id);
+                cache[slot] = Some((key, id));
+            }
+        }
+    });
 }
 
 /// Opens `weft` and writes `weft.schema`, `weft.process`, `weft.flow`; the
@@ -949,9 +981,11 @@ mod tests {
             "group": {"id": "1002"},
             "source": {"ip": "10.0.0.5", "port": 51234},
             "destination": {"ip": "93.184.216.34", "port": 443},
-            "network": {"transport": "tcp", "type": "ipv4"},
+            // Computed independently (Python hashlib, per the spec).
+            "network": {"transport": "tcp", "type": "ipv4",
+                        "community_id": "1:234TTkkACUcVxg4BbOfcRFjfYpw="},
             "weft": {
-                "schema": {"version": "1.1"},
+                "schema": {"version": "1.2"},
                 "process": {"cgroup_id": 4242, "start_time_ns": 99000},
                 "flow": {"cookie": 77, "role": "client"},
                 "tls": {"library": "openssl", "direction": "write"},
@@ -1088,6 +1122,31 @@ mod tests {
         assert_eq!(v["source"]["ip"], "127.0.0.1");
         assert_eq!(v["destination"]["ip"], "127.0.0.1");
         assert_eq!(v["network"]["type"], "ipv4");
+    }
+
+    /// Community IDs are cached per 5-tuple: connections that alternate
+    /// keep their own ids (reference values computed outside weft).
+    #[test]
+    fn community_ids_of_alternating_connections() {
+        let a = sample();
+        let mut b = sample();
+        let fb = b.flow.as_mut().expect("sample has a flow");
+        fb.local = Endpoint {
+            ip: "128.232.110.120".parse().expect("ip"),
+            port: 34855,
+        };
+        fb.remote = Endpoint {
+            ip: "66.35.250.204".parse().expect("ip"),
+            port: 80,
+        };
+        for _ in 0..3 {
+            for (d, want) in [
+                (&a, "1:234TTkkACUcVxg4BbOfcRFjfYpw="),
+                (&b, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="),
+            ] {
+                assert_eq!(parse(&encode(d))["network"]["community_id"], want);
+            }
+        }
     }
 
     #[test]
@@ -1282,7 +1341,8 @@ mod tests {
             "group": {"id": "1002"},
             "source": {"ip": "10.0.0.5", "port": 51234},
             "destination": {"ip": "93.184.216.34", "port": 443},
-            "network": {"transport": "tcp", "type": "ipv4", "protocol": "http"},
+            "network": {"transport": "tcp", "type": "ipv4", "protocol": "http",
+                        "community_id": "1:234TTkkACUcVxg4BbOfcRFjfYpw="},
             "url": {
                 "full": "https://api.example/users?id=7&access_token=[REDACTED]",
                 "scheme": "https",
