@@ -542,8 +542,11 @@ pub fn release_free_memory() {
 }
 
 /// Poll helper with a bounded wait, so callers can check for signals.
+/// Records submitted without a wake-up (all but the one that crosses the
+/// wake-up threshold, see `ring_wakeup()` in bpf/common.bpf.h) are read by
+/// the `consume` that follows every poll, woken or timed out.
 pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
-    match rb.poll(timeout) {
+    match rb.poll(timeout).and_then(|()| rb.consume()) {
         Ok(()) => Ok(()),
         // EINTR: a signal arrived; the caller's loop checks its flags.
         Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
