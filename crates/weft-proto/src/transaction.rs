@@ -207,6 +207,10 @@ pub struct Transaction {
     pub promised_by: Option<u32>,
     /// How it ended.
     pub end: End,
+    /// HTTP/1: the minor version of the exchange (`HTTP/1.x` of the request
+    /// line, lowered by the status line's when that is lower); `None` for
+    /// HTTP/2 and when no start line was seen.
+    pub http1_minor: Option<u8>,
 }
 
 impl Transaction {
@@ -219,6 +223,17 @@ impl Transaction {
             interim: Vec::new(),
             promised_by: None,
             end: End::Complete,
+            http1_minor: None,
+        }
+    }
+
+    /// The HTTP version as ECS `http.version` spells it: `1.0`, `1.1`
+    /// (also when the start lines were not seen) or `2`.
+    pub fn version(&self) -> &'static str {
+        match (self.protocol, self.http1_minor) {
+            (Protocol::Http2, _) => "2",
+            (Protocol::Http1, Some(0)) => "1.0",
+            (Protocol::Http1, _) => "1.1",
         }
     }
 

@@ -315,7 +315,7 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
     }
 
     j.begin("http");
-    j.str("version", http::ecs_version(t.protocol));
+    j.str("version", t.version());
     let req = &t.request;
     if req.seen {
         j.begin("request");
@@ -1291,6 +1291,15 @@ mod tests {
             }
         });
         assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn http10_exchange_is_version_1_0() {
+        let mut h = h1_event();
+        tx(&mut h).http1_minor = Some(0);
+        assert_eq!(encode_h(&h)["http"]["version"], "1.0");
+        tx(&mut h).http1_minor = None;
+        assert_eq!(encode_h(&h)["http"]["version"], "1.1");
     }
 
     #[test]
