@@ -238,6 +238,36 @@ fn looks_like_request_line(b: &[u8]) -> bool {
         && b.get(method_len + 1).is_none_or(|c| c.is_ascii_graphic())
 }
 
+/// The decoder for a new connection: the protocol named by the TLS ALPN
+/// result when there is one weft decodes (`h2`, `http/1.1`, see
+/// [`Protocol::from_alpn`]), else detected from the bytes; `first` is the
+/// first captured payload, travelling `wire`.
+///
+/// A connection whose first bytes are the client's HTTP/2 preface was seen
+/// from its start, and HTTP/1 keeps no state between requests, so one that
+/// starts with a request line is as good as fresh. Anything else may have
+/// begun before weft did: HPACK must not trust an empty table, responses may
+/// answer unseen requests.
+pub fn choose_decoder(
+    limits: &Limits,
+    alpn: Option<&[u8]>,
+    wire: Wire,
+    first: &[u8],
+) -> ConnectionDecoder {
+    let hint = alpn.and_then(Protocol::from_alpn);
+    let fresh = wire == Wire::ClientToServer
+        && match hint {
+            Some(Protocol::Http2) => first.starts_with(H2_PREFACE),
+            Some(Protocol::Http1) => looks_like_request_line(first),
+            None => first.starts_with(H2_PREFACE) || looks_like_request_line(first),
+        };
+    if fresh {
+        ConnectionDecoder::new(limits, hint)
+    } else {
+        ConnectionDecoder::new_mid_connection(limits, hint)
+    }
+}
+
 impl Processor for HttpDecoder {
     fn process(&mut self, ev: Event, emit: &mut dyn FnMut(Event)) {
         let Event::TlsData(d) = ev else {
@@ -251,18 +281,8 @@ impl Processor for HttpDecoder {
             if self.flows.len() >= self.cfg.max_flows {
                 self.evict_oldest(emit);
             }
-            // A connection whose first bytes are the client's HTTP/2 preface
-            // was seen from its start, and HTTP/1 keeps no state between
-            // requests, so one that starts with a request line is as good as
-            // fresh. Anything else may have begun before weft did: HPACK must
-            // not trust an empty table, responses may answer unseen requests.
-            let fresh = wire == Wire::ClientToServer
-                && (d.payload.starts_with(H2_PREFACE) || looks_like_request_line(&d.payload));
-            let dec = if fresh {
-                ConnectionDecoder::new(&self.cfg.limits, None)
-            } else {
-                ConnectionDecoder::new_mid_connection(&self.cfg.limits, None)
-            };
+            // ALPN (from the TLS handshake) goes here once capture events carry it.
+            let dec = choose_decoder(&self.cfg.limits, None, wire, &d.payload);
             self.local.flows_opened += 1;
             self.flows.insert(
                 key,
@@ -405,6 +425,63 @@ mod tests {
     const REQ: &[u8] = b"GET /users?id=1 HTTP/1.1\r\nHost: api.example\r\n\r\n";
     const RESP: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+
+    #[test]
+    fn alpn_names_the_protocol_before_any_byte_is_sniffed() {
+        let l = Limits::default();
+        // Mid-connection bytes that look like nothing: the ALPN decides.
+        let junk = b"\x17\x03 not a frame start";
+        let d = choose_decoder(&l, Some(b"h2"), Wire::ServerToClient, junk);
+        assert_eq!(d.protocol(), Some(Protocol::Http2));
+        let d = choose_decoder(&l, Some(b"http/1.1"), Wire::ServerToClient, junk);
+        assert_eq!(d.protocol(), Some(Protocol::Http1));
+        let d = choose_decoder(&l, None, Wire::ServerToClient, junk);
+        assert!(d.is_detecting());
+        // ALPN wins over content: an HTTP/1.1 connection whose client
+        // sends something preface-like stays HTTP/1.
+        let d = choose_decoder(
+            &l,
+            Some(b"http/1.1"),
+            Wire::ClientToServer,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        );
+        assert_eq!(d.protocol(), Some(Protocol::Http1));
+        // An identifier weft does not decode leaves it to the content.
+        for other in [&b"h3"[..], b"imap", b"", b"H2"] {
+            let d = choose_decoder(&l, Some(other), Wire::ClientToServer, REQ);
+            assert!(d.is_detecting(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn alpn_http11_decodes_from_the_first_request() {
+        let l = Limits::default();
+        let mut d = choose_decoder(&l, Some(b"http/1.1"), Wire::ClientToServer, REQ);
+        let mut out = Vec::new();
+        d.feed(Wire::ClientToServer, REQ, &mut out);
+        d.feed(Wire::ServerToClient, RESP, &mut out);
+        assert_eq!(out.len(), 1);
+        let weft_proto::Event::Transaction(tx) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(tx.is_complete());
+        assert_eq!(tx.path(), Some(&b"/users?id=1"[..]));
+        // h2 ALPN with the preface first: a fresh HTTP/2 connection whose
+        // HPACK table is trusted from the start.
+        let mut d = choose_decoder(
+            &l,
+            Some(b"h2"),
+            Wire::ClientToServer,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        );
+        d.feed(
+            Wire::ClientToServer,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+            &mut out,
+        );
+        assert_eq!(d.take_counters().desyncs, 0);
+        assert_eq!(d.protocol(), Some(Protocol::Http2));
+    }
 
     #[test]
     fn client_view_becomes_one_http_event() {

@@ -43,6 +43,20 @@ pub enum Protocol {
     Http2,
 }
 
+impl Protocol {
+    /// The protocol a TLS ALPN identifier (RFC 7301) names, when weft
+    /// decodes it: `h2` -> HTTP/2; `http/1.1`, `http/1.0` -> HTTP/1. Any
+    /// other identifier (`h3`, `acme-tls/1`, `imap`, ...) gives `None`: the
+    /// caller then detects the protocol from the bytes.
+    pub fn from_alpn(id: &[u8]) -> Option<Protocol> {
+        match id {
+            b"h2" => Some(Protocol::Http2),
+            b"http/1.1" | b"http/1.0" => Some(Protocol::Http1),
+            _ => None,
+        }
+    }
+}
+
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
