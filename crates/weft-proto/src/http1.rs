@@ -842,6 +842,10 @@ fn head_from(mut headers: Headers, fields: &[httparse::Header<'_>]) -> Result<He
     for f in fields {
         headers.push_lowercase(f.name.as_bytes(), f.value);
         let name = f.name.as_bytes();
+        // Only three names matter for framing: compare lengths first.
+        if !matches!(name.len(), 7 | 14 | 17) {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             for part in f.value.split(|&b| b == b',') {
                 let n = parse_decimal(part.trim_ascii()).ok_or(ParseError)?;

@@ -80,10 +80,10 @@ fn check(name: &str) -> Vec<Transaction> {
         .iter()
         .map(|r| {
             (
-                r["method"].as_str().unwrap().to_string(),
-                r["path"].as_str().unwrap().to_string(),
-                r["status"].as_u64().unwrap() as u16,
-                ecs_version(r["version"].as_str().unwrap()),
+                r["method"].as_str().expect("fixture").to_string(),
+                r["path"].as_str().expect("fixture").to_string(),
+                r["status"].as_u64().expect("fixture") as u16,
+                ecs_version(r["version"].as_str().expect("fixture")),
             )
         })
         .collect();
@@ -115,7 +115,7 @@ fn check(name: &str) -> Vec<Transaction> {
                 assert_eq!(resp.size, 0, "{name}: HEAD {path} has no body");
             }
         } else if let Some(f) = files.get(&path) {
-            let want = fixture(f.as_str().unwrap());
+            let want = fixture(f.as_str().expect("fixture"));
             assert!(
                 resp.content() == want.as_slice(),
                 "{name}: {path}: decoded body ({} bytes, coding {:?}) != {f} ({} bytes)",
@@ -126,7 +126,7 @@ fn check(name: &str) -> Vec<Transaction> {
         } else if let Some(b) = bodies.and_then(|b| b.get(&path)) {
             assert_eq!(
                 s(Some(resp.content())),
-                b.as_str().unwrap(),
+                b.as_str().expect("fixture"),
                 "{name}: {path}"
             );
         }
@@ -144,14 +144,14 @@ fn check(name: &str) -> Vec<Transaction> {
         {
             assert_eq!(
                 resp.size,
-                r["body_bytes_sent"].as_u64().unwrap(),
+                r["body_bytes_sent"].as_u64().expect("fixture"),
                 "{name}: {path}: body size"
             );
         }
         if let Some(b) = req_bodies.and_then(|b| b.get(&path)) {
             let want = match (b.get("file"), b.get("text")) {
-                (Some(f), _) => fixture(f.as_str().unwrap()),
-                (_, Some(t)) => t.as_str().unwrap().as_bytes().to_vec(),
+                (Some(f), _) => fixture(f.as_str().expect("fixture")),
+                (_, Some(t)) => t.as_str().expect("fixture").as_bytes().to_vec(),
                 _ => panic!("bad request_bodies entry"),
             };
             assert!(
@@ -216,7 +216,10 @@ fn nghttp_concurrent_streams_against_nginx() {
 fn h2load_forty_requests_ten_at_a_time() {
     let t = truth("h2load_h2c");
     assert!(
-        t["client"].as_str().unwrap().contains("40 succeeded"),
+        t["client"]
+            .as_str()
+            .expect("fixture")
+            .contains("40 succeeded"),
         "{}",
         t["client"]
     );
@@ -235,12 +238,15 @@ fn curl_http1_chunked_response_and_chunked_request() {
     let gz = txs
         .iter()
         .find(|t| t.path() == Some(b"/http/data.json"))
-        .unwrap();
+        .expect("fixture");
     assert_eq!(
         gz.response.headers.get(b"transfer-encoding"),
         Some(&b"chunked"[..])
     );
-    let post = txs.iter().find(|t| t.path() == Some(b"/echo")).unwrap();
+    let post = txs
+        .iter()
+        .find(|t| t.path() == Some(b"/echo"))
+        .expect("fixture");
     assert_eq!(
         post.request.headers.get(b"transfer-encoding"),
         Some(&b"chunked"[..])
@@ -263,9 +269,9 @@ fn pipelined_requests_pair_in_order() {
     assert_eq!(first.1.windows(9).filter(|w| w == b"HTTP/1.1\r").count(), 4);
     let logged: Vec<_> = t["requests"]
         .as_array()
-        .unwrap()
+        .expect("fixture")
         .iter()
-        .map(|r| r["path"].as_str().unwrap().to_string())
+        .map(|r| r["path"].as_str().expect("fixture").to_string())
         .collect();
     let got: Vec<_> = txs.iter().map(|t| s(t.path())).collect();
     assert_eq!(got, logged);
@@ -292,6 +298,9 @@ fn http10_keep_alive_request_answered_by_http11_server() {
 #[test]
 fn http10_server_content_length_and_close_delimited() {
     let txs = check("python_h10");
-    let close = txs.iter().find(|t| t.path() == Some(b"/close")).unwrap();
+    let close = txs
+        .iter()
+        .find(|t| t.path() == Some(b"/close"))
+        .expect("fixture");
     assert!(close.response.headers.get(b"content-length").is_none());
 }

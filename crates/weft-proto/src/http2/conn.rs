@@ -48,6 +48,11 @@ struct Core {
     /// Hint: streams whose response ended before their request was seen
     /// may exist (exact after each `flush_orphans`).
     orphans: usize,
+    /// Size (fields, bytes) of the last header list decoded per direction:
+    /// with the dynamic table a 30-byte block decodes to 700 bytes, so the
+    /// block length alone under-sizes the list and it would grow by
+    /// reallocation, field by field.
+    list_hint: [(usize, usize); 2],
     counters: Counters,
 }
 
@@ -273,6 +278,7 @@ impl Core {
             streams: BTreeMap::new(),
             max_client_stream: 0,
             orphans: 0,
+            list_hint: [(16, 0); 2],
             counters: Counters::default(),
         }
     }
@@ -390,7 +396,11 @@ impl Core {
     /// Decodes a header block with the direction's HPACK decoder; always
     /// called, even for untracked streams, to keep the table in sync.
     fn decode_block(&mut self, dir: Direction, block: &[u8]) -> (Headers, bool, bool) {
-        let mut headers = Headers::with_capacity(16, (block.len() * 2).min(8192));
+        let (hint_fields, hint_bytes) = self.list_hint[dir.index()];
+        let mut headers = Headers::with_capacity(
+            hint_fields.min(128),
+            (block.len() * 2).max(hint_bytes).min(16384),
+        );
         let (incomplete, truncated) = match self.hpack[dir.index()].decode(block, &mut headers) {
             Ok(st) => {
                 self.counters.hpack_unknown_references += u64::from(st.unknown_references);
@@ -407,6 +417,7 @@ impl Core {
             }
         };
         headers.lowercase_names();
+        self.list_hint[dir.index()] = (headers.len(), headers.bytes_len());
         (headers, incomplete, truncated)
     }
 
@@ -481,8 +492,7 @@ impl Core {
         } else {
             // Trailers (several trailing blocks are merged).
             for f in headers.iter() {
-                m.trailers
-                    .push_parts([f.name, &[]], [f.value, &[]], f.sensitive);
+                m.trailers.push_field(f.name, f.value, f.sensitive);
             }
         }
         if end_stream {
