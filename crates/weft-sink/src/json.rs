@@ -30,8 +30,9 @@ pub struct JsonOptions {
     /// Mask credentials in HTTP events (`url.full`, `url.query`,
     /// `http.request.referrer`, header values, form and JSON bodies; see
     /// `weft_core::redact` and `docs/schema.md`). On by default; the binary
-    /// turns it off for `--no-redact`. Capture events are never redacted:
-    /// their payload is the raw plaintext, shown only with `--raw`.
+    /// turns it off for `--no-redact`. Capture event payloads are written as
+    /// they arrive: the decoding stage masks them in place
+    /// (`weft_core::decode::DecodeConfig::redact`).
     pub redact: bool,
 }
 
