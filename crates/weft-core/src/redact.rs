@@ -1468,4 +1468,59 @@ mod tests {
             }
         }
     }
+    #[test]
+    fn payload_maskers_keep_length_on_random_payload_streams() {
+        // A small xorshift generator: reproducible, no dependency.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces: &[&[u8]] = &[
+            b"GET /?token=a&b=c HTTP/1.1\r\n",
+            b"Authorization: Basic x\r\n",
+            b"Cookie: a=b; c\r\n",
+            b"Location: /x#id_token=q\r\n",
+            b"\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"\x00\x00\x05\x01\x04\x00\x00\x00\x01",
+            b"\x00\x00\x03\x00\x01\x00\x00\x00\x03",
+            b"\xff\xfe:\n ",
+        ];
+        for _ in 0..2_000 {
+            let mut stream = Vec::new();
+            for _ in 0..(next() % 12) {
+                let p = pieces[(next() % pieces.len() as u64) as usize];
+                stream.extend_from_slice(p);
+                if next() % 4 == 0 {
+                    stream.push((next() & 0xff) as u8);
+                }
+            }
+            let mut h1 = Http1PayloadMasker::default();
+            let mut h2 = Http2PayloadMasker::default();
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let n = 1 + (next() % rest.len() as u64) as usize;
+                let (a, b) = rest.split_at(n);
+                for masker in 0..2 {
+                    let mut p = a.to_vec();
+                    if masker == 0 {
+                        h1.mask(&mut p);
+                    } else {
+                        h2.mask(&mut p);
+                    }
+                    assert_eq!(p.len(), a.len());
+                    // Only ever overwritten with the mask byte.
+                    assert!(p.iter().zip(a).all(|(o, i)| o == i || *o == MASK_BYTE));
+                }
+                if next() % 8 == 0 {
+                    h1.reset();
+                    h2.lost();
+                }
+                rest = b;
+            }
+        }
+    }
 }
