@@ -491,6 +491,11 @@ impl Http1Decoder {
         let no_body = p.method == Method::Head || status == 204 || status == 304 || switching;
         let body = if no_body {
             State::Head
+        } else if head.minor_version == 0 && head.transfer_encoding.is_some() {
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+            // faulty framing (an HTTP/1.1 hop's chunking forwarded as is):
+            // it ends when the connection does.
+            State::UntilClose
         } else {
             match (head.transfer_encoding, head.content_length) {
                 (Some(true), _) => State::Chunked(Chunk::Size),
