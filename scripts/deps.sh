@@ -13,6 +13,9 @@ pkgs=(
   bpftool
   # tests: real TLS servers and clients
   nginx curl openssl python3 nodejs iproute2 nghttp2-client
+  # fixtures: crates/weft-proto/tests/fixtures/make_bodies.sh precompresses
+  # bodies (the recorded fixtures are checked in; these regenerate them)
+  brotli zstd
   # tests: clients of the other TLS libraries (GnuTLS, wolfSSL); git over
   # https goes through libcurl-gnutls
   wget gnutls-bin libwolfssl-dev git util-linux

@@ -21,6 +21,7 @@ use crate::event::{
     Direction, Event, Flow, Http, ProcessInfo, Role, TlsData, TlsLibrary, WebSocket,
 };
 use crate::pipeline::{Processor, flow_key};
+use crate::redact::{Http1PayloadMasker, Http2PayloadMasker};
 
 /// Settings of the decoding stage.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +35,11 @@ pub struct DecodeConfig {
     /// Connections tracked per worker at most; the least recently active is
     /// closed first when full.
     pub max_flows: usize,
+    /// Mask credentials in the capture events this stage forwards (`--raw`,
+    /// undecoded traffic), in place: HTTP/1 header values and query
+    /// parameters, HTTP/2 header blocks blanked (`crate::redact`). Off for
+    /// `--no-redact`.
+    pub redact: bool,
 }
 
 impl Default for DecodeConfig {
@@ -43,6 +49,7 @@ impl Default for DecodeConfig {
             raw: false,
             idle_timeout: Duration::from_secs(120),
             max_flows: 65_536,
+            redact: true,
         }
     }
 }
@@ -62,6 +69,8 @@ pub struct DecodeStats {
     pub flows_finished: u64,
     /// Bytes the capture did not deliver (truncated calls), told to decoders.
     pub gap_bytes: u64,
+    /// Forwarded capture events whose payload had credentials masked.
+    pub payloads_redacted: u64,
 }
 
 struct FlowState {
@@ -77,14 +86,53 @@ struct FlowState {
     flow: Option<Flow>,
     library: TlsLibrary,
     role: Role,
+    /// Payload maskers per wire direction (used when redacting).
+    h1_mask: [Http1PayloadMasker; 2],
+    h2_mask: [Http2PayloadMasker; 2],
+    /// The direction's last payload was not forwarded: the HTTP/1 masker
+    /// does not know where the next one starts.
+    skipped: [bool; 2],
 }
 
 impl FlowState {
     /// Show what was held for detection, and hold nothing more on this flow.
-    fn release_held(&mut self, emit: &mut dyn FnMut(Event)) {
+    fn release_held(&mut self, redact: bool, stats: &mut DecodeStats, emit: &mut dyn FnMut(Event)) {
         self.held_bytes = usize::MAX / 2;
-        for h in self.held.drain(..) {
+        let held = std::mem::take(&mut self.held);
+        for mut h in held {
+            if redact {
+                let wire = wire_direction(h.direction, self.role);
+                self.mask(wire, &mut h, false, stats);
+            }
             emit(Event::TlsData(h));
+        }
+    }
+
+    /// Masks credentials in `d`, about to be forwarded: HTTP/2 header blocks
+    /// once the flow is HTTP/2, nothing in WebSocket frames (`was_websocket`:
+    /// the flow was WebSocket before `d` was fed; the record that carried
+    /// the 101 response is still HTTP/1), HTTP/1 rules otherwise (HTTP/1,
+    /// not yet known, or not decodable: credential header lines are masked
+    /// in any text).
+    fn mask(&mut self, wire: Wire, d: &mut TlsData, was_websocket: bool, stats: &mut DecodeStats) {
+        let i = wire.index();
+        let masked = if self.dec.protocol() == Some(Protocol::Http2) {
+            self.h2_mask[i].mask(&mut d.payload)
+        } else if was_websocket {
+            false
+        } else {
+            if std::mem::take(&mut self.skipped[i]) {
+                self.h1_mask[i].reset();
+            }
+            self.h1_mask[i].mask(&mut d.payload)
+        };
+        if d.truncated() {
+            // What follows the captured part is unknown.
+            self.h2_mask[i].lost();
+            self.h1_mask[i].reset();
+        }
+        if masked {
+            stats.payloads_redacted += 1;
         }
     }
 }
@@ -128,13 +176,14 @@ impl HttpDecoder {
             s.flows_evicted += l.flows_evicted;
             s.flows_finished += l.flows_finished;
             s.gap_bytes += l.gap_bytes;
+            s.payloads_redacted += l.payloads_redacted;
         }
     }
 
     fn close_flow(&mut self, key: u64, emit: &mut dyn FnMut(Event)) {
         if let Some(mut f) = self.flows.remove(&key) {
             // Never decided: what was held is shown as it was captured.
-            f.release_held(emit);
+            f.release_held(self.cfg.redact, &mut self.local, emit);
             let mut out = std::mem::take(&mut self.out);
             f.dec.finish(&mut out);
             self.local.proto.add(&f.dec.take_counters());
@@ -238,6 +287,36 @@ fn looks_like_request_line(b: &[u8]) -> bool {
         && b.get(method_len + 1).is_none_or(|c| c.is_ascii_graphic())
 }
 
+/// The decoder for a new connection: the protocol named by the TLS ALPN
+/// result when there is one weft decodes (`h2`, `http/1.1`, see
+/// [`Protocol::from_alpn`]), else detected from the bytes; `first` is the
+/// first captured payload, travelling `wire`.
+///
+/// A connection whose first bytes are the client's HTTP/2 preface was seen
+/// from its start, and HTTP/1 keeps no state between requests, so one that
+/// starts with a request line is as good as fresh. Anything else may have
+/// begun before weft did: HPACK must not trust an empty table, responses may
+/// answer unseen requests.
+pub fn choose_decoder(
+    limits: &Limits,
+    alpn: Option<&[u8]>,
+    wire: Wire,
+    first: &[u8],
+) -> ConnectionDecoder {
+    let hint = alpn.and_then(Protocol::from_alpn);
+    let fresh = wire == Wire::ClientToServer
+        && match hint {
+            Some(Protocol::Http2) => first.starts_with(H2_PREFACE),
+            Some(Protocol::Http1) => looks_like_request_line(first),
+            None => first.starts_with(H2_PREFACE) || looks_like_request_line(first),
+        };
+    if fresh {
+        ConnectionDecoder::new(limits, hint)
+    } else {
+        ConnectionDecoder::new_mid_connection(limits, hint)
+    }
+}
+
 impl Processor for HttpDecoder {
     fn process(&mut self, ev: Event, emit: &mut dyn FnMut(Event)) {
         let Event::TlsData(d) = ev else {
@@ -251,18 +330,8 @@ impl Processor for HttpDecoder {
             if self.flows.len() >= self.cfg.max_flows {
                 self.evict_oldest(emit);
             }
-            // A connection whose first bytes are the client's HTTP/2 preface
-            // was seen from its start, and HTTP/1 keeps no state between
-            // requests, so one that starts with a request line is as good as
-            // fresh. Anything else may have begun before weft did: HPACK must
-            // not trust an empty table, responses may answer unseen requests.
-            let fresh = wire == Wire::ClientToServer
-                && (d.payload.starts_with(H2_PREFACE) || looks_like_request_line(&d.payload));
-            let dec = if fresh {
-                ConnectionDecoder::new(&self.cfg.limits, None)
-            } else {
-                ConnectionDecoder::new_mid_connection(&self.cfg.limits, None)
-            };
+            // ALPN (from the TLS handshake) goes here once capture events carry it.
+            let dec = choose_decoder(&self.cfg.limits, None, wire, &d.payload);
             self.local.flows_opened += 1;
             self.flows.insert(
                 key,
@@ -275,6 +344,9 @@ impl Processor for HttpDecoder {
                     flow: d.flow,
                     library: d.library,
                     role,
+                    h1_mask: Default::default(),
+                    h2_mask: Default::default(),
+                    skipped: [false; 2],
                 },
             );
         }
@@ -282,6 +354,7 @@ impl Processor for HttpDecoder {
             return;
         };
         f.last_active = Instant::now();
+        let was_websocket = f.dec.is_websocket();
         f.dec
             .feed_at(wire, &d.payload, d.timestamp_ns, &mut self.out);
         if d.truncated() {
@@ -295,7 +368,12 @@ impl Processor for HttpDecoder {
         let decoded = f.dec.is_websocket()
             || matches!(f.dec.protocol(), Some(Protocol::Http1 | Protocol::Http2));
         emit_decoded(&mut self.local, f, &mut self.out, emit);
+        let redact = self.cfg.redact;
         if self.cfg.raw {
+            let mut d = d;
+            if redact {
+                f.mask(wire, &mut d, was_websocket, &mut self.local);
+            }
             emit(Event::TlsData(d));
         } else if f.dec.is_detecting()
             && f.held.len() < MAX_HELD
@@ -305,10 +383,15 @@ impl Processor for HttpDecoder {
             f.held.push(d);
         } else if decoded {
             f.held.clear();
+            f.skipped[wire.index()] = true;
         } else {
             // Undecodable, or still undecided after more bytes than any
             // protocol start needs: show everything as captured.
-            f.release_held(emit);
+            f.release_held(redact, &mut self.local, emit);
+            let mut d = d;
+            if redact {
+                f.mask(wire, &mut d, was_websocket, &mut self.local);
+            }
             emit(Event::TlsData(d));
         }
     }
@@ -319,7 +402,7 @@ impl Processor for HttpDecoder {
         // idle timeout.
         for f in self.flows.values_mut() {
             if !f.held.is_empty() && now.duration_since(f.last_active) >= HOLD_QUIET {
-                f.release_held(emit);
+                f.release_held(self.cfg.redact, &mut self.local, emit);
             }
         }
         let idle: Vec<u64> = self
@@ -405,6 +488,63 @@ mod tests {
     const REQ: &[u8] = b"GET /users?id=1 HTTP/1.1\r\nHost: api.example\r\n\r\n";
     const RESP: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+
+    #[test]
+    fn alpn_names_the_protocol_before_any_byte_is_sniffed() {
+        let l = Limits::default();
+        // Mid-connection bytes that look like nothing: the ALPN decides.
+        let junk = b"\x17\x03 not a frame start";
+        let d = choose_decoder(&l, Some(b"h2"), Wire::ServerToClient, junk);
+        assert_eq!(d.protocol(), Some(Protocol::Http2));
+        let d = choose_decoder(&l, Some(b"http/1.1"), Wire::ServerToClient, junk);
+        assert_eq!(d.protocol(), Some(Protocol::Http1));
+        let d = choose_decoder(&l, None, Wire::ServerToClient, junk);
+        assert!(d.is_detecting());
+        // ALPN wins over content: an HTTP/1.1 connection whose client
+        // sends something preface-like stays HTTP/1.
+        let d = choose_decoder(
+            &l,
+            Some(b"http/1.1"),
+            Wire::ClientToServer,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        );
+        assert_eq!(d.protocol(), Some(Protocol::Http1));
+        // An identifier weft does not decode leaves it to the content.
+        for other in [&b"h3"[..], b"imap", b"", b"H2"] {
+            let d = choose_decoder(&l, Some(other), Wire::ClientToServer, REQ);
+            assert!(d.is_detecting(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn alpn_http11_decodes_from_the_first_request() {
+        let l = Limits::default();
+        let mut d = choose_decoder(&l, Some(b"http/1.1"), Wire::ClientToServer, REQ);
+        let mut out = Vec::new();
+        d.feed(Wire::ClientToServer, REQ, &mut out);
+        d.feed(Wire::ServerToClient, RESP, &mut out);
+        assert_eq!(out.len(), 1);
+        let weft_proto::Event::Transaction(tx) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(tx.is_complete());
+        assert_eq!(tx.path(), Some(&b"/users?id=1"[..]));
+        // h2 ALPN with the preface first: a fresh HTTP/2 connection whose
+        // HPACK table is trusted from the start.
+        let mut d = choose_decoder(
+            &l,
+            Some(b"h2"),
+            Wire::ClientToServer,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        );
+        d.feed(
+            Wire::ClientToServer,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+            &mut out,
+        );
+        assert_eq!(d.take_counters().desyncs, 0);
+        assert_eq!(d.protocol(), Some(Protocol::Http2));
+    }
 
     #[test]
     fn client_view_becomes_one_http_event() {
@@ -643,5 +783,124 @@ mod byte_by_byte_tests {
                 && h.transaction.status() == Some(200)),
             "{got:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+
+    fn payloads(got: &[Event]) -> Vec<Vec<u8>> {
+        got.iter()
+            .filter_map(|e| match e {
+                Event::TlsData(d) => Some(d.payload.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const SECRET_REQ: &[u8] = b"GET /a?access_token=abc123 HTTP/1.1\r\nHost: h\r\n\
+        Authorization: Bearer s3cr3t\r\nCookie: sid=xyz\r\n\r\n";
+
+    #[test]
+    fn raw_capture_events_are_masked_unless_no_redact() {
+        let input = || {
+            vec![
+                // The request cut in two calls, inside the Authorization value.
+                data(Role::Client, Direction::Write, 1, &SECRET_REQ[..70], 70),
+                data(
+                    Role::Client,
+                    Direction::Write,
+                    2,
+                    &SECRET_REQ[70..],
+                    (SECRET_REQ.len() - 70) as u64,
+                ),
+                data(Role::Client, Direction::Read, 3, RESP, RESP.len() as u64),
+            ]
+        };
+        let raw = DecodeConfig {
+            raw: true,
+            ..DecodeConfig::default()
+        };
+        let (got, stats) = run(raw, input());
+        let p = payloads(&got).concat();
+        assert_eq!(p.len(), SECRET_REQ.len() + RESP.len(), "lengths kept");
+        let text = String::from_utf8_lossy(&p);
+        for secret in ["abc123", "s3cr3t", "xyz", "cr3t", "s3c"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("Authorization: Bearer ******"), "{text}");
+        assert_eq!(stats.lock().expect("stats").payloads_redacted, 2);
+        // The HTTP event is there too, masked by the sinks as before.
+        assert!(got.iter().any(|e| matches!(e, Event::Http(_))));
+
+        let (got, _) = run(
+            DecodeConfig {
+                redact: false,
+                ..raw
+            },
+            input(),
+        );
+        assert_eq!(payloads(&got).concat()[..SECRET_REQ.len()], *SECRET_REQ);
+    }
+
+    #[test]
+    fn raw_http2_header_blocks_are_blanked() {
+        fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+            let len = payload.len() as u32;
+            let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+            f.extend_from_slice(&stream.to_be_bytes());
+            f.extend_from_slice(payload);
+            f
+        }
+        // GET https://h/ with "authorization: Bearer s3cr3t" as a literal.
+        let mut block = vec![0x82, 0x87, 0x84, 0x41, 0x01, b'h', 0x00, 13];
+        block.extend_from_slice(b"authorization");
+        block.push(13);
+        block.extend_from_slice(b"Bearer s3cr3t");
+        let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        client.extend(frame(4, 0, 0, &[]));
+        client.extend(frame(1, 0x5, 1, &block));
+        let mut server = frame(4, 0, 0, &[]);
+        server.extend(frame(1, 0x4, 1, &[0x88]));
+        server.extend(frame(0, 0x1, 1, b"hello"));
+        let (got, _) = run(
+            DecodeConfig {
+                raw: true,
+                ..DecodeConfig::default()
+            },
+            vec![
+                data(
+                    Role::Client,
+                    Direction::Write,
+                    1,
+                    &client,
+                    client.len() as u64,
+                ),
+                data(
+                    Role::Client,
+                    Direction::Read,
+                    2,
+                    &server,
+                    server.len() as u64,
+                ),
+            ],
+        );
+        // Decoded into an HTTP event (masked by the sinks)...
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, Event::Http(h) if h.transaction.status() == Some(200)))
+        );
+        // ... and the capture events carry no header block, same lengths.
+        let p = payloads(&got);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].len(), client.len());
+        assert!(!p[0].windows(6).any(|w| w == b"s3cr3t"));
+        assert!(p[0].ends_with(&vec![b'*'; block.len()]));
+        assert!(p[0].starts_with(b"PRI * HTTP/2.0"));
+        assert!(p[1].ends_with(b"hello"), "DATA kept");
     }
 }

@@ -185,7 +185,13 @@ fn credentials_are_masked_by_default_and_shown_with_no_redact() -> TestResult {
         "https://127.0.0.1:{}/login?user=a&token={secret}",
         nginx.port
     );
-    for (args, visible) in [(&[][..], false), (&["--no-redact"][..], true)] {
+    // With --raw the capture events carry the request too: masked in place
+    // unless --no-redact.
+    for (args, visible) in [
+        (&[][..], false),
+        (&["--raw"][..], false),
+        (&["--raw", "--no-redact"][..], true),
+    ] {
         let weft = Weft::start(args)?;
         let (pid, _) = curl(
             &[
@@ -225,6 +231,29 @@ fn credentials_are_masked_by_default_and_shown_with_no_redact() -> TestResult {
             request.contains("user=a"),
             "other parameters kept: {request}"
         );
+        if args.contains(&"--raw") {
+            // curl's writes, as captured: the request line and the header.
+            let writes: Vec<u8> = run
+                .events
+                .iter()
+                .filter(|e| field_u64(e, "process.pid") == Some(p) && is_dir(e, "write"))
+                .flat_map(payload)
+                .collect();
+            assert!(
+                contains(&writes, b"GET /login?user=a&token="),
+                "{}",
+                String::from_utf8_lossy(&writes)
+            );
+            assert_eq!(
+                contains(&writes, secret.as_bytes()),
+                visible,
+                "capture events {args:?}: {}",
+                String::from_utf8_lossy(&writes)
+            );
+            if !visible {
+                assert!(contains(&writes, b"Authorization: Bearer ******"));
+            }
+        }
     }
     Ok(())
 }

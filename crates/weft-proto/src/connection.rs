@@ -106,7 +106,13 @@ impl ConnectionDecoder {
     /// (ns in any clock the caller likes, 0 meaning unknown).
     pub fn feed_at(&mut self, dir: Direction, bytes: &[u8], now: u64, out: &mut Vec<Event>) {
         let before = out.len();
+        if let Inner::Http2(d) = &mut self.inner {
+            d.set_now(now);
+        }
         self.feed(dir, bytes, out);
+        if let Inner::Http2(d) = &mut self.inner {
+            d.expire_idle(now, out);
+        }
         for ev in &mut out[before..] {
             if let Event::WebSocket(m) = ev {
                 m.stamp(now);

@@ -111,6 +111,8 @@ struct Head {
     /// Transfer-Encoding present, and whether its last coding is chunked.
     transfer_encoding: Option<bool>,
     upgrade: Option<Vec<u8>>,
+    /// The minor version of the start line (`HTTP/1.x`).
+    minor_version: u8,
 }
 
 /// A message head could not be parsed.
@@ -404,6 +406,7 @@ impl Http1Decoder {
         let wants_upgrade = head.method == Method::Connect || head.upgrade.is_some();
         tx.request.headers = head.headers;
         tx.request.seen = true;
+        tx.http1_minor = Some(head.minor_version);
         let body = match (head.transfer_encoding, head.content_length) {
             (Some(true), _) => State::Chunked(Chunk::Size),
             (Some(false), _) => {
@@ -479,9 +482,20 @@ impl Http1Decoder {
         }
         p.tx.response.headers = head.headers;
         p.tx.response.seen = true;
+        // The exchange speaks the lower of the two versions (RFC 9110 §6.2):
+        // nginx answers an HTTP/1.0 request with `HTTP/1.1 200`.
+        p.tx.http1_minor = Some(
+            p.tx.http1_minor
+                .map_or(head.minor_version, |m| m.min(head.minor_version)),
+        );
         let no_body = p.method == Method::Head || status == 204 || status == 304 || switching;
         let body = if no_body {
             State::Head
+        } else if head.minor_version == 0 && head.transfer_encoding.is_some() {
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+            // faulty framing (an HTTP/1.1 hop's chunking forwarded as is):
+            // it ends when the connection does.
+            State::UntilClose
         } else {
             match (head.transfer_encoding, head.content_length) {
                 (Some(true), _) => State::Chunked(Chunk::Size),
@@ -796,6 +810,7 @@ fn parse_request(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>
         };
         let mut head = head_from(headers, req.headers)?;
         head.method = kind;
+        head.minor_version = req.version.unwrap_or(1);
         Ok(Status::Complete((n, head)))
     })
 }
@@ -817,6 +832,7 @@ fn parse_response(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)
         headers.push(b":status", &digits);
         let mut head = head_from(headers, resp.headers)?;
         head.status = Some(code);
+        head.minor_version = resp.version.unwrap_or(1);
         Ok(Status::Complete((n, head)))
     })
 }
@@ -843,6 +859,10 @@ fn head_from(mut headers: Headers, fields: &[httparse::Header<'_>]) -> Result<He
     for f in fields {
         headers.push_lowercase(f.name.as_bytes(), f.value);
         let name = f.name.as_bytes();
+        // Only three names matter for framing: compare lengths first.
+        if !matches!(name.len(), 7 | 14 | 17) {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             for part in f.value.split(|&b| b == b',') {
                 let n = parse_decimal(part.trim_ascii()).ok_or(ParseError)?;
@@ -870,6 +890,7 @@ fn head_from(mut headers: Headers, fields: &[httparse::Header<'_>]) -> Result<He
         content_length,
         transfer_encoding,
         upgrade,
+        minor_version: 1,
     })
 }
 

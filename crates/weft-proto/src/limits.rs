@@ -40,6 +40,13 @@ pub struct Limits {
     /// streams are counted and ignored (header blocks are still decoded).
     /// Default 1 024.
     pub h2_max_streams: u32,
+    /// HTTP/2: a stream with no frame for this many seconds (by the clock
+    /// given to [`crate::ConnectionDecoder::feed_at`]) is emitted incomplete
+    /// ([`crate::End::Evicted`], counted in `Counters::streams_evicted`) and
+    /// forgotten: a response that never comes does not hold a stream slot
+    /// for the life of the connection. WebSocket streams are kept. 0 = never.
+    /// Default 300.
+    pub h2_stream_idle_secs: u32,
     /// Bytes of each message body kept (HTTP/1 and HTTP/2); the rest is
     /// counted in [`crate::Body::size`] and flagged truncated. Default 1 MiB.
     pub max_body_size: u32,
@@ -93,6 +100,7 @@ impl Default for Limits {
             max_header_block_size: 262_144,
             h2_max_frame_size: 16_777_215,
             h2_max_streams: 1_024,
+            h2_stream_idle_secs: 300,
             max_body_size: 1 << 20,
             h1_max_header_bytes: 65_536,
             h1_max_headers: 128,

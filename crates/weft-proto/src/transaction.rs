@@ -43,6 +43,20 @@ pub enum Protocol {
     Http2,
 }
 
+impl Protocol {
+    /// The protocol a TLS ALPN identifier (RFC 7301) names, when weft
+    /// decodes it: `h2` -> HTTP/2; `http/1.1`, `http/1.0` -> HTTP/1. Any
+    /// other identifier (`h3`, `acme-tls/1`, `imap`, ...) gives `None`: the
+    /// caller then detects the protocol from the bytes.
+    pub fn from_alpn(id: &[u8]) -> Option<Protocol> {
+        match id {
+            b"h2" => Some(Protocol::Http2),
+            b"http/1.1" | b"http/1.0" => Some(Protocol::Http1),
+            _ => None,
+        }
+    }
+}
+
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -212,6 +226,10 @@ pub struct Transaction {
     pub promised_by: Option<u32>,
     /// How it ended.
     pub end: End,
+    /// HTTP/1: the minor version of the exchange (`HTTP/1.x` of the request
+    /// line, lowered by the status line's when that is lower); `None` for
+    /// HTTP/2 and when no start line was seen.
+    pub http1_minor: Option<u8>,
 }
 
 impl Transaction {
@@ -224,6 +242,17 @@ impl Transaction {
             interim: Vec::new(),
             promised_by: None,
             end: End::Complete,
+            http1_minor: None,
+        }
+    }
+
+    /// The HTTP version as ECS `http.version` spells it: `1.0`, `1.1`
+    /// (also when the start lines were not seen) or `2`.
+    pub fn version(&self) -> &'static str {
+        match (self.protocol, self.http1_minor) {
+            (Protocol::Http2, _) => "2",
+            (Protocol::Http1, Some(0)) => "1.0",
+            (Protocol::Http1, _) => "1.1",
         }
     }
 

@@ -384,3 +384,48 @@ fn orphan_responses_respect_the_pipeline_limit() {
     }
     assert!(dec.counters().h1_pipeline_evicted > 0);
 }
+
+#[test]
+fn http10_exchanges_report_version_1_0() {
+    // An HTTP/1.0 client answered by an HTTP/1.1 server (nginx does this):
+    // the exchange is HTTP/1.0; keep-alive with Content-Length keeps pairing.
+    let t = decode(&[
+        (C2S, b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+        (
+            S2C,
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        (C2S, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (S2C, b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nyes"),
+        (C2S, b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (S2C, OK),
+    ]);
+    let v: Vec<_> = t.iter().map(|t| (s(t.path()), t.version())).collect();
+    assert_eq!(v, [("/a", "1.0"), ("/b", "1.0"), ("/c", "1.1")]);
+    assert!(t.iter().all(Transaction::is_complete));
+}
+
+#[test]
+fn http10_response_without_length_or_with_transfer_encoding_ends_at_close() {
+    // Close-delimited, and (RFC 9112 §6.1) Transfer-Encoding in an HTTP/1.0
+    // message is faulty framing: the body is everything until the close.
+    for (resp, body) in [
+        (
+            &b"HTTP/1.0 200 OK\r\n\r\nline one\r\nline two\r\n"[..],
+            &b"line one\r\nline two\r\n"[..],
+        ),
+        (
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\r\n",
+        ),
+    ] {
+        let mut dec = Http1Decoder::new(&Limits::default());
+        let mut out = run(&mut dec, &[(C2S, b"GET / HTTP/1.0\r\n\r\n"), (S2C, resp)]);
+        assert!(out.is_empty(), "not complete before the close: {out:?}");
+        dec.finish(&mut out);
+        let t = txs(out);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].response.body.data, body);
+        assert_eq!((t[0].version(), t[0].end), ("1.0", End::Complete));
+    }
+}

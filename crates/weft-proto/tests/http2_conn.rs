@@ -586,3 +586,44 @@ fn never_panics_on_garbage() {
         dec.finish(&mut out);
     }
 }
+
+#[test]
+fn idle_streams_are_reclaimed_by_the_callers_clock() {
+    const S: u64 = 1_000_000_000;
+    let mut c = Conn::new();
+    let setup = c.records.len();
+    c.get(1, "/never-answered");
+    c.get(3, "/slow");
+    let limits = Limits {
+        h2_stream_idle_secs: 300,
+        ..Limits::default()
+    };
+    let mut dec = weft_proto::ConnectionDecoder::new(&limits, None);
+    let mut out = Vec::new();
+    for (i, (dir, b)) in c.records.iter().enumerate() {
+        dec.feed_at(*dir, b, S + i as u64, &mut out);
+    }
+    assert_eq!(c.records.len(), setup + 2);
+    // Stream 3 gets a frame at 200 s (its response headers); stream 1 none.
+    let mut later = Conn::new();
+    later.server = c.server;
+    later.response(3, &[(":status", "200")], false);
+    let (dir, b) = later.records.last().expect("response").clone();
+    dec.feed_at(dir, &b, 200 * S, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // At 350 s stream 1 has been idle for 349 s: emitted, incomplete.
+    dec.feed_at(C2S, &frame(PING, 0, 0, &[0; 8]), 350 * S, &mut out);
+    let t = txs(std::mem::take(&mut out));
+    assert_eq!(t.len(), 1, "{out:?}");
+    assert_eq!(t[0].stream_id, 1);
+    assert_eq!(t[0].end, End::Evicted);
+    assert_eq!(t[0].path(), Some(&b"/never-answered"[..]));
+    // Stream 3 (150 s idle) is still open and completes normally.
+    out.clear();
+    dec.feed_at(S2C, &data(3, b"done", true), 360 * S, &mut out);
+    let t = txs(std::mem::take(&mut out));
+    assert_eq!(t.len(), 1, "{out:?}");
+    assert_eq!((t[0].stream_id, t[0].end), (3, End::Complete));
+    assert_eq!(t[0].response.body.data, b"done");
+    assert_eq!(dec.take_counters().streams_evicted, 1);
+}

@@ -316,7 +316,7 @@ impl<W: Write> ConsoleSink<W> {
             paint(line, color, YELLOW, |l| l.push_str("(request not seen)"));
         }
         line.push(' ');
-        line.push_str(http::short_version(t.protocol));
+        line.push_str(http::short_version(t));
         line.push(' ');
         match ends {
             Some((client, server)) => {

@@ -49,19 +49,12 @@ pub(crate) fn duration_ns(h: &Http) -> Option<u64> {
     h.duration_ns.or_else(|| h.transaction.duration_ns())
 }
 
-/// `h1` / `h2`, for the console.
-pub(crate) fn short_version(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Http1 => "h1",
-        Protocol::Http2 => "h2",
-    }
-}
-
-/// ECS `http.version`: `1.1` / `2`.
-pub(crate) fn ecs_version(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Http1 => "1.1",
-        Protocol::Http2 => "2",
+/// `h1` / `h1.0` / `h2`, for the console.
+pub(crate) fn short_version(t: &Transaction) -> &'static str {
+    match (t.protocol, t.version()) {
+        (Protocol::Http1, "1.0") => "h1.0",
+        (Protocol::Http1, _) => "h1",
+        (Protocol::Http2, _) => "h2",
     }
 }
 

@@ -30,8 +30,9 @@ pub struct JsonOptions {
     /// Mask credentials in HTTP events (`url.full`, `url.query`,
     /// `http.request.referrer`, header values, form and JSON bodies; see
     /// `weft_core::redact` and `docs/schema.md`). On by default; the binary
-    /// turns it off for `--no-redact`. Capture events are never redacted:
-    /// their payload is the raw plaintext, shown only with `--raw`.
+    /// turns it off for `--no-redact`. Capture event payloads are written as
+    /// they arrive: the decoding stage masks them in place
+    /// (`weft_core::decode::DecodeConfig::redact`).
     pub redact: bool,
 }
 
@@ -315,7 +316,7 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
     }
 
     j.begin("http");
-    j.str("version", http::ecs_version(t.protocol));
+    j.str("version", t.version());
     let req = &t.request;
     if req.seen {
         j.begin("request");
@@ -1398,6 +1399,15 @@ mod tests {
             }
         });
         assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn http10_exchange_is_version_1_0() {
+        let mut h = h1_event();
+        tx(&mut h).http1_minor = Some(0);
+        assert_eq!(encode_h(&h)["http"]["version"], "1.0");
+        tx(&mut h).http1_minor = None;
+        assert_eq!(encode_h(&h)["http"]["version"], "1.1");
     }
 
     #[test]

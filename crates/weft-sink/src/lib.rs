@@ -197,6 +197,7 @@ mod test_support {
             interim: Vec::new(),
             promised_by: None,
             end: End::Complete,
+            http1_minor: Some(1),
         }
     }
 
@@ -250,6 +251,7 @@ mod test_support {
             interim: Vec::new(),
             promised_by: None,
             end: End::Complete,
+            http1_minor: Some(1),
         };
         t.response.body.sniffed_type = Some("application/gzip");
         t

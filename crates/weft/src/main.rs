@@ -172,12 +172,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .context("cannot install the SIGINT/SIGTERM handler")?;
     }
 
-    if cli.raw && !cli.no_redact {
-        tracing::warn!(
-            "--raw capture events carry the plaintext as captured: credentials inside them \
-             are not masked (HTTP events still are)"
-        );
-    }
     let mut sensor = Sensor::load(&cfg)?;
 
     // Everything already running: attach once per file.
@@ -459,6 +453,7 @@ fn start_pipeline(
     };
     let decode_cfg = DecodeConfig {
         raw: cli.raw,
+        redact: !cli.no_redact,
         ..DecodeConfig::default()
     };
     let decode_stats = Arc::new(Mutex::new(DecodeStats::default()));

@@ -143,7 +143,9 @@ pub fn decode(codings: &[Coding], input: &[u8], input_complete: bool, limits: &L
             ctx,
         });
     }
-    let mut buf = vec![0u8; 16 * 1024];
+    // Small bodies (most API responses) get a small zeroed buffer: the
+    // 16 KiB one cost more than inflating a 1 KiB gzip body.
+    let mut buf = vec![0u8; (input.len().saturating_mul(8)).clamp(1024, 16 * 1024)];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => break,

@@ -289,7 +289,7 @@ impl Decoder {
         }
         if let Some(&(name, value)) = STATIC.get(i - 1) {
             if self.admit(name.len() + value.len(), st) {
-                out.push_parts([name, &[]], [value, &[]], false);
+                out.push_field(name, value, false);
             }
             return Ok(());
         }
@@ -358,7 +358,7 @@ impl Decoder {
         match name {
             Name::Scratch(_) => {
                 if self.admit(n.len() + v.len(), st) {
-                    out.push_parts([n, &[]], [v, &[]], sensitive);
+                    out.push_field(n, v, sensitive);
                 }
             }
             Name::Unknown => {

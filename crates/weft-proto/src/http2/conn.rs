@@ -48,6 +48,15 @@ struct Core {
     /// Hint: streams whose response ended before their request was seen
     /// may exist (exact after each `flush_orphans`).
     orphans: usize,
+    /// Size (fields, bytes) of the last header list decoded per direction:
+    /// with the dynamic table a 30-byte block decodes to 700 bytes, so the
+    /// block length alone under-sizes the list and it would grow by
+    /// reallocation, field by field.
+    list_hint: [(usize, usize); 2],
+    /// The caller's clock during the current feed (0: not known).
+    now: u64,
+    /// When idle streams were last looked for.
+    last_sweep: u64,
     counters: Counters,
 }
 
@@ -61,6 +70,8 @@ struct Stream {
     ws: Option<Box<WsDecoder>>,
     /// The server accepted the WebSocket and the transaction was emitted.
     ws_established: bool,
+    /// Caller's clock at the stream's last frame (0: not known).
+    touched: u64,
 }
 
 impl Http2Decoder {
@@ -130,6 +141,41 @@ impl Http2Decoder {
                 if let Some(size) = size.take() {
                     fd.set_peer_max_frame_size(size);
                 }
+            }
+        }
+    }
+
+    /// Sets the caller's clock for the next [`feed`](Self::feed) (streams
+    /// remember when they last had a frame, for
+    /// [`expire_idle`](Self::expire_idle)).
+    pub fn set_now(&mut self, now: u64) {
+        self.core.now = now;
+    }
+
+    /// Emits (as [`End::Evicted`], counted in `Counters::streams_evicted`)
+    /// and forgets the streams without a frame for
+    /// `Limits::h2_stream_idle_secs` by `now`; WebSocket streams stay.
+    /// Cheap to call on every feed: it looks at the streams at most four
+    /// times per idle period.
+    pub fn expire_idle(&mut self, now: u64, out: &mut Vec<Event>) {
+        let idle = u64::from(self.core.limits.h2_stream_idle_secs) * 1_000_000_000;
+        if idle == 0 || now == 0 || now < self.core.last_sweep.saturating_add(idle / 4) {
+            return;
+        }
+        self.core.last_sweep = now;
+        let stale: Vec<u32> = self
+            .core
+            .streams
+            .iter()
+            .filter(|(_, s)| {
+                s.ws.is_none() && s.touched != 0 && now.saturating_sub(s.touched) >= idle
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(s) = self.core.streams.remove(&id) {
+                self.core.counters.streams_evicted += 1;
+                self.core.emit(s, End::Evicted, out);
             }
         }
     }
@@ -246,6 +292,7 @@ impl Stream {
             blocks: [0; 2],
             ws: None,
             ws_established: false,
+            touched: 0,
         }
     }
 
@@ -273,6 +320,9 @@ impl Core {
             streams: BTreeMap::new(),
             max_client_stream: 0,
             orphans: 0,
+            list_hint: [(16, 0); 2],
+            now: 0,
+            last_sweep: 0,
             counters: Counters::default(),
         }
     }
@@ -304,6 +354,30 @@ impl Core {
     }
 
     fn on_frame(&mut self, dir: Direction, frame: Frame<'_>, out: &mut Vec<Event>) {
+        let ids = match &frame {
+            Frame::Data { stream_id, .. }
+            | Frame::Headers { stream_id, .. }
+            | Frame::Priority { stream_id, .. }
+            | Frame::RstStream { stream_id, .. }
+            | Frame::WindowUpdate { stream_id, .. } => [*stream_id, 0],
+            Frame::PushPromise {
+                stream_id,
+                promised_stream_id,
+                ..
+            } => [*stream_id, *promised_stream_id],
+            _ => [0, 0],
+        };
+        self.dispatch(dir, frame, out);
+        if self.now != 0 {
+            for id in ids {
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.touched = self.now;
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, dir: Direction, frame: Frame<'_>, out: &mut Vec<Event>) {
         match frame {
             Frame::Data {
                 stream_id,
@@ -390,7 +464,11 @@ impl Core {
     /// Decodes a header block with the direction's HPACK decoder; always
     /// called, even for untracked streams, to keep the table in sync.
     fn decode_block(&mut self, dir: Direction, block: &[u8]) -> (Headers, bool, bool) {
-        let mut headers = Headers::with_capacity(16, (block.len() * 2).min(8192));
+        let (hint_fields, hint_bytes) = self.list_hint[dir.index()];
+        let mut headers = Headers::with_capacity(
+            hint_fields.min(128),
+            (block.len() * 2).max(hint_bytes).min(16384),
+        );
         let (incomplete, truncated) = match self.hpack[dir.index()].decode(block, &mut headers) {
             Ok(st) => {
                 self.counters.hpack_unknown_references += u64::from(st.unknown_references);
@@ -407,6 +485,7 @@ impl Core {
             }
         };
         headers.lowercase_names();
+        self.list_hint[dir.index()] = (headers.len(), headers.bytes_len());
         (headers, incomplete, truncated)
     }
 
@@ -481,8 +560,7 @@ impl Core {
         } else {
             // Trailers (several trailing blocks are merged).
             for f in headers.iter() {
-                m.trailers
-                    .push_parts([f.name, &[]], [f.value, &[]], f.sensitive);
+                m.trailers.push_field(f.name, f.value, f.sensitive);
             }
         }
         if end_stream {
