@@ -661,7 +661,7 @@ fn star_pair(pair: &mut [u8]) -> bool {
 /// cookie names and `Set-Cookie` attributes stay readable). Returns whether
 /// anything was masked.
 pub fn mask_header_value_in_place(name: &[u8], value: &mut [u8]) -> bool {
-    if URL_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+    if header_kind(name) == HeaderKind::Url {
         return redact_query_in_place(value);
     }
     if !is_credential_header(name) {
@@ -792,7 +792,7 @@ impl Http1PayloadMasker {
                             end -= 1;
                         }
                         let name = std::mem::take(&mut self.token);
-                        let url = URL_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h));
+                        let url = header_kind(&name) == HeaderKind::Url;
                         let cred = !url && is_credential_header(&name);
                         if url || cred {
                             masked |= mask_header_value_in_place(&name, &mut p[i + 1..end]);
