@@ -55,11 +55,29 @@ struct {
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
-/* Flags for the last record of a batch (a call record): wake the reader
- * only when enough data waits (see wakeup_bytes). Records that precede one
- * (payload chunks) never wake it. */
+/* Processes whose records already woke the reader once (LRU: a forgotten
+ * one just wakes it again). Cleared at exit, so a reused pid wakes it too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} woken_pids SEC(".maps");
+
+/* Flags for the last record of a batch (a call record), submitted from the
+ * calling process: wake the reader when enough data waits (see
+ * wakeup_bytes), and for the first record of every process, so that user
+ * space reads its executable while it still runs (short-lived processes
+ * such as git's https helper live a few milliseconds). Records that precede
+ * one (payload chunks) never wake it. */
 static __always_inline __u64 ring_wakeup(void)
 {
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&woken_pids, &tgid)) {
+		__u8 one = 1;
+		bpf_map_update_elem(&woken_pids, &tgid, &one, BPF_ANY);
+		return BPF_RB_FORCE_WAKEUP;
+	}
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;

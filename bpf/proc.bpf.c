@@ -154,6 +154,7 @@ int BPF_PROG(proc_exit, struct task_struct *p)
 	__u8 *sel = bpf_map_lookup_elem(&filter_pids, &tgid);
 	if (sel && *sel == WEFT_SEL_TREE)
 		bpf_map_delete_elem(&filter_pids, &tgid);
+	bpf_map_delete_elem(&woken_pids, &tgid);
 	struct weft_exit_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		stat_add(WEFT_STAT_RING_FULL_OTHER, 1);
