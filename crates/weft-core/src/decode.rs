@@ -180,6 +180,7 @@ fn emit_decoded(
                     library: f.library,
                     role: f.role,
                     transaction: tx,
+                    tls: None,
                 }));
             }
             weft_proto::Event::WebSocket(m) => {
@@ -382,6 +383,7 @@ mod tests_support {
             direction: dir,
             payload: bytes.to_vec(),
             length,
+            tls: None,
         })
     }
 

@@ -218,15 +218,13 @@ impl HandshakeParser {
             d.seen += 1;
             match ct {
                 CT_HANDSHAKE => learned |= self.on_handshake(i, &body),
-                CT_ALERT => {
-                    if body.len() == 2 && self.alert.is_none() {
-                        self.alert = Some(Alert {
-                            level: body[0],
-                            description: body[1],
-                            side,
-                        });
-                        learned = true;
-                    }
+                CT_ALERT if body.len() == 2 && self.alert.is_none() => {
+                    self.alert = Some(Alert {
+                        level: body[0],
+                        description: body[1],
+                        side,
+                    });
+                    learned = true;
                 }
                 CT_APPDATA => {
                     // Encrypted from here on.

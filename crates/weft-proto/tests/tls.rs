@@ -25,7 +25,12 @@ fn tls13_client_view() {
     assert!(p.feed(Side::Sent, TLS13_C2S));
     assert!(p.feed(Side::Received, TLS13_S2C));
     check_client(&p);
-    assert!(p.client_hello().expect("ch").cipher_suites.contains(&0x1302));
+    assert!(
+        p.client_hello()
+            .expect("ch")
+            .cipher_suites
+            .contains(&0x1302)
+    );
     assert_eq!(p.client_hello().map(|c| c.max_version()), Some(0x0304));
     let sh = p.server_hello().expect("server hello parsed");
     assert_eq!(version_name(sh.version), "1.3");

@@ -246,6 +246,59 @@ impl<W: Write> ConsoleSink<W> {
         line.push('\n');
     }
 
+    /// `curl[12] TLS 1.3 TLS_AES_256_GCM_SHA384 weft.test h2 a -> b openssl [1.2 ms]`
+    /// or `curl[12] TLS handshake failed (alert unknown_ca received) ...`.
+    fn format_handshake(&mut self, h: &weft_core::event::TlsHandshake) {
+        let color = self.opts.color;
+        let s = &*h.session;
+        let line = &mut self.line;
+        push_time(line, &self.zone, color, h.timestamp_ns);
+        push_process(line, color, &h.process);
+        if s.established == Some(true) {
+            paint(line, color, GREEN, |l| {
+                l.push_str("TLS ");
+                l.push_str(s.version.as_deref().unwrap_or("?"));
+            });
+            line.push(' ');
+            line.push_str(s.cipher.as_deref().unwrap_or("?"));
+        } else {
+            paint(line, color, RED, |l| {
+                l.push_str("TLS handshake failed (");
+                escape(l, s.failure.as_deref().unwrap_or("?").as_bytes(), 128, None);
+                l.push(')');
+            });
+        }
+        if let Some(sni) = &s.server_name {
+            line.push_str(" sni=");
+            escape(line, sni.as_bytes(), 256, None);
+        }
+        match &s.next_protocol {
+            Some(p) => {
+                line.push_str(" alpn=");
+                escape(line, p.as_bytes(), 64, None);
+            }
+            None if !s.alpn_offered.is_empty() => {
+                line.push_str(" alpn offered=");
+                escape(line, s.alpn_offered.join(",").as_bytes(), 256, None);
+            }
+            None => {}
+        }
+        if let Some(flow) = &h.flow {
+            line.push(' ');
+            push_endpoint(line, flow.source());
+            paint(line, color, DIM, |l| l.push_str(" -> "));
+            push_endpoint(line, flow.destination());
+        }
+        line.push(' ');
+        line.push_str(h.library.as_str());
+        if let Some(ns) = s.handshake_ns {
+            line.push_str(" [");
+            http::push_duration(line, ns);
+            line.push(']');
+        }
+        line.push('\n');
+    }
+
     fn format_tls(&mut self, d: &TlsData) {
         let color = self.opts.color;
         let line = &mut self.line;
@@ -393,6 +446,8 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::Http(h) => self.format_http(h),
             Event::Loss(l) => self.format_loss(l),
             Event::WebSocket(w) => self.format_websocket(w),
+            Event::TlsHandshake(h) => self.format_handshake(h),
+            Event::TlsWire(_) => return Ok(()),
         }
         let res = self.out.write_all(self.line.as_bytes());
         if self.line.capacity() > KEEP_CAPACITY {

@@ -97,6 +97,9 @@ impl<W: Write> Sink for JsonSink<W> {
     fn write(&mut self, ev: &Event) -> Result<(), SinkError> {
         self.buf.clear();
         encode_event_with(ev, &self.opts, &mut self.buf);
+        if self.buf.is_empty() {
+            return Ok(()); // an internal event: nothing to write
+        }
         self.buf.push(b'\n');
         let res = self.out.write_all(&self.buf);
         if self.buf.capacity() > KEEP_CAPACITY {
@@ -132,6 +135,8 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
         Event::Http(h) => encode_http(h, opts, out),
         Event::Loss(l) => encode_loss(l, out),
         Event::WebSocket(w) => encode_websocket(w, out),
+        Event::TlsHandshake(h) => encode_handshake(h, out),
+        Event::TlsWire(_) => {}
     }
 }
 
@@ -241,10 +246,16 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
         connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
     }
 
+    if let Some(s) = &d.tls {
+        ecs_tls(&mut j, s);
+    }
     weft_head(&mut j, p, d.flow.as_ref());
     j.begin("tls");
     j.str("library", d.library.as_str());
     j.str("direction", d.direction.as_str());
+    if let Some(s) = &d.tls {
+        weft_tls(&mut j, s);
+    }
     j.end();
     j.begin("payload");
     j.u64("length", d.length);
@@ -358,9 +369,15 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
         j.end();
     }
 
+    if let Some(s) = &h.tls {
+        ecs_tls(&mut j, s);
+    }
     weft_head(&mut j, p, h.flow.as_ref());
     j.begin("tls");
     j.str("library", h.library.as_str());
+    if let Some(s) = &h.tls {
+        weft_tls(&mut j, s);
+    }
     j.end();
     j.begin("http");
     j.u64("stream_id", u64::from(t.stream_id));
@@ -605,6 +622,110 @@ fn weft_body_object(j: &mut Obj<'_>, b: &Body) {
     }
 }
 
+/// ECS `tls.*`: the connection's TLS session facts.
+fn ecs_tls(j: &mut Obj<'_>, s: &weft_core::event::TlsSession) {
+    j.begin("tls");
+    if let Some(v) = &s.version {
+        j.str("version", v);
+    }
+    if let Some(v) = s.version_protocol {
+        j.str("version_protocol", v);
+    }
+    if let Some(v) = &s.cipher {
+        j.str("cipher", v);
+    }
+    if let Some(v) = &s.next_protocol {
+        j.str("next_protocol", v);
+    }
+    if let Some(v) = s.established {
+        j.bool("established", v);
+    }
+    if let Some(v) = &s.server_name {
+        j.begin("client");
+        j.str("server_name", v);
+        j.end();
+    }
+    j.end();
+}
+
+/// `weft.tls.*` facts beyond ECS (inside the open `weft.tls` object).
+fn weft_tls(j: &mut Obj<'_>, s: &weft_core::event::TlsSession) {
+    if !s.alpn_offered.is_empty() {
+        j.str_array("alpn_offered", &s.alpn_offered);
+    }
+    if let Some(ns) = s.handshake_ns {
+        j.u64("handshake_duration", ns);
+    }
+    if let Some(f) = &s.failure {
+        j.str("failure", f);
+    }
+}
+
+/// A TLS handshake completed or failed (`event.action: tls-handshake`).
+fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
+    let p = &*h.process;
+    let s = &*h.session;
+    let mut j = Obj::new(out);
+    j.timestamp("@timestamp", h.timestamp_ns);
+    j.begin("ecs");
+    j.str("version", ECS_VERSION);
+    j.end();
+    j.begin("event");
+    j.str("kind", "event");
+    j.raw("category", "[\"network\"]");
+    j.raw("type", "[\"connection\",\"protocol\"]");
+    j.str("action", "tls-handshake");
+    j.str(
+        "outcome",
+        if s.established == Some(true) {
+            "success"
+        } else {
+            "failure"
+        },
+    );
+    if let Some(ns) = s.handshake_ns {
+        j.u64("duration", ns);
+    }
+    j.end();
+    process_fields(&mut j, p, None);
+    if let Some(flow) = &h.flow {
+        connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
+    }
+    j.begin("tls");
+    if let Some(v) = &s.version {
+        j.str("version", v);
+    }
+    if let Some(v) = s.version_protocol {
+        j.str("version_protocol", v);
+    }
+    if let Some(v) = &s.cipher {
+        j.str("cipher", v);
+    }
+    if let Some(v) = &s.next_protocol {
+        j.str("next_protocol", v);
+    }
+    j.bool("established", s.established == Some(true));
+    j.begin("client");
+    if let Some(v) = &s.server_name {
+        j.str("server_name", v);
+    }
+    if !s.client_ciphers.is_empty() {
+        j.str_array("supported_ciphers", &s.client_ciphers);
+    }
+    j.end();
+    j.end();
+    weft_head(&mut j, p, h.flow.as_ref());
+    j.begin("tls");
+    j.str("library", h.library.as_str());
+    weft_tls(&mut j, s);
+    if !s.client_versions.is_empty() {
+        j.str_array("client_versions", &s.client_versions);
+    }
+    j.end();
+    j.end();
+    j.finish();
+}
+
 /// A JSON object being written: tracks commas, nothing else. Keys are our own
 /// constants and are written unescaped.
 struct Obj<'a> {
@@ -688,6 +809,19 @@ impl<'a> Obj<'a> {
         self.out.push(b'"');
         push_digits(self.out, value, 1);
         self.out.push(b'"');
+    }
+
+    /// An array of (untrusted) strings.
+    fn str_array(&mut self, key: &str, values: &[String]) {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            push_json_str(self.out, v);
+        }
+        self.out.push(b']');
     }
 
     fn bool(&mut self, key: &str, value: bool) {
@@ -904,7 +1038,7 @@ mod tests {
             "destination": {"ip": "93.184.216.34", "port": 443},
             "network": {"transport": "tcp", "type": "ipv4"},
             "weft": {
-                "schema": {"version": "1.1"},
+                "schema": {"version": "1.2"},
                 "process": {"cgroup_id": 4242, "start_time_ns": 99000},
                 "flow": {"cookie": 77, "role": "client"},
                 "tls": {"library": "openssl", "direction": "write"},

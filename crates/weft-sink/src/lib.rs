@@ -33,7 +33,7 @@ pub use json::{JsonOptions, JsonSink, encode_event, encode_event_with};
 
 /// Version of the JSON event schema (`weft.schema.version`, `docs/schema.md`).
 /// Minor: fields added. Major: a field removed, renamed or changed in meaning.
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// The ECS release whose field definitions the JSON output follows (`ecs.version`).
 pub const ECS_VERSION: &str = "8.11.0";
@@ -139,6 +139,7 @@ mod test_support {
             direction: Direction::Write,
             payload: b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec(),
             length: 37,
+            tls: None,
         }
     }
 
@@ -212,6 +213,7 @@ mod test_support {
             library: TlsLibrary::OpenSsl,
             role: Role::Client,
             transaction: Box::new(h1_transaction()),
+            tls: None,
         }
     }
 
@@ -287,6 +289,7 @@ mod test_support {
             library: TlsLibrary::BoringSsl,
             role: Role::Server,
             transaction: Box::new(h2_transaction()),
+            tls: None,
         }
     }
 

@@ -331,7 +331,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let decode_stats = Arc::new(Mutex::new(DecodeStats::default()));
     let pipeline = Pipeline::start(
         pipeline_cfg,
-        |_| HttpDecoder::new(decode_cfg, Arc::clone(&decode_stats)),
+        |_| {
+            weft_core::tls::TlsSessions::new(
+                HttpDecoder::new(decode_cfg, Arc::clone(&decode_stats)),
+                Arc::clone(&stats.tls),
+            )
+        },
         ev_tx,
     )
     .context("cannot start the worker threads")?;

@@ -22,6 +22,8 @@ pub struct Stats {
     pub discovery_missed: AtomicU64,
     pub attach_failures: AtomicU64,
     pub sink_failed: AtomicBool,
+    /// The TLS session stage's counters (handshakes, gaps).
+    pub tls: std::sync::Arc<weft_core::tls::TlsStats>,
     /// Files that got probes (for the summary), bounded.
     probed: Mutex<Vec<String>>,
     /// Files weft found but did not probe, and why, bounded.
@@ -82,7 +84,7 @@ impl Snapshot<'_> {
     pub fn losses(&self) -> Vec<LossRow> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let d = &self.decoded;
-        let rows: [(&'static str, &'static str, u64); 24] = [
+        let rows: [(&'static str, &'static str, u64); 27] = [
             (
                 "ring_full_data",
                 "ring buffer full: payload chunks",
@@ -129,6 +131,21 @@ impl Snapshot<'_> {
                 self.k("state_full"),
             ),
             ("nested", "nested library calls folded", self.k("nested")),
+            (
+                "hello_lost",
+                "ring buffer full: TLS handshake bytes",
+                self.k("hello_lost"),
+            ),
+            (
+                "tls_hello_gaps",
+                "TLS handshake bytes not in sequence (not parsed)",
+                r(&self.stats.tls.hello_gaps),
+            ),
+            (
+                "tls_sessions_evicted",
+                "TLS sessions forgotten (table full)",
+                r(&self.stats.tls.evicted),
+            ),
             (
                 "orphaned_pieces",
                 "payload pieces orphaned (call record lost)",
@@ -245,6 +262,11 @@ impl Snapshot<'_> {
         s.push_str(&format!(
             "  http transactions  {} on {} connections\n",
             self.decoded.http_events, self.decoded.flows_opened
+        ));
+        s.push_str(&format!(
+            "  tls handshakes     {} completed, {} failed\n",
+            r(&self.stats.tls.established),
+            r(&self.stats.tls.failed)
         ));
         for (title, list) in [
             ("probed files", &self.stats.probed),

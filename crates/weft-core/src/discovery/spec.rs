@@ -129,7 +129,7 @@ pub const WOLFSSL: LibrarySpec = LibrarySpec {
     file_prefixes: &["libwolfssl.so"],
     embedded: true,
     required: &["wolfSSL_write", "wolfSSL_read"],
-    optional: &["wolfSSL_free"],
+    optional: &["wolfSSL_free", "wolfSSL_connect", "wolfSSL_accept"],
     markers: &[],
 };
 
