@@ -569,6 +569,66 @@ int BPF_UPROBE(ssl_free_enter, void *ssl)
 	return 0;
 }
 
+/*
+ * OpenSSL's nss_keylog_int(prefix, ssl, p1, p1_len, p2, p2_len), located
+ * and verified by crates/weft-core/src/discovery/keylog.rs; attached only
+ * with --keylog. Every session secret passes here, callback or not.
+ * Sleepable: the label lives in the library's .rodata, which may not be
+ * paged in yet (bpf_copy_from_user faults it in).
+ */
+SEC("uprobe.multi.s")
+int BPF_UPROBE(ssl_keylog_enter, const char *label, void *ssl, const __u8 *p1, __u64 p1_len,
+	       const __u8 *p2, __u64 p2_len)
+{
+	FLOOR();
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!selected(id >> 32))
+		return 0;
+	if (p1_len > WEFT_KEYLOG_RANDOM_MAX || p2_len > WEFT_KEYLOG_SECRET_MAX || !p2_len) {
+		stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+		return 0;
+	}
+	struct weft_keylog_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+		return 0;
+	}
+	__u32 n1 = p1_len;
+	__u32 n2 = p2_len;
+	if (n1 > WEFT_KEYLOG_RANDOM_MAX)
+		n1 = WEFT_KEYLOG_RANDOM_MAX;
+	if (n2 > WEFT_KEYLOG_SECRET_MAX)
+		n2 = WEFT_KEYLOG_SECRET_MAX;
+	if (bpf_copy_from_user(r->label, sizeof(r->label), label) &&
+	    bpf_probe_read_user_str(r->label, sizeof(r->label), label) < 0)
+		goto fail;
+	if (bpf_copy_from_user(r->random, n1, p1) || bpf_copy_from_user(r->secret, n2, p2))
+		goto fail;
+	r->type = WEFT_REC_KEYLOG;
+	r->pid = id >> 32;
+	r->ssl = (__u64)ssl;
+	r->cookie = 0;
+	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
+	if (st && st->has_sock) {
+		r->cookie = st->sock.cookie;
+	} else {
+		struct ssl_key key = { .ssl = (__u64)ssl, .tgid = id >> 32 };
+		struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+		if (s)
+			r->cookie = s->cookie;
+	}
+	r->lib = bpf_get_attach_cookie(ctx);
+	r->random_len = n1;
+	r->secret_len = n2;
+	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+fail:
+	bpf_ringbuf_discard(r, 0);
+	stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+	return 0;
+}
+
 /* ---- payload copy ---- */
 
 /*

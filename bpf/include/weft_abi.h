@@ -28,6 +28,7 @@ enum weft_rec_type {
 	WEFT_REC_MMAP = 4,   /* struct weft_file_rec: a new file mapped executable */
 	WEFT_REC_EXIT = 5,   /* struct weft_exit_rec: a process exited */
 	WEFT_REC_HELLO = 6,  /* struct weft_hello_rec + bytes: TLS handshake bytes */
+	WEFT_REC_KEYLOG = 7, /* struct weft_keylog_rec: one session secret (--keylog) */
 };
 
 /* What the library call did. */
@@ -77,6 +78,7 @@ enum weft_stat {
 	WEFT_STAT_STATE_FULL,         /* per-thread call state could not be stored */
 	WEFT_STAT_NESTED,             /* nested library calls folded into the outer */
 	WEFT_STAT_HELLO_LOST,         /* handshake-byte records lost: ring buffer full */
+	WEFT_STAT_KEYLOG_LOST,        /* session secrets lost: ring full or unreadable */
 	WEFT_STAT_MAX,
 };
 
@@ -144,6 +146,28 @@ struct weft_hello_rec {
 	/* __u8 data[len] follows */
 };
 
+#define WEFT_KEYLOG_LABEL_MAX 32
+#define WEFT_KEYLOG_RANDOM_MAX 32
+#define WEFT_KEYLOG_SECRET_MAX 64
+
+/* One session secret as the library's key-log code got it (OpenSSL's
+ * nss_keylog_int): an NSS key-log line's label, client random (or, for
+ * the "RSA" label, the first 8 bytes of the encrypted premaster) and
+ * secret. */
+struct weft_keylog_rec {
+	__u32 type;       /* WEFT_REC_KEYLOG */
+	__u32 pid;
+	__u64 ssl;        /* library connection object */
+	__u64 cookie;     /* socket cookie, 0 when not known yet */
+	__u8 lib;         /* enum weft_lib */
+	__u8 random_len;  /* valid bytes in random[] */
+	__u8 secret_len;  /* valid bytes in secret[] */
+	__u8 _pad0[5];
+	char label[WEFT_KEYLOG_LABEL_MAX]; /* NUL-terminated when shorter */
+	__u8 random[WEFT_KEYLOG_RANDOM_MAX];
+	__u8 secret[WEFT_KEYLOG_SECRET_MAX];
+};
+
 struct weft_file_rec {
 	__u32 type;   /* WEFT_REC_EXEC or WEFT_REC_MMAP */
 	__u32 pid;
@@ -169,6 +193,7 @@ _Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
 _Static_assert(sizeof(struct weft_call_rec) == 168, "weft_call_rec layout");
 _Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");
 _Static_assert(sizeof(struct weft_hello_rec) == 40, "weft_hello_rec layout");
+_Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");
 _Static_assert(sizeof(struct weft_exit_rec) == 16, "weft_exit_rec layout");
 #endif
 

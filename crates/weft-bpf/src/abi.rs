@@ -17,6 +17,7 @@ pub const REC_EXEC: u32 = 3;
 pub const REC_MMAP: u32 = 4;
 pub const REC_EXIT: u32 = 5;
 pub const REC_HELLO: u32 = 6;
+pub const REC_KEYLOG: u32 = 7;
 
 pub const OP_WRITE: u8 = 1;
 pub const OP_READ: u8 = 2;
@@ -57,9 +58,11 @@ pub const FILE_SIZE: usize = 24;
 pub const EXIT_SIZE: usize = 16;
 /// sizeof(struct weft_hello_rec), the header before the handshake bytes.
 pub const HELLO_HDR_SIZE: usize = 40;
+/// sizeof(struct weft_keylog_rec)
+pub const KEYLOG_SIZE: usize = 160;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 13] = [
+pub const STAT_NAMES: [&str; 14] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -73,6 +76,7 @@ pub const STAT_NAMES: [&str; 13] = [
     "state_full",
     "nested",
     "hello_lost",
+    "keylog_lost",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -154,6 +158,17 @@ pub enum Record<'a> {
         op: u8,
         lib: u8,
         bytes: &'a [u8],
+    },
+    /// One session secret (`--keylog`): an NSS key-log line's parts.
+    Keylog {
+        pid: u32,
+        ssl: u64,
+        cookie: u64,
+        lib: u8,
+        /// Up to the first NUL.
+        label: &'a [u8],
+        random: &'a [u8],
+        secret: &'a [u8],
     },
 }
 
@@ -344,6 +359,26 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 bytes: &b[HELLO_HDR_SIZE..end],
             })
         }
+        REC_KEYLOG => {
+            need(ty, b, KEYLOG_SIZE)?;
+            let pid = c.u32();
+            let ssl = c.u64();
+            let cookie = c.u64();
+            let lib = c.u8();
+            let random_len = usize::from(c.u8()).min(32);
+            let secret_len = usize::from(c.u8()).min(64);
+            let label = &b[32..64];
+            let label = &label[..label.iter().position(|x| *x == 0).unwrap_or(label.len())];
+            Ok(Record::Keylog {
+                pid,
+                ssl,
+                cookie,
+                lib,
+                label,
+                random: &b[64..64 + random_len],
+                secret: &b[96..96 + secret_len],
+            })
+        }
         other => Err(AbiError::UnknownType(other)),
     }
 }
@@ -461,6 +496,37 @@ mod tests {
         // A length past the record's end is an error, not a panic.
         b.truncate(HELLO_HDR_SIZE + 2);
         assert!(parse(&b).is_err());
+    }
+
+    #[test]
+    fn keylog_record_is_decoded_and_bounded() {
+        let mut b = vec![0u8; KEYLOG_SIZE];
+        b[..4].copy_from_slice(&REC_KEYLOG.to_ne_bytes());
+        b[4..8].copy_from_slice(&9u32.to_ne_bytes());
+        b[16..24].copy_from_slice(&5u64.to_ne_bytes());
+        b[24] = 1;
+        b[25] = 32;
+        b[26] = 200; // more than fits: clamped to 64
+        b[32..45].copy_from_slice(b"CLIENT_RANDOM");
+        b[64] = 0xaa;
+        b[96] = 0xbb;
+        match parse(&b).expect("valid") {
+            Record::Keylog {
+                pid,
+                cookie,
+                label,
+                random,
+                secret,
+                ..
+            } => {
+                assert_eq!((pid, cookie), (9, 5));
+                assert_eq!(label, b"CLIENT_RANDOM");
+                assert_eq!((random.len(), random[0]), (32, 0xaa));
+                assert_eq!((secret.len(), secret[0]), (64, 0xbb));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&b[..KEYLOG_SIZE - 1]).is_err());
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct SensorConfig {
     pub comms: Vec<String>,
     /// Benchmark floor: attach every hook with programs that return at once.
     pub floor: bool,
+    /// Attach the session-secret hooks (`--keylog`).
+    pub keylog: bool,
 }
 
 impl Default for SensorConfig {
@@ -67,6 +69,7 @@ impl Default for SensorConfig {
             tree_pids: Vec::new(),
             comms: Vec::new(),
             floor: false,
+            keylog: false,
         }
     }
 }
@@ -97,6 +100,8 @@ pub enum Hook {
     NsprRead,
     /// NSPR `PR_Recv`: like `NsprRead`, but a `PR_MSG_PEEK` is not a read.
     NsprRecv,
+    /// OpenSSL's `nss_keylog_int`: every session secret (`--keylog` only).
+    Keylog,
 }
 
 /// The hook for `symbol` of library `lib` (an `abi::LIB_*` id), if any.
@@ -120,6 +125,7 @@ pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
         (LIB_NSS, "PR_Write" | "PR_Send") => Hook::NsprWrite,
         (LIB_NSS, "PR_Read") => Hook::NsprRead,
         (LIB_NSS, "PR_Recv") => Hook::NsprRecv,
+        (LIB_OPENSSL, "nss_keylog_int") => Hook::Keylog,
         _ => return None,
     })
 }
@@ -166,6 +172,7 @@ pub struct Sensor {
     _links: Vec<Link>,
     pub(crate) uprobes: HashMap<PathBuf, Vec<Link>>,
     pub(crate) uprobe_count: usize,
+    keylog: bool,
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -354,6 +361,7 @@ impl Sensor {
             _links: links,
             uprobes: HashMap::new(),
             uprobe_count: 0,
+            keylog: cfg.keylog,
         };
         sensor.seed_existing_connections()?;
         Ok(sensor)
@@ -394,6 +402,7 @@ impl Sensor {
         let hooks: Vec<(&ProbePoint, Hook)> = points
             .iter()
             .filter_map(|p| hook_for(lib, &p.symbol).map(|h| (p, h)))
+            .filter(|(_, h)| *h != Hook::Keylog || self.keylog)
             .collect();
         let has = |h: Hook| hooks.iter().any(|(_, x)| *x == h);
         let data_hooks = |w: Hook, r: Hook| has(w) && has(r);
@@ -412,7 +421,7 @@ impl Sensor {
                 Some((_, offs)) => offs.push(off),
                 None => groups.push((key, vec![off])),
             };
-            if *hook != Hook::Free {
+            if !matches!(hook, Hook::Free | Hook::Keylog) {
                 push(None);
             }
             push(Some(*hook));
@@ -434,6 +443,7 @@ impl Sensor {
                 Some(Hook::NsprWrite) => &progs.nspr_write_enter,
                 Some(Hook::NsprRead) => &progs.nspr_read_enter,
                 Some(Hook::NsprRecv) => &progs.nspr_recv_enter,
+                Some(Hook::Keylog) => &progs.ssl_keylog_enter,
             };
             probes += offsets.len();
             links.push(attach_multi(prog, path, offsets, lib, key.is_none())?);

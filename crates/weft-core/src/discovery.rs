@@ -33,6 +33,7 @@
 mod boringssl;
 mod elf;
 pub mod go;
+pub mod keylog;
 mod maps;
 mod spec;
 
@@ -314,13 +315,43 @@ fn inspect_open(
             size,
         },
     })?;
-    let found = match (found, stripped) {
+    let mut found = match (found, stripped) {
         (None, Some(file)) => boringssl::inspect(&file, file_name, path)?,
         (found, _) => found,
     };
+    if let Some(f) = found.as_mut()
+        && f.library == TlsLibrary::OpenSsl
+        && file_name.starts_with("libssl.so")
+    {
+        add_keylog_point(f, path);
+    }
     match (found, go_file) {
         (None, Some(go_file)) => go::inspect(go_file).map_err(|e| go::discovery_error(e, path)),
         (found, _) => Ok(found),
+    }
+}
+
+/// Locate OpenSSL's key-log function (`keylog`) in a `libssl.so*` and add
+/// it as a probe point; when it cannot be verified, say so and leave it out
+/// (the library's plaintext is captured all the same).
+fn add_keylog_point(f: &mut elf::Found, path: &Path) {
+    let data = match fs::metadata(path) {
+        Ok(md) if md.len() as usize <= keylog::MAX_FILE => fs::read(path),
+        Ok(_) => return,
+        Err(e) => Err(e),
+    };
+    match data
+        .map_err(|e| e.to_string())
+        .and_then(|d| keylog::locate(&d).map_err(|e| e.to_string()))
+    {
+        Ok(offset) => f.symbols.push(SymbolOffset {
+            name: keylog::KEYLOG_SYMBOL.to_string(),
+            offset,
+        }),
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            "--keylog will not see sessions of this OpenSSL: {e}"
+        ),
     }
 }
 

@@ -91,6 +91,13 @@ pub struct Cli {
     #[arg(long)]
     pub bench_floor: bool,
 
+    /// Append the session secrets of observed TLS connections to FILE in the
+    /// NSS key-log format (SSLKEYLOGFILE, what Wireshark reads), so a packet
+    /// capture of them can be decrypted. OpenSSL only for now. The file is
+    /// created 0600 and never opened through a symbolic link.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<std::path::PathBuf>,
+
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log_level: String,

@@ -3,6 +3,7 @@
 //! thread (weft-sink), with discovery of new TLS libraries on its own thread.
 
 mod cli;
+mod keylog;
 mod metrics;
 mod reader;
 mod stats;
@@ -80,6 +81,7 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
         tree_pids: cli.tree.clone(),
         comms: cli.comm.clone(),
         floor: cli.bench_floor,
+        keylog: cli.keylog.is_some(),
     })
 }
 
@@ -174,6 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
              are not masked (HTTP events still are)"
         );
     }
+    let keylog = cli.keylog.as_deref().map(keylog::open).transpose()?;
     let mut sensor = Sensor::load(&cfg)?;
 
     // Everything already running: attach once per file.
@@ -342,6 +345,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     .context("cannot start the worker threads")?;
     let pipeline_stats = pipeline.stats();
     let reader = reader::Reader::new(cfg.payload_cap, pipeline, disc_tx, Arc::clone(&stats))?;
+    if let Some(k) = keylog {
+        reader.set_keylog(k);
+    }
     let rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();

@@ -24,6 +24,7 @@ struct Inner {
     events: Option<Pipeline>,
     discovery: Option<Sender<(u32, u64, u64)>>,
     stats: Arc<Stats>,
+    keylog: Option<crate::keylog::KeylogFile>,
 }
 
 pub struct Reader {
@@ -59,6 +60,7 @@ impl Reader {
                 events: Some(events),
                 discovery: Some(discovery),
                 stats,
+                keylog: None,
             })),
         })
     }
@@ -70,6 +72,11 @@ impl Reader {
             inner.borrow_mut().on_record(data);
             0
         }
+    }
+
+    /// Write the session secrets the kernel reports to `k` (`--keylog`).
+    pub fn set_keylog(&self, k: crate::keylog::KeylogFile) {
+        self.inner.borrow_mut().keylog = Some(k);
     }
 
     /// Hand an event of weft's own (a loss report) to the pipeline.
@@ -175,6 +182,22 @@ impl Inner {
                     self.events = None;
                 }
             }
+            Record::Keylog {
+                label,
+                random,
+                secret,
+                ..
+            } => self.on_keylog(label, random, secret),
+        }
+    }
+
+    fn on_keylog(&mut self, label: &[u8], random: &[u8], secret: &[u8]) {
+        if let Some(k) = &mut self.keylog {
+            k.write(label, random, secret);
+            self.stats.keylog_lines.store(k.lines, Ordering::Relaxed);
+            self.stats
+                .keylog_rejected
+                .store(k.rejected + k.write_errors, Ordering::Relaxed);
         }
     }
 

@@ -22,6 +22,10 @@ pub struct Stats {
     pub discovery_missed: AtomicU64,
     pub attach_failures: AtomicU64,
     pub sink_failed: AtomicBool,
+    /// `--keylog`: lines written, and secrets not written (unknown label,
+    /// write error).
+    pub keylog_lines: AtomicU64,
+    pub keylog_rejected: AtomicU64,
     /// The TLS session stage's counters (handshakes, gaps).
     pub tls: std::sync::Arc<weft_core::tls::TlsStats>,
     /// Files that got probes (for the summary), bounded.
@@ -84,7 +88,7 @@ impl Snapshot<'_> {
     pub fn losses(&self) -> Vec<LossRow> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let d = &self.decoded;
-        let rows: [(&'static str, &'static str, u64); 27] = [
+        let rows: [(&'static str, &'static str, u64); 29] = [
             (
                 "ring_full_data",
                 "ring buffer full: payload chunks",
@@ -135,6 +139,16 @@ impl Snapshot<'_> {
                 "hello_lost",
                 "ring buffer full: TLS handshake bytes",
                 self.k("hello_lost"),
+            ),
+            (
+                "keylog_lost",
+                "session secrets lost (ring full, unreadable)",
+                self.k("keylog_lost"),
+            ),
+            (
+                "keylog_rejected",
+                "session secrets not written (unknown label, write error)",
+                r(&self.stats.keylog_rejected),
             ),
             (
                 "tls_hello_gaps",
@@ -268,6 +282,12 @@ impl Snapshot<'_> {
             r(&self.stats.tls.established),
             r(&self.stats.tls.failed)
         ));
+        if r(&self.stats.keylog_lines) > 0 {
+            s.push_str(&format!(
+                "  key log lines      {}\n",
+                r(&self.stats.keylog_lines)
+            ));
+        }
         for (title, list) in [
             ("probed files", &self.stats.probed),
             ("found but not probed", &self.stats.skipped),
