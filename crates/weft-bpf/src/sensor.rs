@@ -453,6 +453,12 @@ impl Sensor {
         Ok(probes)
     }
 
+    /// Whether `symbol` of library `lib` gets a probe from `attach_library`
+    /// (the key-log hook only with `--keylog`).
+    pub fn probes(&self, lib: u64, symbol: &str) -> bool {
+        hook_for(lib, symbol).is_some_and(|h| h != Hook::Keylog || self.keylog)
+    }
+
     /// The loaded skeleton (for sibling modules of this crate).
     pub(crate) fn skel(&self) -> &WeftSkel<'static> {
         &self.skel

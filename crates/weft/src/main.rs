@@ -118,11 +118,10 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
             let by = t
                 .pid
                 .map_or_else(|| "installed".to_string(), |p| format!("pid {p}"));
-            stats.report_probed(format!(
-                "{} ({}, {n} probe points, found via {by})",
-                t.display_path,
-                t.library.as_str()
-            ));
+            let is_go = lib == abi::LIB_GO;
+            stats.report_probed(stats::probed_line(t, n, &by, |s| {
+                is_go || sensor.probes(lib, s)
+            }));
         }
         Err(e) => {
             stats.attach_failures.fetch_add(1, Ordering::Relaxed);

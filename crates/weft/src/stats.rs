@@ -45,6 +45,29 @@ fn push_bounded(list: &Mutex<Vec<String>>, line: String) {
     }
 }
 
+/// `path (library: functions; N probe points, found via pid P|installed)`:
+/// one line of the summary's probed files. `probed` tells which of the
+/// target's functions got a probe.
+pub fn probed_line(
+    t: &weft_core::discovery::ProbeTarget,
+    points: usize,
+    by: &str,
+    probed: impl Fn(&str) -> bool,
+) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for s in &t.symbols {
+        if probed(&s.name) && !names.contains(&s.name.as_str()) {
+            names.push(&s.name);
+        }
+    }
+    format!(
+        "{} ({}: {}; {points} probe points, found via {by})",
+        t.display_path,
+        t.library.as_str(),
+        names.join(" ")
+    )
+}
+
 impl Stats {
     pub fn report_probed(&self, line: String) {
         push_bounded(&self.probed, line);
