@@ -629,6 +629,78 @@ fail:
 	return 0;
 }
 
+/*
+ * SSL_get0_alpn_selected(ssl, const unsigned char **data, unsigned int *len):
+ * applications (curl, nginx) ask which ALPN protocol was chosen; in TLS 1.3
+ * only the library knows it. Entry keeps the out-parameters per thread, the
+ * (sleepable) return reads them.
+ */
+struct alpn_call {
+	__u64 ssl;
+	__u64 data_pp;
+	__u64 len_p;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct alpn_call);
+} alpn_calls SEC(".maps");
+
+SEC("uprobe.multi")
+int BPF_UPROBE(ssl_alpn_enter, void *ssl, void *data_pp, void *len_p)
+{
+	FLOOR();
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!selected(id >> 32))
+		return 0;
+	struct alpn_call c = { .ssl = (__u64)ssl, .data_pp = (__u64)data_pp, .len_p = (__u64)len_p };
+	bpf_map_update_elem(&alpn_calls, &id, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe.multi.s")
+int ssl_alpn_ret(struct pt_regs *ctx)
+{
+	FLOOR();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct alpn_call *cp = bpf_map_lookup_elem(&alpn_calls, &id);
+	if (!cp)
+		return 0;
+	struct alpn_call c = *cp;
+	bpf_map_delete_elem(&alpn_calls, &id);
+	__u64 data = 0;
+	__u32 len = 0;
+	if (bpf_copy_from_user(&data, sizeof(data), (const void *)c.data_pp) ||
+	    bpf_copy_from_user(&len, sizeof(len), (const void *)c.len_p) || !data || !len)
+		return 0;
+	struct ssl_key key = { .ssl = c.ssl, .tgid = id >> 32 };
+	struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (!s || !s->cookie)
+		return 0;
+	__u64 cookie = s->cookie;
+	struct weft_alpn_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_RING_FULL_OTHER, 1);
+		return 0;
+	}
+	__u32 n = len > WEFT_ALPN_MAX ? WEFT_ALPN_MAX : len;
+	if (bpf_copy_from_user(r->proto, n, (const void *)data)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	r->type = WEFT_REC_ALPN;
+	r->pid = id >> 32;
+	r->ssl = c.ssl;
+	r->cookie = cookie;
+	r->lib = bpf_get_attach_cookie(ctx);
+	r->len = n;
+	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
 /* ---- payload copy ---- */
 
 /*

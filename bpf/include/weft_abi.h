@@ -29,6 +29,7 @@ enum weft_rec_type {
 	WEFT_REC_EXIT = 5,   /* struct weft_exit_rec: a process exited */
 	WEFT_REC_HELLO = 6,  /* struct weft_hello_rec + bytes: TLS handshake bytes */
 	WEFT_REC_KEYLOG = 7, /* struct weft_keylog_rec: one session secret (--keylog) */
+	WEFT_REC_ALPN = 8,   /* struct weft_alpn_rec: the ALPN protocol the library chose */
 };
 
 /* What the library call did. */
@@ -168,6 +169,21 @@ struct weft_keylog_rec {
 	__u8 secret[WEFT_KEYLOG_SECRET_MAX];
 };
 
+#define WEFT_ALPN_MAX 32
+
+/* What SSL_get0_alpn_selected returned to the application: the chosen ALPN
+ * protocol, which TLS 1.3 sends encrypted (EncryptedExtensions). */
+struct weft_alpn_rec {
+	__u32 type;   /* WEFT_REC_ALPN */
+	__u32 pid;
+	__u64 ssl;
+	__u64 cookie; /* socket cookie, 0 when not known */
+	__u8 lib;
+	__u8 len;     /* bytes in proto[] (longer names are cut) */
+	__u8 _pad0[6];
+	__u8 proto[WEFT_ALPN_MAX];
+};
+
 struct weft_file_rec {
 	__u32 type;   /* WEFT_REC_EXEC or WEFT_REC_MMAP */
 	__u32 pid;
@@ -194,6 +210,7 @@ _Static_assert(sizeof(struct weft_call_rec) == 168, "weft_call_rec layout");
 _Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");
 _Static_assert(sizeof(struct weft_hello_rec) == 40, "weft_hello_rec layout");
 _Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");
+_Static_assert(sizeof(struct weft_alpn_rec) == 64, "weft_alpn_rec layout");
 _Static_assert(sizeof(struct weft_exit_rec) == 16, "weft_exit_rec layout");
 #endif
 

@@ -18,6 +18,7 @@ pub const REC_MMAP: u32 = 4;
 pub const REC_EXIT: u32 = 5;
 pub const REC_HELLO: u32 = 6;
 pub const REC_KEYLOG: u32 = 7;
+pub const REC_ALPN: u32 = 8;
 
 pub const OP_WRITE: u8 = 1;
 pub const OP_READ: u8 = 2;
@@ -60,6 +61,8 @@ pub const EXIT_SIZE: usize = 16;
 pub const HELLO_HDR_SIZE: usize = 40;
 /// sizeof(struct weft_keylog_rec)
 pub const KEYLOG_SIZE: usize = 160;
+/// sizeof(struct weft_alpn_rec)
+pub const ALPN_SIZE: usize = 64;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
 pub const STAT_NAMES: [&str; 14] = [
@@ -158,6 +161,14 @@ pub enum Record<'a> {
         op: u8,
         lib: u8,
         bytes: &'a [u8],
+    },
+    /// The ALPN protocol a library told the application it chose.
+    Alpn {
+        pid: u32,
+        ssl: u64,
+        cookie: u64,
+        lib: u8,
+        proto: &'a [u8],
     },
     /// One session secret (`--keylog`): an NSS key-log line's parts.
     Keylog {
@@ -359,6 +370,21 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 bytes: &b[HELLO_HDR_SIZE..end],
             })
         }
+        REC_ALPN => {
+            need(ty, b, ALPN_SIZE)?;
+            let pid = c.u32();
+            let ssl = c.u64();
+            let cookie = c.u64();
+            let lib = c.u8();
+            let len = usize::from(c.u8()).min(32);
+            Ok(Record::Alpn {
+                pid,
+                ssl,
+                cookie,
+                lib,
+                proto: &b[32..32 + len],
+            })
+        }
         REC_KEYLOG => {
             need(ty, b, KEYLOG_SIZE)?;
             let pid = c.u32();
@@ -496,6 +522,26 @@ mod tests {
         // A length past the record's end is an error, not a panic.
         b.truncate(HELLO_HDR_SIZE + 2);
         assert!(parse(&b).is_err());
+    }
+
+    #[test]
+    fn alpn_record_is_decoded_and_bounded() {
+        let mut b = vec![0u8; ALPN_SIZE];
+        b[..4].copy_from_slice(&REC_ALPN.to_ne_bytes());
+        b[16..24].copy_from_slice(&7u64.to_ne_bytes());
+        b[25] = 2;
+        b[32..34].copy_from_slice(b"h2");
+        assert!(matches!(
+            parse(&b),
+            Ok(Record::Alpn {
+                cookie: 7,
+                proto: b"h2",
+                ..
+            })
+        ));
+        b[25] = 255; // clamped to the 32 bytes the record has
+        assert!(matches!(parse(&b), Ok(Record::Alpn { proto, .. }) if proto.len() == 32));
+        assert!(parse(&b[..ALPN_SIZE - 1]).is_err());
     }
 
     #[test]

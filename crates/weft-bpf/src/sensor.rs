@@ -102,6 +102,10 @@ pub enum Hook {
     NsprRecv,
     /// OpenSSL's `nss_keylog_int`: every session secret (`--keylog` only).
     Keylog,
+    /// `SSL_get0_alpn_selected`: the chosen ALPN protocol (entry and return).
+    AlpnSelected,
+    /// (internal) the return program of [`Hook::AlpnSelected`].
+    AlpnSelectedReturn,
 }
 
 /// The hook for `symbol` of library `lib` (an `abi::LIB_*` id), if any.
@@ -126,6 +130,7 @@ pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
         (LIB_NSS, "PR_Read") => Hook::NsprRead,
         (LIB_NSS, "PR_Recv") => Hook::NsprRecv,
         (LIB_OPENSSL, "nss_keylog_int") => Hook::Keylog,
+        (LIB_OPENSSL | LIB_BORINGSSL, "SSL_get0_alpn_selected") => Hook::AlpnSelected,
         _ => return None,
     })
 }
@@ -421,13 +426,16 @@ impl Sensor {
                 Some((_, offs)) => offs.push(off),
                 None => groups.push((key, vec![off])),
             };
-            if !matches!(hook, Hook::Free | Hook::Keylog) {
-                push(None);
+            match hook {
+                Hook::Free | Hook::Keylog => {}
+                Hook::AlpnSelected => push(Some(Hook::AlpnSelectedReturn)),
+                _ => push(None),
             }
             push(Some(*hook));
         }
         // Returns first: by the time an entry fires, its return is watched.
-        groups.sort_by_key(|(k, _)| k.is_some());
+        let is_return = |k: &Option<Hook>| matches!(k, None | Some(Hook::AlpnSelectedReturn));
+        groups.sort_by_key(|(k, _)| !is_return(k));
         let progs = &self.skel.progs;
         let mut links = Vec::new();
         let mut probes = 0;
@@ -444,9 +452,11 @@ impl Sensor {
                 Some(Hook::NsprRead) => &progs.nspr_read_enter,
                 Some(Hook::NsprRecv) => &progs.nspr_recv_enter,
                 Some(Hook::Keylog) => &progs.ssl_keylog_enter,
+                Some(Hook::AlpnSelected) => &progs.ssl_alpn_enter,
+                Some(Hook::AlpnSelectedReturn) => &progs.ssl_alpn_ret,
             };
             probes += offsets.len();
-            links.push(attach_multi(prog, path, offsets, lib, key.is_none())?);
+            links.push(attach_multi(prog, path, offsets, lib, is_return(&key))?);
         }
         self.uprobe_count += probes;
         self.uprobes.insert(path.to_path_buf(), links);

@@ -266,6 +266,9 @@ pub enum TlsWire {
         library: TlsLibrary,
         value: i64,
     },
+    /// The library told the application the chosen ALPN protocol
+    /// (`SSL_get0_alpn_selected`).
+    Alpn { cookie: u64, protocol: String },
     /// The library's connection object was freed.
     Freed {
         timestamp_ns: u64,
@@ -279,7 +282,7 @@ impl TlsWire {
     /// The connection the record is about.
     pub fn cookie(&self) -> u64 {
         match self {
-            TlsWire::Hello { cookie, .. } => *cookie,
+            TlsWire::Hello { cookie, .. } | TlsWire::Alpn { cookie, .. } => *cookie,
             TlsWire::HandshakeReturn { flow, .. } | TlsWire::Freed { flow, .. } => flow.cookie,
         }
     }

@@ -261,15 +261,35 @@ impl<P: Processor> TlsSessions<P> {
                 };
                 c.last_active = Instant::now();
                 c.ctx = Some((process, flow, library));
+                let mut hold = false;
                 if c.seen_hello() {
                     match handshake_result(library, value) {
-                        Some(true) => c.decide(timestamp_ns, None),
+                        Some(true) => {
+                            c.decide(timestamp_ns, None);
+                            // Applications ask for the chosen ALPN right
+                            // after: the event waits for it (or for the
+                            // next event on the connection, or a tick).
+                            hold = true;
+                        }
                         Some(false) => c.decide(
                             timestamp_ns,
                             Some(format!("handshake function returned {value}")),
                         ),
                         None => {}
                     }
+                }
+                if !hold && let Some(ev) = c.take_event(&stats) {
+                    emit(ev);
+                }
+            }
+            TlsWire::Alpn { cookie, protocol } => {
+                let Some(c) = self.conns.get_mut(&cookie) else {
+                    return;
+                };
+                if c.session.next_protocol.as_deref() != Some(protocol.as_str()) {
+                    let mut s = (*c.session).clone();
+                    s.next_protocol = Some(protocol);
+                    c.session = Arc::new(s);
                 }
                 if let Some(ev) = c.take_event(&stats) {
                     emit(ev);
@@ -346,6 +366,12 @@ impl<P: Processor> Processor for TlsSessions<P> {
     }
 
     fn tick(&mut self, now: Instant, emit: &mut dyn FnMut(Event)) {
+        // Handshake events held for the chosen ALPN go out now.
+        for c in self.conns.values_mut() {
+            if let Some(ev) = c.take_event(&self.stats) {
+                emit(ev);
+            }
+        }
         self.conns
             .retain(|_, c| now.duration_since(c.last_active) < IDLE);
         let conns = &self.conns;
@@ -353,6 +379,11 @@ impl<P: Processor> Processor for TlsSessions<P> {
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Event)) {
+        for c in self.conns.values_mut() {
+            if let Some(ev) = c.take_event(&self.stats) {
+                emit(ev);
+            }
+        }
         let conns = &self.conns;
         self.inner.finish(&mut |e| emit(stamp(conns, e)));
     }
@@ -495,6 +526,37 @@ mod tests {
         ]);
         assert_eq!(stats.hello_gaps.load(Ordering::Relaxed), 1);
         assert!(matches!(&out[..], [Event::TlsData(d)] if d.tls.is_none()));
+    }
+
+    #[test]
+    fn alpn_from_the_library_joins_the_held_handshake_event() {
+        let (out, _) = run(vec![
+            hello(Direction::Write, 0, 1_000, C2S),
+            hello(Direction::Read, 0, 3_000, S2C),
+            Event::TlsWire(TlsWire::HandshakeReturn {
+                timestamp_ns: 5_000,
+                process: proc_info(),
+                flow: flow(),
+                library: TlsLibrary::OpenSsl,
+                value: 1,
+            }),
+            Event::TlsWire(TlsWire::Alpn {
+                cookie: 42,
+                protocol: "h2".into(),
+            }),
+            data(9_000),
+        ]);
+        let Event::TlsHandshake(h) = &out[0] else {
+            panic!("handshake event first: {out:?}")
+        };
+        assert_eq!(h.session.next_protocol.as_deref(), Some("h2"));
+        let Event::TlsData(d) = &out[1] else {
+            panic!("data second")
+        };
+        assert_eq!(
+            d.tls.as_ref().and_then(|s| s.next_protocol.as_deref()),
+            Some("h2")
+        );
     }
 
     #[test]

@@ -182,6 +182,17 @@ impl Inner {
                     self.events = None;
                 }
             }
+            Record::Alpn { cookie, proto, .. } => {
+                let ev = Event::TlsWire(TlsWire::Alpn {
+                    cookie,
+                    protocol: String::from_utf8_lossy(proto).into_owned(),
+                });
+                if let Some(p) = &self.events
+                    && !p.send(ev)
+                {
+                    self.events = None;
+                }
+            }
             Record::Keylog {
                 label,
                 random,
