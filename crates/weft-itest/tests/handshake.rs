@@ -291,3 +291,76 @@ fn gnutls_cli_handshake_facts() -> TestResult {
     );
     Ok(())
 }
+
+/// nginx location that answers with what nginx negotiated on the connection.
+const TLSINFO: &str = r#"location /tlsinfo {
+            default_type text/plain;
+            return 200 "$ssl_protocol|$ssl_cipher\n";
+        }"#;
+
+/// OpenSSL's names for TLS 1.2 suites nginx may pick, to IANA names.
+fn nginx_cipher_iana(name: &str) -> String {
+    cipher_iana(name).to_string()
+}
+
+/// The wolfSSL C client (wolfSSL_connect is the handshake hook): what nginx
+/// says it negotiated with it equals weft's handshake event for the client.
+#[test]
+fn wolfssl_client_handshake_facts() -> TestResult {
+    let dir = TempDir::new("wolfssl-hs");
+    let bin = dir.path().join("wolfssl_client");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/wolfssl_client.c");
+    let st = Command::new("gcc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .arg("-lwolfssl")
+        .status()?;
+    assert!(
+        st.success(),
+        "cannot build the wolfSSL client (libwolfssl-dev installed?)"
+    );
+    let nginx = Nginx::start_with(None, TLSINFO)?;
+    let weft = Weft::start(&[])?;
+    let (pid, out) = run_client(
+        Command::new(&bin)
+            .arg(nginx.port.to_string())
+            .arg("/tlsinfo"),
+        CLIENT_TIMEOUT,
+    )?;
+    let text = String::from_utf8_lossy(&out).to_string();
+    // The body is the last line: "TLSv1.3|TLS_AES_256_GCM_SHA384".
+    let info = text
+        .lines()
+        .rev()
+        .find(|l| l.contains('|'))
+        .ok_or_else(|| format!("no TLS info from nginx:\n{text}"))?;
+    let (proto, cipher) = info.split_once('|').ok_or("bad TLS info")?;
+    let version = proto.trim_start_matches("TLSv");
+    let pid64 = u64::from(pid);
+    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(pid64)
+            && field_str(e, "event.action") == Some("tls-handshake")
+    });
+    let run = weft.stop()?;
+    assert!(
+        seen,
+        "no handshake event of the wolfSSL client:\n{}",
+        run.stderr
+    );
+    let hs = handshakes(&run.events, pid);
+    assert_eq!(hs.len(), 1, "{hs:#?}");
+    let h = hs[0];
+    assert_eq!(field_str(h, "weft.tls.library"), Some("wolfssl"));
+    assert_eq!(field_str(h, "event.outcome"), Some("success"));
+    assert_eq!(field_str(h, "tls.version"), Some(version));
+    assert_eq!(
+        field_str(h, "tls.cipher"),
+        Some(nginx_cipher_iana(cipher).as_str())
+    );
+    assert_eq!(
+        field_u64(h, "destination.port"),
+        Some(u64::from(nginx.port))
+    );
+    Ok(())
+}

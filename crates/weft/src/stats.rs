@@ -56,8 +56,10 @@ pub fn probed_line(
 ) -> String {
     let mut names: Vec<&str> = Vec::new();
     for s in &t.symbols {
-        if probed(&s.name) && !names.contains(&s.name.as_str()) {
-            names.push(&s.name);
+        // Go's RET points are `function+0xoffset`: name the function once.
+        let name = s.name.split_once('+').map_or(s.name.as_str(), |(f, _)| f);
+        if probed(&s.name) && !names.contains(&name) {
+            names.push(name);
         }
     }
     format!(
