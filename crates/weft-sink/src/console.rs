@@ -802,6 +802,52 @@ mod tests {
         line_with(d, ConsoleOptions::default().clock(Clock::Utc))
     }
 
+    #[test]
+    fn handshake_lines_say_version_or_failure_and_escape_the_sni() {
+        let d = sample();
+        let mut s = weft_core::event::TlsSession {
+            version: Some("1.3".into()),
+            cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+            server_name: Some("evil\u{1b}[2J.example".into()),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            established: Some(true),
+            handshake_ns: Some(3_000_000),
+            ..Default::default()
+        };
+        let mut hs = weft_core::event::TlsHandshake {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            flow: d.flow,
+            library: d.library,
+            session: Arc::new(s.clone()),
+        };
+        let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
+        sink.write(&Event::TlsHandshake(hs.clone())).expect("write");
+        s.established = Some(false);
+        s.failure = Some("alert unknown_ca sent".into());
+        s.next_protocol = Some("h2".into());
+        hs.session = Arc::new(s);
+        sink.write(&Event::TlsHandshake(hs)).expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("curl[1234] TLS 1.3 TLS_AES_256_GCM_SHA384 sni=evil")
+                && lines[0].contains(
+                    "alpn offered=h2,http/1.1 10.0.0.5:51234 -> 93.184.216.34:443 openssl [3.0 ms]"
+                ),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains("TLS handshake failed (alert unknown_ca sent)")
+                && lines[1].contains(" alpn=h2 "),
+            "{}",
+            lines[1]
+        );
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
+
     /// Removes `ESC [ ... m` sequences.
     fn strip_sgr(s: &str) -> String {
         let mut out = String::new();

@@ -1056,6 +1056,94 @@ mod tests {
         assert!(line.ends_with("\\r\\n\\r\\n\"}}}\n"));
     }
 
+    fn session() -> weft_core::event::TlsSession {
+        weft_core::event::TlsSession {
+            version: Some("1.3".into()),
+            version_protocol: Some("tls"),
+            cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+            server_name: Some("bad\u{1b}[31m.example".into()),
+            next_protocol: Some("h2".into()),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            client_versions: vec!["1.3".into(), "1.2".into()],
+            client_ciphers: vec!["TLS_AES_256_GCM_SHA384".into()],
+            established: Some(true),
+            handshake_ns: Some(3_000_000),
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn session_facts_on_a_capture_event() {
+        let mut d = sample();
+        d.tls = Some(std::sync::Arc::new(session()));
+        let v = parse(&encode(&d));
+        assert_eq!(
+            v["tls"],
+            serde_json::json!({
+                "version": "1.3", "version_protocol": "tls",
+                "cipher": "TLS_AES_256_GCM_SHA384", "next_protocol": "h2",
+                "established": true,
+                "client": {"server_name": "bad\u{1b}[31m.example"}
+            })
+        );
+        assert_eq!(
+            v["weft"]["tls"]["alpn_offered"],
+            serde_json::json!(["h2", "http/1.1"])
+        );
+        assert_eq!(v["weft"]["tls"]["handshake_duration"], 3_000_000);
+        assert_eq!(v["weft"]["tls"]["direction"], "write");
+    }
+
+    #[test]
+    fn handshake_event_success_and_failure() {
+        let d = sample();
+        let mut s = session();
+        let mut ev = weft_core::event::TlsHandshake {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            flow: d.flow,
+            library: d.library,
+            session: std::sync::Arc::new(s.clone()),
+        };
+        let mut sink = JsonSink::new(Vec::new());
+        sink.write(&Event::TlsHandshake(ev.clone())).expect("write");
+        s.established = Some(false);
+        s.failure = Some("alert unknown_ca sent".into());
+        ev.session = std::sync::Arc::new(s);
+        sink.write(&Event::TlsHandshake(ev)).expect("write");
+        // The session stage's input never reaches the output.
+        sink.write(&Event::TlsWire(weft_core::event::TlsWire::Alpn {
+            cookie: 1,
+            protocol: "h2".into(),
+        }))
+        .expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("valid JSON"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let (ok, bad) = (&lines[0], &lines[1]);
+        assert_eq!(ok["event"]["action"], "tls-handshake");
+        assert_eq!(ok["event"]["outcome"], "success");
+        assert_eq!(ok["event"]["duration"], 3_000_000);
+        assert_eq!(ok["tls"]["established"], true);
+        assert_eq!(
+            ok["tls"]["client"]["supported_ciphers"],
+            serde_json::json!(["TLS_AES_256_GCM_SHA384"])
+        );
+        assert_eq!(
+            ok["weft"]["tls"]["client_versions"],
+            serde_json::json!(["1.3", "1.2"])
+        );
+        assert_eq!(ok["destination"]["port"], 443);
+        assert_eq!(bad["event"]["outcome"], "failure");
+        assert_eq!(bad["tls"]["established"], false);
+        assert_eq!(bad["weft"]["tls"]["failure"], "alert unknown_ca sent");
+        // The untrusted SNI is escaped in the raw line.
+        assert!(!text.contains('\u{1b}'));
+    }
+
     #[test]
     fn read_direction_and_server_role() {
         let mut d = sample();
