@@ -9,6 +9,7 @@ Examples:
   sudo weft --pid 1234 --comm curl   only process 1234 and processes named curl
   sudo weft --tree 4321              process 4321 and everything it starts
   sudo weft --payload-cap 4M --json  keep up to 4 MiB of each call
+  sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
 
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
