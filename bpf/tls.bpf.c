@@ -13,7 +13,20 @@
  *  - uretprobe.s (sleepable) on return: copy exactly the bytes the call
  *    moved, in chunks of at most WEFT_CHUNK_MAX, with bpf_copy_from_user
  *    (which can fault pages in), then close the call with a call record.
- *  - uprobe SSL_free: forget the (tgid, SSL*) socket cache entry.
+ *  - uprobe SSL_free: forget the (tgid, SSL*) socket cache entry, and tell
+ *    user space the connection's TLS object is gone (a handshake that never
+ *    finished has failed).
+ *  - tracepoint syscalls sys_exit_{same eight}: the handshake's cleartext.
+ *    While a thread is inside a TLS call, the first WEFT_HELLO_MAX bytes it
+ *    sends and receives on each connection (ClientHello, ServerHello,
+ *    plaintext alerts) are copied once per connection (`hellos`, keyed by
+ *    socket cookie) into hello records; user space parses them
+ *    (docs/adr/0003-tls-handshake-facts.md). The sys_enter program arms the
+ *    copy (buffer, iovec or msghdr), the sys_exit program copies exactly the
+ *    bytes the syscall moved. A connection whose first byte is not a TLS
+ *    handshake record (weft started mid-connection) is marked done at once.
+ *  - handshake functions (SSL_do_handshake, gnutls_handshake, ...) emit a
+ *    call record with their return value, so user space sees success.
  *
  * A call that does no socket I/O itself (data served from the library's
  * buffer, or memory BIOs as in node) takes its socket from a cache keyed by
@@ -46,8 +59,40 @@ struct call_state {
 	__u8 lib;
 	__u8 has_sock;
 	__u8 not_inet;
-	__u8 _pad[7];
+	__u8 hs_kind;  /* HS_* : a syscall armed for a handshake-byte copy */
+	__u8 hs_op;    /* WEFT_OP_WRITE / WEFT_OP_READ */
+	__u8 _pad[5];
+	__u64 hs_ptr;  /* the syscall's buffer, iovec array or msghdr */
+	__u64 hs_cnt;  /* iovec count (HS_IOV) */
 	struct weft_sock sock;
+};
+
+#define HS_NONE 0
+#define HS_BUF 1 /* write/read/sendto/recvfrom: (fd, buf, len) */
+#define HS_IOV 2 /* writev/readv: (fd, iov, iovcnt) */
+#define HS_MSG 3 /* sendmsg/recvmsg: (fd, msghdr, flags) */
+#define HS_IOV_MAX 4
+
+/* Per connection and direction: handshake bytes already sent to user
+ * space, and whether this direction is finished. */
+struct hello_state {
+	__u32 sent[2];
+	__u8 done[2];
+	__u8 _pad[6];
+};
+
+/* socket cookie -> hello_state. LRU: a forgotten entry only means a
+ * connection's handshake bytes could be copied again, never wrong data. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct hello_state);
+} hellos SEC(".maps");
+
+struct hello_rec_full {
+	struct weft_hello_rec h;
+	__u8 data[WEFT_HELLO_MAX];
 };
 
 struct ssl_key {
@@ -141,7 +186,33 @@ static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 	return FD_INET;
 }
 
-static __always_inline int on_sock_syscall(__u64 fd, bool is_write)
+/* The thread is inside a TLS call doing I/O on its socket: arm a copy of
+ * the handshake bytes at the syscall's exit, when this direction of the
+ * connection still wants some. */
+static __always_inline void hello_arm(struct call_state *st, bool is_write, __u8 kind,
+				      __u64 ptr, __u64 cnt)
+{
+	__u64 cookie = st->sock.cookie;
+	if (!cookie || !ptr)
+		return;
+	struct hello_state *h = bpf_map_lookup_elem(&hellos, &cookie);
+	if (!h) {
+		struct hello_state z = {};
+		bpf_map_update_elem(&hellos, &cookie, &z, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&hellos, &cookie);
+		if (!h)
+			return;
+	}
+	if (is_write ? h->done[0] : h->done[1])
+		return;
+	st->hs_kind = kind;
+	st->hs_op = is_write ? WEFT_OP_WRITE : WEFT_OP_READ;
+	st->hs_ptr = ptr;
+	st->hs_cnt = cnt;
+}
+
+static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind, __u64 ptr,
+					   __u64 cnt)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
@@ -159,37 +230,169 @@ static __always_inline int on_sock_syscall(__u64 fd, bool is_write)
 			bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
 		return 0;
 	}
-	if (st->has_sock && st->sock.fd == fd)
+	st->hs_kind = HS_NONE;
+	if (!(st->has_sock && st->sock.fd == fd)) {
+		struct weft_sock s = {};
+		int kind = resolve_fd(fd, &s);
+		if (kind == FD_INET) {
+			st->sock = s;
+			st->has_sock = 1;
+		} else {
+			if (kind == FD_OTHER)
+				st->not_inet = 1;
+			return 0;
+		}
+	}
+	hello_arm(st, is_write, hs_kind, ptr, cnt);
+	return 0;
+}
+
+#define SOCK_SYSCALL(name, is_write, hs_kind)                                      \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
+	{                                                                          \
+		FLOOR();                                                           \
+		return on_sock_syscall(ctx->args[0], is_write, hs_kind, ctx->args[1], \
+				       ctx->args[2]);                              \
+	}
+
+SOCK_SYSCALL(write, true, HS_BUF)
+SOCK_SYSCALL(writev, true, HS_IOV)
+SOCK_SYSCALL(sendto, true, HS_BUF)
+SOCK_SYSCALL(sendmsg, true, HS_MSG)
+SOCK_SYSCALL(read, false, HS_BUF)
+SOCK_SYSCALL(readv, false, HS_IOV)
+SOCK_SYSCALL(recvfrom, false, HS_BUF)
+SOCK_SYSCALL(recvmsg, false, HS_MSG)
+
+/* Copy `n` bytes at user address `src` as this connection's next handshake
+ * bytes in direction `d` (0 sent, 1 received). Returns the bytes taken, 0
+ * when the direction is finished. */
+static __always_inline __u32 hello_copy(struct call_state *st, struct hello_state *h, __u32 d,
+					__u64 src, __u64 n)
+{
+	__u32 sent = d ? h->sent[1] : h->sent[0];
+	if ((d ? h->done[1] : h->done[0]) || sent >= WEFT_HELLO_MAX || !n)
 		return 0;
-	struct weft_sock s = {};
-	int kind = resolve_fd(fd, &s);
-	if (kind == FD_INET) {
-		st->sock = s;
-		st->has_sock = 1;
-	} else if (kind == FD_OTHER) {
-		st->not_inet = 1;
+	__u32 room = WEFT_HELLO_MAX - sent;
+	__u32 len = n > room ? room : (__u32)n;
+	if (len > WEFT_HELLO_MAX)
+		len = WEFT_HELLO_MAX;
+	if (len == 0)
+		return 0;
+	struct hello_rec_full *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		/* A hole would make the rest unparsable: stop this direction. */
+		if (d)
+			h->done[1] = 1;
+		else
+			h->done[0] = 1;
+		stat_add(WEFT_STAT_HELLO_LOST, 1);
+		return 0;
+	}
+	if (bpf_probe_read_user(r->data, len, (const void *)src) ||
+	    (sent == 0 && r->data[0] != 0x16 && r->data[0] != 0x15)) {
+		/* Unreadable, or not the start of a TLS handshake or an alert
+		 * (weft joined a connection already running): nothing to parse. */
+		bpf_ringbuf_discard(r, 0);
+		if (d)
+			h->done[1] = 1;
+		else
+			h->done[0] = 1;
+		return 0;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	r->h.type = WEFT_REC_HELLO;
+	r->h.len = len;
+	r->h.cookie = st->sock.cookie;
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.pid = id >> 32;
+	r->h.tid = (__u32)id;
+	r->h.offset = sent;
+	r->h.op = st->hs_op;
+	r->h.lib = st->lib;
+	r->h._pad0[0] = 0;
+	r->h._pad0[1] = 0;
+	bpf_ringbuf_submit(r, ring_wakeup());
+	if (d) {
+		h->sent[1] = sent + len;
+		if (sent + len >= WEFT_HELLO_MAX)
+			h->done[1] = 1;
+	} else {
+		h->sent[0] = sent + len;
+		if (sent + len >= WEFT_HELLO_MAX)
+			h->done[0] = 1;
+	}
+	return len;
+}
+
+struct uiov {
+	__u64 base;
+	__u64 len;
+};
+
+static __always_inline int on_sock_syscall_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
+	if (!st || st->hs_kind == HS_NONE)
+		return 0;
+	__u8 kind = st->hs_kind;
+	st->hs_kind = HS_NONE;
+	if (ret <= 0)
+		return 0;
+	__u64 cookie = st->sock.cookie;
+	struct hello_state *h = bpf_map_lookup_elem(&hellos, &cookie);
+	if (!h)
+		return 0;
+	__u32 d = st->hs_op == WEFT_OP_WRITE ? 0 : 1;
+	__u64 left = ret;
+	if (kind == HS_BUF) {
+		hello_copy(st, h, d, st->hs_ptr, left);
+		return 0;
+	}
+	__u64 iov = st->hs_ptr;
+	__u64 cnt = st->hs_cnt;
+	if (kind == HS_MSG) {
+		struct user_msghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (const void *)st->hs_ptr))
+			return 0;
+		iov = (__u64)m.msg_iov;
+		cnt = m.msg_iovlen;
+	}
+	for (int i = 0; i < HS_IOV_MAX; i++) {
+		if (i >= cnt || !left)
+			break;
+		struct uiov v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(iov + i * sizeof(v))))
+			break;
+		__u64 n = v.len < left ? v.len : left;
+		if (n && hello_copy(st, h, d, v.base, n) != n)
+			break;
+		left -= n;
 	}
 	return 0;
 }
 
-#define SOCK_SYSCALL(name, is_write)                                   \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                    \
-	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)    \
-	{                                                              \
-		FLOOR();                                               \
-		return on_sock_syscall(ctx->args[0], is_write);        \
+#define SOCK_SYSCALL_EXIT(name)                                           \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                        \
+	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)         \
+	{                                                                 \
+		FLOOR();                                                  \
+		return on_sock_syscall_exit(ctx->ret);                    \
 	}
 
-SOCK_SYSCALL(write, true)
-SOCK_SYSCALL(writev, true)
-SOCK_SYSCALL(sendto, true)
-SOCK_SYSCALL(sendmsg, true)
-SOCK_SYSCALL(read, false)
-SOCK_SYSCALL(readv, false)
-SOCK_SYSCALL(recvfrom, false)
-SOCK_SYSCALL(recvmsg, false)
+SOCK_SYSCALL_EXIT(write)
+SOCK_SYSCALL_EXIT(writev)
+SOCK_SYSCALL_EXIT(sendto)
+SOCK_SYSCALL_EXIT(sendmsg)
+SOCK_SYSCALL_EXIT(read)
+SOCK_SYSCALL_EXIT(readv)
+SOCK_SYSCALL_EXIT(recvfrom)
+SOCK_SYSCALL_EXIT(recvmsg)
 
-static __always_inline int enter_call(__u8 op, __u8 kind, __u64 ssl, __u64 buf, __u64 len_ptr)
+static __always_inline int enter_call(void *ctx, __u8 op, __u8 kind, __u64 ssl, __u64 buf,
+				      __u64 len_ptr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!selected(id >> 32))
@@ -210,6 +413,7 @@ static __always_inline int enter_call(__u8 op, __u8 kind, __u64 ssl, __u64 buf, 
 	st.start_ns = bpf_ktime_get_ns();
 	st.op = op;
 	st.kind = kind;
+	st.lib = bpf_get_attach_cookie(ctx);
 	if (bpf_map_update_elem(&calls, &id, &st, BPF_NOEXIST))
 		stat_add(WEFT_STAT_STATE_FULL, 1);
 	return 0;
@@ -219,35 +423,35 @@ SEC("uprobe.multi")
 int BPF_UPROBE(ssl_write_enter, void *ssl, const void *buf, int num)
 {
 	FLOOR();
-	return enter_call(WEFT_OP_WRITE, KIND_RET_LEN, (__u64)ssl, (__u64)buf, 0);
+	return enter_call(ctx, WEFT_OP_WRITE, KIND_RET_LEN, (__u64)ssl, (__u64)buf, 0);
 }
 
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_read_enter, void *ssl, void *buf, int num)
 {
 	FLOOR();
-	return enter_call(WEFT_OP_READ, KIND_RET_LEN, (__u64)ssl, (__u64)buf, 0);
+	return enter_call(ctx, WEFT_OP_READ, KIND_RET_LEN, (__u64)ssl, (__u64)buf, 0);
 }
 
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_write_ex_enter, void *ssl, const void *buf, size_t num, size_t *written)
 {
 	FLOOR();
-	return enter_call(WEFT_OP_WRITE, KIND_EX, (__u64)ssl, (__u64)buf, (__u64)written);
+	return enter_call(ctx, WEFT_OP_WRITE, KIND_EX, (__u64)ssl, (__u64)buf, (__u64)written);
 }
 
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_read_ex_enter, void *ssl, void *buf, size_t num, size_t *readbytes)
 {
 	FLOOR();
-	return enter_call(WEFT_OP_READ, KIND_EX, (__u64)ssl, (__u64)buf, (__u64)readbytes);
+	return enter_call(ctx, WEFT_OP_READ, KIND_EX, (__u64)ssl, (__u64)buf, (__u64)readbytes);
 }
 
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_handshake_enter, void *ssl)
 {
 	FLOOR();
-	return enter_call(WEFT_OP_HANDSHAKE, KIND_HANDSHAKE, (__u64)ssl, 0, 0);
+	return enter_call(ctx, WEFT_OP_HANDSHAKE, KIND_HANDSHAKE, (__u64)ssl, 0, 0);
 }
 
 /*
@@ -275,7 +479,7 @@ int BPF_UPROBE(nspr_write_enter, void *fd, const void *buf, int amount)
 	FLOOR();
 	if (!nspr_layered(fd))
 		return 0;
-	return enter_call(WEFT_OP_WRITE, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
+	return enter_call(ctx, WEFT_OP_WRITE, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
 }
 
 SEC("uprobe.multi")
@@ -284,7 +488,7 @@ int BPF_UPROBE(nspr_read_enter, void *fd, void *buf, int amount)
 	FLOOR();
 	if (!nspr_layered(fd))
 		return 0;
-	return enter_call(WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
+	return enter_call(ctx, WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
 }
 
 /*
@@ -301,7 +505,54 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 	FLOOR();
 	if ((flags & PR_MSG_PEEK) || !nspr_layered(fd))
 		return 0;
-	return enter_call(WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
+	return enter_call(ctx, WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
+}
+
+/* Fill and submit one call record. Returns false when the ring is full. */
+static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
+					__u64 len, __u64 captured, __u64 ssl, __u8 op,
+					const struct weft_sock *sock)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_RING_FULL_CALL, 1);
+		return false;
+	}
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	__u64 ugid = bpf_get_current_uid_gid();
+	r->type = WEFT_REC_CALL;
+	r->flags = flags;
+	r->call_id = call_id;
+	r->start_ns = start_ns;
+	r->end_ns = bpf_ktime_get_ns();
+	r->len = len;
+	r->captured = captured;
+	r->ssl = ssl;
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	r->proc_start_ns = BPF_CORE_READ(leader, start_boottime);
+	r->pid = id >> 32;
+	r->tid = (__u32)id;
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->uid = (__u32)ugid;
+	r->gid = ugid >> 32;
+	r->lib = bpf_get_attach_cookie(ctx);
+	r->op = op;
+	r->_pad0[0] = 0;
+	r->_pad0[1] = 0;
+	bpf_core_read(&r->comm, sizeof(r->comm), &leader->comm);
+	r->sock = *sock;
+	bpf_ringbuf_submit(r, ring_wakeup());
+	return true;
+}
+
+/* A call without payload (handshake result, object freed): one record. */
+static __always_inline void emit_marker(void *ctx, __u8 op, __u64 ssl, __u64 start_ns,
+					__u64 value, const struct weft_sock *sock)
+{
+	__u64 call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	call_record(ctx, call_id, 0, start_ns, value, 0, ssl, op, sock);
 }
 
 SEC("uprobe.multi")
@@ -309,7 +560,144 @@ int BPF_UPROBE(ssl_free_enter, void *ssl)
 {
 	FLOOR();
 	struct ssl_key key = { .ssl = (__u64)ssl, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (s && s->family && s->cookie) {
+		struct weft_sock copy = *s;
+		emit_marker(ctx, WEFT_OP_FREE, (__u64)ssl, bpf_ktime_get_ns(), 0, &copy);
+	}
 	bpf_map_delete_elem(&ssl_socks, &key);
+	return 0;
+}
+
+/*
+ * OpenSSL's nss_keylog_int(prefix, ssl, p1, p1_len, p2, p2_len), located
+ * and verified by crates/weft-core/src/discovery/keylog.rs; attached only
+ * with --keylog. Every session secret passes here, callback or not.
+ * Sleepable: the label lives in the library's .rodata, which may not be
+ * paged in yet (bpf_copy_from_user faults it in).
+ */
+SEC("uprobe.multi.s")
+int BPF_UPROBE(ssl_keylog_enter, const char *label, void *ssl, const __u8 *p1, __u64 p1_len,
+	       const __u8 *p2, __u64 p2_len)
+{
+	FLOOR();
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!selected(id >> 32))
+		return 0;
+	if (p1_len > WEFT_KEYLOG_RANDOM_MAX || p2_len > WEFT_KEYLOG_SECRET_MAX || !p2_len) {
+		stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+		return 0;
+	}
+	struct weft_keylog_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+		return 0;
+	}
+	__u32 n1 = p1_len;
+	__u32 n2 = p2_len;
+	if (n1 > WEFT_KEYLOG_RANDOM_MAX)
+		n1 = WEFT_KEYLOG_RANDOM_MAX;
+	if (n2 > WEFT_KEYLOG_SECRET_MAX)
+		n2 = WEFT_KEYLOG_SECRET_MAX;
+	if (bpf_copy_from_user(r->label, sizeof(r->label), label) &&
+	    bpf_probe_read_user_str(r->label, sizeof(r->label), label) < 0)
+		goto fail;
+	if (bpf_copy_from_user(r->random, n1, p1) || bpf_copy_from_user(r->secret, n2, p2))
+		goto fail;
+	r->type = WEFT_REC_KEYLOG;
+	r->pid = id >> 32;
+	r->ssl = (__u64)ssl;
+	r->cookie = 0;
+	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
+	if (st && st->has_sock) {
+		r->cookie = st->sock.cookie;
+	} else {
+		struct ssl_key key = { .ssl = (__u64)ssl, .tgid = id >> 32 };
+		struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+		if (s)
+			r->cookie = s->cookie;
+	}
+	r->lib = bpf_get_attach_cookie(ctx);
+	r->random_len = n1;
+	r->secret_len = n2;
+	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+fail:
+	bpf_ringbuf_discard(r, 0);
+	stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+	return 0;
+}
+
+/*
+ * SSL_get0_alpn_selected(ssl, const unsigned char **data, unsigned int *len):
+ * applications (curl, nginx) ask which ALPN protocol was chosen; in TLS 1.3
+ * only the library knows it. Entry keeps the out-parameters per thread, the
+ * (sleepable) return reads them.
+ */
+struct alpn_call {
+	__u64 ssl;
+	__u64 data_pp;
+	__u64 len_p;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct alpn_call);
+} alpn_calls SEC(".maps");
+
+SEC("uprobe.multi")
+int BPF_UPROBE(ssl_alpn_enter, void *ssl, void *data_pp, void *len_p)
+{
+	FLOOR();
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!selected(id >> 32))
+		return 0;
+	struct alpn_call c = { .ssl = (__u64)ssl, .data_pp = (__u64)data_pp, .len_p = (__u64)len_p };
+	bpf_map_update_elem(&alpn_calls, &id, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe.multi.s")
+int ssl_alpn_ret(struct pt_regs *ctx)
+{
+	FLOOR();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct alpn_call *cp = bpf_map_lookup_elem(&alpn_calls, &id);
+	if (!cp)
+		return 0;
+	struct alpn_call c = *cp;
+	bpf_map_delete_elem(&alpn_calls, &id);
+	__u64 data = 0;
+	__u32 len = 0;
+	if (bpf_copy_from_user(&data, sizeof(data), (const void *)c.data_pp) ||
+	    bpf_copy_from_user(&len, sizeof(len), (const void *)c.len_p) || !data || !len)
+		return 0;
+	struct ssl_key key = { .ssl = c.ssl, .tgid = id >> 32 };
+	struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (!s || !s->cookie)
+		return 0;
+	__u64 cookie = s->cookie;
+	struct weft_alpn_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_RING_FULL_OTHER, 1);
+		return 0;
+	}
+	__u32 n = len > WEFT_ALPN_MAX ? WEFT_ALPN_MAX : len;
+	if (bpf_copy_from_user(r->proto, n, (const void *)data)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	r->type = WEFT_REC_ALPN;
+	r->pid = id >> 32;
+	r->ssl = c.ssl;
+	r->cookie = cookie;
+	r->lib = bpf_get_attach_cookie(ctx);
+	r->len = n;
+	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
+	bpf_ringbuf_submit(r, 0);
 	return 0;
 }
 
@@ -399,7 +787,6 @@ static __always_inline int emit_call(void *ctx, const struct call_state *st, __u
 				     const struct weft_sock *sock, __u32 flags)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
 	struct copy_ctx c = {};
 	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
 	c.src = st->buf;
@@ -417,36 +804,8 @@ static __always_inline int emit_call(void *ctx, const struct call_state *st, __u
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 
-	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		stat_add(WEFT_STAT_RING_FULL_CALL, 1);
+	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, st->ssl, st->op, sock))
 		return 0;
-	}
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-	__u64 ugid = bpf_get_current_uid_gid();
-	r->type = WEFT_REC_CALL;
-	r->flags = flags;
-	r->call_id = c.call_id;
-	r->start_ns = st->start_ns;
-	r->end_ns = bpf_ktime_get_ns();
-	r->len = len;
-	r->captured = captured;
-	r->ssl = st->ssl;
-	r->cgroup_id = bpf_get_current_cgroup_id();
-	r->proc_start_ns = BPF_CORE_READ(leader, start_boottime);
-	r->pid = tgid;
-	r->tid = (__u32)id;
-	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	r->uid = (__u32)ugid;
-	r->gid = ugid >> 32;
-	r->lib = bpf_get_attach_cookie(ctx);
-	r->op = st->op;
-	r->_pad0[0] = 0;
-	r->_pad0[1] = 0;
-	bpf_core_read(&r->comm, sizeof(r->comm), &leader->comm);
-	r->sock = *sock;
-	bpf_ringbuf_submit(r, ring_wakeup());
 	stat_add(WEFT_STAT_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
 	return 0;
@@ -503,8 +862,14 @@ int ssl_ret(struct pt_regs *ctx)
 				__sync_fetch_and_add(&pending_count, 1);
 		}
 	}
-	if (st.kind == KIND_HANDSHAKE)
+	if (st.kind == KIND_HANDSHAKE) {
+		/* The result, for user space's handshake facts (sign-extended:
+		 * OpenSSL 1 = done, GnuTLS 0 = done, negative = error/retry). */
+		if (sock.family && sock.cookie)
+			emit_marker(ctx, WEFT_OP_HANDSHAKE, st.ssl, st.start_ns, (__u64)(__s64)(int)rc,
+				    &sock);
 		return 0;
+	}
 	if (!ok) {
 		stat_add(WEFT_STAT_FAILED_CALLS, 1);
 		return 0;

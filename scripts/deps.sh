@@ -25,7 +25,14 @@ pkgs=(
   # tests: BoringSSL statically linked and stripped (located by
   # crates/weft-core/src/discovery/boringssl.rs, offsets in data/boringssl.json)
   chromium
+  # tests: --keylog is checked by decrypting a tcpdump capture with tshark
+  tcpdump tshark
 )
+
+# tshark's package asks whether non-root users may capture: no (tests run as
+# root), and never ask interactively.
+echo "wireshark-common wireshark-common/install-setuid boolean false" |
+  debconf-set-selections 2>/dev/null || true
 
 missing=()
 for p in "${pkgs[@]}"; do

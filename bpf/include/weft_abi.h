@@ -9,11 +9,16 @@
 #ifndef WEFT_ABI_H
 #define WEFT_ABI_H
 
-#define WEFT_ABI_VERSION 1
+#define WEFT_ABI_VERSION 2
 
 /* Payload bytes carried by one data record at most. A call that moved more is
  * split into several data records that user space joins back. */
 #define WEFT_CHUNK_MAX 16384
+
+/* Handshake bytes kept per connection and direction: the first bytes a TLS
+ * library sends and receives on a socket (ClientHello, ServerHello, plaintext
+ * alerts), copied once per connection by the syscall tracepoints. */
+#define WEFT_HELLO_MAX 2048
 
 /* Record types: the first u32 of every ring-buffer record. */
 enum weft_rec_type {
@@ -22,13 +27,17 @@ enum weft_rec_type {
 	WEFT_REC_EXEC = 3,   /* struct weft_file_rec: a process exec'd a file */
 	WEFT_REC_MMAP = 4,   /* struct weft_file_rec: a new file mapped executable */
 	WEFT_REC_EXIT = 5,   /* struct weft_exit_rec: a process exited */
+	WEFT_REC_HELLO = 6,  /* struct weft_hello_rec + bytes: TLS handshake bytes */
+	WEFT_REC_KEYLOG = 7, /* struct weft_keylog_rec: one session secret (--keylog) */
+	WEFT_REC_ALPN = 8,   /* struct weft_alpn_rec: the ALPN protocol the library chose */
 };
 
 /* What the library call did. */
 enum weft_op {
 	WEFT_OP_WRITE = 1,
 	WEFT_OP_READ = 2,
-	WEFT_OP_HANDSHAKE = 3,
+	WEFT_OP_HANDSHAKE = 3, /* call record: len = the function's return value (sign-extended) */
+	WEFT_OP_FREE = 4,      /* call record: the library object was freed (len 0) */
 };
 
 /* Which TLS library; passed to the programs as the BPF attach cookie. */
@@ -69,6 +78,8 @@ enum weft_stat {
 	WEFT_STAT_FAILED_CALLS,       /* calls that returned an error (no data) */
 	WEFT_STAT_STATE_FULL,         /* per-thread call state could not be stored */
 	WEFT_STAT_NESTED,             /* nested library calls folded into the outer */
+	WEFT_STAT_HELLO_LOST,         /* handshake-byte records lost: ring buffer full */
+	WEFT_STAT_KEYLOG_LOST,        /* session secrets lost: ring full or unreadable */
 	WEFT_STAT_MAX,
 };
 
@@ -119,6 +130,60 @@ struct weft_call_rec {
 	struct weft_sock sock;
 };
 
+/* Bytes a TLS library itself wrote to or read from its socket while inside a
+ * library call, from the first byte seen on the connection, at most
+ * WEFT_HELLO_MAX per direction: the handshake's cleartext start. */
+struct weft_hello_rec {
+	__u32 type;   /* WEFT_REC_HELLO */
+	__u32 len;    /* bytes that follow the header */
+	__u64 cookie; /* socket cookie (never 0) */
+	__u64 ts_ns;  /* CLOCK_MONOTONIC of the syscall's return */
+	__u32 pid;
+	__u32 tid;
+	__u32 offset; /* of these bytes in this direction's handshake stream */
+	__u8 op;      /* WEFT_OP_WRITE (sent) or WEFT_OP_READ (received) */
+	__u8 lib;     /* enum weft_lib */
+	__u8 _pad0[2];
+	/* __u8 data[len] follows */
+};
+
+#define WEFT_KEYLOG_LABEL_MAX 32
+#define WEFT_KEYLOG_RANDOM_MAX 32
+#define WEFT_KEYLOG_SECRET_MAX 64
+
+/* One session secret as the library's key-log code got it (OpenSSL's
+ * nss_keylog_int): an NSS key-log line's label, client random (or, for
+ * the "RSA" label, the first 8 bytes of the encrypted premaster) and
+ * secret. */
+struct weft_keylog_rec {
+	__u32 type;       /* WEFT_REC_KEYLOG */
+	__u32 pid;
+	__u64 ssl;        /* library connection object */
+	__u64 cookie;     /* socket cookie, 0 when not known yet */
+	__u8 lib;         /* enum weft_lib */
+	__u8 random_len;  /* valid bytes in random[] */
+	__u8 secret_len;  /* valid bytes in secret[] */
+	__u8 _pad0[5];
+	char label[WEFT_KEYLOG_LABEL_MAX]; /* NUL-terminated when shorter */
+	__u8 random[WEFT_KEYLOG_RANDOM_MAX];
+	__u8 secret[WEFT_KEYLOG_SECRET_MAX];
+};
+
+#define WEFT_ALPN_MAX 32
+
+/* What SSL_get0_alpn_selected returned to the application: the chosen ALPN
+ * protocol, which TLS 1.3 sends encrypted (EncryptedExtensions). */
+struct weft_alpn_rec {
+	__u32 type;   /* WEFT_REC_ALPN */
+	__u32 pid;
+	__u64 ssl;
+	__u64 cookie; /* socket cookie, 0 when not known */
+	__u8 lib;
+	__u8 len;     /* bytes in proto[] (longer names are cut) */
+	__u8 _pad0[6];
+	__u8 proto[WEFT_ALPN_MAX];
+};
+
 struct weft_file_rec {
 	__u32 type;   /* WEFT_REC_EXEC or WEFT_REC_MMAP */
 	__u32 pid;
@@ -143,6 +208,9 @@ _Static_assert(sizeof(struct weft_sock) == 56, "weft_sock layout");
 _Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
 _Static_assert(sizeof(struct weft_call_rec) == 168, "weft_call_rec layout");
 _Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");
+_Static_assert(sizeof(struct weft_hello_rec) == 40, "weft_hello_rec layout");
+_Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");
+_Static_assert(sizeof(struct weft_alpn_rec) == 64, "weft_alpn_rec layout");
 _Static_assert(sizeof(struct weft_exit_rec) == 16, "weft_exit_rec layout");
 #endif
 

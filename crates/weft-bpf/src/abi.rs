@@ -9,16 +9,27 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
 pub const REC_EXEC: u32 = 3;
 pub const REC_MMAP: u32 = 4;
 pub const REC_EXIT: u32 = 5;
+pub const REC_HELLO: u32 = 6;
+pub const REC_KEYLOG: u32 = 7;
+pub const REC_ALPN: u32 = 8;
 
 pub const OP_WRITE: u8 = 1;
 pub const OP_READ: u8 = 2;
+/// A handshake function returned; `CallRec::len` is its return value,
+/// sign-extended (`len as i64`).
+pub const OP_HANDSHAKE: u8 = 3;
+/// The library object (`SSL*`) was freed.
+pub const OP_FREE: u8 = 4;
+
+/// Handshake bytes kept per connection and direction (`WEFT_HELLO_MAX`).
+pub const HELLO_MAX: usize = 2048;
 
 pub const LIB_OPENSSL: u64 = 1;
 pub const LIB_BORINGSSL: u64 = 2;
@@ -46,9 +57,15 @@ pub const CALL_SIZE: usize = 168;
 pub const FILE_SIZE: usize = 24;
 /// sizeof(struct weft_exit_rec)
 pub const EXIT_SIZE: usize = 16;
+/// sizeof(struct weft_hello_rec), the header before the handshake bytes.
+pub const HELLO_HDR_SIZE: usize = 40;
+/// sizeof(struct weft_keylog_rec)
+pub const KEYLOG_SIZE: usize = 160;
+/// sizeof(struct weft_alpn_rec)
+pub const ALPN_SIZE: usize = 64;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 12] = [
+pub const STAT_NAMES: [&str; 14] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -61,6 +78,8 @@ pub const STAT_NAMES: [&str; 12] = [
     "failed_calls",
     "state_full",
     "nested",
+    "hello_lost",
+    "keylog_lost",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -130,6 +149,37 @@ pub enum Record<'a> {
     Exit {
         pid: u32,
         start_ns: u64,
+    },
+    /// Handshake bytes a TLS library sent (`op` = [`OP_WRITE`]) or received
+    /// on a connection, at `offset` of that direction's stream.
+    Hello {
+        cookie: u64,
+        ts_ns: u64,
+        pid: u32,
+        tid: u32,
+        offset: u32,
+        op: u8,
+        lib: u8,
+        bytes: &'a [u8],
+    },
+    /// The ALPN protocol a library told the application it chose.
+    Alpn {
+        pid: u32,
+        ssl: u64,
+        cookie: u64,
+        lib: u8,
+        proto: &'a [u8],
+    },
+    /// One session secret (`--keylog`): an NSS key-log line's parts.
+    Keylog {
+        pid: u32,
+        ssl: u64,
+        cookie: u64,
+        lib: u8,
+        /// Up to the first NUL.
+        label: &'a [u8],
+        random: &'a [u8],
+        secret: &'a [u8],
     },
 }
 
@@ -297,6 +347,64 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
             let start_ns = c.u64();
             Ok(Record::Exit { pid, start_ns })
         }
+        REC_HELLO => {
+            need(ty, b, HELLO_HDR_SIZE)?;
+            let len = c.u32() as usize;
+            let cookie = c.u64();
+            let ts_ns = c.u64();
+            let pid = c.u32();
+            let tid = c.u32();
+            let offset = c.u32();
+            let op = c.u8();
+            let lib = c.u8();
+            let end = HELLO_HDR_SIZE + len.min(HELLO_MAX);
+            need(ty, b, end)?;
+            Ok(Record::Hello {
+                cookie,
+                ts_ns,
+                pid,
+                tid,
+                offset,
+                op,
+                lib,
+                bytes: &b[HELLO_HDR_SIZE..end],
+            })
+        }
+        REC_ALPN => {
+            need(ty, b, ALPN_SIZE)?;
+            let pid = c.u32();
+            let ssl = c.u64();
+            let cookie = c.u64();
+            let lib = c.u8();
+            let len = usize::from(c.u8()).min(32);
+            Ok(Record::Alpn {
+                pid,
+                ssl,
+                cookie,
+                lib,
+                proto: &b[32..32 + len],
+            })
+        }
+        REC_KEYLOG => {
+            need(ty, b, KEYLOG_SIZE)?;
+            let pid = c.u32();
+            let ssl = c.u64();
+            let cookie = c.u64();
+            let lib = c.u8();
+            let random_len = usize::from(c.u8()).min(32);
+            let secret_len = usize::from(c.u8()).min(64);
+            let label = &b[32..64];
+            let label = &label[..label.iter().position(|x| *x == 0).unwrap_or(label.len())];
+            Ok(Record::Keylog {
+                pid,
+                ssl,
+                cookie,
+                lib,
+                label,
+                random: &b[64..64 + random_len],
+                secret: &b[96..96 + secret_len],
+            })
+        }
         other => Err(AbiError::UnknownType(other)),
     }
 }
@@ -382,6 +490,89 @@ mod tests {
         };
         assert_eq!(bytes, b"hello");
         assert_eq!(tid, 9);
+    }
+
+    #[test]
+    fn hello_record_round_trip_and_bounds() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&REC_HELLO.to_ne_bytes());
+        b.extend_from_slice(&3u32.to_ne_bytes());
+        b.extend_from_slice(&77u64.to_ne_bytes());
+        b.extend_from_slice(&5u64.to_ne_bytes());
+        b.extend_from_slice(&10u32.to_ne_bytes());
+        b.extend_from_slice(&11u32.to_ne_bytes());
+        b.extend_from_slice(&5u32.to_ne_bytes());
+        b.extend_from_slice(&[OP_READ, 3, 0, 0]);
+        assert_eq!(b.len(), HELLO_HDR_SIZE);
+        b.extend_from_slice(&[0x16, 3, 1]);
+        let r = parse(&b).expect("valid");
+        assert_eq!(
+            r,
+            Record::Hello {
+                cookie: 77,
+                ts_ns: 5,
+                pid: 10,
+                tid: 11,
+                offset: 5,
+                op: OP_READ,
+                lib: 3,
+                bytes: &[0x16, 3, 1],
+            }
+        );
+        // A length past the record's end is an error, not a panic.
+        b.truncate(HELLO_HDR_SIZE + 2);
+        assert!(parse(&b).is_err());
+    }
+
+    #[test]
+    fn alpn_record_is_decoded_and_bounded() {
+        let mut b = vec![0u8; ALPN_SIZE];
+        b[..4].copy_from_slice(&REC_ALPN.to_ne_bytes());
+        b[16..24].copy_from_slice(&7u64.to_ne_bytes());
+        b[25] = 2;
+        b[32..34].copy_from_slice(b"h2");
+        assert!(matches!(
+            parse(&b),
+            Ok(Record::Alpn {
+                cookie: 7,
+                proto: b"h2",
+                ..
+            })
+        ));
+        b[25] = 255; // clamped to the 32 bytes the record has
+        assert!(matches!(parse(&b), Ok(Record::Alpn { proto, .. }) if proto.len() == 32));
+        assert!(parse(&b[..ALPN_SIZE - 1]).is_err());
+    }
+
+    #[test]
+    fn keylog_record_is_decoded_and_bounded() {
+        let mut b = vec![0u8; KEYLOG_SIZE];
+        b[..4].copy_from_slice(&REC_KEYLOG.to_ne_bytes());
+        b[4..8].copy_from_slice(&9u32.to_ne_bytes());
+        b[16..24].copy_from_slice(&5u64.to_ne_bytes());
+        b[24] = 1;
+        b[25] = 32;
+        b[26] = 200; // more than fits: clamped to 64
+        b[32..45].copy_from_slice(b"CLIENT_RANDOM");
+        b[64] = 0xaa;
+        b[96] = 0xbb;
+        match parse(&b).expect("valid") {
+            Record::Keylog {
+                pid,
+                cookie,
+                label,
+                random,
+                secret,
+                ..
+            } => {
+                assert_eq!((pid, cookie), (9, 5));
+                assert_eq!(label, b"CLIENT_RANDOM");
+                assert_eq!((random.len(), random[0]), (32, 0xaa));
+                assert_eq!((secret.len(), secret[0]), (64, 0xbb));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&b[..KEYLOG_SIZE - 1]).is_err());
     }
 
     #[test]

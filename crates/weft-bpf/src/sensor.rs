@@ -56,6 +56,8 @@ pub struct SensorConfig {
     pub comms: Vec<String>,
     /// Benchmark floor: attach every hook with programs that return at once.
     pub floor: bool,
+    /// Attach the session-secret hooks (`--keylog`).
+    pub keylog: bool,
 }
 
 impl Default for SensorConfig {
@@ -67,6 +69,7 @@ impl Default for SensorConfig {
             tree_pids: Vec::new(),
             comms: Vec::new(),
             floor: false,
+            keylog: false,
         }
     }
 }
@@ -97,6 +100,12 @@ pub enum Hook {
     NsprRead,
     /// NSPR `PR_Recv`: like `NsprRead`, but a `PR_MSG_PEEK` is not a read.
     NsprRecv,
+    /// OpenSSL's `nss_keylog_int`: every session secret (`--keylog` only).
+    Keylog,
+    /// `SSL_get0_alpn_selected`: the chosen ALPN protocol (entry and return).
+    AlpnSelected,
+    /// (internal) the return program of [`Hook::AlpnSelected`].
+    AlpnSelectedReturn,
 }
 
 /// The hook for `symbol` of library `lib` (an `abi::LIB_*` id), if any.
@@ -116,9 +125,12 @@ pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
         (LIB_WOLFSSL, "wolfSSL_write") => Hook::Write,
         (LIB_WOLFSSL, "wolfSSL_read") => Hook::Read,
         (LIB_WOLFSSL, "wolfSSL_free") => Hook::Free,
+        (LIB_WOLFSSL, "wolfSSL_connect" | "wolfSSL_accept") => Hook::Handshake,
         (LIB_NSS, "PR_Write" | "PR_Send") => Hook::NsprWrite,
         (LIB_NSS, "PR_Read") => Hook::NsprRead,
         (LIB_NSS, "PR_Recv") => Hook::NsprRecv,
+        (LIB_OPENSSL, "nss_keylog_int") => Hook::Keylog,
+        (LIB_OPENSSL | LIB_BORINGSSL, "SSL_get0_alpn_selected") => Hook::AlpnSelected,
         _ => return None,
     })
 }
@@ -165,6 +177,7 @@ pub struct Sensor {
     _links: Vec<Link>,
     pub(crate) uprobes: HashMap<PathBuf, Vec<Link>>,
     pub(crate) uprobe_count: usize,
+    keylog: bool,
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -332,6 +345,14 @@ impl Sensor {
             ("syscalls/sys_enter_readv", &p.sys_enter_readv),
             ("syscalls/sys_enter_recvfrom", &p.sys_enter_recvfrom),
             ("syscalls/sys_enter_recvmsg", &p.sys_enter_recvmsg),
+            ("syscalls/sys_exit_write", &p.sys_exit_write),
+            ("syscalls/sys_exit_writev", &p.sys_exit_writev),
+            ("syscalls/sys_exit_sendto", &p.sys_exit_sendto),
+            ("syscalls/sys_exit_sendmsg", &p.sys_exit_sendmsg),
+            ("syscalls/sys_exit_read", &p.sys_exit_read),
+            ("syscalls/sys_exit_readv", &p.sys_exit_readv),
+            ("syscalls/sys_exit_recvfrom", &p.sys_exit_recvfrom),
+            ("syscalls/sys_exit_recvmsg", &p.sys_exit_recvmsg),
             ("tp_btf/sched_process_exec", &p.proc_exec),
             ("syscalls/sys_enter_mmap", &p.mmap_enter),
             ("syscalls/sys_exit_mmap", &p.mmap_exit),
@@ -346,6 +367,7 @@ impl Sensor {
             _links: links,
             uprobes: HashMap::new(),
             uprobe_count: 0,
+            keylog: cfg.keylog,
         };
         sensor.seed_existing_connections()?;
         Ok(sensor)
@@ -386,6 +408,7 @@ impl Sensor {
         let hooks: Vec<(&ProbePoint, Hook)> = points
             .iter()
             .filter_map(|p| hook_for(lib, &p.symbol).map(|h| (p, h)))
+            .filter(|(_, h)| *h != Hook::Keylog || self.keylog)
             .collect();
         let has = |h: Hook| hooks.iter().any(|(_, x)| *x == h);
         let data_hooks = |w: Hook, r: Hook| has(w) && has(r);
@@ -404,13 +427,16 @@ impl Sensor {
                 Some((_, offs)) => offs.push(off),
                 None => groups.push((key, vec![off])),
             };
-            if *hook != Hook::Free {
-                push(None);
+            match hook {
+                Hook::Free | Hook::Keylog => {}
+                Hook::AlpnSelected => push(Some(Hook::AlpnSelectedReturn)),
+                _ => push(None),
             }
             push(Some(*hook));
         }
         // Returns first: by the time an entry fires, its return is watched.
-        groups.sort_by_key(|(k, _)| k.is_some());
+        let is_return = |k: &Option<Hook>| matches!(k, None | Some(Hook::AlpnSelectedReturn));
+        groups.sort_by_key(|(k, _)| !is_return(k));
         let progs = &self.skel.progs;
         let mut links = Vec::new();
         let mut probes = 0;
@@ -426,13 +452,22 @@ impl Sensor {
                 Some(Hook::NsprWrite) => &progs.nspr_write_enter,
                 Some(Hook::NsprRead) => &progs.nspr_read_enter,
                 Some(Hook::NsprRecv) => &progs.nspr_recv_enter,
+                Some(Hook::Keylog) => &progs.ssl_keylog_enter,
+                Some(Hook::AlpnSelected) => &progs.ssl_alpn_enter,
+                Some(Hook::AlpnSelectedReturn) => &progs.ssl_alpn_ret,
             };
             probes += offsets.len();
-            links.push(attach_multi(prog, path, offsets, lib, key.is_none())?);
+            links.push(attach_multi(prog, path, offsets, lib, is_return(&key))?);
         }
         self.uprobe_count += probes;
         self.uprobes.insert(path.to_path_buf(), links);
         Ok(probes)
+    }
+
+    /// Whether `symbol` of library `lib` gets a probe from `attach_library`
+    /// (the key-log hook only with `--keylog`).
+    pub fn probes(&self, lib: u64, symbol: &str) -> bool {
+        hook_for(lib, symbol).is_some_and(|h| h != Hook::Keylog || self.keylog)
     }
 
     /// The loaded skeleton (for sibling modules of this crate).

@@ -229,6 +229,7 @@ fn emit_decoded(
                     library: f.library,
                     role: f.role,
                     transaction: tx,
+                    tls: None,
                 }));
             }
             weft_proto::Event::WebSocket(m) => {
@@ -465,6 +466,7 @@ mod tests_support {
             direction: dir,
             payload: bytes.to_vec(),
             length,
+            tls: None,
         })
     }
 

@@ -33,6 +33,7 @@
 mod boringssl;
 mod elf;
 pub mod go;
+pub mod keylog;
 mod maps;
 mod spec;
 
@@ -295,6 +296,12 @@ fn inspect_open(
         .collect();
     // Stripped executables embedding BoringSSL (Chromium) name nothing in
     // their symbol tables: boringssl.rs looks at them then.
+    // OpenSSL's key-log function is located in the bytes of this very file
+    // (`path` is the process' view, only for messages).
+    let keylog_file = file_name
+        .starts_with("libssl.so")
+        .then(|| file.try_clone().ok())
+        .flatten();
     let stripped = libraries
         .contains(&BORINGSSL)
         .then(|| file.try_clone().ok())
@@ -314,13 +321,47 @@ fn inspect_open(
             size,
         },
     })?;
-    let found = match (found, stripped) {
+    let mut found = match (found, stripped) {
         (None, Some(file)) => boringssl::inspect(&file, file_name, path)?,
         (found, _) => found,
     };
+    if let Some(f) = found.as_mut()
+        && f.library == TlsLibrary::OpenSsl
+        && let Some(kf) = keylog_file
+    {
+        add_keylog_point(f, &kf, path);
+    }
     match (found, go_file) {
         (None, Some(go_file)) => go::inspect(go_file).map_err(|e| go::discovery_error(e, path)),
         (found, _) => Ok(found),
+    }
+}
+
+/// Locate OpenSSL's key-log function (`keylog`) in a `libssl.so*` and add
+/// it as a probe point; when it cannot be verified, say so and leave it out
+/// (the library's plaintext is captured all the same).
+fn add_keylog_point(f: &mut elf::Found, file: &File, path: &Path) {
+    use std::os::unix::fs::FileExt;
+    let data = match file.metadata() {
+        Ok(md) if md.len() as usize <= keylog::MAX_FILE => {
+            let mut buf = vec![0u8; md.len() as usize];
+            file.read_exact_at(&mut buf, 0).map(|()| buf)
+        }
+        Ok(_) => return,
+        Err(e) => Err(e),
+    };
+    match data
+        .map_err(|e| e.to_string())
+        .and_then(|d| keylog::locate(&d).map_err(|e| e.to_string()))
+    {
+        Ok(offset) => f.symbols.push(SymbolOffset {
+            name: keylog::KEYLOG_SYMBOL.to_string(),
+            offset,
+        }),
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            "--keylog will not see sessions of this OpenSSL: {e}"
+        ),
     }
 }
 

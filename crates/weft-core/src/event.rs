@@ -162,6 +162,8 @@ pub struct TlsData {
     pub payload: Vec<u8>,
     /// The real number of bytes the call moved (may exceed `payload.len()`).
     pub length: u64,
+    /// The connection's TLS session facts, when its handshake was seen.
+    pub tls: Option<Arc<TlsSession>>,
 }
 
 impl TlsData {
@@ -188,6 +190,8 @@ pub struct Http {
     /// Whether this process is the client (sent the request) or the server.
     pub role: Role,
     pub transaction: Box<weft_proto::Transaction>,
+    /// The connection's TLS session facts, when its handshake was seen.
+    pub tls: Option<Arc<TlsSession>>,
 }
 
 /// One WebSocket message decoded from a connection's plaintext (after an
@@ -217,6 +221,89 @@ pub struct Loss {
     pub counts: Vec<(&'static str, u64)>,
 }
 
+/// What weft learned about a connection's TLS session from its handshake
+/// (see `weft_core::tls`). Absent facts were not seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSession {
+    /// Negotiated protocol version, ECS style: `1.3`, `1.2`...
+    pub version: Option<String>,
+    /// `tls` (or `ssl` for SSL 3.0).
+    pub version_protocol: Option<&'static str>,
+    /// Negotiated cipher suite, IANA name (`TLS_AES_256_GCM_SHA384`).
+    pub cipher: Option<String>,
+    /// The server name the client asked for (SNI).
+    pub server_name: Option<String>,
+    /// The chosen ALPN protocol (`h2`, `http/1.1`), when visible.
+    pub next_protocol: Option<String>,
+    /// ALPN protocols the client offered.
+    pub alpn_offered: Vec<String>,
+    /// Versions the client offered (`supported_versions`, else its hello version).
+    pub client_versions: Vec<String>,
+    /// Cipher suites the client offered, IANA names.
+    pub client_ciphers: Vec<String>,
+    /// `Some(true)` once the handshake completed, `Some(false)` when it failed.
+    pub established: Option<bool>,
+    /// From the first handshake byte to completion (or failure), ns.
+    pub handshake_ns: Option<u64>,
+    /// Why the handshake failed, in words (`alert unknown_ca received`).
+    pub failure: Option<String>,
+}
+
+/// A TLS handshake finished or failed, as one process saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsHandshake {
+    /// Wall-clock time the handshake finished or failed, Unix ns.
+    pub timestamp_ns: u64,
+    pub process: Arc<ProcessInfo>,
+    pub flow: Option<Flow>,
+    pub library: TlsLibrary,
+    pub session: Arc<TlsSession>,
+}
+
+/// What the kernel tells about a connection's TLS handshake; consumed by the
+/// session stage (`weft_core::tls::TlsSessions`), never shown by sinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsWire {
+    /// Handshake bytes the library sent (`Direction::Write`) or received on
+    /// the connection `cookie`, at `offset` of that direction's stream.
+    Hello {
+        cookie: u64,
+        timestamp_ns: u64,
+        direction: Direction,
+        offset: u32,
+        bytes: Vec<u8>,
+    },
+    /// A handshake function returned `value` (OpenSSL: 1 = done; GnuTLS: 0 =
+    /// done; wolfSSL: 1 = done; negative: error or "call again").
+    HandshakeReturn {
+        timestamp_ns: u64,
+        process: Arc<ProcessInfo>,
+        flow: Flow,
+        library: TlsLibrary,
+        value: i64,
+    },
+    /// The library told the application the chosen ALPN protocol
+    /// (`SSL_get0_alpn_selected`).
+    Alpn { cookie: u64, protocol: String },
+    /// The library's connection object was freed.
+    Freed {
+        timestamp_ns: u64,
+        process: Arc<ProcessInfo>,
+        flow: Flow,
+        library: TlsLibrary,
+    },
+}
+
+impl TlsWire {
+    /// The connection the record is about.
+    pub fn cookie(&self) -> u64 {
+        match self {
+            TlsWire::Hello { cookie, .. } | TlsWire::Alpn { cookie, .. } => *cookie,
+            TlsWire::HandshakeReturn { flow, .. } | TlsWire::Freed { flow, .. } => flow.cookie,
+        }
+    }
+}
+
 /// Everything that flows from capture to the sinks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -228,6 +315,10 @@ pub enum Event {
     WebSocket(WebSocket),
     /// weft lost data in the last period.
     Loss(Loss),
+    /// A TLS handshake finished or failed.
+    TlsHandshake(TlsHandshake),
+    /// Handshake facts from the kernel for the session stage (not output).
+    TlsWire(TlsWire),
 }
 
 #[cfg(test)]

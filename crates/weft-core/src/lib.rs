@@ -9,3 +9,4 @@ pub mod event;
 pub mod pipeline;
 pub mod procinfo;
 pub mod redact;
+pub mod tls;

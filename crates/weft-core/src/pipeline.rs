@@ -147,6 +147,8 @@ pub fn shard_key(ev: &Event) -> u64 {
         Event::Http(h) => flow_key(h.flow.as_ref(), 0),
         Event::WebSocket(w) => flow_key(w.flow.as_ref(), 0),
         Event::Loss(_) => 0,
+        Event::TlsHandshake(h) => flow_key(h.flow.as_ref(), 0),
+        Event::TlsWire(w) => w.cookie(),
     }
 }
 
@@ -340,6 +342,7 @@ mod tests {
             direction: Direction::Write,
             payload: Vec::new(),
             length: 0,
+            tls: None,
         })
     }
 

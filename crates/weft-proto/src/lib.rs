@@ -18,6 +18,8 @@
 //!   decoded as a stream with size and ratio caps.
 //! * [`sniff`]: content identification by magic bytes.
 //! * [`grpc`]: gRPC length-prefixed message framing.
+//! * [`tls`]: the cleartext start of a TLS connection (ClientHello,
+//!   ServerHello, plaintext alerts): handshake facts.
 //! * [`ConnectionDecoder`]: picks HTTP/1 or HTTP/2 per connection (ALPN or
 //!   detection) and follows `h2c` and WebSocket upgrades.
 //!
@@ -53,6 +55,7 @@ pub mod grpc;
 pub mod hpack;
 pub mod http1;
 pub mod http2;
+pub mod tls;
 pub mod websocket;
 
 mod connection;

@@ -246,6 +246,59 @@ impl<W: Write> ConsoleSink<W> {
         line.push('\n');
     }
 
+    /// `curl[12] TLS 1.3 TLS_AES_256_GCM_SHA384 weft.test h2 a -> b openssl [1.2 ms]`
+    /// or `curl[12] TLS handshake failed (alert unknown_ca received) ...`.
+    fn format_handshake(&mut self, h: &weft_core::event::TlsHandshake) {
+        let color = self.opts.color;
+        let s = &*h.session;
+        let line = &mut self.line;
+        push_time(line, &self.zone, color, h.timestamp_ns);
+        push_process(line, color, &h.process);
+        if s.established == Some(true) {
+            paint(line, color, GREEN, |l| {
+                l.push_str("TLS ");
+                l.push_str(s.version.as_deref().unwrap_or("?"));
+            });
+            line.push(' ');
+            line.push_str(s.cipher.as_deref().unwrap_or("?"));
+        } else {
+            paint(line, color, RED, |l| {
+                l.push_str("TLS handshake failed (");
+                escape(l, s.failure.as_deref().unwrap_or("?").as_bytes(), 128, None);
+                l.push(')');
+            });
+        }
+        if let Some(sni) = &s.server_name {
+            line.push_str(" sni=");
+            escape(line, sni.as_bytes(), 256, None);
+        }
+        match &s.next_protocol {
+            Some(p) => {
+                line.push_str(" alpn=");
+                escape(line, p.as_bytes(), 64, None);
+            }
+            None if !s.alpn_offered.is_empty() => {
+                line.push_str(" alpn offered=");
+                escape(line, s.alpn_offered.join(",").as_bytes(), 256, None);
+            }
+            None => {}
+        }
+        if let Some(flow) = &h.flow {
+            line.push(' ');
+            push_endpoint(line, flow.source());
+            paint(line, color, DIM, |l| l.push_str(" -> "));
+            push_endpoint(line, flow.destination());
+        }
+        line.push(' ');
+        line.push_str(h.library.as_str());
+        if let Some(ns) = s.handshake_ns {
+            line.push_str(" [");
+            http::push_duration(line, ns);
+            line.push(']');
+        }
+        line.push('\n');
+    }
+
     fn format_tls(&mut self, d: &TlsData) {
         let color = self.opts.color;
         let line = &mut self.line;
@@ -393,6 +446,8 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::Http(h) => self.format_http(h),
             Event::Loss(l) => self.format_loss(l),
             Event::WebSocket(w) => self.format_websocket(w),
+            Event::TlsHandshake(h) => self.format_handshake(h),
+            Event::TlsWire(_) => return Ok(()),
         }
         let res = self.out.write_all(self.line.as_bytes());
         if self.line.capacity() > KEEP_CAPACITY {
@@ -745,6 +800,52 @@ mod tests {
 
     fn line(d: &TlsData) -> String {
         line_with(d, ConsoleOptions::default().clock(Clock::Utc))
+    }
+
+    #[test]
+    fn handshake_lines_say_version_or_failure_and_escape_the_sni() {
+        let d = sample();
+        let mut s = weft_core::event::TlsSession {
+            version: Some("1.3".into()),
+            cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+            server_name: Some("evil\u{1b}[2J.example".into()),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            established: Some(true),
+            handshake_ns: Some(3_000_000),
+            ..Default::default()
+        };
+        let mut hs = weft_core::event::TlsHandshake {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            flow: d.flow,
+            library: d.library,
+            session: Arc::new(s.clone()),
+        };
+        let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
+        sink.write(&Event::TlsHandshake(hs.clone())).expect("write");
+        s.established = Some(false);
+        s.failure = Some("alert unknown_ca sent".into());
+        s.next_protocol = Some("h2".into());
+        hs.session = Arc::new(s);
+        sink.write(&Event::TlsHandshake(hs)).expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("curl[1234] TLS 1.3 TLS_AES_256_GCM_SHA384 sni=evil")
+                && lines[0].contains(
+                    "alpn offered=h2,http/1.1 10.0.0.5:51234 -> 93.184.216.34:443 openssl [3.0 ms]"
+                ),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains("TLS handshake failed (alert unknown_ca sent)")
+                && lines[1].contains(" alpn=h2 "),
+            "{}",
+            lines[1]
+        );
+        assert!(!text.contains('\u{1b}'), "{text:?}");
     }
 
     /// Removes `ESC [ ... m` sequences.

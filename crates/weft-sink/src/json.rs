@@ -98,6 +98,9 @@ impl<W: Write> Sink for JsonSink<W> {
     fn write(&mut self, ev: &Event) -> Result<(), SinkError> {
         self.buf.clear();
         encode_event_with(ev, &self.opts, &mut self.buf);
+        if self.buf.is_empty() {
+            return Ok(()); // an internal event: nothing to write
+        }
         self.buf.push(b'\n');
         let res = self.out.write_all(&self.buf);
         if self.buf.capacity() > KEEP_CAPACITY {
@@ -133,6 +136,8 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
         Event::Http(h) => encode_http(h, opts, out),
         Event::Loss(l) => encode_loss(l, out),
         Event::WebSocket(w) => encode_websocket(w, out),
+        Event::TlsHandshake(h) => encode_handshake(h, out),
+        Event::TlsWire(_) => {}
     }
 }
 
@@ -242,10 +247,16 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
         connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
     }
 
+    if let Some(s) = &d.tls {
+        ecs_tls(&mut j, s);
+    }
     weft_head(&mut j, p, d.flow.as_ref());
     j.begin("tls");
     j.str("library", d.library.as_str());
     j.str("direction", d.direction.as_str());
+    if let Some(s) = &d.tls {
+        weft_tls(&mut j, s);
+    }
     j.end();
     j.begin("payload");
     j.u64("length", d.length);
@@ -359,9 +370,15 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
         j.end();
     }
 
+    if let Some(s) = &h.tls {
+        ecs_tls(&mut j, s);
+    }
     weft_head(&mut j, p, h.flow.as_ref());
     j.begin("tls");
     j.str("library", h.library.as_str());
+    if let Some(s) = &h.tls {
+        weft_tls(&mut j, s);
+    }
     j.end();
     j.begin("http");
     j.u64("stream_id", u64::from(t.stream_id));
@@ -680,6 +697,110 @@ fn weft_body_object(j: &mut Obj<'_>, b: &Body) {
     }
 }
 
+/// ECS `tls.*`: the connection's TLS session facts.
+fn ecs_tls(j: &mut Obj<'_>, s: &weft_core::event::TlsSession) {
+    j.begin("tls");
+    if let Some(v) = &s.version {
+        j.str("version", v);
+    }
+    if let Some(v) = s.version_protocol {
+        j.str("version_protocol", v);
+    }
+    if let Some(v) = &s.cipher {
+        j.str("cipher", v);
+    }
+    if let Some(v) = &s.next_protocol {
+        j.str("next_protocol", v);
+    }
+    if let Some(v) = s.established {
+        j.bool("established", v);
+    }
+    if let Some(v) = &s.server_name {
+        j.begin("client");
+        j.str("server_name", v);
+        j.end();
+    }
+    j.end();
+}
+
+/// `weft.tls.*` facts beyond ECS (inside the open `weft.tls` object).
+fn weft_tls(j: &mut Obj<'_>, s: &weft_core::event::TlsSession) {
+    if !s.alpn_offered.is_empty() {
+        j.str_array("alpn_offered", &s.alpn_offered);
+    }
+    if let Some(ns) = s.handshake_ns {
+        j.u64("handshake_duration", ns);
+    }
+    if let Some(f) = &s.failure {
+        j.str("failure", f);
+    }
+}
+
+/// A TLS handshake completed or failed (`event.action: tls-handshake`).
+fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
+    let p = &*h.process;
+    let s = &*h.session;
+    let mut j = Obj::new(out);
+    j.timestamp("@timestamp", h.timestamp_ns);
+    j.begin("ecs");
+    j.str("version", ECS_VERSION);
+    j.end();
+    j.begin("event");
+    j.str("kind", "event");
+    j.raw("category", "[\"network\"]");
+    j.raw("type", "[\"connection\",\"protocol\"]");
+    j.str("action", "tls-handshake");
+    j.str(
+        "outcome",
+        if s.established == Some(true) {
+            "success"
+        } else {
+            "failure"
+        },
+    );
+    if let Some(ns) = s.handshake_ns {
+        j.u64("duration", ns);
+    }
+    j.end();
+    process_fields(&mut j, p, None);
+    if let Some(flow) = &h.flow {
+        connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
+    }
+    j.begin("tls");
+    if let Some(v) = &s.version {
+        j.str("version", v);
+    }
+    if let Some(v) = s.version_protocol {
+        j.str("version_protocol", v);
+    }
+    if let Some(v) = &s.cipher {
+        j.str("cipher", v);
+    }
+    if let Some(v) = &s.next_protocol {
+        j.str("next_protocol", v);
+    }
+    j.bool("established", s.established == Some(true));
+    j.begin("client");
+    if let Some(v) = &s.server_name {
+        j.str("server_name", v);
+    }
+    if !s.client_ciphers.is_empty() {
+        j.str_array("supported_ciphers", &s.client_ciphers);
+    }
+    j.end();
+    j.end();
+    weft_head(&mut j, p, h.flow.as_ref());
+    j.begin("tls");
+    j.str("library", h.library.as_str());
+    weft_tls(&mut j, s);
+    if !s.client_versions.is_empty() {
+        j.str_array("client_versions", &s.client_versions);
+    }
+    j.end();
+    j.end();
+    j.finish();
+}
+
 /// A JSON object being written: tracks commas, nothing else. Keys are our own
 /// constants and are written unescaped.
 struct Obj<'a> {
@@ -763,6 +884,19 @@ impl<'a> Obj<'a> {
         self.out.push(b'"');
         push_digits(self.out, value, 1);
         self.out.push(b'"');
+    }
+
+    /// An array of (untrusted) strings.
+    fn str_array(&mut self, key: &str, values: &[String]) {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            push_json_str(self.out, v);
+        }
+        self.out.push(b']');
     }
 
     fn bool(&mut self, key: &str, value: bool) {
@@ -1002,6 +1136,94 @@ mod tests {
         // Field order is fixed: timestamp first, payload last.
         assert!(line.starts_with("{\"@timestamp\":\"2026-11-27T20:03:44.123456789Z\",\"ecs\":"));
         assert!(line.ends_with("\\r\\n\\r\\n\"}}}\n"));
+    }
+
+    fn session() -> weft_core::event::TlsSession {
+        weft_core::event::TlsSession {
+            version: Some("1.3".into()),
+            version_protocol: Some("tls"),
+            cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+            server_name: Some("bad\u{1b}[31m.example".into()),
+            next_protocol: Some("h2".into()),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            client_versions: vec!["1.3".into(), "1.2".into()],
+            client_ciphers: vec!["TLS_AES_256_GCM_SHA384".into()],
+            established: Some(true),
+            handshake_ns: Some(3_000_000),
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn session_facts_on_a_capture_event() {
+        let mut d = sample();
+        d.tls = Some(std::sync::Arc::new(session()));
+        let v = parse(&encode(&d));
+        assert_eq!(
+            v["tls"],
+            serde_json::json!({
+                "version": "1.3", "version_protocol": "tls",
+                "cipher": "TLS_AES_256_GCM_SHA384", "next_protocol": "h2",
+                "established": true,
+                "client": {"server_name": "bad\u{1b}[31m.example"}
+            })
+        );
+        assert_eq!(
+            v["weft"]["tls"]["alpn_offered"],
+            serde_json::json!(["h2", "http/1.1"])
+        );
+        assert_eq!(v["weft"]["tls"]["handshake_duration"], 3_000_000);
+        assert_eq!(v["weft"]["tls"]["direction"], "write");
+    }
+
+    #[test]
+    fn handshake_event_success_and_failure() {
+        let d = sample();
+        let mut s = session();
+        let mut ev = weft_core::event::TlsHandshake {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            flow: d.flow,
+            library: d.library,
+            session: std::sync::Arc::new(s.clone()),
+        };
+        let mut sink = JsonSink::new(Vec::new());
+        sink.write(&Event::TlsHandshake(ev.clone())).expect("write");
+        s.established = Some(false);
+        s.failure = Some("alert unknown_ca sent".into());
+        ev.session = std::sync::Arc::new(s);
+        sink.write(&Event::TlsHandshake(ev)).expect("write");
+        // The session stage's input never reaches the output.
+        sink.write(&Event::TlsWire(weft_core::event::TlsWire::Alpn {
+            cookie: 1,
+            protocol: "h2".into(),
+        }))
+        .expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("valid JSON"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let (ok, bad) = (&lines[0], &lines[1]);
+        assert_eq!(ok["event"]["action"], "tls-handshake");
+        assert_eq!(ok["event"]["outcome"], "success");
+        assert_eq!(ok["event"]["duration"], 3_000_000);
+        assert_eq!(ok["tls"]["established"], true);
+        assert_eq!(
+            ok["tls"]["client"]["supported_ciphers"],
+            serde_json::json!(["TLS_AES_256_GCM_SHA384"])
+        );
+        assert_eq!(
+            ok["weft"]["tls"]["client_versions"],
+            serde_json::json!(["1.3", "1.2"])
+        );
+        assert_eq!(ok["destination"]["port"], 443);
+        assert_eq!(bad["event"]["outcome"], "failure");
+        assert_eq!(bad["tls"]["established"], false);
+        assert_eq!(bad["weft"]["tls"]["failure"], "alert unknown_ca sent");
+        // The untrusted SNI is escaped in the raw line.
+        assert!(!text.contains('\u{1b}'));
     }
 
     #[test]

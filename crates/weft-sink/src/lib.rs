@@ -139,6 +139,7 @@ mod test_support {
             direction: Direction::Write,
             payload: b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec(),
             length: 37,
+            tls: None,
         }
     }
 
@@ -213,6 +214,7 @@ mod test_support {
             library: TlsLibrary::OpenSsl,
             role: Role::Client,
             transaction: Box::new(h1_transaction()),
+            tls: None,
         }
     }
 
@@ -289,6 +291,7 @@ mod test_support {
             library: TlsLibrary::BoringSsl,
             role: Role::Server,
             transaction: Box::new(h2_transaction()),
+            tls: None,
         }
     }
 

@@ -11,6 +11,7 @@ Examples:
   sudo weft --payload-cap 4M --json  keep up to 4 MiB of each call
   sudo weft --record s.weftrec       also keep the raw records (0600 file)
   weft --replay s.weftrec --json     decode a recording again, no root needed
+  sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
 
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
@@ -109,6 +110,13 @@ pub struct Cli {
     /// them, to tell decoding cost from output cost.
     #[arg(long, hide = true)]
     pub bench_discard: bool,
+
+    /// Append the session secrets of observed TLS connections to FILE in the
+    /// NSS key-log format (SSLKEYLOGFILE, what Wireshark reads), so a packet
+    /// capture of them can be decrypted. OpenSSL only for now. The file is
+    /// created 0600 and never opened through a symbolic link.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<std::path::PathBuf>,
 
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]

@@ -3,6 +3,7 @@
 //! thread (weft-sink), with discovery of new TLS libraries on its own thread.
 
 mod cli;
+mod keylog;
 mod metrics;
 mod reader;
 mod record;
@@ -81,6 +82,7 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
         tree_pids: cli.tree.clone(),
         comms: cli.comm.clone(),
         floor: cli.bench_floor,
+        keylog: cli.keylog.is_some(),
     })
 }
 
@@ -117,11 +119,10 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
             let by = t
                 .pid
                 .map_or_else(|| "installed".to_string(), |p| format!("pid {p}"));
-            stats.report_probed(format!(
-                "{} ({}, {n} probe points, found via {by})",
-                t.display_path,
-                t.library.as_str()
-            ));
+            let is_go = lib == abi::LIB_GO;
+            stats.report_probed(stats::probed_line(t, n, &by, |s| {
+                is_go || sensor.probes(lib, s)
+            }));
         }
         Err(e) => {
             stats.attach_failures.fetch_add(1, Ordering::Relaxed);
@@ -172,6 +173,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .context("cannot install the SIGINT/SIGTERM handler")?;
     }
 
+    let keylog = cli.keylog.as_deref().map(keylog::open).transpose()?;
     let mut sensor = Sensor::load(&cfg)?;
 
     // Everything already running: attach once per file.
@@ -243,7 +245,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("cannot start the discovery thread")?;
 
     let (ev_tx, sink_thread) = spawn_output(&cli, &stats, &stop)?;
-    let (pipeline, decode_stats) = start_pipeline(&cli, ev_tx)?;
+    let (pipeline, decode_stats) = start_pipeline(&cli, &stats, ev_tx)?;
     let pipeline_stats = pipeline.stats();
     let host = reader::Host::live()?;
     let recorder = match &cli.record {
@@ -258,6 +260,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         recorder,
         Arc::clone(&stats),
     );
+    if let Some(k) = keylog {
+        reader.set_keylog(k);
+    }
     let rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();
@@ -443,6 +448,7 @@ fn spawn_output(
 /// Workers between the reader and the sink: one owner per connection.
 fn start_pipeline(
     cli: &Cli,
+    stats: &Stats,
     ev_tx: crossbeam_channel::Sender<Batch>,
 ) -> Result<(Pipeline, Arc<Mutex<DecodeStats>>)> {
     let pipeline_cfg = PipelineConfig {
@@ -459,7 +465,12 @@ fn start_pipeline(
     let decode_stats = Arc::new(Mutex::new(DecodeStats::default()));
     let pipeline = Pipeline::start(
         pipeline_cfg,
-        |_| HttpDecoder::new(decode_cfg, Arc::clone(&decode_stats)),
+        |_| {
+            weft_core::tls::TlsSessions::new(
+                HttpDecoder::new(decode_cfg, Arc::clone(&decode_stats)),
+                Arc::clone(&stats.tls),
+            )
+        },
         ev_tx,
     )
     .context("cannot start the worker threads")?;
@@ -530,7 +541,7 @@ fn run_replay(cli: &Cli, path: &Path) -> Result<ExitCode> {
             .context("cannot install the SIGINT/SIGTERM handler")?;
     }
     let (ev_tx, sink_thread) = spawn_output(cli, &stats, &stop)?;
-    let (pipeline, decode_stats) = start_pipeline(cli, ev_tx)?;
+    let (pipeline, decode_stats) = start_pipeline(cli, &stats, ev_tx)?;
     let reader = reader::Reader::new(
         cli.payload_cap,
         reader::Host::replayed(&replay.header),

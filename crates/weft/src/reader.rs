@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use weft_bpf::abi::{self, CallRec, Record};
 use weft_bpf::assemble::{Assembled, Assembler, AssemblyStats};
-use weft_core::event::{Direction, Endpoint, Event, Flow, Role, TlsData, TlsLibrary};
+use weft_core::event::{Direction, Endpoint, Event, Flow, Role, TlsData, TlsLibrary, TlsWire};
 use weft_core::pipeline::Pipeline;
 use weft_core::procinfo::{KernelProc, ProcCache};
 
@@ -24,6 +24,7 @@ struct Inner {
     discovery: Option<Sender<(u32, u64, u64)>>,
     recorder: Option<Recorder>,
     stats: Arc<Stats>,
+    keylog: Option<crate::keylog::KeylogFile>,
 }
 
 /// What the reader needs to know of the host the records come from: this
@@ -99,6 +100,7 @@ impl Reader {
                 discovery,
                 recorder,
                 stats,
+                keylog: None,
             })),
         }
     }
@@ -115,6 +117,11 @@ impl Reader {
             inner.borrow_mut().on_record(data);
             0
         }
+    }
+
+    /// Write the session secrets the kernel reports to `k` (`--keylog`).
+    pub fn set_keylog(&self, k: crate::keylog::KeylogFile) {
+        self.inner.borrow_mut().keylog = Some(k);
     }
 
     /// Hand an event of weft's own (a loss report) to the pipeline.
@@ -155,6 +162,18 @@ impl Reader {
         }
         (inner.asm.stats(), recorder)
     }
+}
+
+fn library_of(lib: u8) -> Option<TlsLibrary> {
+    Some(match u64::from(lib) {
+        abi::LIB_OPENSSL => TlsLibrary::OpenSsl,
+        abi::LIB_BORINGSSL => TlsLibrary::BoringSsl,
+        abi::LIB_GNUTLS => TlsLibrary::GnuTls,
+        abi::LIB_NSS => TlsLibrary::Nss,
+        abi::LIB_WOLFSSL => TlsLibrary::WolfSsl,
+        abi::LIB_GO => TlsLibrary::GoTls,
+        _ => return None,
+    })
 }
 
 impl Inner {
@@ -205,7 +224,63 @@ impl Inner {
                 self.host.procs.forget(pid);
                 self.asm.forget_thread(pid);
             }
+            Record::Hello {
+                cookie,
+                ts_ns,
+                offset,
+                op,
+                bytes,
+                ..
+            } => {
+                let ev = Event::TlsWire(TlsWire::Hello {
+                    cookie,
+                    timestamp_ns: self.unix_ns(ts_ns),
+                    direction: if op == abi::OP_WRITE {
+                        Direction::Write
+                    } else {
+                        Direction::Read
+                    },
+                    offset,
+                    bytes: bytes.to_vec(),
+                });
+                if let Some(p) = &mut self.events
+                    && !p.send(ev)
+                {
+                    self.events = None;
+                }
+            }
+            Record::Alpn { cookie, proto, .. } => {
+                let ev = Event::TlsWire(TlsWire::Alpn {
+                    cookie,
+                    protocol: String::from_utf8_lossy(proto).into_owned(),
+                });
+                if let Some(p) = &mut self.events
+                    && !p.send(ev)
+                {
+                    self.events = None;
+                }
+            }
+            Record::Keylog {
+                label,
+                random,
+                secret,
+                ..
+            } => self.on_keylog(label, random, secret),
         }
+    }
+
+    fn on_keylog(&mut self, label: &[u8], random: &[u8], secret: &[u8]) {
+        if let Some(k) = &mut self.keylog {
+            k.write(label, random, secret);
+            self.stats.keylog_lines.store(k.lines, Ordering::Relaxed);
+            self.stats
+                .keylog_rejected
+                .store(k.rejected + k.write_errors, Ordering::Relaxed);
+        }
+    }
+
+    fn unix_ns(&self, mono_ns: u64) -> u64 {
+        u64::try_from((i128::from(mono_ns) + self.host.clock_offset_ns).max(0)).unwrap_or(u64::MAX)
     }
 
     fn flow(&self, c: &CallRec) -> Option<Flow> {
@@ -240,11 +315,45 @@ impl Inner {
         })
     }
 
+    /// A handshake result or a freed library object: facts for the TLS
+    /// session stage.
+    fn handshake_event_of(&mut self, c: &CallRec) -> Option<Event> {
+        let library = library_of(c.lib)?;
+        let flow = self.flow(c)?;
+        let process = self.host.procs.get(KernelProc {
+            pid: c.pid,
+            ppid: c.ppid,
+            uid: c.uid,
+            gid: c.gid,
+            cgroup_id: c.cgroup_id,
+            start_time_ns: c.proc_start_ns,
+            comm: c.comm,
+        });
+        let timestamp_ns = self.unix_ns(c.end_ns);
+        Some(Event::TlsWire(if c.op == abi::OP_HANDSHAKE {
+            TlsWire::HandshakeReturn {
+                timestamp_ns,
+                process,
+                flow,
+                library,
+                value: c.len as i64,
+            }
+        } else {
+            TlsWire::Freed {
+                timestamp_ns,
+                process,
+                flow,
+                library,
+            }
+        }))
+    }
+
     fn event_of(&mut self, a: Assembled) -> Option<Event> {
         let c = a.call;
         let direction = match c.op {
             abi::OP_WRITE => Direction::Write,
             abi::OP_READ => Direction::Read,
+            abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(&c),
             _ => return None,
         };
         let library = match u64::from(c.lib) {
@@ -284,6 +393,7 @@ impl Inner {
             direction,
             payload: a.payload,
             length: c.len,
+            tls: None,
         }))
     }
 }

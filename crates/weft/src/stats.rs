@@ -24,6 +24,12 @@ pub struct Stats {
     pub discovery_missed: AtomicU64,
     pub attach_failures: AtomicU64,
     pub sink_failed: AtomicBool,
+    /// `--keylog`: lines written, and secrets not written (unknown label,
+    /// write error).
+    pub keylog_lines: AtomicU64,
+    pub keylog_rejected: AtomicU64,
+    /// The TLS session stage's counters (handshakes, gaps).
+    pub tls: std::sync::Arc<weft_core::tls::TlsStats>,
     /// Files that got probes (for the summary), bounded.
     probed: Mutex<Vec<String>>,
     /// Files weft found but did not probe, and why, bounded.
@@ -39,6 +45,31 @@ fn push_bounded(list: &Mutex<Vec<String>>, line: String) {
     {
         l.push(line);
     }
+}
+
+/// `path (library: functions; N probe points, found via pid P|installed)`:
+/// one line of the summary's probed files. `probed` tells which of the
+/// target's functions got a probe.
+pub fn probed_line(
+    t: &weft_core::discovery::ProbeTarget,
+    points: usize,
+    by: &str,
+    probed: impl Fn(&str) -> bool,
+) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for s in &t.symbols {
+        // Go's RET points are `function+0xoffset`: name the function once.
+        let name = s.name.split_once('+').map_or(s.name.as_str(), |(f, _)| f);
+        if probed(&s.name) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    format!(
+        "{} ({}: {}; {points} probe points, found via {by})",
+        t.display_path,
+        t.library.as_str(),
+        names.join(" ")
+    )
 }
 
 impl Stats {
@@ -84,7 +115,7 @@ impl Snapshot<'_> {
     pub fn losses(&self) -> Vec<LossRow> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let d = &self.decoded;
-        let rows: [(&'static str, &'static str, u64); 24] = [
+        let rows: [(&'static str, &'static str, u64); 29] = [
             (
                 "ring_full_data",
                 "ring buffer full: payload chunks",
@@ -131,6 +162,31 @@ impl Snapshot<'_> {
                 self.k("state_full"),
             ),
             ("nested", "nested library calls folded", self.k("nested")),
+            (
+                "hello_lost",
+                "ring buffer full: TLS handshake bytes",
+                self.k("hello_lost"),
+            ),
+            (
+                "keylog_lost",
+                "session secrets lost (ring full, unreadable)",
+                self.k("keylog_lost"),
+            ),
+            (
+                "keylog_rejected",
+                "session secrets not written (unknown label, write error)",
+                r(&self.stats.keylog_rejected),
+            ),
+            (
+                "tls_hello_gaps",
+                "TLS handshake bytes not in sequence (not parsed)",
+                r(&self.stats.tls.hello_gaps),
+            ),
+            (
+                "tls_sessions_evicted",
+                "TLS sessions forgotten (table full)",
+                r(&self.stats.tls.evicted),
+            ),
             (
                 "orphaned_pieces",
                 "payload pieces orphaned (call record lost)",
@@ -248,6 +304,17 @@ impl Snapshot<'_> {
             "  http transactions  {} on {} connections\n",
             self.decoded.http_events, self.decoded.flows_opened
         ));
+        s.push_str(&format!(
+            "  tls handshakes     {} completed, {} failed\n",
+            r(&self.stats.tls.established),
+            r(&self.stats.tls.failed)
+        ));
+        if r(&self.stats.keylog_lines) > 0 {
+            s.push_str(&format!(
+                "  key log lines      {}\n",
+                r(&self.stats.keylog_lines)
+            ));
+        }
         for (title, list) in [
             ("probed files", &self.stats.probed),
             ("found but not probed", &self.stats.skipped),

@@ -76,6 +76,7 @@ pub const OPENSSL: LibrarySpec = LibrarySpec {
         "SSL_read_ex",
         "SSL_do_handshake",
         "SSL_free",
+        "SSL_get0_alpn_selected",
     ],
     markers: &[],
 };
@@ -91,7 +92,7 @@ pub const BORINGSSL: LibrarySpec = LibrarySpec {
     file_prefixes: &["libssl.so", "libboringssl.so"],
     embedded: true,
     required: &["SSL_write", "SSL_read"],
-    optional: &["SSL_do_handshake", "SSL_free"],
+    optional: &["SSL_do_handshake", "SSL_free", "SSL_get0_alpn_selected"],
     markers: &[
         "SSL_CTX_set_grease_enabled",
         "SSL_CTX_set_permute_extensions",
@@ -129,7 +130,7 @@ pub const WOLFSSL: LibrarySpec = LibrarySpec {
     file_prefixes: &["libwolfssl.so"],
     embedded: true,
     required: &["wolfSSL_write", "wolfSSL_read"],
-    optional: &["wolfSSL_free"],
+    optional: &["wolfSSL_free", "wolfSSL_connect", "wolfSSL_accept"],
     markers: &[],
 };
 

@@ -1,0 +1,182 @@
+//! `--keylog`: tcpdump records curl's sessions with nginx on loopback while
+//! weft runs with `--keylog FILE`; tshark decrypts the capture with that key
+//! log alone, and the decrypted HTTP must be what curl and nginx really
+//! exchanged (curl's output, nginx's log) and what weft captured.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use weft_itest::exchange::*;
+use weft_itest::*;
+
+/// tcpdump on `lo` for one port, running until stopped.
+struct Tcpdump {
+    proc: Proc,
+}
+
+impl Tcpdump {
+    fn start(port: u16, out: &std::path::Path) -> TestResult<Tcpdump> {
+        // --immediate-mode: packets reach the file as they come (a block
+        // still being filled when SIGINT arrives would be lost otherwise).
+        let mut child = Command::new("tcpdump")
+            .args(["-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-w"])
+            .arg(out)
+            .args(["tcp", "port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start tcpdump ({e}): install it (scripts/deps.sh)"))?;
+        let err = child.stderr.take().ok_or("no tcpdump stderr")?;
+        let proc = Proc { child };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // It captures once it says so.
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(l) if l.contains("listening on") => return Ok(Tcpdump { proc }),
+                Ok(_) => {}
+                Err(_) => return Err("tcpdump did not start listening within 10 s".into()),
+            }
+        }
+    }
+
+    /// SIGINT and wait: the capture file is complete afterwards.
+    fn stop(mut self) -> TestResult {
+        signal(self.proc.pid(), "INT");
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while self.proc.child.try_wait()?.is_none() {
+            if std::time::Instant::now() > end {
+                return Err("tcpdump did not stop within 10 s of SIGINT".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+/// (request URI, response body) of every HTTP exchange tshark decrypts.
+fn tshark_http(
+    pcap: &std::path::Path,
+    keys: &std::path::Path,
+    port: u16,
+) -> TestResult<Vec<(String, String)>> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", keys.display()))
+        .args(["-d", &format!("tcp.port=={port},tls")])
+        .args(["-Y", "http.response", "-T", "fields", "-E", "separator=|"])
+        .args(["-e", "http.response_for.uri", "-e", "http.file_data"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run tshark ({e}): install it (scripts/deps.sh)"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (uri, body) = l.split_once('|')?;
+            // http.response_for.uri is the full URI: keep its path.
+            let path = uri.find("://").map_or(uri, |i| {
+                let rest = &uri[i + 3..];
+                rest.find('/').map_or("", |j| &rest[j..])
+            });
+            Some((path.to_string(), unescape(body)))
+        })
+        .collect())
+}
+
+/// tshark writes the body's text with `\n` for newlines.
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n")
+}
+
+#[test]
+fn tshark_decrypts_curl_sessions_with_wefts_key_log() -> TestResult {
+    let nginx = Nginx::start()?;
+    let dir = TempDir::new("keylog");
+    let keys = dir.path().join("keys.log");
+    let pcap = dir.path().join("lo.pcap");
+    let keys_arg = keys.display().to_string();
+    let weft = Weft::start(&["--keylog", &keys_arg, "--comm", "curl"])?;
+    let mode = std::fs::metadata(&keys)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "key log mode {mode:o}");
+    let tcpdump = Tcpdump::start(nginx.port, &pcap)?;
+
+    // TLS 1.3 and TLS 1.2 (CLIENT_RANDOM): both kinds of secrets.
+    let mut sent = Vec::new();
+    for tls_max in ["1.3", "1.2"] {
+        let uri = format!("/keylog-{tls_max}-{:x}", rand_u64());
+        let (pid, out) = curl(
+            &["--http1.1", "--tls-max", tls_max],
+            &format!("https://127.0.0.1:{}{uri}", nginx.port),
+        )?;
+        let body = String::from_utf8(out)?;
+        assert_eq!(body, format!("body-{uri}\n"));
+        assert!(nginx.wait_logged(&uri).is_some(), "nginx did not log {uri}");
+        sent.push((pid, uri, body));
+    }
+    tcpdump.stop()?;
+    let pid1 = u64::from(sent[1].0);
+    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(pid1)
+            && field_str(e, "event.action") == Some("http-transaction")
+    });
+    let run = weft.stop()?;
+    assert!(run.success, "weft failed:\n{}", run.stderr);
+    assert!(seen, "weft saw no http event of curl:\n{}", run.stderr);
+
+    let key_text = std::fs::read_to_string(&keys)?;
+    assert!(key_text.contains("CLIENT_TRAFFIC_SECRET_0 "), "{key_text}");
+    assert!(key_text.contains("CLIENT_RANDOM "), "{key_text}");
+
+    // Only the key log weft wrote lets tshark see HTTP inside.
+    let decrypted = tshark_http(&pcap, &keys, nginx.port)?;
+    for (pid, uri, body) in &sent {
+        assert!(
+            decrypted.iter().any(|(u, b)| u == uri && b == body),
+            "tshark did not decrypt {uri} with body {body:?}: {decrypted:?}\nkeys:\n{key_text}"
+        );
+        // And weft's own http event says the same.
+        let http = of_pid(&run.events, *pid)
+            .into_iter()
+            .find(|e| field_str(e, "event.action") == Some("http-transaction"))
+            .ok_or_else(|| format!("no http event of curl {pid}"))?;
+        assert_eq!(field_str(http, "url.path"), Some(uri.as_str()));
+        assert_eq!(
+            field_str(http, "http.response.body.content"),
+            Some(body.as_str())
+        );
+    }
+    assert_eq!(decrypted.len(), 2, "{decrypted:?}");
+    Ok(())
+}
+
+/// A symbolic link at the key-log path is refused: weft does not start and
+/// the link's target is untouched.
+#[test]
+fn keylog_refuses_a_symlink() -> TestResult {
+    require_root();
+    let dir = TempDir::new("keylog-link");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious")?;
+    let link = dir.path().join("keys.log");
+    std::os::unix::fs::symlink(&victim, &link)?;
+    let out = Command::new(weft_bin())
+        .arg("--keylog")
+        .arg(&link)
+        .stdin(Stdio::null())
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim)?, "precious");
+    Ok(())
+}
