@@ -331,8 +331,14 @@ impl Processor for HttpDecoder {
             if self.flows.len() >= self.cfg.max_flows {
                 self.evict_oldest(emit);
             }
-            // ALPN (from the TLS handshake) goes here once capture events carry it.
-            let dec = choose_decoder(&self.cfg.limits, None, wire, &d.payload);
+            // The ALPN the handshake chose (stamped by `tls::TlsSessions`)
+            // decides before the first bytes do.
+            let alpn = d
+                .tls
+                .as_ref()
+                .and_then(|t| t.next_protocol.as_deref())
+                .map(str::as_bytes);
+            let dec = choose_decoder(&self.cfg.limits, alpn, wire, &d.payload);
             self.local.flows_opened += 1;
             self.flows.insert(
                 key,
