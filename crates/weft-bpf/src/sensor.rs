@@ -124,9 +124,12 @@ pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
 }
 
 /// Attach `prog` to every offset in `path` with one uprobe.multi link, each
-/// point carrying `cookie` (the library id).
+/// point carrying `cookie` (the library id). With `pid`, the breakpoints go
+/// into that process only (the kernel's uprobe filter keeps them out of
+/// every other address space; see `targets` in the weft binary).
 pub(crate) fn attach_multi(
     prog: &libbpf_rs::ProgramMut<'static>,
+    pid: Option<u32>,
     path: &Path,
     offsets: Vec<usize>,
     cookie: u64,
@@ -135,7 +138,7 @@ pub(crate) fn attach_multi(
     let n = offsets.len();
     let first = offsets.first().copied().unwrap_or(0);
     prog.attach_uprobe_multi_with_opts(
-        -1,
+        pid_arg(pid),
         path,
         "",
         UprobeMultiOpts {
@@ -156,6 +159,14 @@ pub(crate) fn attach_multi(
     })
 }
 
+/// libbpf's pid argument: -1 for every process.
+pub(crate) fn pid_arg(pid: Option<u32>) -> i32 {
+    pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(-1)
+}
+
+/// Which uprobe links a file has: for every process (`None`) or for one.
+pub(crate) type UprobeKey = (PathBuf, Option<u32>);
+
 /// Counters the kernel side keeps (summed over CPUs), by name.
 pub type KernelStats = Vec<(&'static str, u64)>;
 
@@ -163,8 +174,10 @@ pub type KernelStats = Vec<(&'static str, u64)>;
 pub struct Sensor {
     pub(crate) skel: WeftSkel<'static>,
     _links: Vec<Link>,
-    pub(crate) uprobes: HashMap<PathBuf, Vec<Link>>,
+    pub(crate) uprobes: HashMap<UprobeKey, Vec<Link>>,
     pub(crate) uprobe_count: usize,
+    /// Probe points attached per process (per-process links only).
+    pub(crate) pid_probes: HashMap<u32, usize>,
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -345,6 +358,7 @@ impl Sensor {
             _links: links,
             uprobes: HashMap::new(),
             uprobe_count: 0,
+            pid_probes: HashMap::new(),
         };
         sensor.seed_existing_connections()?;
         Ok(sensor)
@@ -379,7 +393,21 @@ impl Sensor {
         points: &[ProbePoint],
         lib: u64,
     ) -> Result<usize, BpfError> {
-        if self.uprobes.contains_key(path) {
+        self.attach_library_for(None, path, points, lib)
+    }
+
+    /// [`Sensor::attach_library`] for one process only (`Some(pid)`): no
+    /// other process gets a breakpoint. Skipped (0) when that file already
+    /// has links for that process.
+    pub fn attach_library_for(
+        &mut self,
+        pid: Option<u32>,
+        path: &Path,
+        points: &[ProbePoint],
+        lib: u64,
+    ) -> Result<usize, BpfError> {
+        let key = (path.to_path_buf(), pid);
+        if self.uprobes.contains_key(&key) {
             return Ok(0);
         }
         let hooks: Vec<(&ProbePoint, Hook)> = points
@@ -427,10 +455,10 @@ impl Sensor {
                 Some(Hook::NsprRecv) => &progs.nspr_recv_enter,
             };
             probes += offsets.len();
-            links.push(attach_multi(prog, path, offsets, lib, key.is_none())?);
+            links.push(attach_multi(prog, pid, path, offsets, lib, key.is_none())?);
         }
-        self.uprobe_count += probes;
-        self.uprobes.insert(path.to_path_buf(), links);
+        self.count_probes(pid, probes);
+        self.uprobes.insert((path.to_path_buf(), pid), links);
         Ok(probes)
     }
 
@@ -444,9 +472,58 @@ impl Sensor {
         self.uprobe_count
     }
 
-    /// Files with uprobes.
+    /// Files with uprobes (a file probed for several processes counts once
+    /// per process).
     pub fn attached_files(&self) -> usize {
         self.uprobes.len()
+    }
+
+    /// Take the links of process `pid` out of the sensor (it exited). The
+    /// caller drops them, ideally with [`release_links`] off its hot path:
+    /// each detach waits for an RCU grace period.
+    pub fn detach_pid(&mut self, pid: u32) -> Vec<Link> {
+        let probes = self.pid_probes.remove(&pid).unwrap_or(0);
+        self.uprobe_count = self.uprobe_count.saturating_sub(probes);
+        let keys: Vec<UprobeKey> = self
+            .uprobes
+            .keys()
+            .filter(|(_, p)| *p == Some(pid))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(links) = self.uprobes.remove(&k) {
+                out.extend(links);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn count_probes(&mut self, pid: Option<u32>, probes: usize) {
+        self.uprobe_count += probes;
+        if let Some(pid) = pid {
+            *self.pid_probes.entry(pid).or_default() += probes;
+        }
+    }
+
+    /// Is `pid` in the kernel's pid filter (`--pid`, or `--tree` and its
+    /// descendants, which the kernel adds as they fork)?
+    pub fn pid_in_filter(&self, pid: u32) -> bool {
+        matches!(
+            self.skel
+                .maps
+                .filter_pids
+                .lookup(&pid.to_ne_bytes(), MapFlags::ANY),
+            Ok(Some(_))
+        )
+    }
+
+    /// Processes that have links of their own.
+    pub fn attached_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.uprobes.keys().filter_map(|(_, p)| *p).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     /// Tell the kernel side a file was inspected (kernel `s_dev` encoding),
@@ -506,28 +583,51 @@ impl Drop for Sensor {
     /// for 200 classic uprobes).
     fn drop(&mut self) {
         let links: Vec<Link> = self.uprobes.drain().flat_map(|(_, v)| v).collect();
-        if links.is_empty() {
-            return;
-        }
-        const MAX_THREADS: usize = 256;
-        let per = links.len().div_ceil(MAX_THREADS);
-        let mut batches: Vec<Vec<Link>> = Vec::new();
-        let mut it = links.into_iter().peekable();
-        while it.peek().is_some() {
-            batches.push(it.by_ref().take(per).collect());
-        }
-        std::thread::scope(|s| {
-            for batch in batches {
-                if std::thread::Builder::new()
-                    .name("weft-detach".into())
-                    .spawn_scoped(s, move || drop(batch))
-                    .is_err()
-                {
-                    // No thread: the batch was dropped here, serially.
-                }
-            }
-        });
+        drop_links_in_parallel(links);
     }
+}
+
+/// Detach `links` on a thread of their own (in parallel, see
+/// [`drop_links_in_parallel`]) so that the caller does not wait for the
+/// grace periods. Links not yet released when weft exits die with its file
+/// descriptors.
+pub fn release_links(links: Vec<Link>) {
+    if links.is_empty() {
+        return;
+    }
+    if let Err(e) = std::thread::Builder::new()
+        .name("weft-release".into())
+        .spawn(move || drop_links_in_parallel(links))
+    {
+        // No thread: the links were dropped with the closure, serially.
+        tracing::debug!(error = %e, "no thread to release links");
+    }
+}
+
+/// Drop links concurrently: each detach waits for an RCU grace period, and
+/// concurrent waits share one.
+pub fn drop_links_in_parallel(links: Vec<Link>) {
+    if links.is_empty() {
+        return;
+    }
+    const MAX_THREADS: usize = 256;
+    let per = links.len().div_ceil(MAX_THREADS);
+    let mut batches: Vec<Vec<Link>> = Vec::new();
+    let mut it = links.into_iter().peekable();
+    while it.peek().is_some() {
+        batches.push(it.by_ref().take(per).collect());
+    }
+    std::thread::scope(|s| {
+        for batch in batches {
+            if std::thread::Builder::new()
+                .name("weft-detach".into())
+                .spawn_scoped(s, move || drop(batch))
+                .is_err()
+            {
+                // No thread: the batch was dropped here, serially.
+            }
+        }
+    });
 }
 
 /// Give memory freed by start-up work (ELF tables of large executables,
