@@ -13,6 +13,8 @@ pkgs=(
   bpftool
   # tests: real TLS servers and clients
   nginx curl openssl python3 nodejs iproute2 nghttp2-client
+  # tests: nm finds libssl symbols for the breakpoint checks (targets.rs)
+  binutils
   # tests: clients of the other TLS libraries (GnuTLS, wolfSSL); git over
   # https goes through libcurl-gnutls
   wget gnutls-bin libwolfssl-dev git util-linux
