@@ -58,6 +58,15 @@ pub struct SensorConfig {
     pub floor: bool,
 }
 
+impl SensorConfig {
+    /// A process filter is set: uprobes go to the selected processes only,
+    /// and the syscall hooks are attached only while one of them is
+    /// followed ([`Sensor::syscall_hooks`]).
+    pub fn targeted(&self) -> bool {
+        !self.pids.is_empty() || !self.tree_pids.is_empty() || !self.comms.is_empty()
+    }
+}
+
 impl Default for SensorConfig {
     fn default() -> Self {
         SensorConfig {
@@ -174,6 +183,8 @@ pub type KernelStats = Vec<(&'static str, u64)>;
 pub struct Sensor {
     pub(crate) skel: WeftSkel<'static>,
     _links: Vec<Link>,
+    /// The syscall tracepoints (see [`Sensor::syscall_hooks`]).
+    syscall_links: Vec<Link>,
     pub(crate) uprobes: HashMap<UprobeKey, Vec<Link>>,
     pub(crate) uprobe_count: usize,
     /// Probe points attached per process (per-process links only).
@@ -336,17 +347,7 @@ impl Sensor {
         let mut links = Vec::new();
         for (name, prog) in [
             ("tp_btf/inet_sock_set_state", &p.sock_state),
-            ("syscalls/sys_enter_write", &p.sys_enter_write),
-            ("syscalls/sys_enter_writev", &p.sys_enter_writev),
-            ("syscalls/sys_enter_sendto", &p.sys_enter_sendto),
-            ("syscalls/sys_enter_sendmsg", &p.sys_enter_sendmsg),
-            ("syscalls/sys_enter_read", &p.sys_enter_read),
-            ("syscalls/sys_enter_readv", &p.sys_enter_readv),
-            ("syscalls/sys_enter_recvfrom", &p.sys_enter_recvfrom),
-            ("syscalls/sys_enter_recvmsg", &p.sys_enter_recvmsg),
             ("tp_btf/sched_process_exec", &p.proc_exec),
-            ("syscalls/sys_enter_mmap", &p.mmap_enter),
-            ("syscalls/sys_exit_mmap", &p.mmap_exit),
             ("tp_btf/sched_process_fork", &p.proc_fork),
             ("tp_btf/sched_process_exit", &p.proc_exit),
         ] {
@@ -356,12 +357,49 @@ impl Sensor {
         let mut sensor = Sensor {
             skel,
             _links: links,
+            syscall_links: Vec::new(),
             uprobes: HashMap::new(),
             uprobe_count: 0,
             pid_probes: HashMap::new(),
         };
+        if !cfg.targeted() {
+            sensor.syscall_hooks(true)?;
+        }
         sensor.seed_existing_connections()?;
         Ok(sensor)
+    }
+
+    /// Attach (`on`) or release the syscall tracepoints. Any syscall
+    /// tracepoint sends every syscall of every thread on the host through
+    /// the kernel's tracing slow path, and these run a program on each
+    /// read and write: with a process filter they are on only while a
+    /// selected process is followed (they are released off this thread).
+    pub fn syscall_hooks(&mut self, on: bool) -> Result<(), BpfError> {
+        if !on {
+            crate::sensor::release_links(std::mem::take(&mut self.syscall_links));
+            return Ok(());
+        }
+        if !self.syscall_links.is_empty() {
+            return Ok(());
+        }
+        let p = &self.skel.progs;
+        let mut links = Vec::new();
+        for (name, prog) in [
+            ("syscalls/sys_enter_write", &p.sys_enter_write),
+            ("syscalls/sys_enter_writev", &p.sys_enter_writev),
+            ("syscalls/sys_enter_sendto", &p.sys_enter_sendto),
+            ("syscalls/sys_enter_sendmsg", &p.sys_enter_sendmsg),
+            ("syscalls/sys_enter_read", &p.sys_enter_read),
+            ("syscalls/sys_enter_readv", &p.sys_enter_readv),
+            ("syscalls/sys_enter_recvfrom", &p.sys_enter_recvfrom),
+            ("syscalls/sys_enter_recvmsg", &p.sys_enter_recvmsg),
+            ("syscalls/sys_enter_mmap", &p.mmap_enter),
+            ("syscalls/sys_exit_mmap", &p.mmap_exit),
+        ] {
+            links.push(prog.attach().map_err(lb(format!("attach {name}")))?);
+        }
+        self.syscall_links = links;
+        Ok(())
     }
 
     /// Run the TCP iterator once: connections that predate weft get their

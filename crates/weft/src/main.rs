@@ -195,11 +195,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // found only when they start, they would race their own first calls.
     let (mut installed, mut errors) =
         discovery::scan_library_dirs(discovery::SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
-    let (embedded, embedded_errors) = discovery::scan_executable_dirs(
-        discovery::SYSTEM_EXECUTABLE_DIRS,
-        ALL_LIBRARIES,
-        &mut seen,
-    );
+    // With a process filter, an executable is inspected when a selected
+    // process runs it (targets.rs): scanning them all would only slow the
+    // start.
+    let exe_dirs = if cfg.targeted() {
+        &[][..]
+    } else {
+        discovery::SYSTEM_EXECUTABLE_DIRS
+    };
+    let (embedded, embedded_errors) =
+        discovery::scan_executable_dirs(exe_dirs, ALL_LIBRARIES, &mut seen);
     installed.extend(embedded);
     errors.extend(embedded_errors);
     for e in &errors {

@@ -58,6 +58,8 @@ pub struct Targets {
     /// The shared TLS libraries installed on the system (from start-up).
     installed: Vec<ProbeTarget>,
     followed: HashMap<u32, Followed>,
+    /// Whether the syscall hooks are attached.
+    hooks_on: bool,
     records: Receiver<(u32, u64, u64)>,
     /// Files not known to be TLS libraries go to the discovery thread,
     /// which inspects each file once; what it finds comes back through
@@ -111,6 +113,7 @@ impl Targets {
             known,
             installed,
             followed: HashMap::new(),
+            hooks_on: false,
             records,
             inspect,
             last_sweep: Instant::now(),
@@ -145,6 +148,7 @@ impl Targets {
         for pid in &initial {
             self.follow(sensor, *pid, stats);
         }
+        self.syscall_hooks(sensor, stats);
         initial.len()
     }
 
@@ -152,6 +156,27 @@ impl Targets {
     /// links of processes that are gone. Called by the main loop after
     /// each ring-buffer poll.
     pub fn step(&mut self, sensor: &mut Sensor, stats: &Stats) {
+        self.step_records(sensor, stats);
+        self.syscall_hooks(sensor, stats);
+    }
+
+    /// The syscall hooks are on while a selected process is followed (on
+    /// before a new process' uprobes, so that its first call finds its
+    /// socket).
+    fn syscall_hooks(&mut self, sensor: &mut Sensor, stats: &Stats) {
+        let want = !self.followed.is_empty();
+        if want != self.hooks_on {
+            match sensor.syscall_hooks(want) {
+                Ok(()) => self.hooks_on = want,
+                Err(e) => {
+                    stats.attach_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    fn step_records(&mut self, sensor: &mut Sensor, stats: &Stats) {
         while let Ok((pid, kdev, ino)) = self.records.try_recv() {
             self.on_record(sensor, pid, (kdev, ino), stats);
         }
@@ -241,6 +266,7 @@ impl Targets {
             start,
             files: HashSet::new(),
         });
+        self.syscall_hooks(sensor, stats);
         let mapped = self.mapped_files(pid);
         let found: Vec<ProbeTarget> = mapped
             .iter()
