@@ -64,8 +64,8 @@ fn breakpoints(pid: u32) -> TestResult<Vec<&'static str>> {
     Ok(hit)
 }
 
-/// The `weft_attachments{kind="uprobe"}` gauge of the metrics page.
-fn uprobes_metric(port: u16) -> Option<u64> {
+/// One sample of the metrics page, e.g. `weft_attachments{kind="uprobe"}`.
+fn metric(port: u16, sample: &str) -> Option<f64> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
@@ -73,9 +73,24 @@ fn uprobes_metric(port: u16) -> Option<u64> {
     let mut page = String::new();
     s.read_to_string(&mut page).ok()?;
     page.lines()
-        .find_map(|l| l.strip_prefix("weft_attachments{kind=\"uprobe\"} "))
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+}
+
+fn uprobes_metric(port: u16) -> Option<u64> {
+    metric(port, "weft_attachments{kind=\"uprobe\"}").map(|v| v as u64)
+}
+
+/// Wait until the metrics page (refreshed once a second) shows a value
+/// that `pred` accepts; the last value seen.
+fn wait_metric(port: u16, sample: &str, pred: impl Fn(f64) -> bool) -> Option<f64> {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut v = metric(port, sample);
+    while !v.is_some_and(&pred) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+        v = metric(port, sample);
+    }
+    v
 }
 
 #[test]
@@ -203,5 +218,52 @@ fn pid_filter_probes_only_that_running_process_and_releases_it() -> TestResult {
     for e in &run.events {
         assert_eq!(field_u64(e, "process.pid"), Some(p), "{e}");
     }
+    Ok(())
+}
+
+#[test]
+fn syscall_hooks_run_only_while_a_selected_process_lives() -> TestResult {
+    let nginx = Nginx::start()?;
+    let metrics = free_port();
+    let weft = Weft::start(&[
+        "--comm",
+        "curl",
+        "--metrics",
+        &format!("127.0.0.1:{metrics}"),
+    ])?;
+    let url = format!("https://127.0.0.1:{}/hooks", nginx.port);
+    let writes = "weft_bpf_program_runs_total{program=\"sys_enter_write\"}";
+    // Page up (and run statistics on) before anything is measured.
+    assert!(
+        wait_metric(metrics, writes, |_| true).is_some(),
+        "no metrics page"
+    );
+
+    // A python client (not selected) writes to its socket, nginx answers:
+    // with no selected process alive, weft's write hook never runs.
+    let script = "import sys, ssl, urllib.request\n\
+        ctx = ssl._create_unverified_context()\n\
+        sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], context=ctx).read())\n";
+    let (_, out) = run_client(
+        Command::new("/usr/bin/python3").args(["-c", script, &url]),
+        CLIENT_TIMEOUT,
+    )?;
+    assert_eq!(out, b"body-/hooks\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        metric(metrics, writes),
+        Some(0.0),
+        "hooked without a target"
+    );
+
+    // A curl (selected): the hooks are on while it lives (the check can fail).
+    let (_, out) = curl(&["--http1.1", "--rate", "2/s", &url], &url)?;
+    assert_eq!(out, b"body-/hooks\nbody-/hooks\n");
+    let runs = wait_metric(metrics, writes, |v| v > 0.0);
+    assert!(
+        runs.is_some_and(|v| v > 0.0),
+        "write hook never ran: {runs:?}"
+    );
+    weft.stop()?;
     Ok(())
 }
