@@ -404,8 +404,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut reported: std::collections::HashMap<&'static str, u64> =
         std::collections::HashMap::new();
 
+    // Memory freed by closed flows goes back to the system (the allocator
+    // keeps it in its arenas otherwise, and resident size never shrinks).
+    const TRIM_EVERY: Duration = Duration::from_secs(30);
+    let mut last_trim = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         weft_bpf::sensor::poll(&rb, Duration::from_millis(100))?;
+        if last_trim.elapsed() >= TRIM_EVERY {
+            last_trim = Instant::now();
+            weft_bpf::sensor::release_free_memory();
+        }
         if let Some(t) = targets.as_mut() {
             t.step(&mut sensor, &stats);
         }
