@@ -10,6 +10,15 @@
  *    (dev, inode); reported at exit so the mapping is visible in
  *    /proc/PID/maps when user space looks.
  *  - tp_btf/sched_process_fork: children of a --tree process join the filter.
+ *
+ * With a process filter (--pid/--comm/--tree) user space attaches uprobes to
+ * the selected processes only (per-process uprobe.multi links), so it must
+ * hear of every one of them, not of every new file: then every exec is
+ * reported (user space decides whether the new image is selected, and
+ * releases the links of one that is not), every executable mapping of a
+ * selected process, and every fork whose child is selected (as an EXEC
+ * record of the child, with its executable). Other processes' mappings are
+ * not reported at all.
  *  - tp_btf/sched_process_exit: forget per-thread state; tell user space a
  *    process ended.
  *
@@ -45,6 +54,12 @@ static __always_inline bool file_key(struct file *f, struct weft_file_key *key)
 	return true;
 }
 
+/* Per-process attachment: see the top of this file. */
+static __always_inline bool targeted(void)
+{
+	return filter_pids_on || filter_comms_on;
+}
+
 static __always_inline void report_file(__u32 type, __u32 pid, struct weft_file_key *key)
 {
 	struct weft_file_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
@@ -70,7 +85,7 @@ int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
 	struct weft_file_key key = {};
 	if (!file_key(bprm->file, &key))
 		return 0;
-	if (bpf_map_lookup_elem(&seen_files, &key))
+	if (!targeted() && bpf_map_lookup_elem(&seen_files, &key))
 		return 0;
 	report_file(WEFT_REC_EXEC, p->tgid, &key);
 	return 0;
@@ -85,6 +100,9 @@ int mmap_enter(struct trace_event_raw_sys_enter *ctx)
 	int fd = (int)ctx->args[4];
 	if (fd < 0)
 		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if (targeted() && !selected(id >> 32))
+		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
 	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
@@ -97,9 +115,8 @@ int mmap_enter(struct trace_event_raw_sys_enter *ctx)
 	struct weft_file_key key = {};
 	if (!file_key(f, &key))
 		return 0;
-	if (bpf_map_lookup_elem(&seen_files, &key))
+	if (!targeted() && bpf_map_lookup_elem(&seen_files, &key))
 		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&mmap_pending, &id, &key, BPF_ANY);
 	return 0;
 }
@@ -117,7 +134,7 @@ int mmap_exit(struct trace_event_raw_sys_exit *ctx)
 	/* A failed mmap maps nothing; a racing thread may have reported it. */
 	if (ctx->ret < 0 && ctx->ret > -4096)
 		return 0;
-	if (bpf_map_lookup_elem(&seen_files, &k))
+	if (!targeted() && bpf_map_lookup_elem(&seen_files, &k))
 		return 0;
 	report_file(WEFT_REC_MMAP, id >> 32, &k);
 	return 0;
@@ -127,17 +144,31 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 {
 	FLOOR();
-	if (!filter_pids_on)
+	if (!targeted())
 		return 0;
 	__u32 ptgid = parent->tgid;
-	__u8 *sel = bpf_map_lookup_elem(&filter_pids, &ptgid);
-	if (!sel || *sel != WEFT_SEL_TREE)
-		return 0;
 	__u32 ctgid = child->tgid;
 	if (ctgid == ptgid)
 		return 0; /* a new thread, not a new process */
-	__u8 tree = WEFT_SEL_TREE;
-	bpf_map_update_elem(&filter_pids, &ctgid, &tree, BPF_ANY);
+	bool child_selected = false;
+	__u8 *sel = filter_pids_on ? bpf_map_lookup_elem(&filter_pids, &ptgid) : NULL;
+	if (sel && *sel == WEFT_SEL_TREE) {
+		__u8 tree = WEFT_SEL_TREE;
+		bpf_map_update_elem(&filter_pids, &ctgid, &tree, BPF_ANY);
+		child_selected = true;
+	}
+	/* The child inherits its parent's name (current is the parent). */
+	if (!child_selected && filter_comms_on && comm_selected())
+		child_selected = true;
+	if (!child_selected)
+		return 0;
+	/* Its own uprobe links: the parent's do not fire in the child's copy
+	 * of the address space. */
+	struct weft_file_key key = {};
+	struct file *exe = BPF_CORE_READ(child, mm, exe_file);
+	if (exe)
+		file_key(exe, &key);
+	report_file(WEFT_REC_EXEC, ctgid, &key);
 	return 0;
 }
 

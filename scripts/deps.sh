@@ -16,6 +16,8 @@ pkgs=(
   # fixtures: crates/weft-proto/tests/fixtures/make_bodies.sh precompresses
   # bodies (the recorded fixtures are checked in; these regenerate them)
   brotli zstd
+  # tests: nm finds libssl symbols for the breakpoint checks (targets.rs)
+  binutils
   # tests: clients of the other TLS libraries (GnuTLS, wolfSSL); git over
   # https goes through libcurl-gnutls
   wget gnutls-bin libwolfssl-dev git util-linux

@@ -86,7 +86,17 @@ impl Sensor {
     /// how many probe points were attached; 0 when the file already has
     /// probes. On error nothing stays attached.
     pub fn attach_go(&mut self, path: &Path, points: &[ProbePoint]) -> Result<usize, BpfError> {
-        if self.uprobes.contains_key(path) {
+        self.attach_go_for(None, path, points)
+    }
+
+    /// [`Sensor::attach_go`] for one process only (`Some(pid)`).
+    pub fn attach_go_for(
+        &mut self,
+        pid: Option<u32>,
+        path: &Path,
+        points: &[ProbePoint],
+    ) -> Result<usize, BpfError> {
+        if self.uprobes.contains_key(&(path.to_path_buf(), pid)) {
             return Ok(0);
         }
         if !uprobe_multi_supported() {
@@ -143,7 +153,7 @@ impl Sensor {
                       offsets: Vec<usize>,
                       cookies: Vec<u64>| {
             prog.attach_uprobe_multi_with_opts(
-                -1,
+                crate::sensor::pid_arg(pid),
                 path,
                 "",
                 UprobeMultiOpts {
@@ -181,8 +191,8 @@ impl Sensor {
                 entries.1,
             )?,
         ];
-        self.uprobe_count += n;
-        self.uprobes.insert(path.to_path_buf(), links);
+        self.count_probes(pid, n);
+        self.uprobes.insert((path.to_path_buf(), pid), links);
         Ok(n)
     }
 }

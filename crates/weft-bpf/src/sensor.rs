@@ -60,6 +60,15 @@ pub struct SensorConfig {
     pub keylog: bool,
 }
 
+impl SensorConfig {
+    /// A process filter is set: uprobes go to the selected processes only,
+    /// and the syscall hooks are attached only while one of them is
+    /// followed ([`Sensor::syscall_hooks`]).
+    pub fn targeted(&self) -> bool {
+        !self.pids.is_empty() || !self.tree_pids.is_empty() || !self.comms.is_empty()
+    }
+}
+
 impl Default for SensorConfig {
     fn default() -> Self {
         SensorConfig {
@@ -136,9 +145,12 @@ pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
 }
 
 /// Attach `prog` to every offset in `path` with one uprobe.multi link, each
-/// point carrying `cookie` (the library id).
+/// point carrying `cookie` (the library id). With `pid`, the breakpoints go
+/// into that process only (the kernel's uprobe filter keeps them out of
+/// every other address space; see `targets` in the weft binary).
 pub(crate) fn attach_multi(
     prog: &libbpf_rs::ProgramMut<'static>,
+    pid: Option<u32>,
     path: &Path,
     offsets: Vec<usize>,
     cookie: u64,
@@ -147,7 +159,7 @@ pub(crate) fn attach_multi(
     let n = offsets.len();
     let first = offsets.first().copied().unwrap_or(0);
     prog.attach_uprobe_multi_with_opts(
-        -1,
+        pid_arg(pid),
         path,
         "",
         UprobeMultiOpts {
@@ -168,6 +180,14 @@ pub(crate) fn attach_multi(
     })
 }
 
+/// libbpf's pid argument: -1 for every process.
+pub(crate) fn pid_arg(pid: Option<u32>) -> i32 {
+    pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(-1)
+}
+
+/// Which uprobe links a file has: for every process (`None`) or for one.
+pub(crate) type UprobeKey = (PathBuf, Option<u32>);
+
 /// Counters the kernel side keeps (summed over CPUs), by name.
 pub type KernelStats = Vec<(&'static str, u64)>;
 
@@ -175,9 +195,13 @@ pub type KernelStats = Vec<(&'static str, u64)>;
 pub struct Sensor {
     pub(crate) skel: WeftSkel<'static>,
     _links: Vec<Link>,
-    pub(crate) uprobes: HashMap<PathBuf, Vec<Link>>,
+    /// The syscall tracepoints (see [`Sensor::syscall_hooks`]).
+    syscall_links: Vec<Link>,
+    pub(crate) uprobes: HashMap<UprobeKey, Vec<Link>>,
     pub(crate) uprobe_count: usize,
     keylog: bool,
+    /// Probe points attached per process (per-process links only).
+    pub(crate) pid_probes: HashMap<u32, usize>,
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -337,6 +361,45 @@ impl Sensor {
         let mut links = Vec::new();
         for (name, prog) in [
             ("tp_btf/inet_sock_set_state", &p.sock_state),
+            ("tp_btf/sched_process_exec", &p.proc_exec),
+            ("tp_btf/sched_process_fork", &p.proc_fork),
+            ("tp_btf/sched_process_exit", &p.proc_exit),
+        ] {
+            links.push(prog.attach().map_err(lb(format!("attach {name}")))?);
+        }
+
+        let mut sensor = Sensor {
+            skel,
+            _links: links,
+            syscall_links: Vec::new(),
+            uprobes: HashMap::new(),
+            uprobe_count: 0,
+            keylog: cfg.keylog,
+            pid_probes: HashMap::new(),
+        };
+        if !cfg.targeted() {
+            sensor.syscall_hooks(true)?;
+        }
+        sensor.seed_existing_connections()?;
+        Ok(sensor)
+    }
+
+    /// Attach (`on`) or release the syscall tracepoints. Any syscall
+    /// tracepoint sends every syscall of every thread on the host through
+    /// the kernel's tracing slow path, and these run a program on each
+    /// read and write: with a process filter they are on only while a
+    /// selected process is followed (they are released off this thread).
+    pub fn syscall_hooks(&mut self, on: bool) -> Result<(), BpfError> {
+        if !on {
+            crate::sensor::release_links(std::mem::take(&mut self.syscall_links));
+            return Ok(());
+        }
+        if !self.syscall_links.is_empty() {
+            return Ok(());
+        }
+        let p = &self.skel.progs;
+        let mut links = Vec::new();
+        for (name, prog) in [
             ("syscalls/sys_enter_write", &p.sys_enter_write),
             ("syscalls/sys_enter_writev", &p.sys_enter_writev),
             ("syscalls/sys_enter_sendto", &p.sys_enter_sendto),
@@ -353,24 +416,13 @@ impl Sensor {
             ("syscalls/sys_exit_readv", &p.sys_exit_readv),
             ("syscalls/sys_exit_recvfrom", &p.sys_exit_recvfrom),
             ("syscalls/sys_exit_recvmsg", &p.sys_exit_recvmsg),
-            ("tp_btf/sched_process_exec", &p.proc_exec),
             ("syscalls/sys_enter_mmap", &p.mmap_enter),
             ("syscalls/sys_exit_mmap", &p.mmap_exit),
-            ("tp_btf/sched_process_fork", &p.proc_fork),
-            ("tp_btf/sched_process_exit", &p.proc_exit),
         ] {
             links.push(prog.attach().map_err(lb(format!("attach {name}")))?);
         }
-
-        let mut sensor = Sensor {
-            skel,
-            _links: links,
-            uprobes: HashMap::new(),
-            uprobe_count: 0,
-            keylog: cfg.keylog,
-        };
-        sensor.seed_existing_connections()?;
-        Ok(sensor)
+        self.syscall_links = links;
+        Ok(())
     }
 
     /// Run the TCP iterator once: connections that predate weft get their
@@ -402,7 +454,21 @@ impl Sensor {
         points: &[ProbePoint],
         lib: u64,
     ) -> Result<usize, BpfError> {
-        if self.uprobes.contains_key(path) {
+        self.attach_library_for(None, path, points, lib)
+    }
+
+    /// [`Sensor::attach_library`] for one process only (`Some(pid)`): no
+    /// other process gets a breakpoint. Skipped (0) when that file already
+    /// has links for that process.
+    pub fn attach_library_for(
+        &mut self,
+        pid: Option<u32>,
+        path: &Path,
+        points: &[ProbePoint],
+        lib: u64,
+    ) -> Result<usize, BpfError> {
+        let key = (path.to_path_buf(), pid);
+        if self.uprobes.contains_key(&key) {
             return Ok(0);
         }
         let hooks: Vec<(&ProbePoint, Hook)> = points
@@ -457,10 +523,10 @@ impl Sensor {
                 Some(Hook::AlpnSelectedReturn) => &progs.ssl_alpn_ret,
             };
             probes += offsets.len();
-            links.push(attach_multi(prog, path, offsets, lib, is_return(&key))?);
+            links.push(attach_multi(prog, pid, path, offsets, lib, is_return(&key))?);
         }
-        self.uprobe_count += probes;
-        self.uprobes.insert(path.to_path_buf(), links);
+        self.count_probes(pid, probes);
+        self.uprobes.insert((path.to_path_buf(), pid), links);
         Ok(probes)
     }
 
@@ -480,9 +546,58 @@ impl Sensor {
         self.uprobe_count
     }
 
-    /// Files with uprobes.
+    /// Files with uprobes (a file probed for several processes counts once
+    /// per process).
     pub fn attached_files(&self) -> usize {
         self.uprobes.len()
+    }
+
+    /// Take the links of process `pid` out of the sensor (it exited). The
+    /// caller drops them, ideally with [`release_links`] off its hot path:
+    /// each detach waits for an RCU grace period.
+    pub fn detach_pid(&mut self, pid: u32) -> Vec<Link> {
+        let probes = self.pid_probes.remove(&pid).unwrap_or(0);
+        self.uprobe_count = self.uprobe_count.saturating_sub(probes);
+        let keys: Vec<UprobeKey> = self
+            .uprobes
+            .keys()
+            .filter(|(_, p)| *p == Some(pid))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(links) = self.uprobes.remove(&k) {
+                out.extend(links);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn count_probes(&mut self, pid: Option<u32>, probes: usize) {
+        self.uprobe_count += probes;
+        if let Some(pid) = pid {
+            *self.pid_probes.entry(pid).or_default() += probes;
+        }
+    }
+
+    /// Is `pid` in the kernel's pid filter (`--pid`, or `--tree` and its
+    /// descendants, which the kernel adds as they fork)?
+    pub fn pid_in_filter(&self, pid: u32) -> bool {
+        matches!(
+            self.skel
+                .maps
+                .filter_pids
+                .lookup(&pid.to_ne_bytes(), MapFlags::ANY),
+            Ok(Some(_))
+        )
+    }
+
+    /// Processes that have links of their own.
+    pub fn attached_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.uprobes.keys().filter_map(|(_, p)| *p).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     /// Tell the kernel side a file was inspected (kernel `s_dev` encoding),
@@ -542,28 +657,51 @@ impl Drop for Sensor {
     /// for 200 classic uprobes).
     fn drop(&mut self) {
         let links: Vec<Link> = self.uprobes.drain().flat_map(|(_, v)| v).collect();
-        if links.is_empty() {
-            return;
-        }
-        const MAX_THREADS: usize = 256;
-        let per = links.len().div_ceil(MAX_THREADS);
-        let mut batches: Vec<Vec<Link>> = Vec::new();
-        let mut it = links.into_iter().peekable();
-        while it.peek().is_some() {
-            batches.push(it.by_ref().take(per).collect());
-        }
-        std::thread::scope(|s| {
-            for batch in batches {
-                if std::thread::Builder::new()
-                    .name("weft-detach".into())
-                    .spawn_scoped(s, move || drop(batch))
-                    .is_err()
-                {
-                    // No thread: the batch was dropped here, serially.
-                }
-            }
-        });
+        drop_links_in_parallel(links);
     }
+}
+
+/// Detach `links` on a thread of their own (in parallel, see
+/// [`drop_links_in_parallel`]) so that the caller does not wait for the
+/// grace periods. Links not yet released when weft exits die with its file
+/// descriptors.
+pub fn release_links(links: Vec<Link>) {
+    if links.is_empty() {
+        return;
+    }
+    if let Err(e) = std::thread::Builder::new()
+        .name("weft-release".into())
+        .spawn(move || drop_links_in_parallel(links))
+    {
+        // No thread: the links were dropped with the closure, serially.
+        tracing::debug!(error = %e, "no thread to release links");
+    }
+}
+
+/// Drop links concurrently: each detach waits for an RCU grace period, and
+/// concurrent waits share one.
+pub fn drop_links_in_parallel(links: Vec<Link>) {
+    if links.is_empty() {
+        return;
+    }
+    const MAX_THREADS: usize = 256;
+    let per = links.len().div_ceil(MAX_THREADS);
+    let mut batches: Vec<Vec<Link>> = Vec::new();
+    let mut it = links.into_iter().peekable();
+    while it.peek().is_some() {
+        batches.push(it.by_ref().take(per).collect());
+    }
+    std::thread::scope(|s| {
+        for batch in batches {
+            if std::thread::Builder::new()
+                .name("weft-detach".into())
+                .spawn_scoped(s, move || drop(batch))
+                .is_err()
+            {
+                // No thread: the batch was dropped here, serially.
+            }
+        }
+    });
 }
 
 /// Give memory freed by start-up work (ELF tables of large executables,

@@ -270,7 +270,9 @@ fn comm_filter_keeps_only_named_processes() -> TestResult {
     let nginx = Nginx::start()?;
     let weft = Weft::start(&["--comm", "curl"])?;
     let url = format!("https://127.0.0.1:{}/comm-filter", nginx.port);
-    let (curl_pid, _) = curl(&["--http1.1"], &url)?;
+    // Twice, half a second apart: the first milliseconds of a process born
+    // after weft may pass before its uprobes are in (README, known limits).
+    let (curl_pid, _) = curl(&["--http1.1", "--rate", "2/s", &url], &url)?;
     let (py_pid, _) = run_client(
         Command::new("/usr/bin/python3").args([
             "-c",
@@ -327,7 +329,11 @@ fn tree_filter_follows_children_started_later() -> TestResult {
     let child = Command::new("bash")
         .args([
             "-c",
-            &format!("read _; curl -sk --http1.1 --max-time 20 {url} >/dev/null; echo done"),
+            // Two transfers: see comm_filter_keeps_only_named_processes.
+            &format!(
+                "read _; curl -sk --http1.1 --max-time 20 --rate 2/s {url} {url} >/dev/null; \
+                 echo done"
+            ),
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -87,15 +87,38 @@ fn parallel_http2_requests_on_one_connection_pair_correctly() -> TestResult {
 
 #[test]
 fn h2load_thousand_requests_give_exactly_thousand_transactions() -> TestResult {
+    use std::io::{Read, Write};
     let nginx = Nginx::start()?;
-    let weft = Weft::start(&["--comm", "h2load"])?;
     let uri = format!("/h2load-{:x}", rand_u64());
-    let (pid, out) = run_client(
-        Command::new("h2load")
-            .args(["-n", "1000", "-c", "1", "-m", "100"])
-            .arg(format!("https://127.0.0.1:{}{uri}", nginx.port)),
-        Duration::from_secs(60),
-    )?;
+    // A shell selected by pid that execs h2load once weft is ready: its
+    // uprobes are in before h2load maps libssl, so no request can pass
+    // before them (a process born after weft could lose its first ones).
+    let url = format!("https://127.0.0.1:{}{uri}", nginx.port);
+    let shell = Command::new("bash")
+        .args([
+            "-c",
+            &format!("read _; exec h2load -n 1000 -c 1 -m 100 {url}"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut shell = Proc { child: shell };
+    let pid = shell.pid();
+    let weft = Weft::start(&["--pid", &pid.to_string()])?;
+    shell
+        .child
+        .stdin
+        .take()
+        .ok_or("stdin")?
+        .write_all(b"go\n")?;
+    let mut out = Vec::new();
+    shell
+        .child
+        .stdout
+        .take()
+        .ok_or("stdout")?
+        .read_to_end(&mut out)?;
+    assert!(shell.child.wait()?.success());
     let out = String::from_utf8_lossy(&out);
     assert!(
         out.contains("1000 succeeded"),

@@ -105,7 +105,10 @@ fn tshark_decrypts_curl_sessions_with_wefts_key_log() -> TestResult {
     let keys = dir.path().join("keys.log");
     let pcap = dir.path().join("lo.pcap");
     let keys_arg = keys.display().to_string();
-    let weft = Weft::start(&["--keylog", &keys_arg, "--comm", "curl"])?;
+    // Whole host: with a --comm filter a curl born after weft gets its
+    // uprobes a few ms after exec, and its first handshake can pass before
+    // (README, known limits). nginx logs the same sessions' secrets.
+    let weft = Weft::start(&["--keylog", &keys_arg])?;
     let mode = std::fs::metadata(&keys)?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "key log mode {mode:o}");
     let tcpdump = Tcpdump::start(nginx.port, &pcap)?;

@@ -8,6 +8,7 @@ mod metrics;
 mod reader;
 mod record;
 mod stats;
+mod targets;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -88,6 +89,11 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
 
 /// Attach the probes a discovered file needs; warn and carry on on failure.
 fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
+    attach_for(sensor, t, None, stats);
+}
+
+/// [`attach`] for every process (`None`) or for one only (`targets`).
+pub(crate) fn attach_for(sensor: &mut Sensor, t: &ProbeTarget, pid: Option<u32>, stats: &Stats) {
     use weft_bpf::abi;
     use weft_core::event::TlsLibrary;
     let lib = match t.library {
@@ -108,14 +114,14 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
         .collect();
     // Go: entries and RET instructions, never uretprobes (weft_bpf::go).
     let attached = if lib == abi::LIB_GO {
-        sensor.attach_go(&t.path, &points)
+        sensor.attach_go_for(pid, &t.path, &points)
     } else {
-        sensor.attach_library(&t.path, &points, lib)
+        sensor.attach_library_for(pid, &t.path, &points, lib)
     };
     match attached {
         Ok(0) => {}
         Ok(n) => {
-            tracing::info!(file = %t.display_path, uprobes = n, "attached");
+            tracing::info!(file = %t.display_path, uprobes = n, ?pid, "attached");
             let by = t
                 .pid
                 .map_or_else(|| "installed".to_string(), |p| format!("pid {p}"));
@@ -123,6 +129,10 @@ fn attach(sensor: &mut Sensor, t: &ProbeTarget, stats: &Stats) {
             stats.report_probed(stats::probed_line(t, n, &by, |s| {
                 is_go || sensor.probes(lib, s)
             }));
+        }
+        // A process that exited while its links were being made.
+        Err(e) if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) => {
+            tracing::debug!("{e} (the process exited)");
         }
         Err(e) => {
             stats.attach_failures.fetch_add(1, Ordering::Relaxed);
@@ -185,37 +195,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // found only when they start, they would race their own first calls.
     let (mut installed, mut errors) =
         discovery::scan_library_dirs(discovery::SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
-    let (embedded, embedded_errors) = discovery::scan_executable_dirs(
-        discovery::SYSTEM_EXECUTABLE_DIRS,
-        ALL_LIBRARIES,
-        &mut seen,
-    );
+    // With a process filter, an executable is inspected when a selected
+    // process runs it (targets.rs): scanning them all would only slow the
+    // start.
+    let exe_dirs = if cfg.targeted() {
+        &[][..]
+    } else {
+        discovery::SYSTEM_EXECUTABLE_DIRS
+    };
+    let (embedded, embedded_errors) =
+        discovery::scan_executable_dirs(exe_dirs, ALL_LIBRARIES, &mut seen);
     installed.extend(embedded);
     errors.extend(embedded_errors);
     for e in &errors {
         tracing::debug!("{e}");
         stats.report_skipped(e.to_string());
     }
-    for t in &installed {
-        attach(&mut sensor, t, &stats);
-    }
-    let summary = discovery::scan_all(proc_root, ALL_LIBRARIES, &mut seen)
-        .context("cannot list processes in /proc")?;
-    for (pid, e) in &summary.errors {
-        tracing::debug!(pid, "{e}");
-        stats.report_skipped(format!("pid {pid}: {e}"));
-    }
-    for t in &summary.targets {
-        attach(&mut sensor, t, &stats);
-    }
+    // Discovery of files exec'd or mapped later (dlopen included).
+    let (disc_tx, disc_rx) = bounded::<(u32, u64, u64)>(4096);
+    // With a process filter: uprobes in the selected processes only.
+    let (inspect_tx, inspect_rx) = bounded::<(u32, u64, u64)>(4096);
+    let mut targets = targets::Targets::new(
+        &cli.pid,
+        &cli.tree,
+        &cli.comm,
+        installed.clone(),
+        disc_rx.clone(),
+        inspect_tx,
+    );
+    let processes = if let Some(targets) = targets.as_mut() {
+        targets.start(&mut sensor, &stats)
+    } else {
+        for t in &installed {
+            attach(&mut sensor, t, &stats);
+        }
+        let summary = discovery::scan_all(proc_root, ALL_LIBRARIES, &mut seen)
+            .context("cannot list processes in /proc")?;
+        for (pid, e) in &summary.errors {
+            tracing::debug!(pid, "{e}");
+            stats.report_skipped(format!("pid {pid}: {e}"));
+        }
+        for t in &summary.targets {
+            attach(&mut sensor, t, &stats);
+        }
+        summary.processes
+    };
+    drop(installed);
     for id in &seen {
         sensor.mark_seen(kernel_dev(id), id.ino);
     }
 
-    // Discovery of files exec'd or mapped later (dlopen included).
-    let (disc_tx, disc_rx) = bounded::<(u32, u64, u64)>(4096);
     let (found_tx, found_rx) = bounded::<ProbeTarget>(1024);
     let disc_stats = Arc::clone(&stats);
+    // With targets, the records are theirs: the thread inspects the files
+    // they pass on.
+    let disc_rx = if targets.is_some() {
+        inspect_rx
+    } else {
+        disc_rx
+    };
     let discovery_thread = std::thread::Builder::new()
         .name("weft-discovery".into())
         .spawn(move || {
@@ -270,7 +308,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         "weft: ready: {} uprobes on {} files, {} processes scanned (Ctrl-C to stop)",
         sensor.uprobe_count(),
         sensor.attached_files(),
-        summary.processes
+        processes
     );
     let _ = std::io::stderr().flush();
 
@@ -292,11 +330,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut reported: std::collections::HashMap<&'static str, u64> =
         std::collections::HashMap::new();
 
+    // Memory freed by closed flows goes back to the system (the allocator
+    // keeps it in its arenas otherwise, and resident size never shrinks).
+    const TRIM_EVERY: Duration = Duration::from_secs(30);
+    let mut last_trim = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         weft_bpf::sensor::poll(&rb, Duration::from_millis(100))?;
         reader.flush();
+        if last_trim.elapsed() >= TRIM_EVERY {
+            last_trim = Instant::now();
+            weft_bpf::sensor::release_free_memory();
+        }
+        if let Some(t) = targets.as_mut() {
+            t.step(&mut sensor, &stats);
+        }
         while let Ok(t) = found_rx.try_recv() {
-            attach(&mut sensor, &t, &stats);
+            match targets.as_mut() {
+                Some(targets) => targets.found(&mut sensor, t, &stats),
+                None => attach(&mut sensor, &t, &stats),
+            }
         }
         if let Some((page, _)) = &metrics
             && last_refresh.elapsed() >= Duration::from_secs(1)
@@ -334,6 +386,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     drop(rb);
     let (asm, recorder) = reader.finish();
     drop(found_rx);
+    // The targets hold the discovery thread's queue open.
+    drop(targets);
     tracing::debug!(
         events_in = pipeline_stats.events_in.load(Ordering::Relaxed),
         waits = pipeline_stats.input_waits.load(Ordering::Relaxed),
