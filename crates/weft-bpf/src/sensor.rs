@@ -523,7 +523,14 @@ impl Sensor {
                 Some(Hook::AlpnSelectedReturn) => &progs.ssl_alpn_ret,
             };
             probes += offsets.len();
-            links.push(attach_multi(prog, pid, path, offsets, lib, is_return(&key))?);
+            links.push(attach_multi(
+                prog,
+                pid,
+                path,
+                offsets,
+                lib,
+                is_return(&key),
+            )?);
         }
         self.count_probes(pid, probes);
         self.uprobes.insert((path.to_path_buf(), pid), links);
