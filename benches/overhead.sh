@@ -22,53 +22,9 @@ SECS=${2:-5}
 
 command -v wrk >/dev/null && command -v h2load >/dev/null || {
   echo "needs wrk and h2load: apt-get install wrk nghttp2-client" >&2; exit 1; }
-cargo build --release -q -p weft
-WEFT=$PWD/target/release/weft
-
-work=$(mktemp -d /tmp/weft-bench.XXXXXX)
-chmod 755 "$work"   # nginx workers run as nobody: they must read big.txt
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; [ -n "${WPID:-}" ] && kill -INT $WPID 2>/dev/null; rm -rf "$work"' EXIT
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-python3 -c 'import base64, os, sys; open(sys.argv[1], "w").write(base64.b64encode(os.urandom(49152)).decode())' "$work/big.txt"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/logs"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-error_log $work/logs/error.log warn;
-pid $work/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/b; proxy_temp_path $work/p; fastcgi_temp_path $work/f;
-  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
-  server {
-    listen 127.0.0.1:$PORT ssl http2;
-    ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    keepalive_requests 1000000;
-    location = /small { default_type text/plain; return 200 "ok\n"; }
-    location = /big { alias $work/big.txt; default_type text/plain; }
-  }
-}
-CONF
-chmod 644 "$work/big.txt"
-nginx -p "$work" -c "$work/nginx.conf"
-sleep 0.5
-size=$(curl -sk "https://127.0.0.1:$PORT/big" | wc -c)
-[ "$size" = 65536 ] || { echo "nginx serves $size bytes for /big, not 65536" >&2; exit 1; }
-
-WPID=
-start_weft() { # args: weft's; sets WPID and START (seconds to ready)
-  : > "$work/err"
-  local t0; t0=$(date +%s.%N)
-  "$WEFT" "$@" > "$work/events.ndjson" 2> "$work/err" &
-  WPID=$!
-  for _ in $(seq 1 600); do grep -q ready "$work/err" && break; sleep 0.02; done
-  grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }
-  START=$(echo "$(date +%s.%N) - $t0" | bc)
-}
-stop_weft() { kill -INT $WPID; wait $WPID || true; WPID=; }
+. benches/lib.sh
+bench_setup
+bench_nginx
 
 wrk_rps() { wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 h2_rps() { h2load -c4 -m10 -D "$SECS" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}'; }

@@ -21,44 +21,9 @@ ROUNDS=${1:-3}
 SECS=${2:-5}
 
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q -p weft
-WEFT=$PWD/target/release/weft
-
-work=$(mktemp -d /tmp/weft-bench.XXXXXX)
-chmod 755 "$work"
-SLEEPERS=()
-WPID=
-cleanup() {
-  kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
-  [ -n "$WPID" ] && kill -INT "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
-  for p in "${SLEEPERS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/logs"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-error_log $work/logs/error.log warn;
-pid $work/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/b; proxy_temp_path $work/p; fastcgi_temp_path $work/f;
-  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
-  server {
-    listen 127.0.0.1:$PORT ssl http2;
-    ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    keepalive_requests 1000000;
-    location = /small { default_type text/plain; return 200 "ok\n"; }
-  }
-}
-CONF
-nginx -p "$work" -c "$work/nginx.conf"
-sleep 0.5
+. benches/lib.sh
+bench_setup
+bench_nginx
 WORKER=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
 
 # First byte of SSL_read in the nginx worker, as the process sees it.
@@ -70,16 +35,6 @@ ssl_read_byte() {
   dd if="/proc/$WORKER/mem" bs=1 skip=$((0x$base + 0x$off)) count=1 2>/dev/null | od -An -tx1 | tr -d ' \n'
 }
 
-start_weft() { # args: weft's; sets WPID and START (seconds to ready)
-  : > "$work/err"
-  local t0; t0=$(date +%s.%N)
-  "$WEFT" "$@" > "$work/events.ndjson" 2> "$work/err" &
-  WPID=$!
-  for _ in $(seq 1 1500); do grep -q ready "$work/err" && break; sleep 0.005; done
-  grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }
-  START=$(echo "$(date +%s.%N) - $t0" | bc)
-}
-stop_weft() { kill -INT "$WPID"; wait "$WPID" || true; WPID=; }
 wrk_rps() { wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/small" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 
 declare -A R
@@ -101,7 +56,8 @@ for _ in $(seq 1 "$ROUNDS"); do
 done
 
 # --- start-up with 200 more processes (benchmark 5)
-for _ in $(seq 1 200); do sleep 3600 & SLEEPERS+=($!); done
+SLEEPERS=()
+for _ in $(seq 1 200); do sleep 3600 & SLEEPERS+=($!); BENCH_PIDS+=($!); done
 NPROC=$(ls -d /proc/[0-9]* | wc -l)
 TARGET=${SLEEPERS[0]}
 for _ in $(seq 1 "$ROUNDS"); do

@@ -141,19 +141,32 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
     }
 }
 
+/// `@timestamp`, `ecs.version`, then `event` opened with its `kind`,
+/// `category` and `type` (JSON arrays, given as JSON): the caller adds
+/// `action` and the rest, and closes `event`.
+fn event_head(j: &mut Obj<'_>, ts: u64, kind: &str, category: &str, types: &str) {
+    j.timestamp("@timestamp", ts);
+    j.begin("ecs");
+    j.str("version", ECS_VERSION);
+    j.end();
+    j.begin("event");
+    j.str("kind", kind);
+    j.raw("category", category);
+    j.raw("type", types);
+}
+
 /// One WebSocket message (`event.action: websocket-message`).
 fn encode_websocket(w: &weft_core::event::WebSocket, out: &mut Vec<u8>) {
     let p = &*w.process;
     let m = &*w.message;
     let mut j = Obj::new(out);
-    j.timestamp("@timestamp", w.timestamp_ns);
-    j.begin("ecs");
-    j.str("version", ECS_VERSION);
-    j.end();
-    j.begin("event");
-    j.str("kind", "event");
-    j.raw("category", "[\"network\",\"web\"]");
-    j.raw("type", "[\"protocol\"]");
+    event_head(
+        &mut j,
+        w.timestamp_ns,
+        "event",
+        "[\"network\",\"web\"]",
+        "[\"protocol\"]",
+    );
     j.str("action", "websocket-message");
     j.end();
     process_fields(&mut j, p, None);
@@ -192,14 +205,7 @@ fn encode_websocket(w: &weft_core::event::WebSocket, out: &mut Vec<u8>) {
 /// `weft.loss`: what weft lost in the last period, by reason.
 fn encode_loss(l: &weft_core::event::Loss, out: &mut Vec<u8>) {
     let mut j = Obj::new(out);
-    j.timestamp("@timestamp", l.timestamp_ns);
-    j.begin("ecs");
-    j.str("version", ECS_VERSION);
-    j.end();
-    j.begin("event");
-    j.str("kind", "metric");
-    j.raw("category", "[\"host\"]");
-    j.raw("type", "[\"info\"]");
+    event_head(&mut j, l.timestamp_ns, "metric", "[\"host\"]", "[\"info\"]");
     j.str("action", "weft-loss");
     j.str("dataset", "weft.loss");
     j.raw("duration", &l.interval_ns.to_string());
@@ -222,16 +228,13 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
     let p = &*d.process;
     let mut j = Obj::new(out);
 
-    j.timestamp("@timestamp", d.timestamp_ns);
-
-    j.begin("ecs");
-    j.str("version", ECS_VERSION);
-    j.end();
-
-    j.begin("event");
-    j.str("kind", "event");
-    j.raw("category", "[\"network\"]");
-    j.raw("type", "[\"protocol\"]");
+    event_head(
+        &mut j,
+        d.timestamp_ns,
+        "event",
+        "[\"network\"]",
+        "[\"protocol\"]",
+    );
     j.str(
         "action",
         match d.direction {
@@ -281,16 +284,13 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
     let url = HttpUrl::new(t, ends.map(|(_, server)| server), redact);
     let mut j = Obj::new(out);
 
-    j.timestamp("@timestamp", h.timestamp_ns);
-
-    j.begin("ecs");
-    j.str("version", ECS_VERSION);
-    j.end();
-
-    j.begin("event");
-    j.str("kind", "event");
-    j.raw("category", "[\"network\",\"web\"]");
-    j.raw("type", "[\"access\",\"protocol\"]");
+    event_head(
+        &mut j,
+        h.timestamp_ns,
+        "event",
+        "[\"network\",\"web\"]",
+        "[\"access\",\"protocol\"]",
+    );
     j.str("action", "http-transaction");
     if let Some(ns) = http::duration_ns(h) {
         j.u64("duration", ns);
@@ -741,14 +741,13 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     let p = &*h.process;
     let s = &*h.session;
     let mut j = Obj::new(out);
-    j.timestamp("@timestamp", h.timestamp_ns);
-    j.begin("ecs");
-    j.str("version", ECS_VERSION);
-    j.end();
-    j.begin("event");
-    j.str("kind", "event");
-    j.raw("category", "[\"network\"]");
-    j.raw("type", "[\"connection\",\"protocol\"]");
+    event_head(
+        &mut j,
+        h.timestamp_ns,
+        "event",
+        "[\"network\"]",
+        "[\"connection\",\"protocol\"]",
+    );
     j.str("action", "tls-handshake");
     j.str(
         "outcome",

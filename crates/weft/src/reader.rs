@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use weft_bpf::abi::{self, CallRec, Record};
 use weft_bpf::assemble::{Assembled, Assembler, AssemblyStats};
-use weft_core::event::{Direction, Endpoint, Event, Flow, Role, TlsData, TlsLibrary, TlsWire};
+use weft_core::event::{
+    Direction, Endpoint, Event, Flow, ProcessInfo, Role, TlsData, TlsLibrary, TlsWire,
+};
 use weft_core::pipeline::Pipeline;
 use weft_core::procinfo::{KernelProc, ProcCache};
 
@@ -279,6 +281,19 @@ impl Inner {
         }
     }
 
+    /// The process behind a call record, with its context.
+    fn process_of(&mut self, c: &CallRec) -> Arc<ProcessInfo> {
+        self.host.procs.get(KernelProc {
+            pid: c.pid,
+            ppid: c.ppid,
+            uid: c.uid,
+            gid: c.gid,
+            cgroup_id: c.cgroup_id,
+            start_time_ns: c.proc_start_ns,
+            comm: c.comm,
+        })
+    }
+
     fn unix_ns(&self, mono_ns: u64) -> u64 {
         u64::try_from((i128::from(mono_ns) + self.host.clock_offset_ns).max(0)).unwrap_or(u64::MAX)
     }
@@ -320,15 +335,7 @@ impl Inner {
     fn handshake_event_of(&mut self, c: &CallRec) -> Option<Event> {
         let library = library_of(c.lib)?;
         let flow = self.flow(c)?;
-        let process = self.host.procs.get(KernelProc {
-            pid: c.pid,
-            ppid: c.ppid,
-            uid: c.uid,
-            gid: c.gid,
-            cgroup_id: c.cgroup_id,
-            start_time_ns: c.proc_start_ns,
-            comm: c.comm,
-        });
+        let process = self.process_of(c);
         let timestamp_ns = self.unix_ns(c.end_ns);
         Some(Event::TlsWire(if c.op == abi::OP_HANDSHAKE {
             TlsWire::HandshakeReturn {
@@ -356,35 +363,19 @@ impl Inner {
             abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(&c),
             _ => return None,
         };
-        let library = match u64::from(c.lib) {
-            abi::LIB_OPENSSL => TlsLibrary::OpenSsl,
-            abi::LIB_BORINGSSL => TlsLibrary::BoringSsl,
-            abi::LIB_GNUTLS => TlsLibrary::GnuTls,
-            abi::LIB_NSS => TlsLibrary::Nss,
-            abi::LIB_WOLFSSL => TlsLibrary::WolfSsl,
-            abi::LIB_GO => TlsLibrary::GoTls,
-            other => {
-                self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(lib = other, "call record of an unknown library");
-                return None;
-            }
+        let Some(library) = library_of(c.lib) else {
+            self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(lib = c.lib, "call record of an unknown library");
+            return None;
         };
         let flow = self.flow(&c);
-        let process = self.host.procs.get(KernelProc {
-            pid: c.pid,
-            ppid: c.ppid,
-            uid: c.uid,
-            gid: c.gid,
-            cgroup_id: c.cgroup_id,
-            start_time_ns: c.proc_start_ns,
-            comm: c.comm,
-        });
-        let ts = (i128::from(c.end_ns) + self.host.clock_offset_ns).max(0);
+        let process = self.process_of(&c);
+        let timestamp_ns = self.unix_ns(c.end_ns);
         self.stats
             .bytes_out
             .fetch_add(a.payload.len() as u64, Ordering::Relaxed);
         Some(Event::TlsData(TlsData {
-            timestamp_ns: u64::try_from(ts).unwrap_or(u64::MAX),
+            timestamp_ns,
             duration_ns: c.end_ns.saturating_sub(c.start_ns),
             process,
             tid: c.tid,
