@@ -64,13 +64,21 @@ struct {
 	__type(value, __u8);
 } woken_pids SEC(".maps");
 
-/* Flags for the last record of a batch (a call record), submitted from the
- * calling process: wake the reader when enough data waits (see
- * wakeup_bytes), and for the first record of every process, so that user
- * space reads its executable while it still runs (short-lived processes
- * such as git's https helper live a few milliseconds). Records that precede
- * one (payload chunks) never wake it. */
+/* Flags for a record that ends a batch: wake the reader only when enough
+ * data waits (see wakeup_bytes). Records that precede one (payload chunks)
+ * never wake it. */
 static __always_inline __u64 ring_wakeup(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+/* Flags for a call record, submitted from the calling process: as
+ * ring_wakeup(), and also for the first call record of every process, so
+ * that user space reads its executable while it still runs (short-lived
+ * processes such as git's https helper live a few milliseconds). */
+static __always_inline __u64 ring_wakeup_call(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&woken_pids, &tgid)) {
@@ -78,9 +86,7 @@ static __always_inline __u64 ring_wakeup(void)
 		bpf_map_update_elem(&woken_pids, &tgid, &one, BPF_ANY);
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	return ring_wakeup();
 }
 
 /* Drop and activity counters, summed over CPUs by user space. */

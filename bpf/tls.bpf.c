@@ -543,7 +543,7 @@ static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, _
 	r->_pad0[1] = 0;
 	bpf_core_read(&r->comm, sizeof(r->comm), &leader->comm);
 	r->sock = *sock;
-	bpf_ringbuf_submit(r, ring_wakeup());
+	bpf_ringbuf_submit(r, ring_wakeup_call());
 	return true;
 }
 
