@@ -19,12 +19,49 @@ N=5000
 
 command -v h2load >/dev/null || { echo "needs h2load: apt-get install nghttp2-client" >&2; exit 1; }
 ulimit -n 20000
-. benches/lib.sh
-bench_setup
-bench_nginx ec 12000 "backlog=8192" "keepalive_timeout 300s;"
+cargo build --release -q -p weft
+WEFT=$PWD/target/release/weft
+
+work=$(mktemp -d /tmp/weft-bench.XXXXXX)
+chmod 755 "$work"
+WPID=
+cleanup() {
+  kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  [ -n "$WPID" ] && kill -INT "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile 20000;
+error_log $work/logs/error.log warn;
+pid $work/nginx.pid;
+events { worker_connections 12000; }
+http {
+  access_log off;
+  client_body_temp_path $work/b; proxy_temp_path $work/p; fastcgi_temp_path $work/f;
+  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$PORT ssl http2 backlog=8192;
+    ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location = /small { default_type text/plain; return 200 "ok\n"; }
+  }
+}
+CONF
+nginx -p "$work" -c "$work/nginx.conf"
+sleep 0.5
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$WPID/status"; }
-start_weft --json
+"$WEFT" --json > "$work/events.ndjson" 2> "$work/err" &
+WPID=$!
+for _ in $(seq 1 1500); do grep -q ready "$work/err" && break; sleep 0.01; done
+grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }
 sleep 1
 idle=$(rss)
 
