@@ -222,47 +222,53 @@ fn pid_filter_probes_only_that_running_process_and_releases_it() -> TestResult {
 }
 
 #[test]
-fn syscall_hooks_run_only_while_a_selected_process_lives() -> TestResult {
+fn with_pid_the_syscall_hooks_run_only_while_the_selected_process_lives() -> TestResult {
     let nginx = Nginx::start()?;
     let metrics = free_port();
+    // A selected process that does no I/O of its own: `sleep`.
+    let mut sleeper = Command::new("sleep").arg("600").spawn()?;
     let weft = Weft::start(&[
-        "--comm",
-        "curl",
+        "--pid",
+        &sleeper.id().to_string(),
         "--metrics",
         &format!("127.0.0.1:{metrics}"),
     ])?;
     let url = format!("https://127.0.0.1:{}/hooks", nginx.port);
     let writes = "weft_bpf_program_runs_total{program=\"sys_enter_write\"}";
-    // Page up (and run statistics on) before anything is measured.
     assert!(
         wait_metric(metrics, writes, |_| true).is_some(),
         "no metrics page"
     );
-
-    // A python client (not selected) writes to its socket, nginx answers:
-    // with no selected process alive, weft's write hook never runs.
     let script = "import sys, ssl, urllib.request\n\
         ctx = ssl._create_unverified_context()\n\
         sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], context=ctx).read())\n";
-    let (_, out) = run_client(
-        Command::new("/usr/bin/python3").args(["-c", script, &url]),
-        CLIENT_TIMEOUT,
-    )?;
-    assert_eq!(out, b"body-/hooks\n");
+    let python = |url: &str| -> TestResult {
+        let (_, out) = run_client(
+            Command::new("/usr/bin/python3").args(["-c", script, url]),
+            CLIENT_TIMEOUT,
+        )?;
+        assert_eq!(out, b"body-/hooks\n");
+        Ok(())
+    };
+
+    // While the selected process lives, the hooks are on: any write runs
+    // them (the check can fail).
+    python(&url)?;
+    let on = wait_metric(metrics, writes, |v| v > 0.0);
+    assert!(on.is_some_and(|v| v > 0.0), "write hook never ran: {on:?}");
+
+    // Once it is gone (found within the 500-ms sweep), they are detached:
+    // a python client's writes no longer run weft's program.
+    sleeper.kill()?;
+    sleeper.wait()?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = metric(metrics, writes).ok_or("no write-hook metric")?;
+    python(&url)?;
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         metric(metrics, writes),
-        Some(0.0),
-        "hooked without a target"
-    );
-
-    // A curl (selected): the hooks are on while it lives (the check can fail).
-    let (_, out) = curl(&["--http1.1", "--rate", "2/s", &url], &url)?;
-    assert_eq!(out, b"body-/hooks\nbody-/hooks\n");
-    let runs = wait_metric(metrics, writes, |v| v > 0.0);
-    assert!(
-        runs.is_some_and(|v| v > 0.0),
-        "write hook never ran: {runs:?}"
+        Some(before),
+        "hooked without a selected process"
     );
     weft.stop()?;
     Ok(())

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use weft_bpf::Sensor;
 use weft_core::discovery::{self, FileId, ProbeTarget};
+use weft_core::event::TlsLibrary;
 
 use crate::stats::Stats;
 
@@ -101,10 +102,18 @@ impl Targets {
         let known = installed.iter().map(|t| (t.file_id, t.clone())).collect();
         // Shared libraries only: an executable embedding TLS is mapped by
         // an exec, which is reported (and its process rescanned).
-        let installed = installed
+        let mut installed: Vec<ProbeTarget> = installed
             .into_iter()
             .filter(|t| t.display_path.contains(".so"))
             .collect();
+        // A process born after weft races its links (each library's take
+        // milliseconds): the most used library first.
+        installed.sort_by_key(|t| match t.library {
+            TlsLibrary::OpenSsl => 0,
+            TlsLibrary::GnuTls => 1,
+            TlsLibrary::Nss => 2,
+            _ => 3,
+        });
         Some(Targets {
             proc_root: PathBuf::from("/proc"),
             pids: pids.iter().copied().collect(),
@@ -162,9 +171,12 @@ impl Targets {
 
     /// The syscall hooks are on while a selected process is followed (on
     /// before a new process' uprobes, so that its first call finds its
-    /// socket).
+    /// socket), and always with `--comm` or `--tree`: a selected process
+    /// can be born at any time, and attaching the hooks on its exec took
+    /// longer than a short-lived curl lives (1 of 15 captured against 12 of
+    /// 15 with the hooks already on).
     fn syscall_hooks(&mut self, sensor: &mut Sensor, stats: &Stats) {
-        let want = !self.followed.is_empty();
+        let want = !self.followed.is_empty() || !self.comms.is_empty() || !self.tree.is_empty();
         if want != self.hooks_on {
             match sensor.syscall_hooks(want) {
                 Ok(()) => self.hooks_on = want,
