@@ -276,6 +276,14 @@ fn credentials_are_masked_by_default_and_shown_with_no_redact() -> TestResult {
             if !visible {
                 assert!(contains(&writes, b"Authorization: Bearer ******"));
             }
+            // The summary counts the masked capture events (only when any).
+            assert_eq!(
+                run.stderr
+                    .contains("capture events with credentials masked"),
+                !visible,
+                "{}",
+                run.stderr
+            );
         }
     }
     Ok(())

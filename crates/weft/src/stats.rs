@@ -309,6 +309,12 @@ impl Snapshot<'_> {
             r(&self.stats.tls.established),
             r(&self.stats.tls.failed)
         ));
+        if self.decoded.payloads_redacted > 0 {
+            s.push_str(&format!(
+                "  capture events with credentials masked  {}\n",
+                self.decoded.payloads_redacted
+            ));
+        }
         if r(&self.stats.keylog_lines) > 0 {
             s.push_str(&format!(
                 "  key log lines      {}\n",
@@ -373,6 +379,11 @@ impl Snapshot<'_> {
             .with(&[], self.k("calls") as f64),
             Family::counter("weft_http_transactions_total", "HTTP transactions decoded.")
                 .with(&[], self.decoded.http_events as f64),
+            Family::counter(
+                "weft_payloads_redacted_total",
+                "Capture events whose payload had credentials masked.",
+            )
+            .with(&[], self.decoded.payloads_redacted as f64),
             Family::gauge("weft_live_flows", "Connections the decoders are tracking.")
                 .with(&[], self.live_flows() as f64),
             Family::gauge("weft_attachments", "Probes attached.")
