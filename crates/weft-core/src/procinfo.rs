@@ -219,9 +219,13 @@ fn read_stat(proc_root: &Path, pid: u32) -> Result<Stat, ProcInfoError> {
 /// The start time of `pid` from `/proc/PID/stat`, in nanoseconds since boot
 /// (`CLOCK_BOOTTIME`), with tick (10 ms) precision.
 pub fn start_time_from_proc(proc_root: &Path, pid: u32) -> Result<u64, ProcInfoError> {
-    Ok(read_stat(proc_root, pid)?
-        .start_ticks
-        .saturating_mul(NS_PER_TICK))
+    Ok(start_ticks_from_proc(proc_root, pid)?.saturating_mul(NS_PER_TICK))
+}
+
+/// The start time of `pid` from `/proc/PID/stat` (field 22), in clock ticks
+/// after boot: what tells a process from a later one with the same pid.
+pub fn start_ticks_from_proc(proc_root: &Path, pid: u32) -> Result<u64, ProcInfoError> {
+    Ok(read_stat(proc_root, pid)?.start_ticks)
 }
 
 /// The stable id of a process, unique across pid reuse and across boots:

@@ -71,11 +71,7 @@ pub struct Targets {
 
 /// `/proc/PID/stat` field 22 (start time), `None` when the process is gone.
 fn start_time(proc_root: &Path, pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    // comm (field 2) may contain spaces and parentheses: fields after the
-    // last ')' start with field 3.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    weft_core::procinfo::start_ticks_from_proc(proc_root, pid).ok()
 }
 
 fn comm_of(proc_root: &Path, pid: u32) -> Option<String> {
