@@ -596,17 +596,8 @@ impl Http1Decoder {
         };
         if let Some(m) = self.current(dir) {
             m.seen = true;
-            // A declared length: room for it at once (up to PRESIZE_MAX, a
-            // declared size is not trusted further), instead of regrowing
-            // (and copying) the body per piece.
-            if let State::Length(left) = state
-                && m.body.data.is_empty()
-            {
-                let want = usize::try_from(left)
-                    .unwrap_or(usize::MAX)
-                    .min(max_body)
-                    .min(crate::transaction::PRESIZE_MAX);
-                m.body.data.reserve_exact(want);
+            if let State::Length(left) = state {
+                m.body.presize(left, max_body);
             }
             let was = m.body.truncated;
             let dropped = m.body.append(data, max_body);

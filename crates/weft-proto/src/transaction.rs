@@ -128,6 +128,20 @@ impl Body {
             .unwrap_or_default()
     }
 
+    /// Before the first byte of a body whose sender declared `declared`
+    /// bytes: room for them at once (at most `max`, and at most
+    /// [`PRESIZE_MAX`]: a declared size is not trusted further), instead of
+    /// regrowing and copying the buffer per piece.
+    pub(crate) fn presize(&mut self, declared: u64, max: usize) {
+        if self.data.is_empty() {
+            let want = usize::try_from(declared)
+                .unwrap_or(usize::MAX)
+                .min(max)
+                .min(PRESIZE_MAX);
+            self.data.reserve_exact(want);
+        }
+    }
+
     /// Appends `bytes`, keeping at most `max` bytes in total. Returns how many
     /// bytes were not kept.
     pub(crate) fn append(&mut self, bytes: &[u8], max: usize) -> usize {

@@ -612,9 +612,7 @@ impl Core {
         if awaiting_headers {
             m.headers_incomplete = true;
         }
-        // A declared content-length: room for it at once (up to PRESIZE_MAX,
-        // a declared size is not trusted further), instead of regrowing (and
-        // copying) the body per frame.
+        // Only before the first byte: no header lookup per DATA frame.
         if m.body.data.is_empty()
             && let Some(len) = m
                 .headers
@@ -622,11 +620,7 @@ impl Core {
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
         {
-            let want = usize::try_from(len)
-                .unwrap_or(usize::MAX)
-                .min(max)
-                .min(crate::transaction::PRESIZE_MAX);
-            m.body.data.reserve_exact(want);
+            m.body.presize(len, max);
         }
         let was_truncated = m.body.truncated;
         let dropped = m.body.append(data, max);
