@@ -661,46 +661,46 @@ fn star_pair(pair: &mut [u8]) -> bool {
 /// cookie names and `Set-Cookie` attributes stay readable). Returns whether
 /// anything was masked.
 pub fn mask_header_value_in_place(name: &[u8], value: &mut [u8]) -> bool {
-    if header_kind(name) == HeaderKind::Url {
+    let kind = header_kind(name);
+    if kind == HeaderKind::Url {
         return redact_query_in_place(value);
     }
-    if !is_credential_header(name) {
-        return false;
-    }
     let v = trim_mut(value);
-    if name.eq_ignore_ascii_case(b"authorization")
-        || name.eq_ignore_ascii_case(b"proxy-authorization")
-    {
-        let scheme_len = v.iter().take_while(|&&b| is_tchar(b)).count();
-        let keep = if (1..=MAX_SCHEME_LEN).contains(&scheme_len)
-            && v[0].is_ascii_alphabetic()
-            && matches!(v.get(scheme_len), Some(b' ' | b'\t'))
-        {
-            scheme_len
-        } else {
-            0
-        };
-        star(trim_mut(&mut v[keep..]))
-    } else if name.eq_ignore_ascii_case(b"cookie") {
-        let mut any = false;
-        for pair in v.split_mut(|&b| b == b';') {
-            any |= star_pair(pair);
+    match kind {
+        HeaderKind::Plain | HeaderKind::Url => false,
+        HeaderKind::Authorization => {
+            let scheme_len = v.iter().take_while(|&&b| is_tchar(b)).count();
+            let keep = if (1..=MAX_SCHEME_LEN).contains(&scheme_len)
+                && v[0].is_ascii_alphabetic()
+                && matches!(v.get(scheme_len), Some(b' ' | b'\t'))
+            {
+                scheme_len
+            } else {
+                0
+            };
+            star(trim_mut(&mut v[keep..]))
         }
-        any
-    } else if name.eq_ignore_ascii_case(b"set-cookie") {
-        let mut any = false;
-        for (i, part) in v.split_mut(|&b| b == b';').enumerate() {
-            let attr = part.split(|&b| b == b'=').next().unwrap_or_default();
-            let known = COOKIE_ATTRIBUTES
-                .iter()
-                .any(|a| attr.trim_ascii().eq_ignore_ascii_case(a));
-            if i == 0 || (!known && part.contains(&b'=')) {
-                any |= star_pair(part);
+        HeaderKind::Cookie => {
+            let mut any = false;
+            for pair in v.split_mut(|&b| b == b';') {
+                any |= star_pair(pair);
             }
+            any
         }
-        any
-    } else {
-        star(v)
+        HeaderKind::SetCookie => {
+            let mut any = false;
+            for (i, part) in v.split_mut(|&b| b == b';').enumerate() {
+                let attr = part.split(|&b| b == b'=').next().unwrap_or_default();
+                let known = COOKIE_ATTRIBUTES
+                    .iter()
+                    .any(|a| attr.trim_ascii().eq_ignore_ascii_case(a));
+                if i == 0 || (!known && part.contains(&b'=')) {
+                    any |= star_pair(part);
+                }
+            }
+            any
+        }
+        HeaderKind::Credential => star(v),
     }
 }
 
@@ -792,8 +792,9 @@ impl Http1PayloadMasker {
                             end -= 1;
                         }
                         let name = std::mem::take(&mut self.token);
-                        let url = header_kind(&name) == HeaderKind::Url;
-                        let cred = !url && is_credential_header(&name);
+                        let kind = header_kind(&name);
+                        let url = kind == HeaderKind::Url;
+                        let cred = !matches!(kind, HeaderKind::Plain | HeaderKind::Url);
                         if url || cred {
                             masked |= mask_header_value_in_place(&name, &mut p[i + 1..end]);
                         }
