@@ -57,13 +57,29 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
+/// A flag SIGINT and SIGTERM set: the main loops stop on it.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install the SIGINT/SIGTERM handler")?;
+    }
+    Ok(stop)
+}
+
+/// `--payload-cap` within its bounds (live capture and replay alike).
+fn check_payload_cap(cli: &Cli) -> Result<()> {
     if cli.payload_cap > MAX_PAYLOAD_CAP {
         bail!(
             "--payload-cap {} is above the maximum of 64M",
             cli.payload_cap
         );
     }
+    Ok(())
+}
+
+fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
+    check_payload_cap(cli)?;
     let ring_size = u32::try_from(cli.ring_size)
         .ok()
         .filter(|r| r.is_power_of_two() && *r >= 4096)
@@ -177,11 +193,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install the SIGINT/SIGTERM handler")?;
-    }
+    let stop = stop_flag()?;
 
     let keylog = cli.keylog.as_deref().map(keylog::open).transpose()?;
     let mut sensor = Sensor::load(&cfg)?;
@@ -579,21 +591,12 @@ fn run_replay(cli: &Cli, path: &Path) -> Result<ExitCode> {
             bail!("{flag} applies to live capture and cannot be combined with --replay");
         }
     }
-    if cli.payload_cap > MAX_PAYLOAD_CAP {
-        bail!(
-            "--payload-cap {} is above the maximum of 64M",
-            cli.payload_cap
-        );
-    }
+    check_payload_cap(cli)?;
     let mut replay = record::Replay::open(path, weft_bpf::abi::ABI_VERSION)?;
     let started = Instant::now();
     let cpu_before = weft_bpf::sensor::process_cpu_ns();
     let stats = Arc::new(Stats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install the SIGINT/SIGTERM handler")?;
-    }
+    let stop = stop_flag()?;
     let (ev_tx, sink_thread) = spawn_output(cli, &stats, &stop)?;
     let (pipeline, decode_stats) = start_pipeline(cli, &stats, ev_tx)?;
     let reader = reader::Reader::new(
