@@ -201,14 +201,8 @@ impl Inner {
             Record::Call(c) => {
                 self.stats.calls_in.fetch_add(1, Ordering::Relaxed);
                 let a = self.asm.on_call(c);
-                if let Some(ev) = self.event_of(a)
-                    && let Some(p) = &mut self.events
-                {
-                    // Blocking: the sink must not lose events; back
-                    // pressure ends in the kernel ring, which counts.
-                    if !p.send(ev) {
-                        self.events = None;
-                    }
+                if let Some(ev) = self.event_of(a) {
+                    self.send(ev);
                 }
             }
             Record::Exec { pid, dev, ino } | Record::Mmap { pid, dev, ino } => {
@@ -245,22 +239,14 @@ impl Inner {
                     offset,
                     bytes: bytes.to_vec(),
                 });
-                if let Some(p) = &mut self.events
-                    && !p.send(ev)
-                {
-                    self.events = None;
-                }
+                self.send(ev);
             }
             Record::Alpn { cookie, proto, .. } => {
                 let ev = Event::TlsWire(TlsWire::Alpn {
                     cookie,
                     protocol: String::from_utf8_lossy(proto).into_owned(),
                 });
-                if let Some(p) = &mut self.events
-                    && !p.send(ev)
-                {
-                    self.events = None;
-                }
+                self.send(ev);
             }
             Record::Keylog {
                 label,
@@ -278,6 +264,16 @@ impl Inner {
             self.stats
                 .keylog_rejected
                 .store(k.rejected + k.write_errors, Ordering::Relaxed);
+        }
+    }
+
+    /// Hand an event to the workers. Blocking: the sink must not lose
+    /// events; back pressure ends in the kernel ring, which counts.
+    fn send(&mut self, ev: Event) {
+        if let Some(p) = &mut self.events
+            && !p.send(ev)
+        {
+            self.events = None;
         }
     }
 
