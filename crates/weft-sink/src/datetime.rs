@@ -93,17 +93,31 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
     (year, month, day)
 }
 
+/// "00" to "99": two digits per division.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Appends `n` in decimal, zero-padded to at least `width` digits.
 pub(crate) fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     let start = i.min(buf.len().saturating_sub(width));
     out.extend_from_slice(&buf[start..]);
@@ -112,6 +126,24 @@ pub(crate) fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_agree_with_format_at_every_width() {
+        let mut values: Vec<u64> = (0..=100_000).collect();
+        values.extend([u64::MAX, u64::MAX - 1, 10u64.pow(19), 10u64.pow(19) - 1]);
+        values.extend((1..20).map(|k| 10u64.pow(k) - 1));
+        for n in values {
+            for width in [0, 1, 2, 3, 4, 9, 20, 25] {
+                let mut v = Vec::new();
+                push_digits(&mut v, n, width);
+                assert_eq!(
+                    String::from_utf8(v).expect("ASCII"),
+                    format!("{n:0width$}", width = width.min(20)),
+                    "{n} width {width}"
+                );
+            }
+        }
+    }
 
     fn rfc3339(ns: u64) -> String {
         let mut out = Vec::new();

@@ -8,9 +8,10 @@
 use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine as _;
-use weft_core::event::{Endpoint, Event, Flow, Http, ProcessInfo, TlsData};
+use weft_core::event::{Endpoint, Event, Flow, Http, ProcessInfo, TlsData, TlsSession};
 use weft_proto::{Body, End, Field, Headers, Message};
 
 use crate::datetime::{push_digits, push_rfc3339_utc};
@@ -440,8 +441,27 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
     j.finish();
 }
 
-/// `process.*`, `user.id`, `group.id`.
+/// `process.*`, `user.id`, `group.id`: the same bytes for every event of a
+/// process (thread), so they are written once and then copied (see
+/// [`members_cached`]).
 fn process_fields(j: &mut Obj<'_>, p: &ProcessInfo, tid: Option<u32>) {
+    thread_local! {
+        static CACHE: FragmentCache<(ProcessInfo, Option<u32>)> = const {
+            std::cell::RefCell::new(Vec::new())
+        };
+    }
+    let hash = u64::from(p.pid) ^ u64::from(tid.unwrap_or(0)) << 32 ^ p.start_time_ns;
+    members_cached(
+        j,
+        &CACHE,
+        hash,
+        |(q, t)| *t == tid && q == p,
+        || (p.clone(), tid),
+        |j| write_process_fields(j, p, tid),
+    );
+}
+
+fn write_process_fields(j: &mut Obj<'_>, p: &ProcessInfo, tid: Option<u32>) {
     j.begin("process");
     j.u64("pid", u64::from(p.pid));
     j.str("name", &p.name);
@@ -467,8 +487,37 @@ fn process_fields(j: &mut Obj<'_>, p: &ProcessInfo, tid: Option<u32>) {
     j.end();
 }
 
-/// `source.*`, `destination.*`, `network.*`.
+/// `source.*`, `destination.*`, `network.*`: the same bytes for every
+/// event of a connection (the Community ID alone is a SHA-1), so they are
+/// written once and then copied (see [`members_cached`]).
 fn connection_fields(
+    j: &mut Obj<'_>,
+    flow: &Flow,
+    src: Endpoint,
+    dst: Endpoint,
+    protocol: Option<&'static str>,
+) {
+    type Key = (Flow, Endpoint, Endpoint, Option<&'static str>);
+    thread_local! {
+        static CACHE: FragmentCache<Key> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let hash = flow.cookie
+        ^ u64::from(flow.local.port) << 16
+        ^ u64::from(flow.remote.port) << 32
+        ^ protocol.map_or(0, |p| p.len() as u64) << 48
+        ^ u64::from(src == flow.local);
+    let key = (*flow, src, dst, protocol);
+    members_cached(
+        j,
+        &CACHE,
+        hash,
+        |k| *k == key,
+        || key,
+        |j| write_connection_fields(j, flow, src, dst, protocol),
+    );
+}
+
+fn write_connection_fields(
     j: &mut Obj<'_>,
     flow: &Flow,
     src: Endpoint,
@@ -497,44 +546,34 @@ fn connection_fields(
     if let Some(protocol) = protocol {
         j.str("protocol", protocol);
     }
-    with_community_id(flow, |id| j.str("community_id", id));
+    j.str("community_id", &flow.community_id());
     j.end();
-}
-
-/// `f` with the flow's Community ID. A SHA-1 per event would cost more than
-/// the rest of the connection fields: the ids of recent connections are kept
-/// per thread (direct-mapped, by 5-tuple).
-fn with_community_id(flow: &Flow, f: impl FnOnce(&str)) {
-    const SLOTS: usize = 64;
-    type Slot = Option<((Endpoint, Endpoint), String)>;
-    thread_local! {
-        static CACHE: std::cell::RefCell<Vec<Slot>> =
-            std::cell::RefCell::new(vec![None; SLOTS]);
-    }
-    let key = (flow.local, flow.remote);
-    let slot = {
-        let mut h = flow.cookie ^ u64::from(flow.local.port) << 16 ^ u64::from(flow.remote.port);
-        h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h >> 58) as usize % SLOTS
-    };
-    CACHE.with(|c| {
-        let Ok(mut cache) = c.try_borrow_mut() else {
-            return f(&flow.community_id());
-        };
-        match &cache[slot] {
-            Some((k, id)) if *k == key => f(id),
-            _ => {
-                let id = flow.community_id();
-                f(&id);
-                cache[slot] = Some((key, id));
-            }
-        }
-    });
 }
 
 /// Opens `weft` and writes `weft.schema`, `weft.process`, `weft.flow`; the
 /// caller adds its own fields and closes it.
 fn weft_head(j: &mut Obj<'_>, p: &ProcessInfo, flow: Option<&Flow>) {
+    type Key = (u64, u64, Option<(u64, weft_core::event::Role)>);
+    thread_local! {
+        static CACHE: FragmentCache<Key> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let key = (
+        p.cgroup_id,
+        p.start_time_ns,
+        flow.map(|f| (f.cookie, f.role)),
+    );
+    let hash = p.start_time_ns ^ flow.map_or(0, |f| f.cookie.rotate_left(17));
+    members_cached(
+        j,
+        &CACHE,
+        hash,
+        |k| *k == key,
+        || key,
+        |j| write_weft_head(j, p, flow),
+    );
+}
+
+fn write_weft_head(j: &mut Obj<'_>, p: &ProcessInfo, flow: Option<&Flow>) {
     j.begin("weft");
     j.begin("schema");
     j.str("version", SCHEMA_VERSION);
@@ -636,7 +675,14 @@ fn header_object(j: &mut Obj<'_>, key: &str, headers: &Headers, redact: bool) {
 
 /// A header name as a key: lower-case, escaped like any untrusted text.
 fn header_key(j: &mut Obj<'_>, name: &[u8]) {
-    if name.iter().any(u8::is_ascii_uppercase) {
+    if is_plain_ascii(name) && !name.iter().any(u8::is_ascii_uppercase) {
+        if !j.first {
+            j.out.push(b',');
+        }
+        j.first = false;
+        push_plain(j.out, name);
+        j.out.push(b':');
+    } else if name.iter().any(u8::is_ascii_uppercase) {
         j.key_untrusted(&String::from_utf8_lossy(&name.to_ascii_lowercase()));
     } else {
         match std::str::from_utf8(name) {
@@ -697,8 +743,28 @@ fn weft_body_object(j: &mut Obj<'_>, b: &Body) {
     }
 }
 
-/// ECS `tls.*`: the connection's TLS session facts.
-fn ecs_tls(j: &mut Obj<'_>, s: &weft_core::event::TlsSession) {
+/// ECS `tls.*`: the connection's TLS session facts, the same bytes for
+/// every event of the connection: written once per session (the cache holds
+/// the `Arc`, so its address cannot be reused for another session while it
+/// is cached).
+fn ecs_tls(j: &mut Obj<'_>, s: &Arc<TlsSession>) {
+    thread_local! {
+        static CACHE: FragmentCache<Arc<TlsSession>> = const {
+            std::cell::RefCell::new(Vec::new())
+        };
+    }
+    let hash = Arc::as_ptr(s) as usize as u64 >> 4;
+    members_cached(
+        j,
+        &CACHE,
+        hash,
+        |k| Arc::ptr_eq(k, s),
+        || Arc::clone(s),
+        |j| write_ecs_tls(j, s),
+    );
+}
+
+fn write_ecs_tls(j: &mut Obj<'_>, s: &TlsSession) {
     j.begin("tls");
     if let Some(v) = &s.version {
         j.str("version", v);
@@ -798,6 +864,50 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     j.end();
     j.end();
     j.finish();
+}
+
+/// Recently written fragments of one kind, direct-mapped by a hash of their
+/// key (per thread: each sink thread has its own).
+type FragmentCache<K> = std::cell::RefCell<Vec<Option<(K, Box<[u8]>)>>>;
+const FRAGMENT_SLOTS: usize = 64;
+
+/// Writes the members `write` produces, or copies them from `cache` when the
+/// slot for `hash` holds bytes written for a key that `matches`: the fields
+/// describing a process or a connection repeat on every one of its events,
+/// and copying ~200 bytes costs a fraction of formatting a dozen keys,
+/// addresses and numbers. `write` must produce at least one member, from a
+/// fresh state (no leading comma); the cached bytes depend on the key alone.
+fn members_cached<K>(
+    j: &mut Obj<'_>,
+    cache: &'static std::thread::LocalKey<FragmentCache<K>>,
+    hash: u64,
+    matches: impl Fn(&K) -> bool,
+    make_key: impl FnOnce() -> K,
+    write: impl FnOnce(&mut Obj<'_>),
+) {
+    if !j.first {
+        j.out.push(b',');
+    }
+    j.first = true;
+    let slot = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % FRAGMENT_SLOTS;
+    cache.with(|c| {
+        let Ok(mut slots) = c.try_borrow_mut() else {
+            return write(j);
+        };
+        if slots.is_empty() {
+            slots.resize_with(FRAGMENT_SLOTS, || None);
+        }
+        match &slots[slot] {
+            Some((k, bytes)) if matches(k) => j.out.extend_from_slice(bytes),
+            _ => {
+                let start = j.out.len();
+                write(j);
+                debug_assert!(j.out.len() > start, "a cached fragment wrote nothing");
+                slots[slot] = Some((make_key(), j.out[start..].into()));
+            }
+        }
+    });
+    j.first = false;
 }
 
 /// A JSON object being written: tracks commas, nothing else. Keys are our own
@@ -973,8 +1083,38 @@ const BYTE_CLASS: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Whether every byte is printable ASCII other than `"` and `\\`: such a
+/// string is copied as it is (most header names and values, paths, ids),
+/// without UTF-8 validation or the escaping loop.
+fn is_plain_ascii(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            return false;
+        };
+        if word_needs_look(u64::from_le_bytes(w)) {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b.is_ascii() && BYTE_CLASS[usize::from(b)] == 0)
+}
+
+/// `"bytes"` for bytes that [`is_plain_ascii`].
+fn push_plain(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(bytes);
+    out.push(b'"');
+}
+
 /// Appends bytes as a JSON string literal, invalid UTF-8 replaced by U+FFFD.
 fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    if is_plain_ascii(bytes) {
+        return push_plain(out, bytes);
+    }
     // Valid UTF-8 (nearly always) is checked by the fast validator; the
     // lossy conversion is only for the rest.
     match std::str::from_utf8(bytes) {
@@ -991,6 +1131,9 @@ fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 /// controls, zero-width characters, U+2028/U+2029...), as `\uXXXX` (a
 /// surrogate pair above U+FFFF). Decoders see the original text unchanged.
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if is_plain_ascii(s.as_bytes()) {
+        return push_plain(out, s.as_bytes());
+    }
     out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
