@@ -40,7 +40,7 @@ struct Partial {
 
 /// Sans-IO joiner: feed it records in ring order.
 pub struct Assembler {
-    partial: HashMap<u32, Partial>,
+    partial: HashMap<u32, Partial, foldhash::fast::RandomState>,
     max_payload: usize,
     stats: AssemblyStats,
 }
@@ -49,7 +49,7 @@ impl Assembler {
     /// `max_payload`: the per-call cap the kernel was loaded with.
     pub fn new(max_payload: usize) -> Self {
         Assembler {
-            partial: HashMap::new(),
+            partial: HashMap::default(),
             max_payload,
             stats: AssemblyStats::default(),
         }

@@ -11,12 +11,12 @@
 //! connection is not (or not yet) something the decoders understand, so no
 //! traffic disappears from the output.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weft_proto::{ConnectionDecoder, Counters, Direction as Wire, Limits, Protocol};
 
+use crate::FastMap;
 use crate::event::{
     Direction, Event, Flow, Http, ProcessInfo, Role, TlsData, TlsLibrary, WebSocket,
 };
@@ -140,7 +140,7 @@ impl FlowState {
 /// A [`Processor`] that decodes HTTP from capture events.
 pub struct HttpDecoder {
     cfg: DecodeConfig,
-    flows: HashMap<u64, FlowState>,
+    flows: FastMap<u64, FlowState>,
     out: Vec<weft_proto::Event>,
     stats: Arc<Mutex<DecodeStats>>,
     local: DecodeStats,
@@ -150,7 +150,7 @@ impl HttpDecoder {
     pub fn new(cfg: DecodeConfig, stats: Arc<Mutex<DecodeStats>>) -> Self {
         HttpDecoder {
             cfg,
-            flows: HashMap::new(),
+            flows: FastMap::default(),
             out: Vec::new(),
             stats,
             local: DecodeStats::default(),

@@ -10,3 +10,8 @@ pub mod pipeline;
 pub mod procinfo;
 pub mod redact;
 pub mod tls;
+
+/// The hash map of the per-event paths: keys are kernel ids (socket cookies,
+/// thread ids), hashed with a seeded `foldhash` (a tenth of SipHash's cost,
+/// still randomised per process) instead of the standard SipHash.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -425,20 +425,25 @@ impl ProcCache {
     /// and stays `None`, cached, when it cannot be read.
     pub fn get(&mut self, k: KernelProc) -> Arc<ProcessInfo> {
         let key = (k.pid, k.start_time_ns / NS_PER_TICK);
-        let name = comm_name(&k.comm);
         if let Some(e) = self.entries.get(&key) {
             let i = &e.info;
+            // Compared without building the name: this runs for every
+            // library call, and the name rarely changes.
+            let comm = &k.comm[..k.comm.iter().position(|&b| b == 0).unwrap_or(k.comm.len())];
+            let same_name = i.name.as_bytes() == comm
+                || (std::str::from_utf8(comm).is_err() && i.name == comm_name(&k.comm));
             if i.ppid == k.ppid
                 && i.uid == k.uid
                 && i.gid == k.gid
                 && i.cgroup_id == k.cgroup_id
-                && i.name == name
+                && same_name
             {
                 self.stats.hits += 1;
                 return Arc::clone(i);
             }
         }
         self.stats.misses += 1;
+        let name = comm_name(&k.comm);
         let executable = self.read_executable(k.pid, key.1);
         if executable.is_none() {
             self.stats.executable_unknown += 1;

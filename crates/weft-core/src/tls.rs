@@ -16,8 +16,9 @@
 //!
 //! Only connections whose ClientHello weft saw get facts and events.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use crate::FastMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -178,7 +179,7 @@ fn handshake_result(lib: TlsLibrary, value: i64) -> Option<bool> {
 /// The session stage wrapped around the decoding processor `P`.
 pub struct TlsSessions<P> {
     inner: P,
-    conns: HashMap<u64, Conn>,
+    conns: FastMap<u64, Conn>,
     stats: Arc<TlsStats>,
 }
 
@@ -186,7 +187,7 @@ impl<P: Processor> TlsSessions<P> {
     pub fn new(inner: P, stats: Arc<TlsStats>) -> Self {
         TlsSessions {
             inner,
-            conns: HashMap::new(),
+            conns: FastMap::default(),
             stats,
         }
     }
@@ -320,7 +321,7 @@ impl<P: Processor> TlsSessions<P> {
 }
 
 /// Put the connection's session facts on an http event.
-fn stamp(conns: &HashMap<u64, Conn>, mut ev: Event) -> Event {
+fn stamp(conns: &FastMap<u64, Conn>, mut ev: Event) -> Event {
     if let Event::Http(h) = &mut ev
         && h.tls.is_none()
         && let Some(c) = h.flow.and_then(|f| conns.get(&f.cookie))
