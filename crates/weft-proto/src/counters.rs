@@ -38,6 +38,11 @@ pub struct Counters {
     pub header_fields_dropped: u64,
     /// HTTP/2 streams evicted because `Limits::h2_max_streams` were open.
     pub streams_evicted: u64,
+    /// HTTP/2 client streams of which no header block was seen at all, after
+    /// captured data was lost: stream ids skipped between two header blocks
+    /// (clients open streams in order, by two). Each is one transaction
+    /// that happened and that no event reports.
+    pub streams_unseen: u64,
     /// Bodies cut at `Limits::max_body_size`.
     pub bodies_truncated: u64,
     /// Body bytes not kept because of `Limits::max_body_size`.
@@ -108,6 +113,7 @@ impl Counters {
             hpack_table_clamped,
             header_fields_dropped,
             streams_evicted,
+            streams_unseen,
             bodies_truncated,
             body_bytes_dropped,
             h1_parse_errors,
@@ -145,6 +151,7 @@ impl Counters {
         self.hpack_table_clamped += hpack_table_clamped;
         self.header_fields_dropped += header_fields_dropped;
         self.streams_evicted += streams_evicted;
+        self.streams_unseen += streams_unseen;
         self.bodies_truncated += bodies_truncated;
         self.body_bytes_dropped += body_bytes_dropped;
         self.h1_parse_errors += h1_parse_errors;

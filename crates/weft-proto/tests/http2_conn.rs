@@ -627,3 +627,44 @@ fn idle_streams_are_reclaimed_by_the_callers_clock() {
     assert_eq!(t[0].response.body.data, b"done");
     assert_eq!(dec.take_counters().streams_evicted, 1);
 }
+
+#[test]
+fn streams_lost_whole_in_a_gap_are_counted() {
+    let c = busy_connection(8);
+    let mut dec = decoder();
+    let mut out = Vec::new();
+    // Every record of streams 5, 7 and 9 (both directions) is lost, as when
+    // the ring buffer was full for a while: one gap per direction.
+    let lost =
+        |b: &[u8]| matches!(b.get(8), Some(5 | 7 | 9)) && b.len() >= 9 && b[5..8] == [0, 0, 0];
+    let mut told = [false; 2];
+    for (dir, bytes) in &c.records {
+        if lost(bytes) {
+            let d = if *dir == C2S { 0 } else { 1 };
+            if !told[d] {
+                dec.gap(*dir, bytes.len() as u64);
+                told[d] = true;
+            }
+            continue;
+        }
+        dec.feed(*dir, bytes, &mut out);
+    }
+    dec.finish(&mut out);
+    let reported = txs(out).len() as u64;
+    assert_eq!(dec.counters().streams_unseen, 3);
+    assert_eq!(reported + dec.counters().streams_unseen, 8);
+
+    // Without a loss, a client skipping ids (allowed) is not counted.
+    let mut skip = Conn::new();
+    for id in [1u32, 7] {
+        skip.request(
+            id,
+            &[(":method", "GET"), (":scheme", "https"), (":path", "/")],
+            true,
+        );
+        skip.response(id, &[(":status", "204")], true);
+    }
+    let mut dec = decoder();
+    assert_eq!(feed_all(&mut dec, &skip.records).len(), 2);
+    assert_eq!(dec.counters().streams_unseen, 0);
+}

@@ -115,7 +115,7 @@ impl Snapshot<'_> {
     pub fn losses(&self) -> Vec<LossRow> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let d = &self.decoded;
-        let rows: [(&'static str, &'static str, u64); 29] = [
+        let rows: Vec<(&'static str, &'static str, u64)> = vec![
             (
                 "ring_full_data",
                 "ring buffer full: payload chunks",
@@ -247,6 +247,11 @@ impl Snapshot<'_> {
                 "streams_evicted",
                 "decoder: streams evicted (limit)",
                 d.proto.streams_evicted,
+            ),
+            (
+                "streams_unseen",
+                "decoder: HTTP/2 requests lost whole in gaps",
+                d.proto.streams_unseen,
             ),
             (
                 "flows_evicted",
