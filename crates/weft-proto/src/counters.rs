@@ -38,10 +38,10 @@ pub struct Counters {
     pub header_fields_dropped: u64,
     /// HTTP/2 streams evicted because `Limits::h2_max_streams` were open.
     pub streams_evicted: u64,
-    /// HTTP/2 client streams of which no header block was seen at all, after
-    /// captured data was lost: stream ids skipped between two header blocks
-    /// (clients open streams in order, by two). Each is one transaction
-    /// that happened and that no event reports.
+    /// HTTP/2 client streams of which no header block was seen at all: stream
+    /// ids skipped between two header blocks (clients open streams in order,
+    /// by two; the protocol allows skipping, real clients do not). Each is
+    /// one transaction that happened and that no event reports.
     pub streams_unseen: u64,
     /// Bodies cut at `Limits::max_body_size`.
     pub bodies_truncated: u64,

@@ -46,10 +46,10 @@ struct Core {
     /// Highest stream id of a request HEADERS seen from the client.
     max_client_stream: u32,
     /// Highest client-initiated (odd) stream id of a header block seen in
-    /// either direction, and whether bytes were lost since then: ids skipped
-    /// after a loss are streams whose every header block was lost.
+    /// either direction: ids skipped after it are streams whose every header
+    /// block was lost (clients open streams in order; losses can fall on
+    /// frame boundaries, where the byte stream shows no seam).
     max_block_stream: u32,
-    lost_since_block: bool,
     /// Hint: streams whose response ended before their request was seen
     /// may exist (exact after each `flush_orphans`).
     orphans: usize,
@@ -207,7 +207,6 @@ impl Http2Decoder {
         c.hpack[d].resync();
         c.counters.gap_bytes += lost;
         c.counters.desyncs += 1;
-        c.lost_since_block = true;
         c.counters.hpack_resyncs += 1;
         for s in c.streams.values_mut() {
             let m = s.message(dir);
@@ -326,7 +325,6 @@ impl Core {
             streams: BTreeMap::new(),
             max_client_stream: 0,
             max_block_stream: 0,
-            lost_since_block: false,
             orphans: 0,
             list_hint: [(16, 0); 2],
             now: 0,
@@ -336,12 +334,6 @@ impl Core {
     }
 
     fn on_frame_error(&mut self, dir: Direction, e: FrameError) {
-        if matches!(
-            e,
-            FrameError::Unsynchronised { .. } | FrameError::BadFrameHeader { .. }
-        ) {
-            self.lost_since_block = true;
-        }
         match e {
             FrameError::Unsynchronised { dropped } => {
                 self.counters.dropped_bytes += dropped as u64;
@@ -532,11 +524,10 @@ impl Core {
         let (headers, incomplete, truncated) = self.decode_block(dir, block);
         let limits = self.limits;
         if id % 2 == 1 && id > self.max_block_stream {
-            if self.lost_since_block && self.max_block_stream > 0 {
+            if self.max_block_stream > 0 {
                 self.counters.streams_unseen += u64::from((id - self.max_block_stream) / 2 - 1);
             }
             self.max_block_stream = id;
-            self.lost_since_block = false;
         }
         if dir == Direction::ClientToServer && id > self.max_client_stream {
             self.max_client_stream = id;
