@@ -140,7 +140,9 @@ impl FlowState {
 /// A [`Processor`] that decodes HTTP from capture events.
 pub struct HttpDecoder {
     cfg: DecodeConfig,
-    flows: FastMap<u64, FlowState>,
+    /// Boxed: the table keeps ~1.6 slots per flow, so an inline 670-byte
+    /// state would cost its size again in empty slots.
+    flows: FastMap<u64, Box<FlowState>>,
     out: Vec<weft_proto::Event>,
     stats: Arc<Mutex<DecodeStats>>,
     local: DecodeStats,
@@ -342,7 +344,7 @@ impl Processor for HttpDecoder {
             self.local.flows_opened += 1;
             self.flows.insert(
                 key,
-                FlowState {
+                Box::new(FlowState {
                     dec,
                     held: Vec::new(),
                     held_bytes: 0,
@@ -354,7 +356,7 @@ impl Processor for HttpDecoder {
                     h1_mask: Default::default(),
                     h2_mask: Default::default(),
                     skipped: [false; 2],
-                },
+                }),
             );
         }
         let Some(f) = self.flows.get_mut(&key) else {
