@@ -9,6 +9,7 @@ pub mod abi;
 pub mod assemble;
 pub mod go;
 pub mod progstats;
+pub mod ring;
 pub mod sensor;
 
 #[allow(

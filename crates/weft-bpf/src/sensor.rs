@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Iter, Link, MapCore, MapFlags, RingBuffer, RingBufferBuilder, UprobeMultiOpts};
+use libbpf_rs::{Iter, Link, MapCore, MapFlags, UprobeMultiOpts};
+
+use crate::ring::Ring;
 use thiserror::Error;
 
 use crate::abi;
@@ -34,6 +36,12 @@ pub enum BpfError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot {what}: {source}")]
+    Os {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn lb(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
@@ -623,15 +631,14 @@ impl Sensor {
         }
     }
 
-    /// A ring-buffer reader calling `cb` with each raw record.
-    pub fn ring_buffer<'cb, F>(&self, cb: F) -> Result<RingBuffer<'cb>, BpfError>
+    /// A ring-buffer reader calling `cb` with each raw record (the data
+    /// mapped once: see [`crate::ring`]).
+    pub fn ring_buffer<F>(&self, cb: F) -> Result<Ring<F>, BpfError>
     where
-        F: FnMut(&[u8]) -> i32 + 'cb,
+        F: FnMut(&[u8]) -> i32,
     {
-        let mut b = RingBufferBuilder::new();
-        b.add(&self.skel.maps.events, cb)
-            .map_err(lb("open the ring buffer"))?;
-        b.build().map_err(lb("open the ring buffer"))
+        let map = &self.skel.maps.events;
+        Ring::new(std::os::fd::AsFd::as_fd(map), map.max_entries(), cb)
     }
 
     /// The kernel side's counters, summed over CPUs.
@@ -725,16 +732,8 @@ pub fn release_free_memory() {
 /// Records submitted without a wake-up (all but the one that crosses the
 /// wake-up threshold, see `ring_wakeup()` in bpf/common.bpf.h) are read by
 /// the `consume` that follows every poll, woken or timed out.
-pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
-    match rb.poll(timeout).and_then(|()| rb.consume()) {
-        Ok(()) => Ok(()),
-        // EINTR: a signal arrived; the caller's loop checks its flags.
-        Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
-        Err(e) => Err(BpfError::Libbpf {
-            what: "read the ring buffer".into(),
-            source: e,
-        }),
-    }
+pub fn poll<F: FnMut(&[u8]) -> i32>(rb: &mut Ring<F>, timeout: Duration) -> Result<(), BpfError> {
+    rb.poll(timeout)
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {

@@ -313,7 +313,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(k) = keylog {
         reader.set_keylog(k);
     }
-    let rb = sensor.ring_buffer(reader.callback())?;
+    let mut rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();
     eprintln!(
@@ -347,7 +347,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     const TRIM_EVERY: Duration = Duration::from_secs(30);
     let mut last_trim = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        weft_bpf::sensor::poll(&rb, Duration::from_millis(100))?;
+        weft_bpf::sensor::poll(&mut rb, Duration::from_millis(100))?;
         reader.flush();
         if last_trim.elapsed() >= TRIM_EVERY {
             last_trim = Instant::now();
