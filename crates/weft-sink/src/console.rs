@@ -248,6 +248,41 @@ impl<W: Write> ConsoleSink<W> {
 
     /// `curl[12] TLS 1.3 TLS_AES_256_GCM_SHA384 weft.test h2 a -> b openssl [1.2 ms]`
     /// or `curl[12] TLS handshake failed (alert unknown_ca received) ...`.
+    /// `time proc[pid] TCP start|end src -> dst [duration] sent/received rtt`.
+    fn format_connection(&mut self, c: &weft_core::event::Connection) {
+        use weft_core::event::ConnectionPhase;
+        let color = self.opts.color;
+        let line = &mut self.line;
+        push_time(line, &self.zone, color, c.timestamp_ns);
+        match &c.process {
+            Some(p) => push_process(line, color, p),
+            None => line.push_str("?[?] "),
+        }
+        paint(line, color, DIM, |l| {
+            l.push_str(match (c.phase, c.seeded) {
+                (ConnectionPhase::Start, false) => "TCP start ",
+                (ConnectionPhase::Start, true) => "TCP open (before weft) ",
+                (ConnectionPhase::End, _) => "TCP end ",
+            });
+        });
+        push_endpoint(line, c.flow.source());
+        paint(line, color, DIM, |l| l.push_str(" -> "));
+        push_endpoint(line, c.flow.destination());
+        if let Some(ns) = c.duration_ns {
+            line.push_str(" [");
+            http::push_duration(line, ns);
+            line.push(']');
+        }
+        let (src, dst) = c.source_destination_bytes();
+        if let (Some(s), Some(d)) = (src, dst) {
+            let _ = write!(line, " {s}B -> / <- {d}B");
+        }
+        if let Some(rtt) = c.rtt_us {
+            let _ = write!(line, " rtt={rtt}us");
+        }
+        line.push('\n');
+    }
+
     fn format_handshake(&mut self, h: &weft_core::event::TlsHandshake) {
         let color = self.opts.color;
         let s = &*h.session;
@@ -448,6 +483,7 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::WebSocket(w) => self.format_websocket(w),
             Event::TlsHandshake(h) => self.format_handshake(h),
             Event::TlsWire(_) => return Ok(()),
+            Event::Connection(c) => self.format_connection(c),
         }
         let res = self.out.write_all(self.line.as_bytes());
         if self.line.capacity() > KEEP_CAPACITY {
