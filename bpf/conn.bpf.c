@@ -20,10 +20,12 @@
  *    establishment; a passive one's at accept, when its owner is known (so
  *    every start carries its process; a connection closed before anyone
  *    accepted it gets only an end, flagged WEFT_CONN_NO_START).
- *  - iter/tcp (run once at start, after sockops is attached): connections
- *    that predate weft are written to the iterator's seq file as start
- *    records with their socket inode (user space finds the owning process
- *    from /proc/<pid>/fd) and tracked until they close.
+ *  - iter/tcp (run at start, after sockops is attached, once in every
+ *    network namespace: a TCP iterator walks the namespace of the task
+ *    that opens it): connections that predate weft are written to the
+ *    iterator's seq file as start records with their socket inode (user
+ *    space finds the owning process from /proc/<pid>/fd) and tracked until
+ *    they close.
  *
  * Fallback: without sockops (no cgroup v2, attach refused) nothing here is
  * attached and weft captures TLS without connection events.
@@ -336,7 +338,15 @@ int conn_seed(struct bpf_iter__tcp *ctx)
 	if (!skc)
 		return 0;
 	int state = skc->skc_state;
-	if (state == TCP_LISTEN || state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV ||
+	if (state == TCP_LISTEN) {
+		/* Listeners come first: a connection on a listening port was
+		 * accepted (server), any other was connected (client). */
+		__u16 lport = skc->skc_num;
+		__u8 one = 1;
+		bpf_map_update_elem(&listen_ports, &lport, &one, BPF_ANY);
+		return 0;
+	}
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV ||
 	    state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE)
 		return 0;
 	struct sock *sk = (struct sock *)skc;

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use libbpf_rs::{Iter, Link};
@@ -98,9 +99,12 @@ impl Sensor {
         })
     }
 
-    /// Run the connection iterator once (after [`Sensor::attach_connections`]):
-    /// the TCP connections that exist now, as seeded start records carrying
-    /// their socket inode; the kernel follows them until they close.
+    /// Run the connection iterator (after [`Sensor::attach_connections`])
+    /// once in every network namespace a process uses (a TCP iterator walks
+    /// the namespace of the task that opens it): the TCP connections that
+    /// exist now, as seeded start records carrying their socket inode; the
+    /// kernel follows them until they close. A namespace that cannot be
+    /// entered is skipped (debug log).
     pub fn seed_connections(&self) -> Result<Vec<ConnRec>, BpfError> {
         let lb = |what: &str| {
             let what = what.to_owned();
@@ -112,11 +116,79 @@ impl Sensor {
             .conn_seed
             .attach()
             .map_err(lb("attach the connection iterator"))?;
-        let mut it = Iter::new(&link).map_err(lb("start the connection iterator"))?;
-        let mut buf = Vec::new();
-        it.read_to_end(&mut buf)
-            .map_err(|e| lb("run the connection iterator")(libbpf_rs::Error::from(e)))?;
-        Ok(parse_seeded(&buf))
+        let run = || -> Result<Vec<u8>, BpfError> {
+            let mut it = Iter::new(&link).map_err(lb("start the connection iterator"))?;
+            let mut buf = Vec::new();
+            it.read_to_end(&mut buf)
+                .map_err(|e| lb("run the connection iterator")(libbpf_rs::Error::from(e)))?;
+            Ok(buf)
+        };
+        // Our own namespace first, then the others.
+        let mut out = parse_seeded(&run()?);
+        let own = std::fs::metadata("/proc/thread-self/ns/net")
+            .map(|m| m.ino())
+            .ok();
+        let home = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| {
+            BpfError::Config(format!("cannot open this thread's network namespace: {e}"))
+        })?;
+        for (ino, path) in net_namespaces(Path::new("/proc")) {
+            if Some(ino) == own {
+                continue;
+            }
+            let Ok(ns) = std::fs::File::open(&path) else {
+                continue; // the process exited
+            };
+            if let Err(e) = enter_netns(&ns) {
+                tracing::debug!(path = %path.display(), "cannot enter network namespace: {e}");
+                continue;
+            }
+            let got = run();
+            // Back home before anything else: this thread goes on to
+            // open sockets (metrics endpoint) in weft's own namespace.
+            enter_netns(&home).map_err(|e| {
+                BpfError::Config(format!(
+                    "cannot return to weft's network namespace after seeding connections: {e}"
+                ))
+            })?;
+            match got {
+                Ok(buf) => out.extend(parse_seeded(&buf)),
+                Err(e) => tracing::debug!(path = %path.display(), "{e}"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One `/proc/<pid>/ns/net` path per network namespace in use, by inode.
+fn net_namespaces(proc_root: &Path) -> Vec<(u64, PathBuf)> {
+    let mut seen = std::collections::BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(proc_root) {
+        for e in rd.flatten() {
+            if e.file_name()
+                .to_str()
+                .is_none_or(|n| n.parse::<u32>().is_err())
+            {
+                continue;
+            }
+            let path = e.path().join("ns/net");
+            if let Ok(m) = std::fs::metadata(&path) {
+                seen.entry(m.ino()).or_insert(path);
+            }
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// Move the calling thread into the network namespace `ns` (an open
+/// `/proc/PID/ns/net`). Only this thread moves.
+fn enter_netns(ns: &std::fs::File) -> std::io::Result<()> {
+    // SAFETY: setns takes a file descriptor we keep open for the call and a
+    // constant flag; it changes only the calling thread's namespace.
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
