@@ -884,6 +884,48 @@ mod tests {
         assert!(!text.contains('\u{1b}'), "{text:?}");
     }
 
+    #[test]
+    fn connection_lines_show_tuple_bytes_and_unknown_owner() {
+        use weft_core::event::{Connection, ConnectionPhase};
+        let d = sample();
+        let mut c = Connection {
+            timestamp_ns: d.timestamp_ns,
+            phase: ConnectionPhase::Start,
+            seeded: false,
+            process: Some(d.process.clone()),
+            flow: d.flow.expect("flow"),
+            netns_cookie: 1,
+            bytes_sent: None,
+            bytes_received: None,
+            rtt_us: None,
+            duration_ns: None,
+        };
+        let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
+        sink.write(&Event::Connection(c.clone())).expect("write");
+        c.phase = ConnectionPhase::End;
+        c.process = None;
+        c.bytes_sent = Some(79);
+        c.bytes_received = Some(945);
+        c.rtt_us = Some(36);
+        c.duration_ns = Some(22_000_000);
+        sink.write(&Event::Connection(c)).expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with("curl[1234] TCP start 10.0.0.5:51234 -> 93.184.216.34:443"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with(
+                "?[?] TCP end 10.0.0.5:51234 -> 93.184.216.34:443 [22 ms] 79B -> / <- 945B rtt=36us"
+            ),
+            "{}",
+            lines[1]
+        );
+    }
+
     /// Removes `ESC [ ... m` sequences.
     fn strip_sgr(s: &str) -> String {
         let mut out = String::new();
