@@ -53,9 +53,10 @@ fn unescape_mount(s: &str) -> String {
 
 impl Sensor {
     /// Attach the connection programs: sock_ops on the cgroup v2 root
-    /// (found in `/proc/mounts`), the SYN_SENT/close state tracepoint and
-    /// the accept exits. On error nothing stays attached; the caller
-    /// carries on without connection events.
+    /// (found in `/proc/mounts`) and the SYN_SENT/close state tracepoint
+    /// (the accept exits come with [`Sensor::syscall_hooks`]). On error
+    /// nothing stays attached; the caller carries on without connection
+    /// events.
     pub fn attach_connections(&self) -> Result<ConnLinks, BpfError> {
         let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
         let cgroup = cgroup2_mount(&mounts).ok_or_else(|| {
@@ -74,17 +75,17 @@ impl Sensor {
         let p = &self.skel().progs;
         let mut links = Vec::new();
         // Owners first: by the time sock_ops reports a connection, its
-        // connect or accept is watched.
-        for (name, prog) in [
-            ("tp_btf/inet_sock_set_state", &p.conn_state_change),
-            ("syscalls/sys_exit_accept4", &p.conn_accept4),
-            ("syscalls/sys_exit_accept", &p.conn_accept),
-        ] {
-            links.push(prog.attach().map_err(|source| BpfError::Libbpf {
-                what: format!("attach {name}"),
-                source,
-            })?);
-        }
+        // connect is watched. The accept exits are attached with the syscall hooks
+        // (`Sensor::syscall_hooks`): with a process filter, only while a
+        // selected process lives.
+        links.push(
+            p.conn_state_change
+                .attach()
+                .map_err(|source| BpfError::Libbpf {
+                    what: "attach tp_btf/inet_sock_set_state (connections)".into(),
+                    source,
+                })?,
+        );
         links.push(
             p.conn_sockops
                 .attach_cgroup(dir.as_raw_fd())
