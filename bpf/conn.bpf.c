@@ -301,11 +301,10 @@ static __always_inline int conn_on_accept(long fd)
 	struct conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
 	if (!st || st->started)
 		return 0;
-	if (!selected(tgid)) {
-		/* Not a selected process: its connection is not reported. */
-		bpf_map_delete_elem(&conns, &cookie);
+	/* Not a selected process: its connection is not reported (the entry
+	 * stays, unstarted, until the close removes it without a record). */
+	if (!selected(tgid))
 		return 0;
-	}
 	owner_current(&st->owner);
 	st->sock.fd = fd;
 	st->started = 1;

@@ -105,10 +105,14 @@ print("done", got, reply, flush=True)
 
 /// Connects, sends `n` bytes (with `wait`: half, then the rest after a line
 /// on stdin), shuts its side down and reads until EOF. Prints
-/// `connected PID LOCAL_PORT`, then `done SENT RECEIVED`.
+/// `connected PID LOCAL_PORT`, then `done SENT RECEIVED`. With `late`, it
+/// first prints `pid PID` and connects after a line on stdin.
 const CLIENT: &str = r#"
 import os, socket, sys
 addr, port, n, wait = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "wait"
+if sys.argv[4] == "late":
+    print("pid", os.getpid(), flush=True)
+    sys.stdin.readline()
 s = socket.create_connection((addr, port))
 first = n // 2 if wait else n
 s.sendall(b"c" * first)
@@ -207,6 +211,20 @@ fn conn_events<'a>(events: &'a [Value], t: &Truth, role: &str) -> Vec<&'a Value>
                 && field_u64(e, "source.port") == Some(t.client_port)
         })
         .collect()
+}
+
+/// The exit summary counts no lost connection records or ends.
+fn no_connection_losses(stderr: &str) {
+    for what in [
+        "connection ends not reported",
+        "ring buffer full: connection start/end records",
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no `{what}` line in the summary:\n{stderr}"));
+        assert!(line.trim_end().ends_with(" 0"), "{line}");
+    }
 }
 
 fn ends_seen(w: &Weft, t: &Truth) -> bool {
@@ -342,6 +360,7 @@ fn start_and_end(family: (&'static str, &'static str)) -> TestResult {
         "no connection-end on both sides; stderr:\n{}",
         run.stderr
     );
+    no_connection_losses(&run.stderr);
     let client_ns = check_side(&run.events, &t, "client", false)?;
     let server_ns = check_side(&run.events, &t, "server", false)?;
     assert_ne!(
@@ -407,6 +426,7 @@ fn connection_older_than_weft_is_seeded() -> TestResult {
         "no connection-end on both sides; stderr:\n{}",
         run.stderr
     );
+    no_connection_losses(&run.stderr);
     check_side(&run.events, &t, "client", true)?;
     check_side(&run.events, &t, "server", true)?;
     drop(net);
@@ -433,6 +453,134 @@ fn no_connections_flag_turns_them_off() -> TestResult {
         .collect();
     assert!(conn.is_empty(), "{conn:#?}");
     assert!(run.success);
+    drop(net);
+    Ok(())
+}
+
+/// The golden thread: curl's HTTPS request to nginx, its http event and its
+/// connection's start and end carry the same socket cookie, and the end
+/// comes after the connection's decoded traffic (it closes the decoder's
+/// flow). Ground truth: curl's own local port (`-w %{local_port}`, the
+/// port nginx logs), its pid, nginx's worker pids.
+#[test]
+fn tls_connection_events_share_the_http_event_cookie() -> TestResult {
+    let nginx = Nginx::start()?;
+    let weft = Weft::start(&[])?;
+    let uri = format!("/conn-{:x}", rand_u64());
+    let (pid, out) = weft_itest::exchange::curl(
+        &["--http1.1", "-o", "/dev/null", "-w", "%{local_port}"],
+        &format!("https://127.0.0.1:{}{uri}", nginx.port),
+    )?;
+    let local_port: u64 = String::from_utf8_lossy(&out).trim().parse()?;
+    // nginx logged the same client port.
+    assert_eq!(
+        nginx.wait_logged(&uri).map(u64::from),
+        Some(local_port),
+        "nginx's log"
+    );
+    let pid = u64::from(pid);
+    let is_curl_end = |e: &Value| {
+        field_str(e, "event.action") == Some("connection-end")
+            && field_u64(e, "process.pid") == Some(pid)
+    };
+    let seen = weft.wait_for(Duration::from_secs(15), is_curl_end);
+    let run = weft.stop()?;
+    assert!(seen, "no connection-end of curl; stderr:\n{}", run.stderr);
+    let pos = |pred: &dyn Fn(&Value) -> bool| run.events.iter().position(pred);
+    let http = pos(&|e| {
+        field_str(e, "event.action") == Some("http-transaction")
+            && field_u64(e, "process.pid") == Some(pid)
+            && field_str(e, "url.path") == Some(uri.as_str())
+    })
+    .ok_or("no http event of curl")?;
+    let cookie =
+        field_u64(&run.events[http], "weft.flow.cookie").ok_or("http event without cookie")?;
+    let same_conn = |e: &Value, action: &str| {
+        field_str(e, "event.action") == Some(action)
+            && field_u64(e, "weft.flow.cookie") == Some(cookie)
+    };
+    let start = pos(&|e| same_conn(e, "connection-start")).ok_or("no start with the cookie")?;
+    let end = pos(&|e| same_conn(e, "connection-end")).ok_or("no end with the cookie")?;
+    assert!(
+        start < http && http < end,
+        "order: start {start}, http {http}, end {end}"
+    );
+    for i in [start, end] {
+        let e = &run.events[i];
+        assert_eq!(field_u64(e, "process.pid"), Some(pid), "{e}");
+        assert_eq!(field_str(e, "weft.flow.role"), Some("client"));
+        assert_eq!(field_u64(e, "source.port"), Some(local_port));
+        assert_eq!(
+            field_u64(e, "destination.port"),
+            Some(u64::from(nginx.port))
+        );
+    }
+    // nginx's side of the same connection: one of its workers accepted it.
+    let workers: Vec<u64> = nginx.worker_pids().into_iter().map(u64::from).collect();
+    let server_start = run
+        .events
+        .iter()
+        .find(|e| {
+            field_str(e, "event.action") == Some("connection-start")
+                && field_str(e, "weft.flow.role") == Some("server")
+                && field_u64(e, "source.port") == Some(local_port)
+                && field_u64(e, "destination.port") == Some(u64::from(nginx.port))
+        })
+        .ok_or("no server-side start")?;
+    assert!(
+        field_u64(server_start, "process.pid").is_some_and(|p| workers.contains(&p)),
+        "server start owned by {:?}, workers {workers:?}",
+        field_u64(server_start, "process.pid")
+    );
+    Ok(())
+}
+
+/// `--pid`: only the selected process' connections are reported (the
+/// server's side of the same connection is not).
+#[test]
+fn pid_filter_reports_only_the_selected_process_connections() -> TestResult {
+    let net = NetPair::new()?;
+    let port = 20000 + (rand_u64() % 20000) as u16;
+    let server = Peer::start(&net.b, SERVER, &[V4.1, &port.to_string(), "300"])?;
+    let server_pid = server.expect("ready")?[0];
+    let mut client = Peer::start(&net.a, CLIENT, &[V4.1, &port.to_string(), "200", "late"])?;
+    let client_pid = client.expect("pid")?[0];
+    let weft = Weft::start(&["--pid", &client_pid.to_string()])?;
+    client.send_line()?;
+    let c = client.expect("connected")?;
+    let c_done = client.expect("done")?;
+    server.expect("done")?;
+    let t = Truth {
+        client_ip: V4.0,
+        server_ip: V4.1,
+        port,
+        client_pid,
+        client_port: c[1],
+        server_pid,
+        sent: c_done[0],
+        received: c_done[1],
+    };
+    let seen = weft.wait_for(Duration::from_secs(15), |e| {
+        field_str(e, "event.action") == Some("connection-end")
+            && field_u64(e, "process.pid") == Some(client_pid)
+    });
+    let run = weft.stop()?;
+    assert!(
+        seen,
+        "no connection-end of the client; stderr:\n{}",
+        run.stderr
+    );
+    check_side(&run.events, &t, "client", false)?;
+    let others: Vec<&Value> = run
+        .events
+        .iter()
+        .filter(|e| field_str(e, "event.action").is_some_and(|a| a.starts_with("connection-")))
+        .filter(|e| field_u64(e, "process.pid") != Some(client_pid))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "connections of unselected processes: {others:#?}"
+    );
     drop(net);
     Ok(())
 }
