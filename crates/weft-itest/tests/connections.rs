@@ -381,24 +381,34 @@ fn connection_start_and_end_across_namespaces_ipv6() -> TestResult {
     start_and_end(V6)
 }
 
-/// A connection opened before weft starts and closed while it runs: a
+/// A connection opened before weft starts and closed while it runs (IPv4
+/// and IPv6; the iterator runs in each namespace): a
 /// seeded start with its owners, then its end with the whole connection's
 /// bytes.
 #[test]
-fn connection_older_than_weft_is_seeded() -> TestResult {
+fn connection_older_than_weft_is_seeded_ipv4() -> TestResult {
+    seeded(V4)
+}
+
+#[test]
+fn connection_older_than_weft_is_seeded_ipv6() -> TestResult {
+    seeded(V6)
+}
+
+fn seeded(family: (&'static str, &'static str)) -> TestResult {
     let net = NetPair::new()?;
     let port = 20000 + (rand_u64() % 20000) as u16;
     let (sent, reply) = (4_000u64, 777u64);
     let server = Peer::start(
         &net.b,
         SERVER,
-        &[V4.1, &port.to_string(), &reply.to_string()],
+        &[family.1, &port.to_string(), &reply.to_string()],
     )?;
     let server_pid = server.expect("ready")?[0];
     let mut client = Peer::start(
         &net.a,
         CLIENT,
-        &[V4.1, &port.to_string(), &sent.to_string(), "wait"],
+        &[family.1, &port.to_string(), &sent.to_string(), "wait"],
     )?;
     let c = client.expect("connected")?;
     let (client_pid, client_port) = (c[0], c[1]);
@@ -410,8 +420,8 @@ fn connection_older_than_weft_is_seeded() -> TestResult {
     assert_eq!((c_done[0], c_done[1]), (sent, reply));
     assert_eq!((s_done[0], s_done[1]), (sent, reply));
     let t = Truth {
-        client_ip: V4.0,
-        server_ip: V4.1,
+        client_ip: family.0,
+        server_ip: family.1,
         port,
         client_pid,
         client_port,
