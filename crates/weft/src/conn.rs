@@ -9,6 +9,10 @@ use weft_bpf::conn::ConnLinks;
 use weft_core::event::{Connection, ConnectionPhase, Endpoint, Event, Flow, ProcessInfo, Role};
 use weft_core::procinfo::KernelProc;
 
+/// Owners of seeded connections kept for their end events at most (the
+/// kernel follows as many connections: `conns` in bpf/conn.bpf.c).
+pub const SEEDED_OWNERS_MAX: usize = 65_536;
+
 /// The owner a connection record carries, as the process cache takes it.
 pub fn kernel_proc(o: &OwnerRec) -> KernelProc {
     KernelProc {

@@ -141,7 +141,11 @@ impl Reader {
         let mut inner = self.inner.borrow_mut();
         for rec in recs {
             let process = owners.get(&rec.ino).map(|k| inner.host.procs.get(*k));
-            if let Some(p) = &process {
+            // Bounded like the kernel's `conns` map: past it, an end is
+            // reported without its owner.
+            if let Some(p) = &process
+                && inner.seeded_owners.len() < crate::conn::SEEDED_OWNERS_MAX
+            {
                 inner.seeded_owners.insert(rec.sock.cookie, Arc::clone(p));
             }
             let ev = crate::conn::connection_event(&rec, process, |ns| inner.unix_ns(ns));
