@@ -6,6 +6,7 @@
  */
 #include "common.bpf.h"
 #include "sock.bpf.c"
+#include "conn.bpf.c"
 #include "tls.bpf.c"
 #include "go.bpf.c"
 #include "proc.bpf.c"

@@ -9,7 +9,7 @@
 #ifndef WEFT_ABI_H
 #define WEFT_ABI_H
 
-#define WEFT_ABI_VERSION 2
+#define WEFT_ABI_VERSION 3
 
 /* Payload bytes carried by one data record at most. A call that moved more is
  * split into several data records that user space joins back. */
@@ -30,6 +30,9 @@ enum weft_rec_type {
 	WEFT_REC_HELLO = 6,  /* struct weft_hello_rec + bytes: TLS handshake bytes */
 	WEFT_REC_KEYLOG = 7, /* struct weft_keylog_rec: one session secret (--keylog) */
 	WEFT_REC_ALPN = 8,   /* struct weft_alpn_rec: the ALPN protocol the library chose */
+	/* Connections (conn.bpf.c): numbers 16-23 are theirs. */
+	WEFT_REC_CONN_START = 16, /* struct weft_conn_rec: a TCP connection was established */
+	WEFT_REC_CONN_END = 17,   /* struct weft_conn_rec: a TCP connection closed */
 };
 
 /* What the library call did. */
@@ -80,6 +83,9 @@ enum weft_stat {
 	WEFT_STAT_NESTED,             /* nested library calls folded into the outer */
 	WEFT_STAT_HELLO_LOST,         /* handshake-byte records lost: ring buffer full */
 	WEFT_STAT_KEYLOG_LOST,        /* session secrets lost: ring full or unreadable */
+	/* connections (conn.bpf.c) */
+	WEFT_STAT_CONN_LOST,          /* connection records lost: ring buffer full */
+	WEFT_STAT_CONN_UNTRACKED,     /* connections closed whose state was forgotten (table full) */
 	WEFT_STAT_MAX,
 };
 
@@ -184,6 +190,40 @@ struct weft_alpn_rec {
 	__u8 proto[WEFT_ALPN_MAX];
 };
 
+/* The process that owns a connection: the one that connected or accepted
+ * it (sock_ops runs in whatever context the kernel is in, so this is taken
+ * at connect/accept, never from sock_ops' current task). */
+struct weft_owner {
+	__u64 cgroup_id;
+	__u64 proc_start_ns;  /* group leader start_boottime */
+	__u32 pid;            /* tgid; 0 = not known */
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	char comm[16];        /* thread-group leader's comm */
+};
+
+/* Flags on struct weft_conn_rec. */
+#define WEFT_CONN_SEEDED   (1u << 0) /* existed before weft started (TCP iterator) */
+#define WEFT_CONN_NO_START (1u << 1) /* end of a connection whose start was not reported */
+
+/* A TCP connection's start or end (sock_ops, accept, state tracepoint), or,
+ * written by the start-up iterator to its seq file, one that predates weft. */
+struct weft_conn_rec {
+	__u32 type;            /* WEFT_REC_CONN_START or WEFT_REC_CONN_END */
+	__u32 flags;           /* WEFT_CONN_* */
+	__u64 ts_ns;           /* CLOCK_MONOTONIC of the event */
+	__u64 established_ns;  /* CLOCK_MONOTONIC of establishment; 0 = before weft */
+	__u64 netns_cookie;    /* network namespace cookie */
+	__u64 bytes_sent;      /* end: bytes the owner sent that the peer acked */
+	__u64 bytes_received;  /* end: bytes the owner's socket received */
+	__u64 ino;             /* socket inode (seeded records: user space finds the owner) */
+	__u32 srtt_us;         /* end: smoothed round-trip time, microseconds */
+	__u32 _pad0;
+	struct weft_owner owner;
+	struct weft_sock sock; /* role: client = connected, server = accepted */
+};
+
 struct weft_file_rec {
 	__u32 type;   /* WEFT_REC_EXEC or WEFT_REC_MMAP */
 	__u32 pid;
@@ -212,6 +252,8 @@ _Static_assert(sizeof(struct weft_hello_rec) == 40, "weft_hello_rec layout");
 _Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");
 _Static_assert(sizeof(struct weft_alpn_rec) == 64, "weft_alpn_rec layout");
 _Static_assert(sizeof(struct weft_exit_rec) == 16, "weft_exit_rec layout");
+_Static_assert(sizeof(struct weft_owner) == 48, "weft_owner layout");
+_Static_assert(sizeof(struct weft_conn_rec) == 168, "weft_conn_rec layout");
 #endif
 
 #endif /* WEFT_ABI_H */

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
@@ -19,6 +19,10 @@ pub const REC_EXIT: u32 = 5;
 pub const REC_HELLO: u32 = 6;
 pub const REC_KEYLOG: u32 = 7;
 pub const REC_ALPN: u32 = 8;
+/// A TCP connection was established (or, seeded, existed at start).
+pub const REC_CONN_START: u32 = 16;
+/// A TCP connection closed.
+pub const REC_CONN_END: u32 = 17;
 
 pub const OP_WRITE: u8 = 1;
 pub const OP_READ: u8 = 2;
@@ -47,6 +51,11 @@ pub const CALL_RING_FULL: u32 = 1 << 2;
 pub const CALL_SOCK_CACHED: u32 = 1 << 3;
 pub const CALL_NO_SOCK: u32 = 1 << 4;
 
+/// Connection existed before weft started (`WEFT_CONN_SEEDED`).
+pub const CONN_SEEDED: u32 = 1 << 0;
+/// End of a connection whose start was not reported (`WEFT_CONN_NO_START`).
+pub const CONN_NO_START: u32 = 1 << 1;
+
 /// sizeof(struct weft_sock)
 pub const SOCK_SIZE: usize = 56;
 /// sizeof(struct weft_data_rec), the header before the payload bytes.
@@ -63,9 +72,13 @@ pub const HELLO_HDR_SIZE: usize = 40;
 pub const KEYLOG_SIZE: usize = 160;
 /// sizeof(struct weft_alpn_rec)
 pub const ALPN_SIZE: usize = 64;
+/// sizeof(struct weft_owner)
+pub const OWNER_SIZE: usize = 48;
+/// sizeof(struct weft_conn_rec)
+pub const CONN_SIZE: usize = 168;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 14] = [
+pub const STAT_NAMES: [&str; 16] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -80,6 +93,9 @@ pub const STAT_NAMES: [&str; 14] = [
     "nested",
     "hello_lost",
     "keylog_lost",
+    // connections
+    "conn_lost",
+    "conn_untracked",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -123,6 +139,39 @@ pub struct CallRec {
     pub lib: u8,
     pub op: u8,
     pub comm: [u8; 16],
+    pub sock: SockRec,
+}
+
+/// The process that owns a connection (struct weft_owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerRec {
+    pub cgroup_id: u64,
+    pub proc_start_ns: u64,
+    /// 0 = not known.
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: [u8; 16],
+}
+
+/// A TCP connection's start or end (struct weft_conn_rec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnRec {
+    /// [`REC_CONN_START`] or [`REC_CONN_END`].
+    pub kind: u32,
+    /// `CONN_*`.
+    pub flags: u32,
+    pub ts_ns: u64,
+    /// CLOCK_MONOTONIC of establishment; 0 = before weft.
+    pub established_ns: u64,
+    pub netns_cookie: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Socket inode (seeded records).
+    pub ino: u64,
+    pub srtt_us: u32,
+    pub owner: OwnerRec,
     pub sock: SockRec,
 }
 
@@ -181,6 +230,8 @@ pub enum Record<'a> {
         random: &'a [u8],
         secret: &'a [u8],
     },
+    /// A TCP connection started or ended.
+    Conn(ConnRec),
 }
 
 struct Cursor<'a> {
@@ -405,6 +456,42 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 secret: &b[96..96 + secret_len],
             })
         }
+        REC_CONN_START | REC_CONN_END => {
+            need(ty, b, CONN_SIZE)?;
+            let flags = c.u32();
+            let ts_ns = c.u64();
+            let established_ns = c.u64();
+            let netns_cookie = c.u64();
+            let bytes_sent = c.u64();
+            let bytes_received = c.u64();
+            let ino = c.u64();
+            let srtt_us = c.u32();
+            c.skip(4);
+            let owner = OwnerRec {
+                cgroup_id: c.u64(),
+                proc_start_ns: c.u64(),
+                pid: c.u32(),
+                ppid: c.u32(),
+                uid: c.u32(),
+                gid: c.u32(),
+                comm: c.take::<16>(),
+            };
+            let sock = sock(&mut c);
+            debug_assert_eq!(c.at, CONN_SIZE);
+            Ok(Record::Conn(ConnRec {
+                kind: ty,
+                flags,
+                ts_ns,
+                established_ns,
+                netns_cookie,
+                bytes_sent,
+                bytes_received,
+                ino,
+                srtt_us,
+                owner,
+                sock,
+            }))
+        }
         other => Err(AbiError::UnknownType(other)),
     }
 }
@@ -573,6 +660,49 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse(&b[..KEYLOG_SIZE - 1]).is_err());
+    }
+
+    #[test]
+    fn conn_record_is_decoded_field_by_field() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&REC_CONN_END.to_ne_bytes());
+        b.extend_from_slice(&CONN_SEEDED.to_ne_bytes());
+        for v in [100u64, 50, 0xabc, 1234, 5678, 99] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        b.extend_from_slice(&250u32.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        // owner
+        b.extend_from_slice(&7u64.to_ne_bytes());
+        b.extend_from_slice(&8u64.to_ne_bytes());
+        for v in [42u32, 1, 1000, 1001] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        let mut comm = [0u8; 16];
+        comm[..6].copy_from_slice(b"python");
+        b.extend_from_slice(&comm);
+        assert_eq!(b.len(), CONN_SIZE - SOCK_SIZE);
+        // the socket, as in a call record
+        b.extend_from_slice(&call_bytes()[CALL_SIZE - SOCK_SIZE..]);
+        assert_eq!(b.len(), CONN_SIZE);
+        let Ok(Record::Conn(c)) = parse(&b) else {
+            panic!("not a connection record")
+        };
+        assert_eq!((c.kind, c.flags), (REC_CONN_END, CONN_SEEDED));
+        assert_eq!(
+            (c.ts_ns, c.established_ns, c.netns_cookie),
+            (100, 50, 0xabc)
+        );
+        assert_eq!((c.bytes_sent, c.bytes_received, c.ino), (1234, 5678, 99));
+        assert_eq!(c.srtt_us, 250);
+        assert_eq!((c.owner.pid, c.owner.ppid, c.owner.gid), (42, 1, 1001));
+        assert_eq!((c.owner.cgroup_id, c.owner.proc_start_ns), (7, 8));
+        assert_eq!(&c.owner.comm[..6], b"python");
+        assert_eq!(c.sock.cookie, 77);
+        assert_eq!(c.sock.remote_port, 443);
+        for n in 0..CONN_SIZE {
+            assert!(parse(&b[..n]).is_err(), "prefix {n} accepted");
+        }
     }
 
     #[test]

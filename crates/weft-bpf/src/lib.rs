@@ -7,6 +7,7 @@
 
 pub mod abi;
 pub mod assemble;
+pub mod conn;
 pub mod go;
 pub mod progstats;
 pub mod ring;

@@ -426,6 +426,12 @@ impl Sensor {
             ("syscalls/sys_exit_recvmsg", &p.sys_exit_recvmsg),
             ("syscalls/sys_enter_mmap", &p.mmap_enter),
             ("syscalls/sys_exit_mmap", &p.mmap_exit),
+            // Connections (conn.bpf.c): the accepting process owns the socket.
+            // Here, not with sock_ops, so that a process filter keeps every
+            // syscall tracepoint off while no selected process lives; a
+            // lookup per accept when connection events are off.
+            ("syscalls/sys_exit_accept4", &p.conn_accept4),
+            ("syscalls/sys_exit_accept", &p.conn_accept),
         ] {
             links.push(prog.attach().map_err(lb(format!("attach {name}")))?);
         }

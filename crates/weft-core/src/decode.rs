@@ -67,6 +67,8 @@ pub struct DecodeStats {
     pub flows_evicted: u64,
     /// Connections closed because weft stopped.
     pub flows_finished: u64,
+    /// Connections closed because the kernel reported their end.
+    pub flows_closed: u64,
     /// Bytes the capture did not deliver (truncated calls), told to decoders.
     pub gap_bytes: u64,
     /// Forwarded capture events whose payload had credentials masked.
@@ -177,6 +179,7 @@ impl HttpDecoder {
             s.flows_idle_closed += l.flows_idle_closed;
             s.flows_evicted += l.flows_evicted;
             s.flows_finished += l.flows_finished;
+            s.flows_closed += l.flows_closed;
             s.gap_bytes += l.gap_bytes;
             s.payloads_redacted += l.payloads_redacted;
         }
@@ -322,9 +325,25 @@ pub fn choose_decoder(
 
 impl Processor for HttpDecoder {
     fn process(&mut self, ev: Event, emit: &mut dyn FnMut(Event)) {
-        let Event::TlsData(d) = ev else {
-            emit(ev);
-            return;
+        let d = match ev {
+            Event::TlsData(d) => d,
+            Event::Connection(c) => {
+                // The kernel saw the connection close: what its decoder
+                // still holds goes out now, before the end event, and its
+                // state is freed instead of waiting for the idle timeout.
+                if c.phase == crate::event::ConnectionPhase::End
+                    && self.flows.contains_key(&c.flow.cookie)
+                {
+                    self.local.flows_closed += 1;
+                    self.close_flow(c.flow.cookie, emit);
+                }
+                emit(Event::Connection(c));
+                return;
+            }
+            other => {
+                emit(other);
+                return;
+            }
         };
         let key = flow_key(d.flow.as_ref(), d.tid);
         let role = d.flow.map_or(Role::Unknown, |f| f.role);
@@ -554,6 +573,43 @@ mod tests {
         );
         assert_eq!(d.take_counters().desyncs, 0);
         assert_eq!(d.protocol(), Some(Protocol::Http2));
+    }
+
+    /// The kernel's connection end closes the flow at once: the pending
+    /// request goes out (incomplete) before the end event, and the flow's
+    /// state is gone, not left for the idle timeout.
+    #[test]
+    fn connection_end_flushes_and_frees_the_flow() {
+        use crate::event::{Connection, ConnectionPhase};
+        let stats = Arc::new(Mutex::new(DecodeStats::default()));
+        let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
+        let mut got = Vec::new();
+        let req = data(Role::Client, Direction::Write, 1_000, REQ, REQ.len() as u64);
+        let Event::TlsData(td) = &req else { panic!() };
+        let flow = td.flow.expect("flow");
+        d.process(req, &mut |e| got.push(e));
+        assert_eq!(d.flows(), 1);
+        assert!(got.is_empty(), "{got:?}");
+        let end = Event::Connection(Connection {
+            timestamp_ns: 9_000,
+            phase: ConnectionPhase::End,
+            seeded: false,
+            process: Some(proc_info()),
+            flow,
+            netns_cookie: 1,
+            bytes_sent: Some(REQ.len() as u64),
+            bytes_received: Some(0),
+            rtt_us: Some(10),
+            duration_ns: Some(8_000),
+        });
+        d.process(end, &mut |e| got.push(e));
+        assert_eq!(d.flows(), 0, "flow still held after its end");
+        assert!(
+            matches!(&got[..], [Event::Http(h), Event::Connection(_)] if h.transaction.status().is_none()),
+            "{got:?}"
+        );
+        d.tick(Instant::now(), &mut |e| got.push(e));
+        assert_eq!(stats.lock().expect("stats").flows_closed, 1);
     }
 
     #[test]

@@ -127,6 +127,15 @@ impl Flow {
         }
     }
 
+    /// `ipv4` or `ipv6` as on the wire: an IPv4-mapped IPv6 socket
+    /// address carries IPv4 packets.
+    pub fn network_type_on_wire(&self) -> &'static str {
+        match self.local.ip.to_canonical() {
+            IpAddr::V4(_) => "ipv4",
+            IpAddr::V6(_) => "ipv6",
+        }
+    }
+
     /// The connection's Community ID v1 (seed 0, TCP; ECS
     /// `network.community_id`), the id other tools (Zeek, Suricata,
     /// Elastic) give the same 5-tuple. IPv4-mapped IPv6 addresses are taken
@@ -304,6 +313,50 @@ impl TlsWire {
     }
 }
 
+/// Whether a [`Connection`] event reports the start or the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionPhase {
+    Start,
+    End,
+}
+
+/// A TCP connection was established or closed (kernel `sock_ops`), or
+/// existed when weft started (`seeded`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Wall-clock time of the establishment, close, or (seeded) start of
+    /// weft, Unix ns.
+    pub timestamp_ns: u64,
+    pub phase: ConnectionPhase,
+    /// The connection predates weft (found at start).
+    pub seeded: bool,
+    /// The process that connected or accepted it, when known.
+    pub process: Option<Arc<ProcessInfo>>,
+    /// From the owner's side: role client = it connected.
+    pub flow: Flow,
+    /// The network namespace's cookie (`bpf_get_netns_cookie`).
+    pub netns_cookie: u64,
+    /// End: bytes the owner's socket sent (acknowledged by the peer).
+    pub bytes_sent: Option<u64>,
+    /// End: bytes the owner's socket received.
+    pub bytes_received: Option<u64>,
+    /// End: smoothed round-trip time, microseconds.
+    pub rtt_us: Option<u32>,
+    /// End: time since establishment (unknown for seeded connections).
+    pub duration_ns: Option<u64>,
+}
+
+impl Connection {
+    /// Bytes sent by the source (client) and by the destination (server),
+    /// ECS `source.bytes` / `destination.bytes`.
+    pub fn source_destination_bytes(&self) -> (Option<u64>, Option<u64>) {
+        match self.flow.role {
+            Role::Server => (self.bytes_received, self.bytes_sent),
+            Role::Client | Role::Unknown => (self.bytes_sent, self.bytes_received),
+        }
+    }
+}
+
 /// Everything that flows from capture to the sinks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -319,6 +372,8 @@ pub enum Event {
     TlsHandshake(TlsHandshake),
     /// Handshake facts from the kernel for the session stage (not output).
     TlsWire(TlsWire),
+    /// A TCP connection started or ended.
+    Connection(Connection),
 }
 
 #[cfg(test)]

@@ -149,6 +149,9 @@ pub fn shard_key(ev: &Event) -> u64 {
         Event::Loss(_) => 0,
         Event::TlsHandshake(h) => flow_key(h.flow.as_ref(), 0),
         Event::TlsWire(w) => w.cookie(),
+        // The connection's own shard: its end reaches the worker after the
+        // connection's data already queued there, and frees its state.
+        Event::Connection(c) => flow_key(Some(&c.flow), 0),
     }
 }
 

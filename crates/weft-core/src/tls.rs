@@ -360,6 +360,22 @@ impl<P: Processor> Processor for TlsSessions<P> {
                 }
                 Event::TlsData(d)
             }
+            Event::Connection(c) if c.phase == crate::event::ConnectionPhase::End => {
+                // Closed: a handshake event still held goes out, the
+                // decoder flushes the flow (stamped with the session's
+                // facts), then the session is forgotten.
+                let cookie = c.flow.cookie;
+                if let Some(conn) = self.conns.get_mut(&cookie)
+                    && let Some(hs) = conn.take_event(&self.stats)
+                {
+                    emit(hs);
+                }
+                let conns = &self.conns;
+                self.inner
+                    .process(Event::Connection(c), &mut |e| emit(stamp(conns, e)));
+                self.conns.remove(&cookie);
+                return;
+            }
             other => other,
         };
         let conns = &self.conns;

@@ -248,6 +248,41 @@ impl<W: Write> ConsoleSink<W> {
 
     /// `curl[12] TLS 1.3 TLS_AES_256_GCM_SHA384 weft.test h2 a -> b openssl [1.2 ms]`
     /// or `curl[12] TLS handshake failed (alert unknown_ca received) ...`.
+    /// `time proc[pid] TCP start|end src -> dst [duration] sent/received rtt`.
+    fn format_connection(&mut self, c: &weft_core::event::Connection) {
+        use weft_core::event::ConnectionPhase;
+        let color = self.opts.color;
+        let line = &mut self.line;
+        push_time(line, &self.zone, color, c.timestamp_ns);
+        match &c.process {
+            Some(p) => push_process(line, color, p),
+            None => line.push_str("?[?] "),
+        }
+        paint(line, color, DIM, |l| {
+            l.push_str(match (c.phase, c.seeded) {
+                (ConnectionPhase::Start, false) => "TCP start ",
+                (ConnectionPhase::Start, true) => "TCP open (before weft) ",
+                (ConnectionPhase::End, _) => "TCP end ",
+            });
+        });
+        push_endpoint(line, c.flow.source());
+        paint(line, color, DIM, |l| l.push_str(" -> "));
+        push_endpoint(line, c.flow.destination());
+        if let Some(ns) = c.duration_ns {
+            line.push_str(" [");
+            http::push_duration(line, ns);
+            line.push(']');
+        }
+        let (src, dst) = c.source_destination_bytes();
+        if let (Some(s), Some(d)) = (src, dst) {
+            let _ = write!(line, " {s}B -> / <- {d}B");
+        }
+        if let Some(rtt) = c.rtt_us {
+            let _ = write!(line, " rtt={rtt}us");
+        }
+        line.push('\n');
+    }
+
     fn format_handshake(&mut self, h: &weft_core::event::TlsHandshake) {
         let color = self.opts.color;
         let s = &*h.session;
@@ -448,6 +483,7 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::WebSocket(w) => self.format_websocket(w),
             Event::TlsHandshake(h) => self.format_handshake(h),
             Event::TlsWire(_) => return Ok(()),
+            Event::Connection(c) => self.format_connection(c),
         }
         let res = self.out.write_all(self.line.as_bytes());
         if self.line.capacity() > KEEP_CAPACITY {
@@ -846,6 +882,48 @@ mod tests {
             lines[1]
         );
         assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
+
+    #[test]
+    fn connection_lines_show_tuple_bytes_and_unknown_owner() {
+        use weft_core::event::{Connection, ConnectionPhase};
+        let d = sample();
+        let mut c = Connection {
+            timestamp_ns: d.timestamp_ns,
+            phase: ConnectionPhase::Start,
+            seeded: false,
+            process: Some(d.process.clone()),
+            flow: d.flow.expect("flow"),
+            netns_cookie: 1,
+            bytes_sent: None,
+            bytes_received: None,
+            rtt_us: None,
+            duration_ns: None,
+        };
+        let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
+        sink.write(&Event::Connection(c.clone())).expect("write");
+        c.phase = ConnectionPhase::End;
+        c.process = None;
+        c.bytes_sent = Some(79);
+        c.bytes_received = Some(945);
+        c.rtt_us = Some(36);
+        c.duration_ns = Some(22_000_000);
+        sink.write(&Event::Connection(c)).expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with("curl[1234] TCP start 10.0.0.5:51234 -> 93.184.216.34:443"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with(
+                "?[?] TCP end 10.0.0.5:51234 -> 93.184.216.34:443 [22 ms] 79B -> / <- 945B rtt=36us"
+            ),
+            "{}",
+            lines[1]
+        );
     }
 
     /// Removes `ESC [ ... m` sequences.

@@ -19,6 +19,8 @@ use crate::escape::is_unsafe_non_ascii;
 use crate::http::{self, HttpUrl};
 use crate::{ECS_VERSION, SCHEMA_VERSION, Sink, SinkError};
 
+mod conn;
+
 /// Buffers that grew past this for one huge event are shrunk back.
 const KEEP_CAPACITY: usize = 1 << 20;
 
@@ -139,6 +141,7 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
         Event::WebSocket(w) => encode_websocket(w, out),
         Event::TlsHandshake(h) => encode_handshake(h, out),
         Event::TlsWire(_) => {}
+        Event::Connection(c) => conn::encode_connection(c, out),
     }
 }
 
@@ -1262,7 +1265,7 @@ mod tests {
             "network": {"transport": "tcp", "type": "ipv4",
                         "community_id": "1:234TTkkACUcVxg4BbOfcRFjfYpw="},
             "weft": {
-                "schema": {"version": "1.2"},
+                "schema": {"version": "1.3"},
                 "process": {"cgroup_id": 4242, "start_time_ns": 99000},
                 "flow": {"cookie": 77, "role": "client"},
                 "tls": {"library": "openssl", "direction": "write"},

@@ -12,6 +12,7 @@ Examples:
   sudo weft --record s.weftrec       also keep the raw records (0600 file)
   weft --replay s.weftrec --json     decode a recording again, no root needed
   sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
+  sudo weft --no-connections         TLS only: no TCP connection start/end events
 
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
@@ -117,6 +118,13 @@ pub struct Cli {
     /// created 0600 and never opened through a symbolic link.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<std::path::PathBuf>,
+
+    /// Do not report TCP connections. By default every TCP connection's
+    /// start and end (tuple, owning process, bytes each way, RTT, duration)
+    /// is an event, connections open when weft starts included (sock_ops on
+    /// the cgroup v2 root).
+    #[arg(long)]
+    pub no_connections: bool,
 
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]

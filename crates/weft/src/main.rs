@@ -3,6 +3,7 @@
 //! thread (weft-sink), with discovery of new TLS libraries on its own thread.
 
 mod cli;
+mod conn;
 mod keylog;
 mod metrics;
 mod reader;
@@ -197,6 +198,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
     let keylog = cli.keylog.as_deref().map(keylog::open).transpose()?;
     let mut sensor = Sensor::load(&cfg)?;
+    // Connection events: attached before anything else so the seeding
+    // iterator and sock_ops leave no gap between them.
+    let connections = if cli.no_connections || cli.bench_floor {
+        None
+    } else {
+        conn::start(&sensor, cfg.targeted())
+    };
 
     // Everything already running: attach once per file.
     let proc_root = Path::new("/proc");
@@ -313,6 +321,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(k) = keylog {
         reader.set_keylog(k);
     }
+    // Seeded starts go first: the ring's records about them come later.
+    let _conn_links = connections.map(|c| {
+        reader.seed_connections(c.seeded, &c.owners);
+        c.links
+    });
     let mut rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();

@@ -27,6 +27,9 @@ struct Inner {
     recorder: Option<Recorder>,
     stats: Arc<Stats>,
     keylog: Option<crate::keylog::KeylogFile>,
+    /// Owners of the connections seeded at start, by cookie, for their end
+    /// event (the kernel does not know them); removed at the end.
+    seeded_owners: std::collections::HashMap<u64, Arc<ProcessInfo>>,
 }
 
 /// What the reader needs to know of the host the records come from: this
@@ -103,6 +106,7 @@ impl Reader {
                 recorder,
                 stats,
                 keylog: None,
+                seeded_owners: std::collections::HashMap::new(),
             })),
         }
     }
@@ -124,6 +128,32 @@ impl Reader {
     /// Write the session secrets the kernel reports to `k` (`--keylog`).
     pub fn set_keylog(&self, k: crate::keylog::KeylogFile) {
         self.inner.borrow_mut().keylog = Some(k);
+    }
+
+    /// Report the connections that existed at start (`Sensor::seed_connections`)
+    /// as seeded start events; `owners` maps socket inodes to the process
+    /// holding them, read from `/proc` when the connections were seeded.
+    pub fn seed_connections(
+        &self,
+        recs: Vec<abi::ConnRec>,
+        owners: &std::collections::HashMap<u64, weft_core::procinfo::KernelProc>,
+    ) {
+        let mut inner = self.inner.borrow_mut();
+        for rec in recs {
+            let process = owners.get(&rec.ino).map(|k| inner.host.procs.get(*k));
+            // Bounded like the kernel's `conns` map: past it, an end is
+            // reported without its owner.
+            if let Some(p) = &process
+                && inner.seeded_owners.len() < crate::conn::SEEDED_OWNERS_MAX
+            {
+                inner.seeded_owners.insert(rec.sock.cookie, Arc::clone(p));
+            }
+            let ev = crate::conn::connection_event(&rec, process, |ns| inner.unix_ns(ns));
+            inner.send(ev);
+        }
+        if let Some(p) = &mut inner.events {
+            p.flush();
+        }
     }
 
     /// Hand an event of weft's own (a loss report) to the pipeline.
@@ -254,6 +284,17 @@ impl Inner {
                 secret,
                 ..
             } => self.on_keylog(label, random, secret),
+            Record::Conn(c) => {
+                let process = if c.owner.pid != 0 {
+                    Some(self.host.procs.get(crate::conn::kernel_proc(&c.owner)))
+                } else if c.kind == abi::REC_CONN_END {
+                    self.seeded_owners.remove(&c.sock.cookie)
+                } else {
+                    None
+                };
+                let ev = crate::conn::connection_event(&c, process, |ns| self.unix_ns(ns));
+                self.send(ev);
+            }
         }
     }
 

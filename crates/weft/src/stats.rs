@@ -258,6 +258,17 @@ impl Snapshot<'_> {
                 "decoder: connections evicted (flow table full)",
                 d.flows_evicted,
             ),
+            // connections
+            (
+                "conn_lost",
+                "ring buffer full: connection start/end records",
+                self.k("conn_lost"),
+            ),
+            (
+                "conn_untracked",
+                "connection ends not reported (state table full)",
+                self.k("conn_untracked"),
+            ),
         ];
         const NOT_LOST: [&str; 7] = [
             "not_inet",
@@ -281,8 +292,9 @@ impl Snapshot<'_> {
     /// Connections the decoders hold right now (as of their last report).
     pub fn live_flows(&self) -> u64 {
         let d = &self.decoded;
-        d.flows_opened
-            .saturating_sub(d.flows_idle_closed + d.flows_evicted + d.flows_finished)
+        d.flows_opened.saturating_sub(
+            d.flows_idle_closed + d.flows_evicted + d.flows_finished + d.flows_closed,
+        )
     }
 
     /// The exit summary, on stderr.
