@@ -7,6 +7,7 @@
 #include "common.bpf.h"
 #include "sock.bpf.c"
 #include "tls.bpf.c"
+#include "plain.bpf.c"
 #include "go.bpf.c"
 #include "proc.bpf.c"
 

@@ -9,7 +9,7 @@
 #ifndef WEFT_ABI_H
 #define WEFT_ABI_H
 
-#define WEFT_ABI_VERSION 2
+#define WEFT_ABI_VERSION 3
 
 /* Payload bytes carried by one data record at most. A call that moved more is
  * split into several data records that user space joins back. */
@@ -63,6 +63,16 @@ enum weft_role {
 #define WEFT_CALL_RING_FULL   (1u << 2) /* a data record could not be reserved */
 #define WEFT_CALL_SOCK_CACHED (1u << 3) /* socket from the (tgid, ssl) cache */
 #define WEFT_CALL_NO_SOCK     (1u << 4) /* no socket known for this call */
+/* plaintext (bpf/plain.bpf.c): a read/write syscall on a TCP socket outside
+ * any TLS library call; lib is 0 (no TLS library). */
+#define WEFT_CALL_PLAIN       (1u << 16)
+/* with WEFT_CALL_PLAIN: only this direction's first bytes (at most
+ * WEFT_FIRST_MAX) of a connection weft does not decode; nothing follows. */
+#define WEFT_CALL_FIRST       (1u << 17)
+
+/* First bytes kept per direction of a TCP connection that is neither TLS
+ * nor a protocol weft decodes (plain.bpf.c), once. */
+#define WEFT_FIRST_MAX 512
 
 /* Counters in the per-CPU `stats` array: every drop the kernel side makes. */
 enum weft_stat {
@@ -80,6 +90,9 @@ enum weft_stat {
 	WEFT_STAT_NESTED,             /* nested library calls folded into the outer */
 	WEFT_STAT_HELLO_LOST,         /* handshake-byte records lost: ring buffer full */
 	WEFT_STAT_KEYLOG_LOST,        /* session secrets lost: ring full or unreadable */
+	/* plaintext and first bytes (bpf/plain.bpf.c) */
+	WEFT_STAT_PLAIN_CALLS,        /* socket syscalls reported as plaintext or first bytes */
+	WEFT_STAT_PLAIN_ARM_FULL,     /* socket syscalls not followed: per-thread state full */
 	WEFT_STAT_MAX,
 };
 

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
@@ -46,6 +46,13 @@ pub const CALL_COPY_FAULT: u32 = 1 << 1;
 pub const CALL_RING_FULL: u32 = 1 << 2;
 pub const CALL_SOCK_CACHED: u32 = 1 << 3;
 pub const CALL_NO_SOCK: u32 = 1 << 4;
+/// Plaintext from a socket syscall outside any TLS call (`lib` is 0).
+pub const CALL_PLAIN: u32 = 1 << 16;
+/// With [`CALL_PLAIN`]: only a direction's first bytes of a connection weft
+/// does not decode (at most [`FIRST_MAX`]); nothing follows.
+pub const CALL_FIRST: u32 = 1 << 17;
+/// First bytes kept per direction of an undecoded connection (`WEFT_FIRST_MAX`).
+pub const FIRST_MAX: usize = 512;
 
 /// sizeof(struct weft_sock)
 pub const SOCK_SIZE: usize = 56;
@@ -65,7 +72,7 @@ pub const KEYLOG_SIZE: usize = 160;
 pub const ALPN_SIZE: usize = 64;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 14] = [
+pub const STAT_NAMES: [&str; 16] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -80,6 +87,9 @@ pub const STAT_NAMES: [&str; 14] = [
     "nested",
     "hello_lost",
     "keylog_lost",
+    // plaintext and first bytes (bpf/plain.bpf.c)
+    "plain_calls",
+    "plain_arm_full",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]

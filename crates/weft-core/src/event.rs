@@ -33,6 +33,8 @@ pub enum TlsLibrary {
     Nss,
     WolfSsl,
     GoTls,
+    /// No TLS: plaintext read and written by the socket syscalls.
+    None,
 }
 
 impl TlsLibrary {
@@ -44,6 +46,7 @@ impl TlsLibrary {
             TlsLibrary::Nss => "nss",
             TlsLibrary::WolfSsl => "wolfssl",
             TlsLibrary::GoTls => "go",
+            TlsLibrary::None => "none",
         }
     }
 }

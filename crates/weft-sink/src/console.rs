@@ -350,7 +350,12 @@ impl<W: Write> ConsoleSink<W> {
         let line = &mut self.line;
         let t = &*h.transaction;
         let ends = http::endpoints(h);
-        let url = HttpUrl::new(t, ends.map(|(_, server)| server), opts.redact);
+        let url = HttpUrl::with_scheme(
+            t,
+            ends.map(|(_, server)| server),
+            opts.redact,
+            h.library != weft_core::event::TlsLibrary::None,
+        );
         let duration = http::duration_ns(h);
 
         // Request: time, process, →, method and URL, protocol, client -> server.

@@ -281,7 +281,12 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
     let t = &*h.transaction;
     let redact = opts.redact;
     let ends = http::endpoints(h);
-    let url = HttpUrl::new(t, ends.map(|(_, server)| server), redact);
+    let url = HttpUrl::with_scheme(
+        t,
+        ends.map(|(_, server)| server),
+        redact,
+        h.library != weft_core::event::TlsLibrary::None,
+    );
     let mut j = Obj::new(out);
 
     event_head(
@@ -306,7 +311,14 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
         j.begin("url");
         if let Some(full) = url.full() {
             j.bytes("full", full);
-            j.str("scheme", "https");
+            j.str(
+                "scheme",
+                if h.library == weft_core::event::TlsLibrary::None {
+                    "http"
+                } else {
+                    "https"
+                },
+            );
         }
         if let Some(domain) = url.domain() {
             j.bytes("domain", domain);

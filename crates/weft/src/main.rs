@@ -119,6 +119,8 @@ pub(crate) fn attach_for(sensor: &mut Sensor, t: &ProbeTarget, pid: Option<u32>,
         TlsLibrary::Nss => abi::LIB_NSS,
         TlsLibrary::WolfSsl => abi::LIB_WOLFSSL,
         TlsLibrary::GoTls => abi::LIB_GO,
+        // Discovery never finds "no library": nothing to attach.
+        TlsLibrary::None => return,
     };
     let points: Vec<weft_bpf::ProbePoint> = t
         .symbols

@@ -359,7 +359,12 @@ impl Inner {
             abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(&c),
             _ => return None,
         };
-        let Some(library) = library_of(c.lib) else {
+        let plain = c.flags & abi::CALL_PLAIN != 0;
+        let Some(library) = (if plain {
+            Some(TlsLibrary::None)
+        } else {
+            library_of(c.lib)
+        }) else {
             self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(lib = c.lib, "call record of an unknown library");
             return None;

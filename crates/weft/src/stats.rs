@@ -115,7 +115,7 @@ impl Snapshot<'_> {
     pub fn losses(&self) -> Vec<LossRow> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let d = &self.decoded;
-        let rows: [(&'static str, &'static str, u64); 29] = [
+        let rows: [(&'static str, &'static str, u64); 30] = [
             (
                 "ring_full_data",
                 "ring buffer full: payload chunks",
@@ -171,6 +171,11 @@ impl Snapshot<'_> {
                 "keylog_lost",
                 "session secrets lost (ring full, unreadable)",
                 self.k("keylog_lost"),
+            ),
+            (
+                "plain_arm_full",
+                "plaintext socket syscalls not followed: per-thread state full",
+                self.k("plain_arm_full"),
             ),
             (
                 "keylog_rejected",

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: (Apache-2.0 OR GPL-2.0) */
+/*
+ * plain.bpf.c: the first bytes of every TCP connection, and the whole data
+ * of connections that speak a protocol weft decodes without TLS
+ * (docs/adr/0005-plaintext-and-first-bytes.md).
+ *
+ * Hooks: the same sys_enter/sys_exit tracepoints of the read/write syscall
+ * family as tls.bpf.c (write, writev, sendto, sendmsg, read, readv,
+ * recvfrom, recvmsg). tls.bpf.c handles threads inside a TLS library call;
+ * every other thread comes here (plain_enter / plain_exit).
+ *
+ * Per connection (`hellos`, keyed by socket cookie, LRU) a verdict:
+ *  - UNDECIDED: the first syscall that moves bytes decides, from them:
+ *    TLS record header (0x14..0x17, 0x03) -> TLS; an HTTP/1 method, "HTTP/"
+ *    or the HTTP/2 preface ("PRI ") -> PLAIN (when the port and the process
+ *    are selected); anything else -> OTHER.
+ *  - TLS: the first WEFT_HELLO_MAX bytes per direction go out as hello
+ *    records (the same records, and the same per-direction offsets, as a
+ *    TLS call's handshake bytes: whichever path sees them first reports
+ *    them, never both). This gives handshake facts for libraries whose
+ *    socket I/O happens outside the hooked calls (node, Chromium, Go).
+ *    A TLS library call doing I/O on a connection also sets TLS.
+ *  - PLAIN: every syscall's bytes become data + call records exactly like
+ *    a TLS call's plaintext (flag WEFT_CALL_PLAIN, lib 0).
+ *  - OTHER: each direction's first syscall gives at most WEFT_FIRST_MAX
+ *    bytes as one call record flagged WEFT_CALL_FIRST; then that direction
+ *    leaves after the one lookup.
+ *
+ * Cost: a read/write on a non-socket fd leaves after the fd -> file ->
+ * inode mode reads; on a TCP socket of a decided connection after one
+ * lookup (direction done). The exit program looks its per-thread state
+ * up only while some thread is armed (plain_armed).
+ *
+ * Not seen: sendfile/splice/io_uring/mmsg data (nginx serving static files
+ * with sendfile), MSG_PEEK reads (they are read again).
+ */
+
+#define V_UNDECIDED 0
+#define V_TLS 1
+#define V_PLAIN 2
+#define V_OTHER 3
+
+/* 0 off (--no-plaintext), 1 any port, 2 only ports in plain_ports. */
+const volatile __u8 plain_mode = 1;
+
+/* --plaintext-ports: local or remote TCP ports (host order) to decode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} plain_ports SEC(".maps");
+
+/* A syscall on a followed connection, between its enter and exit. */
+struct plain_arm {
+	__u64 ptr;
+	__u64 cnt;
+	__u64 cookie;
+	__u64 start_ns;
+	__u32 fd;
+	__u8 kind;    /* HS_BUF / HS_IOV / HS_MSG */
+	__u8 is_write;
+	__u8 _pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct plain_arm);
+} plain_arms SEC(".maps");
+
+/* Armed threads (approximate): gates the exit lookup. */
+__u64 plain_armed = 0;
+
+/* The TCP sock behind fd of the current task, or NULL: the cheap part of
+ * resolve_fd, enough for the cookie. */
+static __always_inline struct sock *fd_tcp_sock(__u64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if (fd >= max)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline bool plain_port_selected(struct sock *sk)
+{
+	if (plain_mode != 2)
+		return true;
+	__u16 l = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 r = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return bpf_map_lookup_elem(&plain_ports, &l) || bpf_map_lookup_elem(&plain_ports, &r);
+}
+
+/* Called by on_sock_syscall (tls.bpf.c) for a thread outside TLS calls. */
+static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64 ptr, __u64 cnt,
+				       __u64 flags)
+{
+	if (!plain_mode || !ptr)
+		return 0;
+	/* recv*(MSG_PEEK): the same bytes come again with the next read. */
+	if (!is_write && (flags & 2 /* MSG_PEEK */))
+		return 0;
+	struct sock *sk = fd_tcp_sock(fd);
+	if (!sk)
+		return 0;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return 0;
+	struct hello_state *h = bpf_map_lookup_elem(&hellos, &cookie);
+	if (h) {
+		__u8 v = h->verdict;
+		if (v != V_PLAIN && (is_write ? h->done[0] : h->done[1]))
+			return 0;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((__u32)(id >> 32) == self_tgid || !selected(id >> 32))
+		return 0;
+	if (!h) {
+		struct hello_state z = {};
+		bpf_map_update_elem(&hellos, &cookie, &z, BPF_NOEXIST);
+	}
+	struct plain_arm a = {
+		.ptr = ptr,
+		.cnt = cnt,
+		.cookie = cookie,
+		.start_ns = bpf_ktime_get_ns(),
+		.fd = fd,
+		.kind = kind,
+		.is_write = is_write,
+	};
+	if (bpf_map_update_elem(&plain_arms, &id, &a, BPF_ANY)) {
+		stat_add(WEFT_STAT_PLAIN_ARM_FULL, 1);
+		return 0;
+	}
+	__sync_fetch_and_add(&plain_armed, 1);
+	return 0;
+}
+
+/* ---- copies (non-sleepable: the syscall just touched these pages) ---- */
+
+/* The syscall's segments (one buffer, or up to HS_IOV_MAX iovecs), already
+ * cut to the bytes to copy. One bpf_loop walks all their chunks: chunk i
+ * is found by skipping whole segments, so the loop state converges. */
+struct pcopy {
+	__u64 base[HS_IOV_MAX];
+	__u64 len[HS_IOV_MAX];
+	__u64 call_id;
+	__u64 fail_off; /* payload offset of the first chunk not submitted */
+	__u32 tid;
+	__u32 flags;
+};
+
+#define PLAIN_CLASS(SZ)                                                        \
+	static __noinline int plain_chunk_##SZ(struct pcopy *c, __u64 src, __u64 off, \
+					       __u32 n)                        \
+	{                                                                      \
+		if (n > SZ)                                                    \
+			return 1;                                              \
+		struct data_rec_##SZ *r =                                      \
+			bpf_ringbuf_reserve(&events, sizeof(*r), 0);           \
+		if (!r) {                                                      \
+			c->flags |= WEFT_CALL_RING_FULL;                       \
+			stat_add(WEFT_STAT_RING_FULL_DATA, 1);                 \
+			return 1;                                              \
+		}                                                              \
+		if (bpf_probe_read_user(r->data, n, (const void *)src)) {      \
+			bpf_ringbuf_discard(r, 0);                             \
+			c->flags |= WEFT_CALL_COPY_FAULT;                      \
+			return 1;                                              \
+		}                                                              \
+		r->h.type = WEFT_REC_DATA;                                     \
+		r->h.len = n;                                                  \
+		r->h.call_id = c->call_id;                                     \
+		r->h.tid = c->tid;                                             \
+		r->h.offset = off;                                             \
+		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);                       \
+		return 0;                                                      \
+	}
+
+PLAIN_CLASS(64)
+PLAIN_CLASS(512)
+PLAIN_CLASS(4096)
+PLAIN_CLASS(16384)
+
+static long plain_step(__u64 i, void *arg)
+{
+	struct pcopy *c = arg;
+	__u64 idx = i;
+	__u64 pos = 0; /* payload offset of segment k */
+	for (int k = 0; k < HS_IOV_MAX; k++) {
+		__u64 len = c->len[k];
+		__u64 nch = (len + WEFT_CHUNK_MAX - 1) / WEFT_CHUNK_MAX;
+		if (idx < nch) {
+			__u64 off = idx * WEFT_CHUNK_MAX;
+			__u64 left = len - off;
+			__u32 n = left > WEFT_CHUNK_MAX ? WEFT_CHUNK_MAX : left;
+			__u64 src = c->base[k] + off;
+			int stop;
+			if (n <= 64)
+				stop = plain_chunk_64(c, src, pos + off, n);
+			else if (n <= 512)
+				stop = plain_chunk_512(c, src, pos + off, n);
+			else if (n <= 4096)
+				stop = plain_chunk_4096(c, src, pos + off, n);
+			else
+				stop = plain_chunk_16384(c, src, pos + off, n);
+			if (stop)
+				c->fail_off = pos + off;
+			return stop;
+		}
+		idx -= nch;
+		pos += len;
+	}
+	return 1;
+}
+
+/* Fill base/len with the syscall's segments, cut to `want` bytes in all. */
+static __always_inline void plain_segs(const struct plain_arm *a, __u64 want, struct pcopy *c)
+{
+	if (a->kind == HS_BUF) {
+		c->base[0] = a->ptr;
+		c->len[0] = want;
+		return;
+	}
+	__u64 iov = a->ptr;
+	__u64 cnt = a->cnt;
+	if (a->kind == HS_MSG) {
+		struct user_msghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (const void *)a->ptr))
+			return;
+		iov = (__u64)m.msg_iov;
+		cnt = m.msg_iovlen;
+	}
+	__u64 left = want;
+	for (int i = 0; i < HS_IOV_MAX; i++) {
+		if (i >= cnt || !left)
+			break;
+		struct uiov v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(iov + i * sizeof(v))))
+			break;
+		__u64 n = v.len < left ? v.len : left;
+		c->base[i] = v.base;
+		c->len[i] = n;
+		left -= n;
+	}
+}
+
+static __always_inline bool is_http_start(const __u8 *b)
+{
+	/* HTTP/1 methods (as weft-proto's Http1Decoder::looks_like_request),
+	 * "HTTP/" (a response: weft joined a running connection) and the
+	 * HTTP/2 preface "PRI ". Four bytes decide; the decoder confirms. */
+	__u32 w = b[0] | (b[1] << 8) | (b[2] << 16) | ((__u32)b[3] << 24);
+#define W(a, b2, c, d) ((__u32)(a) | ((__u32)(b2) << 8) | ((__u32)(c) << 16) | ((__u32)(d) << 24))
+	switch (w) {
+	case W('G', 'E', 'T', ' '):
+	case W('P', 'O', 'S', 'T'):
+	case W('P', 'U', 'T', ' '):
+	case W('D', 'E', 'L', 'E'):
+	case W('H', 'E', 'A', 'D'):
+	case W('O', 'P', 'T', 'I'):
+	case W('P', 'A', 'T', 'C'):
+	case W('C', 'O', 'N', 'N'):
+	case W('T', 'R', 'A', 'C'):
+	case W('P', 'R', 'O', 'P'):
+	case W('M', 'K', 'C', 'O'):
+	case W('C', 'O', 'P', 'Y'):
+	case W('M', 'O', 'V', 'E'):
+	case W('L', 'O', 'C', 'K'):
+	case W('U', 'N', 'L', 'O'):
+	case W('R', 'E', 'P', 'O'):
+	case W('S', 'E', 'A', 'R'):
+	case W('P', 'U', 'R', 'G'):
+	case W('P', 'R', 'I', ' '):
+	case W('H', 'T', 'T', 'P'):
+		return true;
+	}
+#undef W
+	return false;
+}
+
+/* Emit the armed syscall's `moved` bytes (at most `cap`) as one call. */
+static __noinline void plain_emit(void *ctx, const struct plain_arm *a, __u64 moved, __u64 cap,
+				  __u32 flags)
+{
+	struct weft_sock sock = {};
+	if (resolve_fd(a->fd, &sock) != FD_INET || sock.cookie != a->cookie)
+		return; /* the fd was closed or reused meanwhile */
+	struct pcopy c = {};
+	__u64 want = moved > cap ? cap : moved;
+	plain_segs(a, want, &c);
+	__u64 total = 0, chunks = 0;
+	for (int k = 0; k < HS_IOV_MAX; k++) {
+		total += c.len[k];
+		chunks += (c.len[k] + WEFT_CHUNK_MAX - 1) / WEFT_CHUNK_MAX;
+	}
+	if (total < moved) {
+		flags |= WEFT_CALL_TRUNCATED;
+		if (!(flags & WEFT_CALL_FIRST))
+			stat_add(WEFT_STAT_TRUNCATED, 1);
+	}
+	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	c.tid = (__u32)bpf_get_current_pid_tgid();
+	if (chunks)
+		bpf_loop(chunks, plain_step, &c, 0);
+	/* Only what was submitted counts: never claim bytes not copied. */
+	__u64 captured = c.flags ? c.fail_off : total;
+	flags |= c.flags;
+	if (c.flags & WEFT_CALL_COPY_FAULT)
+		stat_add(WEFT_STAT_COPY_FAULT, 1);
+	if (!call_record_lib(ctx, c.call_id, flags, a->start_ns, moved, captured, 0,
+			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, &sock, 0))
+		return;
+	stat_add(WEFT_STAT_PLAIN_CALLS, 1);
+	stat_add(WEFT_STAT_BYTES, captured);
+}
+
+/* TLS verdict: the bytes are the next handshake bytes of this direction. */
+static __always_inline void plain_hello(const struct plain_arm *a, struct hello_state *h, __u32 d,
+					__u64 moved)
+{
+	struct pcopy c = {};
+	plain_segs(a, moved, &c);
+	for (int i = 0; i < HS_IOV_MAX; i++) {
+		__u64 n = c.len[i];
+		if (!n)
+			break;
+		if (hello_copy(a->cookie, a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, 0, h, d,
+			       c.base[i], n) != n)
+			break;
+	}
+}
+
+/* Called by on_sock_syscall_exit (tls.bpf.c) for threads outside TLS calls. */
+static __always_inline int plain_exit(void *ctx, long ret)
+{
+	if (!plain_armed)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct plain_arm *ap = bpf_map_lookup_elem(&plain_arms, &id);
+	if (!ap)
+		return 0;
+	struct plain_arm a = *ap;
+	bpf_map_delete_elem(&plain_arms, &id);
+	__sync_fetch_and_add(&plain_armed, -1);
+	if (ret <= 0)
+		return 0;
+	struct hello_state *h = bpf_map_lookup_elem(&hellos, &a.cookie);
+	if (!h)
+		return 0;
+	__u32 d = a.is_write ? 0 : 1;
+	if (h->verdict == V_UNDECIDED) {
+		struct pcopy first = {};
+		__u8 b[4] = {};
+		plain_segs(&a, 4, &first);
+		if (first.len[0] < 4 || bpf_probe_read_user(b, 4, (const void *)first.base[0])) {
+			h->verdict = V_OTHER;
+		} else if (b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03) {
+			h->verdict = V_TLS;
+		} else if (is_http_start(b)) {
+			struct sock *sk = fd_tcp_sock(a.fd);
+			h->verdict = sk && plain_port_selected(sk) ? V_PLAIN : V_OTHER;
+		} else {
+			h->verdict = V_OTHER;
+		}
+	}
+	__u8 v = h->verdict;
+	if (v == V_TLS) {
+		plain_hello(&a, h, d, ret);
+		return 0;
+	}
+	__u64 cap = payload_cap;
+	__u32 flags = WEFT_CALL_PLAIN;
+	if (v != V_PLAIN) {
+		/* OTHER: this direction's first bytes, once. */
+		if (d ? h->done[1] : h->done[0])
+			return 0;
+		if (d)
+			h->done[1] = 1;
+		else
+			h->done[0] = 1;
+		cap = WEFT_FIRST_MAX;
+		flags |= WEFT_CALL_FIRST;
+	}
+	plain_emit(ctx, &a, ret, cap, flags);
+	return 0;
+}
