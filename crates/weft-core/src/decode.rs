@@ -324,6 +324,11 @@ impl Processor for HttpDecoder {
             emit(ev);
             return;
         };
+        if d.first_bytes {
+            // A connection's first bytes, kept to classify it: not a stream.
+            emit(Event::TlsData(d));
+            return;
+        }
         let key = flow_key(d.flow.as_ref(), d.tid);
         let role = d.flow.map_or(Role::Unknown, |f| f.role);
         let wire = wire_direction(d.direction, role);
@@ -473,6 +478,7 @@ mod tests_support {
             payload: bytes.to_vec(),
             length,
             tls: None,
+            first_bytes: false,
         })
     }
 

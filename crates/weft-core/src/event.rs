@@ -167,6 +167,9 @@ pub struct TlsData {
     pub length: u64,
     /// The connection's TLS session facts, when its handshake was seen.
     pub tls: Option<Arc<TlsSession>>,
+    /// Only the first bytes of this direction of a connection weft does not
+    /// decode (`library` is `None`): kept to classify it, never decoded.
+    pub first_bytes: bool,
 }
 
 impl TlsData {

@@ -343,6 +343,7 @@ mod tests {
             payload: Vec::new(),
             length: 0,
             tls: None,
+            first_bytes: false,
         })
     }
 

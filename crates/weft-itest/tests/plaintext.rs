@@ -232,6 +232,10 @@ fn first_bytes_of_an_undecoded_connection_come_once_per_direction() -> TestResul
     assert_eq!(reads.len(), 1, "client reads: {reads:#?}");
     let w = writes[0];
     assert_eq!(field_str(w, "weft.tls.library"), Some("none"));
+    assert_eq!(
+        field(w, "weft.payload.first_bytes"),
+        Some(&Value::Bool(true))
+    );
     assert_eq!(payload(w), &hello[..512]);
     assert_eq!(field_u64(w, "weft.payload.length"), Some(700));
     assert_eq!(payload(reads[0]), banner.as_bytes());
@@ -270,5 +274,41 @@ fn node_gets_handshake_facts_from_its_socket() -> TestResult {
     assert_eq!(field(hs, "tls.established"), Some(&Value::Bool(true)));
     assert_eq!(field_u64(hs, "source.port"), Some(remote_port));
     assert!(field_str(hs, "tls.version").is_some());
+    Ok(())
+}
+
+/// `--plaintext-ports` narrows decoding to its ports: curl to another
+/// port gives no http event, only its first bytes; `--no-plaintext` gives
+/// nothing of it at all.
+#[test]
+fn plaintext_ports_and_no_plaintext_narrow_the_capture() -> TestResult {
+    let nginx = Nginx::start()?;
+    for (args, first_bytes) in [
+        (vec!["--raw", "--plaintext-ports", "1"], true),
+        (vec!["--raw", "--no-plaintext"], false),
+    ] {
+        let weft = Weft::start(&args)?;
+        let uri = format!("/narrow-{:x}", rand_u64());
+        let (pid, out) = run_client(
+            Command::new("curl")
+                .args(["-s", "--http1.1", "--max-time", "20"])
+                .arg(format!("http://127.0.0.1:{}{uri}", nginx.plain_port)),
+            CLIENT_TIMEOUT,
+        )?;
+        assert_eq!(out, format!("body-{uri}\n").as_bytes());
+        let p = u64::from(pid);
+        let seen = weft.wait_for(SEEN_TIMEOUT, |e| field_u64(e, "process.pid") == Some(p));
+        let run = weft.stop()?;
+        let mine = of_pid(&run.events, pid);
+        assert!(http_of(&run.events, pid).is_empty(), "{args:?}: {mine:#?}");
+        assert_eq!(seen, first_bytes, "{args:?}: {mine:#?}");
+        if first_bytes {
+            let w = mine
+                .iter()
+                .find(|e| field_str(e, "weft.tls.direction") == Some("write"))
+                .ok_or("no first bytes of curl's request")?;
+            assert!(payload(w).starts_with(format!("GET {uri} HTTP/1.1\r\n").as_bytes()));
+        }
+    }
     Ok(())
 }

@@ -326,6 +326,9 @@ impl<W: Write> ConsoleSink<W> {
         // Library and size.
         paint(line, color, MAGENTA, |l| l.push_str(d.library.as_str()));
         let _ = write!(line, " {} {}", d.length, plural_bytes(d.length));
+        if d.first_bytes {
+            line.push_str(" (first bytes)");
+        }
         if d.truncated() {
             line.push(' ');
             paint(line, color, YELLOW, |l| {

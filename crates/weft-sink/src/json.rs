@@ -235,11 +235,14 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
         "[\"network\"]",
         "[\"protocol\"]",
     );
+    let plain = d.library == weft_core::event::TlsLibrary::None;
     j.str(
         "action",
-        match d.direction {
-            weft_core::event::Direction::Write => "tls-write",
-            weft_core::event::Direction::Read => "tls-read",
+        match (d.direction, plain) {
+            (weft_core::event::Direction::Write, false) => "tls-write",
+            (weft_core::event::Direction::Read, false) => "tls-read",
+            (weft_core::event::Direction::Write, true) => "plain-write",
+            (weft_core::event::Direction::Read, true) => "plain-read",
         },
     );
     j.u64("duration", d.duration_ns);
@@ -265,6 +268,9 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
     j.u64("length", d.length);
     j.u64("captured", d.payload.len() as u64);
     j.bool("truncated", d.truncated());
+    if d.first_bytes {
+        j.bool("first_bytes", true);
+    }
     match std::str::from_utf8(&d.payload) {
         Ok(text) => j.str("text", text),
         Err(_) => j.base64("base64", &d.payload),
@@ -1185,6 +1191,19 @@ mod tests {
         );
         assert_eq!(v["weft"]["tls"]["handshake_duration"], 3_000_000);
         assert_eq!(v["weft"]["tls"]["direction"], "write");
+    }
+
+    #[test]
+    fn plaintext_and_first_bytes_captures_say_so() {
+        let mut d = sample();
+        d.library = weft_core::event::TlsLibrary::None;
+        let v = parse(&encode(&d));
+        assert_eq!(v["event"]["action"], "plain-write");
+        assert_eq!(v["weft"]["tls"]["library"], "none");
+        assert!(v["weft"]["payload"].get("first_bytes").is_none());
+        d.first_bytes = true;
+        let v = parse(&encode(&d));
+        assert_eq!(v["weft"]["payload"]["first_bytes"], true);
     }
 
     #[test]

@@ -140,6 +140,7 @@ mod test_support {
             payload: b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec(),
             length: 37,
             tls: None,
+            first_bytes: false,
         }
     }
 

@@ -12,6 +12,8 @@ Examples:
   sudo weft --record s.weftrec       also keep the raw records (0600 file)
   weft --replay s.weftrec --json     decode a recording again, no root needed
   sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
+  sudo weft --plaintext-ports 80,8080  decode unencrypted HTTP only on these ports
+  sudo weft --no-plaintext           TLS library calls only, no socket-syscall capture
 
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
@@ -118,6 +120,20 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<std::path::PathBuf>,
 
+    /// Do not capture unencrypted traffic from the socket syscalls: no
+    /// plaintext HTTP, no first bytes of other TCP connections, and no
+    /// handshake facts for clients whose TLS library does its socket I/O
+    /// outside the hooked calls (node, Chromium, Go). The cheapest mode.
+    #[arg(long, conflicts_with = "plaintext_ports")]
+    pub no_plaintext: bool,
+
+    /// Decode unencrypted traffic (HTTP/1, h2c) only on connections with
+    /// one of these local or remote TCP ports (comma list; default: any
+    /// port whose first bytes look like HTTP). First bytes of the other
+    /// connections are still reported.
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub plaintext_ports: Vec<u16>,
+
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log_level: String,
@@ -168,6 +184,16 @@ mod tests {
         assert_eq!(c.pid, vec![1, 2, 3]);
         assert_eq!(c.comm, vec!["curl".to_string()]);
         assert!(!c.json);
+    }
+
+    #[test]
+    fn plaintext_flags() {
+        let c = Cli::try_parse_from(["weft", "--plaintext-ports", "80,8080"]).expect("parses");
+        assert_eq!(c.plaintext_ports, vec![80, 8080]);
+        assert!(!c.no_plaintext);
+        assert!(
+            Cli::try_parse_from(["weft", "--no-plaintext", "--plaintext-ports", "80"]).is_err()
+        );
     }
 
     #[test]

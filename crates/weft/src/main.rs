@@ -100,6 +100,8 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
         comms: cli.comm.clone(),
         floor: cli.bench_floor,
         keylog: cli.keylog.is_some(),
+        plaintext: !cli.no_plaintext,
+        plaintext_ports: cli.plaintext_ports.clone(),
     })
 }
 

@@ -386,6 +386,7 @@ impl Inner {
             payload: a.payload,
             length: c.len,
             tls: None,
+            first_bytes: c.flags & abi::CALL_FIRST != 0,
         }))
     }
 }
