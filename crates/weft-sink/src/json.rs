@@ -1137,7 +1137,7 @@ mod tests {
             "network": {"transport": "tcp", "type": "ipv4",
                         "community_id": "1:234TTkkACUcVxg4BbOfcRFjfYpw="},
             "weft": {
-                "schema": {"version": "1.2"},
+                "schema": {"version": "1.3"},
                 "process": {"cgroup_id": 4242, "start_time_ns": 99000},
                 "flow": {"cookie": 77, "role": "client"},
                 "tls": {"library": "openssl", "direction": "write"},
