@@ -57,10 +57,13 @@ struct plain_arm {
 	__u64 cnt;
 	__u64 cookie;
 	__u64 start_ns;
+	__u64 sk;     /* UDP (DNS): the sock, alive for the syscall */
+	__u64 addr;   /* UDP (DNS): sendto/recvfrom address argument */
 	__u32 fd;
 	__u8 kind;    /* HS_BUF / HS_IOV / HS_MSG */
 	__u8 is_write;
-	__u8 _pad[2];
+	__u8 udp;     /* a DNS message over UDP (dns_enter) */
+	__u8 _pad;
 };
 
 struct {
@@ -73,9 +76,9 @@ struct {
 /* Armed threads (approximate): gates the exit lookup. */
 __u64 plain_armed = 0;
 
-/* The TCP sock behind fd of the current task, or NULL: the cheap part of
- * resolve_fd, enough for the cookie. */
-static __always_inline struct sock *fd_tcp_sock(__u64 fd)
+/* The TCP or UDP sock behind fd of the current task, or NULL: the cheap
+ * part of resolve_fd, enough for the cookie. */
+static __always_inline struct sock *fd_inet_sock(__u64 fd, __u8 *proto)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -99,9 +102,18 @@ static __always_inline struct sock *fd_tcp_sock(__u64 fd)
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return NULL;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	__u8 p = BPF_CORE_READ(sk, sk_protocol);
+	if (p != IPPROTO_TCP && p != IPPROTO_UDP)
 		return NULL;
+	*proto = p;
 	return sk;
+}
+
+static __always_inline struct sock *fd_tcp_sock(__u64 fd)
+{
+	__u8 proto = 0;
+	struct sock *sk = fd_inet_sock(fd, &proto);
+	return proto == IPPROTO_TCP ? sk : NULL;
 }
 
 static __always_inline bool plain_port_selected(struct sock *sk)
@@ -113,18 +125,101 @@ static __always_inline bool plain_port_selected(struct sock *sk)
 	return bpf_map_lookup_elem(&plain_ports, &l) || bpf_map_lookup_elem(&plain_ports, &r);
 }
 
+/* ---- DNS over UDP (docs/adr/0005-plaintext-and-first-bytes.md) ---- */
+
+#define DNS_PORT 53
+
+/* Unconnected UDP sockets that sent a query to port 53: their replies are
+ * DNS too (key: the struct sock address). LRU: a forgotten one only loses
+ * the reply of an unconnected socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} dns_socks SEC(".maps");
+
+struct usockaddr {
+	__u16 family;
+	__u16 port; /* network order */
+	__u32 v4;   /* sockaddr_in; sockaddr_in6: flowinfo */
+	__u8 v6[16];
+};
+
+/* Port (host order) of a user sockaddr_in/in6, 0 when unreadable. */
+static __always_inline __u16 sockaddr_port(__u64 p)
+{
+	struct usockaddr a = {};
+	if (!p || bpf_probe_read_user(&a, 4, (const void *)p))
+		return 0;
+	if (a.family != AF_INET && a.family != AF_INET6)
+		return 0;
+	return bpf_ntohs(a.port);
+}
+
+static __always_inline int dns_enter(struct sock *sk, __u64 fd, bool is_write, __u8 kind,
+				     __u64 ptr, __u64 cnt, __u64 addr)
+{
+	__u16 l = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 r = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u64 key = (__u64)sk;
+	bool dns = l == DNS_PORT || r == DNS_PORT;
+	if (!dns && r == 0) {
+		if (is_write) {
+			__u64 to = addr;
+			if (kind == HS_MSG) {
+				struct user_msghdr m = {};
+				if (!bpf_probe_read_user(&m, sizeof(m), (const void *)ptr))
+					to = (__u64)m.msg_name;
+			}
+			if (sockaddr_port(to) == DNS_PORT) {
+				__u8 one = 1;
+				bpf_map_update_elem(&dns_socks, &key, &one, BPF_ANY);
+				dns = true;
+			}
+		} else {
+			dns = bpf_map_lookup_elem(&dns_socks, &key) != NULL;
+		}
+	}
+	if (!dns)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((__u32)(id >> 32) == self_tgid || !selected(id >> 32))
+		return 0;
+	struct plain_arm a = {
+		.ptr = ptr,
+		.cnt = cnt,
+		.start_ns = bpf_ktime_get_ns(),
+		.sk = key,
+		.addr = addr,
+		.fd = fd,
+		.kind = kind,
+		.is_write = is_write,
+		.udp = 1,
+	};
+	if (bpf_map_update_elem(&plain_arms, &id, &a, BPF_ANY)) {
+		stat_add(WEFT_STAT_PLAIN_ARM_FULL, 1);
+		return 0;
+	}
+	__sync_fetch_and_add(&plain_armed, 1);
+	return 0;
+}
+
 /* Called by on_sock_syscall (tls.bpf.c) for a thread outside TLS calls. */
 static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64 ptr, __u64 cnt,
-				       __u64 flags)
+				       __u64 flags, __u64 addr)
 {
 	if (!plain_mode || !ptr)
 		return 0;
 	/* recv*(MSG_PEEK): the same bytes come again with the next read. */
 	if (!is_write && (flags & 2 /* MSG_PEEK */))
 		return 0;
-	struct sock *sk = fd_tcp_sock(fd);
+	__u8 proto = 0;
+	struct sock *sk = fd_inet_sock(fd, &proto);
 	if (!sk)
 		return 0;
+	if (proto == IPPROTO_UDP)
+		return dns_enter(sk, fd, is_write, kind, ptr, cnt, addr);
 	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (!cookie)
 		return 0;
@@ -301,13 +396,11 @@ static __always_inline bool is_http_start(const __u8 *b)
 	return false;
 }
 
-/* Emit the armed syscall's `moved` bytes (at most `cap`) as one call. */
-static __noinline void plain_emit(void *ctx, const struct plain_arm *a, __u64 moved, __u64 cap,
-				  __u32 flags)
+/* Emit the armed syscall's `moved` bytes (at most `cap`) as one call on
+ * `sock`. */
+static __noinline void plain_emit_sock(void *ctx, const struct plain_arm *a, __u64 moved,
+				       __u64 cap, __u32 flags, const struct weft_sock *sock)
 {
-	struct weft_sock sock = {};
-	if (resolve_fd(a->fd, &sock) != FD_INET || sock.cookie != a->cookie)
-		return; /* the fd was closed or reused meanwhile */
 	struct pcopy c = {};
 	__u64 want = moved > cap ? cap : moved;
 	plain_segs(a, want, &c);
@@ -331,10 +424,60 @@ static __noinline void plain_emit(void *ctx, const struct plain_arm *a, __u64 mo
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 	if (!call_record_lib(ctx, c.call_id, flags, a->start_ns, moved, captured, 0,
-			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, &sock, 0))
+			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, sock, 0))
 		return;
 	stat_add(WEFT_STAT_PLAIN_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
+}
+
+static __always_inline void plain_emit(void *ctx, const struct plain_arm *a, __u64 moved,
+				       __u64 cap, __u32 flags)
+{
+	struct weft_sock sock = {};
+	if (resolve_fd(a->fd, &sock) != FD_INET || sock.cookie != a->cookie)
+		return; /* the fd was closed or reused meanwhile */
+	plain_emit_sock(ctx, a, moved, cap, flags, &sock);
+}
+
+/* A DNS message over UDP: the socket's facts; the peer of an unconnected
+ * socket from the syscall's address (sendto/recvfrom, msghdr's msg_name). */
+static __always_inline void dns_exit(void *ctx, const struct plain_arm *a, __u64 moved)
+{
+	struct sock *sk = (struct sock *)a->sk;
+	struct weft_sock s = {};
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	s.family = family;
+	s.fd = a->fd;
+	s.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	s.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	s.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		__u32 lo = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 re = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(s.local_addr, &lo, 4);
+		__builtin_memcpy(s.remote_addr, &re, 4);
+	} else {
+		BPF_CORE_READ_INTO(&s.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&s.remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+	if (!s.remote_port) {
+		__u64 p = a->addr;
+		if (a->kind == HS_MSG) {
+			struct user_msghdr m = {};
+			if (!bpf_probe_read_user(&m, sizeof(m), (const void *)a->ptr))
+				p = (__u64)m.msg_name;
+		}
+		struct usockaddr ua = {};
+		if (p && !bpf_probe_read_user(&ua, sizeof(ua), (const void *)p)) {
+			s.remote_port = bpf_ntohs(ua.port);
+			if (ua.family == AF_INET && family == AF_INET)
+				__builtin_memcpy(s.remote_addr, &ua.v4, 4);
+			else if (ua.family == AF_INET6 && family == AF_INET6)
+				__builtin_memcpy(s.remote_addr, ua.v6, 16);
+		}
+	}
+	s.role = s.local_port == DNS_PORT ? WEFT_ROLE_SERVER : WEFT_ROLE_CLIENT;
+	plain_emit_sock(ctx, a, moved, WEFT_DNS_MAX, WEFT_CALL_PLAIN | WEFT_CALL_DNS, &s);
 }
 
 /* TLS verdict: the bytes are the next handshake bytes of this direction. */
@@ -367,6 +510,10 @@ static __always_inline int plain_exit(void *ctx, long ret)
 	__sync_fetch_and_add(&plain_armed, -1);
 	if (ret <= 0)
 		return 0;
+	if (a.udp) {
+		dns_exit(ctx, &a, ret);
+		return 0;
+	}
 	struct hello_state *h = bpf_map_lookup_elem(&hellos, &a.cookie);
 	if (!h)
 		return 0;

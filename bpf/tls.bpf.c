@@ -220,27 +220,27 @@ static __always_inline void hello_arm(struct call_state *st, bool is_write, __u8
 
 /* plain.bpf.c: threads outside TLS calls. */
 static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64 ptr, __u64 cnt,
-				       __u64 flags);
+				       __u64 flags, __u64 addr);
 static __always_inline int plain_exit(void *ctx, long ret);
 
 static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind, __u64 ptr,
-					   __u64 cnt, __u64 flags)
+					   __u64 cnt, __u64 flags, __u64 addr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
 	if (!st) {
 		if (!is_write || !pending_count)
-			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags);
+			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		__u64 *ssl = bpf_map_lookup_elem(&pending_assoc, &id);
 		if (!ssl)
-			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags);
+			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		struct ssl_key key = { .ssl = *ssl, .tgid = id >> 32 };
 		bpf_map_delete_elem(&pending_assoc, &id);
 		__sync_fetch_and_add(&pending_count, -1);
 		struct weft_sock s = {};
 		if (resolve_fd(fd, &s) == FD_INET)
 			bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
-		return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags);
+		return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 	}
 	st->hs_kind = HS_NONE;
 	if (!(st->has_sock && st->sock.fd == fd)) {
@@ -259,25 +259,27 @@ static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind
 	return 0;
 }
 
-/* flags_arg: index of the syscall's flags argument, -1 when it has none. */
-#define SOCK_SYSCALL(name, is_write, hs_kind, flags_arg)                           \
+/* flags_arg: index of the syscall's flags argument, -1 when it has none;
+ * addr_arg: of its address argument (sendto/recvfrom), -1 when none. */
+#define ARG(ctx, i) ((i) < 0 ? 0 : (ctx)->args[(i) < 0 ? 0 : (i)])
+#define SOCK_SYSCALL(name, is_write, hs_kind, flags_arg, addr_arg)                 \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
 	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
 	{                                                                          \
 		FLOOR();                                                           \
 		return on_sock_syscall(ctx->args[0], is_write, hs_kind, ctx->args[1], \
-				       ctx->args[2],                               \
-				       flags_arg < 0 ? 0 : ctx->args[flags_arg < 0 ? 0 : flags_arg]); \
+				       ctx->args[2], ARG(ctx, flags_arg),          \
+				       ARG(ctx, addr_arg));                        \
 	}
 
-SOCK_SYSCALL(write, true, HS_BUF, -1)
-SOCK_SYSCALL(writev, true, HS_IOV, -1)
-SOCK_SYSCALL(sendto, true, HS_BUF, 3)
-SOCK_SYSCALL(sendmsg, true, HS_MSG, 2)
-SOCK_SYSCALL(read, false, HS_BUF, -1)
-SOCK_SYSCALL(readv, false, HS_IOV, -1)
-SOCK_SYSCALL(recvfrom, false, HS_BUF, 3)
-SOCK_SYSCALL(recvmsg, false, HS_MSG, 2)
+SOCK_SYSCALL(write, true, HS_BUF, -1, -1)
+SOCK_SYSCALL(writev, true, HS_IOV, -1, -1)
+SOCK_SYSCALL(sendto, true, HS_BUF, 3, 4)
+SOCK_SYSCALL(sendmsg, true, HS_MSG, 2, -1)
+SOCK_SYSCALL(read, false, HS_BUF, -1, -1)
+SOCK_SYSCALL(readv, false, HS_IOV, -1, -1)
+SOCK_SYSCALL(recvfrom, false, HS_BUF, 3, 4)
+SOCK_SYSCALL(recvmsg, false, HS_MSG, 2, -1)
 
 /* Copy `n` bytes at user address `src` as this connection's next handshake
  * bytes in direction `d` (0 sent, 1 received). Returns the bytes taken, 0

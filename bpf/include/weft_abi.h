@@ -69,6 +69,10 @@ enum weft_role {
 /* with WEFT_CALL_PLAIN: only this direction's first bytes (at most
  * WEFT_FIRST_MAX) of a connection weft does not decode; nothing follows. */
 #define WEFT_CALL_FIRST       (1u << 17)
+/* with WEFT_CALL_PLAIN: one DNS message over UDP (port 53), at most
+ * WEFT_DNS_MAX bytes; the socket is UDP. */
+#define WEFT_CALL_DNS         (1u << 18)
+#define WEFT_DNS_MAX 4096
 
 /* First bytes kept per direction of a TCP connection that is neither TLS
  * nor a protocol weft decodes (plain.bpf.c), once. */

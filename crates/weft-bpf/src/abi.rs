@@ -53,6 +53,8 @@ pub const CALL_PLAIN: u32 = 1 << 16;
 pub const CALL_FIRST: u32 = 1 << 17;
 /// First bytes kept per direction of an undecoded connection (`WEFT_FIRST_MAX`).
 pub const FIRST_MAX: usize = 512;
+/// With [`CALL_PLAIN`]: one DNS message over UDP (the socket is UDP).
+pub const CALL_DNS: u32 = 1 << 18;
 
 /// sizeof(struct weft_sock)
 pub const SOCK_SIZE: usize = 56;

@@ -86,6 +86,8 @@ struct FlowState {
     flow: Option<Flow>,
     library: TlsLibrary,
     role: Role,
+    /// The name the destination's address was resolved from (DNS).
+    domain: Option<Arc<str>>,
     /// Payload maskers per wire direction (used when redacting).
     h1_mask: [Http1PayloadMasker; 2],
     h2_mask: [Http2PayloadMasker; 2],
@@ -230,6 +232,7 @@ fn emit_decoded(
                     role: f.role,
                     transaction: tx,
                     tls: None,
+                    destination_domain: f.domain.clone(),
                 }));
             }
             weft_proto::Event::WebSocket(m) => {
@@ -356,6 +359,7 @@ impl Processor for HttpDecoder {
                     flow: d.flow,
                     library: d.library,
                     role,
+                    domain: d.destination_domain.clone(),
                     h1_mask: Default::default(),
                     h2_mask: Default::default(),
                     skipped: [false; 2],
@@ -479,6 +483,7 @@ mod tests_support {
             length,
             tls: None,
             first_bytes: false,
+            destination_domain: None,
         })
     }
 

@@ -170,6 +170,9 @@ pub struct TlsData {
     /// Only the first bytes of this direction of a connection weft does not
     /// decode (`library` is `None`): kept to classify it, never decoded.
     pub first_bytes: bool,
+    /// The name the host just resolved to the peer's address (DNS), when
+    /// this process opened the connection (`weft_core::resolved`).
+    pub destination_domain: Option<Arc<str>>,
 }
 
 impl TlsData {
@@ -198,6 +201,23 @@ pub struct Http {
     pub transaction: Box<weft_proto::Transaction>,
     /// The connection's TLS session facts, when its handshake was seen.
     pub tls: Option<Arc<TlsSession>>,
+    /// As [`TlsData::destination_domain`].
+    pub destination_domain: Option<Arc<str>>,
+}
+
+/// One DNS message a process sent or received over UDP (port 53).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// Wall-clock time the syscall returned, Unix ns.
+    pub timestamp_ns: u64,
+    pub process: Arc<ProcessInfo>,
+    pub tid: u32,
+    /// The UDP endpoints (`cookie` may be 0); `Role::Client` for the asker's
+    /// socket (peer port 53), `Role::Server` for a resolver's (local port 53).
+    pub flow: Option<Flow>,
+    /// Sent (`Write`) or received (`Read`) by this process.
+    pub direction: Direction,
+    pub message: Box<weft_proto::dns::Message>,
 }
 
 /// One WebSocket message decoded from a connection's plaintext (after an
@@ -325,6 +345,8 @@ pub enum Event {
     TlsHandshake(TlsHandshake),
     /// Handshake facts from the kernel for the session stage (not output).
     TlsWire(TlsWire),
+    /// A DNS query or answer.
+    Dns(Dns),
 }
 
 #[cfg(test)]

@@ -9,4 +9,5 @@ pub mod event;
 pub mod pipeline;
 pub mod procinfo;
 pub mod redact;
+pub mod resolved;
 pub mod tls;

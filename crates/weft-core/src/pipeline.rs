@@ -149,6 +149,7 @@ pub fn shard_key(ev: &Event) -> u64 {
         Event::Loss(_) => 0,
         Event::TlsHandshake(h) => flow_key(h.flow.as_ref(), 0),
         Event::TlsWire(w) => w.cookie(),
+        Event::Dns(d) => flow_key(d.flow.as_ref(), d.tid),
     }
 }
 
@@ -344,6 +345,7 @@ mod tests {
             length: 0,
             tls: None,
             first_bytes: false,
+            destination_domain: None,
         })
     }
 

@@ -448,6 +448,7 @@ mod tests {
             length: 18,
             tls: None,
             first_bytes: false,
+            destination_domain: None,
         })
     }
 

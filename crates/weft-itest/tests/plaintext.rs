@@ -312,3 +312,73 @@ fn plaintext_ports_and_no_plaintext_narrow_the_capture() -> TestResult {
     }
     Ok(())
 }
+
+/// Go's crypto/tls (goroutines are not followed by the TLS-call state, ADR
+/// 0003): its handshake bytes come from the socket's first bytes too.
+#[test]
+fn go_client_gets_handshake_facts_from_its_socket() -> TestResult {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    const GO: &str = "/usr/lib/go-1.23/bin/go";
+    let dir = TempDir::new("plain-go");
+    // As tests/go.rs builds it (offline, shared cache).
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/client");
+    let cache = std::env::temp_dir().join("weft-go-cache");
+    let bin = dir.path().join("client");
+    let res = Command::new(GO)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("main.go")
+        .current_dir(&src)
+        .env("GOCACHE", cache.join("build"))
+        .env("GOPATH", cache.join("path"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOENV", "off")
+        .env("CGO_ENABLED", "0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{GO}: {e}: install golang-1.23-go (scripts/deps.sh)"))?;
+    assert!(res.status.success(), "go build failed: {res:?}");
+    let nginx = Nginx::start()?;
+    let uri = format!("/go-hs-{:x}", rand_u64());
+    let mut child = Command::new(&bin)
+        .arg(format!("https://127.0.0.1:{}{uri}", nginx.port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = BufReader::new(child.stdout.take().ok_or("stdout")?);
+    let mut client = Proc { child };
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    assert_eq!(line, "ready\n");
+    let weft = Weft::start(&[])?;
+    client
+        .child
+        .stdin
+        .as_mut()
+        .ok_or("stdin")?
+        .write_all(b"go\n")?;
+    let mut body = String::new();
+    out.read_to_string(&mut body)?;
+    assert_eq!(body, format!("body-{uri}\n"));
+    let pid = client.pid();
+    let p = u64::from(pid);
+    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(p)
+            && field_str(e, "event.action") == Some("tls-handshake")
+    });
+    let run = weft.stop()?;
+    assert!(seen, "no handshake event of the Go client:\n{}", run.stderr);
+    let (remote_port, _, _) = logged(&nginx, &uri)?;
+    let hs = of_pid(&run.events, pid)
+        .into_iter()
+        .find(|e| field_str(e, "event.action") == Some("tls-handshake"))
+        .ok_or("no handshake")?;
+    assert_eq!(field(hs, "tls.established"), Some(&Value::Bool(true)));
+    assert_eq!(field_str(hs, "weft.tls.library"), Some("go"));
+    assert_eq!(field_u64(hs, "source.port"), Some(remote_port));
+    assert!(field_str(hs, "tls.version").is_some() && field_str(hs, "tls.cipher").is_some());
+    Ok(())
+}

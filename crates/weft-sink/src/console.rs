@@ -246,6 +246,46 @@ impl<W: Write> ConsoleSink<W> {
         line.push('\n');
     }
 
+    /// `python3[12] DNS query A www.example 127.0.0.1:40000 -> 127.0.0.53:53 id=4660` or
+    /// `... DNS answer A www.example NOERROR 93.184.216.34,... id=4660`.
+    fn format_dns(&mut self, d: &weft_core::event::Dns) {
+        let color = self.opts.color;
+        let m = &*d.message;
+        let line = &mut self.line;
+        push_time(line, &self.zone, color, d.timestamp_ns);
+        push_process(line, color, &d.process);
+        paint(line, color, CYAN, |l| {
+            l.push_str(if m.response {
+                "DNS answer"
+            } else {
+                "DNS query"
+            });
+        });
+        if let Some(q) = m.questions.first() {
+            line.push(' ');
+            line.push_str(&weft_proto::dns::type_name(q.qtype));
+            line.push(' ');
+            escape(line, q.name.as_bytes(), 256, None);
+        }
+        if m.response {
+            line.push(' ');
+            line.push_str(&weft_proto::dns::rcode_name(m.rcode));
+            let data: Vec<String> = m.answers.iter().map(|a| a.data.to_text()).collect();
+            if !data.is_empty() {
+                line.push(' ');
+                escape(line, data.join(",").as_bytes(), 512, None);
+            }
+        }
+        if let Some(flow) = &d.flow {
+            line.push(' ');
+            push_endpoint(line, flow.source());
+            paint(line, color, DIM, |l| l.push_str(" -> "));
+            push_endpoint(line, flow.destination());
+        }
+        let _ = write!(line, " id={}", m.id);
+        line.push('\n');
+    }
+
     /// `curl[12] TLS 1.3 TLS_AES_256_GCM_SHA384 weft.test h2 a -> b openssl [1.2 ms]`
     /// or `curl[12] TLS handshake failed (alert unknown_ca received) ...`.
     fn format_handshake(&mut self, h: &weft_core::event::TlsHandshake) {
@@ -453,6 +493,7 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::TlsData(d) => self.format_tls(d),
             Event::Http(h) => self.format_http(h),
             Event::Loss(l) => self.format_loss(l),
+            Event::Dns(d) => self.format_dns(d),
             Event::WebSocket(w) => self.format_websocket(w),
             Event::TlsHandshake(h) => self.format_handshake(h),
             Event::TlsWire(_) => return Ok(()),

@@ -138,7 +138,98 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
         Event::WebSocket(w) => encode_websocket(w, out),
         Event::TlsHandshake(h) => encode_handshake(h, out),
         Event::TlsWire(_) => {}
+        Event::Dns(d) => encode_dns(d, out),
     }
+}
+
+/// One DNS query or answer (`event.action: dns-query` / `dns-answer`;
+/// docs/schema.md, "DNS event fields").
+fn encode_dns(d: &weft_core::event::Dns, out: &mut Vec<u8>) {
+    use weft_proto::dns::{class_name, rcode_name, type_name};
+    let p = &*d.process;
+    let m = &*d.message;
+    let mut j = Obj::new(out);
+    event_head(
+        &mut j,
+        d.timestamp_ns,
+        "event",
+        "[\"network\"]",
+        "[\"protocol\"]",
+    );
+    j.str(
+        "action",
+        if m.response {
+            "dns-answer"
+        } else {
+            "dns-query"
+        },
+    );
+    j.end();
+    process_fields(&mut j, p, Some(d.tid));
+    if let Some(flow) = &d.flow {
+        // The asker is the source, the resolver the destination.
+        for (key, ep) in [
+            ("source", flow.source()),
+            ("destination", flow.destination()),
+        ] {
+            j.begin(key);
+            j.ip("ip", ep.ip);
+            j.u64("port", u64::from(ep.port));
+            j.end();
+        }
+    }
+    j.begin("network");
+    j.str("transport", "udp");
+    if let Some(flow) = &d.flow {
+        j.str("type", flow.network_type());
+    }
+    j.str("protocol", "dns");
+    j.end();
+    j.begin("dns");
+    j.u64("id", u64::from(m.id));
+    j.str("type", if m.response { "answer" } else { "query" });
+    if let Some(q) = m.questions.first() {
+        j.begin("question");
+        j.str("name", &q.name);
+        j.str("type", &type_name(q.qtype));
+        j.str("class", &class_name(q.qclass));
+        j.end();
+    }
+    if m.response {
+        j.str("response_code", &rcode_name(m.rcode));
+        if !m.answers.is_empty() {
+            let mut arr = Vec::with_capacity(64 * m.answers.len());
+            arr.push(b'[');
+            for (i, a) in m.answers.iter().enumerate() {
+                if i > 0 {
+                    arr.push(b',');
+                }
+                let mut o = Obj::new(&mut arr);
+                o.str("name", &a.name);
+                o.str("type", &type_name(a.rtype));
+                o.str("class", &class_name(a.class));
+                o.u64("ttl", u64::from(a.ttl));
+                o.str("data", &a.data.to_text());
+                o.finish();
+            }
+            arr.push(b']');
+            j.raw("answers", &String::from_utf8_lossy(&arr));
+        }
+        let ips: Vec<String> = m.resolved_ips().map(|ip| ip.to_string()).collect();
+        if !ips.is_empty() {
+            j.str_array("resolved_ip", &ips);
+        }
+    }
+    j.end();
+    weft_head(&mut j, p, d.flow.as_ref());
+    if m.truncated || m.answers_skipped > 0 {
+        j.begin("dns");
+        j.bool("truncated", m.truncated);
+        j.u64("answers_skipped", u64::from(m.answers_skipped));
+        j.end();
+    }
+    j.end();
+    j.finish();
 }
 
 /// `@timestamp`, `ecs.version`, then `event` opened with its `kind`,
@@ -250,7 +341,14 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
 
     process_fields(&mut j, p, Some(d.tid));
     if let Some(flow) = &d.flow {
-        connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
+        connection_fields_domain(
+            &mut j,
+            flow,
+            flow.source(),
+            flow.destination(),
+            None,
+            d.destination_domain.as_deref(),
+        );
     }
 
     if let Some(s) = &d.tls {
@@ -310,7 +408,14 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
 
     process_fields(&mut j, p, None);
     if let (Some(flow), Some((client, server))) = (&h.flow, ends) {
-        connection_fields(&mut j, flow, client, server, Some("http"));
+        connection_fields_domain(
+            &mut j,
+            flow,
+            client,
+            server,
+            Some("http"),
+            h.destination_domain.as_deref(),
+        );
     }
 
     if !url.is_empty() {
@@ -493,6 +598,19 @@ fn connection_fields(
     dst: Endpoint,
     protocol: Option<&str>,
 ) {
+    connection_fields_domain(j, flow, src, dst, protocol, None);
+}
+
+/// [`connection_fields`] with `destination.domain`: the name the host
+/// resolved to the destination's address (`weft_core::resolved`).
+fn connection_fields_domain(
+    j: &mut Obj<'_>,
+    flow: &Flow,
+    src: Endpoint,
+    dst: Endpoint,
+    protocol: Option<&str>,
+    domain: Option<&str>,
+) {
     j.begin("source");
     j.ip("ip", src.ip);
     j.u64("port", u64::from(src.port));
@@ -500,6 +618,9 @@ fn connection_fields(
     j.begin("destination");
     j.ip("ip", dst.ip);
     j.u64("port", u64::from(dst.port));
+    if let Some(d) = domain {
+        j.str("domain", d);
+    }
     j.end();
     j.begin("network");
     j.str("transport", "tcp");

@@ -141,6 +141,7 @@ mod test_support {
             length: 37,
             tls: None,
             first_bytes: false,
+            destination_domain: None,
         }
     }
 
@@ -216,6 +217,7 @@ mod test_support {
             role: Role::Client,
             transaction: Box::new(h1_transaction()),
             tls: None,
+            destination_domain: None,
         }
     }
 
@@ -293,6 +295,7 @@ mod test_support {
             role: Role::Server,
             transaction: Box::new(h2_transaction()),
             tls: None,
+            destination_domain: None,
         }
     }
 

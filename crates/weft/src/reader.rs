@@ -27,6 +27,9 @@ struct Inner {
     recorder: Option<Recorder>,
     stats: Arc<Stats>,
     keylog: Option<crate::keylog::KeylogFile>,
+    /// Addresses the host just resolved (DNS answers): names for the
+    /// connections this host opens to them.
+    resolved: weft_core::resolved::Resolved,
 }
 
 /// What the reader needs to know of the host the records come from: this
@@ -103,6 +106,7 @@ impl Reader {
                 recorder,
                 stats,
                 keylog: None,
+                resolved: Default::default(),
             })),
         }
     }
@@ -351,6 +355,39 @@ impl Inner {
         }))
     }
 
+    /// A DNS message over UDP: the event, and what an answer teaches the
+    /// resolved-name map.
+    fn dns_event_of(
+        &mut self,
+        payload: Vec<u8>,
+        timestamp_ns: u64,
+        process: Arc<ProcessInfo>,
+        flow: Option<Flow>,
+        tid: u32,
+        direction: Direction,
+    ) -> Option<Event> {
+        let message = match weft_proto::dns::parse(&payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.dns_malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("DNS message: {e}");
+                return None;
+            }
+        };
+        // What the asker received (a resolver's own answers teach the same).
+        if direction == Direction::Read || flow.is_some_and(|f| f.role == Role::Server) {
+            self.resolved.learn(&message, std::time::Instant::now());
+        }
+        Some(Event::Dns(weft_core::event::Dns {
+            timestamp_ns,
+            process,
+            tid,
+            flow,
+            direction,
+            message: Box::new(message),
+        }))
+    }
+
     fn event_of(&mut self, a: Assembled) -> Option<Event> {
         let c = a.call;
         let direction = match c.op {
@@ -372,6 +409,13 @@ impl Inner {
         let flow = self.flow(&c);
         let process = self.process_of(&c);
         let timestamp_ns = self.unix_ns(c.end_ns);
+        if c.flags & abi::CALL_DNS != 0 {
+            return self.dns_event_of(a.payload, timestamp_ns, process, flow, c.tid, direction);
+        }
+        let destination_domain = flow.filter(|f| f.role == Role::Client).and_then(|f| {
+            self.resolved
+                .name_of(f.remote.ip, std::time::Instant::now())
+        });
         self.stats
             .bytes_out
             .fetch_add(a.payload.len() as u64, Ordering::Relaxed);
@@ -387,6 +431,7 @@ impl Inner {
             length: c.len,
             tls: None,
             first_bytes: c.flags & abi::CALL_FIRST != 0,
+            destination_domain,
         }))
     }
 }

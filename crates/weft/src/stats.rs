@@ -21,6 +21,8 @@ pub struct Stats {
     pub events_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub bad_records: AtomicU64,
+    /// DNS messages that did not parse (weft_proto::dns errors).
+    pub dns_malformed: AtomicU64,
     pub discovery_missed: AtomicU64,
     pub attach_failures: AtomicU64,
     pub sink_failed: AtomicBool,
@@ -115,7 +117,7 @@ impl Snapshot<'_> {
     pub fn losses(&self) -> Vec<LossRow> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let d = &self.decoded;
-        let rows: [(&'static str, &'static str, u64); 30] = [
+        let rows: [(&'static str, &'static str, u64); 31] = [
             (
                 "ring_full_data",
                 "ring buffer full: payload chunks",
@@ -218,6 +220,11 @@ impl Snapshot<'_> {
                 r(&self.stats.bad_records),
             ),
             (
+                "dns_malformed",
+                "DNS messages that did not parse",
+                r(&self.stats.dns_malformed),
+            ),
+            (
                 "discovery_missed",
                 "new files not inspected (process gone, queue full)",
                 r(&self.stats.discovery_missed),
@@ -259,7 +266,8 @@ impl Snapshot<'_> {
                 d.flows_evicted,
             ),
         ];
-        const NOT_LOST: [&str; 7] = [
+        const NOT_LOST: [&str; 8] = [
+            "dns_malformed",
             "not_inet",
             "no_socket",
             "failed_calls",
