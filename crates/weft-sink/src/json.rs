@@ -1315,6 +1315,55 @@ mod tests {
     }
 
     #[test]
+    fn dns_answer_has_the_ecs_dns_fields() {
+        let d = sample();
+        // www.example.com A -> CNAME web.example.com -> A 93.184.216.34
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0x0e, 0x10, 0, 6]);
+        m.extend_from_slice(b"\x03web\xc0\x10");
+        m.extend_from_slice(&[0xc0, 45, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 93, 184, 216, 34]);
+        let message = weft_proto::dns::parse(&m).expect("parses");
+        let ev = Event::Dns(weft_core::event::Dns {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            tid: d.tid,
+            flow: d.flow,
+            direction: weft_core::event::Direction::Read,
+            message: Box::new(message),
+        });
+        let mut sink = JsonSink::new(Vec::new());
+        sink.write(&ev).expect("write");
+        let v = parse(&String::from_utf8(sink.into_inner()).expect("utf-8"));
+        assert_eq!(v["event"]["action"], "dns-answer");
+        assert_eq!(v["network"]["protocol"], "dns");
+        assert_eq!(v["network"]["transport"], "udp");
+        assert_eq!(
+            v["dns"],
+            serde_json::json!({
+                "id": 0x1234, "type": "answer",
+                "question": {"name": "www.example.com", "type": "A", "class": "IN"},
+                "response_code": "NOERROR",
+                "answers": [
+                    {"name": "www.example.com", "type": "CNAME", "class": "IN", "ttl": 3600,
+                     "data": "web.example.com"},
+                    {"name": "web.example.com", "type": "A", "class": "IN", "ttl": 60,
+                     "data": "93.184.216.34"}
+                ],
+                "resolved_ip": ["93.184.216.34"]
+            })
+        );
+    }
+
+    #[test]
+    fn destination_domain_rides_on_capture_events() {
+        let mut d = sample();
+        d.destination_domain = Some("api.example".into());
+        let v = parse(&encode(&d));
+        assert_eq!(v["destination"]["domain"], "api.example");
+    }
+
+    #[test]
     fn plaintext_and_first_bytes_captures_say_so() {
         let mut d = sample();
         d.library = weft_core::event::TlsLibrary::None;

@@ -5,6 +5,7 @@ use clap::Parser;
 const EXAMPLES: &str = "\
 Examples:
   sudo weft                          live view of all TLS plaintext on this host
+                                     (and plain HTTP, DNS, first bytes of other TCP)
   sudo weft --json > events.ndjson   the same as JSON lines (docs/schema.md)
   sudo weft --pid 1234 --comm curl   only process 1234 and processes named curl
   sudo weft --tree 4321              process 4321 and everything it starts
@@ -121,7 +122,8 @@ pub struct Cli {
     pub keylog: Option<std::path::PathBuf>,
 
     /// Do not capture unencrypted traffic from the socket syscalls: no
-    /// plaintext HTTP, no first bytes of other TCP connections, and no
+    /// plaintext HTTP, no first bytes of other TCP connections, no DNS
+    /// events (nor destination.domain), and no
     /// handshake facts for clients whose TLS library does its socket I/O
     /// outside the hooked calls (node, Chromium, Go). The cheapest mode.
     #[arg(long, conflicts_with = "plaintext_ports")]
