@@ -851,6 +851,45 @@ mod tests {
         line_with(d, ConsoleOptions::default().clock(Clock::Utc))
     }
 
+    /// A DNS answer: question, code, answers (escaped: names come from the
+    /// network), endpoints, id.
+    #[test]
+    fn dns_answer_line_escapes_the_names() {
+        let d = sample();
+        let mut m = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x05ev\x1bil\x04test\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 9]);
+        let message = weft_proto::dns::parse(&m).expect("parses");
+        let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
+        sink.write(&Event::Dns(weft_core::event::Dns {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            tid: d.tid,
+            flow: d.flow,
+            direction: Direction::Read,
+            message: Box::new(message),
+        }))
+        .expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(
+            text.contains(
+                "curl[1234] DNS answer A ev\\\\027il.test NOERROR 10.0.0.9 \
+                 10.0.0.5:51234 -> 93.184.216.34:443 id=7"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn first_bytes_are_marked() {
+        let mut d = sample();
+        d.library = TlsLibrary::None;
+        d.first_bytes = true;
+        let l = line(&d);
+        assert!(l.contains(" none 37 bytes (first bytes)"), "{l}");
+    }
+
     #[test]
     fn handshake_lines_say_version_or_failure_and_escape_the_sni() {
         let d = sample();
