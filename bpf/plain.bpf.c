@@ -31,9 +31,16 @@
  * lookup (direction done). The exit program looks its per-thread state
  * up only while some thread is armed (plain_armed).
  *
- * Not seen: sendfile/splice/io_uring/mmsg data (nginx serving static files
- * with sendfile), MSG_PEEK reads (they are read again).
+ * DNS over UDP (docs/adr/0006-dns-from-the-udp-syscalls.md): UDP sockets to
+ * or on port 53 are followed by the same programs (dns_enter/dns_exit), and
+ * sendmmsg (glibc's A + AAAA queries) by a tracepoint pair of its own.
+ *
+ * Not seen: sendfile/splice/io_uring/recvmmsg data (nginx serving static
+ * files with sendfile), MSG_PEEK reads (they are read again).
  */
+
+#define HS_MMSG 4  /* sendmmsg: (fd, mmsghdr array, vlen), DNS only */
+#define MMSG_MAX 2 /* messages of one sendmmsg followed (glibc: A + AAAA) */
 
 #define V_UNDECIDED 0
 #define V_TLS 1
@@ -510,6 +517,24 @@ static __always_inline int plain_exit(void *ctx, long ret)
 	__sync_fetch_and_add(&plain_armed, -1);
 	if (ret <= 0)
 		return 0;
+	if (a.udp && a.kind == HS_MMSG) {
+		/* sendmmsg: ret messages were sent; each mmsghdr says its length. */
+		for (int i = 0; i < MMSG_MAX; i++) {
+			if (i >= ret || i >= a.cnt)
+				break;
+			__u64 hdr = a.ptr + i * sizeof(struct mmsghdr);
+			__u32 len = 0;
+			if (bpf_probe_read_user(&len, sizeof(len),
+						(const void *)(hdr + __builtin_offsetof(struct mmsghdr, msg_len))))
+				break;
+			struct plain_arm b = a;
+			b.kind = HS_MSG;
+			b.ptr = hdr;
+			if (len)
+				dns_exit(ctx, &b, len);
+		}
+		return 0;
+	}
 	if (a.udp) {
 		dns_exit(ctx, &a, ret);
 		return 0;
@@ -553,4 +578,38 @@ static __always_inline int plain_exit(void *ctx, long ret)
 	}
 	plain_emit(ctx, &a, ret, cap, flags);
 	return 0;
+}
+
+/*
+ * sendmmsg(fd, mmsghdr *vec, vlen, flags): glibc's resolver sends its A and
+ * AAAA queries in one call. Only DNS over UDP is followed here (TCP
+ * applications do not batch datagrams); at most MMSG_MAX messages.
+ */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int sys_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	FLOOR();
+	if (!plain_mode)
+		return 0;
+	__u64 vec = ctx->args[1];
+	if (!vec || !ctx->args[2])
+		return 0;
+	__u8 proto = 0;
+	struct sock *sk = fd_inet_sock(ctx->args[0], &proto);
+	if (!sk || proto != IPPROTO_UDP)
+		return 0;
+	/* The first message's msghdr stands for the batch (msg_name). */
+	dns_enter(sk, ctx->args[0], true, HS_MSG, vec, ctx->args[2], 0);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct plain_arm *ap = bpf_map_lookup_elem(&plain_arms, &id);
+	if (ap && ap->udp)
+		ap->kind = HS_MMSG;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int sys_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	FLOOR();
+	return plain_exit(ctx, ctx->ret);
 }

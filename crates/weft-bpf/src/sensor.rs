@@ -434,6 +434,10 @@ impl Sensor {
             ("syscalls/sys_exit_readv", &p.sys_exit_readv),
             ("syscalls/sys_exit_recvfrom", &p.sys_exit_recvfrom),
             ("syscalls/sys_exit_recvmsg", &p.sys_exit_recvmsg),
+            // DNS queries sent in batches (glibc's parallel A + AAAA):
+            // bpf/plain.bpf.c.
+            ("syscalls/sys_enter_sendmmsg", &p.sys_enter_sendmmsg),
+            ("syscalls/sys_exit_sendmmsg", &p.sys_exit_sendmmsg),
             ("syscalls/sys_enter_mmap", &p.mmap_enter),
             ("syscalls/sys_exit_mmap", &p.mmap_exit),
         ] {

@@ -12,8 +12,28 @@ use serde_json::Value;
 use weft_itest::exchange::*;
 use weft_itest::*;
 
+/// The resolver's next log line starting with `prefix`, split in words.
+fn logged(server: &Helper, prefix: &str) -> TestResult<Vec<String>> {
+    loop {
+        let l = server.read_line(Duration::from_secs(5))?;
+        if l.starts_with(prefix) {
+            return Ok(l.split_whitespace().map(str::to_string).collect());
+        }
+    }
+}
+
 #[test]
 fn a_lookup_is_attributed_to_the_asker_and_the_connection_carries_the_name() -> TestResult {
+    lookup_then_connect("socket.AF_INET")
+}
+
+/// AF_UNSPEC: glibc sends the A and AAAA queries together with sendmmsg.
+#[test]
+fn parallel_a_and_aaaa_queries_are_seen() -> TestResult {
+    lookup_then_connect("socket.AF_UNSPEC")
+}
+
+fn lookup_then_connect(family: &str) -> TestResult {
     let dns_addr = "127.0.0.77";
     let answer_ip = "127.0.0.88";
     let port = free_port();
@@ -31,7 +51,7 @@ fn a_lookup_is_attributed_to_the_asker_and_the_connection_carries_the_name() -> 
     // unshare and sh exec: the pid run_client reports is python's.
     let script = format!(
         "import socket\n\
-         ai = socket.getaddrinfo('{name}', {port}, socket.AF_INET, socket.SOCK_STREAM)\n\
+         ai = socket.getaddrinfo('{name}', {port}, {family}, socket.SOCK_STREAM)\n\
          ip = ai[0][4][0]\n\
          print(ip, flush=True)\n\
          s = socket.create_connection((ip, {port}))\n\
@@ -59,16 +79,11 @@ fn a_lookup_is_attributed_to_the_asker_and_the_connection_carries_the_name() -> 
     let out = String::from_utf8(out)?;
     assert_eq!(out, format!("{answer_ip}\ndns-body /dns-{tag}\n"));
     // The resolver's and the HTTP server's own logs.
-    let answered = server.read_line(Duration::from_secs(5))?;
-    let f: Vec<&str> = answered.split_whitespace().collect();
-    assert_eq!(f.first(), Some(&"answered"), "{answered}");
-    assert_eq!(f.get(2), Some(&name.as_str()));
-    assert_eq!(f.get(3), Some(&answer_ip));
-    let id: u64 = f.get(1).ok_or("id")?.parse()?;
-    assert_eq!(
-        server.read_line(Duration::from_secs(5))?,
-        format!("http /dns-{tag}")
-    );
+    let f = logged(&server, "answered ")?;
+    assert_eq!(f[2], name);
+    assert_eq!(f[3], answer_ip);
+    let id: u64 = f[1].parse()?;
+    assert_eq!(logged(&server, "http ")?[1], format!("/dns-{tag}"));
 
     let p = u64::from(pid);
     let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
@@ -108,6 +123,30 @@ fn a_lookup_is_attributed_to_the_asker_and_the_connection_carries_the_name() -> 
     assert_eq!(a0["data"], answer_ip);
     assert_eq!(a0["ttl"], 300);
     assert_eq!(a0["type"], "A");
+
+    // The A query as the process sent it (with AF_UNSPEC, in one
+    // sendmmsg with the AAAA query).
+    let query = mine
+        .iter()
+        .find(|e| {
+            field_str(e, "event.action") == Some("dns-query")
+                && field_str(e, "dns.question.type") == Some("A")
+        })
+        .ok_or_else(|| format!("no A query of the client: {mine:#?}"))?;
+    assert_eq!(field_str(query, "dns.question.name"), Some(name.as_str()));
+    assert_eq!(field_u64(query, "dns.id"), Some(id));
+    assert_eq!(field_str(query, "dns.type"), Some("query"));
+    assert_eq!(field_str(query, "destination.ip"), Some(dns_addr));
+    if family == "socket.AF_UNSPEC" {
+        assert!(
+            mine.iter().any(|e| {
+                field_str(e, "event.action") == Some("dns-query")
+                    && field_str(e, "dns.question.type") == Some("AAAA")
+                    && field_str(e, "dns.question.name") == Some(name.as_str())
+            }),
+            "no AAAA query: {mine:#?}"
+        );
+    }
 
     // The following connection carries the name.
     let http = mine

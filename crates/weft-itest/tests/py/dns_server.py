@@ -3,8 +3,9 @@
 
 Usage: dns_server.py DNS_ADDR ANSWER_IP HTTP_PORT
 
-Answers every A query on DNS_ADDR:53 (UDP) with ANSWER_IP (TTL 300) and
-logs "answered ID NAME ANSWER_IP" on stdout; serves HTTP/1.1 on
+Logs every query as "query ID NAME QTYPE", answers every A query on
+DNS_ADDR:53 (UDP) with ANSWER_IP (TTL 300) and logs "answered ID NAME
+ANSWER_IP" on stdout (other types: no answer records); serves HTTP/1.1 on
 ANSWER_IP:HTTP_PORT (body "dns-body PATH\\n") and logs "http PATH".
 Prints "ready" once both listen. Stops when stdin closes.
 """
@@ -30,6 +31,7 @@ def dns(sock, ip):
         name, end = qname(msg, 12)
         qtype, qclass = struct.unpack(">HH", msg[end:end + 4])
         question = msg[12:end + 4]
+        print(f"query {qid} {name} {qtype}", flush=True)
         if qtype == 1:
             answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 300, 4) + socket.inet_aton(ip)
             an = 1
