@@ -14,6 +14,8 @@
 # its idle RSS.
 #
 # Usage (root): bash benches/overhead.sh [ROUNDS] [SECONDS]   (default 3 5)
+# WEFT_ARGS adds arguments to (c), e.g. WEFT_ARGS=--no-plaintext to measure
+# without the socket-syscall capture (bpf/plain.bpf.c).
 # Output: a Markdown table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +37,7 @@ for round in $(seq 1 "$ROUNDS"); do
     case $mode in
       none) ;;
       floor) start_weft --bench-floor; R[start_floor]+="$START " ;;
-      weft) start_weft --json; R[start_weft]+="$START "
+      weft) start_weft --json ${WEFT_ARGS:-}; R[start_weft]+="$START "
             sleep 1; R[rss_idle]+="$(awk '/VmRSS/ {print $2}' /proc/$WPID/status) " ;;
     esac
     for t in small big; do

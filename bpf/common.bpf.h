@@ -22,6 +22,7 @@
 #define S_IFSOCK 0140000
 #define PROT_EXEC 0x4
 #define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
 
 /* ---- configuration, set by user space before load (.rodata) ---- */
 

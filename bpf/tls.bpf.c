@@ -78,7 +78,8 @@ struct call_state {
 struct hello_state {
 	__u32 sent[2];
 	__u8 done[2];
-	__u8 _pad[6];
+	__u8 verdict; /* plain.bpf.c: V_UNDECIDED, V_TLS, V_PLAIN, V_OTHER */
+	__u8 _pad[5];
 };
 
 /* socket cookie -> hello_state. LRU: a forgotten entry only means a
@@ -203,6 +204,12 @@ static __always_inline void hello_arm(struct call_state *st, bool is_write, __u8
 		if (!h)
 			return;
 	}
+	if (h->verdict != 1 /* V_TLS */) {
+		/* A TLS library does I/O here: ciphertext from now on, never
+		 * plaintext (plain.bpf.c); its handshake starts now (STARTTLS). */
+		struct hello_state z = { .verdict = 1 };
+		*h = z;
+	}
 	if (is_write ? h->done[0] : h->done[1])
 		return;
 	st->hs_kind = kind;
@@ -211,24 +218,29 @@ static __always_inline void hello_arm(struct call_state *st, bool is_write, __u8
 	st->hs_cnt = cnt;
 }
 
+/* plain.bpf.c: threads outside TLS calls. */
+static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64 ptr, __u64 cnt,
+				       __u64 flags, __u64 addr);
+static __always_inline int plain_exit(void *ctx, long ret);
+
 static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind, __u64 ptr,
-					   __u64 cnt)
+					   __u64 cnt, __u64 flags, __u64 addr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
 	if (!st) {
 		if (!is_write || !pending_count)
-			return 0;
+			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		__u64 *ssl = bpf_map_lookup_elem(&pending_assoc, &id);
 		if (!ssl)
-			return 0;
+			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		struct ssl_key key = { .ssl = *ssl, .tgid = id >> 32 };
 		bpf_map_delete_elem(&pending_assoc, &id);
 		__sync_fetch_and_add(&pending_count, -1);
 		struct weft_sock s = {};
 		if (resolve_fd(fd, &s) == FD_INET)
 			bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
-		return 0;
+		return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 	}
 	st->hs_kind = HS_NONE;
 	if (!(st->has_sock && st->sock.fd == fd)) {
@@ -247,29 +259,33 @@ static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind
 	return 0;
 }
 
-#define SOCK_SYSCALL(name, is_write, hs_kind)                                      \
+/* flags_arg: index of the syscall's flags argument, -1 when it has none;
+ * addr_arg: of its address argument (sendto/recvfrom), -1 when none. */
+#define ARG(ctx, i) ((i) < 0 ? 0 : (ctx)->args[(i) < 0 ? 0 : (i)])
+#define SOCK_SYSCALL(name, is_write, hs_kind, flags_arg, addr_arg)                 \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
 	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
 	{                                                                          \
 		FLOOR();                                                           \
 		return on_sock_syscall(ctx->args[0], is_write, hs_kind, ctx->args[1], \
-				       ctx->args[2]);                              \
+				       ctx->args[2], ARG(ctx, flags_arg),          \
+				       ARG(ctx, addr_arg));                        \
 	}
 
-SOCK_SYSCALL(write, true, HS_BUF)
-SOCK_SYSCALL(writev, true, HS_IOV)
-SOCK_SYSCALL(sendto, true, HS_BUF)
-SOCK_SYSCALL(sendmsg, true, HS_MSG)
-SOCK_SYSCALL(read, false, HS_BUF)
-SOCK_SYSCALL(readv, false, HS_IOV)
-SOCK_SYSCALL(recvfrom, false, HS_BUF)
-SOCK_SYSCALL(recvmsg, false, HS_MSG)
+SOCK_SYSCALL(write, true, HS_BUF, -1, -1)
+SOCK_SYSCALL(writev, true, HS_IOV, -1, -1)
+SOCK_SYSCALL(sendto, true, HS_BUF, 3, 4)
+SOCK_SYSCALL(sendmsg, true, HS_MSG, 2, -1)
+SOCK_SYSCALL(read, false, HS_BUF, -1, -1)
+SOCK_SYSCALL(readv, false, HS_IOV, -1, -1)
+SOCK_SYSCALL(recvfrom, false, HS_BUF, 3, 4)
+SOCK_SYSCALL(recvmsg, false, HS_MSG, 2, -1)
 
 /* Copy `n` bytes at user address `src` as this connection's next handshake
  * bytes in direction `d` (0 sent, 1 received). Returns the bytes taken, 0
  * when the direction is finished. */
-static __always_inline __u32 hello_copy(struct call_state *st, struct hello_state *h, __u32 d,
-					__u64 src, __u64 n)
+static __always_inline __u32 hello_copy(__u64 cookie, __u8 op, __u8 lib, struct hello_state *h,
+					__u32 d, __u64 src, __u64 n)
 {
 	__u32 sent = d ? h->sent[1] : h->sent[0];
 	if ((d ? h->done[1] : h->done[0]) || sent >= WEFT_HELLO_MAX || !n)
@@ -304,13 +320,13 @@ static __always_inline __u32 hello_copy(struct call_state *st, struct hello_stat
 	__u64 id = bpf_get_current_pid_tgid();
 	r->h.type = WEFT_REC_HELLO;
 	r->h.len = len;
-	r->h.cookie = st->sock.cookie;
+	r->h.cookie = cookie;
 	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.pid = id >> 32;
 	r->h.tid = (__u32)id;
 	r->h.offset = sent;
-	r->h.op = st->hs_op;
-	r->h.lib = st->lib;
+	r->h.op = op;
+	r->h.lib = lib;
 	r->h._pad0[0] = 0;
 	r->h._pad0[1] = 0;
 	bpf_ringbuf_submit(r, ring_wakeup());
@@ -331,11 +347,13 @@ struct uiov {
 	__u64 len;
 };
 
-static __always_inline int on_sock_syscall_exit(long ret)
+static __always_inline int on_sock_syscall_exit(void *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
-	if (!st || st->hs_kind == HS_NONE)
+	if (!st)
+		return plain_exit(ctx, ret);
+	if (st->hs_kind == HS_NONE)
 		return 0;
 	__u8 kind = st->hs_kind;
 	st->hs_kind = HS_NONE;
@@ -348,7 +366,7 @@ static __always_inline int on_sock_syscall_exit(long ret)
 	__u32 d = st->hs_op == WEFT_OP_WRITE ? 0 : 1;
 	__u64 left = ret;
 	if (kind == HS_BUF) {
-		hello_copy(st, h, d, st->hs_ptr, left);
+		hello_copy(cookie, st->hs_op, st->lib, h, d, st->hs_ptr, left);
 		return 0;
 	}
 	__u64 iov = st->hs_ptr;
@@ -367,7 +385,7 @@ static __always_inline int on_sock_syscall_exit(long ret)
 		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(iov + i * sizeof(v))))
 			break;
 		__u64 n = v.len < left ? v.len : left;
-		if (n && hello_copy(st, h, d, v.base, n) != n)
+		if (n && hello_copy(cookie, st->hs_op, st->lib, h, d, v.base, n) != n)
 			break;
 		left -= n;
 	}
@@ -379,7 +397,7 @@ static __always_inline int on_sock_syscall_exit(long ret)
 	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)         \
 	{                                                                 \
 		FLOOR();                                                  \
-		return on_sock_syscall_exit(ctx->ret);                    \
+		return on_sock_syscall_exit(ctx, ctx->ret);                    \
 	}
 
 SOCK_SYSCALL_EXIT(write)
@@ -509,9 +527,9 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 }
 
 /* Fill and submit one call record. Returns false when the ring is full. */
-static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
-					__u64 len, __u64 captured, __u64 ssl, __u8 op,
-					const struct weft_sock *sock)
+static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
+					    __u64 len, __u64 captured, __u64 ssl, __u8 op,
+					    const struct weft_sock *sock, __u8 lib)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
@@ -537,7 +555,7 @@ static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, _
 	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	r->uid = (__u32)ugid;
 	r->gid = ugid >> 32;
-	r->lib = bpf_get_attach_cookie(ctx);
+	r->lib = lib;
 	r->op = op;
 	r->_pad0[0] = 0;
 	r->_pad0[1] = 0;
@@ -545,6 +563,15 @@ static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, _
 	r->sock = *sock;
 	bpf_ringbuf_submit(r, ring_wakeup_call());
 	return true;
+}
+
+/* A library call's record: the library is the attach cookie. */
+static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
+					__u64 len, __u64 captured, __u64 ssl, __u8 op,
+					const struct weft_sock *sock)
+{
+	return call_record_lib(ctx, call_id, flags, start_ns, len, captured, ssl, op, sock,
+			       bpf_get_attach_cookie(ctx));
 }
 
 /* A call without payload (handshake result, object freed): one record. */

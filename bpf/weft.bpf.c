@@ -8,6 +8,7 @@
 #include "sock.bpf.c"
 #include "conn.bpf.c"
 #include "tls.bpf.c"
+#include "plain.bpf.c"
 #include "go.bpf.c"
 #include "proc.bpf.c"
 

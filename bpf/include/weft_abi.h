@@ -66,6 +66,20 @@ enum weft_role {
 #define WEFT_CALL_RING_FULL   (1u << 2) /* a data record could not be reserved */
 #define WEFT_CALL_SOCK_CACHED (1u << 3) /* socket from the (tgid, ssl) cache */
 #define WEFT_CALL_NO_SOCK     (1u << 4) /* no socket known for this call */
+/* plaintext (bpf/plain.bpf.c): a read/write syscall on a TCP socket outside
+ * any TLS library call; lib is 0 (no TLS library). */
+#define WEFT_CALL_PLAIN       (1u << 16)
+/* with WEFT_CALL_PLAIN: only this direction's first bytes (at most
+ * WEFT_FIRST_MAX) of a connection weft does not decode; nothing follows. */
+#define WEFT_CALL_FIRST       (1u << 17)
+/* with WEFT_CALL_PLAIN: one DNS message over UDP (port 53), at most
+ * WEFT_DNS_MAX bytes; the socket is UDP. */
+#define WEFT_CALL_DNS         (1u << 18)
+#define WEFT_DNS_MAX 4096
+
+/* First bytes kept per direction of a TCP connection that is neither TLS
+ * nor a protocol weft decodes (plain.bpf.c), once. */
+#define WEFT_FIRST_MAX 512
 
 /* Counters in the per-CPU `stats` array: every drop the kernel side makes. */
 enum weft_stat {
@@ -86,6 +100,9 @@ enum weft_stat {
 	/* connections (conn.bpf.c) */
 	WEFT_STAT_CONN_LOST,          /* connection records lost: ring buffer full */
 	WEFT_STAT_CONN_UNTRACKED,     /* connections closed whose state was forgotten (table full) */
+	/* plaintext and first bytes (bpf/plain.bpf.c) */
+	WEFT_STAT_PLAIN_CALLS,        /* socket syscalls reported as plaintext or first bytes */
+	WEFT_STAT_PLAIN_ARM_FULL,     /* socket syscalls not followed: per-thread state full */
 	WEFT_STAT_MAX,
 };
 

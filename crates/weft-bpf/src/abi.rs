@@ -50,6 +50,15 @@ pub const CALL_COPY_FAULT: u32 = 1 << 1;
 pub const CALL_RING_FULL: u32 = 1 << 2;
 pub const CALL_SOCK_CACHED: u32 = 1 << 3;
 pub const CALL_NO_SOCK: u32 = 1 << 4;
+/// Plaintext from a socket syscall outside any TLS call (`lib` is 0).
+pub const CALL_PLAIN: u32 = 1 << 16;
+/// With [`CALL_PLAIN`]: only a direction's first bytes of a connection weft
+/// does not decode (at most [`FIRST_MAX`]); nothing follows.
+pub const CALL_FIRST: u32 = 1 << 17;
+/// First bytes kept per direction of an undecoded connection (`WEFT_FIRST_MAX`).
+pub const FIRST_MAX: usize = 512;
+/// With [`CALL_PLAIN`]: one DNS message over UDP (the socket is UDP).
+pub const CALL_DNS: u32 = 1 << 18;
 
 /// Connection existed before weft started (`WEFT_CONN_SEEDED`).
 pub const CONN_SEEDED: u32 = 1 << 0;
@@ -78,7 +87,7 @@ pub const OWNER_SIZE: usize = 48;
 pub const CONN_SIZE: usize = 168;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 16] = [
+pub const STAT_NAMES: [&str; 18] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -96,6 +105,9 @@ pub const STAT_NAMES: [&str; 16] = [
     // connections
     "conn_lost",
     "conn_untracked",
+    // plaintext and first bytes (bpf/plain.bpf.c)
+    "plain_calls",
+    "plain_arm_full",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]

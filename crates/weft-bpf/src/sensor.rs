@@ -66,6 +66,11 @@ pub struct SensorConfig {
     pub floor: bool,
     /// Attach the session-secret hooks (`--keylog`).
     pub keylog: bool,
+    /// Plaintext and first bytes from the socket syscalls (bpf/plain.bpf.c);
+    /// false with `--no-plaintext`.
+    pub plaintext: bool,
+    /// `--plaintext-ports`: decode plaintext only on these ports (empty: any).
+    pub plaintext_ports: Vec<u16>,
 }
 
 impl SensorConfig {
@@ -87,6 +92,8 @@ impl Default for SensorConfig {
             comms: Vec::new(),
             floor: false,
             keylog: false,
+            plaintext: true,
+            plaintext_ports: Vec::new(),
         }
     }
 }
@@ -336,6 +343,11 @@ impl Sensor {
             ro.self_tgid = std::process::id();
             ro.floor_mode = u8::from(cfg.floor);
             ro.wakeup_bytes = u64::from(cfg.ring_size / 8);
+            ro.plain_mode = match (cfg.plaintext, cfg.plaintext_ports.is_empty()) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => 2,
+            };
         }
         open.maps
             .events
@@ -357,6 +369,12 @@ impl Sensor {
                 .filter_pids
                 .update(&pid.to_ne_bytes(), &[2u8], MapFlags::ANY)
                 .map_err(lb("fill the process-tree filter"))?;
+        }
+        for port in &cfg.plaintext_ports {
+            skel.maps
+                .plain_ports
+                .update(&port.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                .map_err(lb("fill the plaintext port filter"))?;
         }
         for k in &comms {
             skel.maps
@@ -424,6 +442,10 @@ impl Sensor {
             ("syscalls/sys_exit_readv", &p.sys_exit_readv),
             ("syscalls/sys_exit_recvfrom", &p.sys_exit_recvfrom),
             ("syscalls/sys_exit_recvmsg", &p.sys_exit_recvmsg),
+            // DNS queries sent in batches (glibc's parallel A + AAAA):
+            // bpf/plain.bpf.c.
+            ("syscalls/sys_enter_sendmmsg", &p.sys_enter_sendmmsg),
+            ("syscalls/sys_exit_sendmmsg", &p.sys_exit_sendmmsg),
             ("syscalls/sys_enter_mmap", &p.mmap_enter),
             ("syscalls/sys_exit_mmap", &p.mmap_exit),
             // Connections (conn.bpf.c): the accepting process owns the socket.

@@ -88,6 +88,8 @@ struct FlowState {
     flow: Option<Flow>,
     library: TlsLibrary,
     role: Role,
+    /// The name the destination's address was resolved from (DNS).
+    domain: Option<Arc<str>>,
     /// Payload maskers per wire direction (used when redacting).
     h1_mask: [Http1PayloadMasker; 2],
     h2_mask: [Http2PayloadMasker; 2],
@@ -235,6 +237,7 @@ fn emit_decoded(
                     role: f.role,
                     transaction: tx,
                     tls: None,
+                    destination_domain: f.domain.clone(),
                 }));
             }
             weft_proto::Event::WebSocket(m) => {
@@ -345,6 +348,17 @@ impl Processor for HttpDecoder {
                 return;
             }
         };
+        if d.first_bytes {
+            // A connection's first bytes, kept to classify it: not a stream
+            // to decode, but text credential lines (HTTP-like, on a port
+            // outside --plaintext-ports) are masked as in any capture event.
+            let mut d = d;
+            if self.cfg.redact && Http1PayloadMasker::default().mask(&mut d.payload) {
+                self.local.payloads_redacted += 1;
+            }
+            emit(Event::TlsData(d));
+            return;
+        }
         let key = flow_key(d.flow.as_ref(), d.tid);
         let role = d.flow.map_or(Role::Unknown, |f| f.role);
         let wire = wire_direction(d.direction, role);
@@ -372,6 +386,7 @@ impl Processor for HttpDecoder {
                     flow: d.flow,
                     library: d.library,
                     role,
+                    domain: d.destination_domain.clone(),
                     h1_mask: Default::default(),
                     h2_mask: Default::default(),
                     skipped: [false; 2],
@@ -494,6 +509,8 @@ mod tests_support {
             payload: bytes.to_vec(),
             length,
             tls: None,
+            first_bytes: false,
+            destination_domain: None,
         })
     }
 
@@ -543,6 +560,34 @@ mod tests {
             let d = choose_decoder(&l, Some(other), Wire::ClientToServer, REQ);
             assert!(d.is_detecting(), "{other:?}");
         }
+    }
+
+    /// First bytes are forwarded as they are, never decoded (even a whole
+    /// exchange), with credential lines masked.
+    #[test]
+    fn first_bytes_are_forwarded_masked_and_never_decoded() {
+        let req = b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer secret\r\n\r\n";
+        let mut input = Vec::new();
+        for (dir, bytes) in [(Direction::Write, &req[..]), (Direction::Read, RESP)] {
+            let mut ev = data(Role::Client, dir, 1, bytes, bytes.len() as u64);
+            if let Event::TlsData(d) = &mut ev {
+                d.library = TlsLibrary::None;
+                d.first_bytes = true;
+            }
+            input.push(ev);
+        }
+        let (got, _) = run(DecodeConfig::default(), input);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        let Event::TlsData(d) = &got[0] else {
+            panic!("not a capture event: {got:#?}");
+        };
+        assert!(d.first_bytes);
+        assert!(!contains(&d.payload, b"secret"), "not masked");
+        assert_eq!(d.payload.len(), req.len());
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub enum TlsLibrary {
     Nss,
     WolfSsl,
     GoTls,
+    /// No TLS: plaintext read and written by the socket syscalls.
+    None,
 }
 
 impl TlsLibrary {
@@ -44,6 +46,7 @@ impl TlsLibrary {
             TlsLibrary::Nss => "nss",
             TlsLibrary::WolfSsl => "wolfssl",
             TlsLibrary::GoTls => "go",
+            TlsLibrary::None => "none",
         }
     }
 }
@@ -119,17 +122,9 @@ impl Flow {
         }
     }
 
-    /// `ipv4` or `ipv6` (ECS `network.type`), from the local address.
-    pub fn network_type(&self) -> &'static str {
-        match self.local.ip {
-            IpAddr::V4(_) => "ipv4",
-            IpAddr::V6(_) => "ipv6",
-        }
-    }
-
     /// `ipv4` or `ipv6` as on the wire: an IPv4-mapped IPv6 socket
     /// address carries IPv4 packets.
-    pub fn network_type_on_wire(&self) -> &'static str {
+    pub fn network_type(&self) -> &'static str {
         match self.local.ip.to_canonical() {
             IpAddr::V4(_) => "ipv4",
             IpAddr::V6(_) => "ipv6",
@@ -173,6 +168,12 @@ pub struct TlsData {
     pub length: u64,
     /// The connection's TLS session facts, when its handshake was seen.
     pub tls: Option<Arc<TlsSession>>,
+    /// Only the first bytes of this direction of a connection weft does not
+    /// decode (`library` is `None`): kept to classify it, never decoded.
+    pub first_bytes: bool,
+    /// The name the host just resolved to the peer's address (DNS), when
+    /// this process opened the connection (`weft_core::resolved`).
+    pub destination_domain: Option<Arc<str>>,
 }
 
 impl TlsData {
@@ -201,6 +202,23 @@ pub struct Http {
     pub transaction: Box<weft_proto::Transaction>,
     /// The connection's TLS session facts, when its handshake was seen.
     pub tls: Option<Arc<TlsSession>>,
+    /// As [`TlsData::destination_domain`].
+    pub destination_domain: Option<Arc<str>>,
+}
+
+/// One DNS message a process sent or received over UDP (port 53).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// Wall-clock time the syscall returned, Unix ns.
+    pub timestamp_ns: u64,
+    pub process: Arc<ProcessInfo>,
+    pub tid: u32,
+    /// The UDP endpoints (`cookie` may be 0); `Role::Client` for the asker's
+    /// socket (peer port 53), `Role::Server` for a resolver's (local port 53).
+    pub flow: Option<Flow>,
+    /// Sent (`Write`) or received (`Read`) by this process.
+    pub direction: Direction,
+    pub message: Box<weft_proto::dns::Message>,
 }
 
 /// One WebSocket message decoded from a connection's plaintext (after an
@@ -374,6 +392,8 @@ pub enum Event {
     TlsWire(TlsWire),
     /// A TCP connection started or ended.
     Connection(Connection),
+    /// A DNS query or answer.
+    Dns(Dns),
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod event;
 pub mod pipeline;
 pub mod procinfo;
 pub mod redact;
+pub mod resolved;
 pub mod tls;
 
 /// The hash map of the per-event paths: keys are kernel ids (socket cookies,

@@ -152,6 +152,7 @@ pub fn shard_key(ev: &Event) -> u64 {
         // The connection's own shard: its end reaches the worker after the
         // connection's data already queued there, and frees its state.
         Event::Connection(c) => flow_key(Some(&c.flow), 0),
+        Event::Dns(d) => flow_key(d.flow.as_ref(), d.tid),
     }
 }
 
@@ -346,6 +347,8 @@ mod tests {
             payload: Vec::new(),
             length: 0,
             tls: None,
+            first_bytes: false,
+            destination_domain: None,
         })
     }
 

@@ -464,6 +464,8 @@ mod tests {
             payload: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
             length: 18,
             tls: None,
+            first_bytes: false,
+            destination_domain: None,
         })
     }
 

@@ -485,6 +485,10 @@ impl Drop for Nginx {
 /// $server_protocol`.
 pub struct Nginx {
     pub port: u16,
+    /// The same server without TLS: HTTP/1.1 (plaintext capture tests).
+    pub plain_port: u16,
+    /// The same server without TLS: HTTP/2 with prior knowledge (h2c).
+    pub h2c_port: u16,
     proc: Proc,
     dir: TempDir,
 }
@@ -513,6 +517,8 @@ impl Nginx {
             None => make_cert(dir.path())?,
         };
         let port = free_port();
+        let plain_port = free_port();
+        let h2c_port = free_port();
         std::fs::create_dir_all(dir.path().join("logs"))?;
         let conf = format!(
             r#"
@@ -530,6 +536,8 @@ http {{
     scgi_temp_path {d}/scgi;
     server {{
         listen 127.0.0.1:{port} ssl http2;
+        listen 127.0.0.1:{plain_port};
+        listen 127.0.0.1:{h2c_port} http2;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -560,7 +568,13 @@ http {{
             .map_err(|e| format!("cannot start nginx ({e}): install it (scripts/deps.sh)"))?;
         let proc = Proc { child };
         wait_port(port, Duration::from_secs(10))?;
-        Ok(Nginx { port, proc, dir })
+        Ok(Nginx {
+            port,
+            plain_port,
+            h2c_port,
+            proc,
+            dir,
+        })
     }
 
     /// The master's pid.
@@ -585,6 +599,21 @@ http {{
                 let uri = it.next()?.to_string();
                 Some((port, uri))
             })
+            .collect()
+    }
+
+    /// The server's own directory (configuration, logs; files to serve).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The access log's lines: `$remote_addr $remote_port $request_uri
+    /// $status $server_protocol`.
+    pub fn access_log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("logs/access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
             .collect()
     }
 

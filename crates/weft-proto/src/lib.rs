@@ -20,6 +20,8 @@
 //! * [`grpc`]: gRPC length-prefixed message framing.
 //! * [`tls`]: the cleartext start of a TLS connection (ClientHello,
 //!   ServerHello, plaintext alerts): handshake facts.
+//! * [`dns`]: DNS messages (RFC 1035): questions and answers, compression
+//!   pointers bounded.
 //! * [`ConnectionDecoder`]: picks HTTP/1 or HTTP/2 per connection (ALPN or
 //!   detection) and follows `h2c` and WebSocket upgrades.
 //!
@@ -51,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod compression;
+pub mod dns;
 pub mod grpc;
 pub mod hpack;
 pub mod http1;

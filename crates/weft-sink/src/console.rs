@@ -246,6 +246,46 @@ impl<W: Write> ConsoleSink<W> {
         line.push('\n');
     }
 
+    /// `python3[12] DNS query A www.example 127.0.0.1:40000 -> 127.0.0.53:53 id=4660` or
+    /// `... DNS answer A www.example NOERROR 93.184.216.34,... id=4660`.
+    fn format_dns(&mut self, d: &weft_core::event::Dns) {
+        let color = self.opts.color;
+        let m = &*d.message;
+        let line = &mut self.line;
+        push_time(line, &self.zone, color, d.timestamp_ns);
+        push_process(line, color, &d.process);
+        paint(line, color, CYAN, |l| {
+            l.push_str(if m.response {
+                "DNS answer"
+            } else {
+                "DNS query"
+            });
+        });
+        if let Some(q) = m.questions.first() {
+            line.push(' ');
+            line.push_str(&weft_proto::dns::type_name(q.qtype));
+            line.push(' ');
+            escape(line, q.name.as_bytes(), 256, None);
+        }
+        if m.response {
+            line.push(' ');
+            line.push_str(&weft_proto::dns::rcode_name(m.rcode));
+            let data: Vec<String> = m.answers.iter().map(|a| a.data.to_text()).collect();
+            if !data.is_empty() {
+                line.push(' ');
+                escape(line, data.join(",").as_bytes(), 512, None);
+            }
+        }
+        if let Some(flow) = &d.flow {
+            line.push(' ');
+            push_endpoint(line, flow.source());
+            paint(line, color, DIM, |l| l.push_str(" -> "));
+            push_endpoint(line, flow.destination());
+        }
+        let _ = write!(line, " id={}", m.id);
+        line.push('\n');
+    }
+
     /// `curl[12] TLS 1.3 TLS_AES_256_GCM_SHA384 weft.test h2 a -> b openssl [1.2 ms]`
     /// or `curl[12] TLS handshake failed (alert unknown_ca received) ...`.
     /// `time proc[pid] TCP start|end src -> dst [duration] sent/received rtt`.
@@ -361,6 +401,9 @@ impl<W: Write> ConsoleSink<W> {
         // Library and size.
         paint(line, color, MAGENTA, |l| l.push_str(d.library.as_str()));
         let _ = write!(line, " {} {}", d.length, plural_bytes(d.length));
+        if d.first_bytes {
+            line.push_str(" (first bytes)");
+        }
         if d.truncated() {
             line.push(' ');
             paint(line, color, YELLOW, |l| {
@@ -385,7 +428,12 @@ impl<W: Write> ConsoleSink<W> {
         let line = &mut self.line;
         let t = &*h.transaction;
         let ends = http::endpoints(h);
-        let url = HttpUrl::new(t, ends.map(|(_, server)| server), opts.redact);
+        let url = HttpUrl::with_scheme(
+            t,
+            ends.map(|(_, server)| server),
+            opts.redact,
+            h.library != weft_core::event::TlsLibrary::None,
+        );
         let duration = http::duration_ns(h);
 
         // Request: time, process, →, method and URL, protocol, client -> server.
@@ -480,6 +528,7 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::TlsData(d) => self.format_tls(d),
             Event::Http(h) => self.format_http(h),
             Event::Loss(l) => self.format_loss(l),
+            Event::Dns(d) => self.format_dns(d),
             Event::WebSocket(w) => self.format_websocket(w),
             Event::TlsHandshake(h) => self.format_handshake(h),
             Event::TlsWire(_) => return Ok(()),
@@ -836,6 +885,45 @@ mod tests {
 
     fn line(d: &TlsData) -> String {
         line_with(d, ConsoleOptions::default().clock(Clock::Utc))
+    }
+
+    /// A DNS answer: question, code, answers (escaped: names come from the
+    /// network), endpoints, id.
+    #[test]
+    fn dns_answer_line_escapes_the_names() {
+        let d = sample();
+        let mut m = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x05ev\x1bil\x04test\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 9]);
+        let message = weft_proto::dns::parse(&m).expect("parses");
+        let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
+        sink.write(&Event::Dns(weft_core::event::Dns {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            tid: d.tid,
+            flow: d.flow,
+            direction: Direction::Read,
+            message: Box::new(message),
+        }))
+        .expect("write");
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(
+            text.contains(
+                "curl[1234] DNS answer A ev\\\\027il.test NOERROR 10.0.0.9 \
+                 10.0.0.5:51234 -> 93.184.216.34:443 id=7"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn first_bytes_are_marked() {
+        let mut d = sample();
+        d.library = TlsLibrary::None;
+        d.first_bytes = true;
+        let l = line(&d);
+        assert!(l.contains(" none 37 bytes (first bytes)"), "{l}");
     }
 
     #[test]

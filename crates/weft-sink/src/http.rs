@@ -199,7 +199,19 @@ impl HttpUrl {
     /// no path: its target is the authority. With `redact`, the query and
     /// fragment go through [`redact::redact_query`] and a password in the
     /// authority's userinfo is masked. Empty when the request was not seen.
+    #[cfg(test)]
     pub(crate) fn new(t: &Transaction, server: Option<Endpoint>, redact: bool) -> Self {
+        Self::with_scheme(t, server, redact, true)
+    }
+
+    /// [`HttpUrl::new`], `http://` when the connection is not TLS
+    /// (plaintext captured from the socket syscalls).
+    pub(crate) fn with_scheme(
+        t: &Transaction,
+        server: Option<Endpoint>,
+        redact: bool,
+        tls: bool,
+    ) -> Self {
         if !t.request.seen {
             return HttpUrl {
                 buf: Vec::new(),
@@ -250,7 +262,7 @@ impl HttpUrl {
             ),
         };
         let authority = authority.map(|a| {
-            buf.extend_from_slice(SCHEME);
+            buf.extend_from_slice(if tls { SCHEME } else { b"http://" });
             let start = buf.len();
             push_authority(&mut buf, &a, redact);
             start..buf.len()

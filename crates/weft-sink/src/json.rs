@@ -142,7 +142,98 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
         Event::TlsHandshake(h) => encode_handshake(h, out),
         Event::TlsWire(_) => {}
         Event::Connection(c) => conn::encode_connection(c, out),
+        Event::Dns(d) => encode_dns(d, out),
     }
+}
+
+/// One DNS query or answer (`event.action: dns-query` / `dns-answer`;
+/// docs/schema.md, "DNS event fields").
+fn encode_dns(d: &weft_core::event::Dns, out: &mut Vec<u8>) {
+    use weft_proto::dns::{class_name, rcode_name, type_name};
+    let p = &*d.process;
+    let m = &*d.message;
+    let mut j = Obj::new(out);
+    event_head(
+        &mut j,
+        d.timestamp_ns,
+        "event",
+        "[\"network\"]",
+        "[\"protocol\"]",
+    );
+    j.str(
+        "action",
+        if m.response {
+            "dns-answer"
+        } else {
+            "dns-query"
+        },
+    );
+    j.end();
+    process_fields(&mut j, p, Some(d.tid));
+    if let Some(flow) = &d.flow {
+        // The asker is the source, the resolver the destination.
+        for (key, ep) in [
+            ("source", flow.source()),
+            ("destination", flow.destination()),
+        ] {
+            j.begin(key);
+            j.ip("ip", ep.ip);
+            j.u64("port", u64::from(ep.port));
+            j.end();
+        }
+    }
+    j.begin("network");
+    j.str("transport", "udp");
+    if let Some(flow) = &d.flow {
+        j.str("type", flow.network_type());
+    }
+    j.str("protocol", "dns");
+    j.end();
+    j.begin("dns");
+    j.u64("id", u64::from(m.id));
+    j.str("type", if m.response { "answer" } else { "query" });
+    if let Some(q) = m.questions.first() {
+        j.begin("question");
+        j.str("name", &q.name);
+        j.str("type", &type_name(q.qtype));
+        j.str("class", &class_name(q.qclass));
+        j.end();
+    }
+    if m.response {
+        j.str("response_code", &rcode_name(m.rcode));
+        if !m.answers.is_empty() {
+            let mut arr = Vec::with_capacity(64 * m.answers.len());
+            arr.push(b'[');
+            for (i, a) in m.answers.iter().enumerate() {
+                if i > 0 {
+                    arr.push(b',');
+                }
+                let mut o = Obj::new(&mut arr);
+                o.str("name", &a.name);
+                o.str("type", &type_name(a.rtype));
+                o.str("class", &class_name(a.class));
+                o.u64("ttl", u64::from(a.ttl));
+                o.str("data", &a.data.to_text());
+                o.finish();
+            }
+            arr.push(b']');
+            j.raw("answers", &String::from_utf8_lossy(&arr));
+        }
+        let ips: Vec<String> = m.resolved_ips().map(|ip| ip.to_string()).collect();
+        if !ips.is_empty() {
+            j.str_array("resolved_ip", &ips);
+        }
+    }
+    j.end();
+    weft_head(&mut j, p, d.flow.as_ref());
+    if m.truncated || m.answers_skipped > 0 {
+        j.begin("dns");
+        j.bool("truncated", m.truncated);
+        j.u64("answers_skipped", u64::from(m.answers_skipped));
+        j.end();
+    }
+    j.end();
+    j.finish();
 }
 
 /// `@timestamp`, `ecs.version`, then `event` opened with its `kind`,
@@ -239,11 +330,14 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
         "[\"network\"]",
         "[\"protocol\"]",
     );
+    let plain = d.library == weft_core::event::TlsLibrary::None;
     j.str(
         "action",
-        match d.direction {
-            weft_core::event::Direction::Write => "tls-write",
-            weft_core::event::Direction::Read => "tls-read",
+        match (d.direction, plain) {
+            (weft_core::event::Direction::Write, false) => "tls-write",
+            (weft_core::event::Direction::Read, false) => "tls-read",
+            (weft_core::event::Direction::Write, true) => "plain-write",
+            (weft_core::event::Direction::Read, true) => "plain-read",
         },
     );
     j.u64("duration", d.duration_ns);
@@ -251,7 +345,14 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
 
     process_fields(&mut j, p, Some(d.tid));
     if let Some(flow) = &d.flow {
-        connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
+        connection_fields_domain(
+            &mut j,
+            flow,
+            flow.source(),
+            flow.destination(),
+            None,
+            d.destination_domain.as_deref(),
+        );
     }
 
     if let Some(s) = &d.tls {
@@ -269,6 +370,9 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
     j.u64("length", d.length);
     j.u64("captured", d.payload.len() as u64);
     j.bool("truncated", d.truncated());
+    if d.first_bytes {
+        j.bool("first_bytes", true);
+    }
     match std::str::from_utf8(&d.payload) {
         Ok(text) => j.str("text", text),
         Err(_) => j.base64("base64", &d.payload),
@@ -285,7 +389,12 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
     let t = &*h.transaction;
     let redact = opts.redact;
     let ends = http::endpoints(h);
-    let url = HttpUrl::new(t, ends.map(|(_, server)| server), redact);
+    let url = HttpUrl::with_scheme(
+        t,
+        ends.map(|(_, server)| server),
+        redact,
+        h.library != weft_core::event::TlsLibrary::None,
+    );
     let mut j = Obj::new(out);
 
     event_head(
@@ -303,14 +412,28 @@ fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
 
     process_fields(&mut j, p, None);
     if let (Some(flow), Some((client, server))) = (&h.flow, ends) {
-        connection_fields(&mut j, flow, client, server, Some("http"));
+        connection_fields_domain(
+            &mut j,
+            flow,
+            client,
+            server,
+            Some("http"),
+            h.destination_domain.as_deref(),
+        );
     }
 
     if !url.is_empty() {
         j.begin("url");
         if let Some(full) = url.full() {
             j.bytes("full", full);
-            j.str("scheme", "https");
+            j.str(
+                "scheme",
+                if h.library == weft_core::event::TlsLibrary::None {
+                    "http"
+                } else {
+                    "https"
+                },
+            );
         }
         if let Some(domain) = url.domain() {
             j.bytes("domain", domain);
@@ -500,7 +623,29 @@ fn connection_fields(
     dst: Endpoint,
     protocol: Option<&'static str>,
 ) {
-    type Key = (Flow, Endpoint, Endpoint, Option<&'static str>);
+    connection_fields_domain(j, flow, src, dst, protocol, None);
+}
+
+/// [`connection_fields`] with `destination.domain`: the name the host
+/// resolved to the destination's address (`weft_core::resolved`). The same
+/// bytes for every event of a connection (the Community ID alone is a
+/// SHA-1), so they are written once and then copied (see
+/// [`members_cached`]).
+fn connection_fields_domain(
+    j: &mut Obj<'_>,
+    flow: &Flow,
+    src: Endpoint,
+    dst: Endpoint,
+    protocol: Option<&'static str>,
+    domain: Option<&str>,
+) {
+    type Key = (
+        Flow,
+        Endpoint,
+        Endpoint,
+        Option<&'static str>,
+        Option<Box<str>>,
+    );
     thread_local! {
         static CACHE: FragmentCache<Key> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -509,14 +654,13 @@ fn connection_fields(
         ^ u64::from(flow.remote.port) << 32
         ^ protocol.map_or(0, |p| p.len() as u64) << 48
         ^ u64::from(src == flow.local);
-    let key = (*flow, src, dst, protocol);
     members_cached(
         j,
         &CACHE,
         hash,
-        |k| *k == key,
-        || key,
-        |j| write_connection_fields(j, flow, src, dst, protocol),
+        |k| k.0 == *flow && k.1 == src && k.2 == dst && k.3 == protocol && k.4.as_deref() == domain,
+        || (*flow, src, dst, protocol, domain.map(Box::from)),
+        |j| write_connection_fields(j, flow, src, dst, protocol, domain),
     );
 }
 
@@ -526,6 +670,7 @@ fn write_connection_fields(
     src: Endpoint,
     dst: Endpoint,
     protocol: Option<&str>,
+    domain: Option<&str>,
 ) {
     j.begin("source");
     j.ip("ip", src.ip);
@@ -534,18 +679,15 @@ fn write_connection_fields(
     j.begin("destination");
     j.ip("ip", dst.ip);
     j.u64("port", u64::from(dst.port));
+    if let Some(d) = domain {
+        j.str("domain", d);
+    }
     j.end();
     j.begin("network");
     j.str("transport", "tcp");
     // From the address actually on the wire: an IPv4-mapped IPv6
     // socket address carries IPv4 packets.
-    j.str(
-        "type",
-        match flow.local.ip.to_canonical() {
-            IpAddr::V4(_) => "ipv4",
-            IpAddr::V6(_) => "ipv6",
-        },
-    );
+    j.str("type", flow.network_type());
     if let Some(protocol) = protocol {
         j.str("protocol", protocol);
     }
@@ -1319,6 +1461,68 @@ mod tests {
         );
         assert_eq!(v["weft"]["tls"]["handshake_duration"], 3_000_000);
         assert_eq!(v["weft"]["tls"]["direction"], "write");
+    }
+
+    #[test]
+    fn dns_answer_has_the_ecs_dns_fields() {
+        let d = sample();
+        // www.example.com A -> CNAME web.example.com -> A 93.184.216.34
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0x0e, 0x10, 0, 6]);
+        m.extend_from_slice(b"\x03web\xc0\x10");
+        m.extend_from_slice(&[0xc0, 45, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 93, 184, 216, 34]);
+        let message = weft_proto::dns::parse(&m).expect("parses");
+        let ev = Event::Dns(weft_core::event::Dns {
+            timestamp_ns: d.timestamp_ns,
+            process: d.process.clone(),
+            tid: d.tid,
+            flow: d.flow,
+            direction: weft_core::event::Direction::Read,
+            message: Box::new(message),
+        });
+        let mut sink = JsonSink::new(Vec::new());
+        sink.write(&ev).expect("write");
+        let v = parse(&String::from_utf8(sink.into_inner()).expect("utf-8"));
+        assert_eq!(v["event"]["action"], "dns-answer");
+        assert_eq!(v["network"]["protocol"], "dns");
+        assert_eq!(v["network"]["transport"], "udp");
+        assert_eq!(
+            v["dns"],
+            serde_json::json!({
+                "id": 0x1234, "type": "answer",
+                "question": {"name": "www.example.com", "type": "A", "class": "IN"},
+                "response_code": "NOERROR",
+                "answers": [
+                    {"name": "www.example.com", "type": "CNAME", "class": "IN", "ttl": 3600,
+                     "data": "web.example.com"},
+                    {"name": "web.example.com", "type": "A", "class": "IN", "ttl": 60,
+                     "data": "93.184.216.34"}
+                ],
+                "resolved_ip": ["93.184.216.34"]
+            })
+        );
+    }
+
+    #[test]
+    fn destination_domain_rides_on_capture_events() {
+        let mut d = sample();
+        d.destination_domain = Some("api.example".into());
+        let v = parse(&encode(&d));
+        assert_eq!(v["destination"]["domain"], "api.example");
+    }
+
+    #[test]
+    fn plaintext_and_first_bytes_captures_say_so() {
+        let mut d = sample();
+        d.library = weft_core::event::TlsLibrary::None;
+        let v = parse(&encode(&d));
+        assert_eq!(v["event"]["action"], "plain-write");
+        assert_eq!(v["weft"]["tls"]["library"], "none");
+        assert!(v["weft"]["payload"].get("first_bytes").is_none());
+        d.first_bytes = true;
+        let v = parse(&encode(&d));
+        assert_eq!(v["weft"]["payload"]["first_bytes"], true);
     }
 
     #[test]

@@ -140,6 +140,8 @@ mod test_support {
             payload: b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec(),
             length: 37,
             tls: None,
+            first_bytes: false,
+            destination_domain: None,
         }
     }
 
@@ -215,6 +217,7 @@ mod test_support {
             role: Role::Client,
             transaction: Box::new(h1_transaction()),
             tls: None,
+            destination_domain: None,
         }
     }
 
@@ -292,6 +295,7 @@ mod test_support {
             role: Role::Server,
             transaction: Box::new(h2_transaction()),
             tls: None,
+            destination_domain: None,
         }
     }
 

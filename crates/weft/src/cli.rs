@@ -5,6 +5,7 @@ use clap::Parser;
 const EXAMPLES: &str = "\
 Examples:
   sudo weft                          live view of all TLS plaintext on this host
+                                     (and plain HTTP, DNS, first bytes of other TCP)
   sudo weft --json > events.ndjson   the same as JSON lines (docs/schema.md)
   sudo weft --pid 1234 --comm curl   only process 1234 and processes named curl
   sudo weft --tree 4321              process 4321 and everything it starts
@@ -13,6 +14,8 @@ Examples:
   weft --replay s.weftrec --json     decode a recording again, no root needed
   sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
   sudo weft --no-connections         TLS only: no TCP connection start/end events
+  sudo weft --plaintext-ports 80,8080  decode unencrypted HTTP only on these ports
+  sudo weft --no-plaintext           TLS library calls only, no socket-syscall capture
 
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
@@ -125,6 +128,20 @@ pub struct Cli {
     /// the cgroup v2 root).
     #[arg(long)]
     pub no_connections: bool,
+    /// Do not capture unencrypted traffic from the socket syscalls: no
+    /// plaintext HTTP, no first bytes of other TCP connections, no DNS
+    /// events (nor destination.domain), and no
+    /// handshake facts for clients whose TLS library does its socket I/O
+    /// outside the hooked calls (node, Chromium, Go). The cheapest mode.
+    #[arg(long, conflicts_with = "plaintext_ports")]
+    pub no_plaintext: bool,
+
+    /// Decode unencrypted traffic (HTTP/1, h2c) only on connections with
+    /// one of these local or remote TCP ports (comma list; default: any
+    /// port whose first bytes look like HTTP). First bytes of the other
+    /// connections are still reported.
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub plaintext_ports: Vec<u16>,
 
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
@@ -176,6 +193,16 @@ mod tests {
         assert_eq!(c.pid, vec![1, 2, 3]);
         assert_eq!(c.comm, vec!["curl".to_string()]);
         assert!(!c.json);
+    }
+
+    #[test]
+    fn plaintext_flags() {
+        let c = Cli::try_parse_from(["weft", "--plaintext-ports", "80,8080"]).expect("parses");
+        assert_eq!(c.plaintext_ports, vec![80, 8080]);
+        assert!(!c.no_plaintext);
+        assert!(
+            Cli::try_parse_from(["weft", "--no-plaintext", "--plaintext-ports", "80"]).is_err()
+        );
     }
 
     #[test]

@@ -101,6 +101,8 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
         comms: cli.comm.clone(),
         floor: cli.bench_floor,
         keylog: cli.keylog.is_some(),
+        plaintext: !cli.no_plaintext,
+        plaintext_ports: cli.plaintext_ports.clone(),
     })
 }
 
@@ -120,6 +122,8 @@ pub(crate) fn attach_for(sensor: &mut Sensor, t: &ProbeTarget, pid: Option<u32>,
         TlsLibrary::Nss => abi::LIB_NSS,
         TlsLibrary::WolfSsl => abi::LIB_WOLFSSL,
         TlsLibrary::GoTls => abi::LIB_GO,
+        // Discovery never finds "no library": nothing to attach.
+        TlsLibrary::None => return,
     };
     let points: Vec<weft_bpf::ProbePoint> = t
         .symbols

@@ -30,6 +30,9 @@ struct Inner {
     /// Owners of the connections seeded at start, by cookie, for their end
     /// event (the kernel does not know them); removed at the end.
     seeded_owners: std::collections::HashMap<u64, Arc<ProcessInfo>>,
+    /// Addresses the host just resolved (DNS answers): names for the
+    /// connections this host opens to them.
+    resolved: weft_core::resolved::Resolved,
 }
 
 /// What the reader needs to know of the host the records come from: this
@@ -107,6 +110,7 @@ impl Reader {
                 stats,
                 keylog: None,
                 seeded_owners: std::collections::HashMap::new(),
+                resolved: Default::default(),
             })),
         }
     }
@@ -392,6 +396,39 @@ impl Inner {
         }))
     }
 
+    /// A DNS message over UDP: the event, and what an answer teaches the
+    /// resolved-name map.
+    fn dns_event_of(
+        &mut self,
+        payload: Vec<u8>,
+        timestamp_ns: u64,
+        process: Arc<ProcessInfo>,
+        flow: Option<Flow>,
+        tid: u32,
+        direction: Direction,
+    ) -> Option<Event> {
+        let message = match weft_proto::dns::parse(&payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.dns_malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("DNS message: {e}");
+                return None;
+            }
+        };
+        // What the asker received (a resolver's own answers teach the same).
+        if direction == Direction::Read || flow.is_some_and(|f| f.role == Role::Server) {
+            self.resolved.learn(&message, std::time::Instant::now());
+        }
+        Some(Event::Dns(weft_core::event::Dns {
+            timestamp_ns,
+            process,
+            tid,
+            flow,
+            direction,
+            message: Box::new(message),
+        }))
+    }
+
     fn event_of(&mut self, a: Assembled) -> Option<Event> {
         let c = a.call;
         let direction = match c.op {
@@ -400,7 +437,12 @@ impl Inner {
             abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(&c),
             _ => return None,
         };
-        let Some(library) = library_of(c.lib) else {
+        let plain = c.flags & abi::CALL_PLAIN != 0;
+        let Some(library) = (if plain {
+            Some(TlsLibrary::None)
+        } else {
+            library_of(c.lib)
+        }) else {
             self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(lib = c.lib, "call record of an unknown library");
             return None;
@@ -408,6 +450,13 @@ impl Inner {
         let flow = self.flow(&c);
         let process = self.process_of(&c);
         let timestamp_ns = self.unix_ns(c.end_ns);
+        if c.flags & abi::CALL_DNS != 0 {
+            return self.dns_event_of(a.payload, timestamp_ns, process, flow, c.tid, direction);
+        }
+        let destination_domain = flow.filter(|f| f.role == Role::Client).and_then(|f| {
+            self.resolved
+                .name_of(f.remote.ip, std::time::Instant::now())
+        });
         self.stats
             .bytes_out
             .fetch_add(a.payload.len() as u64, Ordering::Relaxed);
@@ -422,6 +471,8 @@ impl Inner {
             payload: a.payload,
             length: c.len,
             tls: None,
+            first_bytes: c.flags & abi::CALL_FIRST != 0,
+            destination_domain,
         }))
     }
 }

@@ -21,6 +21,8 @@ pub struct Stats {
     pub events_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub bad_records: AtomicU64,
+    /// DNS messages that did not parse (weft_proto::dns errors).
+    pub dns_malformed: AtomicU64,
     pub discovery_missed: AtomicU64,
     pub attach_failures: AtomicU64,
     pub sink_failed: AtomicBool,
@@ -173,6 +175,11 @@ impl Snapshot<'_> {
                 self.k("keylog_lost"),
             ),
             (
+                "plain_arm_full",
+                "plaintext socket syscalls not followed: per-thread state full",
+                self.k("plain_arm_full"),
+            ),
+            (
                 "keylog_rejected",
                 "session secrets not written (unknown label, write error)",
                 r(&self.stats.keylog_rejected),
@@ -211,6 +218,11 @@ impl Snapshot<'_> {
                 "bad_records",
                 "undecodable ring records",
                 r(&self.stats.bad_records),
+            ),
+            (
+                "dns_malformed",
+                "DNS messages that did not parse",
+                r(&self.stats.dns_malformed),
             ),
             (
                 "discovery_missed",
@@ -270,7 +282,8 @@ impl Snapshot<'_> {
                 self.k("conn_untracked"),
             ),
         ];
-        const NOT_LOST: [&str; 7] = [
+        const NOT_LOST: [&str; 8] = [
+            "dns_malformed",
             "not_inet",
             "no_socket",
             "failed_calls",

@@ -41,7 +41,7 @@ pub(super) fn encode_connection(c: &Connection, out: &mut Vec<u8>) {
     }
     j.begin("network");
     j.str("transport", "tcp");
-    j.str("type", flow.network_type_on_wire());
+    j.str("type", flow.network_type());
     j.str("community_id", &flow.community_id());
     j.end();
     j.begin("weft");
