@@ -1633,7 +1633,13 @@ fn add_keylog_point(f: &mut Found, img: &mut Image<'_>, file: &File, path: &Path
         Some(Err(e)) => Err(e),
         _ => {
             let started = Instant::now();
-            let outcome = img.read_sections().and_then(|()| keylog::locate(img));
+            // The sections are read already unless the probes came from the cache.
+            let sections = if img.code.is_empty() {
+                img.read_sections()
+            } else {
+                Ok(())
+            };
+            let outcome = sections.and_then(|()| keylog::locate(img));
             match &outcome {
                 Ok(p) => tracing::info!(
                     path = %path.display(),
