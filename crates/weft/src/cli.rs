@@ -13,6 +13,9 @@ Examples:
   weft --replay s.weftrec --json     decode a recording again, no root needed
   sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
 
+Handshakes weft sees are reported with version, cipher, SNI, ALPN and the JA4
+(client) / JA4S (server) fingerprints (`tls.client.ja4`, `tls.server.ja4s`).
+
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
 (Ctrl-C or SIGTERM).";
