@@ -154,3 +154,64 @@ fn chromium_tls13_secrets_match_chromiums_own_key_log() -> TestResult {
 fn chromium_tls12_client_random_matches_chromiums_own_key_log() -> TestResult {
     one_session("1.2", "ssl_conf_command MaxProtocol TLSv1.2;")
 }
+
+/// A Chromium whose `ssl_log_secret` is not byte for byte the known one (a
+/// copy with one immediate changed) gets no key-log probe and a warning that
+/// says why; its plaintext probes (verified separately) stay.
+#[test]
+fn altered_key_log_function_is_refused_with_a_warning() -> TestResult {
+    const SSL_LOG_SECRET_CMP_IMM: u64 = 0x9da7b19; // `cmp qword [rax+0x268], 0`'s 0
+    require_root();
+    let dir = TempDir::new("boring-keylog-altered");
+    let copy = dir.path().join("chromium");
+    std::fs::copy(CHROMIUM, &copy)?;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&copy)?;
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, SSL_LOG_SECRET_CMP_IMM)?;
+        assert_eq!(b[0], 0, "not the chromium build this test knows");
+        f.write_all_at(&[1], SSL_LOG_SECRET_CMP_IMM)?;
+    }
+    let keys = dir.path().join("keys.log");
+    let keys_arg = keys.display().to_string();
+    let weft = Weft::start(&["--keylog", &keys_arg])?;
+    // Exec it (discovery inspects new executables); --version does no TLS.
+    let (_, out) = run_client(
+        Command::new(&copy).arg("--version"),
+        Duration::from_secs(30),
+    )?;
+    assert!(
+        contains(&out, b"Chromium"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let path = copy.display().to_string();
+    // The file is inspected on the discovery thread right after its exec
+    // (as in chromium.rs's refusal test).
+    std::thread::sleep(Duration::from_millis(1000));
+    let run = weft.stop()?;
+    assert!(run.success, "weft failed:\n{}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("--keylog will not see this BoringSSL's sessions"))
+        .ok_or_else(|| format!("no key-log refusal for {path}:\n{}", run.stderr))?;
+    assert!(line.contains("WARN") && line.contains(&path), "{line}");
+    assert!(line.contains("ssl_log_secret"), "{line}");
+    // The plaintext probes are still on the copy, the key-log hook is not.
+    let probed = run
+        .stderr
+        .lines()
+        .find(|l| l.contains(&path) && l.contains("boringssl:"))
+        .ok_or_else(|| format!("{path} not among the probed files:\n{}", run.stderr))?;
+    assert!(
+        probed.contains("SSL_write") && probed.contains("SSL_read"),
+        "{probed}"
+    );
+    assert!(!probed.contains("ssl_log_secret"), "{probed}");
+    Ok(())
+}
