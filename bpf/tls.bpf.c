@@ -657,6 +657,69 @@ fail:
 }
 
 /*
+ * BoringSSL's ssl_log_secret(ssl, label, Span<const uint8_t> secret) (the
+ * Span arrives as rdx = data, rcx = size), located and verified in stripped
+ * executables by crates/weft-core/src/discovery/boringssl/keylog.rs;
+ * attached only with --keylog. Every secret passes here, callback or not.
+ * The client random is not an argument: it is read like the function reads
+ * it, ssl->s3->client_random, with the two offsets taken from the verified
+ * code and carried in the attach cookie: lib | s3 << 16 | client_random << 32.
+ */
+SEC("uprobe.multi.s")
+int BPF_UPROBE(boring_keylog_enter, void *ssl, const char *label, const __u8 *secret,
+	       __u64 secret_len)
+{
+	FLOOR();
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!selected(id >> 32))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 s3_off = (cookie >> 16) & 0xffff;
+	__u64 cr_off = (cookie >> 32) & 0xffff;
+	if (secret_len > WEFT_KEYLOG_SECRET_MAX || !secret_len || !ssl) {
+		stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+		return 0;
+	}
+	__u64 s3 = 0;
+	if (bpf_copy_from_user(&s3, sizeof(s3), (const char *)ssl + s3_off) || !s3) {
+		stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+		return 0;
+	}
+	struct weft_keylog_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+		return 0;
+	}
+	__u32 n2 = secret_len;
+	if (n2 > WEFT_KEYLOG_SECRET_MAX)
+		n2 = WEFT_KEYLOG_SECRET_MAX;
+	if (bpf_copy_from_user(r->label, sizeof(r->label), label) &&
+	    bpf_probe_read_user_str(r->label, sizeof(r->label), label) < 0)
+		goto fail;
+	if (bpf_copy_from_user(r->random, WEFT_KEYLOG_RANDOM_MAX, (const char *)s3 + cr_off) ||
+	    bpf_copy_from_user(r->secret, n2, secret))
+		goto fail;
+	r->type = WEFT_REC_KEYLOG;
+	r->pid = id >> 32;
+	r->ssl = (__u64)ssl;
+	r->cookie = 0;
+	struct ssl_key key = { .ssl = (__u64)ssl, .tgid = id >> 32 };
+	struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (s)
+		r->cookie = s->cookie;
+	r->lib = cookie & 0xff;
+	r->random_len = WEFT_KEYLOG_RANDOM_MAX;
+	r->secret_len = n2;
+	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+fail:
+	bpf_ringbuf_discard(r, 0);
+	stat_add(WEFT_STAT_KEYLOG_LOST, 1);
+	return 0;
+}
+
+/*
  * SSL_get0_alpn_selected(ssl, const unsigned char **data, unsigned int *len):
  * applications (curl, nginx) ask which ALPN protocol was chosen; in TLS 1.3
  * only the library knows it. Entry keeps the out-parameters per thread, the

@@ -18,6 +18,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some(ch) = p.client_hello() {
             assert!(ch.alpn.len() <= weft_proto::tls::MAX_ITEMS);
             assert!(ch.cipher_suites.len() <= weft_proto::tls::MAX_ITEMS);
+            // JA4 of whatever parsed: never panics, always the `a_b_c` shape.
+            assert_eq!(ch.fingerprint.ja4().split('_').count(), 3);
+        }
+        if let Some(sh) = p.server_hello() {
+            assert_eq!(sh.fingerprint.ja4s().split('_').count(), 3);
         }
     }
 });

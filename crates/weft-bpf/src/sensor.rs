@@ -128,6 +128,9 @@ pub enum Hook {
     Keylog,
     /// `SSL_get0_alpn_selected`: the chosen ALPN protocol (entry and return).
     AlpnSelected,
+    /// BoringSSL's `ssl_log_secret` (`--keylog` only); its point carries the
+    /// struct offsets in its name ([`boring_keylog_cookie`]).
+    BoringKeylog,
     /// (internal) the return program of [`Hook::AlpnSelected`].
     AlpnSelectedReturn,
 }
@@ -155,8 +158,22 @@ pub fn hook_for(lib: u64, symbol: &str) -> Option<Hook> {
         (LIB_NSS, "PR_Recv") => Hook::NsprRecv,
         (LIB_OPENSSL, "nss_keylog_int") => Hook::Keylog,
         (LIB_OPENSSL | LIB_BORINGSSL, "SSL_get0_alpn_selected") => Hook::AlpnSelected,
+        (LIB_BORINGSSL, s) if boring_keylog_cookie(s).is_some() => Hook::BoringKeylog,
         _ => return None,
     })
+}
+
+/// The attach cookie of BoringSSL's key-log point, from the synthetic symbol
+/// `ssl_log_secret@s3=0x30@client_random=0x30` that discovery gives it
+/// (`weft_core::discovery`, `boringssl/keylog.rs`): `LIB_BORINGSSL |
+/// s3 << 16 | client_random << 32`, as `boring_keylog_enter` reads it.
+pub fn boring_keylog_cookie(symbol: &str) -> Option<u64> {
+    let rest = symbol.strip_prefix("ssl_log_secret@s3=0x")?;
+    let (s3, cr) = rest.split_once("@client_random=0x")?;
+    let s3 = u64::from_str_radix(s3, 16).ok()?;
+    let cr = u64::from_str_radix(cr, 16).ok()?;
+    (s3 < 0x1_0000 && cr < 0x1_0000 && cr + 32 < 0x1_0000)
+        .then_some(abi::LIB_BORINGSSL | s3 << 16 | cr << 32)
 }
 
 /// Attach `prog` to every offset in `path` with one uprobe.multi link, each
@@ -510,7 +527,7 @@ impl Sensor {
         let hooks: Vec<(&ProbePoint, Hook)> = points
             .iter()
             .filter_map(|p| hook_for(lib, &p.symbol).map(|h| (p, h)))
-            .filter(|(_, h)| *h != Hook::Keylog || self.keylog)
+            .filter(|(_, h)| !matches!(h, Hook::Keylog | Hook::BoringKeylog) || self.keylog)
             .collect();
         let has = |h: Hook| hooks.iter().any(|(_, x)| *x == h);
         let data_hooks = |w: Hook, r: Hook| has(w) && has(r);
@@ -523,8 +540,16 @@ impl Sensor {
         // One uprobe.multi link per program: its points and their cookies.
         // `None` stands for the shared return program.
         let mut groups: Vec<(Option<Hook>, Vec<usize>)> = Vec::new();
+        // BoringSSL key-log points: one link each, its cookie its offsets.
+        let mut boring_keylog: Vec<(usize, u64)> = Vec::new();
         for (point, hook) in &hooks {
             let off = point.offset as usize;
+            if *hook == Hook::BoringKeylog {
+                if let Some(c) = boring_keylog_cookie(&point.symbol) {
+                    boring_keylog.push((off, c));
+                }
+                continue;
+            }
             let mut push = |key: Option<Hook>| match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, offs)) => offs.push(off),
                 None => groups.push((key, vec![off])),
@@ -557,6 +582,7 @@ impl Sensor {
                 Some(Hook::Keylog) => &progs.ssl_keylog_enter,
                 Some(Hook::AlpnSelected) => &progs.ssl_alpn_enter,
                 Some(Hook::AlpnSelectedReturn) => &progs.ssl_alpn_ret,
+                Some(Hook::BoringKeylog) => continue,
             };
             probes += offsets.len();
             links.push(attach_multi(
@@ -568,6 +594,17 @@ impl Sensor {
                 is_return(&key),
             )?);
         }
+        for (off, cookie) in boring_keylog {
+            probes += 1;
+            links.push(attach_multi(
+                &progs.boring_keylog_enter,
+                pid,
+                path,
+                vec![off],
+                cookie,
+                false,
+            )?);
+        }
         self.count_probes(pid, probes);
         self.uprobes.insert((path.to_path_buf(), pid), links);
         Ok(probes)
@@ -576,7 +613,8 @@ impl Sensor {
     /// Whether `symbol` of library `lib` gets a probe from `attach_library`
     /// (the key-log hook only with `--keylog`).
     pub fn probes(&self, lib: u64, symbol: &str) -> bool {
-        hook_for(lib, symbol).is_some_and(|h| h != Hook::Keylog || self.keylog)
+        hook_for(lib, symbol)
+            .is_some_and(|h| !matches!(h, Hook::Keylog | Hook::BoringKeylog) || self.keylog)
     }
 
     /// The loaded skeleton (for sibling modules of this crate).
@@ -788,4 +826,42 @@ pub fn monotonic_to_unix_offset_ns() -> i128 {
     let real = now(libc::CLOCK_REALTIME);
     let mono2 = now(libc::CLOCK_MONOTONIC);
     real - (mono1 + mono2) / 2
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic
+mod boring_keylog_tests {
+    use super::*;
+
+    #[test]
+    fn boring_keylog_point_names_carry_the_offsets() {
+        let c = boring_keylog_cookie("ssl_log_secret@s3=0x30@client_random=0x30").unwrap();
+        assert_eq!(c & 0xff, abi::LIB_BORINGSSL);
+        assert_eq!((c >> 16) & 0xffff, 0x30);
+        assert_eq!((c >> 32) & 0xffff, 0x30);
+        assert_eq!(
+            hook_for(
+                abi::LIB_BORINGSSL,
+                "ssl_log_secret@s3=0x30@client_random=0x30"
+            ),
+            Some(Hook::BoringKeylog)
+        );
+        // Only BoringSSL, only well-formed names, only offsets that fit.
+        assert_eq!(
+            hook_for(
+                abi::LIB_OPENSSL,
+                "ssl_log_secret@s3=0x30@client_random=0x30"
+            ),
+            None
+        );
+        for bad in [
+            "ssl_log_secret",
+            "ssl_log_secret@s3=0x30",
+            "ssl_log_secret@s3=0xzz@client_random=0x30",
+            "ssl_log_secret@s3=0x10000@client_random=0x30",
+            "ssl_log_secret@s3=0x30@client_random=0xfff0",
+        ] {
+            assert_eq!(boring_keylog_cookie(bad), None, "{bad}");
+        }
+    }
 }

@@ -274,6 +274,10 @@ pub struct TlsSession {
     pub handshake_ns: Option<u64>,
     /// Why the handshake failed, in words (`alert unknown_ca received`).
     pub failure: Option<String>,
+    /// JA4 fingerprint of the ClientHello (`weft_proto::ja4`).
+    pub ja4: Option<String>,
+    /// JA4S fingerprint of the ServerHello.
+    pub ja4s: Option<String>,
 }
 
 /// A TLS handshake finished or failed, as one process saw it.

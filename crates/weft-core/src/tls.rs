@@ -98,6 +98,7 @@ impl Conn {
                 ch.versions.iter().map(|v| version_name(*v)).collect()
             };
             s.client_ciphers = ch.cipher_suites.iter().map(|c| cipher_name(*c)).collect();
+            s.ja4 = Some(ch.fingerprint.ja4());
         }
         if let Some(sh) = self.parser.server_hello() {
             s.version = Some(version_name(sh.version));
@@ -106,6 +107,7 @@ impl Conn {
             if sh.alpn.is_some() {
                 s.next_protocol.clone_from(&sh.alpn);
             }
+            s.ja4s = Some(sh.fingerprint.ja4s());
         }
         if s != *self.session {
             self.session = Arc::new(s);

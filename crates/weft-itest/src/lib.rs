@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod exchange;
+pub mod tcpdump;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 

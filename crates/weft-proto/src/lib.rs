@@ -58,6 +58,7 @@ pub mod grpc;
 pub mod hpack;
 pub mod http1;
 pub mod http2;
+pub mod ja4;
 pub mod tls;
 pub mod websocket;
 

@@ -6,7 +6,9 @@
 //! reads the record layer, joins handshake messages across records and
 //! extracts server name, offered ALPN, versions and cipher suites from the
 //! ClientHello, and the chosen version, cipher suite and (TLS 1.2) ALPN from
-//! the ServerHello. Everything after is encrypted in TLS 1.3 (the chosen ALPN
+//! the ServerHello, and what the JA4/JA4S fingerprints need ([`crate::ja4`]:
+//! extension types in order, signature algorithms, the first ALPN's bytes).
+//! Everything after is encrypted in TLS 1.3 (the chosen ALPN
 //! there is in EncryptedExtensions: not visible here).
 //!
 //! Sans-IO: no I/O, never panics, every buffer bounded. A direction whose
@@ -44,6 +46,8 @@ pub struct ClientHello {
     pub versions: Vec<u16>,
     /// Cipher suites offered, in order, GREASE values removed.
     pub cipher_suites: Vec<u16>,
+    /// Everything JA4 reads (complete lists, not cut at [`MAX_ITEMS`]).
+    pub fingerprint: crate::ja4::Ja4Client,
 }
 
 impl ClientHello {
@@ -68,6 +72,8 @@ pub struct ServerHello {
     /// The chosen ALPN protocol, when the ServerHello carries it (TLS 1.2;
     /// TLS 1.3 sends it encrypted).
     pub alpn: Option<String>,
+    /// Everything JA4S reads.
+    pub fingerprint: crate::ja4::Ja4Server,
 }
 
 /// A plaintext alert record.
@@ -129,6 +135,7 @@ const HT_SERVER_HELLO: u8 = 2;
 const EXT_SERVER_NAME: u16 = 0;
 const EXT_ALPN: u16 = 16;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
+const EXT_SIGNATURE_ALGORITHMS: u16 = 13;
 
 /// SHA-256("HelloRetryRequest"): the random of a HelloRetryRequest.
 const HRR_RANDOM: [u8; 32] = [
@@ -318,7 +325,7 @@ fn idx(side: Side) -> usize {
 
 /// A GREASE value (RFC 8701): 0x?A?A with both bytes equal.
 fn is_grease(v: u16) -> bool {
-    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
+    crate::ja4::is_grease(v)
 }
 
 /// A bounds-checked reader over one message.
@@ -352,6 +359,21 @@ impl<'a> Rd<'a> {
         let n = usize::from(self.u16()?);
         self.take(n)
     }
+}
+
+/// Every non-GREASE value of a u16 list (bounded by the message size).
+fn u16_all(b: &[u8]) -> Vec<u16> {
+    b.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .filter(|v| !is_grease(*v))
+        .collect()
+}
+
+/// The first ALPN value's bytes.
+fn first_alpn(b: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Rd { b };
+    let mut list = Rd { b: r.vec16()? };
+    list.vec8().map(<[u8]>::to_vec)
 }
 
 fn u16_list(b: &[u8]) -> Vec<u16> {
@@ -396,7 +418,10 @@ fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
     };
     r.take(32)?; // random
     r.vec8()?; // legacy_session_id
-    ch.cipher_suites = u16_list(r.vec16()?);
+    let suites = r.vec16()?;
+    ch.cipher_suites = u16_list(suites);
+    ch.fingerprint.version = ch.legacy_version;
+    ch.fingerprint.cipher_suites = u16_all(suites);
     r.vec8()?; // legacy_compression_methods
     if r.b.is_empty() {
         return Some(ch); // no extensions (old clients)
@@ -405,12 +430,27 @@ fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
     while !exts.b.is_empty() {
         let ty = exts.u16()?;
         let data = exts.vec16()?;
+        if !is_grease(ty) {
+            ch.fingerprint.extensions.push(ty);
+        }
         match ty {
-            EXT_SERVER_NAME => ch.server_name = server_name(data),
-            EXT_ALPN => ch.alpn = alpn_list(data)?,
+            EXT_SERVER_NAME => {
+                ch.server_name = server_name(data);
+                ch.fingerprint.has_sni = true;
+            }
+            EXT_ALPN => {
+                ch.alpn = alpn_list(data)?;
+                ch.fingerprint.first_alpn = first_alpn(data);
+            }
             EXT_SUPPORTED_VERSIONS => {
                 let mut d = Rd { b: data };
-                ch.versions = u16_list(d.vec8()?);
+                let list = d.vec8()?;
+                ch.versions = u16_list(list);
+                ch.fingerprint.supported_versions = u16_all(list);
+            }
+            EXT_SIGNATURE_ALGORITHMS => {
+                let mut d = Rd { b: data };
+                ch.fingerprint.signature_algorithms = u16_all(d.vec16()?);
             }
             _ => {}
         }
@@ -429,17 +469,26 @@ fn parse_server_hello(msg: &[u8]) -> Option<(ServerHello, bool)> {
     let hrr = random == HRR_RANDOM;
     r.vec8()?; // legacy_session_id_echo
     sh.cipher_suite = r.u16()?;
+    sh.fingerprint.version = sh.version;
+    sh.fingerprint.cipher_suite = sh.cipher_suite;
     r.u8()?; // legacy_compression_method
     if !r.b.is_empty() {
         let mut exts = Rd { b: r.vec16()? };
         while !exts.b.is_empty() {
             let ty = exts.u16()?;
             let data = exts.vec16()?;
+            if !is_grease(ty) {
+                sh.fingerprint.extensions.push(ty);
+            }
             match ty {
                 EXT_SUPPORTED_VERSIONS if data.len() == 2 => {
                     sh.version = u16::from_be_bytes([data[0], data[1]]);
+                    sh.fingerprint.supported_version = Some(sh.version);
                 }
-                EXT_ALPN => sh.alpn = alpn_list(data)?.into_iter().next(),
+                EXT_ALPN => {
+                    sh.alpn = alpn_list(data)?.into_iter().next();
+                    sh.fingerprint.alpn = first_alpn(data);
+                }
                 _ => {}
             }
         }

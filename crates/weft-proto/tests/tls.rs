@@ -120,3 +120,30 @@ fn never_panics_on_mutations() {
         }
     }
 }
+
+/// JA4/JA4S of the real hellos above equal what an independent
+/// implementation computes from the same bytes
+/// (`crates/weft-itest/tests/py/ja4_ref.py`, run once on these fixtures).
+#[test]
+fn ja4_and_ja4s_of_real_hellos() {
+    for (c2s, s2c, ja4, ja4s) in [
+        (
+            TLS13_C2S,
+            TLS13_S2C,
+            "t13d1812h2_85036bcba153_d41ae481755e",
+            "t130200_1302_a56c5b993250",
+        ),
+        (
+            TLS12_C2S,
+            TLS12_S2C,
+            "t12d1508h2_d68b136fe8d9_e7e480e5a997",
+            "t1205h1_c02c_1ece00aee4e9",
+        ),
+    ] {
+        let mut p = HandshakeParser::new();
+        p.feed(Side::Sent, c2s);
+        p.feed(Side::Received, s2c);
+        assert_eq!(p.client_hello().expect("ch").fingerprint.ja4(), ja4);
+        assert_eq!(p.server_hello().expect("sh").fingerprint.ja4s(), ja4s);
+    }
+}

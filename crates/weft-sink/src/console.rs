@@ -358,6 +358,14 @@ impl<W: Write> ConsoleSink<W> {
             }
             None => {}
         }
+        if let Some(v) = &s.ja4 {
+            line.push_str(" ja4=");
+            escape(line, v.as_bytes(), 64, None);
+        }
+        if let Some(v) = &s.ja4s {
+            line.push_str(" ja4s=");
+            escape(line, v.as_bytes(), 64, None);
+        }
         if let Some(flow) = &h.flow {
             line.push(' ');
             push_endpoint(line, flow.source());
@@ -936,6 +944,8 @@ mod tests {
             alpn_offered: vec!["h2".into(), "http/1.1".into()],
             established: Some(true),
             handshake_ns: Some(3_000_000),
+            ja4: Some("t13d1516h2_8daaf6152771_e5627efa2ab1".into()),
+            ja4s: Some("t130200_1301_234ea6891581".into()),
             ..Default::default()
         };
         let mut hs = weft_core::event::TlsHandshake {
@@ -958,7 +968,8 @@ mod tests {
         assert!(
             lines[0].contains("curl[1234] TLS 1.3 TLS_AES_256_GCM_SHA384 sni=evil")
                 && lines[0].contains(
-                    "alpn offered=h2,http/1.1 10.0.0.5:51234 -> 93.184.216.34:443 openssl [3.0 ms]"
+                    "alpn offered=h2,http/1.1 ja4=t13d1516h2_8daaf6152771_e5627efa2ab1 \
+                     ja4s=t130200_1301_234ea6891581 10.0.0.5:51234 -> 93.184.216.34:443 openssl [3.0 ms]"
                 ),
             "{}",
             lines[0]

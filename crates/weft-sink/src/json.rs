@@ -926,9 +926,19 @@ fn write_ecs_tls(j: &mut Obj<'_>, s: &TlsSession) {
     if let Some(v) = s.established {
         j.bool("established", v);
     }
-    if let Some(v) = &s.server_name {
+    if s.server_name.is_some() || s.ja4.is_some() {
         j.begin("client");
-        j.str("server_name", v);
+        if let Some(v) = &s.server_name {
+            j.str("server_name", v);
+        }
+        if let Some(v) = &s.ja4 {
+            j.str("ja4", v);
+        }
+        j.end();
+    }
+    if let Some(v) = &s.ja4s {
+        j.begin("server");
+        j.str("ja4s", v);
         j.end();
     }
     j.end();
@@ -997,7 +1007,15 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     if !s.client_ciphers.is_empty() {
         j.str_array("supported_ciphers", &s.client_ciphers);
     }
+    if let Some(v) = &s.ja4 {
+        j.str("ja4", v);
+    }
     j.end();
+    if let Some(v) = &s.ja4s {
+        j.begin("server");
+        j.str("ja4s", v);
+        j.end();
+    }
     j.end();
     weft_head(&mut j, p, h.flow.as_ref());
     j.begin("tls");
@@ -1438,6 +1456,8 @@ mod tests {
             established: Some(true),
             handshake_ns: Some(3_000_000),
             failure: None,
+            ja4: Some("t13d1516h2_8daaf6152771_e5627efa2ab1".into()),
+            ja4s: Some("t130200_1301_234ea6891581".into()),
         }
     }
 
@@ -1452,7 +1472,9 @@ mod tests {
                 "version": "1.3", "version_protocol": "tls",
                 "cipher": "TLS_AES_256_GCM_SHA384", "next_protocol": "h2",
                 "established": true,
-                "client": {"server_name": "bad\u{1b}[31m.example"}
+                "client": {"server_name": "bad\u{1b}[31m.example",
+                           "ja4": "t13d1516h2_8daaf6152771_e5627efa2ab1"},
+                "server": {"ja4s": "t130200_1301_234ea6891581"}
             })
         );
         assert_eq!(
@@ -1567,6 +1589,11 @@ mod tests {
             ok["weft"]["tls"]["client_versions"],
             serde_json::json!(["1.3", "1.2"])
         );
+        assert_eq!(
+            ok["tls"]["client"]["ja4"],
+            "t13d1516h2_8daaf6152771_e5627efa2ab1"
+        );
+        assert_eq!(ok["tls"]["server"]["ja4s"], "t130200_1301_234ea6891581");
         assert_eq!(ok["destination"]["port"], 443);
         assert_eq!(bad["event"]["outcome"], "failure");
         assert_eq!(bad["tls"]["established"], false);

@@ -17,6 +17,9 @@ Examples:
   sudo weft --plaintext-ports 80,8080  decode unencrypted HTTP only on these ports
   sudo weft --no-plaintext           TLS library calls only, no socket-syscall capture
 
+Handshakes weft sees are reported with version, cipher, SNI, ALPN and the JA4
+(client) / JA4S (server) fingerprints (`tls.client.ja4`, `tls.server.ja4s`).
+
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
 (Ctrl-C or SIGTERM).";
@@ -117,7 +120,7 @@ pub struct Cli {
 
     /// Append the session secrets of observed TLS connections to FILE in the
     /// NSS key-log format (SSLKEYLOGFILE, what Wireshark reads), so a packet
-    /// capture of them can be decrypted. OpenSSL only for now. The file is
+    /// capture of them can be decrypted. OpenSSL and BoringSSL (Chromium). The file is
     /// created 0600 and never opened through a symbolic link.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<std::path::PathBuf>,

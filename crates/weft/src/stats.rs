@@ -60,8 +60,12 @@ pub fn probed_line(
 ) -> String {
     let mut names: Vec<&str> = Vec::new();
     for s in &t.symbols {
-        // Go's RET points are `function+0xoffset`: name the function once.
-        let name = s.name.split_once('+').map_or(s.name.as_str(), |(f, _)| f);
+        // Go's RET points are `function+0xoffset`: name the function once;
+        // BoringSSL's key-log point carries its struct offsets after `@`.
+        let name = s
+            .name
+            .split_once(['+', '@'])
+            .map_or(s.name.as_str(), |(f, _)| f);
         if probed(&s.name) && !names.contains(&name) {
             names.push(name);
         }

@@ -87,6 +87,8 @@ use object::read::ReadRef;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use serde::Deserialize;
 
+pub(crate) mod keylog;
+
 use super::SymbolOffset;
 use super::elf::Found;
 use crate::event::TlsLibrary;
@@ -1570,7 +1572,9 @@ pub(crate) fn inspect(
             });
         }
         Some(Ok(probes)) if still_there(file, &probes) => {
-            return Ok(Some(found(&probes, img.build_id.clone())));
+            let mut f = found(&probes, img.build_id.clone());
+            add_keylog_point(&mut f, &mut img, file, path);
+            return Ok(Some(f));
         }
         _ => {}
     }
@@ -1584,7 +1588,86 @@ pub(crate) fn inspect(
             cache.insert(key, outcome.clone());
         }
     }
-    outcome.map(|probes| Some(found(&probes, img.build_id.clone())))
+    outcome.map(|probes| {
+        let mut f = found(&probes, img.build_id.clone());
+        add_keylog_point(&mut f, &mut img, file, path);
+        Some(f)
+    })
+}
+
+/// Key-log outcomes by (build-id, file length).
+type KeylogCache = HashMap<(Vec<u8>, u64), Result<keylog::KeylogPoint, String>>;
+
+fn keylog_cache() -> &'static Mutex<KeylogCache> {
+    static CACHE: OnceLock<Mutex<KeylogCache>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Add `ssl_log_secret` (the `--keylog` hook, `boringssl/keylog.rs`) to a
+/// verified BoringSSL; when it cannot be verified, warn once per build and
+/// leave it out (the plaintext is captured all the same).
+fn add_keylog_point(f: &mut Found, img: &mut Image<'_>, file: &File, path: &Path) {
+    let key = img
+        .build_id
+        .clone()
+        .map(|id| (id, file.metadata().map_or(0, |m| m.len())));
+    let cached = key
+        .as_ref()
+        .and_then(|k| keylog_cache().lock().ok()?.get(k).cloned());
+    let outcome = match cached {
+        Some(Ok(p))
+            if still_there(
+                file,
+                &[Probe {
+                    symbol: SymbolOffset {
+                        name: String::new(),
+                        offset: p.offset,
+                    },
+                    size: p.size,
+                    fnv1a64: p.fnv1a64,
+                }],
+            ) =>
+        {
+            Ok(p)
+        }
+        Some(Err(e)) => Err(e),
+        _ => {
+            let started = Instant::now();
+            // The sections are read already unless the probes came from the cache.
+            let sections = if img.code.is_empty() {
+                img.read_sections()
+            } else {
+                Ok(())
+            };
+            let outcome = sections.and_then(|()| keylog::locate(img));
+            match &outcome {
+                Ok(p) => tracing::info!(
+                    path = %path.display(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "BoringSSL key-log point verified: {}@{:#x}",
+                    p.symbol(),
+                    p.offset
+                ),
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    "--keylog will not see this BoringSSL's sessions: not probing ssl_log_secret \
+                     (a wrong offset would crash the process): {e}"
+                ),
+            }
+            if let Some(key) = key
+                && let Ok(mut cache) = keylog_cache().lock()
+            {
+                cache.insert(key, outcome.clone());
+            }
+            outcome
+        }
+    };
+    if let Ok(p) = outcome {
+        f.symbols.push(SymbolOffset {
+            name: p.symbol(),
+            offset: p.offset,
+        });
+    }
 }
 
 /// Locate and verify, logging the outcome. `force` overrides the choice
@@ -1711,9 +1794,15 @@ mod tests {
         let names: Vec<&str> = found.symbols.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["SSL_write", "SSL_read", "SSL_do_handshake", "SSL_free"]
+            [
+                "SSL_write",
+                "SSL_read",
+                "SSL_do_handshake",
+                "SSL_free",
+                "ssl_log_secret@s3=0x30@client_random=0x30"
+            ]
         );
-        for s in &found.symbols {
+        for s in found.symbols.iter().filter(|s| s.name.starts_with("SSL_")) {
             assert_eq!(s.offset, expected(&s.name), "{}", s.name);
         }
         // The same file under a name no embedder has is still recognised

@@ -1,0 +1,57 @@
+//! tcpdump on `lo` as ground truth: what really crossed the wire.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::{Proc, TestResult, signal};
+
+/// tcpdump on `lo` for one TCP port, writing a pcap until stopped.
+pub struct Tcpdump {
+    proc: Proc,
+}
+
+impl Tcpdump {
+    /// Start and wait until tcpdump says it captures.
+    pub fn start(port: u16, out: &Path) -> TestResult<Tcpdump> {
+        // --immediate-mode and -U: packets reach the file as they come.
+        let mut child = Command::new("tcpdump")
+            .args(["-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-w"])
+            .arg(out)
+            .args(["tcp", "port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start tcpdump ({e}): install it (scripts/deps.sh)"))?;
+        let err = child.stderr.take().ok_or("no tcpdump stderr")?;
+        let proc = Proc { child };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(l) if l.contains("listening on") => return Ok(Tcpdump { proc }),
+                Ok(_) => {}
+                Err(_) => return Err("tcpdump did not start listening within 10 s".into()),
+            }
+        }
+    }
+
+    /// SIGINT and wait: the capture file is complete afterwards.
+    pub fn stop(mut self) -> TestResult {
+        signal(self.proc.pid(), "INT");
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.proc.child.try_wait()?.is_none() {
+            if Instant::now() > end {
+                return Err("tcpdump did not stop within 10 s of SIGINT".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
