@@ -9,5 +9,6 @@
 #include "tls.bpf.c"
 #include "go.bpf.c"
 #include "proc.bpf.c"
+#include "tc.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
@@ -65,7 +65,7 @@ pub const KEYLOG_SIZE: usize = 160;
 pub const ALPN_SIZE: usize = 64;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 14] = [
+pub const STAT_NAMES: [&str; 18] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -80,6 +80,11 @@ pub const STAT_NAMES: [&str; 14] = [
     "nested",
     "hello_lost",
     "keylog_lost",
+    // packet path (tc.bpf.c)
+    "pkt_flows",
+    "pkt_flow_full",
+    "pkt_not_ip",
+    "pkt_short",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -8,6 +8,8 @@
 pub mod abi;
 pub mod assemble;
 pub mod go;
+pub mod netdev;
+pub mod packets;
 pub mod progstats;
 pub mod sensor;
 

@@ -58,6 +58,8 @@ pub struct SensorConfig {
     pub floor: bool,
     /// Attach the session-secret hooks (`--keylog`).
     pub keylog: bool,
+    /// Flows the packet path's kernel table holds (`--flow-table-size`).
+    pub pkt_flows: u32,
 }
 
 impl SensorConfig {
@@ -79,6 +81,7 @@ impl Default for SensorConfig {
             comms: Vec::new(),
             floor: false,
             keylog: false,
+            pkt_flows: 65536,
         }
     }
 }
@@ -333,6 +336,10 @@ impl Sensor {
             .events
             .set_max_entries(cfg.ring_size)
             .map_err(lb("size the ring buffer"))?;
+        open.maps
+            .pkt_flows
+            .set_max_entries(cfg.pkt_flows.max(1))
+            .map_err(lb("size the packet flow table"))?;
         crate::go::enable_programs(&mut open);
         let skel = open
             .load()

@@ -319,6 +319,8 @@ pub enum Event {
     TlsHandshake(TlsHandshake),
     /// Handshake facts from the kernel for the session stage (not output).
     TlsWire(TlsWire),
+    /// A flow of the packet path ended (`crate::packets`).
+    PacketFlow(Box<crate::packets::PacketFlow>),
 }
 
 #[cfg(test)]

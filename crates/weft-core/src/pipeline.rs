@@ -149,6 +149,7 @@ pub fn shard_key(ev: &Event) -> u64 {
         Event::Loss(_) => 0,
         Event::TlsHandshake(h) => flow_key(h.flow.as_ref(), 0),
         Event::TlsWire(w) => w.cookie(),
+        Event::PacketFlow(f) => f.cookie,
     }
 }
 

@@ -147,6 +147,16 @@ pub struct Weft {
 }
 
 /// What a stopped weft left behind.
+/// Tests never put programs on the machine's real NIC: unless a test
+/// chooses its interfaces (`--interface`), turns the packet path off
+/// (`--no-tc`) or replays a recording, weft's packet path goes on `lo` only.
+pub fn packet_path_default(args: &[&str]) -> &'static [&'static str] {
+    let chosen = args
+        .iter()
+        .any(|a| *a == "--no-tc" || *a == "--replay" || a.starts_with("--interface"));
+    if chosen { &[] } else { &["--interface", "lo"] }
+}
+
 pub struct WeftRun {
     pub events: Vec<Value>,
     pub stderr: String,
@@ -162,6 +172,7 @@ impl Weft {
         let file = std::fs::File::create(&out)?;
         let mut child = Command::new(weft_bin())
             .arg("--json")
+            .args(packet_path_default(args))
             .args(args)
             .stdout(Stdio::from(file))
             .stderr(Stdio::piped())

@@ -18,6 +18,8 @@
 //! headers, bodies) goes through [`crate::escape_untrusted`]; colour codes
 //! are only ever weft's own.
 
+mod packets;
+
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -448,6 +450,7 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::WebSocket(w) => self.format_websocket(w),
             Event::TlsHandshake(h) => self.format_handshake(h),
             Event::TlsWire(_) => return Ok(()),
+            Event::PacketFlow(f) => self.format_packet_flow(f),
         }
         let res = self.out.write_all(self.line.as_bytes());
         if self.line.capacity() > KEEP_CAPACITY {

@@ -16,6 +16,8 @@ use weft_proto::{Body, End, Field, Headers, Message};
 use crate::datetime::{push_digits, push_rfc3339_utc};
 use crate::escape::is_unsafe_non_ascii;
 use crate::http::{self, HttpUrl};
+mod packets;
+
 use crate::{ECS_VERSION, SCHEMA_VERSION, Sink, SinkError};
 
 /// Buffers that grew past this for one huge event are shrunk back.
@@ -138,6 +140,7 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
         Event::WebSocket(w) => encode_websocket(w, out),
         Event::TlsHandshake(h) => encode_handshake(h, out),
         Event::TlsWire(_) => {}
+        Event::PacketFlow(f) => packets::encode_packet_flow(f, out),
     }
 }
 
@@ -1119,7 +1122,7 @@ mod tests {
             "network": {"transport": "tcp", "type": "ipv4",
                         "community_id": "1:234TTkkACUcVxg4BbOfcRFjfYpw="},
             "weft": {
-                "schema": {"version": "1.2"},
+                "schema": {"version": "1.3"},
                 "process": {"cgroup_id": 4242, "start_time_ns": 99000},
                 "flow": {"cookie": 77, "role": "client"},
                 "tls": {"library": "openssl", "direction": "write"},

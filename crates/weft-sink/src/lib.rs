@@ -33,7 +33,7 @@ pub use json::{JsonOptions, JsonSink, encode_event, encode_event_with};
 
 /// Version of the JSON event schema (`weft.schema.version`, `docs/schema.md`).
 /// Minor: fields added. Major: a field removed, renamed or changed in meaning.
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 /// The ECS release whose field definitions the JSON output follows (`ecs.version`).
 pub const ECS_VERSION: &str = "8.11.0";

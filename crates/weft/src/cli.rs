@@ -12,6 +12,11 @@ Examples:
   sudo weft --record s.weftrec       also keep the raw records (0600 file)
   weft --replay s.weftrec --json     decode a recording again, no root needed
   sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
+  sudo weft --interface 'veth*' --interface '!veth9'
+                                     packet flows on veth interfaces only, not veth9
+  sudo weft --xdp native --interface eth1
+                                     count eth1's received packets with XDP
+  sudo weft --no-tc                  TLS capture only, no packet path
 
 weft prints one line containing `ready` on stderr once every probe is attached,
 and its statistics (events, bytes, drops by reason) on stderr when it stops
@@ -118,6 +123,31 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<std::path::PathBuf>,
 
+    /// Packet path: only these interfaces get TC/XDP programs (repeatable;
+    /// globs `*` `?`; `!NAME` excludes). Default: every interface of every
+    /// network namespace, also ones created later.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Vec<String>,
+
+    /// Turn the packet path off (no TC/XDP programs, no flow events).
+    #[arg(long)]
+    pub no_tc: bool,
+
+    /// Packet path: count received packets with XDP (native, generic or
+    /// offload) instead of TC ingress; weft fails, leaving nothing attached,
+    /// when a driver cannot, and never replaces another XDP program.
+    #[arg(long, value_name = "MODE", value_parser = weft_bpf::netdev::XdpMode::parse)]
+    pub xdp: Option<weft_bpf::netdev::XdpMode>,
+
+    /// Packet path: flows the kernel's table holds at most (least recently
+    /// active evicted first; counted).
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub flow_table_size: u32,
+
+    /// Packet path: a flow without packets for this many seconds ends.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub flow_idle: u64,
+
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log_level: String,
@@ -168,6 +198,24 @@ mod tests {
         assert_eq!(c.pid, vec![1, 2, 3]);
         assert_eq!(c.comm, vec!["curl".to_string()]);
         assert!(!c.json);
+    }
+
+    #[test]
+    fn packet_path_flags() {
+        let c = Cli::try_parse_from([
+            "weft",
+            "--interface",
+            "veth*",
+            "--interface",
+            "!veth9",
+            "--xdp",
+            "generic",
+        ])
+        .expect("parses");
+        assert_eq!(c.interface, vec!["veth*".to_string(), "!veth9".to_string()]);
+        assert_eq!(c.xdp, Some(weft_bpf::netdev::XdpMode::Generic));
+        assert!(!c.no_tc);
+        assert!(Cli::try_parse_from(["weft", "--xdp", "fast"]).is_err());
     }
 
     #[test]

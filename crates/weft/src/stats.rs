@@ -30,6 +30,11 @@ pub struct Stats {
     pub keylog_rejected: AtomicU64,
     /// The TLS session stage's counters (handshakes, gaps).
     pub tls: std::sync::Arc<weft_core::tls::TlsStats>,
+    /// Packet path: flow events emitted, flows in the kernel table at the
+    /// last read, and the attachments report (None: packet path off).
+    pub pkt_flows_emitted: AtomicU64,
+    pub pkt_flows_live: AtomicU64,
+    pub netdev: Mutex<Option<weft_bpf::netdev::NetdevReport>>,
     /// Files that got probes (for the summary), bounded.
     probed: Mutex<Vec<String>>,
     /// Files weft found but did not probe, and why, bounded.
@@ -254,7 +259,34 @@ impl Snapshot<'_> {
                 d.flows_evicted,
             ),
         ];
-        const NOT_LOST: [&str; 7] = [
+        // Packet path (tc.bpf.c, packets.rs).
+        let evicted = self
+            .k("pkt_flows")
+            .saturating_sub(r(&self.stats.pkt_flows_emitted) + r(&self.stats.pkt_flows_live));
+        let packet_rows: [(&'static str, &'static str, u64); 4] = [
+            (
+                "pkt_flow_full",
+                "packets not counted: flow entry not stored",
+                self.k("pkt_flow_full"),
+            ),
+            (
+                "pkt_short",
+                "packets not counted: headers unreadable",
+                self.k("pkt_short"),
+            ),
+            (
+                "pkt_not_ip",
+                "packets not IPv4/IPv6 (ARP...), not counted",
+                self.k("pkt_not_ip"),
+            ),
+            (
+                "pkt_flows_evicted",
+                "flows evicted from the kernel table before reported",
+                if self.kernel.is_empty() { 0 } else { evicted },
+            ),
+        ];
+        const NOT_LOST: [&str; 8] = [
+            "pkt_not_ip",
             "not_inet",
             "no_socket",
             "failed_calls",
@@ -264,6 +296,7 @@ impl Snapshot<'_> {
             "incomplete_transactions",
         ];
         rows.into_iter()
+            .chain(packet_rows)
             .map(|(key, what, value)| LossRow {
                 key,
                 what,
@@ -309,6 +342,28 @@ impl Snapshot<'_> {
             r(&self.stats.tls.established),
             r(&self.stats.tls.failed)
         ));
+        if let Ok(Some(nd)) = self.stats.netdev.lock().map(|n| n.clone()) {
+            s.push_str(&format!(
+                "  packet path        {} interfaces in {} namespaces, {} flows reported, {} attach failures\n",
+                nd.interfaces,
+                nd.namespaces,
+                r(&self.stats.pkt_flows_emitted),
+                nd.failures.values().sum::<u64>()
+            ));
+            for (reason, n) in &nd.failures {
+                s.push_str(&format!("    attach failures ({reason}): {n}\n"));
+            }
+            let esc = |l: &str| weft_sink::escape_untrusted(l.as_bytes(), 256);
+            if !nd.attached.is_empty() {
+                s.push_str("  packet path interfaces:\n");
+                for l in &nd.attached {
+                    s.push_str(&format!("    {}\n", esc(l)));
+                }
+            }
+            for l in &nd.failure_lines {
+                s.push_str(&format!("    failed: {}\n", esc(l)));
+            }
+        }
         if self.decoded.payloads_redacted > 0 {
             s.push_str(&format!(
                 "  capture events with credentials masked  {}\n",
