@@ -633,7 +633,8 @@ impl Watcher {
         name: Option<String>,
         fatal: bool,
     ) -> Result<(), BpfError> {
-        let cfg_err = |what: &str, e: io::Error| BpfError::Config(format!("{what}: {e}"));
+        let cfg_err =
+            |what: &str, e: io::Error| BpfError::Attach(format!("netns {ino}: {what}: {e}"));
         setns(fd.as_fd()).map_err(|e| cfg_err("cannot enter the network namespace", e))?;
         let res = (|| {
             let nl = nl_open().map_err(|e| cfg_err("cannot open a rtnetlink socket", e))?;
@@ -742,7 +743,7 @@ impl Watcher {
                 }
                 Err(msg) => {
                     if fatal {
-                        return Err(BpfError::Config(format!("{label}: {msg}")));
+                        return Err(BpfError::Attach(format!("{label}: {msg}")));
                     }
                     self.shared.fail("xdp", format!("{label}: {msg}"));
                     return Ok(());

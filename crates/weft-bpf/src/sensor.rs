@@ -34,6 +34,10 @@ pub enum BpfError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The packet path could not be attached (netdev.rs): the sentence
+    /// names the interface, its namespace and why.
+    #[error("{0}")]
+    Attach(String),
 }
 
 fn lb(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
