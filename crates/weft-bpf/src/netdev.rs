@@ -128,6 +128,8 @@ pub struct NetdevConfig {
     pub xdp: Option<XdpMode>,
     /// How often namespaces are rescanned.
     pub rescan: Duration,
+    /// Use clsact filters even where tcx works (tests of the fallback).
+    pub force_clsact: bool,
 }
 
 /// What the statistics show about the packet path.
@@ -293,6 +295,107 @@ impl Drop for Netdev {
 struct Iface {
     name: String,
     _links: Vec<OwnedFd>,
+    /// clsact filters (no tcx): they outlive weft, so they are removed
+    /// explicitly at exit.
+    clsact: Option<Clsact>,
+}
+
+/// What weft added to one interface's clsact qdisc.
+struct Clsact {
+    ifindex: u32,
+    /// `BPF_TC_INGRESS` / `BPF_TC_EGRESS` filters weft attached.
+    points: Vec<libbpf_sys::bpf_tc_attach_point>,
+    /// weft created the qdisc itself (it then removes it too).
+    created: bool,
+}
+
+/// Handle and priority of weft's clsact filters ("we").
+const CLSACT_HANDLE: u32 = 0x7765;
+const CLSACT_PRIORITY: u32 = 0x7765;
+
+fn tc_hook(ifindex: u32, point: libbpf_sys::bpf_tc_attach_point) -> libbpf_sys::bpf_tc_hook {
+    libbpf_sys::bpf_tc_hook {
+        sz: std::mem::size_of::<libbpf_sys::bpf_tc_hook>() as _,
+        ifindex: ifindex as i32,
+        attach_point: point,
+        ..Default::default()
+    }
+}
+
+fn tc_opts(prog: Option<BorrowedFd<'_>>) -> libbpf_sys::bpf_tc_opts {
+    libbpf_sys::bpf_tc_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_tc_opts>() as _,
+        prog_fd: prog.map_or(0, |p| p.as_raw_fd()),
+        handle: CLSACT_HANDLE,
+        priority: CLSACT_PRIORITY,
+        ..Default::default()
+    }
+}
+
+impl Clsact {
+    /// Make sure the interface has a clsact qdisc (remembering whether
+    /// weft made it), in the calling thread's namespace.
+    fn new(ifindex: u32) -> io::Result<Clsact> {
+        let mut hook = tc_hook(
+            ifindex,
+            libbpf_sys::BPF_TC_INGRESS | libbpf_sys::BPF_TC_EGRESS,
+        );
+        // SAFETY: a valid, sized bpf_tc_hook; libbpf talks rtnetlink.
+        let rc = unsafe { libbpf_sys::bpf_tc_hook_create(&mut hook) };
+        let created = match rc {
+            0 => true,
+            e if -e == libc::EEXIST => false,
+            e => return Err(io::Error::from_raw_os_error(-e)),
+        };
+        Ok(Clsact {
+            ifindex,
+            points: Vec::new(),
+            created,
+        })
+    }
+
+    /// Add weft's filter on `point` (never replacing one with weft's handle
+    /// and priority that someone else made).
+    fn attach(
+        &mut self,
+        prog: BorrowedFd<'_>,
+        point: libbpf_sys::bpf_tc_attach_point,
+    ) -> io::Result<()> {
+        let hook = tc_hook(self.ifindex, point);
+        let mut opts = tc_opts(Some(prog));
+        // SAFETY: valid hook and options of their sizes.
+        let rc = unsafe { libbpf_sys::bpf_tc_attach(&hook, &mut opts) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        self.points.push(point);
+        Ok(())
+    }
+
+    /// Remove exactly what weft added, in the interface's namespace.
+    fn remove(&self) {
+        for &point in &self.points {
+            let hook = tc_hook(self.ifindex, point);
+            let opts = tc_opts(None);
+            // SAFETY: valid hook and options; detach by handle/priority.
+            let rc = unsafe { libbpf_sys::bpf_tc_detach(&hook, &opts) };
+            if rc != 0 {
+                tracing::warn!(
+                    ifindex = self.ifindex,
+                    "cannot remove weft's clsact filter: {}",
+                    io::Error::from_raw_os_error(-rc)
+                );
+            }
+        }
+        if self.created {
+            let mut hook = tc_hook(
+                self.ifindex,
+                libbpf_sys::BPF_TC_INGRESS | libbpf_sys::BPF_TC_EGRESS,
+            );
+            // SAFETY: as above; removes the clsact qdisc weft created.
+            unsafe { libbpf_sys::bpf_tc_hook_destroy(&mut hook) };
+        }
+    }
 }
 
 struct Ns {
@@ -661,7 +764,16 @@ impl Watcher {
                 };
                 let (msgs, done) = parse_links(&self.buf[..n]);
                 for m in msgs {
-                    self.on_link(ino, &mut ns, &m, fatal)?;
+                    if let Err(e) = self.on_link(ino, &mut ns, &m, fatal) {
+                        // Still inside the namespace: take back the clsact
+                        // filters made so far (links close on their own).
+                        for i in ns.ifaces.values() {
+                            if let Some(c) = &i.clsact {
+                                c.remove();
+                            }
+                        }
+                        return Err(e);
+                    }
                 }
                 if done {
                     break;
@@ -761,14 +873,43 @@ impl Watcher {
                 ),
             );
         }
+        let mut clsact: Option<Clsact> = None;
         for (prog, ty, what) in tc {
-            match link_create(prog.as_fd(), m.index, ty, 0) {
+            let tcx = if self.cfg.force_clsact {
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
+            } else {
+                link_create(prog.as_fd(), m.index, ty, 0)
+            };
+            match tcx {
                 Ok(l) => {
                     links.push(l);
                     hooks.push(what.to_string());
                 }
                 // The interface went while we attached: its DELLINK follows.
                 Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
+                // No tcx in this kernel: a clsact filter instead.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    let point = if ty == libbpf_sys::BPF_TCX_INGRESS {
+                        libbpf_sys::BPF_TC_INGRESS
+                    } else {
+                        libbpf_sys::BPF_TC_EGRESS
+                    };
+                    let res = match clsact.as_mut() {
+                        Some(c) => c.attach(prog.as_fd(), point),
+                        None => Clsact::new(m.index).and_then(|mut c| {
+                            let r = c.attach(prog.as_fd(), point);
+                            clsact = Some(c);
+                            r
+                        }),
+                    };
+                    match res {
+                        Ok(()) => hooks.push(format!("{what} (clsact)")),
+                        Err(e) => self.shared.fail(
+                            "clsact",
+                            format!("{label}: cannot attach {what} (clsact, no tcx): {e}"),
+                        ),
+                    }
+                }
                 Err(e) => {
                     let reason = match e.raw_os_error() {
                         Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => "tcx_unsupported",
@@ -780,7 +921,10 @@ impl Watcher {
                 }
             }
         }
-        if links.is_empty() {
+        if links.is_empty() && clsact.as_ref().is_none_or(|c| c.points.is_empty()) {
+            if let Some(c) = &clsact {
+                c.remove();
+            }
             return Ok(());
         }
         tracing::info!(interface = %label, hooks = ?hooks, "packet path attached");
@@ -798,6 +942,7 @@ impl Watcher {
             Iface {
                 name: name.clone(),
                 _links: links,
+                clsact,
             },
         );
         Ok(())
@@ -857,8 +1002,22 @@ impl Watcher {
         self.spaces.insert(ino, ns);
     }
 
-    /// Detach everything (links are descriptors: closing detaches).
+    /// Detach everything: links are descriptors (closing detaches), clsact
+    /// filters are removed in their namespace.
     fn release(&mut self) {
+        for ns in self.spaces.values() {
+            if ns.ifaces.values().all(|i| i.clsact.is_none()) || setns(ns.fd.as_fd()).is_err() {
+                continue;
+            }
+            for i in ns.ifaces.values() {
+                if let Some(c) = &i.clsact {
+                    c.remove();
+                }
+            }
+            if let Err(e) = setns(self.home.as_fd()) {
+                tracing::error!("cannot return to weft's network namespace: {e}");
+            }
+        }
         self.spaces.clear();
     }
 }

@@ -463,3 +463,69 @@ fn xdp_generic_counts_received_packets() -> TestResult {
     assert_eq!(weft_packet_links()?, 0, "weft left links behind");
     Ok(())
 }
+
+/// The clsact fallback (kernels without tcx; forced here with the hidden
+/// `--tc-clsact`): weft's filters count like the tcx links, and at exit
+/// weft removes exactly what it added (filters outlive the process).
+#[test]
+fn clsact_fallback_counts_and_is_removed_at_exit() -> TestResult {
+    let p = Pair::new()?;
+    p.link()?;
+    let weft = Weft::start(&["--interface", &p.a, "--tc-clsact"])?;
+    let tc = |dir: &str| -> TestResult<String> {
+        let out = sh(&[
+            "ip", "netns", "exec", &p.ns_a, "tc", "filter", "show", "dev", &p.a, dir,
+        ])?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert!(
+        tc("ingress")?.contains("weft_tc_ingress"),
+        "{}",
+        tc("ingress")?
+    );
+    assert!(
+        tc("egress")?.contains("weft_tc_egress"),
+        "{}",
+        tc("egress")?
+    );
+    let port = 21000 + (rand_u64() % 1000) as u16;
+    let before = p.counters_a()?;
+    exchange(&p, port, 40_000, 3_000)?;
+    let after = p.counters_a()?;
+    let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.a, port));
+    let run = weft.stop()?;
+    assert!(found, "no flow event; stderr:\n{}", run.stderr);
+    let ev = run
+        .events
+        .iter()
+        .find(|e| is_flow_on(e, &p.a, port))
+        .ok_or("flow event gone")?;
+    assert_eq!(
+        field_u64(ev, "source.packets"),
+        Some(after[0] - before[0]),
+        "{ev}"
+    );
+    assert_eq!(
+        field_u64(ev, "destination.packets"),
+        Some(after[2] - before[2]),
+        "{ev}"
+    );
+    assert!(
+        !tc("ingress")?.contains("weft"),
+        "filter left: {}",
+        tc("ingress")?
+    );
+    assert!(
+        !tc("egress")?.contains("weft"),
+        "filter left: {}",
+        tc("egress")?
+    );
+    let qdisc = sh(&[
+        "ip", "netns", "exec", &p.ns_a, "tc", "qdisc", "show", "dev", &p.a,
+    ])?;
+    assert!(
+        !String::from_utf8_lossy(&qdisc.stdout).contains("clsact"),
+        "weft's clsact qdisc left behind"
+    );
+    Ok(())
+}

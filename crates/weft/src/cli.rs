@@ -139,6 +139,11 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", value_parser = weft_bpf::netdev::XdpMode::parse)]
     pub xdp: Option<weft_bpf::netdev::XdpMode>,
 
+    /// Tests only: attach TC as clsact filters even where tcx works (the
+    /// fallback for kernels without tcx).
+    #[arg(long, hide = true)]
+    pub tc_clsact: bool,
+
     /// Packet path: flows the kernel's table holds at most (least recently
     /// active evicted first; counted).
     #[arg(long, value_name = "N", default_value_t = 65536)]

@@ -135,6 +135,7 @@ fn start_packet_path(
             filter,
             xdp: cli.xdp,
             rescan: Duration::from_secs(1),
+            force_clsact: cli.tc_clsact,
         },
     )
     .context("cannot attach the packet path (turn it off with --no-tc)")?;
