@@ -529,3 +529,91 @@ fn clsact_fallback_counts_and_is_removed_at_exit() -> TestResult {
     );
     Ok(())
 }
+
+const TAGGED: &str = r#"
+import socket, struct, sys
+dev, src_mac, dst_mac = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), bytes.fromhex(sys.argv[3].replace(":", ""))
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+def frame(tags, sport, payload):
+    udp = struct.pack("!HHHH", sport, 7777, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                     socket.inet_aton("10.77.0.1"), socket.inet_aton("10.77.0.2"))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    eth = dst_mac + src_mac
+    for tpid, vid in tags:
+        eth += struct.pack("!HH", tpid, vid)
+    return eth + struct.pack("!H", 0x0800) + ip + udp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+for _ in range(3):
+    s.send(frame([(0x8100, 100)], 5001, b"v" * 100))
+for _ in range(2):
+    s.send(frame([(0x88a8, 200), (0x8100, 300)], 5002, b"q" * 50))
+"#;
+
+/// VLAN tags on the packet path: hand-made 802.1Q and 802.1ad+802.1Q
+/// (QinQ) UDP frames sent raw on `a`. At `a`'s egress the tags are in the
+/// frame; at `b`'s ingress the kernel has moved the outer tag into the
+/// packet's metadata first: both ways give the ids, and the L3 bytes are
+/// the IP packets' own lengths.
+#[test]
+fn vlan_tags_are_parsed_inline_and_from_metadata() -> TestResult {
+    let p = Pair::new()?;
+    p.link()?;
+    let glob = p.glob();
+    let weft = Weft::start(&["--interface", &glob])?;
+    python_in(
+        &p.ns_a,
+        TAGGED,
+        &[&p.a, MAC_A, MAC_B],
+        Duration::from_secs(20),
+    )?;
+    // UDP flows end when idle or when weft stops: stop it now.
+    std::thread::sleep(Duration::from_millis(300));
+    let run = weft.stop()?;
+    let udp_on = |dev: &str, sport: u64| {
+        run.events
+            .iter()
+            .find(|e| {
+                field_str(e, "event.action") == Some("flow")
+                    && field_u64(e, "source.port") == Some(sport)
+                    && (field_str(e, "observer.egress.interface.name") == Some(dev)
+                        || field_str(e, "observer.ingress.interface.name") == Some(dev))
+            })
+            .cloned()
+            .ok_or(format!(
+                "no flow from port {sport} on {dev}; stderr:\n{}",
+                run.stderr
+            ))
+    };
+    for dev in [&p.a, &p.b] {
+        let one = udp_on(dev, 5001)?;
+        assert_eq!(field_str(&one, "network.vlan.id"), Some("100"), "{one}");
+        assert_eq!(field(&one, "network.inner"), None, "{one}");
+        assert_eq!(field_u64(&one, "source.packets"), Some(3), "{one}");
+        assert_eq!(
+            field_u64(&one, "source.bytes"),
+            Some(3 * (20 + 8 + 100)),
+            "{one}"
+        );
+        assert_eq!(field_str(&one, "network.transport"), Some("udp"));
+        assert_eq!(field_str(&one, "event.reason"), Some("exit"));
+        let qinq = udp_on(dev, 5002)?;
+        assert_eq!(field_str(&qinq, "network.vlan.id"), Some("200"), "{qinq}");
+        assert_eq!(
+            field_str(&qinq, "network.inner.vlan.id"),
+            Some("300"),
+            "{qinq}"
+        );
+        assert_eq!(field_u64(&qinq, "source.packets"), Some(2), "{qinq}");
+        assert_eq!(
+            field_u64(&qinq, "source.bytes"),
+            Some(2 * (20 + 8 + 50)),
+            "{qinq}"
+        );
+    }
+    Ok(())
+}
