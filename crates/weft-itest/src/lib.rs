@@ -149,11 +149,22 @@ pub struct Weft {
 /// What a stopped weft left behind.
 /// Tests never put programs on the machine's real NIC: unless a test
 /// chooses its interfaces (`--interface`), turns the packet path off
-/// (`--no-tc`) or replays a recording, weft's packet path goes on `lo` only.
+/// (`--no-tc`), replays a recording or filters processes (`--pid`,
+/// `--comm`, `--tree`: the packet path is then off unless interfaces are
+/// named), weft's packet path goes on `lo` only.
 pub fn packet_path_default(args: &[&str]) -> &'static [&'static str] {
-    let chosen = args
+    let chosen = args.iter().any(|a| {
+        [
+            "--no-tc",
+            "--replay",
+            "--interface",
+            "--pid",
+            "--comm",
+            "--tree",
+        ]
         .iter()
-        .any(|a| *a == "--no-tc" || *a == "--replay" || a.starts_with("--interface"));
+        .any(|f| a.starts_with(f))
+    });
     if chosen { &[] } else { &["--interface", "lo"] }
 }
 

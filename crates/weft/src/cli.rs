@@ -125,7 +125,8 @@ pub struct Cli {
 
     /// Packet path: only these interfaces get TC/XDP programs (repeatable;
     /// globs `*` `?`; `!NAME` excludes). Default: every interface of every
-    /// network namespace, also ones created later.
+    /// network namespace, also ones created later; none with --pid, --comm
+    /// or --tree unless given.
     #[arg(long, value_name = "NAME")]
     pub interface: Vec<String>,
 

@@ -128,6 +128,13 @@ fn start_packet_path(
         }
         return Ok(None);
     }
+    // A process filter asks for those processes' traffic; packet flows are
+    // not tied to processes (yet), so the packet path then stays off unless
+    // the user named interfaces.
+    let targeted = !cli.pid.is_empty() || !cli.comm.is_empty() || !cli.tree.is_empty();
+    if targeted && cli.interface.is_empty() && cli.xdp.is_none() {
+        return Ok(None);
+    }
     let filter = weft_bpf::netdev::IfFilter::new(&cli.interface)?;
     let netdev = weft_bpf::netdev::Netdev::start(
         sensor,

@@ -40,6 +40,13 @@ impl FlowReporter {
     /// Flows that ended now (all of them when `last`), removed from the
     /// kernel's table.
     pub fn poll(&self, sensor: &Sensor, stats: &Stats, last: bool) -> Vec<Event> {
+        // Flows created so far, read before the table: a flow created
+        // while it is read is then counted live, never as evicted.
+        let created = sensor
+            .kernel_stats()
+            .iter()
+            .find(|(n, _)| *n == "pkt_flows")
+            .map_or(0, |(_, v)| *v);
         let now = packets::monotonic_ns();
         let mut out = Vec::new();
         let mut live = 0u64;
@@ -63,10 +70,15 @@ impl FlowReporter {
             sensor.pkt_flow_delete(&key);
             out.push(Event::PacketFlow(Box::new(self.event(&f, end))));
         }
-        stats
+        let emitted = stats
             .pkt_flows_emitted
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
-        stats.pkt_flows_live.store(live, Ordering::Relaxed);
+            .fetch_add(out.len() as u64, Ordering::Relaxed)
+            + out.len() as u64;
+        // Created, but neither reported nor in the table: the LRU evicted
+        // them (table full) before they ended.
+        stats
+            .pkt_flows_evicted
+            .fetch_max(created.saturating_sub(emitted + live), Ordering::Relaxed);
         out
     }
 

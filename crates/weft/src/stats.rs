@@ -33,7 +33,9 @@ pub struct Stats {
     /// Packet path: flow events emitted, flows in the kernel table at the
     /// last read, and the attachments report (None: packet path off).
     pub pkt_flows_emitted: AtomicU64,
-    pub pkt_flows_live: AtomicU64,
+    /// Flows the kernel table evicted before they were reported (as of the
+    /// last read of the table).
+    pub pkt_flows_evicted: AtomicU64,
     pub netdev: Mutex<Option<weft_bpf::netdev::NetdevReport>>,
     /// Files that got probes (for the summary), bounded.
     probed: Mutex<Vec<String>>,
@@ -260,9 +262,6 @@ impl Snapshot<'_> {
             ),
         ];
         // Packet path (tc.bpf.c, packets.rs).
-        let evicted = self
-            .k("pkt_flows")
-            .saturating_sub(r(&self.stats.pkt_flows_emitted) + r(&self.stats.pkt_flows_live));
         let packet_rows: [(&'static str, &'static str, u64); 4] = [
             (
                 "pkt_flow_full",
@@ -282,7 +281,7 @@ impl Snapshot<'_> {
             (
                 "pkt_flows_evicted",
                 "flows evicted from the kernel table before reported",
-                if self.kernel.is_empty() { 0 } else { evicted },
+                r(&self.stats.pkt_flows_evicted),
             ),
         ];
         const NOT_LOST: [&str; 8] = [
@@ -443,7 +442,21 @@ impl Snapshot<'_> {
                 .with(&[], self.live_flows() as f64),
             Family::gauge("weft_attachments", "Probes attached.")
                 .with(&[("kind", "uprobe")], self.uprobes as f64)
-                .with(&[("kind", "file")], self.files as f64),
+                .with(&[("kind", "file")], self.files as f64)
+                .with(
+                    &[("kind", "interface")],
+                    self.stats
+                        .netdev
+                        .lock()
+                        .ok()
+                        .and_then(|n| n.as_ref().map(|n| n.interfaces))
+                        .unwrap_or(0) as f64,
+                ),
+            Family::counter(
+                "weft_packet_flows_total",
+                "Packet flows reported (one event per flow and interface).",
+            )
+            .with(&[], r(&self.stats.pkt_flows_emitted)),
             drops,
             runs,
             time,
