@@ -2,8 +2,11 @@
 # The packet path's cost: run time per packet of weft's TC programs (the
 # kernel's own BPF statistics, read from weft's --metrics), and the rate of
 # a TCP ping-pong (100-byte messages, one connection) and of a bulk
-# transfer between two network namespaces over a veth pair, without weft
-# and with it (rounds interleaved, medians compared: the machine is noisy).
+# transfer between two network namespaces over a veth pair, with weft
+# --no-tc and with weft's TC programs on both veths (rounds interleaved,
+# medians compared: the machine is noisy). Both modes run weft, so its
+# syscall hooks (which every write pays) cancel out: the ratio is the
+# packet path's alone.
 # Everything runs in namespaces this script creates and deletes; weft's
 # programs go on the two veths only (--interface).
 #
@@ -67,16 +70,17 @@ metric() { # program -> "runs seconds"
   curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v p="$1" '
     $0 ~ "weft_bpf_program_runs_total\\{program=\""p"\"" {r=$2}
     $0 ~ "weft_bpf_program_run_seconds_total\\{program=\""p"\"" {s=$2}
-    END {print r+0, s+0}'
+    END {printf "%d %.9f\n", r, s}'
 }
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do
   for mode in none weft; do
+    if [ $mode = weft ]; then pp=(--interface "${tag}*"); else pp=(--no-tc); fi
+    "$WEFT" --json "${pp[@]}" --metrics "127.0.0.1:$MPORT" > /dev/null 2> /tmp/$tag.err &
+    WPID=$!
+    for _ in $(seq 1 3000); do grep -q ready /tmp/$tag.err && break; sleep 0.01; done
+    sleep 1.2
     if [ $mode = weft ]; then
-      "$WEFT" --no-redact --json --interface "${tag}*" --metrics "127.0.0.1:$MPORT" > /dev/null 2> /tmp/$tag.err &
-      WPID=$!
-      for _ in $(seq 1 3000); do grep -q ready /tmp/$tag.err && break; sleep 0.01; done
-      sleep 1.2
       read -r r0i s0i < <(metric weft_tc_ingress); read -r r0e s0e < <(metric weft_tc_egress)
     fi
     R[pp_$mode]+="$(ip netns exec "$A" python3 -c "$CLIENT" pingpong "$PORT") "
@@ -84,18 +88,19 @@ for round in $(seq 1 "$ROUNDS"); do
     if [ $mode = weft ]; then
       sleep 1.2
       read -r r1i s1i < <(metric weft_tc_ingress); read -r r1e s1e < <(metric weft_tc_egress)
-      R[ns_in]+="$(echo "($s1i - $s0i) * 1e9 / ($r1i - $r0i)" | bc -l) "
-      R[ns_eg]+="$(echo "($s1e - $s0e) * 1e9 / ($r1e - $r0e)" | bc -l) "
-      R[runs]+="$(( ${r1i%.*} - ${r0i%.*} + ${r1e%.*} - ${r0e%.*} )) "
-      kill -INT "$WPID"; wait "$WPID" || true; WPID=
+      per() { awk -v s="$1" -v r="$2" 'BEGIN { printf "%.1f", (r > 0 ? s * 1e9 / r : 0) }'; }
+      R[ns_in]+="$(per "$(awk -v a="$s1i" -v b="$s0i" 'BEGIN{print a-b}')" $((r1i - r0i))) "
+      R[ns_eg]+="$(per "$(awk -v a="$s1e" -v b="$s0e" 'BEGIN{print a-b}')" $((r1e - r0e))) "
+      R[runs]+="$((r1i - r0i + r1e - r0e)) "
     fi
+    kill -INT "$WPID"; wait "$WPID" || true; WPID=
   done
 done
 python3 - "${R[pp_none]}" "${R[pp_weft]}" "${R[bulk_none]}" "${R[bulk_weft]}" "${R[ns_in]}" "${R[ns_eg]}" "${R[runs]}" <<'EOF'
 import statistics, sys
 m = lambda s: statistics.median(float(x) for x in s.split())
 pn, pw, bn, bw, ni, ne, runs = (m(a) for a in sys.argv[1:])
-print("| measure | without weft | with weft | ratio |")
+print("| measure | weft --no-tc | weft, TC on both veths | ratio |")
 print("|---|---|---|---|")
 print(f"| TCP ping-pong, 100 B, msgs/s | {pn:.0f} | {pw:.0f} | {pw/pn:.3f} |")
 print(f"| bulk transfer, MB/s | {bn:.0f} | {bw:.0f} | {bw/bn:.3f} |")

@@ -299,10 +299,17 @@ static __always_inline struct weft_pkt_flow *pkt_account(struct pkt_scratch *s, 
 	return f;
 }
 
-/* The netns inode of the device a packet is on. */
+/* The netns inode of the device a packet is on. `dev` comes from a trusted
+ * kernel pointer (bpf_cast_to_kern_ctx): plain CO-RE loads the verifier
+ * guards, no helper call per hop. */
 static __always_inline __u64 dev_netns(struct net_device *dev)
 {
-	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	if (!dev)
+		return 0;
+	struct net *net = dev->nd_net.net;
+	if (!net)
+		return 0;
+	return net->ns.inum;
 }
 
 static __always_inline int tc_count(struct __sk_buff *skb, bool egress)
@@ -321,7 +328,7 @@ static __always_inline int tc_count(struct __sk_buff *skb, bool egress)
 		return TCX_NEXT;
 	}
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	k->netns = dev_netns(BPF_CORE_READ(kskb, dev));
+	k->netns = dev_netns(kskb->dev);
 	k->ifindex = skb->ifindex;
 	struct weft_pkt_flow *f =
 		pkt_account(s, egress ? WEFT_PKT_SEEN_TC_EGRESS : WEFT_PKT_SEEN_TC_INGRESS);
@@ -405,8 +412,7 @@ int weft_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	struct xdp_buff *x = bpf_cast_to_kern_ctx(ctx);
-	struct net_device *dev = BPF_CORE_READ(x, rxq, dev);
-	s->key.netns = dev_netns(dev);
+	s->key.netns = x->rxq ? dev_netns(x->rxq->dev) : 0;
 	s->key.ifindex = ctx->ingress_ifindex;
 	pkt_account(s, WEFT_PKT_SEEN_XDP);
 	return XDP_PASS;
