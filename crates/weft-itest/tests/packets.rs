@@ -235,6 +235,27 @@ fn is_flow_on(ev: &Value, iface: &str, dport: u16) -> bool {
             || field_str(ev, "observer.ingress.interface.name") == Some(iface))
 }
 
+/// Sum of `field` over every flow event on `iface` to `dport`: the client
+/// may have tried before the server listened (SYN, RST: flows of their own,
+/// on the link and in its counters too).
+fn sum_on(events: &[Value], iface: &str, dport: u16, field: &str) -> u64 {
+    events
+        .iter()
+        .filter(|e| is_flow_on(e, iface, dport))
+        .filter_map(|e| field_u64(e, field))
+        .sum()
+}
+
+/// The flow of the exchange itself: from the client's port.
+fn the_flow<'a>(events: &'a [Value], iface: &str, dport: u16, cport: u16) -> TestResult<&'a Value> {
+    events
+        .iter()
+        .find(|e| {
+            is_flow_on(e, iface, dport) && field_u64(e, "source.port") == Some(u64::from(cport))
+        })
+        .ok_or_else(|| format!("no flow from port {cport} on {iface}").into())
+}
+
 /// Links of weft's packet programs the kernel holds now (tcx and XDP),
 /// from bpftool (its `net` view predates tcx).
 fn weft_packet_links() -> TestResult<usize> {
@@ -287,34 +308,37 @@ fn tc_counters_match_the_interface_counters() -> TestResult {
     let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.a, port));
     let run = weft.stop()?;
     assert!(found, "no flow event on {}; stderr:\n{}", p.a, run.stderr);
-    let ev = run
-        .events
-        .iter()
-        .find(|e| is_flow_on(e, &p.a, port))
-        .ok_or("flow event gone")?;
+    let ev = the_flow(&run.events, &p.a, port, cport)?;
     let u = |f: &str| field_u64(ev, f).unwrap_or(u64::MAX);
+    let all = |f: &str| sum_on(&run.events, &p.a, port, f);
     assert_eq!(field_str(ev, "source.ip"), Some(IP_A), "{ev}");
-    assert_eq!(u("source.port"), u64::from(cport), "{ev}");
     assert_eq!(field_str(ev, "destination.ip"), Some(IP_B), "{ev}");
     assert_eq!(field_str(ev, "network.transport"), Some("tcp"));
     assert_eq!(field_str(ev, "network.type"), Some("ipv4"));
     assert_eq!(field_str(ev, "event.reason"), Some("fin"), "{ev}");
-    // The interface's counters: a -> b is a's TX, b -> a its RX.
-    assert_eq!(u("source.packets"), d[0], "TX packets of {}: {ev}", p.a);
+    // The interface's counters: a -> b is a's TX, b -> a its RX (summed
+    // over the exchange's flow and any refused early attempt).
+    assert_eq!(all("source.packets"), d[0], "TX packets of {}: {ev}", p.a);
     assert_eq!(
-        u("destination.packets"),
+        all("destination.packets"),
         d[2],
         "RX packets of {}: {ev}",
         p.a
     );
-    assert_eq!(u("source.bytes") + 14 * d[0], d[1], "TX bytes: {ev}");
-    assert_eq!(u("destination.bytes") + 14 * d[2], d[3], "RX bytes: {ev}");
+    assert_eq!(all("source.bytes") + 14 * d[0], d[1], "TX bytes: {ev}");
+    assert_eq!(all("destination.bytes") + 14 * d[2], d[3], "RX bytes: {ev}");
     // The payload is inside, with at least a 40-byte IPv4+TCP header per packet.
-    assert!(u("source.bytes") >= up as u64 + 40 * d[0], "{ev}");
-    assert!(u("destination.bytes") >= down as u64 + 40 * d[2], "{ev}");
+    assert!(
+        u("source.bytes") >= up as u64 + 40 * u("source.packets"),
+        "{ev}"
+    );
+    assert!(
+        u("destination.bytes") >= down as u64 + 40 * u("destination.packets"),
+        "{ev}"
+    );
     assert_eq!(
         u("network.packets"),
-        d[0] + d[2],
+        u("source.packets") + u("destination.packets"),
         "network.packets is the sum"
     );
     assert!(u("weft.flow.cookie") > 0, "no socket cookie: {ev}");
@@ -361,26 +385,17 @@ fn interfaces_added_after_start_get_programs() -> TestResult {
     }
     let port = 19000 + (rand_u64() % 1000) as u16;
     let before = p.counters_a()?;
-    exchange(&p, port, 5_000, 500)?;
+    let (cport, _, _) = exchange(&p, port, 5_000, 500)?;
     let after = p.counters_a()?;
     let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.a, port));
     let run = weft.stop()?;
     assert!(found, "no flow on the late veth; stderr:\n{}", run.stderr);
-    let ev = run
-        .events
-        .iter()
-        .find(|e| is_flow_on(e, &p.a, port))
-        .ok_or("flow event gone")?;
-    assert_eq!(
-        field_u64(ev, "source.packets"),
-        Some(after[0] - before[0]),
-        "{ev}"
-    );
-    assert_eq!(
-        field_u64(ev, "destination.packets"),
-        Some(after[2] - before[2]),
-        "{ev}"
-    );
+
+    let ev = the_flow(&run.events, &p.a, port, cport)?;
+    assert_eq!(field_str(ev, "event.reason"), Some("fin"), "{ev}");
+    let all = |f: &str| sum_on(&run.events, &p.a, port, f);
+    assert_eq!(all("source.packets"), after[0] - before[0], "{ev}");
+    assert_eq!(all("destination.packets"), after[2] - before[2], "{ev}");
     assert_eq!(weft_packet_links()?, 0, "weft left links behind");
     Ok(())
 }
@@ -438,23 +453,19 @@ fn xdp_generic_counts_received_packets() -> TestResult {
     );
     let port = 20000 + (rand_u64() % 1000) as u16;
     let before = p.counters_a()?;
-    exchange(&p, port, 50_000, 7_000)?;
+    let (cport, _, _) = exchange(&p, port, 50_000, 7_000)?;
     let after = p.counters_a()?;
     let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.a, port));
     let run = weft.stop()?;
     assert!(found, "no flow event; stderr:\n{}", run.stderr);
-    let ev = run
-        .events
-        .iter()
-        .find(|e| is_flow_on(e, &p.a, port))
-        .ok_or("flow event gone")?;
+    let ev = the_flow(&run.events, &p.a, port, cport)?;
     let hooks = field(ev, "weft.packets.hooks").cloned().unwrap_or_default();
     assert_eq!(hooks, serde_json::json!(["tc-egress", "xdp"]), "{ev}");
-    let u = |f: &str| field_u64(ev, f).unwrap_or(u64::MAX);
-    assert_eq!(u("source.packets"), after[0] - before[0], "{ev}");
-    assert_eq!(u("destination.packets"), after[2] - before[2], "{ev}");
+    let all = |f: &str| sum_on(&run.events, &p.a, port, f);
+    assert_eq!(all("source.packets"), after[0] - before[0], "{ev}");
+    assert_eq!(all("destination.packets"), after[2] - before[2], "{ev}");
     assert_eq!(
-        u("destination.bytes") + 14 * (after[2] - before[2]),
+        all("destination.bytes") + 14 * (after[2] - before[2]),
         after[3] - before[3],
         "{ev}"
     );
@@ -490,26 +501,16 @@ fn clsact_fallback_counts_and_is_removed_at_exit() -> TestResult {
     );
     let port = 21000 + (rand_u64() % 1000) as u16;
     let before = p.counters_a()?;
-    exchange(&p, port, 40_000, 3_000)?;
+    let (cport, _, _) = exchange(&p, port, 40_000, 3_000)?;
     let after = p.counters_a()?;
     let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.a, port));
     let run = weft.stop()?;
     assert!(found, "no flow event; stderr:\n{}", run.stderr);
-    let ev = run
-        .events
-        .iter()
-        .find(|e| is_flow_on(e, &p.a, port))
-        .ok_or("flow event gone")?;
-    assert_eq!(
-        field_u64(ev, "source.packets"),
-        Some(after[0] - before[0]),
-        "{ev}"
-    );
-    assert_eq!(
-        field_u64(ev, "destination.packets"),
-        Some(after[2] - before[2]),
-        "{ev}"
-    );
+    let ev = the_flow(&run.events, &p.a, port, cport)?;
+    assert_eq!(field_str(ev, "event.reason"), Some("fin"), "{ev}");
+    let all = |f: &str| sum_on(&run.events, &p.a, port, f);
+    assert_eq!(all("source.packets"), after[0] - before[0], "{ev}");
+    assert_eq!(all("destination.packets"), after[2] - before[2], "{ev}");
     assert!(
         !tc("ingress")?.contains("weft"),
         "filter left: {}",
