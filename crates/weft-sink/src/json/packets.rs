@@ -123,3 +123,98 @@ pub(super) fn encode_packet_flow(f: &PacketFlow, out: &mut Vec<u8>) {
     j.end();
     j.finish();
 }
+
+#[cfg(test)]
+mod tests {
+    use weft_core::event::{Endpoint, Event};
+    use weft_core::packets::{FlowEnd, FlowSide, PacketFlow};
+
+    use crate::{ConsoleOptions, ConsoleSink, Sink, encode_event};
+
+    fn flow() -> PacketFlow {
+        PacketFlow {
+            timestamp_ns: 1_764_291_075_923_593_263,
+            start_ns: 1_764_291_075_916_110_832,
+            end: FlowEnd::Fin,
+            proto: 6,
+            ipv6: false,
+            source: Endpoint {
+                ip: "::ffff:10.0.0.1".parse().expect("ip"),
+                port: 55842,
+            },
+            destination: Endpoint {
+                ip: "10.0.0.2".parse().expect("ip"),
+                port: 9999,
+            },
+            source_side: FlowSide {
+                packets: 11,
+                bytes: 100_580,
+                tcp_flags: 0x1b,
+            },
+            destination_side: FlowSide {
+                packets: 7,
+                bytes: 384,
+                tcp_flags: 0x13,
+            },
+            opener_from_syn: true,
+            cookie: 26413,
+            vlan: 100,
+            vlan_inner: 0,
+            ifindex: 6,
+            interface: Some("veth\u{1b}[31m0".into()),
+            netns: 4026532177,
+            netns_name: Some("ns-a".into()),
+            hooks: vec!["tc-ingress", "tc-egress"],
+        }
+    }
+
+    #[test]
+    fn flow_event_fields() {
+        let mut out = Vec::new();
+        encode_event(&Event::PacketFlow(Box::new(flow())), &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v["event"]["action"], "flow");
+        assert_eq!(v["event"]["type"], serde_json::json!(["connection", "end"]));
+        assert_eq!(v["event"]["reason"], "fin");
+        assert_eq!(v["event"]["duration"], 7_482_431);
+        assert_eq!(v["source"]["ip"], "10.0.0.1", "IPv4-mapped shown as IPv4");
+        assert_eq!(v["source"]["packets"], 11);
+        assert_eq!(v["destination"]["bytes"], 384);
+        assert_eq!(v["network"]["packets"], 18);
+        assert_eq!(v["network"]["bytes"], 100_964);
+        assert_eq!(v["network"]["vlan"]["id"], "100");
+        assert!(v["network"].get("inner").is_none());
+        assert_eq!(v["network"]["transport"], "tcp");
+        assert_eq!(
+            v["observer"]["egress"]["interface"]["name"],
+            "veth\u{1b}[31m0"
+        );
+        assert_eq!(v["observer"]["ingress"]["interface"]["id"], "6");
+        assert_eq!(v["weft"]["flow"]["cookie"], 26413);
+        assert_eq!(v["weft"]["netns"]["name"], "ns-a");
+        assert_eq!(
+            v["weft"]["packets"]["source_tcp_flags"],
+            serde_json::json!(["FIN", "SYN", "PSH", "ACK"])
+        );
+        // The control character is escaped in the JSON text itself.
+        assert!(!out.contains(&0x1b));
+    }
+
+    #[test]
+    fn flow_console_line_escapes_the_interface_name() {
+        let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().color(false));
+        sink.write(&Event::PacketFlow(Box::new(flow())))
+            .expect("write");
+        let line = String::from_utf8(sink.into_inner()).expect("utf-8");
+        assert!(
+            line.contains("flow tcp 10.0.0.1:55842 -> 10.0.0.2:9999 vlan 100 on veth"),
+            "{line}"
+        );
+        assert!(line.contains("netns 4026532177 (ns-a) 11 pkts 100580 B -> / <- 7 pkts 384 B"));
+        assert!(line.ends_with(" fin\n"), "{line}");
+        assert!(
+            !line.contains('\u{1b}'),
+            "raw escape reached the terminal: {line:?}"
+        );
+    }
+}
