@@ -70,7 +70,12 @@ CONF
 start_weft() {
   : > "$work/err"
   local t0; t0=$(date +%s.%N)
-  "$WEFT" "$@" > "$work/events.ndjson" 2> "$work/err" &
+  # The packet path goes on lo only (the benchmarks run on loopback; weft
+  # never puts programs on the machine's NIC from a benchmark) unless the
+  # caller chose (--interface, --no-tc).
+  local pp=(--interface lo)
+  case " $* " in *" --interface"*|*" --no-tc "*) pp=();; esac
+  "$WEFT" "${pp[@]}" "$@" > "$work/events.ndjson" 2> "$work/err" &
   WPID=$!
   for _ in $(seq 1 3000); do grep -q ready "$work/err" && break; sleep 0.005; done
   grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }

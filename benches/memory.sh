@@ -58,7 +58,7 @@ nginx -p "$work" -c "$work/nginx.conf"
 sleep 0.5
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$WPID/status"; }
-"$WEFT" --json > "$work/events.ndjson" 2> "$work/err" &
+"$WEFT" --json --interface lo > "$work/events.ndjson" 2> "$work/err" &
 WPID=$!
 for _ in $(seq 1 1500); do grep -q ready "$work/err" && break; sleep 0.01; done
 grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }

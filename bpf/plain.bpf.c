@@ -611,5 +611,17 @@ SEC("tracepoint/syscalls/sys_exit_sendmmsg")
 int sys_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	FLOOR();
+	bpf_tail_call(ctx, &plain_exit_prog, 0);
+	return 0;
+}
+
+/*
+ * The exit side of every socket syscall of a thread outside TLS calls,
+ * tail-called from the sys_exit_* programs (tls.bpf.c): never attached
+ * itself (no tracepoint in its section name).
+ */
+SEC("tracepoint")
+int sys_exit_plain(struct trace_event_raw_sys_exit *ctx)
+{
 	return plain_exit(ctx, ctx->ret);
 }

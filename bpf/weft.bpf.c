@@ -11,5 +11,6 @@
 #include "plain.bpf.c"
 #include "go.bpf.c"
 #include "proc.bpf.c"
+#include "tc.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -103,6 +103,11 @@ enum weft_stat {
 	/* plaintext and first bytes (bpf/plain.bpf.c) */
 	WEFT_STAT_PLAIN_CALLS,        /* socket syscalls reported as plaintext or first bytes */
 	WEFT_STAT_PLAIN_ARM_FULL,     /* socket syscalls not followed: per-thread state full */
+	/* packet path (tc.bpf.c): */
+	WEFT_STAT_PKT_FLOWS,          /* flow entries created in pkt_flows */
+	WEFT_STAT_PKT_FLOW_FULL,      /* packets not counted: flow entry could not be stored */
+	WEFT_STAT_PKT_NOT_IP,         /* packets that are not IPv4/IPv6 (ARP, LLDP...): not counted */
+	WEFT_STAT_PKT_SHORT,          /* IP packets whose headers could not be read: not counted */
 	WEFT_STAT_MAX,
 };
 
@@ -260,7 +265,59 @@ struct weft_file_key {
 	__u64 ino;
 };
 
+/* ---- packet path (bpf/tc.bpf.c): per-flow counters kept in the kernel ----
+ *
+ * No per-packet record crosses the ring: TC (and, opt-in, XDP) programs add
+ * each packet to its flow's entry in the LRU hash `pkt_flows`; user space
+ * reads and deletes entries when the flow ends (FIN/RST seen, or idle). */
+
+/* One flow as seen on one interface: the endpoints are ordered (a < b by
+ * address, then port) so both directions share the entry. IPv4 addresses are
+ * stored IPv4-mapped (::ffff:a.b.c.d), so an IPv4 packet and an IPv6 packet
+ * carrying mapped addresses meet in one entry. Ports 0 for non-TCP/UDP. */
+struct weft_pkt_key {
+	__u64 netns;      /* network namespace inode (as /proc/PID/ns/net) */
+	__u8 addr_a[16];
+	__u8 addr_b[16];
+	__u16 port_a;     /* host order */
+	__u16 port_b;
+	__u32 ifindex;    /* in that namespace */
+	__u16 vlan;       /* outermost 802.1Q/802.1ad VLAN id, 0 = untagged */
+	__u8 proto;       /* IPPROTO_* */
+	__u8 _pad0[5];
+};
+
+/* Flags on struct weft_pkt_flow, set when the entry is created. */
+#define WEFT_PKT_ORIG_B   (1u << 0) /* endpoint b opened the flow (else a) */
+#define WEFT_PKT_ORIG_SYN (1u << 1) /* ... known from a SYN (else: first packet seen) */
+#define WEFT_PKT_IPV6     (1u << 2) /* the packets were IPv6 on the wire */
+
+/* Bits of weft_pkt_flow.seen: the OR of the TCP flags each way (FIN 0x01 ...
+ * CWR 0x80; bits 0-7 from a to b, 8-15 from b to a) and the programs that
+ * counted the flow. */
+#define WEFT_PKT_SEEN_TC_INGRESS (1u << 16)
+#define WEFT_PKT_SEEN_TC_EGRESS  (1u << 17)
+#define WEFT_PKT_SEEN_XDP        (1u << 18)
+
+/* Counters of one flow; index 0 = packets from a to b, 1 = from b to a.
+ * bytes are L3 bytes (IP header onwards: packet length minus the link-layer
+ * header and VLAN tags); a GSO/GRO packet counts once with all its bytes, as
+ * the interface counters (`ip -s link`) count it. */
+struct weft_pkt_flow {
+	__u64 first_ns;     /* CLOCK_MONOTONIC of the first packet */
+	__u64 last_ns;      /* ... of the last one */
+	__u64 packets[2];
+	__u64 bytes[2];
+	__u64 cookie;       /* socket cookie of a local socket on this flow, 0 = unknown */
+	__u32 seen;         /* WEFT_PKT_SEEN_* and TCP flags, OR-ed atomically */
+	__u8 flags;         /* WEFT_PKT_* */
+	__u8 lookups;       /* ingress socket lookups tried (bounded) */
+	__u16 vlan_inner;   /* inner VLAN id of a double-tagged (QinQ) packet */
+};
+
 #ifdef __BPF__
+_Static_assert(sizeof(struct weft_pkt_key) == 56, "weft_pkt_key layout");
+_Static_assert(sizeof(struct weft_pkt_flow) == 64, "weft_pkt_flow layout");
 _Static_assert(sizeof(struct weft_sock) == 56, "weft_sock layout");
 _Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
 _Static_assert(sizeof(struct weft_call_rec) == 168, "weft_call_rec layout");

@@ -87,7 +87,7 @@ pub const OWNER_SIZE: usize = 48;
 pub const CONN_SIZE: usize = 168;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 18] = [
+pub const STAT_NAMES: [&str; 22] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -108,6 +108,11 @@ pub const STAT_NAMES: [&str; 18] = [
     // plaintext and first bytes (bpf/plain.bpf.c)
     "plain_calls",
     "plain_arm_full",
+    // packet path (tc.bpf.c)
+    "pkt_flows",
+    "pkt_flow_full",
+    "pkt_not_ip",
+    "pkt_short",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -9,6 +9,8 @@ pub mod abi;
 pub mod assemble;
 pub mod conn;
 pub mod go;
+pub mod netdev;
+pub mod packets;
 pub mod progstats;
 pub mod ring;
 pub mod sensor;

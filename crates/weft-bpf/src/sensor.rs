@@ -42,6 +42,10 @@ pub enum BpfError {
         #[source]
         source: std::io::Error,
     },
+    /// The packet path could not be attached (netdev.rs): the sentence
+    /// names the interface, its namespace and why.
+    #[error("{0}")]
+    Attach(String),
 }
 
 fn lb(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
@@ -71,6 +75,8 @@ pub struct SensorConfig {
     pub plaintext: bool,
     /// `--plaintext-ports`: decode plaintext only on these ports (empty: any).
     pub plaintext_ports: Vec<u16>,
+    /// Flows the packet path's kernel table holds (`--flow-table-size`).
+    pub pkt_flows: u32,
 }
 
 impl SensorConfig {
@@ -94,6 +100,7 @@ impl Default for SensorConfig {
             keylog: false,
             plaintext: true,
             plaintext_ports: Vec::new(),
+            pkt_flows: 65536,
         }
     }
 }
@@ -370,6 +377,10 @@ impl Sensor {
             .events
             .set_max_entries(cfg.ring_size)
             .map_err(lb("size the ring buffer"))?;
+        open.maps
+            .pkt_flows
+            .set_max_entries(cfg.pkt_flows.max(1))
+            .map_err(lb("size the packet flow table"))?;
         crate::go::enable_programs(&mut open);
         let skel = open
             .load()

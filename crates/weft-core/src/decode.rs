@@ -646,6 +646,7 @@ mod tests {
             bytes_received: Some(0),
             rtt_us: Some(10),
             duration_ns: Some(8_000),
+            destination_domain: None,
         });
         d.process(end, &mut |e| got.push(e));
         assert_eq!(d.flows(), 0, "flow still held after its end");

@@ -366,6 +366,9 @@ pub struct Connection {
     pub rtt_us: Option<u32>,
     /// End: time since establishment (unknown for seeded connections).
     pub duration_ns: Option<u64>,
+    /// As [`TlsData::destination_domain`]: the name the host just resolved
+    /// to the server's address, for connections this host opened.
+    pub destination_domain: Option<Arc<str>>,
 }
 
 impl Connection {
@@ -398,6 +401,8 @@ pub enum Event {
     Connection(Connection),
     /// A DNS query or answer.
     Dns(Dns),
+    /// A flow of the packet path ended (`crate::packets`).
+    PacketFlow(Box<crate::packets::PacketFlow>),
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod discovery;
 pub mod event;
+pub mod packets;
 pub mod pipeline;
 pub mod procinfo;
 pub mod redact;

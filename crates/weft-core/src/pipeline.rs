@@ -153,6 +153,7 @@ pub fn shard_key(ev: &Event) -> u64 {
         // connection's data already queued there, and frees its state.
         Event::Connection(c) => flow_key(Some(&c.flow), 0),
         Event::Dns(d) => flow_key(d.flow.as_ref(), d.tid),
+        Event::PacketFlow(f) => f.cookie,
     }
 }
 

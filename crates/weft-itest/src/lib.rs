@@ -148,6 +148,27 @@ pub struct Weft {
 }
 
 /// What a stopped weft left behind.
+/// Tests never put programs on the machine's real NIC: unless a test
+/// chooses its interfaces (`--interface`), turns the packet path off
+/// (`--no-tc`), replays a recording or filters processes (`--pid`,
+/// `--comm`, `--tree`: the packet path is then off unless interfaces are
+/// named), weft's packet path goes on `lo` only.
+pub fn packet_path_default(args: &[&str]) -> &'static [&'static str] {
+    let chosen = args.iter().any(|a| {
+        [
+            "--no-tc",
+            "--replay",
+            "--interface",
+            "--pid",
+            "--comm",
+            "--tree",
+        ]
+        .iter()
+        .any(|f| a.starts_with(f))
+    });
+    if chosen { &[] } else { &["--interface", "lo"] }
+}
+
 pub struct WeftRun {
     pub events: Vec<Value>,
     pub stderr: String,
@@ -163,6 +184,7 @@ impl Weft {
         let file = std::fs::File::create(&out)?;
         let mut child = Command::new(weft_bin())
             .arg("--json")
+            .args(packet_path_default(args))
             .args(args)
             .stdout(Stdio::from(file))
             .stderr(Stdio::piped())

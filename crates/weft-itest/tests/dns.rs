@@ -170,6 +170,17 @@ fn lookup_then_connect(family: &str) -> TestResult {
         field_str(capture, "destination.domain"),
         Some(name.as_str())
     );
+    // So does its connection start (sock_ops, joined to the answer by the
+    // reader).
+    let start = mine
+        .iter()
+        .find(|e| {
+            field_str(e, "event.action") == Some("connection-start")
+                && field_u64(e, "destination.port") == Some(u64::from(port))
+        })
+        .ok_or_else(|| format!("no connection-start of the client: {mine:#?}"))?;
+    assert_eq!(field_str(start, "destination.ip"), Some(answer_ip));
+    assert_eq!(field_str(start, "destination.domain"), Some(name.as_str()));
     server.write_line("")?;
     Ok(())
 }

@@ -18,6 +18,8 @@
 //! headers, bodies) goes through [`crate::escape_untrusted`]; colour codes
 //! are only ever weft's own.
 
+mod packets;
+
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -541,6 +543,7 @@ impl<W: Write> Sink for ConsoleSink<W> {
             Event::TlsHandshake(h) => self.format_handshake(h),
             Event::TlsWire(_) => return Ok(()),
             Event::Connection(c) => self.format_connection(c),
+            Event::PacketFlow(f) => self.format_packet_flow(f),
         }
         let res = self.out.write_all(self.line.as_bytes());
         if self.line.capacity() > KEEP_CAPACITY {
@@ -998,6 +1001,7 @@ mod tests {
             bytes_received: None,
             rtt_us: None,
             duration_ns: None,
+            destination_domain: None,
         };
         let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
         sink.write(&Event::Connection(c.clone())).expect("write");

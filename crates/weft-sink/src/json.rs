@@ -17,6 +17,8 @@ use weft_proto::{Body, End, Field, Headers, Message};
 use crate::datetime::{push_digits, push_rfc3339_utc};
 use crate::escape::is_unsafe_non_ascii;
 use crate::http::{self, HttpUrl};
+mod packets;
+
 use crate::{ECS_VERSION, SCHEMA_VERSION, Sink, SinkError};
 
 mod conn;
@@ -143,6 +145,7 @@ pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
         Event::TlsWire(_) => {}
         Event::Connection(c) => conn::encode_connection(c, out),
         Event::Dns(d) => encode_dns(d, out),
+        Event::PacketFlow(f) => packets::encode_packet_flow(f, out),
     }
 }
 

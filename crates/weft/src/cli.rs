@@ -16,6 +16,11 @@ Examples:
   sudo weft --no-connections         TLS only: no TCP connection start/end events
   sudo weft --plaintext-ports 80,8080  decode unencrypted HTTP only on these ports
   sudo weft --no-plaintext           TLS library calls only, no socket-syscall capture
+  sudo weft --interface 'veth*' --interface '!veth9'
+                                     packet flows on veth interfaces only, not veth9
+  sudo weft --xdp native --interface eth1
+                                     count eth1's received packets with XDP
+  sudo weft --no-tc                  TLS capture only, no packet path
 
 Handshakes weft sees are reported with version, cipher, SNI, ALPN and the JA4
 (client) / JA4S (server) fingerprints (`tls.client.ja4`, `tls.server.ja4s`).
@@ -145,6 +150,36 @@ pub struct Cli {
     /// connections are still reported.
     #[arg(long, value_name = "PORT", value_delimiter = ',')]
     pub plaintext_ports: Vec<u16>,
+    /// Packet path: only these interfaces get TC/XDP programs (repeatable;
+    /// globs `*` `?`; `!NAME` excludes). Default: every interface of every
+    /// network namespace, also ones created later; none with --pid, --comm
+    /// or --tree unless given.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Vec<String>,
+
+    /// Turn the packet path off (no TC/XDP programs, no flow events).
+    #[arg(long)]
+    pub no_tc: bool,
+
+    /// Packet path: count received packets with XDP (native, generic or
+    /// offload) instead of TC ingress; weft fails, leaving nothing attached,
+    /// when a driver cannot, and never replaces another XDP program.
+    #[arg(long, value_name = "MODE", value_parser = weft_bpf::netdev::XdpMode::parse)]
+    pub xdp: Option<weft_bpf::netdev::XdpMode>,
+
+    /// Tests only: attach TC as clsact filters even where tcx works (the
+    /// fallback for kernels without tcx).
+    #[arg(long, hide = true)]
+    pub tc_clsact: bool,
+
+    /// Packet path: flows the kernel's table holds at most (least recently
+    /// active evicted first; counted).
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub flow_table_size: u32,
+
+    /// Packet path: a flow without packets for this many seconds ends.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub flow_idle: u64,
 
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
@@ -206,6 +241,24 @@ mod tests {
         assert!(
             Cli::try_parse_from(["weft", "--no-plaintext", "--plaintext-ports", "80"]).is_err()
         );
+    }
+
+    #[test]
+    fn packet_path_flags() {
+        let c = Cli::try_parse_from([
+            "weft",
+            "--interface",
+            "veth*",
+            "--interface",
+            "!veth9",
+            "--xdp",
+            "generic",
+        ])
+        .expect("parses");
+        assert_eq!(c.interface, vec!["veth*".to_string(), "!veth9".to_string()]);
+        assert_eq!(c.xdp, Some(weft_bpf::netdev::XdpMode::Generic));
+        assert!(!c.no_tc);
+        assert!(Cli::try_parse_from(["weft", "--xdp", "fast"]).is_err());
     }
 
     #[test]

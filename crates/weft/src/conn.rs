@@ -67,6 +67,7 @@ pub fn connection_event(
         rtt_us: end.then_some(c.srtt_us),
         duration_ns: (end && c.established_ns != 0)
             .then(|| c.ts_ns.saturating_sub(c.established_ns)),
+        destination_domain: None,
     })
 }
 

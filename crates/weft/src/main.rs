@@ -6,6 +6,7 @@ mod cli;
 mod conn;
 mod keylog;
 mod metrics;
+mod packets;
 mod reader;
 mod record;
 mod stats;
@@ -103,7 +104,55 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
         keylog: cli.keylog.is_some(),
         plaintext: !cli.no_plaintext,
         plaintext_ports: cli.plaintext_ports.clone(),
+        pkt_flows: check_flow_table_size(cli)?,
     })
+}
+
+/// `--flow-table-size` within what the kernel can allocate sensibly.
+fn check_flow_table_size(cli: &Cli) -> Result<u32> {
+    if !(1..=16 << 20).contains(&cli.flow_table_size) {
+        bail!(
+            "--flow-table-size {} must be between 1 and 16777216",
+            cli.flow_table_size
+        );
+    }
+    Ok(cli.flow_table_size)
+}
+
+/// Attach the packet path (TC, XDP) unless `--no-tc`.
+fn start_packet_path(
+    cli: &Cli,
+    sensor: &Sensor,
+    stats: &Stats,
+) -> Result<Option<weft_bpf::netdev::Netdev>> {
+    if cli.no_tc {
+        if cli.xdp.is_some() || !cli.interface.is_empty() {
+            bail!("--xdp and --interface select where the packet path goes; --no-tc turns it off");
+        }
+        return Ok(None);
+    }
+    // A process filter asks for those processes' traffic; packet flows are
+    // not tied to processes (yet), so the packet path then stays off unless
+    // the user named interfaces.
+    let targeted = !cli.pid.is_empty() || !cli.comm.is_empty() || !cli.tree.is_empty();
+    if targeted && cli.interface.is_empty() && cli.xdp.is_none() {
+        return Ok(None);
+    }
+    let filter = weft_bpf::netdev::IfFilter::new(&cli.interface)?;
+    let netdev = weft_bpf::netdev::Netdev::start(
+        sensor,
+        weft_bpf::netdev::NetdevConfig {
+            filter,
+            xdp: cli.xdp,
+            rescan: Duration::from_secs(1),
+            force_clsact: cli.tc_clsact,
+        },
+    )
+    .context("cannot attach the packet path (turn it off with --no-tc)")?;
+    if let Ok(mut r) = stats.netdev.lock() {
+        *r = Some(netdev.report());
+    }
+    Ok(Some(netdev))
 }
 
 /// Attach the probes a discovered file needs; warn and carry on on failure.
@@ -209,6 +258,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         conn::start(&sensor, cfg.targeted())
     };
+    let netdev = start_packet_path(&cli, &sensor, &stats)?;
+    let flow_reporter = netdev.as_ref().map(|n| {
+        packets::FlowReporter::new(
+            n.names(),
+            cli.flow_idle,
+            weft_bpf::sensor::monotonic_to_unix_offset_ns(),
+        )
+    });
 
     // Everything already running: attach once per file.
     let proc_root = Path::new("/proc");
@@ -333,8 +390,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();
+    let packet_path = match &netdev {
+        Some(n) => {
+            let r = n.report();
+            format!(
+                ", packet path on {} interfaces in {} network namespaces",
+                r.interfaces, r.namespaces
+            )
+        }
+        None => String::new(),
+    };
     eprintln!(
-        "weft: ready: {} uprobes on {} files, {} processes scanned (Ctrl-C to stop)",
+        "weft: ready: {} uprobes on {} files, {} processes scanned{packet_path} (Ctrl-C to stop)",
         sensor.uprobe_count(),
         sensor.attached_files(),
         processes
@@ -363,9 +430,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // keeps it in its arenas otherwise, and resident size never shrinks).
     const TRIM_EVERY: Duration = Duration::from_secs(30);
     let mut last_trim = Instant::now();
+    // Packet flows: the kernel's table is read once a second.
+    const FLOWS_EVERY: Duration = Duration::from_secs(1);
+    let mut last_flows = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         weft_bpf::sensor::poll(&mut rb, Duration::from_millis(100))?;
         reader.flush();
+        if let Some(fr) = &flow_reporter
+            && last_flows.elapsed() >= FLOWS_EVERY
+        {
+            last_flows = Instant::now();
+            if let (Some(n), Ok(mut r)) = (&netdev, stats.netdev.lock()) {
+                *r = Some(n.report());
+            }
+            for ev in fr.poll(&sensor, &stats, false) {
+                reader.inject(ev);
+            }
+        }
         if last_trim.elapsed() >= TRIM_EVERY {
             last_trim = Instant::now();
             weft_bpf::sensor::release_free_memory();
@@ -412,6 +493,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // Drain what the kernel already produced, then close the pipeline.
     let _ = rb.consume();
     reader.flush();
+    // The packet path: detach, then report every flow still in the table.
+    if let Some(n) = netdev {
+        if let Ok(mut r) = stats.netdev.lock() {
+            *r = Some(n.report());
+        }
+        n.stop();
+    }
+    if let Some(fr) = &flow_reporter {
+        for ev in fr.poll(&sensor, &stats, true) {
+            reader.inject(ev);
+        }
+    }
     drop(rb);
     let (asm, recorder) = reader.finish();
     drop(found_rx);
@@ -603,6 +696,8 @@ fn run_replay(cli: &Cli, path: &Path) -> Result<ExitCode> {
         (cli.record.is_some(), "--record"),
         (cli.bench_floor, "--bench-floor"),
         (cli.metrics.is_some(), "--metrics"),
+        (cli.xdp.is_some(), "--xdp"),
+        (!cli.interface.is_empty(), "--interface"),
     ] {
         if given {
             bail!("{flag} applies to live capture and cannot be combined with --replay");

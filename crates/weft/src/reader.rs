@@ -296,7 +296,14 @@ impl Inner {
                 } else {
                     None
                 };
-                let ev = crate::conn::connection_event(&c, process, |ns| self.unix_ns(ns));
+                let mut ev = crate::conn::connection_event(&c, process, |ns| self.unix_ns(ns));
+                if let Event::Connection(conn) = &mut ev
+                    && conn.flow.role == Role::Client
+                {
+                    conn.destination_domain = self
+                        .resolved
+                        .name_of(conn.flow.remote.ip, std::time::Instant::now());
+                }
                 self.send(ev);
             }
         }

@@ -32,6 +32,13 @@ pub struct Stats {
     pub keylog_rejected: AtomicU64,
     /// The TLS session stage's counters (handshakes, gaps).
     pub tls: std::sync::Arc<weft_core::tls::TlsStats>,
+    /// Packet path: flow events emitted, flows in the kernel table at the
+    /// last read, and the attachments report (None: packet path off).
+    pub pkt_flows_emitted: AtomicU64,
+    /// Flows the kernel table evicted before they were reported (as of the
+    /// last read of the table).
+    pub pkt_flows_evicted: AtomicU64,
+    pub netdev: Mutex<Option<weft_bpf::netdev::NetdevReport>>,
     /// Files that got probes (for the summary), bounded.
     probed: Mutex<Vec<String>>,
     /// Files weft found but did not probe, and why, bounded.
@@ -286,8 +293,32 @@ impl Snapshot<'_> {
                 self.k("conn_untracked"),
             ),
         ];
-        const NOT_LOST: [&str; 8] = [
+        // Packet path (tc.bpf.c, packets.rs).
+        let packet_rows: [(&'static str, &'static str, u64); 4] = [
+            (
+                "pkt_flow_full",
+                "packets not counted: flow entry not stored",
+                self.k("pkt_flow_full"),
+            ),
+            (
+                "pkt_short",
+                "packets not counted: headers unreadable",
+                self.k("pkt_short"),
+            ),
+            (
+                "pkt_not_ip",
+                "packets not IPv4/IPv6 (ARP...), not counted",
+                self.k("pkt_not_ip"),
+            ),
+            (
+                "pkt_flows_evicted",
+                "flows evicted from the kernel table before reported",
+                r(&self.stats.pkt_flows_evicted),
+            ),
+        ];
+        const NOT_LOST: [&str; 9] = [
             "dns_malformed",
+            "pkt_not_ip",
             "not_inet",
             "no_socket",
             "failed_calls",
@@ -297,6 +328,7 @@ impl Snapshot<'_> {
             "incomplete_transactions",
         ];
         rows.into_iter()
+            .chain(packet_rows)
             .map(|(key, what, value)| LossRow {
                 key,
                 what,
@@ -343,6 +375,28 @@ impl Snapshot<'_> {
             r(&self.stats.tls.established),
             r(&self.stats.tls.failed)
         ));
+        if let Ok(Some(nd)) = self.stats.netdev.lock().map(|n| n.clone()) {
+            s.push_str(&format!(
+                "  packet path        {} interfaces in {} namespaces, {} flows reported, {} attach failures\n",
+                nd.interfaces,
+                nd.namespaces,
+                r(&self.stats.pkt_flows_emitted),
+                nd.failures.values().sum::<u64>()
+            ));
+            for (reason, n) in &nd.failures {
+                s.push_str(&format!("    attach failures ({reason}): {n}\n"));
+            }
+            let esc = |l: &str| weft_sink::escape_untrusted(l.as_bytes(), 256);
+            if !nd.attached.is_empty() {
+                s.push_str("  packet path interfaces:\n");
+                for l in &nd.attached {
+                    s.push_str(&format!("    {}\n", esc(l)));
+                }
+            }
+            for l in &nd.failure_lines {
+                s.push_str(&format!("    failed: {}\n", esc(l)));
+            }
+        }
         if self.decoded.payloads_redacted > 0 {
             s.push_str(&format!(
                 "  capture events with credentials masked  {}\n",
@@ -422,7 +476,21 @@ impl Snapshot<'_> {
                 .with(&[], self.live_flows() as f64),
             Family::gauge("weft_attachments", "Probes attached.")
                 .with(&[("kind", "uprobe")], self.uprobes as f64)
-                .with(&[("kind", "file")], self.files as f64),
+                .with(&[("kind", "file")], self.files as f64)
+                .with(
+                    &[("kind", "interface")],
+                    self.stats
+                        .netdev
+                        .lock()
+                        .ok()
+                        .and_then(|n| n.as_ref().map(|n| n.interfaces))
+                        .unwrap_or(0) as f64,
+                ),
+            Family::counter(
+                "weft_packet_flows_total",
+                "Packet flows reported (one event per flow and interface).",
+            )
+            .with(&[], r(&self.stats.pkt_flows_emitted)),
             drops,
             runs,
             time,

@@ -37,6 +37,11 @@ pub(super) fn encode_connection(c: &Connection, out: &mut Vec<u8>) {
         if let Some(b) = bytes {
             j.u64("bytes", b);
         }
+        if key == "destination"
+            && let Some(d) = &c.destination_domain
+        {
+            j.str("domain", d);
+        }
         j.end();
     }
     j.begin("network");
@@ -118,6 +123,7 @@ mod tests {
             bytes_received: (phase == ConnectionPhase::End).then_some(2000),
             rtt_us: (phase == ConnectionPhase::End).then_some(35),
             duration_ns: (phase == ConnectionPhase::End).then_some(1_000_000),
+            destination_domain: None,
         }
     }
 
@@ -149,6 +155,20 @@ mod tests {
         assert_eq!(v["weft"]["flow"]["cookie"], 77);
         assert_eq!(v["weft"]["connection"]["netns_cookie"], 4096);
         assert_eq!(v["weft"]["connection"]["rtt_us"], 35);
+    }
+
+    #[test]
+    fn resolved_name_is_the_destination_domain() {
+        let mut c = conn(ConnectionPhase::Start, Role::Client);
+        c.destination_domain = Some("api.example\u{1b}[31m".into());
+        let v = json(c);
+        assert_eq!(v["destination"]["domain"], "api.example\u{1b}[31m");
+        assert!(v["source"].get("domain").is_none());
+        assert!(
+            json(conn(ConnectionPhase::Start, Role::Client))["destination"]
+                .get("domain")
+                .is_none()
+        );
     }
 
     #[test]

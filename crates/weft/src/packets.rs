@@ -1,0 +1,125 @@
+//! The packet path's flow events: reads the kernel's per-flow counters
+//! (weft_bpf::packets) once a second and emits one event per flow that
+//! ended (TCP FIN both ways or RST, after a grace second for the last
+//! ACKs) or went idle (`--flow-idle`), then forgets it in the kernel.
+//! At exit every remaining flow is emitted (`end: exit` unless it ended).
+
+use std::sync::atomic::Ordering;
+
+use weft_bpf::Sensor;
+use weft_bpf::netdev::NetdevNames;
+use weft_bpf::packets::{self, PktFlow};
+use weft_core::event::{Endpoint, Event};
+use weft_core::packets::{FlowEnd, FlowSide, PacketFlow};
+
+use crate::stats::Stats;
+
+/// Quiet time after a flow's FIN/RST before it is reported (its last ACKs).
+const GRACE_NS: u64 = 1_000_000_000;
+
+pub struct FlowReporter {
+    names: NetdevNames,
+    idle_ns: u64,
+    /// CLOCK_MONOTONIC -> Unix nanoseconds.
+    offset_ns: i128,
+}
+
+impl FlowReporter {
+    pub fn new(names: NetdevNames, idle_secs: u64, offset_ns: i128) -> FlowReporter {
+        FlowReporter {
+            names,
+            idle_ns: idle_secs.saturating_mul(1_000_000_000),
+            offset_ns,
+        }
+    }
+
+    fn unix(&self, mono: u64) -> u64 {
+        u64::try_from(i128::from(mono) + self.offset_ns).unwrap_or(0)
+    }
+
+    /// Flows that ended now (all of them when `last`), removed from the
+    /// kernel's table.
+    pub fn poll(&self, sensor: &Sensor, stats: &Stats, last: bool) -> Vec<Event> {
+        // Flows created so far, read before the table: a flow created
+        // while it is read is then counted live, never as evicted.
+        let created = sensor
+            .kernel_stats()
+            .iter()
+            .find(|(n, _)| *n == "pkt_flows")
+            .map_or(0, |(_, v)| *v);
+        let now = packets::monotonic_ns();
+        let mut out = Vec::new();
+        let mut live = 0u64;
+        for (key, f) in sensor.pkt_flows() {
+            let idle = now.saturating_sub(f.last_ns);
+            let end = match f.tcp_ended() {
+                Some(r) if idle >= GRACE_NS || last => {
+                    if r == "rst" {
+                        FlowEnd::Rst
+                    } else {
+                        FlowEnd::Fin
+                    }
+                }
+                _ if idle >= self.idle_ns => FlowEnd::Idle,
+                _ if last => FlowEnd::Exit,
+                _ => {
+                    live += 1;
+                    continue;
+                }
+            };
+            sensor.pkt_flow_delete(&key);
+            out.push(Event::PacketFlow(Box::new(self.event(&f, end))));
+        }
+        let emitted = stats
+            .pkt_flows_emitted
+            .fetch_add(out.len() as u64, Ordering::Relaxed)
+            + out.len() as u64;
+        // Created, but neither reported nor in the table: the LRU evicted
+        // them (table full) before they ended.
+        stats
+            .pkt_flows_evicted
+            .fetch_max(created.saturating_sub(emitted + live), Ordering::Relaxed);
+        out
+    }
+
+    fn event(&self, f: &PktFlow, end: FlowEnd) -> PacketFlow {
+        let o = f.opener();
+        let ends = [f.a, f.b];
+        let side = |i: usize| FlowSide {
+            packets: f.packets[i],
+            bytes: f.bytes[i],
+            tcp_flags: f.tcp_flags(i),
+        };
+        let ep = |(ip, port): (std::net::IpAddr, u16)| Endpoint { ip, port };
+        let mut hooks = Vec::new();
+        for (bit, name) in [
+            (packets::PKT_SEEN_TC_INGRESS, "tc-ingress"),
+            (packets::PKT_SEEN_TC_EGRESS, "tc-egress"),
+            (packets::PKT_SEEN_XDP, "xdp"),
+        ] {
+            if f.seen & bit != 0 {
+                hooks.push(name);
+            }
+        }
+        PacketFlow {
+            timestamp_ns: self.unix(f.last_ns),
+            start_ns: self.unix(f.first_ns),
+            end,
+            proto: f.proto,
+            ipv6: f.flags & packets::PKT_IPV6 != 0,
+            source: ep(ends[o]),
+            destination: ep(ends[1 - o]),
+            source_side: side(o),
+            destination_side: side(1 - o),
+            opener_from_syn: f.flags & packets::PKT_ORIG_SYN != 0,
+            cookie: f.cookie,
+            vlan: f.vlan,
+            vlan_inner: f.vlan_inner,
+            ifindex: f.ifindex,
+            interface: self.names.interface(f.netns, f.ifindex),
+            netns: f.netns,
+            netns_name: self.names.netns(f.netns),
+            hooks,
+        }
+    }
+}
