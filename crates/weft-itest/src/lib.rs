@@ -874,9 +874,15 @@ impl Helper {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/py")
             .join(script);
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(path)
-            .args(args)
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(path).args(args);
+        Helper::spawn(cmd)
+    }
+
+    /// Start any program that talks line by line on stdin/stdout (its
+    /// stderr goes to the test's).
+    pub fn spawn(mut cmd: Command) -> TestResult<Helper> {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -914,6 +920,16 @@ impl Helper {
         inp.write_all(b"\n")?;
         inp.flush()?;
         Ok(())
+    }
+
+    /// The lines the helper printed until it stayed quiet for `quiet`.
+    pub fn remaining_lines(&self, quiet: Duration) -> String {
+        let mut rest = String::new();
+        while let Ok(l) = self.lines.recv_timeout(quiet) {
+            rest.push_str(&l);
+            rest.push('\n');
+        }
+        rest
     }
 
     /// Wait for the helper to exit (bounded); true when it succeeded.

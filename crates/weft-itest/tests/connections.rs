@@ -6,9 +6,7 @@
 //! client in the other. Ground truth is what the peers print: their pids,
 //! the client's port, the bytes each really sent and received.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -133,41 +131,22 @@ print("done", n, got, flush=True)
 
 /// A Python script running in a namespace, read line by line; killed (by
 /// pid) on drop.
-struct Peer {
-    proc: Proc,
-    lines: mpsc::Receiver<String>,
-}
+struct Peer(Helper);
 
 impl Peer {
     fn start(ns: &str, script: &str, args: &[&str]) -> TestResult<Peer> {
         // `ip netns exec` execs python3: the child's pid is the script's.
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "python3", "-c", script])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Peer {
-            proc: Proc { child },
-            lines: rx,
-        })
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, "python3", "-c", script])
+            .args(args);
+        Ok(Peer(Helper::spawn(cmd)?))
     }
 
     /// The words of the next line, which must start with `word`.
     fn expect(&self, word: &str) -> TestResult<Vec<u64>> {
         let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(20))
+            .0
+            .read_line(Duration::from_secs(20))
             .map_err(|_| format!("no `{word}` line from peer within 20 s"))?;
         let mut it = line.split_whitespace();
         if it.next() != Some(word) {
@@ -177,10 +156,7 @@ impl Peer {
     }
 
     fn send_line(&mut self) -> TestResult {
-        let inp = self.proc.child.stdin.as_mut().ok_or("no stdin")?;
-        inp.write_all(b"go\n")?;
-        inp.flush()?;
-        Ok(())
+        self.0.write_line("go")
     }
 }
 

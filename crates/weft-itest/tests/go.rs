@@ -8,11 +8,9 @@
 //! offline with Debian's golang-1.23-go (scripts/deps.sh).
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weft_itest::exchange::*;
 use weft_itest::*;
@@ -58,72 +56,35 @@ fn go_build(name: &str, dir: &Path, flags: &[&str]) -> TestResult<PathBuf> {
 }
 
 /// A Go program of tests/go/ talking line by line on stdin/stdout.
-struct GoProc {
-    proc: Proc,
-    lines: mpsc::Receiver<String>,
-}
+struct GoProc(Helper);
 
 impl GoProc {
     fn start(bin: &Path, args: &[&str]) -> TestResult<GoProc> {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(GoProc {
-            proc: Proc { child },
-            lines: rx,
-        })
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        Ok(GoProc(Helper::spawn(cmd)?))
     }
 
     fn pid(&self) -> u32 {
-        self.proc.pid()
+        self.0.pid()
     }
 
     fn read_line(&self, timeout: Duration) -> TestResult<String> {
-        self.lines
-            .recv_timeout(timeout)
+        self.0
+            .read_line(timeout)
             .map_err(|_| format!("no line from the Go program within {timeout:?}").into())
     }
 
     fn go_ahead(&mut self) -> TestResult {
-        let inp = self.proc.child.stdin.as_mut().ok_or("no stdin")?;
-        inp.write_all(b"go\n")?;
-        inp.flush()?;
-        Ok(())
+        self.0.write_line("go")
     }
 
     /// Wait for exit (bounded) and return the rest of stdout.
     fn finish(&mut self, timeout: Duration) -> TestResult<String> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.proc.child.try_wait()? {
-                if !st.success() {
-                    return Err(format!("the Go program failed ({st})").into());
-                }
-                break;
-            }
-            if Instant::now() > end {
-                return Err(format!("the Go program did not exit within {timeout:?}").into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if !self.0.wait(timeout)? {
+            return Err("the Go program failed".into());
         }
-        let mut rest = String::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            rest.push_str(&l);
-            rest.push('\n');
-        }
-        Ok(rest)
+        Ok(self.0.remaining_lines(Duration::from_millis(500)))
     }
 }
 

@@ -3,63 +3,12 @@
 //! log alone, and the decrypted HTTP must be what curl and nginx really
 //! exchanged (curl's output, nginx's log) and what weft captured.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use weft_itest::exchange::*;
+use weft_itest::tcpdump::Tcpdump;
 use weft_itest::*;
-
-/// tcpdump on `lo` for one port, running until stopped.
-struct Tcpdump {
-    proc: Proc,
-}
-
-impl Tcpdump {
-    fn start(port: u16, out: &std::path::Path) -> TestResult<Tcpdump> {
-        // --immediate-mode: packets reach the file as they come (a block
-        // still being filled when SIGINT arrives would be lost otherwise).
-        let mut child = Command::new("tcpdump")
-            .args(["-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-w"])
-            .arg(out)
-            .args(["tcp", "port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start tcpdump ({e}): install it (scripts/deps.sh)"))?;
-        let err = child.stderr.take().ok_or("no tcpdump stderr")?;
-        let proc = Proc { child };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // It captures once it says so.
-        loop {
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(l) if l.contains("listening on") => return Ok(Tcpdump { proc }),
-                Ok(_) => {}
-                Err(_) => return Err("tcpdump did not start listening within 10 s".into()),
-            }
-        }
-    }
-
-    /// SIGINT and wait: the capture file is complete afterwards.
-    fn stop(mut self) -> TestResult {
-        signal(self.proc.pid(), "INT");
-        let end = std::time::Instant::now() + Duration::from_secs(10);
-        while self.proc.child.try_wait()?.is_none() {
-            if std::time::Instant::now() > end {
-                return Err("tcpdump did not stop within 10 s of SIGINT".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-}
 
 /// (request URI, response body) of every HTTP exchange tshark decrypts.
 fn tshark_http(
