@@ -46,6 +46,7 @@
 #define V_TLS 1
 #define V_PLAIN 2
 #define V_OTHER 3
+#define V_DNS_TCP 4 /* a TCP connection to or from port 53: DNS, captured whole */
 
 /* 0 off (--no-plaintext), 1 any port, 2 only ports in plain_ports. */
 const volatile __u8 plain_mode = 1;
@@ -546,8 +547,12 @@ static __always_inline int plain_exit(void *ctx, long ret)
 	if (h->verdict == V_UNDECIDED) {
 		struct pcopy first = {};
 		__u8 b[4] = {};
+		struct sock *tsk = fd_tcp_sock(a.fd);
 		plain_segs(&a, 4, &first);
-		if (first.len[0] < 4 || bpf_probe_read_user(b, 4, (const void *)first.base[0])) {
+		if (tsk && (BPF_CORE_READ(tsk, __sk_common.skc_num) == DNS_PORT ||
+			    bpf_ntohs(BPF_CORE_READ(tsk, __sk_common.skc_dport)) == DNS_PORT)) {
+			h->verdict = V_DNS_TCP;
+		} else if (first.len[0] < 4 || bpf_probe_read_user(b, 4, (const void *)first.base[0])) {
 			h->verdict = V_OTHER;
 		} else if (b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03) {
 			h->verdict = V_TLS;
@@ -565,7 +570,12 @@ static __always_inline int plain_exit(void *ctx, long ret)
 	}
 	__u64 cap = payload_cap;
 	__u32 flags = WEFT_CALL_PLAIN;
-	if (v != V_PLAIN) {
+	if (v == V_DNS_TCP) {
+		/* Every byte: answers may exceed the first bytes' bound and are
+		 * read in two calls (length, then message). */
+		flags |= WEFT_CALL_DNS | WEFT_CALL_DNS_TCP;
+		cap = WEFT_DNS_MAX;
+	} else if (v != V_PLAIN) {
 		/* OTHER: this direction's first bytes, once. */
 		if (d ? h->done[1] : h->done[0])
 			return 0;

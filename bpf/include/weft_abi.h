@@ -75,6 +75,10 @@ enum weft_role {
 /* with WEFT_CALL_PLAIN: one DNS message over UDP (port 53), at most
  * WEFT_DNS_MAX bytes; the socket is UDP. */
 #define WEFT_CALL_DNS         (1u << 18)
+/* with WEFT_CALL_PLAIN | WEFT_CALL_DNS: bytes of a DNS-over-TCP connection
+ * (port 53), as read or written: messages are length-prefixed and may span
+ * calls (user space joins them). */
+#define WEFT_CALL_DNS_TCP     (1u << 19)
 #define WEFT_DNS_MAX 4096
 
 /* First bytes kept per direction of a TCP connection that is neither TLS

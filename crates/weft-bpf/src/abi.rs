@@ -59,6 +59,8 @@ pub const CALL_FIRST: u32 = 1 << 17;
 pub const FIRST_MAX: usize = 512;
 /// With [`CALL_PLAIN`]: one DNS message over UDP (the socket is UDP).
 pub const CALL_DNS: u32 = 1 << 18;
+/// With [`CALL_DNS`]: stream bytes of a DNS-over-TCP connection.
+pub const CALL_DNS_TCP: u32 = 1 << 19;
 
 /// Connection existed before weft started (`WEFT_CONN_SEEDED`).
 pub const CONN_SEEDED: u32 = 1 << 0;

@@ -219,6 +219,8 @@ pub struct Dns {
     /// Sent (`Write`) or received (`Read`) by this process.
     pub direction: Direction,
     pub message: Box<weft_proto::dns::Message>,
+    /// Carried over TCP (port 53) rather than UDP.
+    pub tcp: bool,
 }
 
 /// One WebSocket message decoded from a connection's plaintext (after an

@@ -1,4 +1,4 @@
-//! End-to-end: DNS over UDP (bpf/plain.bpf.c, weft_proto::dns,
+//! End-to-end: DNS over UDP and TCP (bpf/plain.bpf.c, weft_proto::dns,
 //! weft_core::resolved). A tiny resolver started by the test answers a
 //! process that resolves a name with glibc (`getaddrinfo`, resolv.conf
 //! pointing at the resolver in a private mount namespace) and then connects
@@ -24,16 +24,23 @@ fn logged(server: &Helper, prefix: &str) -> TestResult<Vec<String>> {
 
 #[test]
 fn a_lookup_is_attributed_to_the_asker_and_the_connection_carries_the_name() -> TestResult {
-    lookup_then_connect("socket.AF_INET")
+    lookup_then_connect("socket.AF_INET", false)
 }
 
 /// AF_UNSPEC: glibc sends the A and AAAA queries together with sendmmsg.
 #[test]
 fn parallel_a_and_aaaa_queries_are_seen() -> TestResult {
-    lookup_then_connect("socket.AF_UNSPEC")
+    lookup_then_connect("socket.AF_UNSPEC", false)
 }
 
-fn lookup_then_connect(family: &str) -> TestResult {
+/// `options use-vc`: glibc asks over TCP (length-prefixed messages; it
+/// reads an answer's length and its body in two calls).
+#[test]
+fn a_lookup_over_tcp_is_seen_too() -> TestResult {
+    lookup_then_connect("socket.AF_UNSPEC", true)
+}
+
+fn lookup_then_connect(family: &str, tcp: bool) -> TestResult {
     let dns_addr = "127.0.0.77";
     let answer_ip = "127.0.0.88";
     let port = free_port();
@@ -43,7 +50,10 @@ fn lookup_then_connect(family: &str) -> TestResult {
     let resolv = dir.path().join("resolv.conf");
     std::fs::write(
         &resolv,
-        format!("nameserver {dns_addr}\noptions attempts:1 timeout:5\n"),
+        format!(
+            "nameserver {dns_addr}\noptions attempts:1 timeout:5{}\n",
+            if tcp { " use-vc" } else { "" }
+        ),
     )?;
     let tag = format!("{:x}", rand_u64());
     let name = format!("svc-{tag}.weft.test");
@@ -104,7 +114,6 @@ fn lookup_then_connect(family: &str) -> TestResult {
         })
         .ok_or_else(|| format!("no dns answer of the client: {mine:#?}"))?;
     assert_eq!(field_str(ans, "network.protocol"), Some("dns"));
-    assert_eq!(field_str(ans, "network.transport"), Some("udp"));
     assert_eq!(field_str(ans, "dns.type"), Some("answer"));
     assert_eq!(field_u64(ans, "dns.id"), Some(id));
     assert_eq!(field_str(ans, "dns.question.type"), Some("A"));
@@ -137,6 +146,9 @@ fn lookup_then_connect(family: &str) -> TestResult {
     assert_eq!(field_u64(query, "dns.id"), Some(id));
     assert_eq!(field_str(query, "dns.type"), Some("query"));
     assert_eq!(field_str(query, "destination.ip"), Some(dns_addr));
+    let transport = if tcp { "tcp" } else { "udp" };
+    assert_eq!(field_str(query, "network.transport"), Some(transport));
+    assert_eq!(field_str(ans, "network.transport"), Some(transport));
     if family == "socket.AF_UNSPEC" {
         assert!(
             mine.iter().any(|e| {

@@ -915,6 +915,7 @@ mod tests {
             flow: d.flow,
             direction: Direction::Read,
             message: Box::new(message),
+            tcp: false,
         }))
         .expect("write");
         let text = String::from_utf8(sink.into_inner()).expect("utf-8");

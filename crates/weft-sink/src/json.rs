@@ -186,7 +186,7 @@ fn encode_dns(d: &weft_core::event::Dns, out: &mut Vec<u8>) {
         }
     }
     j.begin("network");
-    j.str("transport", "udp");
+    j.str("transport", if d.tcp { "tcp" } else { "udp" });
     if let Some(flow) = &d.flow {
         j.str("type", flow.network_type());
     }
@@ -1505,6 +1505,7 @@ mod tests {
             flow: d.flow,
             direction: weft_core::event::Direction::Read,
             message: Box::new(message),
+            tcp: false,
         });
         let mut sink = JsonSink::new(Vec::new());
         sink.write(&ev).expect("write");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use weft_bpf::Sensor;
 use weft_bpf::abi::{self, ConnRec, OwnerRec};
 use weft_bpf::conn::ConnLinks;
-use weft_core::event::{Connection, ConnectionPhase, Endpoint, Event, Flow, ProcessInfo, Role};
+use weft_core::event::{Connection, ConnectionPhase, Event, ProcessInfo, Role};
 use weft_core::procinfo::KernelProc;
 
 /// Owners of seeded connections kept for their end events at most (the
@@ -49,18 +49,7 @@ pub fn connection_event(
         },
         seeded: c.flags & abi::CONN_SEEDED != 0,
         process,
-        flow: Flow {
-            cookie: s.cookie,
-            local: Endpoint {
-                ip: s.local,
-                port: s.local_port,
-            },
-            remote: Endpoint {
-                ip: s.remote,
-                port: s.remote_port,
-            },
-            role,
-        },
+        flow: crate::reader::flow_of(s, role),
         netns_cookie: c.netns_cookie,
         bytes_sent: end.then_some(c.bytes_sent),
         bytes_received: end.then_some(c.bytes_received),

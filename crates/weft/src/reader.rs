@@ -33,6 +33,9 @@ struct Inner {
     /// Addresses the host just resolved (DNS answers): names for the
     /// connections this host opens to them.
     resolved: weft_core::resolved::Resolved,
+    /// DNS over TCP: per connection and direction, the bytes of a
+    /// length-prefixed message not yet whole (bounded: see `dns_tcp_of`).
+    dns_tcp: weft_core::FastMap<(u64, bool), Vec<u8>>,
 }
 
 /// What the reader needs to know of the host the records come from: this
@@ -111,6 +114,7 @@ impl Reader {
                 keylog: None,
                 seeded_owners: std::collections::HashMap::new(),
                 resolved: Default::default(),
+                dns_tcp: Default::default(),
             })),
         }
     }
@@ -296,6 +300,10 @@ impl Inner {
                 } else {
                     None
                 };
+                if c.kind == abi::REC_CONN_END {
+                    self.dns_tcp.remove(&(c.sock.cookie, true));
+                    self.dns_tcp.remove(&(c.sock.cookie, false));
+                }
                 let mut ev = crate::conn::connection_event(&c, process, |ns| self.unix_ns(ns));
                 if let Event::Connection(conn) = &mut ev
                     && conn.flow.role == Role::Client
@@ -364,18 +372,7 @@ impl Inner {
                 }
             }
         };
-        Some(Flow {
-            cookie: s.cookie,
-            local: Endpoint {
-                ip: s.local,
-                port: s.local_port,
-            },
-            remote: Endpoint {
-                ip: s.remote,
-                port: s.remote_port,
-            },
-            role,
-        })
+        Some(flow_of(s, role))
     }
 
     /// A handshake result or a freed library object: facts for the TLS
@@ -433,7 +430,59 @@ impl Inner {
             flow,
             direction,
             message: Box::new(message),
+            tcp: false,
         }))
+    }
+
+    /// DNS over TCP: the connection's bytes in this direction are joined
+    /// until each 2-byte length prefix's message is whole, and every whole
+    /// message becomes a DNS event. At most `DNS_TCP_FLOWS` connection
+    /// directions wait at once (past it, the waiting bytes are dropped and
+    /// counted as malformed DNS); a buffer never holds more than one
+    /// message (<= 64 KiB) plus one call's bytes.
+    fn dns_tcp_of(
+        &mut self,
+        payload: &[u8],
+        timestamp_ns: u64,
+        process: Arc<ProcessInfo>,
+        flow: Option<Flow>,
+        tid: u32,
+        direction: Direction,
+    ) {
+        const DNS_TCP_FLOWS: usize = 1024;
+        let Some(cookie) = flow.map(|f| f.cookie).filter(|&c| c != 0) else {
+            self.stats.dns_malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let key = (cookie, direction == Direction::Write);
+        if !self.dns_tcp.contains_key(&key) && self.dns_tcp.len() >= DNS_TCP_FLOWS {
+            let dropped = self.dns_tcp.len() as u64;
+            self.dns_tcp.clear();
+            self.stats
+                .dns_malformed
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        let buf = self.dns_tcp.entry(key).or_default();
+        buf.extend_from_slice(payload);
+        let mut messages = Vec::new();
+        while let [hi, lo, ..] = buf[..] {
+            let n = usize::from(u16::from_be_bytes([hi, lo]));
+            if buf.len() < 2 + n {
+                break;
+            }
+            messages.push(buf[2..2 + n].to_vec());
+            buf.drain(..2 + n);
+        }
+        if buf.is_empty() {
+            self.dns_tcp.remove(&key);
+        }
+        for m in messages {
+            let ev = self.dns_event_of(m, timestamp_ns, Arc::clone(&process), flow, tid, direction);
+            if let Some(Event::Dns(mut d)) = ev {
+                d.tcp = true;
+                self.send(Event::Dns(d));
+            }
+        }
     }
 
     fn event_of(&mut self, a: Assembled) -> Option<Event> {
@@ -457,6 +506,10 @@ impl Inner {
         let flow = self.flow(&c);
         let process = self.process_of(&c);
         let timestamp_ns = self.unix_ns(c.end_ns);
+        if c.flags & abi::CALL_DNS_TCP != 0 {
+            self.dns_tcp_of(&a.payload, timestamp_ns, process, flow, c.tid, direction);
+            return None;
+        }
         if c.flags & abi::CALL_DNS != 0 {
             return self.dns_event_of(a.payload, timestamp_ns, process, flow, c.tid, direction);
         }
@@ -481,5 +534,21 @@ impl Inner {
             first_bytes: c.flags & abi::CALL_FIRST != 0,
             destination_domain,
         }))
+    }
+}
+
+/// The connection a kernel socket record describes, from `role`'s side.
+pub(crate) fn flow_of(s: &abi::SockRec, role: Role) -> Flow {
+    Flow {
+        cookie: s.cookie,
+        local: Endpoint {
+            ip: s.local,
+            port: s.local_port,
+        },
+        remote: Endpoint {
+            ip: s.remote,
+            port: s.remote_port,
+        },
+        role,
     }
 }
