@@ -551,7 +551,7 @@ pid {d}/nginx.pid;
 events {{ worker_connections 256; }}
 http {{
     access_log off;
-    log_format weft '$remote_addr $remote_port $request_uri $status $server_protocol';
+    log_format weft '$remote_addr $remote_port $request_uri $status $server_protocol $ssl_protocol';
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -643,12 +643,22 @@ http {{
     /// The protocol (`$server_protocol`: `HTTP/1.1`, `HTTP/2.0`) of the
     /// first logged request for `uri`, waiting as [`Nginx::wait_logged`].
     pub fn logged_protocol(&self, uri: &str) -> Option<String> {
+        self.logged_field(uri, 4)
+    }
+
+    /// The TLS version nginx logged for `uri` (`$ssl_protocol`: `TLSv1.3`,
+    /// `-` over plain HTTP).
+    pub fn logged_tls_version(&self, uri: &str) -> Option<String> {
+        self.logged_field(uri, 5)
+    }
+
+    fn logged_field(&self, uri: &str, index: usize) -> Option<String> {
         self.wait_logged(uri)?;
         let text =
             std::fs::read_to_string(self.dir.path().join("logs/access.log")).unwrap_or_default();
         text.lines().find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&uri)).then(|| f.get(4).map(|p| p.to_string()))?
+            (f.get(2) == Some(&uri)).then(|| f.get(index).map(|p| p.to_string()))?
         })
     }
 

@@ -230,6 +230,41 @@ fn chromium_h2_boringssl_stripped() -> TestResult {
             "{tx}"
         );
         assert_eq!(tuple(tx), t);
+
+        // Handshake facts from the socket's first bytes (Chromium's TLS
+        // records cross the socket outside the hooked BoringSSL calls): the
+        // version nginx logged, and JA4 saying the client offered TLS 1.3
+        // and h2 first. (The chosen ALPN travels encrypted in TLS 1.3 and
+        // stripped Chromium's SSL_get0_alpn_selected is not located.)
+        let hs = run
+            .events
+            .iter()
+            .find(|e| {
+                field_str(e, "event.action") == Some("tls-handshake")
+                    && field_u64(e, "weft.flow.cookie") == Some(cookie)
+            })
+            .ok_or("no tls-handshake event of chromium's connection")?;
+        assert_eq!(field_u64(hs, "process.pid"), Some(u64::from(pid)));
+        assert_eq!(
+            field(hs, "tls.established").and_then(|v| v.as_bool()),
+            Some(true)
+        );
+        let logged = nginx
+            .logged_tls_version(&uri)
+            .ok_or("nginx did not log the TLS version")?;
+        assert_eq!(
+            field_str(hs, "tls.version").map(|v| format!("TLSv{v}")),
+            Some(logged.clone())
+        );
+        if logged == "TLSv1.2" {
+            assert_eq!(field_str(hs, "tls.next_protocol"), Some("h2"));
+        }
+        assert!(
+            field_str(hs, "tls.client.ja4")
+                .is_some_and(|j| j.starts_with("t13") && j.get(8..10) == Some("h2")),
+            "{hs}"
+        );
+        assert_eq!(field_str(tx, "tls.version"), field_str(hs, "tls.version"));
     }
 
     // nginx read the same preface on the same connection, from its side.
