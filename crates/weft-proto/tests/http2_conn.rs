@@ -673,7 +673,38 @@ fn streams_lost_whole_in_a_gap_are_counted() {
         .collect();
     let mut dec = decoder();
     assert_eq!(feed_all(&mut dec, &kept).len(), 2);
+    // Counted once the stream can no longer show up (here: at the end).
+    assert_eq!(dec.counters().streams_unseen, 0);
+    dec.finish(&mut Vec::new());
     assert_eq!(dec.counters().streams_unseen, 1);
+
+    // Only the request of stream 3 lost, its response trailing stream 5's
+    // request (multiplexing): reported damaged, not counted as unseen.
+    let mut trailing = Conn::new();
+    for id in [1u32, 3, 5] {
+        trailing.request(
+            id,
+            &[(":method", "GET"), (":scheme", "https"), (":path", "/")],
+            true,
+        );
+    }
+    for id in [1u32, 3, 5] {
+        trailing.response(id, &[(":status", "204")], true);
+    }
+    let kept: Vec<_> = trailing
+        .records
+        .iter()
+        .filter(|(dir, b)| !(*dir == C2S && b.get(8) == Some(&3)))
+        .cloned()
+        .collect();
+    let mut dec = decoder();
+    let mut out = Vec::new();
+    for (dir, bytes) in &kept {
+        dec.feed(*dir, bytes, &mut out);
+    }
+    dec.finish(&mut out);
+    assert_eq!(txs(out).len(), 3);
+    assert_eq!(dec.counters().streams_unseen, 0);
     // Joining mid-connection (first block seen is stream 41) counts nothing.
     let mut dec = decoder();
     let late: Vec<_> = c.records.iter().skip(6).cloned().collect();

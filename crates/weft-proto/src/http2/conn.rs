@@ -33,6 +33,11 @@ pub struct Http2Decoder {
     core: Core,
 }
 
+/// Skipped stream ids waiting to be counted as unseen, at most.
+const UNSEEN_PENDING_MAX: usize = 1024;
+/// A skipped id this far below the newest header block's is counted unseen.
+const UNSEEN_WINDOW: u32 = 512;
+
 #[derive(Debug, Clone)]
 struct Core {
     limits: Limits,
@@ -49,10 +54,15 @@ struct Core {
     /// Highest stream id of a request HEADERS seen from the client.
     max_client_stream: u32,
     /// Highest client-initiated (odd) stream id of a header block seen in
-    /// either direction: ids skipped after it are streams whose every header
-    /// block was lost (clients open streams in order; losses can fall on
-    /// frame boundaries, where the byte stream shows no seam).
+    /// either direction: ids skipped below it are streams whose request
+    /// header block was lost (clients open streams in order; losses can fall
+    /// on frame boundaries, where the byte stream shows no seam).
     max_block_stream: u32,
+    /// Skipped ids, ascending, not yet counted in `streams_unseen`: the
+    /// response of such a stream can still come (multiplexed responses
+    /// trail the requests). Counted once `UNSEEN_WINDOW` ids older than the
+    /// newest, or at `finish`; dropped when a block of theirs arrives.
+    unseen_pending: std::collections::VecDeque<u32>,
     /// Hint: streams whose response ended before their request was seen
     /// may exist (exact after each `flush_orphans`).
     orphans: usize,
@@ -230,6 +240,8 @@ impl Http2Decoder {
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         let streams = std::mem::take(&mut self.core.streams);
         self.core.orphans = 0;
+        let pending = std::mem::take(&mut self.core.unseen_pending);
+        self.core.counters.streams_unseen += pending.len() as u64;
         for (_, s) in streams {
             let end = if s.is_done() {
                 End::Complete
@@ -328,6 +340,7 @@ impl Core {
             streams: BTreeMap::new(),
             max_client_stream: 0,
             max_block_stream: 0,
+            unseen_pending: std::collections::VecDeque::new(),
             orphans: 0,
             list_hint: [(16, 0); 2],
             now: 0,
@@ -498,6 +511,32 @@ impl Core {
         (headers, incomplete, truncated)
     }
 
+    /// Bookkeeping of `streams_unseen` for a header block of client stream
+    /// `id` (odd).
+    fn note_block_stream(&mut self, id: u32) {
+        if id > self.max_block_stream {
+            if self.max_block_stream > 0 {
+                let mut skipped = self.max_block_stream + 2;
+                while skipped < id {
+                    if self.unseen_pending.len() < UNSEEN_PENDING_MAX {
+                        self.unseen_pending.push_back(skipped);
+                    } else {
+                        self.counters.streams_unseen += 1;
+                    }
+                    skipped += 2;
+                }
+            }
+            self.max_block_stream = id;
+        } else if let Some(i) = self.unseen_pending.iter().position(|&p| p == id) {
+            self.unseen_pending.remove(i); // seen late: not lost
+        }
+        let horizon = self.max_block_stream.saturating_sub(UNSEEN_WINDOW);
+        while self.unseen_pending.front().is_some_and(|&p| p < horizon) {
+            self.unseen_pending.pop_front();
+            self.counters.streams_unseen += 1;
+        }
+    }
+
     /// The stream `id`, created if needed (evicting the oldest at the limit).
     fn stream(&mut self, id: u32, out: &mut Vec<Event>) -> Option<&mut Stream> {
         if !self.streams.contains_key(&id) {
@@ -526,11 +565,8 @@ impl Core {
     ) {
         let (headers, incomplete, truncated) = self.decode_block(dir, block);
         let limits = self.limits;
-        if id % 2 == 1 && id > self.max_block_stream {
-            if self.max_block_stream > 0 {
-                self.counters.streams_unseen += u64::from((id - self.max_block_stream) / 2 - 1);
-            }
-            self.max_block_stream = id;
+        if id % 2 == 1 {
+            self.note_block_stream(id);
         }
         if dir == Direction::ClientToServer && id > self.max_client_stream {
             self.max_client_stream = id;
