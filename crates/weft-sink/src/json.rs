@@ -908,11 +908,14 @@ fn ecs_tls(j: &mut Obj<'_>, s: &Arc<TlsSession>) {
         hash,
         |k| Arc::ptr_eq(k, s),
         || Arc::clone(s),
-        |j| write_ecs_tls(j, s),
+        |j| write_ecs_tls(j, s, false),
     );
 }
 
-fn write_ecs_tls(j: &mut Obj<'_>, s: &TlsSession) {
+/// `tls.*` of `s`: the facts known so far on every event of a connection
+/// (`handshake` false), or on its handshake event (`true`: `established`
+/// and `client` always there, with the cipher suites the client offered).
+fn write_ecs_tls(j: &mut Obj<'_>, s: &TlsSession, handshake: bool) {
     j.begin("tls");
     if let Some(v) = &s.version {
         j.str("version", v);
@@ -926,13 +929,18 @@ fn write_ecs_tls(j: &mut Obj<'_>, s: &TlsSession) {
     if let Some(v) = &s.next_protocol {
         j.str("next_protocol", v);
     }
-    if let Some(v) = s.established {
+    if handshake {
+        j.bool("established", s.established == Some(true));
+    } else if let Some(v) = s.established {
         j.bool("established", v);
     }
-    if s.server_name.is_some() || s.ja4.is_some() {
+    if handshake || s.server_name.is_some() || s.ja4.is_some() {
         j.begin("client");
         if let Some(v) = &s.server_name {
             j.str("server_name", v);
+        }
+        if handshake && !s.client_ciphers.is_empty() {
+            j.str_array("supported_ciphers", &s.client_ciphers);
         }
         if let Some(v) = &s.ja4 {
             j.str("ja4", v);
@@ -989,37 +997,7 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     if let Some(flow) = &h.flow {
         connection_fields(&mut j, flow, flow.source(), flow.destination(), None);
     }
-    j.begin("tls");
-    if let Some(v) = &s.version {
-        j.str("version", v);
-    }
-    if let Some(v) = s.version_protocol {
-        j.str("version_protocol", v);
-    }
-    if let Some(v) = &s.cipher {
-        j.str("cipher", v);
-    }
-    if let Some(v) = &s.next_protocol {
-        j.str("next_protocol", v);
-    }
-    j.bool("established", s.established == Some(true));
-    j.begin("client");
-    if let Some(v) = &s.server_name {
-        j.str("server_name", v);
-    }
-    if !s.client_ciphers.is_empty() {
-        j.str_array("supported_ciphers", &s.client_ciphers);
-    }
-    if let Some(v) = &s.ja4 {
-        j.str("ja4", v);
-    }
-    j.end();
-    if let Some(v) = &s.ja4s {
-        j.begin("server");
-        j.str("ja4s", v);
-        j.end();
-    }
-    j.end();
+    write_ecs_tls(&mut j, s, true);
     weft_head(&mut j, p, h.flow.as_ref());
     j.begin("tls");
     j.str("library", h.library.as_str());
