@@ -57,6 +57,23 @@ fn handshakes(events: &[Value], pid: u32) -> Vec<&Value> {
         .collect()
 }
 
+/// Stops weft once `pid`'s handshake event has come (bounded wait): the run
+/// and that event, which must be the process' only one.
+fn only_handshake_of(weft: Weft, pid: u32, who: &str) -> TestResult<(WeftRun, Value)> {
+    let pid64 = u64::from(pid);
+    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(pid64)
+            && field_str(e, "event.action") == Some("tls-handshake")
+    });
+    let run = weft.stop()?;
+    assert!(run.success, "weft failed:\n{}", run.stderr);
+    assert!(seen, "no handshake event of {who}; stderr:\n{}", run.stderr);
+    let hs = handshakes(&run.events, pid);
+    assert_eq!(hs.len(), 1, "{hs:#?}");
+    let h = hs[0].clone();
+    Ok((run, h))
+}
+
 fn str_list(v: &Value, path: &str) -> Vec<String> {
     field(v, path)
         .and_then(Value::as_array)
@@ -192,24 +209,15 @@ fn curl_refusing_the_certificate_is_a_failed_handshake() -> TestResult {
         verbose.contains("TLS alert, unknown CA"),
         "curl -v said:\n{verbose}"
     );
-    let pid64 = u64::from(pid);
-    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
-        field_u64(e, "process.pid") == Some(pid64)
-            && field_str(e, "event.action") == Some("tls-handshake")
-    });
-    let run = weft.stop()?;
-    assert!(run.success, "weft failed:\n{}", run.stderr);
-    assert!(seen, "no handshake event of curl; stderr:\n{}", run.stderr);
-    let hs = handshakes(&run.events, pid);
-    assert_eq!(hs.len(), 1, "{hs:#?}");
-    assert_eq!(field_str(hs[0], "event.outcome"), Some("failure"));
-    assert_eq!(field(hs[0], "tls.established"), Some(&Value::Bool(false)));
+    let (run, h) = only_handshake_of(weft, pid, "curl")?;
+    assert_eq!(field_str(&h, "event.outcome"), Some("failure"));
+    assert_eq!(field(&h, "tls.established"), Some(&Value::Bool(false)));
     assert_eq!(
-        field_str(hs[0], "weft.tls.failure"),
+        field_str(&h, "weft.tls.failure"),
         Some("alert unknown_ca sent")
     );
     assert_eq!(
-        field_u64(hs[0], "destination.port"),
+        field_u64(&h, "destination.port"),
         Some(u64::from(nginx.port))
     );
     // No plaintext moved: no capture or http event of curl (its TCP
@@ -268,20 +276,8 @@ fn gnutls_cli_handshake_facts() -> TestResult {
         .next()
         .unwrap_or("")
         .to_string();
-    let pid64 = u64::from(pid);
-    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
-        field_u64(e, "process.pid") == Some(pid64)
-            && field_str(e, "event.action") == Some("tls-handshake")
-    });
-    let run = weft.stop()?;
-    assert!(
-        seen,
-        "no handshake event of gnutls-cli; stderr:\n{}",
-        run.stderr
-    );
-    let hs = handshakes(&run.events, pid);
-    assert_eq!(hs.len(), 1, "{hs:#?}");
-    let h = hs[0];
+    let (_, h) = only_handshake_of(weft, pid, "gnutls-cli")?;
+    let h = &h;
     assert_eq!(field_str(h, "weft.tls.library"), Some("gnutls"));
     assert_eq!(field_str(h, "event.outcome"), Some("success"));
     assert_eq!(field_str(h, "tls.version"), Some(version.as_str()));
@@ -342,20 +338,8 @@ fn wolfssl_client_handshake_facts() -> TestResult {
         .ok_or_else(|| format!("no TLS info from nginx:\n{text}"))?;
     let (proto, cipher) = info.split_once('|').ok_or("bad TLS info")?;
     let version = proto.trim_start_matches("TLSv");
-    let pid64 = u64::from(pid);
-    let seen = weft.wait_for(SEEN_TIMEOUT, |e| {
-        field_u64(e, "process.pid") == Some(pid64)
-            && field_str(e, "event.action") == Some("tls-handshake")
-    });
-    let run = weft.stop()?;
-    assert!(
-        seen,
-        "no handshake event of the wolfSSL client:\n{}",
-        run.stderr
-    );
-    let hs = handshakes(&run.events, pid);
-    assert_eq!(hs.len(), 1, "{hs:#?}");
-    let h = hs[0];
+    let (_, h) = only_handshake_of(weft, pid, "the wolfSSL client")?;
+    let h = &h;
     assert_eq!(field_str(h, "weft.tls.library"), Some("wolfssl"));
     assert_eq!(field_str(h, "event.outcome"), Some("success"));
     assert_eq!(field_str(h, "tls.version"), Some(version));
