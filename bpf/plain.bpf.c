@@ -275,32 +275,7 @@ struct pcopy {
 	__u32 flags;
 };
 
-#define PLAIN_CLASS(SZ)                                                        \
-	static __noinline int plain_chunk_##SZ(struct pcopy *c, __u64 src, __u64 off, \
-					       __u32 n)                        \
-	{                                                                      \
-		if (n > SZ)                                                    \
-			return 1;                                              \
-		struct data_rec_##SZ *r =                                      \
-			bpf_ringbuf_reserve(&events, sizeof(*r), 0);           \
-		if (!r) {                                                      \
-			c->flags |= WEFT_CALL_RING_FULL;                       \
-			stat_add(WEFT_STAT_RING_FULL_DATA, 1);                 \
-			return 1;                                              \
-		}                                                              \
-		if (bpf_probe_read_user(r->data, n, (const void *)src)) {      \
-			bpf_ringbuf_discard(r, 0);                             \
-			c->flags |= WEFT_CALL_COPY_FAULT;                      \
-			return 1;                                              \
-		}                                                              \
-		r->h.type = WEFT_REC_DATA;                                     \
-		r->h.len = n;                                                  \
-		r->h.call_id = c->call_id;                                     \
-		r->h.tid = c->tid;                                             \
-		r->h.offset = off;                                             \
-		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);                       \
-		return 0;                                                      \
-	}
+#define PLAIN_CLASS(SZ) DATA_CHUNK_FN(plain_chunk, pcopy, SZ, bpf_probe_read_user)
 
 PLAIN_CLASS(64)
 PLAIN_CLASS(512)

@@ -824,14 +824,16 @@ struct copy_ctx {
 	__u32 flags;   /* WEFT_CALL_COPY_FAULT / WEFT_CALL_RING_FULL */
 };
 
-/* One size class of data record: the reservation size must be constant. */
-#define DATA_CLASS(SZ)                                                       \
-	struct data_rec_##SZ {                                               \
-		struct weft_data_rec h;                                      \
-		__u8 data[SZ];                                               \
-	};                                                                   \
-	static __noinline int emit_chunk_##SZ(struct copy_ctx *c, __u64 off, \
-					      __u32 n)                       \
+/*
+ * One size class of data record: the reservation size must be constant.
+ * DATA_CHUNK_FN makes the function that submits n <= SZ bytes at addr as the
+ * payload piece at offset off of call c (struct CTX: call_id, tid, flags),
+ * copied with COPY: bpf_copy_from_user in the sleepable return probes here,
+ * bpf_probe_read_user in the tracepoints of plain.bpf.c.
+ */
+#define DATA_CHUNK_FN(NAME, CTX, SZ, COPY)                                   \
+	static __noinline int NAME##_##SZ(struct CTX *c, __u64 addr,        \
+					  __u64 off, __u32 n)                \
 	{                                                                    \
 		if (n > SZ)                                                  \
 			return 1;                                            \
@@ -842,8 +844,7 @@ struct copy_ctx {
 			stat_add(WEFT_STAT_RING_FULL_DATA, 1);               \
 			return 1;                                            \
 		}                                                            \
-		if (bpf_copy_from_user(r->data, n,                           \
-				       (const void *)(c->src + off))) {     \
+		if (COPY(r->data, n, (const void *)addr)) {                  \
 			bpf_ringbuf_discard(r, 0);                           \
 			c->flags |= WEFT_CALL_COPY_FAULT;                    \
 			return 1;                                            \
@@ -856,6 +857,13 @@ struct copy_ctx {
 		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);                     \
 		return 0;                                                    \
 	}
+
+#define DATA_CLASS(SZ)                                                       \
+	struct data_rec_##SZ {                                               \
+		struct weft_data_rec h;                                      \
+		__u8 data[SZ];                                               \
+	};                                                                   \
+	DATA_CHUNK_FN(emit_chunk, copy_ctx, SZ, bpf_copy_from_user)
 
 DATA_CLASS(64)
 DATA_CLASS(512)
@@ -872,13 +880,13 @@ static long copy_step(__u64 i, void *arg)
 	__u32 n = left > WEFT_CHUNK_MAX ? WEFT_CHUNK_MAX : left;
 	int stop;
 	if (n <= 64)
-		stop = emit_chunk_64(c, off, n);
+		stop = emit_chunk_64(c, c->src + off, off, n);
 	else if (n <= 512)
-		stop = emit_chunk_512(c, off, n);
+		stop = emit_chunk_512(c, c->src + off, off, n);
 	else if (n <= 4096)
-		stop = emit_chunk_4096(c, off, n);
+		stop = emit_chunk_4096(c, c->src + off, off, n);
 	else
-		stop = emit_chunk_16384(c, off, n);
+		stop = emit_chunk_16384(c, c->src + off, off, n);
 	if (stop)
 		c->fail_at = i;
 	return stop;
