@@ -38,6 +38,12 @@ const volatile __u32 self_tgid = 0;
  * the reader polls at least every 100 ms anyway, and a busy host then pays
  * one wake-up per WAKEUP bytes instead of one per record. */
 const volatile __u64 wakeup_bytes = 2 * 1024 * 1024;
+/* Payload records are refused (counted as ring full) once this many bytes
+ * wait in the ring: the rest is kept for the small records that say what
+ * was lost (the call record closing each call carries its length and the
+ * bytes captured), so a full ring loses payload, not the accounting of it.
+ * 0 = no limit. User space sets the ring size minus a reserve. */
+const volatile __u64 data_room = 0;
 /* Benchmark floor (weft --bench-floor): every program returns at once, so
  * the hooks cost only the kernel's trap. The verifier drops the dead rest. */
 const volatile __u8 floor_mode = 0;
@@ -73,6 +79,12 @@ static __always_inline __u64 ring_wakeup(void)
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;
+}
+
+/* Whether a payload record may still be reserved (see data_room). */
+static __always_inline bool data_room_left(void)
+{
+	return !data_room || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < data_room;
 }
 
 /* Flags for a call record, submitted from the calling process: as

@@ -838,7 +838,9 @@ struct copy_ctx {
 		if (n > SZ)                                                  \
 			return 1;                                            \
 		struct data_rec_##SZ *r =                                    \
-			bpf_ringbuf_reserve(&events, sizeof(*r), 0);         \
+			data_room_left()                                     \
+				? bpf_ringbuf_reserve(&events, sizeof(*r), 0) \
+				: NULL;                                      \
 		if (!r) {                                                    \
 			c->flags |= WEFT_CALL_RING_FULL;                     \
 			stat_add(WEFT_STAT_RING_FULL_DATA, 1);               \

@@ -220,6 +220,14 @@ pub(crate) fn attach_multi(
 }
 
 /// libbpf's pid argument: -1 for every process.
+/// Bytes of the ring kept for records other than payload (call records
+/// above all: they say how much of each call's payload was lost, so losses
+/// under load are accounted per connection): an eighth of the ring, at
+/// least 64 KiB (~400 call records), at most a quarter of it.
+pub fn call_reserve(ring_size: u32) -> u32 {
+    (ring_size / 8).clamp((64 * 1024).min(ring_size / 4), ring_size / 4)
+}
+
 pub(crate) fn pid_arg(pid: Option<u32>) -> i32 {
     pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(-1)
 }
@@ -367,6 +375,7 @@ impl Sensor {
             ro.self_tgid = std::process::id();
             ro.floor_mode = u8::from(cfg.floor);
             ro.wakeup_bytes = u64::from(cfg.ring_size / 8);
+            ro.data_room = u64::from(cfg.ring_size - call_reserve(cfg.ring_size));
             ro.plain_mode = match (cfg.plaintext, cfg.plaintext_ports.is_empty()) {
                 (false, _) => 0,
                 (true, true) => 1,
@@ -874,5 +883,17 @@ mod boring_keylog_tests {
         ] {
             assert_eq!(boring_keylog_cookie(bad), None, "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod reserve_tests {
+    #[test]
+    fn call_reserve_is_an_eighth_within_bounds() {
+        use super::call_reserve;
+        assert_eq!(call_reserve(16 << 20), 2 << 20);
+        assert_eq!(call_reserve(256 << 10), 64 << 10);
+        assert_eq!(call_reserve(4096), 1024);
+        assert_eq!(call_reserve(1 << 20), 128 << 10);
     }
 }
