@@ -13,7 +13,8 @@
 #      for the load (--ring-size), so records are lost: the reported transactions
 #      plus the ones weft flags as damaged (data_lost / incomplete) plus the
 #      HTTP/2 requests it counts as lost whole (stream ids skipped after a
-#      gap) are set against the completed ones, beside the counted drops.
+#      gap; HTTP/1.1: request calls lost whole with no response) are set
+#      against the completed ones, beside the counted drops.
 #
 # HTTP/2 (h2load) and HTTP/1.1 (h2load --h1).
 #
@@ -116,7 +117,7 @@ for proto in h2 h1; do
     done_n=$(succeeded "$work/load.out")
     read -r cc cd sc sd < <(count_events)
     lost=$(losses)
-    unseen=$(awk '/HTTP\/2 requests lost whole in gaps/ {print $NF}' "$work/err")
+    unseen=$(awk '/requests lost whole in gaps/ {n += $NF} END {print n + 0}' "$work/err")
     gap=$(( (done_n - cc - cd) + (done_n - sc - sd) - ${unseen:-0} ))
     label="at (b)'s rate"; [ "$step" = past ] && label="past it: 64 KiB responses, ring $SMALL_RING"
     got=$(finished_rps "$work/load.out")
@@ -126,8 +127,9 @@ for proto in h2 h1; do
   done
 done
 echo
-echo "'unexplained' = (completed - client events) + (completed - server events) - HTTP/2"
-echo "requests counted as lost whole (stream ids skipped after a gap); 0 means every completed"
+echo "'unexplained' = (completed - client events) + (completed - server events) - requests"
+echo "counted as lost whole (HTTP/2: stream ids skipped after a gap; HTTP/1.1: request calls lost"
+echo "whole that no response answered); 0 means every completed"
 echo "request was reported on both ends, complete or flagged damaged, or counted as lost."
 echo
 echo "weft's exit summary of the last run:"

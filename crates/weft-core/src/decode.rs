@@ -403,6 +403,9 @@ impl Processor for HttpDecoder {
         if d.truncated() {
             let lost = d.length - d.payload.len() as u64;
             self.local.gap_bytes += lost;
+            if d.payload.is_empty() {
+                f.dec.lost_call(wire);
+            }
             f.dec.gap(wire, lost);
         }
         // Raw capture events only for what no decoder understands (or all

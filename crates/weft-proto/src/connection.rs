@@ -305,6 +305,15 @@ impl ConnectionDecoder {
         }
     }
 
+    /// Tells the decoder that one library call of direction `dir` was lost
+    /// whole (before [`Self::gap`] with its byte count): HTTP/1 counts the
+    /// requests that vanish this way (`Counters::h1_requests_unseen`).
+    pub fn lost_call(&mut self, dir: Direction) {
+        if let Inner::Http1(d) = &mut self.inner {
+            d.lost_call(dir);
+        }
+    }
+
     /// The connection is gone: flushes every open transaction.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         match &mut self.inner {

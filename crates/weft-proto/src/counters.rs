@@ -43,6 +43,11 @@ pub struct Counters {
     /// by two; the protocol allows skipping, real clients do not). Each is
     /// one transaction that happened and that no event reports.
     pub streams_unseen: u64,
+    /// HTTP/1 requests lost whole together with their responses: library
+    /// calls carrying requests of which nothing arrived and that no response
+    /// answered (see `Http1Decoder::lost_call`). Each is one transaction that
+    /// happened and that no event reports.
+    pub h1_requests_unseen: u64,
     /// Bodies cut at `Limits::max_body_size`.
     pub bodies_truncated: u64,
     /// Body bytes not kept because of `Limits::max_body_size`.
@@ -114,6 +119,7 @@ impl Counters {
             header_fields_dropped,
             streams_evicted,
             streams_unseen,
+            h1_requests_unseen,
             bodies_truncated,
             body_bytes_dropped,
             h1_parse_errors,
@@ -152,6 +158,7 @@ impl Counters {
         self.header_fields_dropped += header_fields_dropped;
         self.streams_evicted += streams_evicted;
         self.streams_unseen += streams_unseen;
+        self.h1_requests_unseen += h1_requests_unseen;
         self.bodies_truncated += bodies_truncated;
         self.body_bytes_dropped += body_bytes_dropped;
         self.h1_parse_errors += h1_parse_errors;

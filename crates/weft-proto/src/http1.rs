@@ -42,6 +42,9 @@ pub struct Http1Decoder {
     next_id: u32,
     upgraded: bool,
     counters: Counters,
+    /// Request-direction library calls lost whole at a message boundary
+    /// that no response head has answered yet (see [`Self::lost_call`]).
+    unanswered_lost: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +159,7 @@ impl Http1Decoder {
             next_id: 1,
             upgraded: false,
             counters: Counters::default(),
+            unanswered_lost: 0,
         }
     }
 
@@ -228,9 +232,34 @@ impl Http1Decoder {
         self.lose(dir, 0);
     }
 
+    /// One library call of direction `dir` was lost whole (none of its
+    /// bytes arrived; [`Self::gap`] is told the byte count). HTTP/1 has no
+    /// sequence number, so this is how a request that vanished together with
+    /// its response is still counted: a request-direction call lost at a
+    /// message boundary that no response head answers before the next
+    /// request starts (or the connection ends) is counted in
+    /// `Counters::h1_requests_unseen`. Exact for clients that send one
+    /// request per call and wait for its response (what HTTP/1.1 clients
+    /// do); pipelined or split requests make it an estimate.
+    pub fn lost_call(&mut self, dir: Direction) {
+        let side = &self.sides[dir.index()];
+        let boundary =
+            (side.state == State::Head && side.buf.is_empty()) || side.state == State::Lost;
+        if dir == Direction::ClientToServer && boundary && !self.upgraded {
+            self.settle_lost();
+            self.unanswered_lost += 1;
+        }
+    }
+
+    /// Requests lost whole that were not answered are counted as unseen.
+    fn settle_lost(&mut self) {
+        self.counters.h1_requests_unseen += u64::from(std::mem::take(&mut self.unanswered_lost));
+    }
+
     /// The connection is gone: completes a close-delimited response and
     /// emits every waiting transaction.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.settle_lost();
         if self.sides[1].state == State::UntilClose
             && let Some(p) = self.txs.get_mut(self.responded)
         {
@@ -400,6 +429,7 @@ impl Http1Decoder {
     }
 
     fn on_request_head(&mut self, head: Head, out: &mut Vec<Event>) {
+        self.settle_lost();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let mut tx = Transaction::new(Protocol::Http1, id);
@@ -459,7 +489,9 @@ impl Http1Decoder {
     fn on_response_head(&mut self, head: Head, rest: &[u8], out: &mut Vec<Event>) -> bool {
         let status = head.status.unwrap_or(0);
         if self.txs.len() <= self.responded {
-            // A response to a request we did not see.
+            // A response to a request we did not see (reported: its request
+            // is no longer unseen).
+            self.unanswered_lost = self.unanswered_lost.saturating_sub(1);
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             let tx = Transaction::new(Protocol::Http1, id);

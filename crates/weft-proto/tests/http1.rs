@@ -429,3 +429,73 @@ fn http10_response_without_length_or_with_transfer_encoding_ends_at_close() {
         assert_eq!((t[0].version(), t[0].end), ("1.0", End::Complete));
     }
 }
+
+/// A library call lost whole: what the decode stage says (lost_call, then
+/// the gap with its byte count).
+fn lose_call(dec: &mut Http1Decoder, dir: Direction, bytes: &[u8]) {
+    dec.lost_call(dir);
+    dec.gap(dir, bytes.len() as u64);
+}
+
+#[test]
+fn exchanges_lost_whole_are_counted_once_each() {
+    // Five exchanges, one request per call (wrk, h2load --h1): #2 and #3
+    // lose request and response, #4 loses only its request (its response
+    // is still reported), #5 is seen.
+    let mut dec = Http1Decoder::new(&Limits::default());
+    let mut out = Vec::new();
+    dec.feed(C2S, GET, &mut out);
+    dec.feed(S2C, OK, &mut out);
+    for _ in 0..2 {
+        lose_call(&mut dec, C2S, GET);
+        lose_call(&mut dec, S2C, OK);
+    }
+    lose_call(&mut dec, C2S, GET);
+    dec.feed(S2C, OK, &mut out);
+    dec.feed(C2S, GET, &mut out);
+    dec.feed(S2C, OK, &mut out);
+    dec.finish(&mut out);
+    let t = txs(out);
+    let unseen = dec.counters().h1_requests_unseen;
+    assert_eq!(t.len(), 3, "{t:?}");
+    assert_eq!(unseen, 2);
+    assert_eq!(t.len() as u64 + unseen, 5);
+    assert!(!t[1].request.seen);
+}
+
+#[test]
+fn a_lost_exchange_at_the_end_is_counted_at_finish() {
+    let mut dec = Http1Decoder::new(&Limits::default());
+    let mut out = Vec::new();
+    dec.feed(C2S, GET, &mut out);
+    dec.feed(S2C, OK, &mut out);
+    lose_call(&mut dec, C2S, GET);
+    assert_eq!(
+        dec.counters().h1_requests_unseen,
+        0,
+        "a response may still come"
+    );
+    lose_call(&mut dec, S2C, OK);
+    dec.finish(&mut out);
+    assert_eq!(txs(out).len(), 1);
+    assert_eq!(dec.counters().h1_requests_unseen, 1);
+}
+
+#[test]
+fn calls_lost_inside_a_request_body_are_not_requests() {
+    // A POST whose body spans calls: losing a middle call is a gap inside
+    // one message, not a request lost whole.
+    let mut dec = Http1Decoder::new(&Limits::default());
+    let mut out = Vec::new();
+    dec.feed(
+        C2S,
+        b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 30\r\n\r\n0123456789",
+        &mut out,
+    );
+    lose_call(&mut dec, C2S, b"0123456789");
+    dec.feed(C2S, b"0123456789", &mut out);
+    dec.feed(S2C, OK, &mut out);
+    dec.finish(&mut out);
+    assert_eq!(txs(out).len(), 1);
+    assert_eq!(dec.counters().h1_requests_unseen, 0);
+}

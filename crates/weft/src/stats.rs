@@ -277,6 +277,11 @@ impl Snapshot<'_> {
                 d.proto.streams_unseen,
             ),
             (
+                "h1_requests_unseen",
+                "decoder: HTTP/1 requests lost whole in gaps",
+                d.proto.h1_requests_unseen,
+            ),
+            (
                 "flows_evicted",
                 "decoder: connections evicted (flow table full)",
                 d.flows_evicted,
