@@ -266,10 +266,13 @@ pub struct TlsSession {
     pub next_protocol: Option<String>,
     /// ALPN protocols the client offered.
     pub alpn_offered: Vec<String>,
-    /// Versions the client offered (`supported_versions`, else its hello version).
-    pub client_versions: Vec<String>,
-    /// Cipher suites the client offered, IANA names.
-    pub client_ciphers: Vec<String>,
+    /// Versions the client offered (`supported_versions`, else its hello
+    /// version), as wire codes (`weft_proto::tls::version_name` names them):
+    /// kept as numbers because every connection holds its session facts.
+    pub client_versions: Vec<u16>,
+    /// Cipher suites the client offered, as wire codes
+    /// (`weft_proto::tls::cipher_name` gives the IANA names).
+    pub client_ciphers: Vec<u16>,
     /// `Some(true)` once the handshake completed, `Some(false)` when it failed.
     pub established: Option<bool>,
     /// From the first handshake byte to completion (or failure), ns.

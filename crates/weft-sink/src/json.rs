@@ -940,7 +940,12 @@ fn write_ecs_tls(j: &mut Obj<'_>, s: &TlsSession, handshake: bool) {
             j.str("server_name", v);
         }
         if handshake && !s.client_ciphers.is_empty() {
-            j.str_array("supported_ciphers", &s.client_ciphers);
+            j.str_iter(
+                "supported_ciphers",
+                s.client_ciphers
+                    .iter()
+                    .map(|c| weft_proto::tls::cipher_name(*c)),
+            );
         }
         if let Some(v) = &s.ja4 {
             j.str("ja4", v);
@@ -1003,7 +1008,12 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     j.str("library", h.library.as_str());
     weft_tls(&mut j, s);
     if !s.client_versions.is_empty() {
-        j.str_array("client_versions", &s.client_versions);
+        j.str_iter(
+            "client_versions",
+            s.client_versions
+                .iter()
+                .map(|v| weft_proto::tls::version_name(*v)),
+        );
     }
     j.end();
     j.end();
@@ -1141,13 +1151,17 @@ impl<'a> Obj<'a> {
 
     /// An array of (untrusted) strings.
     fn str_array(&mut self, key: &str, values: &[String]) {
+        self.str_iter(key, values.iter());
+    }
+
+    fn str_iter<S: AsRef<str>>(&mut self, key: &str, values: impl Iterator<Item = S>) {
         self.key(key);
         self.out.push(b'[');
-        for (i, v) in values.iter().enumerate() {
+        for (i, v) in values.enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
-            push_json_str(self.out, v);
+            push_json_str(self.out, v.as_ref());
         }
         self.out.push(b']');
     }
@@ -1432,8 +1446,8 @@ mod tests {
             server_name: Some("bad\u{1b}[31m.example".into()),
             next_protocol: Some("h2".into()),
             alpn_offered: vec!["h2".into(), "http/1.1".into()],
-            client_versions: vec!["1.3".into(), "1.2".into()],
-            client_ciphers: vec!["TLS_AES_256_GCM_SHA384".into()],
+            client_versions: vec![0x0304, 0x0303],
+            client_ciphers: vec![0x1302],
             established: Some(true),
             handshake_ns: Some(3_000_000),
             failure: None,
