@@ -55,7 +55,12 @@ enum State {
 }
 
 struct Conn {
-    parser: HandshakeParser,
+    /// Gone once the handshake is decided with both hellos seen: its
+    /// buffers and parsed hellos are not needed after that, and every live
+    /// connection holds a `Conn`.
+    parser: Option<Box<HandshakeParser>>,
+    /// A ClientHello was parsed (kept when the parser is dropped).
+    hello_seen: bool,
     next_offset: [u32; 2],
     broken: [bool; 2],
     first_ns: Option<u64>,
@@ -70,7 +75,8 @@ struct Conn {
 impl Conn {
     fn new() -> Self {
         Conn {
-            parser: HandshakeParser::new(),
+            parser: Some(Box::new(HandshakeParser::new())),
+            hello_seen: false,
             next_offset: [0; 2],
             broken: [false; 2],
             first_ns: None,
@@ -83,24 +89,42 @@ impl Conn {
     }
 
     fn seen_hello(&self) -> bool {
-        self.parser.client_hello().is_some()
+        self.hello_seen
+    }
+
+    /// Drops the parser once nothing it could still parse matters: the
+    /// handshake is decided and the ServerHello (or a failure) is known.
+    fn release_parser(&mut self) {
+        if self.state == State::Done
+            && (self.session.established == Some(false)
+                || self
+                    .parser
+                    .as_ref()
+                    .is_some_and(|p| p.server_hello().is_some()))
+        {
+            self.parser = None;
+        }
     }
 
     /// Rebuild the session facts from what the parser knows.
     fn refresh(&mut self) {
+        let Some(parser) = self.parser.as_deref() else {
+            return;
+        };
         let mut s = (*self.session).clone();
-        if let Some(ch) = self.parser.client_hello() {
+        if let Some(ch) = parser.client_hello() {
+            self.hello_seen = true;
             s.server_name.clone_from(&ch.server_name);
             s.alpn_offered.clone_from(&ch.alpn);
             s.client_versions = if ch.versions.is_empty() {
-                vec![version_name(ch.legacy_version)]
+                vec![ch.legacy_version]
             } else {
-                ch.versions.iter().map(|v| version_name(*v)).collect()
+                ch.versions.clone()
             };
-            s.client_ciphers = ch.cipher_suites.iter().map(|c| cipher_name(*c)).collect();
+            s.client_ciphers.clone_from(&ch.cipher_suites);
             s.ja4 = Some(ch.fingerprint.ja4());
         }
-        if let Some(sh) = self.parser.server_hello() {
+        if let Some(sh) = parser.server_hello() {
             s.version = Some(version_name(sh.version));
             s.version_protocol = Some(version_protocol(sh.version));
             s.cipher = Some(cipher_name(sh.cipher_suite));
@@ -181,7 +205,7 @@ fn handshake_result(lib: TlsLibrary, value: i64) -> Option<bool> {
 /// The session stage wrapped around the decoding processor `P`.
 pub struct TlsSessions<P> {
     inner: P,
-    conns: FastMap<u64, Conn>,
+    conns: FastMap<u64, Box<Conn>>,
     stats: Arc<TlsStats>,
 }
 
@@ -206,7 +230,10 @@ impl<P: Processor> TlsSessions<P> {
                 self.stats.evicted.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let c = self.conns.entry(cookie).or_insert_with(Conn::new);
+        let c = self
+            .conns
+            .entry(cookie)
+            .or_insert_with(|| Box::new(Conn::new()));
         c.last_active = Instant::now();
         c
     }
@@ -233,9 +260,13 @@ impl<P: Processor> TlsSessions<P> {
                 }
                 c.next_offset[i] = offset.saturating_add(bytes.len() as u32);
                 c.first_ns = Some(c.first_ns.map_or(timestamp_ns, |f| f.min(timestamp_ns)));
-                if c.parser.feed(side, &bytes) {
+                let Some(parser) = c.parser.as_deref_mut() else {
+                    return;
+                };
+                if parser.feed(side, &bytes) {
+                    let alert = parser.alert();
                     c.refresh();
-                    if let Some(a) = c.parser.alert().filter(|a| a.level == 2)
+                    if let Some(a) = alert.filter(|a| a.level == 2)
                         && c.seen_hello()
                     {
                         let how = match a.side {
@@ -248,6 +279,7 @@ impl<P: Processor> TlsSessions<P> {
                         );
                     }
                 }
+                c.release_parser();
                 if let Some(ev) = c.take_event(&stats) {
                     emit(ev);
                 }
@@ -281,6 +313,7 @@ impl<P: Processor> TlsSessions<P> {
                         None => {}
                     }
                 }
+                c.release_parser();
                 if !hold && let Some(ev) = c.take_event(&stats) {
                     emit(ev);
                 }
@@ -323,7 +356,7 @@ impl<P: Processor> TlsSessions<P> {
 }
 
 /// Put the connection's session facts on an http event.
-fn stamp(conns: &FastMap<u64, Conn>, mut ev: Event) -> Event {
+fn stamp(conns: &FastMap<u64, Box<Conn>>, mut ev: Event) -> Event {
     if let Event::Http(h) = &mut ev
         && h.tls.is_none()
         && let Some(c) = h.flow.and_then(|f| conns.get(&f.cookie))
