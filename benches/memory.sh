@@ -58,30 +58,36 @@ nginx -p "$work" -c "$work/nginx.conf"
 sleep 0.5
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$WPID/status"; }
+# RssAnon: weft's own heap and stacks. The rest of VmRSS is file-backed:
+# the executable and the ring buffer's pages (mapped from the kernel,
+# counted once touched, and counted twice: the data area is mapped twice).
+anon() { awk '/RssAnon/ {print $2}' "/proc/$WPID/status"; }
 "$WEFT" --json --interface lo > "$work/events.ndjson" 2> "$work/err" &
 WPID=$!
 for _ in $(seq 1 1500); do grep -q ready "$work/err" && break; sleep 0.01; done
 grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }
 sleep 1
-idle=$(rss)
+idle=$(rss); idle_anon=$(anon)
 
 h2load -c "$N" -m 1 --rps 1 -D "$DURATION" "https://127.0.0.1:$PORT/small" > "$work/h2load.out" 2>&1 &
 H=$!
-peak=0; conns=0
+peak=0; peak_anon=0; conns=0
 while kill -0 $H 2>/dev/null; do
   r=$(rss); [ "$r" -gt "$peak" ] && peak=$r
+  a=$(anon); [ "$a" -gt "$peak_anon" ] && peak_anon=$a
   c=$(ss -Htn state established "( sport = :$PORT )" | wc -l); [ "$c" -gt "$conns" ] && conns=$c
   sleep 1
 done
 wait $H || true
 end=$(rss)
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$WPID/status")   # the kernel's exact peak
 after=""
-for t in $(seq 10 10 "$AFTER"); do sleep 10; after+="${t}s:$(( $(rss) / 1024 )) "; done
+for t in $(seq 10 10 "$AFTER"); do sleep 10; after+="${t}s:$(( $(rss) / 1024 )) (anon $(( $(anon) / 1024 ))) "; done
 
 echo "5,000 HTTP/2 connections (h2load -c $N -m 1 --rps 1 -D $DURATION), weft --json, whole host:"
 grep -E "^requests:|^finished in" "$work/h2load.out" | sed 's/^/  h2load: /'
 echo "  established server-side connections seen (max of 1-s samples): $conns"
-echo "  VmRSS idle before: $((idle / 1024)) MiB; peak during the load (1-s samples): $((peak / 1024)) MiB; when h2load ended: $((end / 1024)) MiB"
+echo "  VmRSS idle before: $((idle / 1024)) MiB (RssAnon $((idle_anon / 1024)) MiB); peak (VmHWM, exact): $((hwm / 1024)) MiB; 1-s samples: VmRSS $((peak / 1024)) MiB, RssAnon $((peak_anon / 1024)) MiB; when h2load ended: $((end / 1024)) MiB"
 echo "  VmRSS after the connections closed (MiB): $after"
 echo "  JSON events written: $(wc -l < "$work/events.ndjson")"
 kill -INT "$WPID"; wait "$WPID" || true; WPID=

@@ -804,6 +804,25 @@ pub fn drop_links_in_parallel(links: Vec<Link>) {
     });
 }
 
+/// Limit glibc's malloc to `n` arenas (it makes up to eight per CPU, one
+/// per thread that contends). weft's threads allocate per event; with one
+/// arena each, memory freed when thousands of connections closed stayed
+/// scattered over every arena and `malloc_trim` could not return it (5,000
+/// HTTP/2 connections: 34 MiB of heap kept after they closed, 16 MiB with
+/// two arenas; benches/memory.sh). Small allocations go through the
+/// per-thread cache without taking an arena lock either way. Call before
+/// starting threads; an environment `MALLOC_ARENA_MAX` wins.
+pub fn limit_malloc_arenas(n: i32) {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only sets a tunable of the allocator; M_ARENA_MAX
+    // takes effect for arenas created later.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, n);
+    }
+}
+
 /// Give memory freed by start-up work (ELF tables of large executables,
 /// pclntabs of Go programs) back to the system: the allocator keeps it
 /// otherwise, and a sensor's resident size is what people see.

@@ -35,6 +35,7 @@ use crate::stats::{Snapshot, Stats};
 const MAX_PAYLOAD_CAP: u64 = 64 << 20;
 
 fn main() -> ExitCode {
+    weft_bpf::sensor::limit_malloc_arenas(2);
     let cli = Cli::parse();
     init_logging(&cli.log_level);
     match run(cli) {
