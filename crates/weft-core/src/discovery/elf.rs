@@ -200,13 +200,7 @@ pub(crate) fn find_function(file: File, name: &'static str) -> Result<Option<u64
             continue;
         };
         read_symbols::<elf::FileHeader64<Endianness>>(
-            endian,
-            data,
-            sections,
-            sh,
-            table,
-            &wanted,
-            &mut defs,
+            endian, data, sections, sh, table, &wanted, &mut defs,
         )?;
         if let Some(def) = defs[0] {
             return Ok(file_offset(&loads, def.vaddr));
