@@ -98,11 +98,20 @@ impl Bssl {
     /// Start the client, send `request`, read until nginx's session line,
     /// then end stdin and wait for the client to exit. Returns the line.
     fn exchange(&mut self, request: &[u8]) -> TestResult<Served> {
+        self.exchange_closing(request, false)
+    }
+
+    /// `half_close`: end stdin right after the request, so that bssl shuts
+    /// down its sending side before the response comes.
+    fn exchange_closing(&mut self, request: &[u8], half_close: bool) -> TestResult<Served> {
         self.helper.write_line("go")?;
         {
             let stdin = self.helper.proc.child.stdin.as_mut().ok_or("no stdin")?;
             stdin.write_all(request)?;
             stdin.flush()?;
+        }
+        if half_close {
+            drop(self.helper.proc.child.stdin.take());
         }
         let end = Instant::now() + CLIENT_TIMEOUT;
         let body = loop {
@@ -382,4 +391,50 @@ fn bssl_tls13_key_log_decrypts_the_capture() -> TestResult {
 #[test]
 fn bssl_tls12_key_log_decrypts_the_capture() -> TestResult {
     key_log(Some("tls1.2"))
+}
+
+/// `printf REQUEST | bssl-tool client`: on stdin's end bssl shuts down its
+/// sending side, nginx answers and closes, and the socket has reached
+/// TCP_CLOSE (the kernel zeroes its local port) before bssl reads the
+/// response. The late reads keep the connection's 5-tuple.
+#[test]
+fn bssl_half_closed_connection_keeps_its_tuple_on_late_reads() -> TestResult {
+    let nginx = Nginx::start_with(None, SESSION_INFO)?;
+    let mut client = Bssl::spawn(nginx.port, None)?;
+    let pid = client.pid();
+    let weft = Weft::start(&["--raw"])?;
+    let uri = format!("/boringssl/half-close-{:x}", rand_u64());
+    let req = format!("GET {uri} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    let served = client.exchange_closing(req.as_bytes(), true)?;
+    let body = served.body.as_bytes();
+    let got = weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(u64::from(pid))
+            && is_dir(e, "read")
+            && contains(&payload(e), body)
+    });
+    let run = weft.stop()?;
+    assert!(run.success, "weft failed:\n{}", run.stderr);
+    assert!(got, "no read event of bssl with the body:\n{}", run.stderr);
+    let client_events = of_pid(&run.events, pid);
+    let write = client_events
+        .iter()
+        .find(|e| is_dir(e, "write") && contains(&payload(e), req.as_bytes()))
+        .ok_or("the request is not among bssl's writes")?;
+    let read = client_events
+        .iter()
+        .find(|e| is_dir(e, "read") && contains(&payload(e), body))
+        .ok_or("the response is not among bssl's reads")?;
+    let want = (
+        "127.0.0.1".to_string(),
+        u64::from(served.remote_port),
+        "127.0.0.1".to_string(),
+        u64::from(nginx.port),
+    );
+    assert_eq!(tuple(write), want, "{write}");
+    assert_eq!(tuple(read), want, "late read: {read}");
+    assert_eq!(
+        field_u64(read, "weft.flow.cookie"),
+        field_u64(write, "weft.flow.cookie")
+    );
+    Ok(())
 }
