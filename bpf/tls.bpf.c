@@ -172,6 +172,12 @@ static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 	out->fd = fd;
 	out->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* A socket that reached TCP_CLOSE (both sides sent FIN: TIME_WAIT, or a
+	 * reset) was unhashed and its skc_num zeroed, while the application may
+	 * still read what arrived before (a client that half-closed first);
+	 * inet_sport keeps the port. */
+	if (!out->local_port)
+		out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
 		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);

@@ -29,6 +29,10 @@ pkgs=(
   chromium
   # tests: --keylog is checked by decrypting a tcpdump capture with tshark
   tcpdump tshark
+  # tests: BoringSSL as a shared library with its SSL_* exported
+  # (/usr/lib/x86_64-linux-gnu/android/libssl.so.0) and its bssl client
+  # (bssl-tool); -dev for building a client against it
+  android-libboringssl android-libboringssl-dev android-boringssl
 )
 
 # tshark's package asks whether non-root users may capture: no (tests run as

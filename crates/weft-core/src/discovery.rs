@@ -323,6 +323,10 @@ fn inspect_open(
     })?;
     let mut found = match (found, stripped) {
         (None, Some(file)) => boringssl::inspect(&file, file_name, path)?,
+        (Some(mut f), Some(file)) if f.library == TlsLibrary::BoringSsl => {
+            boringssl::add_keylog_by_symbols(&mut f, &file, path);
+            Some(f)
+        }
         (found, _) => found,
     };
     if let Some(f) = found.as_mut()
@@ -544,6 +548,8 @@ pub fn scan_all(
 /// processes started later will load from.
 pub const SYSTEM_LIBRARY_DIRS: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu",
+    // Debian's BoringSSL (android-libboringssl: libssl.so.0, bssl-tool).
+    "/usr/lib/x86_64-linux-gnu/android",
     "/lib/x86_64-linux-gnu",
     "/usr/lib/aarch64-linux-gnu",
     "/usr/lib64",

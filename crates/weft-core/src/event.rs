@@ -264,6 +264,10 @@ pub struct TlsSession {
     pub server_name: Option<String>,
     /// The chosen ALPN protocol (`h2`, `http/1.1`), when visible.
     pub next_protocol: Option<String>,
+    /// `next_protocol` was inferred from the client's first application
+    /// bytes (`tls::alpn`), neither seen in the ServerHello nor told by the
+    /// library.
+    pub next_protocol_inferred: bool,
     /// ALPN protocols the client offered.
     pub alpn_offered: Vec<String>,
     /// Versions the client offered (`supported_versions`, else its hello

@@ -16,6 +16,8 @@
 //!
 //! Only connections whose ClientHello weft saw get facts and events.
 
+mod alpn;
+
 use std::sync::Arc;
 
 use crate::FastMap;
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use weft_proto::tls::{HandshakeParser, Side, cipher_name, version_name, version_protocol};
 
 use crate::event::{
-    Direction, Event, Flow, ProcessInfo, TlsHandshake, TlsLibrary, TlsSession, TlsWire,
+    Direction, Event, Flow, ProcessInfo, Role, TlsHandshake, TlsLibrary, TlsSession, TlsWire,
 };
 use crate::pipeline::Processor;
 
@@ -69,6 +71,8 @@ struct Conn {
     state: State,
     /// A failure decided before the process was known: emitted when it is.
     failure_unreported: Option<u64>,
+    /// The client's first application bytes were looked at (`alpn`).
+    client_data_seen: bool,
     last_active: Instant,
 }
 
@@ -84,6 +88,7 @@ impl Conn {
             session: Arc::new(TlsSession::default()),
             state: State::Pending,
             failure_unreported: None,
+            client_data_seen: false,
             last_active: Instant::now(),
         }
     }
@@ -134,6 +139,29 @@ impl Conn {
             s.ja4s = Some(sh.fingerprint.ja4s());
         }
         if s != *self.session {
+            self.session = Arc::new(s);
+        }
+    }
+
+    /// The client's first application bytes on this connection: when the
+    /// chosen ALPN is hidden (TLS 1.3, or no ServerHello seen) and nobody
+    /// told it, infer it from what the client speaks (`alpn`).
+    fn first_client_data(&mut self, bytes: &[u8]) {
+        if self.client_data_seen {
+            return;
+        }
+        self.client_data_seen = true;
+        let hidden = self
+            .parser
+            .server_hello()
+            .is_none_or(|sh| sh.version >= 0x0304);
+        if !hidden || self.session.next_protocol.is_some() {
+            return;
+        }
+        if let Some(p) = alpn::infer(&self.session.alpn_offered, bytes) {
+            let mut s = (*self.session).clone();
+            s.next_protocol = Some(p.to_string());
+            s.next_protocol_inferred = true;
             self.session = Arc::new(s);
         }
     }
@@ -322,9 +350,12 @@ impl<P: Processor> TlsSessions<P> {
                 let Some(c) = self.conns.get_mut(&cookie) else {
                     return;
                 };
-                if c.session.next_protocol.as_deref() != Some(protocol.as_str()) {
+                if c.session.next_protocol.as_deref() != Some(protocol.as_str())
+                    || c.session.next_protocol_inferred
+                {
                     let mut s = (*c.session).clone();
                     s.next_protocol = Some(protocol);
+                    s.next_protocol_inferred = false;
                     c.session = Arc::new(s);
                 }
                 if let Some(ev) = c.take_event(&stats) {
@@ -383,6 +414,13 @@ impl<P: Processor> Processor for TlsSessions<P> {
                     c.last_active = Instant::now();
                     if c.ctx.is_none() {
                         c.ctx = Some((Arc::clone(&d.process), f, d.library));
+                    }
+                    let from_client = matches!(
+                        (f.role, d.direction),
+                        (Role::Client, Direction::Write) | (Role::Server, Direction::Read)
+                    );
+                    if from_client {
+                        c.first_client_data(&d.payload);
                     }
                     // Plaintext moved: the handshake is complete (at the
                     // latest when this call began).
@@ -580,6 +618,119 @@ mod tests {
         ]);
         assert_eq!(stats.hello_gaps.load(Ordering::Relaxed), 1);
         assert!(matches!(&out[..], [Event::TlsData(d)] if d.tls.is_none()));
+    }
+
+    fn data_with(payload: &[u8], role: Role, direction: Direction) -> Event {
+        let Event::TlsData(mut d) = data(9_000) else {
+            unreachable!()
+        };
+        d.payload = payload.to_vec();
+        d.length = payload.len() as u64;
+        d.direction = direction;
+        if let Some(f) = d.flow.as_mut() {
+            f.role = role;
+        }
+        Event::TlsData(d)
+    }
+
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+    fn done() -> Event {
+        Event::TlsWire(TlsWire::HandshakeReturn {
+            timestamp_ns: 5_000,
+            process: proc_info(),
+            flow: flow(),
+            library: TlsLibrary::BoringSsl,
+            value: 1,
+        })
+    }
+
+    fn next_protocol(ev: &Event) -> (Option<&str>, bool) {
+        let s = match ev {
+            Event::TlsHandshake(h) => Some(&*h.session),
+            Event::TlsData(d) => d.tls.as_deref(),
+            _ => None,
+        };
+        s.map_or((None, false), |s| {
+            (s.next_protocol.as_deref(), s.next_protocol_inferred)
+        })
+    }
+
+    #[test]
+    fn tls13_alpn_is_inferred_from_the_clients_first_bytes() {
+        // The client offered h2 and http/1.1; nobody asked the library.
+        for (role, dir, first, want) in [
+            (Role::Client, Direction::Write, PREFACE, Some("h2")),
+            (Role::Server, Direction::Read, PREFACE, Some("h2")),
+            (
+                Role::Client,
+                Direction::Write,
+                &b"GET / HTTP/1.1\r\n\r\n"[..],
+                Some("http/1.1"),
+            ),
+            // The server's first bytes say nothing about the client's.
+            (Role::Client, Direction::Read, PREFACE, None),
+            (Role::Unknown, Direction::Write, PREFACE, None),
+        ] {
+            let (out, _) = run(vec![
+                hello(Direction::Write, 0, 1_000, C2S),
+                hello(Direction::Read, 0, 3_000, S2C),
+                done(),
+                data_with(first, role, dir),
+            ]);
+            assert_eq!(out.len(), 2, "{out:?}");
+            assert_eq!(
+                next_protocol(&out[0]),
+                (want, want.is_some()),
+                "{role:?} {dir:?}"
+            );
+            assert_eq!(next_protocol(&out[1]), next_protocol(&out[0]));
+        }
+    }
+
+    /// TLS 1.2 shows the server's choice in the clear: what it says (even
+    /// "nothing chosen") is never overridden by a guess.
+    #[test]
+    fn tls12_server_hello_is_never_second_guessed() {
+        const C12: &[u8] = include_bytes!("../../weft-proto/tests/fixtures/tls/tls12_c2s.bin");
+        const S12: &[u8] = include_bytes!("../../weft-proto/tests/fixtures/tls/tls12_s2c.bin");
+        let (out, _) = run(vec![
+            hello(Direction::Write, 0, 1_000, C12),
+            hello(Direction::Read, 0, 3_000, S12),
+            done(),
+            data_with(PREFACE, Role::Client, Direction::Write),
+        ]);
+        let Event::TlsHandshake(h) = &out[0] else {
+            panic!("handshake event first: {out:?}")
+        };
+        assert_eq!(h.session.version.as_deref(), Some("1.2"));
+        assert!(!h.session.next_protocol_inferred, "{h:?}");
+    }
+
+    #[test]
+    fn only_the_first_client_bytes_count_and_the_library_wins() {
+        let (out, _) = run(vec![
+            hello(Direction::Write, 0, 1_000, C2S),
+            hello(Direction::Read, 0, 3_000, S2C),
+            done(),
+            data_with(b"hello", Role::Client, Direction::Write),
+            data_with(PREFACE, Role::Client, Direction::Write),
+        ]);
+        assert_eq!(next_protocol(&out[2]), (None, false));
+        // The library's answer replaces an inferred one.
+        let (out, _) = run(vec![
+            hello(Direction::Write, 0, 1_000, C2S),
+            hello(Direction::Read, 0, 3_000, S2C),
+            done(),
+            data_with(b"GET / HTTP/1.1\r\n\r\n", Role::Client, Direction::Write),
+            Event::TlsWire(TlsWire::Alpn {
+                cookie: 42,
+                protocol: "h2".into(),
+            }),
+            data_with(PREFACE, Role::Client, Direction::Write),
+        ]);
+        assert_eq!(next_protocol(&out[1]), (Some("http/1.1"), true));
+        assert_eq!(next_protocol(&out[2]), (Some("h2"), false));
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub struct Expect<'a> {
 /// Checks the client's exchange with nginx: its capture events (weft must
 /// run with `--raw`) and its decoded HTTP transaction.
 pub fn check_exchange(weft: Weft, nginx: &Nginx, x: &Expect<'_>) -> TestResult {
+    check_exchange_run(weft, nginx, x).map(drop)
+}
+
+/// [`check_exchange`], handing back weft's run for further checks.
+pub fn check_exchange_run(weft: Weft, nginx: &Nginx, x: &Expect<'_>) -> TestResult<WeftRun> {
     let body = x.body.to_vec();
     let pid = u64::from(x.client_pid);
     let got = weft.wait_for(SEEN_TIMEOUT, |e| {
@@ -136,7 +141,7 @@ pub fn check_exchange(weft: Weft, nginx: &Nginx, x: &Expect<'_>) -> TestResult {
         Some(cookie),
         "the server's socket is another socket than the client's"
     );
-    Ok(())
+    Ok(run)
 }
 
 pub fn curl(args: &[&str], url: &str) -> TestResult<(u32, Vec<u8>)> {

@@ -234,8 +234,10 @@ fn chromium_h2_boringssl_stripped() -> TestResult {
         // Handshake facts from the socket's first bytes (Chromium's TLS
         // records cross the socket outside the hooked BoringSSL calls): the
         // version nginx logged, and JA4 saying the client offered TLS 1.3
-        // and h2 first. (The chosen ALPN travels encrypted in TLS 1.3 and
-        // stripped Chromium's SSL_get0_alpn_selected is not located.)
+        // and h2 first. The chosen ALPN travels encrypted in TLS 1.3 and
+        // stripped Chromium's SSL_get0_alpn_selected is not located: it is
+        // inferred from chromium's first bytes (the h2 preface), and must be
+        // the protocol nginx logged.
         let hs = run
             .events
             .iter()
@@ -258,6 +260,20 @@ fn chromium_h2_boringssl_stripped() -> TestResult {
         );
         if logged == "TLSv1.2" {
             assert_eq!(field_str(hs, "tls.next_protocol"), Some("h2"));
+        }
+        assert_eq!(
+            nginx.logged_protocol(&uri).as_deref(),
+            Some("HTTP/2.0"),
+            "nginx's protocol for {uri}"
+        );
+        assert_eq!(field_str(tx, "tls.next_protocol"), Some("h2"), "{tx}");
+        let inferred = field(tx, "weft.tls.next_protocol_inferred").and_then(|v| v.as_bool());
+        assert_eq!(inferred, (logged == "TLSv1.3").then_some(true), "{tx}");
+        // The handshake event may leave before chromium's first write (it
+        // waits for the next event or a tick): when it has the protocol, it
+        // is h2.
+        if let Some(p) = field_str(hs, "tls.next_protocol") {
+            assert_eq!(p, "h2", "{hs}");
         }
         assert!(
             field_str(hs, "tls.client.ja4")

@@ -7,45 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use weft_itest::exchange::*;
-use weft_itest::tcpdump::Tcpdump;
+use weft_itest::tcpdump::{Tcpdump, tshark_http};
 use weft_itest::*;
-
-/// (request URI, response body) of every HTTP exchange tshark decrypts.
-fn tshark_http(
-    pcap: &std::path::Path,
-    keys: &std::path::Path,
-    port: u16,
-) -> TestResult<Vec<(String, String)>> {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(pcap)
-        .arg("-o")
-        .arg(format!("tls.keylog_file:{}", keys.display()))
-        .args(["-d", &format!("tcp.port=={port},tls")])
-        .args(["-Y", "http.response", "-T", "fields", "-E", "separator=|"])
-        .args(["-e", "http.response_for.uri", "-e", "http.file_data"])
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run tshark ({e}): install it (scripts/deps.sh)"))?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let (uri, body) = l.split_once('|')?;
-            // http.response_for.uri is the full URI: keep its path.
-            let path = uri.find("://").map_or(uri, |i| {
-                let rest = &uri[i + 3..];
-                rest.find('/').map_or("", |j| &rest[j..])
-            });
-            Some((path.to_string(), unescape(body)))
-        })
-        .collect())
-}
-
-/// tshark writes the body's text with `\n` for newlines.
-fn unescape(s: &str) -> String {
-    s.replace("\\n", "\n")
-}
 
 #[test]
 fn tshark_decrypts_curl_sessions_with_wefts_key_log() -> TestResult {

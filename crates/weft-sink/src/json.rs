@@ -971,6 +971,9 @@ fn weft_tls(j: &mut Obj<'_>, s: &weft_core::event::TlsSession) {
     if let Some(f) = &s.failure {
         j.str("failure", f);
     }
+    if s.next_protocol_inferred {
+        j.bool("next_protocol_inferred", true);
+    }
 }
 
 /// A TLS handshake completed or failed (`event.action: tls-handshake`).
@@ -1445,6 +1448,7 @@ mod tests {
             cipher: Some("TLS_AES_256_GCM_SHA384".into()),
             server_name: Some("bad\u{1b}[31m.example".into()),
             next_protocol: Some("h2".into()),
+            next_protocol_inferred: false,
             alpn_offered: vec!["h2".into(), "http/1.1".into()],
             client_versions: vec![0x0304, 0x0303],
             client_ciphers: vec![0x1302],

@@ -125,7 +125,7 @@ pub struct Cli {
 
     /// Append the session secrets of observed TLS connections to FILE in the
     /// NSS key-log format (SSLKEYLOGFILE, what Wireshark reads), so a packet
-    /// capture of them can be decrypted. OpenSSL and BoringSSL (Chromium). The file is
+    /// capture of them can be decrypted. OpenSSL and BoringSSL (Chromium, shared libssl). The file is
     /// created 0600 and never opened through a symbolic link.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<std::path::PathBuf>,

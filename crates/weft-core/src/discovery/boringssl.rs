@@ -755,6 +755,12 @@ fn decode_function(win: &Window, start: u64, eh: Option<&Eh>) -> Result<Func, St
                 FlowControl::Next => ip = next,
                 FlowControl::Call => {
                     calls.push((ip, ins.near_branch_target()));
+                    // A call that ends the function `.eh_frame` describes
+                    // cannot return into it (`__stack_chk_fail`): this path
+                    // ends here.
+                    if unwind_end == Some(next) {
+                        break;
+                    }
                     ip = next;
                 }
                 FlowControl::IndirectCall => {
@@ -1595,6 +1601,22 @@ pub(crate) fn inspect(
     })
 }
 
+/// A BoringSSL recognised by the functions it exports (a shared
+/// `libssl.so` such as Debian's `android-libboringssl`, or an unstripped
+/// embedder): add its verified `ssl_log_secret`, from `.symtab` when the
+/// file names it, else as for a stripped build (known build-id, then the
+/// label search); warn and leave it out when unsure.
+pub(crate) fn add_keylog_by_symbols(f: &mut Found, file: &File, path: &Path) {
+    match Image::open(file) {
+        Ok(Some(mut img)) => add_keylog_point(f, &mut img, file, path),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            "--keylog will not see this BoringSSL's sessions: {e}"
+        ),
+    }
+}
+
 /// Key-log outcomes by (build-id, file length).
 type KeylogCache = HashMap<(Vec<u8>, u64), Result<keylog::KeylogPoint, String>>;
 
@@ -1639,7 +1661,11 @@ fn add_keylog_point(f: &mut Found, img: &mut Image<'_>, file: &File, path: &Path
             } else {
                 Ok(())
             };
-            let outcome = sections.and_then(|()| keylog::locate(img));
+            let symbol = file
+                .try_clone()
+                .ok()
+                .and_then(|f| super::elf::find_function(f, keylog::MANGLED).ok().flatten());
+            let outcome = sections.and_then(|()| keylog::locate(img, symbol));
             match &outcome {
                 Ok(p) => tracing::info!(
                     path = %path.display(),

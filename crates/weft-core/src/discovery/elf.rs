@@ -166,6 +166,49 @@ fn inspect_class<Elf: FileHeader<Endian = Endianness>>(
     Ok(None)
 }
 
+/// The file offset of the defined function `name` in a 64-bit ELF file's
+/// `.symtab` or `.dynsym` (`Ok(None)` when neither defines it). Used for
+/// internal functions that only an unstripped build names (BoringSSL's
+/// `ssl_log_secret`); reads the symbol tables, nothing else.
+pub(crate) fn find_function(file: File, name: &'static str) -> Result<Option<u64>, ElfError> {
+    let cache = ReadCache::new(file);
+    let data = &cache;
+    let header = elf::FileHeader64::<Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let phdrs = header.program_headers(endian, data)?;
+    let loads: Vec<Load> = phdrs
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .map(|p| Load {
+            vaddr: p.p_vaddr(endian),
+            offset: p.p_offset(endian),
+            filesz: p.p_filesz(endian),
+            executable: p.p_flags(endian).0 & elf::PF_X.0 != 0,
+        })
+        .collect();
+    let sections = header.section_headers(endian, data)?;
+    let mut index = HashMap::new();
+    index.insert(name.as_bytes(), 0);
+    let wanted = Wanted {
+        names: vec![name],
+        index,
+        max_len: name.len(),
+    };
+    let mut defs = [None];
+    for (table, kind) in [(".symtab", elf::SHT_SYMTAB), (".dynsym", elf::SHT_DYNSYM)] {
+        let Some(sh) = sections.iter().find(|s| s.sh_type(endian) == kind) else {
+            continue;
+        };
+        read_symbols::<elf::FileHeader64<Endianness>>(
+            endian, data, sections, sh, table, &wanted, &mut defs,
+        )?;
+        if let Some(def) = defs[0] {
+            return Ok(file_offset(&loads, def.vaddr));
+        }
+    }
+    Ok(None)
+}
+
 /// Record the wanted, defined function symbols of one symbol table.
 fn read_symbols<'data, Elf: FileHeader<Endian = Endianness>>(
     endian: Endianness,

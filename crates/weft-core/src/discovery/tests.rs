@@ -209,6 +209,31 @@ fn other_libraries_in_the_table() {
         .unwrap()
         .unwrap();
     assert_eq!(t.library, TlsLibrary::OpenSsl);
+    // Debian's shared BoringSSL with its exported symbols is BoringSSL, with
+    // the plaintext and handshake functions it defines (no `_ex` variants)
+    // and the verified key-log point (its `.symtab` is stripped: found from
+    // the known build-id).
+    let boring = fixture(
+        "/usr/lib/x86_64-linux-gnu/android/libssl.so.0",
+        "android-libboringssl",
+    );
+    let t = inspect_file(boring, ALL_LIBRARIES)
+        .unwrap()
+        .expect("android libboringssl");
+    assert_eq!(t.library, TlsLibrary::BoringSsl);
+    let names: Vec<&str> = t.symbols.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "SSL_write",
+            "SSL_read",
+            "SSL_do_handshake",
+            "SSL_free",
+            "SSL_get0_alpn_selected",
+            "ssl_log_secret@s3=0x30@client_random=0x30"
+        ],
+        "{t:#?}"
+    );
     // GnuTLS's OpenSSL compatibility layer is not OpenSSL.
     let compat = Path::new("/usr/lib/x86_64-linux-gnu/libgnutls-openssl.so.27");
     if compat.exists() {
@@ -484,6 +509,12 @@ fn library_dirs_yield_installed_tls_libraries_once() {
         .count();
     assert_eq!(libssl, 1, "libssl.so.3 found {libssl} times: {targets:#?}");
     assert!(targets.iter().any(|t| t.library == TlsLibrary::GnuTls));
+    // Debian's BoringSSL is installed in a directory of its own.
+    assert!(
+        targets.iter().any(|t| t.library == TlsLibrary::BoringSsl
+            && t.display_path.ends_with("/android/libssl.so.0")),
+        "android-libboringssl not found: {targets:#?}"
+    );
     // A second pass finds nothing new.
     let (again, _) = scan_library_dirs(SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
     assert!(again.is_empty());

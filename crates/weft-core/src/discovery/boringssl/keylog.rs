@@ -155,14 +155,38 @@ fn known_builds() -> Option<&'static BTreeMap<Vec<u8>, Known>> {
     .as_ref()
 }
 
-/// Locate and verify `ssl_log_secret` in `img` (sections read). The
+/// `bssl::ssl_log_secret(const SSL *, const char *, Span<const uint8_t>)`
+/// as the compiler names it. Never exported: only an unstripped build's
+/// `.symtab` has it.
+pub const MANGLED: &str = "_ZN4bssl14ssl_log_secretEPK6ssl_stPKcNS_4SpanIKhEE";
+
+/// Locate and verify `ssl_log_secret` in `img` (sections read). `symbol`:
+/// its file offset from the symbol table, when the file names it. The
 /// error says why it was refused.
-pub(super) fn locate(img: &Image<'_>) -> Result<KeylogPoint, String> {
+pub(super) fn locate(img: &Image<'_>, symbol: Option<u64>) -> Result<KeylogPoint, String> {
     let known = img.build_id.as_ref().and_then(|id| known_builds()?.get(id));
-    match known {
-        Some(k) => locate_known(img, k),
-        None => locate_by_pattern(img),
+    match (known, symbol) {
+        (Some(k), Some(at)) if k.point.offset != at => Err(format!(
+            "the symbol table puts ssl_log_secret at file offset {at:#x}, the table ({}) at {:#x}",
+            k.package, k.point.offset
+        )),
+        (Some(k), _) => locate_known(img, k),
+        (None, Some(at)) => locate_at(img, at),
+        (None, None) => locate_by_pattern(img),
     }
+}
+
+/// The function a symbol names, verified by its shape like any other.
+fn locate_at(img: &Image<'_>, offset: u64) -> Result<KeylogPoint, String> {
+    let func = decode_at_offset(img, offset).map_err(|e| format!("ssl_log_secret: {e}"))?;
+    let (s3, client_random) = shape(&func)?;
+    Ok(KeylogPoint {
+        offset,
+        size: func.size(),
+        fnv1a64: func.fnv1a64,
+        s3,
+        client_random,
+    })
 }
 
 fn decode_at_offset(img: &Image<'_>, offset: u64) -> Result<Func, String> {
@@ -336,6 +360,73 @@ fn reads_heap(ins: &Instruction) -> bool {
         && ins.code() != Code::Lea_r64_m
 }
 
+/// The other loop form (GCC, and clang with the loop unrolled): after
+/// `R = [ssl + A]` (at `insns[n]`), a pointer `P = lea [R + B]` and an end
+/// `R + B + 32` (`lea E, [R + B + 32]` or `add R, B + 32`), byte loads
+/// `movzx [P + d]`, `add P, k` and `cmp P, E`. Returns `B`.
+fn pointer_loop(insns: &[&Instruction], n: usize, r: Register) -> Option<u64> {
+    let window: Vec<&Instruction> = insns.iter().skip(n + 1).take(64).copied().collect();
+    let is_reg_pair = |c: &Instruction, x: Register, y: Register| {
+        matches!(c.code(), Code::Cmp_r64_rm64 | Code::Cmp_rm64_r64)
+            && c.op0_kind() == OpKind::Register
+            && c.op1_kind() == OpKind::Register
+            && ((c.op0_register() == x && c.op1_register() == y)
+                || (c.op0_register() == y && c.op1_register() == x))
+    };
+    for (i, lea) in window.iter().enumerate() {
+        if lea.code() != Code::Lea_r64_m
+            || lea.memory_base() != r
+            || lea.memory_index() != Register::None
+        {
+            continue;
+        }
+        let (p, b) = (lea.op0_register(), lea.memory_displacement64());
+        if p == r || b >= MAX_FIELD {
+            continue;
+        }
+        let end_at = b + 32;
+        let rest = &window[i + 1..];
+        let end_reg = rest.iter().find_map(|e| {
+            let add_r = matches!(e.code(), Code::Add_rm64_imm8 | Code::Add_rm64_imm32)
+                && e.op0_kind() == OpKind::Register
+                && e.op0_register() == r
+                && e.immediate(1) == end_at;
+            let lea_e = e.code() == Code::Lea_r64_m
+                && e.memory_base() == r
+                && e.memory_index() == Register::None
+                && e.memory_displacement64() == end_at;
+            if add_r {
+                Some(r)
+            } else if lea_e {
+                Some(e.op0_register())
+            } else {
+                None
+            }
+        });
+        let Some(e) = end_reg.filter(|&e| e != p) else {
+            continue;
+        };
+        let loads = rest.iter().any(|l| {
+            matches!(l.code(), Code::Movzx_r32_rm8 | Code::Movzx_r64_rm8)
+                && l.op1_kind() == OpKind::Memory
+                && l.memory_base() == p
+                && l.memory_index() == Register::None
+                && l.memory_displacement64() < 32
+        });
+        let steps = rest.iter().any(|a| {
+            matches!(a.code(), Code::Add_rm64_imm8 | Code::Add_rm64_imm32)
+                && a.op0_kind() == OpKind::Register
+                && a.op0_register() == p
+                && (1..=32).contains(&a.immediate(1))
+        });
+        let bounded = rest.iter().any(|c| is_reg_pair(c, p, e));
+        if loads && steps && bounded {
+            return Some(b);
+        }
+    }
+    None
+}
+
 /// Check `ssl_log_secret`'s shape (module documentation); returns
 /// `(offsetof(SSL, s3), offsetof(SSL3_STATE, client_random))`.
 fn shape(func: &Func) -> Result<(u64, u64), String> {
@@ -413,6 +504,9 @@ fn shape(func: &Func) -> Result<(u64, u64), String> {
                     }
                 }
             }
+            if let Some(b) = pointer_loop(&insns, n, r) {
+                pairs.insert((a, b));
+            }
             if ssl_regs.contains(&r) {
                 ssl_regs.remove(&r);
             }
@@ -461,7 +555,7 @@ mod tests {
             .unwrap()
             .get(img.build_id.as_ref().unwrap())
             .expect("the installed chromium is a known build: update data/boringssl_keylog.json");
-        let by_table = locate(&img).unwrap();
+        let by_table = locate(&img, None).unwrap();
         assert_eq!(by_table, known.point);
         let started = std::time::Instant::now();
         let by_pattern = locate_by_pattern(&img).unwrap();
@@ -504,6 +598,47 @@ mod tests {
             ("hash", Box::new(|p: &mut KeylogPoint| p.fnv1a64 ^= 1)),
         ] {
             let mut bad = k.clone();
+            mutate(&mut bad.point);
+            assert!(locate_known(&img, &bad).is_err(), "{what} accepted");
+        }
+    }
+
+    const ANDROID_LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/android/libssl.so.0";
+
+    /// Debian's shared BoringSSL (`android-libboringssl`, `.symtab`
+    /// stripped): the known entry verifies, the label search finds the same
+    /// function (compiled with a stack protector and a pointer loop over the
+    /// client random, unlike Chromium's), and altered entries are refused.
+    #[test]
+    fn android_libboringssl_is_known_and_agrees_with_the_pattern_search() {
+        let file = File::open(ANDROID_LIBSSL).unwrap_or_else(|e| {
+            panic!(
+                "test fixture {ANDROID_LIBSSL} is missing ({e}): install the Debian package \
+                 android-libboringssl (scripts/deps.sh)"
+            )
+        });
+        let img = image(&file);
+        let known = known_builds()
+            .unwrap()
+            .get(img.build_id.as_ref().unwrap())
+            .cloned()
+            .expect("the installed android-libboringssl is a known build");
+        assert_eq!(locate(&img, None).unwrap(), known.point);
+        assert_eq!(locate_by_pattern(&img).unwrap(), known.point);
+        // What a symbol table would give goes through the same checks.
+        assert_eq!(locate_at(&img, known.point.offset).unwrap(), known.point);
+        assert!(locate_at(&img, known.point.offset + 4).is_err());
+        assert!(locate(&img, Some(known.point.offset + 16)).is_err());
+        assert_eq!((known.point.s3, known.point.client_random), (0x30, 0x30));
+        for (what, mutate) in [
+            (
+                "inside",
+                Box::new(|p: &mut KeylogPoint| p.offset += 4) as Box<dyn Fn(&mut KeylogPoint)>,
+            ),
+            ("s3", Box::new(|p: &mut KeylogPoint| p.s3 += 8)),
+            ("hash", Box::new(|p: &mut KeylogPoint| p.fnv1a64 ^= 1)),
+        ] {
+            let mut bad = known.clone();
             mutate(&mut bad.point);
             assert!(locate_known(&img, &bad).is_err(), "{what} accepted");
         }
