@@ -218,9 +218,7 @@ fn lookup_then_connect(family: &str, tcp: bool, mapped: bool) -> TestResult {
     let cport = field_u64(start, "source.port").ok_or("no source.port")?;
     assert_eq!(
         field_str(start, "network.community_id"),
-        Some(
-            community_id_reference("127.0.0.1", cport, answer_ip, u64::from(port))?.as_str()
-        )
+        Some(community_id_reference("127.0.0.1", cport, answer_ip, u64::from(port))?.as_str())
     );
     server.write_line("")?;
     Ok(())
@@ -238,7 +236,11 @@ fn answers_read_with_recvmmsg_are_seen() -> TestResult {
     let bin = dir.path().join("recvmmsg_resolver");
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/recvmmsg_resolver.c");
     let st = Command::new("gcc").arg(&src).arg("-o").arg(&bin).status()?;
-    assert!(st.success(), "cannot build {} (gcc installed?)", src.display());
+    assert!(
+        st.success(),
+        "cannot build {} (gcc installed?)",
+        src.display()
+    );
     let dns_addr = "127.0.0.79";
     let answer_ip = "127.0.0.89";
     let mut server = Helper::python(
@@ -247,7 +249,10 @@ fn answers_read_with_recvmmsg_are_seen() -> TestResult {
     )?;
     assert_eq!(server.read_line(Duration::from_secs(10))?, "ready");
     let tag = format!("{:x}", rand_u64());
-    let names = [format!("one-{tag}.weft.test"), format!("two-{tag}.weft.test")];
+    let names = [
+        format!("one-{tag}.weft.test"),
+        format!("two-{tag}.weft.test"),
+    ];
     let weft = Weft::start(&[])?;
     let (pid, out) = run_client(
         Command::new(&bin).args([dns_addr, &names[0], &names[1]]),
@@ -263,7 +268,11 @@ fn answers_read_with_recvmmsg_are_seen() -> TestResult {
     }
     // What the client's one recvmmsg returned.
     let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("got 2"), "one batch of both answers: {out}");
+    assert_eq!(
+        lines.next(),
+        Some("got 2"),
+        "one batch of both answers: {out}"
+    );
     let got: Vec<(u64, String)> = lines
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -272,7 +281,10 @@ fn answers_read_with_recvmmsg_are_seen() -> TestResult {
         .collect();
     assert_eq!(got.len(), 2, "{out}");
     for (id, peer) in &got {
-        assert!(ids.contains(id), "the client got id {id}, the resolver answered {ids:?}");
+        assert!(
+            ids.contains(id),
+            "the client got id {id}, the resolver answered {ids:?}"
+        );
         assert_eq!(peer, dns_addr);
     }
     let p = u64::from(pid);
