@@ -383,8 +383,15 @@ while True:
     except OSError:
         if time.time() > end: raise
         time.sleep(0.05)
-print(s.getsockname()[1])
-s.sendall(b"q" * int(sys.argv[3])); s.shutdown(socket.SHUT_WR); n = 0
+print(s.getsockname()[1], flush=True)
+up, pause = int(sys.argv[3]), float(sys.argv[4])
+if pause:
+    # Half, a pause, the other half, a pause: a flow active for 2 * pause.
+    s.sendall(b"q" * (up // 2)); time.sleep(pause)
+    s.sendall(b"q" * (up - up // 2)); time.sleep(pause)
+else:
+    s.sendall(b"q" * up)
+s.shutdown(socket.SHUT_WR); n = 0
 while True:
     d = s.recv(65536)
     if not d: break
@@ -397,6 +404,18 @@ print(n)
 /// server answers `down` bytes. Returns the client's port and what each
 /// side says it received.
 fn exchange(p: &Pair, port: u16, up: usize, down: usize) -> TestResult<(u16, u64, u64)> {
+    exchange_paced(p, port, up, down, 0.0)
+}
+
+/// [`exchange`], the client sending half of `up`, pausing `pause` seconds,
+/// sending the rest and pausing again before it ends its side.
+fn exchange_paced(
+    p: &Pair,
+    port: u16,
+    up: usize,
+    down: usize,
+    pause: f64,
+) -> TestResult<(u16, u64, u64)> {
     let ns_b = p.exec_in(true);
     let ip_b = p.fam.b;
     let (port_s, down_s) = (port.to_string(), down.to_string());
@@ -412,7 +431,12 @@ fn exchange(p: &Pair, port: u16, up: usize, down: usize) -> TestResult<(u16, u64
     let out = python_in(
         p.exec_in(false),
         CLIENT,
-        &[p.fam.b, &port.to_string(), &up.to_string()],
+        &[
+            p.fam.b,
+            &port.to_string(),
+            &up.to_string(),
+            &pause.to_string(),
+        ],
         Duration::from_secs(30),
     )?;
     let got_by_server: u64 = server
@@ -691,6 +715,93 @@ fn container_namespace_made_after_start_is_followed_and_let_go() -> TestResult {
         "{}",
         run.stderr
     );
+    Ok(())
+}
+
+/// Long flows (`--flow-update 1`): a connection active for ~5 s (half its
+/// bytes, 2.5 s, the other half, 2.5 s) gives `flow-update` events before
+/// its end, with cumulative counts: the first after the first half only,
+/// never decreasing, never above the end's, and the end still matches the
+/// veth's own counters (updates are not ends: `event.action` differs).
+#[test]
+fn long_flows_give_updates_before_their_end() -> TestResult {
+    let p = Pair::new()?;
+    p.link()?;
+    let weft = Weft::start(&["--interface", &p.glob(), "--flow-update", "1"])?;
+    let port = 23000 + (rand_u64() % 1000) as u16;
+    let (up, down) = (200_000u64, 1_000u64);
+    let before = p.counters_a()?;
+    let (cport, got_by_server, _) = exchange_paced(&p, port, up as usize, down as usize, 2.5)?;
+    assert_eq!(got_by_server, up, "the server's own count");
+    let after = p.counters_a()?;
+    let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.a, port));
+    let run = weft.stop()?;
+    assert!(found, "no flow event; stderr:\n{}", run.stderr);
+    let on_a = |e: &Value| {
+        field_u64(e, "source.port") == Some(u64::from(cport))
+            && field_u64(e, "destination.port") == Some(u64::from(port))
+            && field_str(e, "observer.egress.interface.name") == Some(p.a.as_str())
+    };
+    let end_at = run
+        .events
+        .iter()
+        .position(|e| on_a(e) && field_str(e, "event.action") == Some("flow"))
+        .ok_or("no end of the flow")?;
+    let end = &run.events[end_at];
+    let updates: Vec<(usize, &Value)> = run
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| on_a(e) && field_str(e, "event.action") == Some("flow-update"))
+        .collect();
+    assert!(
+        !updates.is_empty(),
+        "no flow-update of a 5 s flow with --flow-update 1; stderr:\n{}",
+        run.stderr
+    );
+    let u = |e: &Value, f: &str| field_u64(e, f).unwrap_or(u64::MAX);
+    let mut prev = [0u64; 4];
+    for (i, ev) in &updates {
+        assert!(*i < end_at, "an update after the end: {ev}");
+        assert_eq!(field_str(ev, "event.reason"), Some("update"), "{ev}");
+        assert_eq!(
+            field(ev, "event.type"),
+            Some(&serde_json::json!(["connection", "info"]))
+        );
+        let now = [
+            u(ev, "source.packets"),
+            u(ev, "source.bytes"),
+            u(ev, "destination.packets"),
+            u(ev, "destination.bytes"),
+        ];
+        for k in 0..4 {
+            assert!(prev[k] <= now[k], "counts went down: {ev}");
+            let fin = [
+                "source.packets",
+                "source.bytes",
+                "destination.packets",
+                "destination.bytes",
+            ][k];
+            assert!(now[k] <= u(end, fin), "update above the end: {ev} {end}");
+        }
+        prev = now;
+    }
+    // The first update comes 1-2 s into the flow: the first half was sent
+    // (with a 40-byte header per packet at least), the second not yet.
+    let first = updates[0].1;
+    let (pk, by) = (u(first, "source.packets"), u(first, "source.bytes"));
+    assert!(
+        by >= up / 2 + 40 * pk,
+        "first update lacks the first half: {first}"
+    );
+    assert!(by < up, "first update already has the second half: {first}");
+    // The end is whole: the veth's counters, as without updates.
+    let d: Vec<u64> = (0..4).map(|i| after[i] - before[i]).collect();
+    let all = |f: &str| sum_on(&run.events, &p.a, port, f);
+    assert_eq!(all("source.packets"), d[0], "{end}");
+    assert_eq!(all("destination.packets"), d[2], "{end}");
+    assert_eq!(all("source.bytes") + 14 * d[0], d[1], "{end}");
+    assert!(u(end, "source.bytes") >= up + 40 * u(end, "source.packets"));
     Ok(())
 }
 

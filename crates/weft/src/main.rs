@@ -259,10 +259,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         conn::start(&sensor, cfg.targeted())
     };
     let netdev = start_packet_path(&cli, &sensor, &stats)?;
-    let flow_reporter = netdev.as_ref().map(|n| {
+    let mut flow_reporter = netdev.as_ref().map(|n| {
         packets::FlowReporter::new(
             n.names(),
             cli.flow_idle,
+            cli.flow_update,
             weft_bpf::sensor::monotonic_to_unix_offset_ns(),
         )
     });
@@ -436,7 +437,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     while !stop.load(Ordering::Relaxed) {
         weft_bpf::sensor::poll(&mut rb, Duration::from_millis(100))?;
         reader.flush();
-        if let Some(fr) = &flow_reporter
+        if let Some(fr) = flow_reporter.as_mut()
             && last_flows.elapsed() >= FLOWS_EVERY
         {
             last_flows = Instant::now();
@@ -500,7 +501,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         n.stop();
     }
-    if let Some(fr) = &flow_reporter {
+    if let Some(fr) = flow_reporter.as_mut() {
         for ev in fr.poll(&sensor, &stats, true) {
             reader.inject(ev);
         }
