@@ -388,6 +388,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         reader.seed_connections(c.seeded, &c.owners);
         c.links
     });
+    // Long connections' counts so far (--flow-update), when connection
+    // events are on.
+    let mut conn_updater = _conn_links
+        .as_ref()
+        .and_then(|_| conn::ConnUpdater::new(cli.flow_update));
     let mut rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();
@@ -447,6 +452,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for ev in fr.poll(&sensor, &stats, false) {
                 reader.inject(ev);
             }
+        }
+        if let Some(u) = conn_updater.as_mut() {
+            reader.connection_updates(u.poll(&sensor));
         }
         if last_trim.elapsed() >= TRIM_EVERY {
             last_trim = Instant::now();
