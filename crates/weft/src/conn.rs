@@ -262,12 +262,13 @@ mod tests {
         assert!(u.select(vec![r], 3_000_000_000).is_empty());
         r.bytes_sent += 1;
         assert_eq!(u.select(vec![r], 4_000_000_000).len(), 1);
+        r.ts_ns = 4_000_000_000;
         let Event::Connection(c) = connection_event(&r, None, |n| n) else {
             panic!()
         };
         assert_eq!(c.phase, ConnectionPhase::Update);
         assert_eq!(c.source_destination_bytes(), (Some(11), Some(20)));
-        assert_eq!(c.duration_ns, Some(4_000));
+        assert_eq!(c.duration_ns, Some(3_000_000_000));
     }
 
     #[test]
