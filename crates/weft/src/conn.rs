@@ -97,7 +97,15 @@ impl ConnUpdater {
                 return Vec::new();
             }
         };
-        self.select(recs, weft_bpf::packets::monotonic_ns())
+        let read = recs.len();
+        let out = self.select(recs, weft_bpf::packets::monotonic_ns());
+        tracing::debug!(
+            read,
+            reported = out.len(),
+            elapsed_us = self.last.elapsed().as_micros() as u64,
+            "connection updates"
+        );
+        out
     }
 
     fn select(&mut self, recs: Vec<ConnRec>, now_ns: u64) -> Vec<ConnRec> {
