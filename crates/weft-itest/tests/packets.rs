@@ -633,12 +633,25 @@ fn interfaces_added_after_start_get_programs() -> TestResult {
     Ok(())
 }
 
-/// Wait (bounded) until weft's packet links number `want` or more (`more`)
-/// or exactly `want` (not `more`).
-fn wait_links(want: usize, more: bool, what: &str) -> TestResult {
+/// tcx and XDP links process `pid` holds (its /proc fdinfo): unlike
+/// [`weft_packet_links`], blind to any other weft running on the machine.
+fn packet_links_of(pid: u32) -> TestResult<usize> {
+    let mut n = 0;
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))?.flatten() {
+        let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if info.contains("link_type:\ttcx\n") || info.contains("link_type:\txdp\n") {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Wait (bounded) until the packet links weft `pid` holds number `want`
+/// or more (`more`) or exactly `want` (not `more`).
+fn wait_links(pid: u32, want: usize, more: bool, what: &str) -> TestResult {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let n = weft_packet_links()?;
+        let n = packet_links_of(pid)?;
         if (more && n >= want) || (!more && n == want) {
             return Ok(());
         }
@@ -660,10 +673,10 @@ fn wait_links(want: usize, more: bool, what: &str) -> TestResult {
 fn container_namespace_made_after_start_is_followed_and_let_go() -> TestResult {
     let tag = Pair::new_tag();
     let weft = Weft::start(&["--interface", &format!("{tag}*")])?;
-    assert_eq!(weft_packet_links()?, 0, "nothing matches yet");
+    assert_eq!(packet_links_of(weft.pid())?, 0, "nothing matches yet");
     let mut p = Pair::with_tag(tag, &V4, true)?;
     p.link()?;
-    wait_links(4, true, "the container's veth pair")?;
+    wait_links(weft.pid(), 4, true, "the container's veth pair")?;
     let ino = p.ns_b_ino()?;
     let port = 22000 + (rand_u64() % 1000) as u16;
     let (up, down) = (100_000usize, 3_000usize);
@@ -676,7 +689,7 @@ fn container_namespace_made_after_start_is_followed_and_let_go() -> TestResult {
 
     // The process goes, and so must its namespace and the pair.
     p.end_container()?;
-    let gone = wait_links(0, false, "after the container's namespace went");
+    let gone = wait_links(weft.pid(), 0, false, "after the container's namespace went");
     let pair_left = sh(&["ip", "-n", &p.ns_a, "link", "show", &p.a]).is_ok();
     let run = weft.stop()?;
     assert!(
