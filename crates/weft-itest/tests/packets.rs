@@ -323,8 +323,8 @@ impl Drop for Pair {
     }
 }
 
-/// Run `script` with python3 in a's (false) or b's (true) namespace,
-/// bounded by `timeout`; its stdout.
+/// Run `script` with python3 behind `prefix` (a namespace's
+/// [`Pair::exec_in`]), bounded by `timeout`; its stdout.
 fn python_in(
     prefix: Vec<String>,
     script: &str,
