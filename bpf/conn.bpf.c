@@ -26,6 +26,10 @@
  *    iterator's seq file as start records with their socket inode (user
  *    space finds the owning process from /proc/<pid>/fd) and tracked until
  *    they close.
+ *  - iter/tcp conn_progress (--flow-update: run by user space every
+ *    interval, once in every network namespace): one update record per
+ *    connection followed here (started, in `conns`) with its bytes and RTT
+ *    so far, read from the socket; nothing per packet.
  *
  * Fallback: without sockops (no cgroup v2, attach refused) nothing here is
  * attached and weft captures TLS without connection events.
@@ -372,6 +376,46 @@ int conn_seed(struct bpf_iter__tcp *ctx)
 	r.ts_ns = bpf_ktime_get_ns();
 	r.netns_cookie = st->netns_cookie;
 	r.ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	r.sock = st->sock;
+	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+	return 0;
+}
+
+/* Open connections' counts so far (WEFT_REC_CONN_UPDATE on the seq file):
+ * the connections `conns` follows and reported a start for, with bytes
+ * acked/received (SYN and any FIN taken out as at the end) and the
+ * smoothed RTT now. User space decides which are old enough to report. */
+SEC("iter/tcp")
+int conn_progress(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc)
+		return 0;
+	int state = skc->skc_state;
+	if (state == TCP_LISTEN || state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV ||
+	    state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE)
+		return 0;
+	__u64 cookie = bpf_get_socket_cookie(skc);
+	struct conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
+	if (!st || !st->started)
+		return 0;
+	struct sock *sk = (struct sock *)skc;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u64 sent = BPF_CORE_READ(tp, bytes_acked);
+	__u64 received = BPF_CORE_READ(tp, bytes_received);
+	__u32 srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+	conn_data_bytes(sk, state, st->sock.role == WEFT_ROLE_CLIENT, &sent, &received);
+
+	struct weft_conn_rec r = {};
+	r.type = WEFT_REC_CONN_UPDATE;
+	r.flags = st->seeded ? WEFT_CONN_SEEDED : 0;
+	r.ts_ns = bpf_ktime_get_ns();
+	r.established_ns = st->established_ns;
+	r.netns_cookie = st->netns_cookie;
+	r.bytes_sent = sent;
+	r.bytes_received = received;
+	r.srtt_us = srtt;
+	r.owner = st->owner;
 	r.sock = st->sock;
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;

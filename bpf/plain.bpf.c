@@ -33,14 +33,18 @@
  *
  * DNS over UDP (docs/adr/0006-dns-from-the-udp-syscalls.md): UDP sockets to
  * or on port 53 are followed by the same programs (dns_enter/dns_exit), and
- * sendmmsg (glibc's A + AAAA queries) by a tracepoint pair of its own.
+ * sendmmsg (glibc's A + AAAA queries) and recvmmsg (resolvers that read
+ * answers in batches) by tracepoint pairs of their own.
  *
- * Not seen: sendfile/splice/io_uring/recvmmsg data (nginx serving static
- * files with sendfile), MSG_PEEK reads (they are read again).
+ * Not seen: sendfile/splice data (nginx serving static files with
+ * sendfile), recvmmsg/sendmmsg on TCP (nobody batches a stream), MSG_PEEK
+ * reads (they are read again), and io_uring I/O (IORING_OP_SEND/RECV/
+ * SENDMSG/RECVMSG run in the kernel without a syscall of the thread: no
+ * tracepoint to hook; a resolver on io_uring gives no dns events).
  */
 
-#define HS_MMSG 4  /* sendmmsg: (fd, mmsghdr array, vlen), DNS only */
-#define MMSG_MAX 2 /* messages of one sendmmsg followed (glibc: A + AAAA) */
+#define HS_MMSG 4  /* send/recvmmsg: (fd, mmsghdr array, vlen), DNS only */
+#define MMSG_MAX 4 /* messages of one send/recvmmsg followed (glibc sends A + AAAA) */
 
 #define V_UNDECIDED 0
 #define V_TLS 1
@@ -494,7 +498,8 @@ static __always_inline int plain_exit(void *ctx, long ret)
 	if (ret <= 0)
 		return 0;
 	if (a.udp && a.kind == HS_MMSG) {
-		/* sendmmsg: ret messages were sent; each mmsghdr says its length. */
+		/* send/recvmmsg: ret messages were moved; each mmsghdr says its
+		 * length (recvmmsg: the kernel wrote it before returning). */
 		for (int i = 0; i < MMSG_MAX; i++) {
 			if (i >= ret || i >= a.cnt)
 				break;
@@ -594,6 +599,41 @@ int sys_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
 
 SEC("tracepoint/syscalls/sys_exit_sendmmsg")
 int sys_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	FLOOR();
+	bpf_tail_call(ctx, &plain_exit_prog, 0);
+	return 0;
+}
+
+/*
+ * recvmmsg(fd, mmsghdr *vec, vlen, flags, timeout): answers read in a
+ * batch (resolvers such as unbound or c-ares users, DNS load tools). DNS
+ * over UDP only, at most MMSG_MAX messages; each message's peer comes
+ * from its own msghdr's msg_name (dns_exit).
+ */
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int sys_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	FLOOR();
+	if (!plain_mode)
+		return 0;
+	__u64 vec = ctx->args[1];
+	if (!vec || !ctx->args[2] || (ctx->args[3] & 2 /* MSG_PEEK */))
+		return 0;
+	__u8 proto = 0;
+	struct sock *sk = fd_inet_sock(ctx->args[0], &proto);
+	if (!sk || proto != IPPROTO_UDP)
+		return 0;
+	dns_enter(sk, ctx->args[0], false, HS_MSG, vec, ctx->args[2], 0);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct plain_arm *ap = bpf_map_lookup_elem(&plain_arms, &id);
+	if (ap && ap->udp)
+		ap->kind = HS_MMSG;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmmsg")
+int sys_exit_recvmmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	FLOOR();
 	bpf_tail_call(ctx, &plain_exit_prog, 0);

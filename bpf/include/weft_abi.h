@@ -33,6 +33,10 @@ enum weft_rec_type {
 	/* Connections (conn.bpf.c): numbers 16-23 are theirs. */
 	WEFT_REC_CONN_START = 16, /* struct weft_conn_rec: a TCP connection was established */
 	WEFT_REC_CONN_END = 17,   /* struct weft_conn_rec: a TCP connection closed */
+	/* struct weft_conn_rec: an open connection's counts so far; written
+	 * only to the update iterator's seq file (conn_progress), never to the
+	 * ring (--flow-update). */
+	WEFT_REC_CONN_UPDATE = 32,
 };
 
 /* What the library call did. */
@@ -236,7 +240,7 @@ struct weft_owner {
 /* A TCP connection's start or end (sock_ops, accept, state tracepoint), or,
  * written by the start-up iterator to its seq file, one that predates weft. */
 struct weft_conn_rec {
-	__u32 type;            /* WEFT_REC_CONN_START or WEFT_REC_CONN_END */
+	__u32 type;            /* WEFT_REC_CONN_START, _END or _UPDATE */
 	__u32 flags;           /* WEFT_CONN_* */
 	__u64 ts_ns;           /* CLOCK_MONOTONIC of the event */
 	__u64 established_ns;  /* CLOCK_MONOTONIC of establishment; 0 = before weft */

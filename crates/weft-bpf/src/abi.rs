@@ -23,6 +23,8 @@ pub const REC_ALPN: u32 = 8;
 pub const REC_CONN_START: u32 = 16;
 /// A TCP connection closed.
 pub const REC_CONN_END: u32 = 17;
+/// An open connection's counts so far (the update iterator's seq file only).
+pub const REC_CONN_UPDATE: u32 = 32;
 
 pub const OP_WRITE: u8 = 1;
 pub const OP_READ: u8 = 2;
@@ -177,7 +179,7 @@ pub struct OwnerRec {
 /// A TCP connection's start or end (struct weft_conn_rec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnRec {
-    /// [`REC_CONN_START`] or [`REC_CONN_END`].
+    /// [`REC_CONN_START`], [`REC_CONN_END`] or [`REC_CONN_UPDATE`].
     pub kind: u32,
     /// `CONN_*`.
     pub flags: u32,
@@ -475,7 +477,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 secret: &b[96..96 + secret_len],
             })
         }
-        REC_CONN_START | REC_CONN_END => {
+        REC_CONN_START | REC_CONN_END | REC_CONN_UPDATE => {
             need(ty, b, CONN_SIZE)?;
             let flags = c.u32();
             let ts_ns = c.u64();

@@ -107,21 +107,32 @@ impl Sensor {
     /// kernel follows them until they close. A namespace that cannot be
     /// entered is skipped (debug log).
     pub fn seed_connections(&self) -> Result<Vec<ConnRec>, BpfError> {
-        let lb = |what: &str| {
-            let what = what.to_owned();
-            move |source| BpfError::Libbpf { what, source }
-        };
-        let link = self
-            .skel()
-            .progs
-            .conn_seed
-            .attach()
-            .map_err(lb("attach the connection iterator"))?;
+        self.conn_iter_everywhere(&self.skel().progs.conn_seed, "connection iterator")
+    }
+
+    /// The counts so far of every open connection the kernel follows
+    /// (`conn_progress`, run once in every network namespace in use):
+    /// update records, for `--flow-update`. Runs on the calling thread,
+    /// which enters each namespace and comes back.
+    pub fn connection_progress(&self) -> Result<Vec<ConnRec>, BpfError> {
+        self.conn_iter_everywhere(
+            &self.skel().progs.conn_progress,
+            "connection update iterator",
+        )
+    }
+
+    fn conn_iter_everywhere(
+        &self,
+        prog: &libbpf_rs::ProgramMut<'_>,
+        name: &str,
+    ) -> Result<Vec<ConnRec>, BpfError> {
+        let lb = |what: String| move |source| BpfError::Libbpf { what, source };
+        let link = prog.attach().map_err(lb(format!("attach the {name}")))?;
         let run = || -> Result<Vec<u8>, BpfError> {
-            let mut it = Iter::new(&link).map_err(lb("start the connection iterator"))?;
+            let mut it = Iter::new(&link).map_err(lb(format!("start the {name}")))?;
             let mut buf = Vec::new();
             it.read_to_end(&mut buf)
-                .map_err(|e| lb("run the connection iterator")(libbpf_rs::Error::from(e)))?;
+                .map_err(|e| lb(format!("run the {name}"))(libbpf_rs::Error::from(e)))?;
             Ok(buf)
         };
         // Our own namespace first, then the others.
@@ -148,7 +159,7 @@ impl Sensor {
             // open sockets (metrics endpoint) in weft's own namespace.
             enter_netns(&home).map_err(|e| {
                 BpfError::Config(format!(
-                    "cannot return to weft's network namespace after seeding connections: {e}"
+                    "cannot return to weft's network namespace after running the {name}: {e}"
                 ))
             })?;
             match got {

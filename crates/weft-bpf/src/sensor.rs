@@ -483,6 +483,9 @@ impl Sensor {
             // bpf/plain.bpf.c.
             ("syscalls/sys_enter_sendmmsg", &p.sys_enter_sendmmsg),
             ("syscalls/sys_exit_sendmmsg", &p.sys_exit_sendmmsg),
+            // DNS answers read in batches (recvmmsg): bpf/plain.bpf.c.
+            ("syscalls/sys_enter_recvmmsg", &p.sys_enter_recvmmsg),
+            ("syscalls/sys_exit_recvmmsg", &p.sys_exit_recvmmsg),
             ("syscalls/sys_enter_mmap", &p.mmap_enter),
             ("syscalls/sys_exit_mmap", &p.mmap_exit),
             // Connections (conn.bpf.c): the accepting process owns the socket.

@@ -344,11 +344,13 @@ impl TlsWire {
     }
 }
 
-/// Whether a [`Connection`] event reports the start or the end.
+/// Whether a [`Connection`] event reports the start, the end, or (not an
+/// end) the counts so far of a connection still open (`--flow-update`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionPhase {
     Start,
     End,
+    Update,
 }
 
 /// A TCP connection was established or closed (kernel `sock_ops`), or
@@ -367,13 +369,15 @@ pub struct Connection {
     pub flow: Flow,
     /// The network namespace's cookie (`bpf_get_netns_cookie`).
     pub netns_cookie: u64,
-    /// End: bytes the owner's socket sent (acknowledged by the peer).
+    /// End and update: bytes the owner's socket sent (acknowledged by the
+    /// peer), since the establishment (cumulative).
     pub bytes_sent: Option<u64>,
-    /// End: bytes the owner's socket received.
+    /// End and update: bytes the owner's socket received.
     pub bytes_received: Option<u64>,
-    /// End: smoothed round-trip time, microseconds.
+    /// End and update: smoothed round-trip time, microseconds.
     pub rtt_us: Option<u32>,
-    /// End: time since establishment (unknown for seeded connections).
+    /// End and update: time since establishment (unknown for seeded
+    /// connections).
     pub duration_ns: Option<u64>,
     /// As [`TlsData::destination_domain`]: the name the host just resolved
     /// to the server's address, for connections this host opened.

@@ -16,6 +16,9 @@ pub enum FlowEnd {
     Idle,
     /// weft stopped while the flow was active.
     Exit,
+    /// Not an end: the flow is still active and has been for another
+    /// `--flow-update` interval; the counts so far (cumulative).
+    Update,
 }
 
 impl FlowEnd {
@@ -25,6 +28,7 @@ impl FlowEnd {
             FlowEnd::Rst => "rst",
             FlowEnd::Idle => "idle",
             FlowEnd::Exit => "exit",
+            FlowEnd::Update => "update",
         }
     }
 }

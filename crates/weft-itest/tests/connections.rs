@@ -570,3 +570,121 @@ fn pid_filter_reports_only_the_selected_process_connections() -> TestResult {
     drop(net);
     Ok(())
 }
+
+/// Long connections (`--flow-update 1`): the client sends half its bytes
+/// and holds the connection open until weft has reported it (bounded),
+/// then sends the rest. Both sides give `connection-update` events before
+/// their end, with the counts so far (cumulative, as the end's): the first
+/// one the client's half exactly (acked; received by the server), nothing
+/// from the server yet; none above the end's.
+#[test]
+fn long_connections_give_updates_with_the_bytes_so_far() -> TestResult {
+    let net = NetPair::new()?;
+    let weft = Weft::start(&["--flow-update", "1"])?;
+    let port = 20000 + (rand_u64() % 20000) as u16;
+    let (sent, reply) = (40_000u64, 3_000u64);
+    let server = Peer::start(
+        &net.b,
+        SERVER,
+        &[V4.1, &port.to_string(), &reply.to_string()],
+    )?;
+    let server_pid = server.expect("ready")?[0];
+    let mut client = Peer::start(
+        &net.a,
+        CLIENT,
+        &[V4.1, &port.to_string(), &sent.to_string(), "wait"],
+    )?;
+    let c = client.expect("connected")?;
+    let (client_pid, client_port) = (c[0], c[1]);
+    let mut t = Truth {
+        client_ip: V4.0,
+        server_ip: V4.1,
+        port,
+        client_pid,
+        client_port,
+        server_pid,
+        sent,
+        received: reply,
+    };
+    let updated = |ev: &[Value], role: &str| {
+        conn_events(ev, &t, role)
+            .iter()
+            .any(|e| field_str(e, "event.action") == Some("connection-update"))
+    };
+    let both = weft.wait_for(Duration::from_secs(10), |_| {
+        let ev = weft.events_so_far();
+        updated(&ev, "client") && updated(&ev, "server")
+    });
+    client.send_line()?;
+    let c_done = client.expect("done")?;
+    let s_done = server.expect("done")?;
+    assert_eq!((c_done[0], c_done[1]), (sent, reply));
+    assert_eq!((s_done[0], s_done[1]), (sent, reply));
+    t.sent = c_done[0];
+    t.received = c_done[1];
+    let seen = ends_seen(&weft, &t);
+    let run = weft.stop()?;
+    assert!(
+        both,
+        "no connection-update on both sides; stderr:\n{}",
+        run.stderr
+    );
+    assert!(
+        seen,
+        "no connection-end on both sides; stderr:\n{}",
+        run.stderr
+    );
+    for role in ["client", "server"] {
+        check_side(&run.events, &t, role, false)?;
+        let evs = conn_events(&run.events, &t, role);
+        let end_at = evs
+            .iter()
+            .position(|e| field_str(e, "event.action") == Some("connection-end"))
+            .ok_or("no end")?;
+        let end = evs[end_at];
+        let updates: Vec<(usize, &&Value)> = evs
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| field_str(e, "event.action") == Some("connection-update"))
+            .collect();
+        let pid = if role == "client" {
+            client_pid
+        } else {
+            server_pid
+        };
+        let b = |e: &Value, f: &str| field_u64(e, f).unwrap_or(u64::MAX);
+        for (i, u) in &updates {
+            assert!(*i < end_at, "{role}: an update after the end: {u}");
+            assert_eq!(field_u64(u, "process.pid"), Some(pid), "{u}");
+            assert_eq!(
+                field(u, "event.type"),
+                Some(&serde_json::json!(["connection", "info"]))
+            );
+            assert_eq!(
+                field_u64(u, "weft.flow.cookie"),
+                field_u64(end, "weft.flow.cookie")
+            );
+            for f in ["source.bytes", "destination.bytes", "event.duration"] {
+                assert!(
+                    b(u, f) <= b(end, f),
+                    "{role}: {f} above the end's: {u} {end}"
+                );
+            }
+        }
+        let first = updates.first().ok_or("no update")?.1;
+        assert_eq!(
+            field_u64(first, "source.bytes"),
+            Some(sent / 2),
+            "{role}: {first}"
+        );
+        assert_eq!(
+            field_u64(first, "destination.bytes"),
+            Some(0),
+            "{role}: {first}"
+        );
+        assert!(b(first, "event.duration") >= 1_000_000_000, "{first}");
+    }
+    no_connection_losses(&run.stderr);
+    drop(net);
+    Ok(())
+}

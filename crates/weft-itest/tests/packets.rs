@@ -9,27 +9,61 @@
 //! link (IPv6 off, static neighbours: no ARP, no ND), and the byte counts
 //! the client and the server report themselves.
 
+use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weft_itest::*;
 
-/// Two namespaces joined by a veth pair: `a` (10.77.0.1, MAC ..:01) in
-/// `ns_a`, `b` (10.77.0.2) in `ns_b`. Deleted on drop, also on failure.
+/// The addresses of one family on the pair.
+struct Family {
+    a: &'static str,
+    b: &'static str,
+    prefix: u8,
+    /// ECS `network.type`.
+    name: &'static str,
+    /// The smallest IP + TCP header of a packet.
+    min_header: u64,
+}
+
+const V4: Family = Family {
+    a: "10.77.0.1",
+    b: "10.77.0.2",
+    prefix: 24,
+    name: "ipv4",
+    min_header: 40,
+};
+const V6: Family = Family {
+    a: "fd77::1",
+    b: "fd77::2",
+    prefix: 64,
+    name: "ipv6",
+    min_header: 60,
+};
+const MAC_A: &str = "02:77:00:00:00:01";
+const MAC_B: &str = "02:77:00:00:00:02";
+
+/// Where side `b` lives: an `ip netns` namespace, or the network namespace
+/// of a process made with `unshare --net` (as a container runtime does: it
+/// is in no /run/netns file, only in /proc/PID/ns/net).
+enum NsB {
+    Named(String),
+    Container(Proc),
+}
+
+/// Two namespaces joined by a veth pair: `a` (family's `a`, MAC ..:01) in
+/// `ns_a`, `b` in the other. Deleted on drop, also on failure (a container
+/// namespace goes with its process, killed by pid).
 struct Pair {
     ns_a: String,
-    ns_b: String,
+    ns_b: NsB,
     a: String,
     b: String,
+    fam: &'static Family,
     /// Prefix of every name of this pair: weft's `--interface` glob.
     tag: String,
 }
-
-const IP_A: &str = "10.77.0.1";
-const IP_B: &str = "10.77.0.2";
-const MAC_A: &str = "02:77:00:00:00:01";
-const MAC_B: &str = "02:77:00:00:00:02";
 
 fn sh(args: &[&str]) -> TestResult<Output> {
     let out = Command::new(args[0]).args(&args[1..]).output()?;
@@ -39,76 +73,212 @@ fn sh(args: &[&str]) -> TestResult<Output> {
     Ok(out)
 }
 
+/// Sysctls that keep a namespace's links quiet apart from the test's own
+/// traffic: IPv6 off for IPv4 pairs; for IPv6 pairs no link-local address,
+/// no router solicitation, no duplicate address detection.
+fn quiet_sysctls(fam: &Family) -> &'static [&'static str] {
+    if fam.name == "ipv4" {
+        &[
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]
+    } else {
+        &[
+            "net.ipv6.conf.all.accept_ra=0",
+            "net.ipv6.conf.default.accept_ra=0",
+            "net.ipv6.conf.all.router_solicitations=0",
+            "net.ipv6.conf.default.router_solicitations=0",
+            "net.ipv6.conf.default.addr_gen_mode=1",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ]
+    }
+}
+
 impl Pair {
     fn new() -> TestResult<Pair> {
+        Pair::with(&V4, false)
+    }
+
+    /// A pair of `fam`; with `container`, `b`'s namespace is a process'
+    /// (`unshare --net sleep`), not an `ip netns` one.
+    fn with(fam: &'static Family, container: bool) -> TestResult<Pair> {
+        Pair::with_tag(Pair::new_tag(), fam, container)
+    }
+
+    /// A fresh name prefix (weft's `--interface` glob is `TAG*`).
+    fn new_tag() -> String {
+        format!("wp{:06x}", rand_u64() & 0xff_ffff)
+    }
+
+    fn with_tag(tag: String, fam: &'static Family, container: bool) -> TestResult<Pair> {
         require_root();
-        let tag = format!("wp{:06x}", rand_u64() & 0xff_ffff);
+        let ns_b = if container {
+            let child = Command::new("unshare")
+                .args(["--net", "sleep", "300"])
+                .stdin(Stdio::null())
+                .spawn()?;
+            NsB::Container(Proc { child })
+        } else {
+            NsB::Named(format!("{tag}-nb"))
+        };
         let p = Pair {
             ns_a: format!("{tag}-na"),
-            ns_b: format!("{tag}-nb"),
+            ns_b,
             a: format!("{tag}a"),
             b: format!("{tag}b"),
+            fam,
             tag,
         };
-        for ns in [&p.ns_a, &p.ns_b] {
-            sh(&["ip", "netns", "add", ns])?;
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ])?;
+        sh(&["ip", "netns", "add", &p.ns_a])?;
+        match &p.ns_b {
+            NsB::Named(n) => {
+                sh(&["ip", "netns", "add", n])?;
+            }
+            NsB::Container(c) => {
+                // unshare has made the namespace once the process' differs.
+                let ours = std::fs::metadata("/proc/self/ns/net")?.ino();
+                let theirs = format!("/proc/{}/ns/net", c.pid());
+                let end = Instant::now() + Duration::from_secs(5);
+                while std::fs::metadata(&theirs).map(|m| m.ino()).unwrap_or(ours) == ours {
+                    if Instant::now() > end {
+                        return Err("unshare --net made no namespace within 5 s".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        for b in [false, true] {
+            let mut cmd = p.exec_in(b);
+            cmd.extend(["sysctl", "-qw"].map(String::from));
+            cmd.extend(quiet_sysctls(fam).iter().map(|s| s.to_string()));
+            sh(&cmd.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
         Ok(p)
     }
 
-    /// Create the veth pair inside the namespaces, addressed and up.
+    /// The command prefix that runs a program in `a`'s (false) or `b`'s
+    /// (true) namespace.
+    fn exec_in(&self, b: bool) -> Vec<String> {
+        let v: Vec<&str> = match (&self.ns_b, b) {
+            (_, false) => vec!["ip", "netns", "exec", &self.ns_a],
+            (NsB::Named(n), true) => vec!["ip", "netns", "exec", n],
+            (NsB::Container(c), true) => {
+                return ["nsenter", "-t", &c.pid().to_string(), "-n"]
+                    .map(String::from)
+                    .to_vec();
+            }
+        };
+        v.into_iter().map(String::from).collect()
+    }
+
+    /// Run `ip ARGS` in a's or b's namespace.
+    fn ip(&self, b: bool, args: &[&str]) -> TestResult<Output> {
+        let mut cmd = self.exec_in(b);
+        cmd.push("ip".into());
+        cmd.extend(args.iter().map(|s| s.to_string()));
+        sh(&cmd.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// `b`'s namespace as `ip link ... netns` takes it: a name or a pid.
+    fn ns_b_arg(&self) -> String {
+        match &self.ns_b {
+            NsB::Named(n) => n.clone(),
+            NsB::Container(c) => c.pid().to_string(),
+        }
+    }
+
+    /// The inode of `b`'s namespace (weft's `netns` in its reports).
+    fn ns_b_ino(&self) -> TestResult<u64> {
+        let path = match &self.ns_b {
+            NsB::Named(n) => format!("/run/netns/{n}"),
+            NsB::Container(c) => format!("/proc/{}/ns/net", c.pid()),
+        };
+        Ok(std::fs::metadata(path)?.ino())
+    }
+
+    /// Create the veth pair inside the namespaces, addressed and up, with
+    /// static neighbours (no ARP, no ND on the link).
     fn link(&self) -> TestResult {
         sh(&[
-            "ip", "link", "add", &self.a, "netns", &self.ns_a, "address", MAC_A, "type", "veth",
-            "peer", "name", &self.b, "netns", &self.ns_b, "address", MAC_B,
+            "ip",
+            "link",
+            "add",
+            &self.a,
+            "netns",
+            &self.ns_a,
+            "address",
+            MAC_A,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.b,
+            "netns",
+            &self.ns_b_arg(),
+            "address",
+            MAC_B,
         ])?;
-        for (ns, dev, ip, peer_ip, peer_mac) in [
-            (&self.ns_a, &self.a, IP_A, IP_B, MAC_B),
-            (&self.ns_b, &self.b, IP_B, IP_A, MAC_A),
+        let f = self.fam;
+        for (side, dev, ip, peer_ip, peer_mac) in [
+            (false, &self.a, f.a, f.b, MAC_B),
+            (true, &self.b, f.b, f.a, MAC_A),
         ] {
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{ip}/24"),
-                "dev",
-                dev,
-            ])?;
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "neigh",
-                "replace",
-                peer_ip,
-                "lladdr",
-                peer_mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ])?;
+            let cidr = format!("{ip}/{}", f.prefix);
+            let mut add = vec!["addr", "add", &cidr, "dev", dev];
+            if f.name == "ipv6" {
+                add.push("nodad");
+            }
+            self.ip(side, &add)?;
+            self.ip(side, &["link", "set", dev, "up"])?;
+            self.ip(side, &["link", "set", "lo", "up"])?;
+            self.ip(
+                side,
+                &[
+                    "neigh",
+                    "replace",
+                    peer_ip,
+                    "lladdr",
+                    peer_mac,
+                    "dev",
+                    dev,
+                    "nud",
+                    "permanent",
+                ],
+            )?;
+        }
+        if f.name == "ipv6" {
+            self.settle()?;
         }
         Ok(())
     }
 
-    /// `(tx_packets, tx_bytes, rx_packets, rx_bytes)` of `a`.
-    fn counters_a(&self) -> TestResult<[u64; 4]> {
-        let out = sh(&["ip", "-n", &self.ns_a, "-s", "-j", "link", "show", &self.a])?;
+    /// Wait until the link is quiet (IPv6: the MLD reports of joining the
+    /// addresses' multicast groups, repeated for about a second), so that
+    /// the interface counters hold only the test's traffic.
+    fn settle(&self) -> TestResult {
+        let end = Instant::now() + Duration::from_secs(15);
+        let mut last = self.counters(false)?;
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < Duration::from_millis(2500) {
+            if Instant::now() > end {
+                return Err(format!("{} still busy after 15 s", self.a).into());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            let now = self.counters(false)?;
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// `(tx_packets, tx_bytes, rx_packets, rx_bytes)` of `a` (false) or
+    /// `b` (true).
+    fn counters(&self, b: bool) -> TestResult<[u64; 4]> {
+        let dev = if b { &self.b } else { &self.a };
+        let out = self.ip(b, &["-s", "-j", "link", "show", dev])?;
         let v: Value = serde_json::from_slice(&out.stdout)?;
         let s = &v[0]["stats64"];
         let n = |d: &str, k: &str| s[d][k].as_u64().ok_or("no counter");
@@ -120,6 +290,21 @@ impl Pair {
         ])
     }
 
+    /// End the container's process (by pid): its namespace goes, and with
+    /// it the veth pair, unless something still holds the namespace.
+    fn end_container(&mut self) -> TestResult {
+        let NsB::Container(c) = &mut self.ns_b else {
+            return Err("not a container pair".into());
+        };
+        c.child.kill()?;
+        c.child.wait()?;
+        Ok(())
+    }
+
+    fn counters_a(&self) -> TestResult<[u64; 4]> {
+        self.counters(false)
+    }
+
     fn glob(&self) -> String {
         format!("{}*", self.tag)
     }
@@ -127,17 +312,29 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        // Deleting a namespace deletes the veth in it (and so its peer).
-        for ns in [&self.ns_a, &self.ns_b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        // Deleting a namespace deletes the veth in it (and so its peer);
+        // a container's goes with its process (Proc's drop kills it).
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.ns_a])
+            .output();
+        if let NsB::Named(n) = &self.ns_b {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
         }
     }
 }
 
-/// Run `script` with python3 in `ns`, bounded by `timeout`; its stdout.
-fn python_in(ns: &str, script: &str, args: &[&str], timeout: Duration) -> TestResult<String> {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "python3", "-c", script])
+/// Run `script` with python3 behind `prefix` (a namespace's
+/// [`Pair::exec_in`]), bounded by `timeout`; its stdout.
+fn python_in(
+    prefix: Vec<String>,
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> TestResult<String> {
+    let ns = prefix.join(" ");
+    let mut child = Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .args(["python3", "-c", script])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -166,7 +363,7 @@ fn python_in(ns: &str, script: &str, args: &[&str], timeout: Duration) -> TestRe
 
 const SERVER: &str = r#"
 import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(20)
 c, _ = s.accept(); c.settimeout(20); n = 0
 while True:
@@ -186,8 +383,15 @@ while True:
     except OSError:
         if time.time() > end: raise
         time.sleep(0.05)
-print(s.getsockname()[1])
-s.sendall(b"q" * int(sys.argv[3])); s.shutdown(socket.SHUT_WR); n = 0
+print(s.getsockname()[1], flush=True)
+up, pause = int(sys.argv[3]), float(sys.argv[4])
+if pause:
+    # Half, a pause, the other half, a pause: a flow active for 2 * pause.
+    s.sendall(b"q" * (up // 2)); time.sleep(pause)
+    s.sendall(b"q" * (up - up // 2)); time.sleep(pause)
+else:
+    s.sendall(b"q" * up)
+s.shutdown(socket.SHUT_WR); n = 0
 while True:
     d = s.recv(65536)
     if not d: break
@@ -200,21 +404,39 @@ print(n)
 /// server answers `down` bytes. Returns the client's port and what each
 /// side says it received.
 fn exchange(p: &Pair, port: u16, up: usize, down: usize) -> TestResult<(u16, u64, u64)> {
-    let ns_b = p.ns_b.clone();
+    exchange_paced(p, port, up, down, 0.0)
+}
+
+/// [`exchange`], the client sending half of `up`, pausing `pause` seconds,
+/// sending the rest and pausing again before it ends its side.
+fn exchange_paced(
+    p: &Pair,
+    port: u16,
+    up: usize,
+    down: usize,
+    pause: f64,
+) -> TestResult<(u16, u64, u64)> {
+    let ns_b = p.exec_in(true);
+    let ip_b = p.fam.b;
     let (port_s, down_s) = (port.to_string(), down.to_string());
     let server = std::thread::spawn(move || {
         python_in(
-            &ns_b,
+            ns_b,
             SERVER,
-            &[IP_B, &port_s, &down_s],
+            &[ip_b, &port_s, &down_s],
             Duration::from_secs(30),
         )
         .map_err(|e| e.to_string())
     });
     let out = python_in(
-        &p.ns_a,
+        p.exec_in(false),
         CLIENT,
-        &[IP_B, &port.to_string(), &up.to_string()],
+        &[
+            p.fam.b,
+            &port.to_string(),
+            &up.to_string(),
+            &pause.to_string(),
+        ],
         Duration::from_secs(30),
     )?;
     let got_by_server: u64 = server
@@ -286,7 +508,17 @@ fn weft_packet_links() -> TestResult<usize> {
 /// the payload each side received is inside; the socket cookie is known.
 #[test]
 fn tc_counters_match_the_interface_counters() -> TestResult {
-    let p = Pair::new()?;
+    tc_counters_match(&V4)
+}
+
+/// The same over IPv6 (extension-free TCP, 60-byte headers at least).
+#[test]
+fn tc_counters_match_the_interface_counters_ipv6() -> TestResult {
+    tc_counters_match(&V6)
+}
+
+fn tc_counters_match(fam: &'static Family) -> TestResult {
+    let p = Pair::with(fam, false)?;
     p.link()?;
     let glob = p.glob();
     let weft = Weft::start(&["--interface", &glob])?;
@@ -311,10 +543,10 @@ fn tc_counters_match_the_interface_counters() -> TestResult {
     let ev = the_flow(&run.events, &p.a, port, cport)?;
     let u = |f: &str| field_u64(ev, f).unwrap_or(u64::MAX);
     let all = |f: &str| sum_on(&run.events, &p.a, port, f);
-    assert_eq!(field_str(ev, "source.ip"), Some(IP_A), "{ev}");
-    assert_eq!(field_str(ev, "destination.ip"), Some(IP_B), "{ev}");
+    assert_eq!(field_str(ev, "source.ip"), Some(fam.a), "{ev}");
+    assert_eq!(field_str(ev, "destination.ip"), Some(fam.b), "{ev}");
     assert_eq!(field_str(ev, "network.transport"), Some("tcp"));
-    assert_eq!(field_str(ev, "network.type"), Some("ipv4"));
+    assert_eq!(field_str(ev, "network.type"), Some(fam.name));
     assert_eq!(field_str(ev, "event.reason"), Some("fin"), "{ev}");
     // The interface's counters: a -> b is a's TX, b -> a its RX (summed
     // over the exchange's flow and any refused early attempt).
@@ -327,13 +559,14 @@ fn tc_counters_match_the_interface_counters() -> TestResult {
     );
     assert_eq!(all("source.bytes") + 14 * d[0], d[1], "TX bytes: {ev}");
     assert_eq!(all("destination.bytes") + 14 * d[2], d[3], "RX bytes: {ev}");
-    // The payload is inside, with at least a 40-byte IPv4+TCP header per packet.
+    // The payload is inside, with at least an IP + TCP header per packet.
+    let h = fam.min_header;
     assert!(
-        u("source.bytes") >= up as u64 + 40 * u("source.packets"),
+        u("source.bytes") >= up as u64 + h * u("source.packets"),
         "{ev}"
     );
     assert!(
-        u("destination.bytes") >= down as u64 + 40 * u("destination.packets"),
+        u("destination.bytes") >= down as u64 + h * u("destination.packets"),
         "{ev}"
     );
     assert_eq!(
@@ -349,7 +582,7 @@ fn tc_counters_match_the_interface_counters() -> TestResult {
     );
     assert_eq!(
         field_str(ev, "network.community_id"),
-        Some(community_id_reference(IP_A, u64::from(cport), IP_B, u64::from(port))?.as_str())
+        Some(community_id_reference(fam.a, u64::from(cport), fam.b, u64::from(port))?.as_str())
     );
     // The server's side of the same flow, on b in the other namespace.
     assert!(
@@ -397,6 +630,191 @@ fn interfaces_added_after_start_get_programs() -> TestResult {
     assert_eq!(all("source.packets"), after[0] - before[0], "{ev}");
     assert_eq!(all("destination.packets"), after[2] - before[2], "{ev}");
     assert_eq!(weft_packet_links()?, 0, "weft left links behind");
+    Ok(())
+}
+
+/// tcx and XDP links process `pid` holds (its /proc fdinfo): unlike
+/// [`weft_packet_links`], blind to any other weft running on the machine.
+fn packet_links_of(pid: u32) -> TestResult<usize> {
+    let mut n = 0;
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))?.flatten() {
+        let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if info.contains("link_type:\ttcx\n") || info.contains("link_type:\txdp\n") {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Wait (bounded) until the packet links weft `pid` holds number `want`
+/// or more (`more`) or exactly `want` (not `more`).
+fn wait_links(pid: u32, want: usize, more: bool, what: &str) -> TestResult {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = packet_links_of(pid)?;
+        if (more && n >= want) || (!more && n == want) {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            return Err(format!("{what}: {n} links of weft after 10 s, want {want}").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A container-style namespace (a process' `unshare --net`: no /run/netns
+/// file, only /proc/PID/ns/net) made after weft started, joined to an
+/// `ip netns` one by a veth moved into it by pid: its interface gets
+/// programs, the server's side of an exchange on it matches the veth's own
+/// counters, and when the process exits weft lets the namespace go: it and
+/// the veth pair are destroyed (nothing of weft keeps them alive) and no
+/// link of weft stays while weft still runs.
+#[test]
+fn container_namespace_made_after_start_is_followed_and_let_go() -> TestResult {
+    let tag = Pair::new_tag();
+    let weft = Weft::start(&["--interface", &format!("{tag}*")])?;
+    assert_eq!(packet_links_of(weft.pid())?, 0, "nothing matches yet");
+    let mut p = Pair::with_tag(tag, &V4, true)?;
+    p.link()?;
+    wait_links(weft.pid(), 4, true, "the container's veth pair")?;
+    let ino = p.ns_b_ino()?;
+    let port = 22000 + (rand_u64() % 1000) as u16;
+    let (up, down) = (100_000usize, 3_000usize);
+    let before = p.counters(true)?;
+    let (cport, got_by_server, got_by_client) = exchange(&p, port, up, down)?;
+    let after = p.counters(true)?;
+    assert_eq!((got_by_server, got_by_client), (up as u64, down as u64));
+    let d: Vec<u64> = (0..4).map(|i| after[i] - before[i]).collect();
+    let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.b, port));
+
+    // The process goes, and so must its namespace and the pair.
+    p.end_container()?;
+    let gone = wait_links(weft.pid(), 0, false, "after the container's namespace went");
+    let pair_left = sh(&["ip", "-n", &p.ns_a, "link", "show", &p.a]).is_ok();
+    let run = weft.stop()?;
+    assert!(
+        found,
+        "no flow event on {}; stderr:
+{}",
+        p.b, run.stderr
+    );
+    gone?;
+    assert!(
+        !pair_left,
+        "{} still exists: the container's namespace was kept alive",
+        p.a
+    );
+
+    let ev = the_flow(&run.events, &p.b, port, cport)?;
+    assert_eq!(field_str(ev, "event.reason"), Some("fin"), "{ev}");
+    assert_eq!(field_str(ev, "source.ip"), Some(V4.a), "{ev}");
+    assert_eq!(field_str(ev, "destination.ip"), Some(V4.b), "{ev}");
+    assert_eq!(field_u64(ev, "weft.netns.inode"), Some(ino), "{ev}");
+    assert_eq!(field(ev, "weft.netns.name"), None, "{ev}");
+    // On b (the server's side) the client's packets are received.
+    let all = |f: &str| sum_on(&run.events, &p.b, port, f);
+    assert_eq!(all("source.packets"), d[2], "RX packets of {}: {ev}", p.b);
+    assert_eq!(
+        all("destination.packets"),
+        d[0],
+        "TX packets of {}: {ev}",
+        p.b
+    );
+    assert_eq!(all("source.bytes") + 14 * d[2], d[3], "RX bytes: {ev}");
+    assert_eq!(all("destination.bytes") + 14 * d[0], d[1], "TX bytes: {ev}");
+    assert!(
+        run.stderr
+            .contains(&format!("netns {ino} {}: tc ingress, tc egress", p.b)),
+        "{}",
+        run.stderr
+    );
+    Ok(())
+}
+
+/// Long flows (`--flow-update 1`): a connection active for ~5 s (half its
+/// bytes, 2.5 s, the other half, 2.5 s) gives `flow-update` events before
+/// its end, with cumulative counts: the first after the first half only,
+/// never decreasing, never above the end's, and the end still matches the
+/// veth's own counters (updates are not ends: `event.action` differs).
+#[test]
+fn long_flows_give_updates_before_their_end() -> TestResult {
+    let p = Pair::new()?;
+    p.link()?;
+    let weft = Weft::start(&["--interface", &p.glob(), "--flow-update", "1"])?;
+    let port = 23000 + (rand_u64() % 1000) as u16;
+    let (up, down) = (200_000u64, 1_000u64);
+    let before = p.counters_a()?;
+    let (cport, got_by_server, _) = exchange_paced(&p, port, up as usize, down as usize, 2.5)?;
+    assert_eq!(got_by_server, up, "the server's own count");
+    let after = p.counters_a()?;
+    let found = weft.wait_for(Duration::from_secs(10), |e| is_flow_on(e, &p.a, port));
+    let run = weft.stop()?;
+    assert!(found, "no flow event; stderr:\n{}", run.stderr);
+    let on_a = |e: &Value| {
+        field_u64(e, "source.port") == Some(u64::from(cport))
+            && field_u64(e, "destination.port") == Some(u64::from(port))
+            && field_str(e, "observer.egress.interface.name") == Some(p.a.as_str())
+    };
+    let end_at = run
+        .events
+        .iter()
+        .position(|e| on_a(e) && field_str(e, "event.action") == Some("flow"))
+        .ok_or("no end of the flow")?;
+    let end = &run.events[end_at];
+    let updates: Vec<(usize, &Value)> = run
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| on_a(e) && field_str(e, "event.action") == Some("flow-update"))
+        .collect();
+    assert!(
+        !updates.is_empty(),
+        "no flow-update of a 5 s flow with --flow-update 1; stderr:\n{}",
+        run.stderr
+    );
+    let u = |e: &Value, f: &str| field_u64(e, f).unwrap_or(u64::MAX);
+    let mut prev = [0u64; 4];
+    for (i, ev) in &updates {
+        assert!(*i < end_at, "an update after the end: {ev}");
+        assert_eq!(field_str(ev, "event.reason"), Some("update"), "{ev}");
+        assert_eq!(
+            field(ev, "event.type"),
+            Some(&serde_json::json!(["connection", "info"]))
+        );
+        let now = [
+            u(ev, "source.packets"),
+            u(ev, "source.bytes"),
+            u(ev, "destination.packets"),
+            u(ev, "destination.bytes"),
+        ];
+        for k in 0..4 {
+            assert!(prev[k] <= now[k], "counts went down: {ev}");
+            let fin = [
+                "source.packets",
+                "source.bytes",
+                "destination.packets",
+                "destination.bytes",
+            ][k];
+            assert!(now[k] <= u(end, fin), "update above the end: {ev} {end}");
+        }
+        prev = now;
+    }
+    // The first update comes 1-2 s into the flow: the first half was sent
+    // (with a 40-byte header per packet at least), the second not yet.
+    let first = updates[0].1;
+    let (pk, by) = (u(first, "source.packets"), u(first, "source.bytes"));
+    assert!(
+        by >= up / 2 + 40 * pk,
+        "first update lacks the first half: {first}"
+    );
+    assert!(by < up, "first update already has the second half: {first}");
+    // The end is whole: the veth's counters, as without updates.
+    let d: Vec<u64> = (0..4).map(|i| after[i] - before[i]).collect();
+    let all = |f: &str| sum_on(&run.events, &p.a, port, f);
+    assert_eq!(all("source.packets"), d[0], "{end}");
+    assert_eq!(all("destination.packets"), d[2], "{end}");
+    assert_eq!(all("source.bytes") + 14 * d[0], d[1], "{end}");
+    assert!(u(end, "source.bytes") >= up + 40 * u(end, "source.packets"));
     Ok(())
 }
 
@@ -567,7 +985,7 @@ fn vlan_tags_are_parsed_inline_and_from_metadata() -> TestResult {
     let glob = p.glob();
     let weft = Weft::start(&["--interface", &glob])?;
     python_in(
-        &p.ns_a,
+        p.exec_in(false),
         TAGGED,
         &[&p.a, MAC_A, MAC_B],
         Duration::from_secs(20),

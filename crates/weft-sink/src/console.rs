@@ -305,6 +305,7 @@ impl<W: Write> ConsoleSink<W> {
                 (ConnectionPhase::Start, false) => "TCP start ",
                 (ConnectionPhase::Start, true) => "TCP open (before weft) ",
                 (ConnectionPhase::End, _) => "TCP end ",
+                (ConnectionPhase::Update, _) => "TCP update ",
             });
         });
         push_endpoint(line, c.flow.source());

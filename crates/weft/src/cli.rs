@@ -181,6 +181,12 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub flow_idle: u64,
 
+    /// Packet path: a flow still active after this many seconds (and every
+    /// such interval after) gives a `flow-update` event with its counts so
+    /// far; 0 = only at its end.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub flow_update: u64,
+
     /// Log level of weft's own diagnostics on stderr (error, warn, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log_level: String,

@@ -39,14 +39,16 @@ pub fn connection_event(
         abi::ROLE_SERVER => Role::Server,
         _ => Role::Unknown,
     };
-    let end = c.kind == abi::REC_CONN_END;
+    let phase = match c.kind {
+        abi::REC_CONN_END => ConnectionPhase::End,
+        abi::REC_CONN_UPDATE => ConnectionPhase::Update,
+        _ => ConnectionPhase::Start,
+    };
+    // Ends and updates carry the counts (updates: so far).
+    let end = phase != ConnectionPhase::Start;
     Event::Connection(Connection {
         timestamp_ns: unix_ns(c.ts_ns),
-        phase: if end {
-            ConnectionPhase::End
-        } else {
-            ConnectionPhase::Start
-        },
+        phase,
         seeded: c.flags & abi::CONN_SEEDED != 0,
         process,
         flow: crate::reader::flow_of(s, role),
@@ -58,6 +60,76 @@ pub fn connection_event(
             .then(|| c.ts_ns.saturating_sub(c.established_ns)),
         destination_domain: None,
     })
+}
+
+/// Update records of long connections (`--flow-update`): every interval
+/// the kernel's open connections are read (`Sensor::connection_progress`);
+/// one established at least an interval ago (or before weft) whose counts
+/// changed since its last update is reported. Remembers only connections
+/// the kernel still follows (rebuilt every round).
+pub struct ConnUpdater {
+    every: std::time::Duration,
+    last: std::time::Instant,
+    /// Cookie -> (sent, received) at its last update.
+    reported: std::collections::HashMap<u64, (u64, u64)>,
+}
+
+impl ConnUpdater {
+    /// `None` when updates are off (`secs == 0`).
+    pub fn new(secs: u64) -> Option<ConnUpdater> {
+        (secs > 0).then(|| ConnUpdater {
+            every: std::time::Duration::from_secs(secs),
+            last: std::time::Instant::now(),
+            reported: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The update records due now (empty between intervals).
+    pub fn poll(&mut self, sensor: &Sensor) -> Vec<ConnRec> {
+        if self.last.elapsed() < self.every {
+            return Vec::new();
+        }
+        self.last = std::time::Instant::now();
+        let recs = match sensor.connection_progress() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("connection updates: {e}");
+                return Vec::new();
+            }
+        };
+        let read = recs.len();
+        let out = self.select(recs, weft_bpf::packets::monotonic_ns());
+        tracing::debug!(
+            read,
+            reported = out.len(),
+            elapsed_us = self.last.elapsed().as_micros() as u64,
+            "connection updates"
+        );
+        out
+    }
+
+    fn select(&mut self, recs: Vec<ConnRec>, now_ns: u64) -> Vec<ConnRec> {
+        let every = u64::try_from(self.every.as_nanos()).unwrap_or(u64::MAX);
+        let mut reported = std::collections::HashMap::with_capacity(recs.len());
+        let mut out = Vec::new();
+        for r in recs {
+            if r.kind != abi::REC_CONN_UPDATE {
+                continue;
+            }
+            let counts = (r.bytes_sent, r.bytes_received);
+            let before = self.reported.get(&r.sock.cookie).copied();
+            let old_enough =
+                r.established_ns == 0 || now_ns.saturating_sub(r.established_ns) >= every;
+            if old_enough && before.unwrap_or((0, 0)) != counts {
+                reported.insert(r.sock.cookie, counts);
+                out.push(r);
+            } else if let Some(b) = before {
+                reported.insert(r.sock.cookie, b);
+            }
+        }
+        self.reported = reported;
+        out
+    }
 }
 
 /// Connection tracking as started: its links (keep them alive) and the
@@ -183,6 +255,28 @@ mod tests {
         assert_eq!(c.phase, ConnectionPhase::Start);
         assert_eq!((c.bytes_sent, c.duration_ns, c.rtt_us), (None, None, None));
         assert_eq!(c.flow.source().port, 80);
+    }
+
+    #[test]
+    fn update_records_are_reported_when_old_enough_and_changed() {
+        let mut u = ConnUpdater::new(1).expect("on");
+        assert!(ConnUpdater::new(0).is_none());
+        let mut r = rec(abi::REC_CONN_UPDATE, abi::ROLE_CLIENT);
+        r.established_ns = 1_000_000_000;
+        // Younger than an interval: not yet.
+        assert!(u.select(vec![r], 1_500_000_000).is_empty());
+        assert_eq!(u.select(vec![r], 2_000_000_000).len(), 1);
+        // Nothing moved since: no update.
+        assert!(u.select(vec![r], 3_000_000_000).is_empty());
+        r.bytes_sent += 1;
+        assert_eq!(u.select(vec![r], 4_000_000_000).len(), 1);
+        r.ts_ns = 4_000_000_000;
+        let Event::Connection(c) = connection_event(&r, None, |n| n) else {
+            panic!()
+        };
+        assert_eq!(c.phase, ConnectionPhase::Update);
+        assert_eq!(c.source_destination_bytes(), (Some(11), Some(20)));
+        assert_eq!(c.duration_ns, Some(3_000_000_000));
     }
 
     #[test]

@@ -260,10 +260,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         conn::start(&sensor, cfg.targeted())
     };
     let netdev = start_packet_path(&cli, &sensor, &stats)?;
-    let flow_reporter = netdev.as_ref().map(|n| {
+    let mut flow_reporter = netdev.as_ref().map(|n| {
         packets::FlowReporter::new(
             n.names(),
             cli.flow_idle,
+            cli.flow_update,
             weft_bpf::sensor::monotonic_to_unix_offset_ns(),
         )
     });
@@ -388,6 +389,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         reader.seed_connections(c.seeded, &c.owners);
         c.links
     });
+    // Long connections' counts so far (--flow-update), when connection
+    // events are on.
+    let mut conn_updater = _conn_links
+        .as_ref()
+        .and_then(|_| conn::ConnUpdater::new(cli.flow_update));
     let mut rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();
@@ -437,7 +443,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     while !stop.load(Ordering::Relaxed) {
         weft_bpf::sensor::poll(&mut rb, Duration::from_millis(100))?;
         reader.flush();
-        if let Some(fr) = &flow_reporter
+        if let Some(fr) = flow_reporter.as_mut()
             && last_flows.elapsed() >= FLOWS_EVERY
         {
             last_flows = Instant::now();
@@ -447,6 +453,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for ev in fr.poll(&sensor, &stats, false) {
                 reader.inject(ev);
             }
+        }
+        if let Some(u) = conn_updater.as_mut() {
+            reader.connection_updates(u.poll(&sensor));
         }
         if last_trim.elapsed() >= TRIM_EVERY {
             last_trim = Instant::now();
@@ -501,7 +510,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         n.stop();
     }
-    if let Some(fr) = &flow_reporter {
+    if let Some(fr) = flow_reporter.as_mut() {
         for ev in fr.poll(&sensor, &stats, true) {
             reader.inject(ev);
         }

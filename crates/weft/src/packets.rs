@@ -3,7 +3,11 @@
 //! ended (TCP FIN both ways or RST, after a grace second for the last
 //! ACKs) or went idle (`--flow-idle`), then forgets it in the kernel.
 //! At exit every remaining flow is emitted (`end: exit` unless it ended).
+//! A flow still active after `--flow-update` seconds (and every such
+//! interval after) gives an update event with its counts so far
+//! (cumulative, as at its end), left in the table.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use weft_bpf::Sensor;
@@ -20,15 +24,27 @@ const GRACE_NS: u64 = 1_000_000_000;
 pub struct FlowReporter {
     names: NetdevNames,
     idle_ns: u64,
+    /// Active timeout: 0 = no updates.
+    update_ns: u64,
+    /// Raw key -> CLOCK_MONOTONIC of the flow's last update event; only
+    /// flows in the kernel's table (rebuilt at every poll: bounded by it).
+    updated: HashMap<Vec<u8>, u64>,
     /// CLOCK_MONOTONIC -> Unix nanoseconds.
     offset_ns: i128,
 }
 
 impl FlowReporter {
-    pub fn new(names: NetdevNames, idle_secs: u64, offset_ns: i128) -> FlowReporter {
+    pub fn new(
+        names: NetdevNames,
+        idle_secs: u64,
+        update_secs: u64,
+        offset_ns: i128,
+    ) -> FlowReporter {
         FlowReporter {
             names,
             idle_ns: idle_secs.saturating_mul(1_000_000_000),
+            update_ns: update_secs.saturating_mul(1_000_000_000),
+            updated: HashMap::new(),
             offset_ns,
         }
     }
@@ -38,8 +54,8 @@ impl FlowReporter {
     }
 
     /// Flows that ended now (all of them when `last`), removed from the
-    /// kernel's table.
-    pub fn poll(&self, sensor: &Sensor, stats: &Stats, last: bool) -> Vec<Event> {
+    /// kernel's table, and updates of long flows still in it.
+    pub fn poll(&mut self, sensor: &Sensor, stats: &Stats, last: bool) -> Vec<Event> {
         // Flows created so far, read before the table: a flow created
         // while it is read is then counted live, never as evicted.
         let created = sensor
@@ -49,7 +65,9 @@ impl FlowReporter {
             .map_or(0, |(_, v)| *v);
         let now = packets::monotonic_ns();
         let mut out = Vec::new();
+        let mut updates = Vec::new();
         let mut live = 0u64;
+        let mut updated = HashMap::new();
         for (key, f) in sensor.pkt_flows() {
             let idle = now.saturating_sub(f.last_ns);
             let end = match f.tcp_ended() {
@@ -64,6 +82,18 @@ impl FlowReporter {
                 _ if last => FlowEnd::Exit,
                 _ => {
                     live += 1;
+                    // Active timeout: counted from the flow's first packet,
+                    // then from its last update; only with packets since.
+                    let since = self.updated.get(&key).copied().unwrap_or(f.first_ns);
+                    if self.update_ns > 0
+                        && now.saturating_sub(since) >= self.update_ns
+                        && f.last_ns > since
+                    {
+                        updates.push(Event::PacketFlow(Box::new(self.event(&f, FlowEnd::Update))));
+                        updated.insert(key, now);
+                    } else if let Some(t) = self.updated.get(&key) {
+                        updated.insert(key, *t);
+                    }
                     continue;
                 }
             };
@@ -79,6 +109,11 @@ impl FlowReporter {
         stats
             .pkt_flows_evicted
             .fetch_max(created.saturating_sub(emitted + live), Ordering::Relaxed);
+        stats
+            .pkt_flow_updates
+            .fetch_add(updates.len() as u64, Ordering::Relaxed);
+        self.updated = updated;
+        out.extend(updates);
         out
     }
 

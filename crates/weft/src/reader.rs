@@ -164,6 +164,34 @@ impl Reader {
         }
     }
 
+    /// Report long connections' counts so far (`conn::ConnUpdater`) as
+    /// update events, with their owners and names like their ends.
+    pub fn connection_updates(&self, recs: Vec<abi::ConnRec>) {
+        if recs.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.borrow_mut();
+        for c in recs {
+            let process = if c.owner.pid != 0 {
+                Some(inner.host.procs.get(crate::conn::kernel_proc(&c.owner)))
+            } else {
+                inner.seeded_owners.get(&c.sock.cookie).cloned()
+            };
+            let mut ev = crate::conn::connection_event(&c, process, |ns| inner.unix_ns(ns));
+            if let Event::Connection(conn) = &mut ev
+                && conn.flow.role == Role::Client
+            {
+                conn.destination_domain = inner
+                    .resolved
+                    .name_of(conn.flow.remote.ip, std::time::Instant::now());
+            }
+            inner.send(ev);
+        }
+        if let Some(p) = &mut inner.events {
+            p.flush();
+        }
+    }
+
     /// Hand an event of weft's own (a loss report) to the pipeline.
     pub fn inject(&self, ev: Event) {
         if let Some(p) = &mut self.inner.borrow_mut().events {

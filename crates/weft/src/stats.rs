@@ -38,6 +38,8 @@ pub struct Stats {
     /// Flows the kernel table evicted before they were reported (as of the
     /// last read of the table).
     pub pkt_flows_evicted: AtomicU64,
+    /// Update events of long flows (`--flow-update`), not in the above.
+    pub pkt_flow_updates: AtomicU64,
     pub netdev: Mutex<Option<weft_bpf::netdev::NetdevReport>>,
     /// Files that got probes (for the summary), bounded.
     probed: Mutex<Vec<String>>,
@@ -382,10 +384,11 @@ impl Snapshot<'_> {
         ));
         if let Ok(Some(nd)) = self.stats.netdev.lock().map(|n| n.clone()) {
             s.push_str(&format!(
-                "  packet path        {} interfaces in {} namespaces, {} flows reported, {} attach failures\n",
+                "  packet path        {} interfaces in {} namespaces, {} flows reported ({} updates), {} attach failures\n",
                 nd.interfaces,
                 nd.namespaces,
                 r(&self.stats.pkt_flows_emitted),
+                r(&self.stats.pkt_flow_updates),
                 nd.failures.values().sum::<u64>()
             ));
             for (reason, n) in &nd.failures {
@@ -496,6 +499,11 @@ impl Snapshot<'_> {
                 "Packet flows reported (one event per flow and interface).",
             )
             .with(&[], r(&self.stats.pkt_flows_emitted)),
+            Family::counter(
+                "weft_packet_flow_updates_total",
+                "Update events of packet flows still active (--flow-update).",
+            )
+            .with(&[], r(&self.stats.pkt_flow_updates)),
             drops,
             runs,
             time,

@@ -15,6 +15,7 @@ pub(super) fn encode_connection(c: &Connection, out: &mut Vec<u8>) {
         (ConnectionPhase::Start, false) => ("[\"connection\",\"start\"]", "connection-start"),
         (ConnectionPhase::Start, true) => ("[\"connection\",\"start\"]", "connection-seeded"),
         (ConnectionPhase::End, _) => ("[\"connection\",\"end\"]", "connection-end"),
+        (ConnectionPhase::Update, _) => ("[\"connection\",\"info\"]", "connection-update"),
     };
     event_head(&mut j, c.timestamp_ns, "event", "[\"network\"]", types);
     j.str("action", action);

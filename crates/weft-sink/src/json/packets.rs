@@ -1,7 +1,7 @@
 //! JSON of the packet path's flow events (`event.action: flow`,
 //! docs/schema.md "Packet flow event fields").
 
-use weft_core::packets::{FlowSide, PacketFlow};
+use weft_core::packets::{FlowEnd, FlowSide, PacketFlow};
 
 use super::{Obj, event_head};
 use crate::SCHEMA_VERSION;
@@ -27,14 +27,15 @@ fn flags(j: &mut Obj<'_>, key: &str, f: u8) {
 
 pub(super) fn encode_packet_flow(f: &PacketFlow, out: &mut Vec<u8>) {
     let mut j = Obj::new(out);
-    event_head(
-        &mut j,
-        f.timestamp_ns,
-        "event",
-        "[\"network\"]",
-        "[\"connection\",\"end\"]",
-    );
-    j.str("action", "flow");
+    // An update is not an end: its own action, so that summing `flow`
+    // events never counts a flow twice.
+    let (types, action) = if f.end == FlowEnd::Update {
+        ("[\"connection\",\"info\"]", "flow-update")
+    } else {
+        ("[\"connection\",\"end\"]", "flow")
+    };
+    event_head(&mut j, f.timestamp_ns, "event", "[\"network\"]", types);
+    j.str("action", action);
     j.str("reason", f.end.as_str());
     j.timestamp("start", f.start_ns);
     j.timestamp("end", f.timestamp_ns);
@@ -198,6 +199,22 @@ mod tests {
         );
         // The control character is escaped in the JSON text itself.
         assert!(!out.contains(&0x1b));
+    }
+
+    #[test]
+    fn flow_update_has_its_own_action_and_type() {
+        let mut f = flow();
+        f.end = FlowEnd::Update;
+        let mut out = Vec::new();
+        encode_event(&Event::PacketFlow(Box::new(f)), &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v["event"]["action"], "flow-update");
+        assert_eq!(
+            v["event"]["type"],
+            serde_json::json!(["connection", "info"])
+        );
+        assert_eq!(v["event"]["reason"], "update");
+        assert_eq!(v["source"]["packets"], 11);
     }
 
     #[test]
