@@ -63,6 +63,8 @@ struct Conn {
     parser: Option<Box<HandshakeParser>>,
     /// A ClientHello was parsed (kept when the parser is dropped).
     hello_seen: bool,
+    /// The version the ServerHello chose, once parsed.
+    server_version: Option<u16>,
     next_offset: [u32; 2],
     broken: [bool; 2],
     first_ns: Option<u64>,
@@ -81,6 +83,7 @@ impl Conn {
         Conn {
             parser: Some(Box::new(HandshakeParser::new())),
             hello_seen: false,
+            server_version: None,
             next_offset: [0; 2],
             broken: [false; 2],
             first_ns: None,
@@ -130,6 +133,7 @@ impl Conn {
             s.ja4 = Some(ch.fingerprint.ja4());
         }
         if let Some(sh) = parser.server_hello() {
+            self.server_version = Some(sh.version);
             s.version = Some(version_name(sh.version));
             s.version_protocol = Some(version_protocol(sh.version));
             s.cipher = Some(cipher_name(sh.cipher_suite));
@@ -151,10 +155,7 @@ impl Conn {
             return;
         }
         self.client_data_seen = true;
-        let hidden = self
-            .parser
-            .server_hello()
-            .is_none_or(|sh| sh.version >= 0x0304);
+        let hidden = self.server_version.is_none_or(|v| v >= 0x0304);
         if !hidden || self.session.next_protocol.is_some() {
             return;
         }
