@@ -89,26 +89,7 @@ impl Conn {
     /// Rebuild the session facts from what the parser knows.
     fn refresh(&mut self) {
         let mut s = (*self.session).clone();
-        if let Some(ch) = self.parser.client_hello() {
-            s.server_name.clone_from(&ch.server_name);
-            s.alpn_offered.clone_from(&ch.alpn);
-            s.client_versions = if ch.versions.is_empty() {
-                vec![version_name(ch.legacy_version)]
-            } else {
-                ch.versions.iter().map(|v| version_name(*v)).collect()
-            };
-            s.client_ciphers = ch.cipher_suites.iter().map(|c| cipher_name(*c)).collect();
-            s.ja4 = Some(ch.fingerprint.ja4());
-        }
-        if let Some(sh) = self.parser.server_hello() {
-            s.version = Some(version_name(sh.version));
-            s.version_protocol = Some(version_protocol(sh.version));
-            s.cipher = Some(cipher_name(sh.cipher_suite));
-            if sh.alpn.is_some() {
-                s.next_protocol.clone_from(&sh.alpn);
-            }
-            s.ja4s = Some(sh.fingerprint.ja4s());
-        }
+        hello_facts(&self.parser, &mut s);
         if s != *self.session {
             self.session = Arc::new(s);
         }
@@ -145,6 +126,33 @@ impl Conn {
             library,
             session: Arc::clone(&self.session),
         }))
+    }
+}
+
+/// Put what the hellos say on `s`: server name, offered ALPN, versions and
+/// cipher suites and JA4 from the ClientHello; version, cipher suite, TLS 1.2
+/// ALPN and JA4S from the ServerHello. Shared by the syscall path (here) and
+/// the packet path (`crate::wire_tls`).
+pub fn hello_facts(parser: &HandshakeParser, s: &mut TlsSession) {
+    if let Some(ch) = parser.client_hello() {
+        s.server_name.clone_from(&ch.server_name);
+        s.alpn_offered.clone_from(&ch.alpn);
+        s.client_versions = if ch.versions.is_empty() {
+            vec![version_name(ch.legacy_version)]
+        } else {
+            ch.versions.iter().map(|v| version_name(*v)).collect()
+        };
+        s.client_ciphers = ch.cipher_suites.iter().map(|c| cipher_name(*c)).collect();
+        s.ja4 = Some(ch.fingerprint.ja4());
+    }
+    if let Some(sh) = parser.server_hello() {
+        s.version = Some(version_name(sh.version));
+        s.version_protocol = Some(version_protocol(sh.version));
+        s.cipher = Some(cipher_name(sh.cipher_suite));
+        if sh.alpn.is_some() {
+            s.next_protocol.clone_from(&sh.alpn);
+        }
+        s.ja4s = Some(sh.fingerprint.ja4s());
     }
 }
 
