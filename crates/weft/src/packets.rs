@@ -3,6 +3,8 @@
 //! ended (TCP FIN both ways or RST, after a grace second for the last
 //! ACKs) or went idle (`--flow-idle`), then forgets it in the kernel.
 //! At exit every remaining flow is emitted (`end: exit` unless it ended).
+//! A flow whose TLS hellos the kernel copied (wire hello records, joined by
+//! the reader) carries their facts (`tls.*`, JA4/JA4S).
 
 use std::sync::atomic::Ordering;
 
@@ -12,6 +14,7 @@ use weft_bpf::packets::{self, PktFlow};
 use weft_core::event::{Endpoint, Event};
 use weft_core::packets::{FlowEnd, FlowSide, PacketFlow};
 
+use crate::reader::Reader;
 use crate::stats::Stats;
 
 /// Quiet time after a flow's FIN/RST before it is reported (its last ACKs).
@@ -39,7 +42,7 @@ impl FlowReporter {
 
     /// Flows that ended now (all of them when `last`), removed from the
     /// kernel's table.
-    pub fn poll(&self, sensor: &Sensor, stats: &Stats, last: bool) -> Vec<Event> {
+    pub fn poll(&self, sensor: &Sensor, stats: &Stats, reader: &Reader, last: bool) -> Vec<Event> {
         // Flows created so far, read before the table: a flow created
         // while it is read is then counted live, never as evicted.
         let created = sensor
@@ -50,6 +53,7 @@ impl FlowReporter {
         let now = packets::monotonic_ns();
         let mut out = Vec::new();
         let mut live = 0u64;
+        let mut live_keys = std::collections::HashSet::new();
         for (key, f) in sensor.pkt_flows() {
             let idle = now.saturating_sub(f.last_ns);
             let end = match f.tcp_ended() {
@@ -64,12 +68,18 @@ impl FlowReporter {
                 _ if last => FlowEnd::Exit,
                 _ => {
                     live += 1;
+                    live_keys.insert(f.key());
                     continue;
                 }
             };
             sensor.pkt_flow_delete(&key);
-            out.push(Event::PacketFlow(Box::new(self.event(&f, end))));
+            let mut ev = self.event(&f, end);
+            ev.tls = reader.take_wire_tls(&f.key());
+            out.push(Event::PacketFlow(Box::new(ev)));
         }
+        // Hellos of flows the table no longer has (evicted) are forgotten;
+        // those that came after the table was read are kept.
+        reader.retain_wire_tls(now, |k| live_keys.contains(k));
         let emitted = stats
             .pkt_flows_emitted
             .fetch_add(out.len() as u64, Ordering::Relaxed)
@@ -120,6 +130,7 @@ impl FlowReporter {
             netns: f.netns,
             netns_name: self.names.netns(f.netns),
             hooks,
+            tls: None,
         }
     }
 }
