@@ -9,10 +9,11 @@
 //! link (IPv6 off, static neighbours: no ARP, no ND), and the byte counts
 //! the client and the server report themselves.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weft_itest::netns::sh;
 use weft_itest::*;
 
 /// Two namespaces joined by a veth pair: `a` (10.77.0.1, MAC ..:01) in
@@ -30,14 +31,6 @@ const IP_A: &str = "10.77.0.1";
 const IP_B: &str = "10.77.0.2";
 const MAC_A: &str = "02:77:00:00:00:01";
 const MAC_B: &str = "02:77:00:00:00:02";
-
-fn sh(args: &[&str]) -> TestResult<Output> {
-    let out = Command::new(args[0]).args(&args[1..]).output()?;
-    if !out.status.success() {
-        return Err(format!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(out)
-}
 
 impl Pair {
     fn new() -> TestResult<Pair> {
