@@ -73,9 +73,27 @@ struct Dir {
 
 #[derive(Debug)]
 struct Entry {
-    parser: HandshakeParser,
+    /// Dropped once both directions gave their hello (or can give no
+    /// more): a long-lived flow keeps only its facts.
+    parser: Option<Box<HandshakeParser>>,
+    facts: Option<Arc<TlsSession>>,
     dirs: [Dir; 2],
     last_ns: u64,
+}
+
+impl Entry {
+    /// Refresh the facts from the parser; drop it when it is done.
+    fn settle(&mut self) {
+        let Some(p) = &self.parser else { return };
+        if p.client_hello().is_some() || p.server_hello().is_some() {
+            let mut s = TlsSession::default();
+            hello_facts(p, &mut s);
+            self.facts = Some(Arc::new(s));
+        }
+        if self.dirs.iter().all(|d| d.learned || d.closed) {
+            self.parser = None;
+        }
+    }
 }
 
 /// Hello bytes per flow, keyed by the packet path's flow key.
@@ -121,46 +139,50 @@ impl<K: Hash + Eq + Clone> WireHellos<K> {
             return;
         }
         let e = self.flows.entry(key).or_insert_with(|| Entry {
-            parser: HandshakeParser::new(),
+            parser: Some(Box::default()),
+            facts: None,
             dirs: Default::default(),
             last_ns: s.ts_ns,
         });
         e.last_ns = e.last_ns.max(s.ts_ns);
+        Self::segment(e, s, &self.stats);
+        e.settle();
+    }
+
+    fn segment(e: &mut Entry, s: Segment<'_>, stats: &WireTlsStats) {
+        let Some(parser) = e.parser.as_deref_mut() else {
+            // Both hellos are in: a late duplicate.
+            stats.gaps.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
         let dir = s.dir & 1;
         let d = &mut e.dirs[dir];
         if s.index == 0 {
             if d.started {
                 // A copy made twice (two CPUs raced on the flow entry).
-                self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                stats.gaps.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             d.started = true;
             d.next = s.seq.wrapping_add(s.bytes.len() as u32);
-            Self::feed(&mut e.parser, d, dir, s.bytes);
+            Self::feed(parser, d, dir, s.bytes);
             if s.cut {
                 d.closed = true;
             }
             if let Some((seq, bytes)) = e.dirs[dir].pending.take() {
-                Self::continuation(
-                    &mut e.parser,
-                    &mut e.dirs[dir],
-                    dir,
-                    seq,
-                    &bytes,
-                    &self.stats,
-                );
+                Self::continuation(parser, &mut e.dirs[dir], dir, seq, &bytes, stats);
             }
             return;
         }
         if !d.started {
             if d.pending.is_some() {
-                self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                stats.gaps.fetch_add(1, Ordering::Relaxed);
             } else {
                 d.pending = Some((s.seq, s.bytes.to_vec()));
             }
             return;
         }
-        Self::continuation(&mut e.parser, d, dir, s.seq, s.bytes, &self.stats);
+        Self::continuation(parser, d, dir, s.seq, s.bytes, stats);
     }
 
     fn continuation(
@@ -211,13 +233,9 @@ impl<K: Hash + Eq + Clone> WireHellos<K> {
                 self.stats.incomplete.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if e.parser.client_hello().is_none() && e.parser.server_hello().is_none() {
-            return None;
-        }
-        let mut s = TlsSession::default();
-        hello_facts(&e.parser, &mut s);
+        let facts = e.facts?;
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
-        Some(Arc::new(s))
+        Some(facts)
     }
 
     /// Keep only the flows for which `keep` says yes or that saw a
@@ -298,6 +316,18 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(stats.incomplete.load(Ordering::Relaxed), 0);
         assert_eq!(stats.sessions.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn once_both_hellos_are_in_only_the_facts_are_kept() {
+        let (mut t, stats) = table();
+        t.on_segment(9, seg(0, 0, 0, first_record(C2S)));
+        t.on_segment(9, seg(1, 0, 0, &S2C[..S2C.len().min(1400)]));
+        assert!(t.flows[&9].parser.is_none(), "parser dropped");
+        // A late copy changes nothing.
+        t.on_segment(9, seg(0, 0, 0, first_record(C2S)));
+        assert_eq!(stats.gaps.load(Ordering::Relaxed), 1);
+        assert_eq!(*t.take(&9).expect("facts"), reference());
     }
 
     #[test]
