@@ -179,6 +179,13 @@ fn one(tls_max: &str, client_mtu: u32, xdp: bool) -> TestResult {
     assert!(run.success, "weft failed:\n{}", run.stderr);
     assert!(seen, "no flow event on {}:\n{}", r.rs, run.stderr);
     drop(server);
+    // The exit summary counts the flows that got wire facts: this one, on
+    // each of the router's two veths.
+    assert!(
+        run.stderr.contains(" flows reported (2 with TLS hellos)"),
+        "{}",
+        run.stderr
+    );
 
     let (ja4, ja4s) = reference(&pcap)?;
     assert_eq!(ja4.len(), 1, "client hellos in the capture: {ja4:?}");
