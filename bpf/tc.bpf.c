@@ -16,6 +16,11 @@
  * passes egress and then ingress of the same device; counting both would
  * count it twice).
  *
+ * TLS hellos on the wire: the first payload each way of a TCP flow, when it
+ * starts a TLS handshake record, is copied to the ring (wire hello record,
+ * at most two segments and WEFT_HELLO_MAX bytes per direction); the flow
+ * entry's `hello` state makes that one byte compare per packet afterwards.
+ *
  * Socket cookie: at egress from the packet's own full socket (when its
  * ports are the packet's); at ingress from a TCP socket lookup, tried on a
  * few packets of a flow only, never from a SYN (that finds the listener).
@@ -67,6 +72,9 @@ struct pkt_info {
 	__be16 dport;
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u32 payload_off;  /* TCP: where the payload starts in the packet */
+	__u32 payload_len;  /* TCP: payload bytes (IP length, not the frame's) */
+	__u32 seq;          /* TCP: sequence number, host order */
 };
 
 /* Per-CPU scratch space: the BPF stack (512 bytes) cannot hold a key, the
@@ -159,7 +167,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 	k->vlan = vlan;
 	pi->vlan_inner = inner;
 
-	__u32 l3 = off, l4 = 0;
+	__u32 l3 = off, l4 = 0, l3_end = pkt_len;
 	__u8 l4proto = 0;
 	bool first_fragment = true;
 	if (proto == ETH_P_IP) {
@@ -172,6 +180,10 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 		map_v4(pi->daddr, ip.daddr);
 		l4proto = ip.protocol;
 		l4 = off + ip.ihl * 4;
+		/* 0 with BIG TCP (GSO packets over 64 KiB): the packet's length. */
+		__u32 tot = bpf_ntohs(ip.tot_len);
+		if (tot && l3 + tot < pkt_len)
+			l3_end = l3 + tot;
 		if (ip.frag_off & bpf_htons(0x1fff))
 			first_fragment = false;
 	} else if (proto == ETH_P_IPV6) {
@@ -183,6 +195,9 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 		pi->ipv6 = 1;
 		l4proto = ip6.nexthdr;
 		l4 = off + sizeof(ip6);
+		__u32 plen = bpf_ntohs(ip6.payload_len);
+		if (plen && l4 + plen < pkt_len)
+			l3_end = l4 + plen;
 		/* A few extension headers before the transport header. */
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
@@ -229,6 +244,9 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 		dport = bpf_ntohs(th.dport);
 		pi->tcp_flags = th.flags;
 		pi->has_ports = 1;
+		pi->seq = bpf_ntohl(th.seq);
+		pi->payload_off = l4 + (th.off >> 4) * 4;
+		pi->payload_len = l3_end > pi->payload_off ? l3_end - pi->payload_off : 0;
 	} else if (first_fragment && l4proto == IPPROTO_UDP) {
 		struct {
 			__be16 sport;
@@ -281,6 +299,10 @@ static __always_inline struct weft_pkt_flow *pkt_account(struct pkt_scratch *s, 
 				   : 0) |
 			  (pi->ipv6 ? WEFT_PKT_IPV6 : 0);
 		n->vlan_inner = pi->vlan_inner;
+		if (k->proto != IPPROTO_TCP) {
+			n->hello[0] = WEFT_PKT_HELLO_DONE;
+			n->hello[1] = WEFT_PKT_HELLO_DONE;
+		}
 		if (bpf_map_update_elem(&pkt_flows, k, n, BPF_NOEXIST) == 0)
 			stat_add(WEFT_STAT_PKT_FLOWS, 1);
 		f = bpf_map_lookup_elem(&pkt_flows, k);
@@ -297,6 +319,94 @@ static __always_inline struct weft_pkt_flow *pkt_account(struct pkt_scratch *s, 
 	if ((f->seen & seen) != seen)
 		__sync_fetch_and_or(&f->seen, seen);
 	return f;
+}
+
+/* A wire hello record with room for the most bytes one carries. */
+struct wire_hello_full {
+	struct weft_wire_hello_rec h;
+	__u8 data[WEFT_HELLO_MAX];
+};
+
+/* The packet's payload, when it is the next piece of a TLS hello this
+ * direction of the flow still wants: copied to the ring. Called only while
+ * f->hello[dir] is not DONE (the caller's one compare). */
+static __always_inline void wire_hello(void *ctx, bool xdp, struct pkt_scratch *s,
+				   struct weft_pkt_flow *f)
+{
+	struct pkt_info *pi = &s->info;
+	__u32 d = pi->dir & 1;
+	__u32 n = pi->payload_len;
+	if (!n)
+		return; /* SYN, pure ACK: wait for payload */
+	__u8 state = f->hello[d];
+	__u32 got = f->hello_len[d];
+	__u8 seg = 0;
+	__u32 record = 0; /* size of the first TLS record, header included */
+	if (state == WEFT_PKT_HELLO_MORE) {
+		/* Only the segment that continues the first one. */
+		if (pi->seq != f->hello_seq[d])
+			return;
+		seg = 1;
+	} else {
+		struct {
+			__u8 type;
+			__u8 major;
+			__u8 minor;
+			__be16 len;
+		} __attribute__((packed)) rh;
+		if (n < sizeof(rh) || pkt_load(ctx, xdp, pi->payload_off, &rh, sizeof(rh)) ||
+		    rh.type != 0x16 || rh.major != 3 || rh.minor > 4) {
+			/* Not a TLS handshake start (or a flow older than weft). */
+			f->hello[d] = WEFT_PKT_HELLO_DONE;
+			return;
+		}
+		got = 0;
+		record = 5 + bpf_ntohs(rh.len);
+	}
+	if (got >= WEFT_HELLO_MAX) {
+		f->hello[d] = WEFT_PKT_HELLO_DONE;
+		return;
+	}
+	__u32 room = WEFT_HELLO_MAX - got;
+	__u32 len = n > room ? room : n;
+	if (len > WEFT_HELLO_MAX)
+		len = WEFT_HELLO_MAX;
+	if (len == 0)
+		return;
+	/* A continuation is wanted only when this first segment does not
+	 * hold the whole first record. */
+	__u8 next = WEFT_PKT_HELLO_DONE;
+	if (seg == 0 && record > n && got + len < WEFT_HELLO_MAX) {
+		next = WEFT_PKT_HELLO_MORE;
+		f->hello_seq[d] = pi->seq + n;
+	}
+	f->hello_len[d] = got + len;
+	f->hello[d] = next;
+
+	struct wire_hello_full *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		/* A hole would make the rest unparsable: stop this direction. */
+		f->hello[d] = WEFT_PKT_HELLO_DONE;
+		stat_add(WEFT_STAT_PKT_HELLO_LOST, 1);
+		return;
+	}
+	if (pkt_load(ctx, xdp, pi->payload_off, r->data, len)) {
+		bpf_ringbuf_discard(r, 0);
+		f->hello[d] = WEFT_PKT_HELLO_DONE;
+		stat_add(WEFT_STAT_PKT_SHORT, 1);
+		return;
+	}
+	r->h.type = WEFT_REC_WIRE_HELLO;
+	r->h.len = len;
+	__builtin_memcpy(&r->h.key, &s->key, sizeof(r->h.key));
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.seq = pi->seq;
+	r->h.dir = d;
+	r->h.seg = seg;
+	r->h.flags = len < n ? WEFT_WIRE_HELLO_CUT : 0;
+	r->h._pad0 = 0;
+	bpf_ringbuf_submit(r, ring_wakeup());
+	stat_add(WEFT_STAT_PKT_HELLO, 1);
 }
 
 /* The netns inode of the device a packet is on. `dev` comes from a trusted
@@ -332,6 +442,8 @@ static __always_inline int tc_count(struct __sk_buff *skb, bool egress)
 	k->ifindex = skb->ifindex;
 	struct weft_pkt_flow *f =
 		pkt_account(s, egress ? WEFT_PKT_SEEN_TC_EGRESS : WEFT_PKT_SEEN_TC_INGRESS);
+	if (f && f->hello[pi->dir & 1] != WEFT_PKT_HELLO_DONE)
+		wire_hello(skb, false, s, f);
 	if (!f || f->cookie || k->proto != IPPROTO_TCP || !pi->has_ports ||
 	    (pi->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)))
 		return TCX_NEXT;
@@ -414,6 +526,8 @@ int weft_xdp(struct xdp_md *ctx)
 	struct xdp_buff *x = bpf_cast_to_kern_ctx(ctx);
 	s->key.netns = x->rxq ? dev_netns(x->rxq->dev) : 0;
 	s->key.ifindex = ctx->ingress_ifindex;
-	pkt_account(s, WEFT_PKT_SEEN_XDP);
+	struct weft_pkt_flow *f = pkt_account(s, WEFT_PKT_SEEN_XDP);
+	if (f && f->hello[s->info.dir & 1] != WEFT_PKT_HELLO_DONE)
+		wire_hello(ctx, true, s, f);
 	return XDP_PASS;
 }

@@ -9,7 +9,7 @@
 #ifndef WEFT_ABI_H
 #define WEFT_ABI_H
 
-#define WEFT_ABI_VERSION 3
+#define WEFT_ABI_VERSION 4
 
 /* Payload bytes carried by one data record at most. A call that moved more is
  * split into several data records that user space joins back. */
@@ -37,6 +37,8 @@ enum weft_rec_type {
 	 * only to the update iterator's seq file (conn_progress), never to the
 	 * ring (--flow-update). */
 	WEFT_REC_CONN_UPDATE = 32,
+	/* Packet path (tc.bpf.c): numbers 24-31 are theirs. */
+	WEFT_REC_WIRE_HELLO = 24, /* struct weft_wire_hello_rec + bytes: TLS hello seen on the wire */
 };
 
 /* What the library call did. */
@@ -116,6 +118,8 @@ enum weft_stat {
 	WEFT_STAT_PKT_FLOW_FULL,      /* packets not counted: flow entry could not be stored */
 	WEFT_STAT_PKT_NOT_IP,         /* packets that are not IPv4/IPv6 (ARP, LLDP...): not counted */
 	WEFT_STAT_PKT_SHORT,          /* IP packets whose headers could not be read: not counted */
+	WEFT_STAT_PKT_HELLO,          /* TLS hello segments copied from the wire (wire hello records) */
+	WEFT_STAT_PKT_HELLO_LOST,     /* wire hello records lost: ring buffer full */
 	WEFT_STAT_MAX,
 };
 
@@ -321,11 +325,49 @@ struct weft_pkt_flow {
 	__u8 flags;         /* WEFT_PKT_* */
 	__u8 lookups;       /* ingress socket lookups tried (bounded) */
 	__u16 vlan_inner;   /* inner VLAN id of a double-tagged (QinQ) packet */
+	/* TLS hello copy per direction (index as packets[]), tc.bpf.c: */
+	__u32 hello_seq[2]; /* WEFT_PKT_HELLO_MORE: TCP sequence number wanted next */
+	__u16 hello_len[2]; /* bytes copied so far */
+	__u8 hello[2];      /* WEFT_PKT_HELLO_* */
+	__u8 _pad0[2];
+};
+
+/* weft_pkt_flow.hello[dir]: where the direction's hello copy stands. Set
+ * with plain stores: two CPUs racing on one flow may copy a segment twice,
+ * which user space recognises by its sequence number. */
+#define WEFT_PKT_HELLO_WAIT 0 /* no payload seen yet this way */
+#define WEFT_PKT_HELLO_MORE 1 /* first segment copied, its record continues */
+#define WEFT_PKT_HELLO_DONE 2 /* copied, not TLS, or not TCP: nothing more */
+
+/* Segments copied per flow and direction at most (a ClientHello with large
+ * key shares spans two segments). */
+#define WEFT_WIRE_HELLO_SEGS 2
+
+/* Flags on struct weft_wire_hello_rec. */
+#define WEFT_WIRE_HELLO_CUT (1u << 0) /* the segment had more payload than copied */
+
+/* The first payload of one direction of a TCP flow, copied when it starts
+ * a TLS handshake record (0x16 0x03 0x0X): the ClientHello or ServerHello
+ * of traffic that no local socket needs to see (forwarded, bridged). At
+ * most WEFT_WIRE_HELLO_SEGS records per direction, WEFT_HELLO_MAX bytes in
+ * all. */
+struct weft_wire_hello_rec {
+	__u32 type;              /* WEFT_REC_WIRE_HELLO */
+	__u32 len;               /* bytes that follow the header */
+	struct weft_pkt_key key; /* the flow, as in pkt_flows */
+	__u64 ts_ns;             /* CLOCK_MONOTONIC of the packet */
+	__u32 seq;               /* TCP sequence number of the first byte */
+	__u8 dir;                /* 0: sent from a to b, 1: from b to a */
+	__u8 seg;                /* 0: the direction's first payload, 1: the next */
+	__u8 flags;              /* WEFT_WIRE_HELLO_* */
+	__u8 _pad0;
+	/* __u8 data[len] follows */
 };
 
 #ifdef __BPF__
 _Static_assert(sizeof(struct weft_pkt_key) == 56, "weft_pkt_key layout");
-_Static_assert(sizeof(struct weft_pkt_flow) == 64, "weft_pkt_flow layout");
+_Static_assert(sizeof(struct weft_pkt_flow) == 80, "weft_pkt_flow layout");
+_Static_assert(sizeof(struct weft_wire_hello_rec) == 80, "weft_wire_hello_rec layout");
 _Static_assert(sizeof(struct weft_sock) == 56, "weft_sock layout");
 _Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
 _Static_assert(sizeof(struct weft_call_rec) == 168, "weft_call_rec layout");

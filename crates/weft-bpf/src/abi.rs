@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
@@ -25,6 +25,8 @@ pub const REC_CONN_START: u32 = 16;
 pub const REC_CONN_END: u32 = 17;
 /// An open connection's counts so far (the update iterator's seq file only).
 pub const REC_CONN_UPDATE: u32 = 32;
+/// TLS hello bytes the packet path copied from the wire (tc.bpf.c).
+pub const REC_WIRE_HELLO: u32 = 24;
 
 pub const OP_WRITE: u8 = 1;
 pub const OP_READ: u8 = 2;
@@ -89,9 +91,13 @@ pub const ALPN_SIZE: usize = 64;
 pub const OWNER_SIZE: usize = 48;
 /// sizeof(struct weft_conn_rec)
 pub const CONN_SIZE: usize = 168;
+/// sizeof(struct weft_wire_hello_rec), the header before the hello bytes.
+pub const WIRE_HELLO_HDR_SIZE: usize = 80;
+/// `WEFT_WIRE_HELLO_CUT`: the segment had more payload than was copied.
+pub const WIRE_HELLO_CUT: u8 = 1 << 0;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 22] = [
+pub const STAT_NAMES: [&str; 24] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -117,6 +123,8 @@ pub const STAT_NAMES: [&str; 22] = [
     "pkt_flow_full",
     "pkt_not_ip",
     "pkt_short",
+    "pkt_hello",
+    "pkt_hello_lost",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -253,6 +261,27 @@ pub enum Record<'a> {
     },
     /// A TCP connection started or ended.
     Conn(ConnRec),
+    /// A TLS hello segment the packet path copied from the wire.
+    WireHello(WireHelloRec<'a>),
+}
+
+/// One copied segment of a TLS hello seen on the wire (struct
+/// weft_wire_hello_rec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireHelloRec<'a> {
+    /// The flow, as its entry in the kernel's flow table is keyed.
+    pub key: crate::packets::PktKey,
+    /// CLOCK_MONOTONIC of the packet.
+    pub ts_ns: u64,
+    /// TCP sequence number of the first byte.
+    pub seq: u32,
+    /// 0: sent from endpoint a to b, 1: from b to a.
+    pub dir: u8,
+    /// 0: the direction's first payload, 1: the segment after it.
+    pub seg: u8,
+    /// `WIRE_HELLO_*`.
+    pub flags: u8,
+    pub bytes: &'a [u8],
 }
 
 struct Cursor<'a> {
@@ -513,6 +542,35 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 sock,
             }))
         }
+        REC_WIRE_HELLO => {
+            need(ty, b, WIRE_HELLO_HDR_SIZE)?;
+            let len = c.u32() as usize;
+            let key = crate::packets::PktKey::decode(&b[8..8 + crate::packets::PKT_KEY_SIZE])
+                .ok_or(AbiError::Short {
+                    ty,
+                    len: b.len(),
+                    need: WIRE_HELLO_HDR_SIZE,
+                })?;
+            c.skip(crate::packets::PKT_KEY_SIZE);
+            let ts_ns = c.u64();
+            let seq = c.u32();
+            let dir = c.u8();
+            let seg = c.u8();
+            let flags = c.u8();
+            c.skip(1);
+            debug_assert_eq!(c.at, WIRE_HELLO_HDR_SIZE);
+            let end = WIRE_HELLO_HDR_SIZE + len.min(HELLO_MAX);
+            need(ty, b, end)?;
+            Ok(Record::WireHello(WireHelloRec {
+                key,
+                ts_ns,
+                seq,
+                dir,
+                seg,
+                flags,
+                bytes: &b[WIRE_HELLO_HDR_SIZE..end],
+            }))
+        }
         other => Err(AbiError::UnknownType(other)),
     }
 }
@@ -598,6 +656,56 @@ mod tests {
         };
         assert_eq!(bytes, b"hello");
         assert_eq!(tid, 9);
+    }
+
+    #[test]
+    fn wire_hello_record_round_trip_and_bounds() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&REC_WIRE_HELLO.to_ne_bytes());
+        b.extend_from_slice(&3u32.to_ne_bytes());
+        let mut k = vec![0u8; crate::packets::PKT_KEY_SIZE];
+        k[..8].copy_from_slice(&4026531840u64.to_ne_bytes());
+        k[8 + 10] = 0xff;
+        k[8 + 11] = 0xff;
+        k[8 + 12..8 + 16].copy_from_slice(&[10, 0, 0, 1]);
+        k[24 + 10] = 0xff;
+        k[24 + 11] = 0xff;
+        k[24 + 12..24 + 16].copy_from_slice(&[10, 0, 0, 2]);
+        k[40..42].copy_from_slice(&40000u16.to_ne_bytes());
+        k[42..44].copy_from_slice(&443u16.to_ne_bytes());
+        k[44..48].copy_from_slice(&9u32.to_ne_bytes());
+        k[50] = 6;
+        b.extend_from_slice(&k);
+        b.extend_from_slice(&123u64.to_ne_bytes());
+        b.extend_from_slice(&0xfffffff0u32.to_ne_bytes());
+        b.extend_from_slice(&[1, 1, WIRE_HELLO_CUT, 0]);
+        assert_eq!(b.len(), WIRE_HELLO_HDR_SIZE);
+        b.extend_from_slice(&[0x16, 3, 1]);
+        let Record::WireHello(w) = parse(&b).expect("valid") else {
+            panic!("not a wire hello");
+        };
+        let key = crate::packets::PktKey::decode(&k).expect("key");
+        assert_eq!(key.a, ("10.0.0.1".parse().expect("ip"), 40000));
+        assert_eq!((key.ifindex, key.proto), (9, 6));
+        assert_eq!(
+            w,
+            WireHelloRec {
+                key,
+                ts_ns: 123,
+                seq: 0xfffffff0,
+                dir: 1,
+                seg: 1,
+                flags: WIRE_HELLO_CUT,
+                bytes: &[0x16, 3, 1],
+            }
+        );
+        // A length past the record's end is an error, not a panic.
+        b.truncate(WIRE_HELLO_HDR_SIZE + 2);
+        assert!(matches!(parse(&b), Err(AbiError::Short { .. })));
+        assert!(matches!(
+            parse(&b[..WIRE_HELLO_HDR_SIZE - 1]),
+            Err(AbiError::Short { .. })
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::sensor::Sensor;
 /// sizeof(struct weft_pkt_key)
 pub const PKT_KEY_SIZE: usize = 56;
 /// sizeof(struct weft_pkt_flow)
-pub const PKT_FLOW_SIZE: usize = 64;
+pub const PKT_FLOW_SIZE: usize = 80;
 
 pub const PKT_ORIG_B: u8 = 1 << 0;
 pub const PKT_ORIG_SYN: u8 = 1 << 1;
@@ -23,6 +23,36 @@ pub const PKT_SEEN_XDP: u32 = 1 << 18;
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
+
+/// A flow's key in the kernel's table (`struct weft_pkt_key`): the same
+/// flow on another interface or namespace is another key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PktKey {
+    pub netns: u64,
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub proto: u8,
+    /// Endpoint a (the lower one) and b; IPv4 addresses as IPv4.
+    pub a: (IpAddr, u16),
+    pub b: (IpAddr, u16),
+}
+
+impl PktKey {
+    /// Decode `struct weft_pkt_key`; `None` when it has the wrong size.
+    pub fn decode(key: &[u8]) -> Option<PktKey> {
+        if key.len() != PKT_KEY_SIZE {
+            return None;
+        }
+        Some(PktKey {
+            netns: u64_at(key, 0),
+            a: (addr_at(key, 8), u16_at(key, 40)),
+            b: (addr_at(key, 24), u16_at(key, 42)),
+            ifindex: u32_at(key, 44),
+            vlan: u16_at(key, 48),
+            proto: key[50],
+        })
+    }
+}
 
 /// One flow as one interface saw it (both directions).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,16 +104,17 @@ fn addr_at(b: &[u8], o: usize) -> IpAddr {
 impl PktFlow {
     /// Decode a key and a value; `None` when either has the wrong size.
     pub fn decode(key: &[u8], val: &[u8]) -> Option<PktFlow> {
-        if key.len() != PKT_KEY_SIZE || val.len() != PKT_FLOW_SIZE {
+        if val.len() != PKT_FLOW_SIZE {
             return None;
         }
+        let k = PktKey::decode(key)?;
         Some(PktFlow {
-            netns: u64_at(key, 0),
-            a: (addr_at(key, 8), u16_at(key, 40)),
-            b: (addr_at(key, 24), u16_at(key, 42)),
-            ifindex: u32_at(key, 44),
-            vlan: u16_at(key, 48),
-            proto: key[50],
+            netns: k.netns,
+            a: k.a,
+            b: k.b,
+            ifindex: k.ifindex,
+            vlan: k.vlan,
+            proto: k.proto,
             first_ns: u64_at(val, 0),
             last_ns: u64_at(val, 8),
             packets: [u64_at(val, 16), u64_at(val, 24)],
@@ -93,6 +124,18 @@ impl PktFlow {
             flags: val[60],
             vlan_inner: u16_at(val, 62),
         })
+    }
+
+    /// The flow's key (what wire hello records name it by).
+    pub fn key(&self) -> PktKey {
+        PktKey {
+            netns: self.netns,
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            proto: self.proto,
+            a: self.a,
+            b: self.b,
+        }
     }
 
     /// OR of the TCP flags sent from a (`0`) or from b (`1`).
@@ -190,6 +233,7 @@ mod tests {
         assert_eq!(f.opener(), 1);
         assert_eq!(f.vlan_inner, 200);
         assert_eq!(f.tcp_ended(), Some("fin"));
+        assert_eq!(PktKey::decode(&k), Some(f.key()));
         assert!(PktFlow::decode(&k[1..], &v).is_none());
         assert!(PktFlow::decode(&k, &v[1..]).is_none());
     }

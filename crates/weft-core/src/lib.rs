@@ -12,6 +12,7 @@ pub mod procinfo;
 pub mod redact;
 pub mod resolved;
 pub mod tls;
+pub mod wire_tls;
 
 /// The hash map of the per-event paths: keys are kernel ids (socket cookies,
 /// thread ids), hashed with a seeded `foldhash` (a tenth of SipHash's cost,

@@ -2,8 +2,9 @@
 //! when it ends, from the kernel's per-flow counters (bpf/tc.bpf.c).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use crate::event::Endpoint;
+use crate::event::{Endpoint, TlsSession};
 
 /// Why a flow event was emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,9 @@ pub struct PacketFlow {
     pub netns_name: Option<String>,
     /// Programs that counted it: `tc-ingress`, `tc-egress`, `xdp`.
     pub hooks: Vec<&'static str>,
+    /// TLS facts from the hellos this interface saw on the flow
+    /// (`crate::wire_tls`), when it carried TLS.
+    pub tls: Option<Arc<TlsSession>>,
 }
 
 impl PacketFlow {
@@ -150,6 +154,7 @@ mod tests {
             netns: 1,
             netns_name: None,
             hooks: vec![],
+            tls: None,
         };
         assert_eq!(
             f.community_id().as_deref(),

@@ -120,28 +120,13 @@ impl Conn {
             return;
         };
         let mut s = (*self.session).clone();
-        if let Some(ch) = parser.client_hello() {
+        if parser.client_hello().is_some() {
             self.hello_seen = true;
-            s.server_name.clone_from(&ch.server_name);
-            s.alpn_offered.clone_from(&ch.alpn);
-            s.client_versions = if ch.versions.is_empty() {
-                vec![ch.legacy_version]
-            } else {
-                ch.versions.clone()
-            };
-            s.client_ciphers.clone_from(&ch.cipher_suites);
-            s.ja4 = Some(ch.fingerprint.ja4());
         }
         if let Some(sh) = parser.server_hello() {
             self.server_version = Some(sh.version);
-            s.version = Some(version_name(sh.version));
-            s.version_protocol = Some(version_protocol(sh.version));
-            s.cipher = Some(cipher_name(sh.cipher_suite));
-            if sh.alpn.is_some() {
-                s.next_protocol.clone_from(&sh.alpn);
-            }
-            s.ja4s = Some(sh.fingerprint.ja4s());
         }
+        hello_facts(parser, &mut s);
         if s != *self.session {
             self.session = Arc::new(s);
         }
@@ -198,6 +183,33 @@ impl Conn {
             library,
             session: Arc::clone(&self.session),
         }))
+    }
+}
+
+/// Put what the hellos say on `s`: server name, offered ALPN, versions and
+/// cipher suites and JA4 from the ClientHello; version, cipher suite, TLS 1.2
+/// ALPN and JA4S from the ServerHello. Shared by the syscall path (here) and
+/// the packet path (`crate::wire_tls`).
+pub fn hello_facts(parser: &HandshakeParser, s: &mut TlsSession) {
+    if let Some(ch) = parser.client_hello() {
+        s.server_name.clone_from(&ch.server_name);
+        s.alpn_offered.clone_from(&ch.alpn);
+        s.client_versions = if ch.versions.is_empty() {
+            vec![ch.legacy_version]
+        } else {
+            ch.versions.clone()
+        };
+        s.client_ciphers.clone_from(&ch.cipher_suites);
+        s.ja4 = Some(ch.fingerprint.ja4());
+    }
+    if let Some(sh) = parser.server_hello() {
+        s.version = Some(version_name(sh.version));
+        s.version_protocol = Some(version_protocol(sh.version));
+        s.cipher = Some(cipher_name(sh.cipher_suite));
+        if sh.alpn.is_some() {
+            s.next_protocol.clone_from(&sh.alpn);
+        }
+        s.ja4s = Some(sh.fingerprint.ja4s());
     }
 }
 

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod exchange;
+pub mod ja4;
+pub mod netns;
 pub mod tcpdump;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;

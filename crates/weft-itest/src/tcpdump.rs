@@ -1,4 +1,5 @@
-//! tcpdump on `lo` as ground truth: what really crossed the wire.
+//! tcpdump as ground truth: what really crossed the wire (`lo`, or an
+//! interface in a test's network namespace).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,11 +15,30 @@ pub struct Tcpdump {
 }
 
 impl Tcpdump {
-    /// Start and wait until tcpdump says it captures.
+    /// Start on `lo` and wait until tcpdump says it captures.
     pub fn start(port: u16, out: &Path) -> TestResult<Tcpdump> {
+        Self::start_on(None, "lo", port, out)
+    }
+
+    /// Start on `iface` of network namespace `netns` (None: weft's own)
+    /// and wait until tcpdump says it captures.
+    pub fn start_on(
+        netns: Option<&str>,
+        iface: &str,
+        port: u16,
+        out: &Path,
+    ) -> TestResult<Tcpdump> {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "tcpdump"]);
+                c
+            }
+            None => Command::new("tcpdump"),
+        };
         // --immediate-mode and -U: packets reach the file as they come.
-        let mut child = Command::new("tcpdump")
-            .args(["-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-w"])
+        let mut child = cmd
+            .args(["-Z", "root", "--immediate-mode", "-i", iface, "-U", "-w"])
             .arg(out)
             .args(["tcp", "port", &port.to_string()])
             .stdout(Stdio::null())

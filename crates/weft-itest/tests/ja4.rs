@@ -6,48 +6,10 @@
 //! `tls.server.ja4s` must be the same, on the handshake event and on the
 //! connection's http event, next to `tls.client.server_name`.
 
-use std::process::{Command, Stdio};
-
 use weft_itest::exchange::*;
+use weft_itest::ja4::reference;
 use weft_itest::tcpdump::Tcpdump;
 use weft_itest::*;
-
-/// `(ja4s of client hellos, ja4s of server hellos)` of every connection in
-/// `pcap`, computed by the independent reference.
-fn reference(pcap: &std::path::Path) -> TestResult<(Vec<String>, Vec<String>)> {
-    let tshark = Command::new("tshark")
-        .arg("-r")
-        .arg(pcap)
-        .args(["-Y", "tls.handshake.type == 1 || tls.handshake.type == 2"])
-        .args(["-T", "fields", "-e", "tcp.payload"])
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run tshark ({e}): install it (scripts/deps.sh)"))?;
-    let script = workspace().join("crates/weft-itest/tests/py/ja4_ref.py");
-    let mut py = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    {
-        use std::io::Write as _;
-        let mut stdin = py.stdin.take().ok_or("no stdin")?;
-        stdin.write_all(&tshark.stdout)?;
-    }
-    let out = py.wait_with_output()?;
-    assert!(out.status.success(), "ja4_ref.py failed");
-    let text = String::from_utf8(out.stdout)?;
-    let mut ja4 = Vec::new();
-    let mut ja4s = Vec::new();
-    for l in text.lines() {
-        match l.split_once(' ') {
-            Some(("ja4", v)) => ja4.push(v.to_string()),
-            Some(("ja4s", v)) => ja4s.push(v.to_string()),
-            _ => {}
-        }
-    }
-    Ok((ja4, ja4s))
-}
 
 fn one(tls_max: &str, http: &str) -> TestResult {
     let nginx = Nginx::start()?;

@@ -14,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weft_itest::netns::sh;
 use weft_itest::*;
 
 /// The addresses of one family on the pair.
@@ -63,14 +64,6 @@ struct Pair {
     fam: &'static Family,
     /// Prefix of every name of this pair: weft's `--interface` glob.
     tag: String,
-}
-
-fn sh(args: &[&str]) -> TestResult<Output> {
-    let out = Command::new(args[0]).args(&args[1..]).output()?;
-    if !out.status.success() {
-        return Err(format!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(out)
 }
 
 /// Sysctls that keep a namespace's links quiet apart from the test's own

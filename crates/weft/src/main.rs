@@ -450,7 +450,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let (Some(n), Ok(mut r)) = (&netdev, stats.netdev.lock()) {
                 *r = Some(n.report());
             }
-            for ev in fr.poll(&sensor, &stats, false) {
+            for ev in fr.poll(&sensor, &stats, &reader, false) {
                 reader.inject(ev);
             }
         }
@@ -511,7 +511,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         n.stop();
     }
     if let Some(fr) = flow_reporter.as_mut() {
-        for ev in fr.poll(&sensor, &stats, true) {
+        for ev in fr.poll(&sensor, &stats, &reader, true) {
             reader.inject(ev);
         }
     }

@@ -6,6 +6,8 @@
 //! A flow still active after `--flow-update` seconds (and every such
 //! interval after) gives an update event with its counts so far
 //! (cumulative, as at its end), left in the table.
+//! A flow whose TLS hellos the kernel copied (wire hello records, joined by
+//! the reader) carries their facts (`tls.*`, JA4/JA4S), updates included.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,6 +18,7 @@ use weft_bpf::packets::{self, PktFlow};
 use weft_core::event::{Endpoint, Event};
 use weft_core::packets::{FlowEnd, FlowSide, PacketFlow};
 
+use crate::reader::Reader;
 use crate::stats::Stats;
 
 /// Quiet time after a flow's FIN/RST before it is reported (its last ACKs).
@@ -55,7 +58,13 @@ impl FlowReporter {
 
     /// Flows that ended now (all of them when `last`), removed from the
     /// kernel's table, and updates of long flows still in it.
-    pub fn poll(&mut self, sensor: &Sensor, stats: &Stats, last: bool) -> Vec<Event> {
+    pub fn poll(
+        &mut self,
+        sensor: &Sensor,
+        stats: &Stats,
+        reader: &Reader,
+        last: bool,
+    ) -> Vec<Event> {
         // Flows created so far, read before the table: a flow created
         // while it is read is then counted live, never as evicted.
         let created = sensor
@@ -68,6 +77,7 @@ impl FlowReporter {
         let mut updates = Vec::new();
         let mut live = 0u64;
         let mut updated = HashMap::new();
+        let mut live_keys = std::collections::HashSet::new();
         for (key, f) in sensor.pkt_flows() {
             let idle = now.saturating_sub(f.last_ns);
             let end = match f.tcp_ended() {
@@ -82,6 +92,7 @@ impl FlowReporter {
                 _ if last => FlowEnd::Exit,
                 _ => {
                     live += 1;
+                    live_keys.insert(f.key());
                     // Active timeout: counted from the flow's first packet,
                     // then from its last update; only with packets since.
                     let since = self.updated.get(&key).copied().unwrap_or(f.first_ns);
@@ -89,7 +100,9 @@ impl FlowReporter {
                         && now.saturating_sub(since) >= self.update_ns
                         && f.last_ns > since
                     {
-                        updates.push(Event::PacketFlow(Box::new(self.event(&f, FlowEnd::Update))));
+                        let mut ev = self.event(&f, FlowEnd::Update);
+                        ev.tls = reader.wire_tls_of(&f.key());
+                        updates.push(Event::PacketFlow(Box::new(ev)));
                         updated.insert(key, now);
                     } else if let Some(t) = self.updated.get(&key) {
                         updated.insert(key, *t);
@@ -98,8 +111,13 @@ impl FlowReporter {
                 }
             };
             sensor.pkt_flow_delete(&key);
-            out.push(Event::PacketFlow(Box::new(self.event(&f, end))));
+            let mut ev = self.event(&f, end);
+            ev.tls = reader.take_wire_tls(&f.key());
+            out.push(Event::PacketFlow(Box::new(ev)));
         }
+        // Hellos of flows the table no longer has (evicted) are forgotten;
+        // those that came after the table was read are kept.
+        reader.retain_wire_tls(now, |k| live_keys.contains(k));
         let emitted = stats
             .pkt_flows_emitted
             .fetch_add(out.len() as u64, Ordering::Relaxed)
@@ -155,6 +173,7 @@ impl FlowReporter {
             netns: f.netns,
             netns_name: self.names.netns(f.netns),
             hooks,
+            tls: None,
         }
     }
 }

@@ -36,6 +36,9 @@ struct Inner {
     /// DNS over TCP: per connection and direction, the bytes of a
     /// length-prefixed message not yet whole (bounded: see `dns_tcp_of`).
     dns_tcp: weft_core::FastMap<(u64, bool), Vec<u8>>,
+    /// Packet path: TLS hello segments from the wire, per flow, until the
+    /// flow's event takes their facts (`FlowReporter`).
+    wire: weft_core::wire_tls::WireHellos<weft_bpf::packets::PktKey>,
 }
 
 /// What the reader needs to know of the host the records come from: this
@@ -110,11 +113,12 @@ impl Reader {
                 events: Some(events),
                 discovery,
                 recorder,
-                stats,
                 keylog: None,
                 seeded_owners: std::collections::HashMap::new(),
                 resolved: Default::default(),
                 dns_tcp: Default::default(),
+                wire: weft_core::wire_tls::WireHellos::new(Arc::clone(&stats.wire_tls)),
+                stats,
             })),
         }
     }
@@ -208,6 +212,32 @@ impl Reader {
         {
             inner.events = None;
         }
+    }
+
+    /// The TLS facts the wire gave for a packet flow, forgetting them.
+    pub fn take_wire_tls(
+        &self,
+        key: &weft_bpf::packets::PktKey,
+    ) -> Option<Arc<weft_core::event::TlsSession>> {
+        self.inner.borrow_mut().wire.take(key)
+    }
+
+    /// The TLS facts of a flow seen on the wire so far, kept for its end.
+    pub fn wire_tls_of(
+        &self,
+        key: &weft_bpf::packets::PktKey,
+    ) -> Option<Arc<weft_core::event::TlsSession>> {
+        self.inner.borrow().wire.peek(key)
+    }
+
+    /// Forget wire hellos of flows no longer in the kernel's table
+    /// (`live` false), unless a segment came at or after `since_ns`.
+    pub fn retain_wire_tls(
+        &self,
+        since_ns: u64,
+        live: impl FnMut(&weft_bpf::packets::PktKey) -> bool,
+    ) {
+        self.inner.borrow_mut().wire.retain(since_ns, live);
     }
 
     /// What the assembler counted so far.
@@ -320,6 +350,17 @@ impl Inner {
                 secret,
                 ..
             } => self.on_keylog(label, random, secret),
+            Record::WireHello(w) => self.wire.on_segment(
+                w.key,
+                weft_core::wire_tls::Segment {
+                    dir: usize::from(w.dir),
+                    index: w.seg,
+                    seq: w.seq,
+                    cut: w.flags & abi::WIRE_HELLO_CUT != 0,
+                    ts_ns: w.ts_ns,
+                    bytes: w.bytes,
+                },
+            ),
             Record::Conn(c) => {
                 let process = if c.owner.pid != 0 {
                     Some(self.host.procs.get(crate::conn::kernel_proc(&c.owner)))

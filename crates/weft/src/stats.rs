@@ -41,6 +41,8 @@ pub struct Stats {
     /// Update events of long flows (`--flow-update`), not in the above.
     pub pkt_flow_updates: AtomicU64,
     pub netdev: Mutex<Option<weft_bpf::netdev::NetdevReport>>,
+    /// Packet path: TLS hellos seen on the wire (weft_core::wire_tls).
+    pub wire_tls: std::sync::Arc<weft_core::wire_tls::WireTlsStats>,
     /// Files that got probes (for the summary), bounded.
     probed: Mutex<Vec<String>>,
     /// Files weft found but did not probe, and why, bounded.
@@ -301,7 +303,7 @@ impl Snapshot<'_> {
             ),
         ];
         // Packet path (tc.bpf.c, packets.rs).
-        let packet_rows: [(&'static str, &'static str, u64); 4] = [
+        let packet_rows: [(&'static str, &'static str, u64); 7] = [
             (
                 "pkt_flow_full",
                 "packets not counted: flow entry not stored",
@@ -321,6 +323,21 @@ impl Snapshot<'_> {
                 "pkt_flows_evicted",
                 "flows evicted from the kernel table before reported",
                 r(&self.stats.pkt_flows_evicted),
+            ),
+            (
+                "pkt_hello_lost",
+                "ring buffer full: TLS hellos from the wire",
+                self.k("pkt_hello_lost"),
+            ),
+            (
+                "wire_hello_incomplete",
+                "TLS hellos from the wire not whole (cut, segment missing)",
+                r(&self.stats.wire_tls.incomplete),
+            ),
+            (
+                "wire_hello_table_full",
+                "TLS hellos from the wire not followed (table full)",
+                r(&self.stats.wire_tls.table_full),
             ),
         ];
         const NOT_LOST: [&str; 9] = [
@@ -384,11 +401,13 @@ impl Snapshot<'_> {
         ));
         if let Ok(Some(nd)) = self.stats.netdev.lock().map(|n| n.clone()) {
             s.push_str(&format!(
-                "  packet path        {} interfaces in {} namespaces, {} flows reported ({} updates), {} attach failures\n",
+                "  packet path        {} interfaces in {} namespaces, {} flows reported ({} updates, {} with TLS hellos), {} attach failures
+",
                 nd.interfaces,
                 nd.namespaces,
                 r(&self.stats.pkt_flows_emitted),
                 r(&self.stats.pkt_flow_updates),
+                r(&self.stats.wire_tls.sessions),
                 nd.failures.values().sum::<u64>()
             ));
             for (reason, n) in &nd.failures {

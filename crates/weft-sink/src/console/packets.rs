@@ -45,6 +45,19 @@ impl<W: std::io::Write> ConsoleSink<W> {
             f.timestamp_ns.saturating_sub(f.start_ns) as f64 / 1e9,
             f.end.as_str()
         );
+        // TLS facts from the hellos on the wire: untrusted text, escaped.
+        if let Some(t) = &f.tls {
+            line.push_str(" tls");
+            if let Some(n) = &t.server_name {
+                let _ = write!(line, " sni {}", escape_untrusted(n.as_bytes(), 128));
+            }
+            if let Some(v) = &t.ja4 {
+                let _ = write!(line, " ja4 {v}");
+            }
+            if let Some(v) = &t.ja4s {
+                let _ = write!(line, " ja4s {v}");
+            }
+        }
         line.push('\n');
     }
 }

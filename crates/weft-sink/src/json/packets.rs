@@ -3,7 +3,7 @@
 
 use weft_core::packets::{FlowEnd, FlowSide, PacketFlow};
 
-use super::{Obj, event_head};
+use super::{Obj, event_head, weft_tls, write_ecs_tls};
 use crate::SCHEMA_VERSION;
 
 fn side(j: &mut Obj<'_>, key: &str, ep: &weft_core::event::Endpoint, s: &FlowSide) {
@@ -86,6 +86,10 @@ pub(super) fn encode_packet_flow(f: &PacketFlow, out: &mut Vec<u8>) {
         j.end();
     }
     j.end();
+    // TLS facts from the hellos seen on this interface (wire_tls).
+    if let Some(s) = &f.tls {
+        write_ecs_tls(&mut j, s, false);
+    }
     j.begin("weft");
     j.begin("schema");
     j.str("version", SCHEMA_VERSION);
@@ -121,6 +125,28 @@ pub(super) fn encode_packet_flow(f: &PacketFlow, out: &mut Vec<u8>) {
         );
     }
     j.end();
+    if let Some(s) = &f.tls {
+        j.begin("tls");
+        j.str("source", "wire");
+        weft_tls(&mut j, s);
+        if !s.client_versions.is_empty() {
+            j.str_iter(
+                "client_versions",
+                s.client_versions
+                    .iter()
+                    .map(|v| weft_proto::tls::version_name(*v)),
+            );
+        }
+        if !s.client_ciphers.is_empty() {
+            j.str_iter(
+                "client_ciphers",
+                s.client_ciphers
+                    .iter()
+                    .map(|c| weft_proto::tls::cipher_name(*c)),
+            );
+        }
+        j.end();
+    }
     j.end();
     j.finish();
 }
@@ -166,6 +192,7 @@ mod tests {
             netns: 4026532177,
             netns_name: Some("ns-a".into()),
             hooks: vec!["tc-ingress", "tc-egress"],
+            tls: None,
         }
     }
 
@@ -199,6 +226,46 @@ mod tests {
         );
         // The control character is escaped in the JSON text itself.
         assert!(!out.contains(&0x1b));
+        assert!(v.get("tls").is_none(), "no TLS facts, no tls object");
+        assert!(v["weft"].get("tls").is_none());
+    }
+
+    #[test]
+    fn flow_event_with_tls_facts_from_the_wire() {
+        let mut f = flow();
+        f.tls = Some(std::sync::Arc::new(weft_core::event::TlsSession {
+            version: Some("1.3".into()),
+            version_protocol: Some("tls"),
+            cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+            server_name: Some("weft.test".into()),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            client_versions: vec![0x0304, 0x0303],
+            client_ciphers: vec![0x1302],
+            ja4: Some("t13d3112h2_e8f1e7e78f70_6bebaf5329ec".into()),
+            ja4s: Some("t130200_1302_a56c5b993250".into()),
+            ..Default::default()
+        }));
+        let mut out = Vec::new();
+        encode_event(&Event::PacketFlow(Box::new(f)), &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v["tls"]["version"], "1.3");
+        assert_eq!(v["tls"]["cipher"], "TLS_AES_256_GCM_SHA384");
+        assert_eq!(v["tls"]["client"]["server_name"], "weft.test");
+        assert_eq!(
+            v["tls"]["client"]["ja4"],
+            "t13d3112h2_e8f1e7e78f70_6bebaf5329ec"
+        );
+        assert_eq!(v["tls"]["server"]["ja4s"], "t130200_1302_a56c5b993250");
+        assert!(v["tls"].get("established").is_none());
+        assert_eq!(v["weft"]["tls"]["source"], "wire");
+        assert_eq!(
+            v["weft"]["tls"]["alpn_offered"],
+            serde_json::json!(["h2", "http/1.1"])
+        );
+        assert_eq!(
+            v["weft"]["tls"]["client_versions"],
+            serde_json::json!(["1.3", "1.2"])
+        );
     }
 
     #[test]
