@@ -467,6 +467,31 @@ static __always_inline void dns_exit(void *ctx, const struct plain_arm *a, __u64
 	plain_emit_sock(ctx, a, moved, WEFT_DNS_MAX, WEFT_CALL_PLAIN | WEFT_CALL_DNS, &s);
 }
 
+/* One message of a send/recvmmsg (bpf_loop callback). */
+struct mmsg_ctx {
+	void *ctx;
+	struct plain_arm a;
+	long ret;
+};
+
+static long mmsg_step(__u64 i, void *arg)
+{
+	struct mmsg_ctx *m = arg;
+	if (i >= (__u64)m->ret || i >= m->a.cnt)
+		return 1;
+	__u64 hdr = m->a.ptr + i * sizeof(struct mmsghdr);
+	__u32 len = 0;
+	if (bpf_probe_read_user(&len, sizeof(len),
+				(const void *)(hdr + __builtin_offsetof(struct mmsghdr, msg_len))))
+		return 1;
+	struct plain_arm b = m->a;
+	b.kind = HS_MSG;
+	b.ptr = hdr;
+	if (len)
+		dns_exit(m->ctx, &b, len);
+	return 0;
+}
+
 /* TLS verdict: the bytes are the next handshake bytes of this direction. */
 static __always_inline void plain_hello(const struct plain_arm *a, struct hello_state *h, __u32 d,
 					__u64 moved)
@@ -499,21 +524,11 @@ static __always_inline int plain_exit(void *ctx, long ret)
 		return 0;
 	if (a.udp && a.kind == HS_MMSG) {
 		/* send/recvmmsg: ret messages were moved; each mmsghdr says its
-		 * length (recvmmsg: the kernel wrote it before returning). */
-		for (int i = 0; i < MMSG_MAX; i++) {
-			if (i >= ret || i >= a.cnt)
-				break;
-			__u64 hdr = a.ptr + i * sizeof(struct mmsghdr);
-			__u32 len = 0;
-			if (bpf_probe_read_user(&len, sizeof(len),
-						(const void *)(hdr + __builtin_offsetof(struct mmsghdr, msg_len))))
-				break;
-			struct plain_arm b = a;
-			b.kind = HS_MSG;
-			b.ptr = hdr;
-			if (len)
-				dns_exit(ctx, &b, len);
-		}
+		 * length (recvmmsg: the kernel wrote it before returning). A
+		 * bpf_loop, not an unrolled loop: the verifier checks dns_exit
+		 * once instead of MMSG_MAX times (start-up time). */
+		struct mmsg_ctx m = { .ctx = ctx, .a = a, .ret = ret };
+		bpf_loop(MMSG_MAX, mmsg_step, &m, 0);
 		return 0;
 	}
 	if (a.udp) {

@@ -471,14 +471,6 @@ impl Sensor {
             ("syscalls/sys_enter_readv", &p.sys_enter_readv),
             ("syscalls/sys_enter_recvfrom", &p.sys_enter_recvfrom),
             ("syscalls/sys_enter_recvmsg", &p.sys_enter_recvmsg),
-            ("syscalls/sys_exit_write", &p.sys_exit_write),
-            ("syscalls/sys_exit_writev", &p.sys_exit_writev),
-            ("syscalls/sys_exit_sendto", &p.sys_exit_sendto),
-            ("syscalls/sys_exit_sendmsg", &p.sys_exit_sendmsg),
-            ("syscalls/sys_exit_read", &p.sys_exit_read),
-            ("syscalls/sys_exit_readv", &p.sys_exit_readv),
-            ("syscalls/sys_exit_recvfrom", &p.sys_exit_recvfrom),
-            ("syscalls/sys_exit_recvmsg", &p.sys_exit_recvmsg),
             // DNS queries sent in batches (glibc's parallel A + AAAA):
             // bpf/plain.bpf.c.
             ("syscalls/sys_enter_sendmmsg", &p.sys_enter_sendmmsg),
@@ -496,6 +488,24 @@ impl Sensor {
             ("syscalls/sys_exit_accept", &p.conn_accept),
         ] {
             links.push(prog.attach().map_err(lb(format!("attach {name}")))?);
+        }
+        // One program on the exits of the eight socket syscalls
+        // (bpf/tls.bpf.c sys_exit_sock).
+        for name in [
+            "sys_exit_write",
+            "sys_exit_writev",
+            "sys_exit_sendto",
+            "sys_exit_sendmsg",
+            "sys_exit_read",
+            "sys_exit_readv",
+            "sys_exit_recvfrom",
+            "sys_exit_recvmsg",
+        ] {
+            links.push(
+                p.sys_exit_sock
+                    .attach_tracepoint(libbpf_rs::TracepointCategory::Syscalls, name)
+                    .map_err(lb(format!("attach syscalls/{name}")))?,
+            );
         }
         self.syscall_links = links;
         Ok(())
@@ -824,6 +834,31 @@ pub fn limit_malloc_arenas(n: i32) {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, n);
     }
+}
+
+/// Put every thread of this process, and the threads they start later, in
+/// the idle scheduling class (SCHED_IDLE): they run only on CPU time
+/// nothing else wants (`weft --background`).
+pub fn run_in_background() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: sched_setscheduler reads `param` only.
+        if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // A thread that ended meanwhile is no error.
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Give memory freed by start-up work (ELF tables of large executables,

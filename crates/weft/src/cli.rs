@@ -77,6 +77,14 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
 
+    /// Run weft's threads at idle priority (SCHED_IDLE): they only get CPU
+    /// time the host's own work leaves over, so a busy service is slowed
+    /// less (benches/overhead.sh, docs/performance.md). The price: when
+    /// the host stays saturated weft falls behind, and once the ring buffer
+    /// fills, records are lost (counted in the loss statistics).
+    #[arg(long)]
+    pub background: bool,
+
     /// Serve Prometheus metrics (events, bytes, drops by reason, flows,
     /// probes, per-BPF-program run counts and times) at http://ADDR/metrics.
     /// Off by default; e.g. 127.0.0.1:9464.

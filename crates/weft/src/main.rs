@@ -397,6 +397,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut rb = sensor.ring_buffer(reader.callback())?;
 
     weft_bpf::sensor::release_free_memory();
+    if cli.background {
+        // After start-up (which then runs at normal priority): the
+        // pipeline's threads exist by now; later ones inherit the class.
+        weft_bpf::sensor::run_in_background()
+            .context("--background: cannot set the idle scheduling class")?;
+    }
     let packet_path = match &netdev {
         Some(n) => {
             let r = n.report();
