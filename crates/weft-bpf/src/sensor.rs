@@ -222,10 +222,11 @@ pub(crate) fn attach_multi(
 /// libbpf's pid argument: -1 for every process.
 /// Bytes of the ring kept for records other than payload (call records
 /// above all: they say how much of each call's payload was lost, so losses
-/// under load are accounted per connection): an eighth of the ring, at
-/// least 64 KiB (~400 call records), at most a quarter of it.
+/// under load are accounted per connection): a 64th of the ring (256 KiB,
+/// ~1,700 call records, of the default 16 MiB: payload keeps the rest), at
+/// least 64 KiB, at most a quarter of it.
 pub fn call_reserve(ring_size: u32) -> u32 {
-    (ring_size / 8).clamp((64 * 1024).min(ring_size / 4), ring_size / 4)
+    (ring_size / 64).clamp((64 * 1024).min(ring_size / 4), ring_size / 4)
 }
 
 pub(crate) fn pid_arg(pid: Option<u32>) -> i32 {
@@ -946,11 +947,12 @@ mod boring_keylog_tests {
 #[cfg(test)]
 mod reserve_tests {
     #[test]
-    fn call_reserve_is_an_eighth_within_bounds() {
+    fn call_reserve_is_a_64th_within_bounds() {
         use super::call_reserve;
-        assert_eq!(call_reserve(16 << 20), 2 << 20);
+        assert_eq!(call_reserve(16 << 20), 256 << 10);
         assert_eq!(call_reserve(256 << 10), 64 << 10);
         assert_eq!(call_reserve(4096), 1024);
-        assert_eq!(call_reserve(1 << 20), 128 << 10);
+        assert_eq!(call_reserve(1 << 20), 64 << 10);
+        assert_eq!(call_reserve(64 << 20), 1 << 20);
     }
 }
