@@ -976,6 +976,18 @@ fn weft_tls(j: &mut Obj<'_>, s: &weft_core::event::TlsSession) {
     }
 }
 
+/// `client_versions`: the versions the client offered, named.
+fn client_versions(j: &mut Obj<'_>, s: &TlsSession) {
+    if !s.client_versions.is_empty() {
+        j.str_iter(
+            "client_versions",
+            s.client_versions
+                .iter()
+                .map(|v| weft_proto::tls::version_name(*v)),
+        );
+    }
+}
+
 /// A TLS handshake completed or failed (`event.action: tls-handshake`).
 fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     let p = &*h.process;
@@ -1010,14 +1022,7 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     j.begin("tls");
     j.str("library", h.library.as_str());
     weft_tls(&mut j, s);
-    if !s.client_versions.is_empty() {
-        j.str_iter(
-            "client_versions",
-            s.client_versions
-                .iter()
-                .map(|v| weft_proto::tls::version_name(*v)),
-        );
-    }
+    client_versions(&mut j, s);
     j.end();
     j.end();
     j.finish();

@@ -90,7 +90,7 @@ use serde::Deserialize;
 pub(crate) mod keylog;
 
 use super::SymbolOffset;
-use super::elf::Found;
+use super::elf::{Found, Load, load_segments};
 use crate::event::TlsLibrary;
 
 /// The embedded table of known builds and patterns.
@@ -357,14 +357,6 @@ fn data() -> Option<&'static Data> {
 // The ELF image: just the facts and the reads the locator needs
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy)]
-struct Load {
-    vaddr: u64,
-    offset: u64,
-    filesz: u64,
-    executable: bool,
-}
-
 /// `.eh_frame_hdr` and `.eh_frame`, with their addresses.
 struct Eh {
     hdr: Vec<u8>,
@@ -439,16 +431,7 @@ impl<'a> Image<'a> {
         let phdrs = header
             .program_headers(endian, data)
             .map_err(|e| e.to_string())?;
-        let loads: Vec<Load> = phdrs
-            .iter()
-            .filter(|p| p.p_type(endian) == elf::PT_LOAD)
-            .map(|p| Load {
-                vaddr: p.p_vaddr(endian),
-                offset: p.p_offset(endian),
-                filesz: p.p_filesz(endian),
-                executable: p.p_flags(endian).0 & elf::PF_X.0 != 0,
-            })
-            .collect();
+        let loads = load_segments(phdrs, endian);
         let mut build_id = None;
         for p in phdrs {
             let Ok(Some(mut notes)) = p.notes(endian, data) else {

@@ -87,11 +87,29 @@ struct Def {
 /// A `PT_LOAD` segment: the file bytes `[offset, offset + filesz)` are mapped
 /// at `[vaddr, vaddr + filesz)`.
 #[derive(Debug, Clone, Copy)]
-struct Load {
-    vaddr: u64,
-    offset: u64,
-    filesz: u64,
-    executable: bool,
+pub(crate) struct Load {
+    pub(crate) vaddr: u64,
+    pub(crate) offset: u64,
+    pub(crate) filesz: u64,
+    pub(crate) executable: bool,
+}
+
+/// The `PT_LOAD` segments of an ELF file's program headers.
+pub(crate) fn load_segments<P>(phdrs: &[P], endian: Endianness) -> Vec<Load>
+where
+    P: ProgramHeader<Endian = Endianness>,
+    P::Word: Into<u64>,
+{
+    phdrs
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .map(|p| Load {
+            vaddr: p.p_vaddr(endian).into(),
+            offset: p.p_offset(endian).into(),
+            filesz: p.p_filesz(endian).into(),
+            executable: p.p_flags(endian).0 & elf::PF_X.0 != 0,
+        })
+        .collect()
 }
 
 /// Recognise `file`; `file_name` is the last path component as the process
@@ -130,16 +148,7 @@ fn inspect_class<Elf: FileHeader<Endian = Endianness>>(
     let endian = header.endian()?;
     let thumb = header.e_machine(endian) == elf::EM_ARM;
     let phdrs = header.program_headers(endian, data)?;
-    let loads: Vec<Load> = phdrs
-        .iter()
-        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
-        .map(|p| Load {
-            vaddr: p.p_vaddr(endian).into(),
-            offset: p.p_offset(endian).into(),
-            filesz: p.p_filesz(endian).into(),
-            executable: p.p_flags(endian).0 & elf::PF_X.0 != 0,
-        })
-        .collect();
+    let loads = load_segments(phdrs, endian);
     let sections = header.section_headers(endian, data)?;
 
     let wanted = Wanted::new(libraries);
@@ -176,16 +185,7 @@ pub(crate) fn find_function(file: File, name: &'static str) -> Result<Option<u64
     let header = elf::FileHeader64::<Endianness>::parse(data)?;
     let endian = header.endian()?;
     let phdrs = header.program_headers(endian, data)?;
-    let loads: Vec<Load> = phdrs
-        .iter()
-        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
-        .map(|p| Load {
-            vaddr: p.p_vaddr(endian),
-            offset: p.p_offset(endian),
-            filesz: p.p_filesz(endian),
-            executable: p.p_flags(endian).0 & elf::PF_X.0 != 0,
-        })
-        .collect();
+    let loads = load_segments(phdrs, endian);
     let sections = header.section_headers(endian, data)?;
     let mut index = HashMap::new();
     index.insert(name.as_bytes(), 0);

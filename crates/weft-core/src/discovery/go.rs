@@ -38,10 +38,10 @@ use std::path::Path;
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use object::elf;
 use object::read::ReadCache;
-use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::{Endianness, ReadRef};
 
-use super::elf::{ElfError, Found, MAX_TABLE_BYTES};
+use super::elf::{ElfError, Found, Load, MAX_TABLE_BYTES, load_segments};
 use super::{DiscoveryError, SymbolOffset};
 use crate::event::TlsLibrary;
 
@@ -119,15 +119,6 @@ pub(crate) struct Func {
     pub size: u64,
 }
 
-/// A `PT_LOAD` segment.
-#[derive(Debug, Clone, Copy)]
-struct Load {
-    vaddr: u64,
-    offset: u64,
-    filesz: u64,
-    executable: bool,
-}
-
 /// Recognise a Go executable that uses `crypto/tls` and find its probe
 /// points. `Ok(None)`: not ELF, not Go, or Go without `crypto/tls`.
 pub(crate) fn inspect(file: File) -> Result<Option<Found>, GoError> {
@@ -196,17 +187,7 @@ fn inspect64(data: &ReadCache<File>) -> Result<Option<Found>, GoError> {
         .iter()
         .map(|sh| cstr_at(shstr, sh.sh_name(endian) as usize).unwrap_or(&[]))
         .collect();
-    let loads = header
-        .program_headers(endian, data)?
-        .iter()
-        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
-        .map(|p| Load {
-            vaddr: p.p_vaddr(endian),
-            offset: p.p_offset(endian),
-            filesz: p.p_filesz(endian),
-            executable: p.p_flags(endian).0 & elf::PF_X.0 != 0,
-        })
-        .collect();
+    let loads = load_segments(header.program_headers(endian, data)?, endian);
     let f = GoFile {
         endian,
         data,

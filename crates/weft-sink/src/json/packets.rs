@@ -3,7 +3,7 @@
 
 use weft_core::packets::{FlowEnd, FlowSide, PacketFlow};
 
-use super::{Obj, event_head, weft_tls, write_ecs_tls};
+use super::{Obj, client_versions, event_head, weft_tls, write_ecs_tls};
 use crate::SCHEMA_VERSION;
 
 fn side(j: &mut Obj<'_>, key: &str, ep: &weft_core::event::Endpoint, s: &FlowSide) {
@@ -129,14 +129,7 @@ pub(super) fn encode_packet_flow(f: &PacketFlow, out: &mut Vec<u8>) {
         j.begin("tls");
         j.str("source", "wire");
         weft_tls(&mut j, s);
-        if !s.client_versions.is_empty() {
-            j.str_iter(
-                "client_versions",
-                s.client_versions
-                    .iter()
-                    .map(|v| weft_proto::tls::version_name(*v)),
-            );
-        }
+        client_versions(&mut j, s);
         if !s.client_ciphers.is_empty() {
             j.str_iter(
                 "client_ciphers",
