@@ -93,6 +93,53 @@ fn wolfssl_c_client() -> TestResult {
     })
 }
 
+/// OpenSSL linked into the executable, its functions in `.symtab` only (not
+/// exported): weft finds them there when the program starts after weft.
+#[test]
+fn openssl_static_in_an_executable() -> TestResult {
+    let dir = TempDir::new("openssl-static");
+    let bin = dir.path().join("openssl_static_client");
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/openssl_static_client.c");
+    let st = Command::new("gcc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .args([
+            "-Wl,-Bstatic",
+            "-lssl",
+            "-lcrypto",
+            "-Wl,-Bdynamic",
+            "-ldl",
+            "-pthread",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    assert!(
+        st.success(),
+        "cannot build the static OpenSSL client (libssl-dev installed?)"
+    );
+    // The case under test: SSL_write defined in .symtab, not exported, and
+    // no shared libssl that weft would probe instead.
+    let nm = |args: &[&str]| -> TestResult<String> {
+        let out = Command::new("nm").args(args).arg(&bin).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert!(nm(&[])?.lines().any(|l| l.ends_with(" T SSL_write")));
+    assert!(!nm(&["-D"])?.contains("SSL_write"));
+    let ldd = Command::new("ldd").arg(&bin).output()?;
+    assert!(!String::from_utf8_lossy(&ldd.stdout).contains("libssl"));
+    h1_exchange("openssl", |nginx, uri| {
+        run_client(
+            Command::new(&bin)
+                .arg(nginx.port.to_string())
+                .arg(uri)
+                .arg("500"),
+            CLIENT_TIMEOUT,
+        )
+    })
+}
+
 /// The bytes of one direction of one connection as weft captured them, in
 /// order: `dir` capture events of `pids` on tuple `t` (client -> server).
 /// Fails on a truncated capture.
