@@ -182,7 +182,8 @@ fn one(tls_max: &str, client_mtu: u32, xdp: bool) -> TestResult {
     // The exit summary counts the flows that got wire facts: this one, on
     // each of the router's two veths.
     assert!(
-        run.stderr.contains(" flows reported (0 updates, 2 with TLS hellos)"),
+        run.stderr
+            .contains(" flows reported (0 updates, 2 with TLS hellos)"),
         "{}",
         run.stderr
     );
