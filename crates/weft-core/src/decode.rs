@@ -96,6 +96,12 @@ struct FlowState {
     /// The direction's last payload was not forwarded: the HTTP/1 masker
     /// does not know where the next one starts.
     skipped: [bool; 2],
+    /// The kernel's connection end, held for [`END_GRACE`]: an application
+    /// may still read what arrived before the close (a client that
+    /// half-closed first reads the response after its socket reached
+    /// TCP_CLOSE), and those calls come after the end record. Emitted
+    /// after the flow's last transactions.
+    end: Option<(Instant, Event)>,
 }
 
 impl FlowState {
@@ -196,6 +202,9 @@ impl HttpDecoder {
             self.local.proto.add(&f.dec.take_counters());
             emit_decoded(&mut self.local, &f, &mut out, emit);
             self.out = out;
+            if let Some((_, end)) = f.end.take() {
+                emit(end);
+            }
         }
     }
 
@@ -283,6 +292,9 @@ const MAX_HELD_BYTES: usize = 64;
 /// How long a flow must be quiet before what it holds is shown anyway.
 const HOLD_QUIET: Duration = Duration::from_millis(200);
 
+/// How long a flow outlives its connection's end (see `FlowState::end`).
+pub(crate) const END_GRACE: Duration = Duration::from_millis(500);
+
 /// `GET /x HTTP/1.1`: an upper-case method token, a space, a target; or
 /// the first bytes of one (a server reading its request byte by byte sees
 /// `G`, then `E`...).
@@ -335,10 +347,13 @@ impl Processor for HttpDecoder {
                 // still holds goes out now, before the end event, and its
                 // state is freed instead of waiting for the idle timeout.
                 if c.phase == crate::event::ConnectionPhase::End
-                    && self.flows.contains_key(&c.flow.cookie)
+                    && let Some(f) = self.flows.get_mut(&c.flow.cookie)
+                    && f.end.is_none()
                 {
-                    self.local.flows_closed += 1;
-                    self.close_flow(c.flow.cookie, emit);
+                    // Closed after END_GRACE (tick), with the end event
+                    // after the flow's last transactions.
+                    f.end = Some((Instant::now(), Event::Connection(c)));
+                    return;
                 }
                 emit(Event::Connection(c));
                 return;
@@ -390,6 +405,7 @@ impl Processor for HttpDecoder {
                     h1_mask: Default::default(),
                     h2_mask: Default::default(),
                     skipped: [false; 2],
+                    end: None,
                 }),
             );
         }
@@ -450,6 +466,20 @@ impl Processor for HttpDecoder {
             if !f.held.is_empty() && now.duration_since(f.last_active) >= HOLD_QUIET {
                 f.release_held(self.cfg.redact, &mut self.local, emit);
             }
+        }
+        let ended: Vec<u64> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| {
+                f.end
+                    .as_ref()
+                    .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= END_GRACE)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ended {
+            self.local.flows_closed += 1;
+            self.close_flow(k, emit);
         }
         let idle: Vec<u64> = self
             .flows
@@ -652,13 +682,61 @@ mod tests {
             destination_domain: None,
         });
         d.process(end, &mut |e| got.push(e));
+        // Held for the grace period: a late read may still come.
+        assert_eq!(d.flows(), 1);
+        assert!(got.is_empty(), "{got:?}");
+        d.tick(Instant::now() + END_GRACE, &mut |e| got.push(e));
         assert_eq!(d.flows(), 0, "flow still held after its end");
         assert!(
             matches!(&got[..], [Event::Http(h), Event::Connection(_)] if h.transaction.status().is_none()),
             "{got:?}"
         );
-        d.tick(Instant::now(), &mut |e| got.push(e));
         assert_eq!(stats.lock().expect("stats").flows_closed, 1);
+    }
+
+    /// A client that half-closed reads the response after its socket
+    /// reached TCP_CLOSE: those reads come after the connection's end and
+    /// still complete its transaction, which goes out before the end event.
+    #[test]
+    fn reads_after_the_connection_end_complete_the_transaction() {
+        use crate::event::{Connection, ConnectionPhase};
+        let stats = Arc::new(Mutex::new(DecodeStats::default()));
+        let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
+        let mut got = Vec::new();
+        let req = data(Role::Client, Direction::Write, 1_000, REQ, REQ.len() as u64);
+        let Event::TlsData(td) = &req else { panic!() };
+        let flow = td.flow.expect("flow");
+        d.process(req, &mut |e| got.push(e));
+        d.process(
+            Event::Connection(Connection {
+                timestamp_ns: 2_000,
+                phase: ConnectionPhase::End,
+                seeded: false,
+                process: Some(proc_info()),
+                flow,
+                netns_cookie: 1,
+                bytes_sent: Some(REQ.len() as u64),
+                bytes_received: Some(RESP.len() as u64),
+                rtt_us: Some(10),
+                duration_ns: Some(1_000),
+                destination_domain: None,
+            }),
+            &mut |e| got.push(e),
+        );
+        let resp = data(
+            Role::Client,
+            Direction::Read,
+            3_000,
+            RESP,
+            RESP.len() as u64,
+        );
+        d.process(resp, &mut |e| got.push(e));
+        d.tick(Instant::now() + END_GRACE, &mut |e| got.push(e));
+        assert!(
+            matches!(&got[..], [Event::Http(h), Event::Connection(_)] if h.transaction.status() == Some(200)),
+            "{got:?}"
+        );
+        assert_eq!(d.flows(), 0);
     }
 
     #[test]

@@ -65,6 +65,8 @@ struct Conn {
     hello_seen: bool,
     /// The version the ServerHello chose, once parsed.
     server_version: Option<u16>,
+    /// When the kernel reported the connection's end.
+    ended: Option<Instant>,
     next_offset: [u32; 2],
     broken: [bool; 2],
     first_ns: Option<u64>,
@@ -84,6 +86,7 @@ impl Conn {
             parser: Some(Box::new(HandshakeParser::new())),
             hello_seen: false,
             server_version: None,
+            ended: None,
             next_offset: [0; 2],
             broken: [false; 2],
             first_ns: None,
@@ -456,10 +459,15 @@ impl<P: Processor> Processor for TlsSessions<P> {
                 {
                     emit(hs);
                 }
+                // The decoder may hold the flow a moment longer (late
+                // reads, see decode::END_GRACE): the session stays until
+                // then to stamp what it flushes.
+                if let Some(conn) = self.conns.get_mut(&cookie) {
+                    conn.ended = Some(Instant::now());
+                }
                 let conns = &self.conns;
                 self.inner
                     .process(Event::Connection(c), &mut |e| emit(stamp(conns, e)));
-                self.conns.remove(&cookie);
                 return;
             }
             other => other,
@@ -475,10 +483,15 @@ impl<P: Processor> Processor for TlsSessions<P> {
                 emit(ev);
             }
         }
-        self.conns
-            .retain(|_, c| now.duration_since(c.last_active) < IDLE);
         let conns = &self.conns;
         self.inner.tick(now, &mut |e| emit(stamp(conns, e)));
+        // Ended connections go once the decoder has let their flows go
+        // (twice its grace: the two stages' clocks were read apart).
+        self.conns.retain(|_, c| {
+            now.duration_since(c.last_active) < IDLE
+                && c.ended
+                    .is_none_or(|t| now.saturating_duration_since(t) < 2 * crate::decode::END_GRACE)
+        });
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Event)) {
