@@ -966,7 +966,12 @@ int ssl_ret(struct pt_regs *ctx)
 	struct weft_sock sock = {};
 	if (st.has_sock) {
 		sock = st.sock;
-		bpf_map_update_elem(&ssl_socks, &key, &sock, BPF_ANY);
+		/* Most calls confirm what the cache holds: a lookup is cheaper
+		 * than rewriting the entry every call. */
+		struct weft_sock *c = bpf_map_lookup_elem(&ssl_socks, &key);
+		if (!c || c->cookie != sock.cookie || c->fd != sock.fd || c->role != sock.role ||
+		    c->local_port != sock.local_port || c->family != sock.family)
+			bpf_map_update_elem(&ssl_socks, &key, &sock, BPF_ANY);
 	} else if (st.not_inet) {
 		/* family 0: remembered as not a TCP socket */
 		bpf_map_update_elem(&ssl_socks, &key, &sock, BPF_ANY);
