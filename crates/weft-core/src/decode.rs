@@ -653,12 +653,29 @@ mod tests {
         assert_eq!(d.protocol(), Some(Protocol::Http2));
     }
 
-    /// The kernel's connection end closes the flow at once: the pending
-    /// request goes out (incomplete) before the end event, and the flow's
-    /// state is gone, not left for the idle timeout.
+    /// The kernel's end of the connection `flow`, at `ts`.
+    fn conn_end(flow: Flow, ts: u64, received: u64) -> Event {
+        use crate::event::{Connection, ConnectionPhase};
+        Event::Connection(Connection {
+            timestamp_ns: ts,
+            phase: ConnectionPhase::End,
+            seeded: false,
+            process: Some(proc_info()),
+            flow,
+            netns_cookie: 1,
+            bytes_sent: Some(REQ.len() as u64),
+            bytes_received: Some(received),
+            rtt_us: Some(10),
+            duration_ns: Some(ts - 1_000),
+            destination_domain: None,
+        })
+    }
+
+    /// The kernel's connection end closes the flow (after END_GRACE): the
+    /// pending request goes out (incomplete) before the end event, and the
+    /// flow's state is gone, not left for the idle timeout.
     #[test]
     fn connection_end_flushes_and_frees_the_flow() {
-        use crate::event::{Connection, ConnectionPhase};
         let stats = Arc::new(Mutex::new(DecodeStats::default()));
         let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
         let mut got = Vec::new();
@@ -668,20 +685,7 @@ mod tests {
         d.process(req, &mut |e| got.push(e));
         assert_eq!(d.flows(), 1);
         assert!(got.is_empty(), "{got:?}");
-        let end = Event::Connection(Connection {
-            timestamp_ns: 9_000,
-            phase: ConnectionPhase::End,
-            seeded: false,
-            process: Some(proc_info()),
-            flow,
-            netns_cookie: 1,
-            bytes_sent: Some(REQ.len() as u64),
-            bytes_received: Some(0),
-            rtt_us: Some(10),
-            duration_ns: Some(8_000),
-            destination_domain: None,
-        });
-        d.process(end, &mut |e| got.push(e));
+        d.process(conn_end(flow, 9_000, 0), &mut |e| got.push(e));
         // Held for the grace period: a late read may still come.
         assert_eq!(d.flows(), 1);
         assert!(got.is_empty(), "{got:?}");
@@ -699,7 +703,6 @@ mod tests {
     /// still complete its transaction, which goes out before the end event.
     #[test]
     fn reads_after_the_connection_end_complete_the_transaction() {
-        use crate::event::{Connection, ConnectionPhase};
         let stats = Arc::new(Mutex::new(DecodeStats::default()));
         let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
         let mut got = Vec::new();
@@ -707,22 +710,9 @@ mod tests {
         let Event::TlsData(td) = &req else { panic!() };
         let flow = td.flow.expect("flow");
         d.process(req, &mut |e| got.push(e));
-        d.process(
-            Event::Connection(Connection {
-                timestamp_ns: 2_000,
-                phase: ConnectionPhase::End,
-                seeded: false,
-                process: Some(proc_info()),
-                flow,
-                netns_cookie: 1,
-                bytes_sent: Some(REQ.len() as u64),
-                bytes_received: Some(RESP.len() as u64),
-                rtt_us: Some(10),
-                duration_ns: Some(1_000),
-                destination_domain: None,
-            }),
-            &mut |e| got.push(e),
-        );
+        d.process(conn_end(flow, 2_000, RESP.len() as u64), &mut |e| {
+            got.push(e)
+        });
         let resp = data(
             Role::Client,
             Direction::Read,
