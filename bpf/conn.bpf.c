@@ -93,20 +93,8 @@ static __always_inline void owner_current(struct weft_owner *o)
 /* Tuple of a full socket, read with CO-RE (iterator). */
 static __always_inline void conn_sock_of(struct sock *sk, __u64 cookie, struct weft_sock *out)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	sock_tuple(sk, BPF_CORE_READ(sk, __sk_common.skc_family), out);
 	out->cookie = cookie;
-	out->family = family;
-	out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(out->local_addr, &l, 4);
-		__builtin_memcpy(out->remote_addr, &r, 4);
-	} else {
-		BPF_CORE_READ_INTO(&out->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&out->remote_addr, sk, __sk_common.skc_v6_daddr);
-	}
 }
 
 /* Application bytes from the kernel's sequence-space counters at close:

@@ -433,20 +433,9 @@ static __always_inline void dns_exit(void *ctx, const struct plain_arm *a, __u64
 	struct sock *sk = (struct sock *)a->sk;
 	struct weft_sock s = {};
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	s.family = family;
+	sock_tuple(sk, family, &s);
 	s.fd = a->fd;
 	s.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	s.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	s.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		__u32 lo = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 re = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(s.local_addr, &lo, 4);
-		__builtin_memcpy(s.remote_addr, &re, 4);
-	} else {
-		BPF_CORE_READ_INTO(&s.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&s.remote_addr, sk, __sk_common.skc_v6_daddr);
-	}
 	if (!s.remote_port) {
 		__u64 p = a->addr;
 		if (a->kind == HS_MSG) {

@@ -168,26 +168,15 @@ static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 		return FD_OTHER;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return FD_OTHER;
-	out->family = family;
+	sock_tuple(sk, family, out);
 	out->fd = fd;
 	out->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	/* A socket that reached TCP_CLOSE (both sides sent FIN: TIME_WAIT, or a
 	 * reset) was unhashed and its skc_num zeroed, while the application may
 	 * still read what arrived before (a client that half-closed first);
 	 * inet_sport keeps the port. */
 	if (!out->local_port)
 		out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(out->local_addr, &l, 4);
-		__builtin_memcpy(out->remote_addr, &r, 4);
-	} else {
-		BPF_CORE_READ_INTO(&out->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&out->remote_addr, sk, __sk_common.skc_v6_daddr);
-	}
 	__u8 *role = out->cookie ? bpf_map_lookup_elem(&sock_role, &out->cookie) : NULL;
 	out->role = role ? *role : WEFT_ROLE_UNKNOWN;
 	return FD_INET;
