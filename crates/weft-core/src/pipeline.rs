@@ -12,6 +12,15 @@
 //! call, a context switch), is paid per batch instead of per event. The
 //! reader calls [`Pipeline::flush`] after each pass over the ring, so a
 //! batch never waits for more events to fill it.
+//!
+//! A worker can also encode its own output ([`Encoder`]): the events it
+//! produced are written (JSON lines) and freed on the thread that built
+//! them, while their bytes are still in its cache, and the output stage gets
+//! [`Output::Encoded`] chunks it only has to write. Without an encoder the
+//! output stage gets the events ([`Output::Events`]) and formats them itself
+//! (the console sink, whose lines depend on the events before them).
+//! Emptied input batches go back to the reader for reuse ([`Pipeline::send`]):
+//! a batch is allocated by one thread and freed by another otherwise.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -28,6 +37,57 @@ pub type Batch = Vec<Event>;
 
 /// Most events in one [`Batch`].
 pub const BATCH: usize = 64;
+
+/// A worker sends its encoded output once this much is waiting (and at the
+/// end of every input batch).
+const ENCODED_CHUNK: usize = 256 << 10;
+
+/// What the workers hand to the output stage.
+#[derive(Debug)]
+pub enum Output {
+    /// Events for the output stage to format.
+    Events(Batch),
+    /// Events already encoded by a worker's [`Encoder`]: `events` of them.
+    Encoded { bytes: Vec<u8>, events: usize },
+}
+
+impl Output {
+    /// How many events this carries.
+    pub fn events(&self) -> usize {
+        match self {
+            Output::Events(b) => b.len(),
+            Output::Encoded { events, .. } => *events,
+        }
+    }
+}
+
+/// Encodes one event, appending its bytes (nothing for events the format
+/// does not show). Shared by all workers; each calls it on its own thread.
+pub type EncodeFn = Arc<dyn Fn(&Event, &mut Vec<u8>) + Send + Sync>;
+
+/// Workers that encode their own output.
+#[derive(Clone)]
+pub struct Encoder {
+    pub encode: EncodeFn,
+    /// Buffers the output stage has written and sends back for reuse
+    /// (cleared); a worker allocates a new one when none is waiting.
+    pub spare: Receiver<Vec<u8>>,
+}
+
+impl Encoder {
+    /// An encoder, and the sender the output stage returns written buffers
+    /// through.
+    pub fn new(encode: EncodeFn) -> (Encoder, Sender<Vec<u8>>) {
+        let (tx, rx) = bounded(64);
+        (Encoder { encode, spare: rx }, tx)
+    }
+
+    fn buffer(&self) -> Vec<u8> {
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(ENCODED_CHUNK + (ENCODED_CHUNK >> 2)))
+    }
+}
 
 /// Work done on each event by a worker: owns the state of the flows sharded
 /// to it. `emit` hands results to the output stage, in order.
@@ -94,6 +154,8 @@ pub struct Pipeline {
     inputs: Vec<Sender<Batch>>,
     /// Events waiting for their worker's batch to be sent.
     pending: Vec<Batch>,
+    /// Emptied batches coming back from the workers, for reuse.
+    spare: Receiver<Batch>,
     handles: Vec<JoinHandle<()>>,
     seed: foldhash_like::Seed,
     stats: Arc<PipelineStats>,
@@ -160,10 +222,13 @@ pub fn shard_key(ev: &Event) -> u64 {
 impl Pipeline {
     /// Start `cfg.workers` workers, each with a processor from `make`; their
     /// outputs go to `output` (the sink stage's queue).
+    /// With `encoder`, workers send [`Output::Encoded`] chunks; without,
+    /// [`Output::Events`].
     pub fn start<P, F>(
         cfg: PipelineConfig,
         mut make: F,
-        output: Sender<Batch>,
+        encoder: Option<Encoder>,
+        output: Sender<Output>,
     ) -> std::io::Result<Pipeline>
     where
         P: Processor + 'static,
@@ -173,15 +238,27 @@ impl Pipeline {
         let stats = Arc::new(PipelineStats::default());
         let mut inputs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
+        let queue = cfg.queue.div_ceil(BATCH).max(1);
+        // Room for every batch that can be in flight: a full return queue
+        // only means a batch is freed instead of reused.
+        let (spare_tx, spare) = bounded::<Batch>(queue * workers + workers);
         for i in 0..workers {
-            let (tx, rx) = bounded::<Batch>(cfg.queue.div_ceil(BATCH).max(1));
+            let (tx, rx) = bounded::<Batch>(queue);
             let mut p = make(i);
-            let out = output.clone();
-            let st = Arc::clone(&stats);
+            let mut w = Worker {
+                out: output.clone(),
+                spare: spare_tx.clone(),
+                encoder: encoder.clone(),
+                stats: Arc::clone(&stats),
+                open: true,
+                produced: Vec::new(),
+                encoded: Vec::new(),
+                encoded_events: 0,
+            };
             let tick_every = cfg.tick_every;
             let h = std::thread::Builder::new()
                 .name(format!("weft-worker-{i}"))
-                .spawn(move || run_worker(&mut p, &rx, &out, &st, tick_every))?;
+                .spawn(move || w.run(&mut p, &rx, tick_every))?;
             inputs.push(tx);
             handles.push(h);
         }
@@ -192,6 +269,7 @@ impl Pipeline {
         );
         Ok(Pipeline {
             pending: (0..inputs.len()).map(|_| Vec::new()).collect(),
+            spare,
             inputs,
             handles,
             seed,
@@ -214,7 +292,10 @@ impl Pipeline {
         let idx = (h.finish() % self.inputs.len() as u64) as usize;
         let batch = &mut self.pending[idx];
         if batch.capacity() == 0 {
-            batch.reserve_exact(BATCH);
+            match self.spare.try_recv() {
+                Ok(b) => *batch = b,
+                Err(_) => batch.reserve_exact(BATCH),
+            }
         }
         batch.push(ev);
         if batch.len() >= BATCH {
@@ -258,59 +339,96 @@ impl Pipeline {
     }
 }
 
-fn run_worker<P: Processor>(
-    p: &mut P,
-    rx: &Receiver<Batch>,
-    out: &Sender<Batch>,
-    stats: &PipelineStats,
-    tick_every: Duration,
-) {
-    let mut open = true;
-    let mut produced: Batch = Vec::new();
-    // Sends what the last step produced, in batches of at most BATCH.
-    let mut send = |produced: &mut Batch| {
-        if produced.is_empty() {
-            return;
-        }
-        stats
-            .events_out
-            .fetch_add(produced.len() as u64, Ordering::Relaxed);
-        if !open {
-            produced.clear();
-            return;
-        }
-        let mut rest = std::mem::take(produced);
-        while rest.len() > BATCH {
-            let tail = rest.split_off(BATCH);
-            open = out.send(rest).is_ok();
-            rest = tail;
-            if !open {
-                return;
-            }
-        }
-        open = out.send(rest).is_ok();
-    };
-    let mut last_tick = Instant::now();
-    loop {
-        match rx.recv_timeout(tick_every) {
-            Ok(batch) => {
-                for ev in batch {
-                    p.process(ev, &mut |e| produced.push(e));
+/// A worker's output side.
+struct Worker {
+    out: Sender<Output>,
+    spare: Sender<Batch>,
+    encoder: Option<Encoder>,
+    stats: Arc<PipelineStats>,
+    /// False once the output stage is gone: output is dropped.
+    open: bool,
+    /// Events of the current step, without an encoder.
+    produced: Batch,
+    /// Encoded output of the current step, with one.
+    encoded: Vec<u8>,
+    encoded_events: usize,
+}
+
+impl Worker {
+    fn run<P: Processor>(&mut self, p: &mut P, rx: &Receiver<Batch>, tick_every: Duration) {
+        let mut last_tick = Instant::now();
+        loop {
+            match rx.recv_timeout(tick_every) {
+                Ok(mut batch) => {
+                    for ev in batch.drain(..) {
+                        p.process(ev, &mut |e| self.emit(e));
+                    }
+                    // Back to the reader; when its queue is full the batch
+                    // is simply freed.
+                    let _ = self.spare.try_send(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    p.finish(&mut |e| self.emit(e));
+                    self.send();
+                    return;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                p.finish(&mut |e| produced.push(e));
-                send(&mut produced);
-                return;
+            let now = Instant::now();
+            if now.duration_since(last_tick) >= tick_every {
+                p.tick(now, &mut |e| self.emit(e));
+                last_tick = now;
+            }
+            self.send();
+        }
+    }
+
+    fn emit(&mut self, ev: Event) {
+        self.stats.events_out.fetch_add(1, Ordering::Relaxed);
+        if !self.open {
+            return;
+        }
+        match &self.encoder {
+            Some(enc) => {
+                (enc.encode)(&ev, &mut self.encoded);
+                self.encoded_events += 1;
+                drop(ev);
+                if self.encoded.len() >= ENCODED_CHUNK {
+                    self.send();
+                }
+            }
+            None => {
+                self.produced.push(ev);
+                if self.produced.len() >= BATCH {
+                    self.send();
+                }
             }
         }
-        let now = Instant::now();
-        if now.duration_since(last_tick) >= tick_every {
-            p.tick(now, &mut |e| produced.push(e));
-            last_tick = now;
+    }
+
+    /// Sends what is waiting.
+    fn send(&mut self) {
+        if !self.open {
+            return;
         }
-        send(&mut produced);
+        let out = if self.encoded_events > 0 {
+            let fresh = self
+                .encoder
+                .as_ref()
+                .map(Encoder::buffer)
+                .unwrap_or_default();
+            let bytes = std::mem::replace(&mut self.encoded, fresh);
+            let events = std::mem::take(&mut self.encoded_events);
+            Output::Encoded { bytes, events }
+        } else if !self.produced.is_empty() {
+            Output::Events(std::mem::replace(
+                &mut self.produced,
+                Vec::with_capacity(BATCH),
+            ))
+        } else {
+            return;
+        };
+        self.open = self.out.send(out).is_ok();
     }
 }
 
@@ -319,6 +437,13 @@ mod tests {
     use super::*;
     use crate::event::{Direction, Endpoint, Flow, ProcessInfo, Role, TlsData, TlsLibrary};
     use std::net::{IpAddr, Ipv4Addr};
+
+    fn events(o: Output) -> Batch {
+        match o {
+            Output::Events(b) => b,
+            Output::Encoded { .. } => panic!("encoded output without an encoder"),
+        }
+    }
 
     fn ev(cookie: u64, seq: u64) -> Event {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -362,8 +487,9 @@ mod tests {
             output_queue: 16,
             tick_every: Duration::from_millis(10),
         };
-        let mut p = Pipeline::start(cfg, |_| PassThrough, out_tx).expect("start");
-        let collector = std::thread::spawn(move || out_rx.iter().flatten().collect::<Vec<_>>());
+        let mut p = Pipeline::start(cfg, |_| PassThrough, None, out_tx).expect("start");
+        let collector =
+            std::thread::spawn(move || out_rx.iter().flat_map(events).collect::<Vec<_>>());
         for seq in 0..3000u64 {
             assert!(p.send(ev(seq % 7 + 1, seq)));
             if seq % 97 == 0 {
@@ -399,7 +525,7 @@ mod tests {
             workers: 2,
             ..PipelineConfig::default()
         };
-        let mut p = Pipeline::start(cfg, |_| PassThrough, out_tx).expect("start");
+        let mut p = Pipeline::start(cfg, |_| PassThrough, None, out_tx).expect("start");
         for seq in 0..3 {
             assert!(p.send(ev(5, seq)));
         }
@@ -411,7 +537,7 @@ mod tests {
         let got = out_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("flushed");
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.events(), 3);
         p.close();
     }
 
@@ -432,10 +558,61 @@ mod tests {
             workers: 1,
             ..PipelineConfig::default()
         };
-        let mut p = Pipeline::start(cfg, |_| Fan, out_tx).expect("start");
+        let mut p = Pipeline::start(cfg, |_| Fan, None, out_tx).expect("start");
         assert!(p.send(ev(1, 0)));
         p.close();
-        let sizes: Vec<usize> = out_rx.iter().map(|b| b.len()).collect();
+        let sizes: Vec<usize> = out_rx.iter().map(|b| b.events()).collect();
         assert_eq!(sizes, vec![BATCH, BATCH, 5]);
+    }
+
+    /// With an encoder, workers send bytes: every event encoded once, each
+    /// flow's events in order, written buffers reused.
+    #[test]
+    fn workers_encode_their_output() {
+        let (out_tx, out_rx) = bounded(16);
+        let cfg = PipelineConfig {
+            workers: 2,
+            queue: 4,
+            output_queue: 16,
+            tick_every: Duration::from_millis(10),
+        };
+        let encode: EncodeFn = Arc::new(|ev: &Event, out: &mut Vec<u8>| {
+            if let Event::TlsData(d) = ev {
+                let cookie = d.flow.map_or(0, |f| f.cookie);
+                out.extend_from_slice(format!("{cookie} {}\n", d.timestamp_ns).as_bytes());
+            }
+        });
+        let (encoder, back) = Encoder::new(encode);
+        let mut p = Pipeline::start(cfg, |_| PassThrough, Some(encoder), out_tx).expect("start");
+        let collector = std::thread::spawn(move || {
+            let mut text = String::new();
+            let mut n = 0;
+            for o in out_rx.iter() {
+                let Output::Encoded { mut bytes, events } = o else {
+                    panic!("events without encoding")
+                };
+                n += events;
+                text.push_str(std::str::from_utf8(&bytes).expect("utf-8"));
+                bytes.clear();
+                let _ = back.try_send(bytes);
+            }
+            (n, text)
+        });
+        for seq in 0..5000u64 {
+            assert!(p.send(ev(seq % 5 + 1, seq)));
+        }
+        p.close();
+        let (n, text) = collector.join().expect("collector");
+        assert_eq!(n, 5000);
+        let mut last = std::collections::HashMap::new();
+        let mut lines = 0;
+        for line in text.lines() {
+            let (cookie, seq) = line.split_once(' ').expect("line");
+            let seq: u64 = seq.parse().expect("seq");
+            let prev = last.insert(cookie.to_string(), seq);
+            assert!(prev.is_none_or(|p| p < seq), "flow {cookie} reordered");
+            lines += 1;
+        }
+        assert_eq!(lines, 5000);
     }
 }

@@ -26,8 +26,8 @@ use weft_bpf::{Sensor, SensorConfig};
 use weft_core::decode::{DecodeConfig, DecodeStats, HttpDecoder};
 use weft_core::discovery::{self, ALL_LIBRARIES, FileId, ProbeTarget};
 use weft_core::event::Event;
-use weft_core::pipeline::{Batch, Pipeline, PipelineConfig};
-use weft_sink::{ConsoleOptions, ConsoleSink, JsonOptions, JsonSink, Sink};
+use weft_core::pipeline::{Encoder, Output, Pipeline, PipelineConfig};
+use weft_sink::{ConsoleOptions, ConsoleSink, JsonOptions, Sink};
 
 use crate::cli::Cli;
 use crate::stats::{Snapshot, Stats};
@@ -365,8 +365,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         })
         .context("cannot start the discovery thread")?;
 
-    let (ev_tx, sink_thread) = spawn_output(&cli, &stats, &stop)?;
-    let (pipeline, decode_stats) = start_pipeline(&cli, &stats, ev_tx)?;
+    let (ev_tx, encoder, sink_thread) = spawn_output(&cli, &stats, &stop)?;
+    let (pipeline, decode_stats) = start_pipeline(&cli, &stats, encoder, ev_tx)?;
     let pipeline_stats = pipeline.stats();
     let host = reader::Host::live()?;
     let recorder = match &cli.record {
@@ -547,38 +547,94 @@ fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-/// The output stage: the sink on its own thread, fed through a bounded
-/// queue. A slow sink blocks the workers and the reader; live, the kernel
-/// ring then fills and counts its drops.
+/// Where the output stage writes: a sink formatting events (console), or
+/// bytes the workers already encoded (JSON lines, or nothing for
+/// `--bench-discard`).
+enum Out {
+    Sink(Box<dyn Sink + Send>),
+    Encoded(std::io::BufWriter<std::io::Stdout>),
+}
+
+impl Out {
+    fn write(&mut self, o: Output) -> Result<Option<Vec<u8>>, weft_sink::SinkError> {
+        match (self, o) {
+            (Out::Sink(s), Output::Events(batch)) => {
+                for ev in &batch {
+                    s.write(ev)?;
+                }
+                Ok(None)
+            }
+            (Out::Encoded(w), Output::Encoded { mut bytes, .. }) => {
+                w.write_all(&bytes)
+                    .map_err(|source| weft_sink::SinkError::Write {
+                        sink: "JSON lines",
+                        source,
+                    })?;
+                bytes.clear();
+                Ok(Some(bytes))
+            }
+            // Not produced: the workers encode exactly when the output is
+            // `Encoded`.
+            (Out::Sink(_), Output::Encoded { .. }) | (Out::Encoded(_), Output::Events(_)) => {
+                Ok(None)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), weft_sink::SinkError> {
+        match self {
+            Out::Sink(s) => s.flush(),
+            Out::Encoded(w) => w.flush().map_err(|source| weft_sink::SinkError::Flush {
+                sink: "JSON lines",
+                source,
+            }),
+        }
+    }
+}
+
+/// The output stage on its own thread, fed through a bounded queue: the
+/// console sink formats events there; JSON lines are encoded by the workers
+/// (`Encoder`) and only written here. A slow output blocks the workers and
+/// the reader; live, the kernel ring then fills and counts its drops.
 fn spawn_output(
     cli: &Cli,
     stats: &Arc<Stats>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(
-    crossbeam_channel::Sender<Batch>,
+    crossbeam_channel::Sender<Output>,
+    Option<Encoder>,
     std::thread::JoinHandle<()>,
 )> {
-    let (ev_tx, ev_rx) = bounded::<Batch>(PipelineConfig::default().output_batches());
-    let mut sink: Box<dyn Sink + Send> = if cli.bench_discard {
-        Box::new(Discard)
+    let (ev_tx, ev_rx) = bounded::<Output>(PipelineConfig::default().output_batches());
+    let stdout = || std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let (mut out, encoder, back) = if cli.bench_discard {
+        // Events are built, then dropped by the workers unencoded.
+        let (enc, back) = Encoder::new(Arc::new(|_: &Event, _: &mut Vec<u8>| {}));
+        (Out::Encoded(stdout()), Some(enc), Some(back))
     } else if cli.json {
-        Box::new(JsonSink::with_options(
-            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-            JsonOptions::default().redact(!cli.no_redact),
-        ))
+        let opts = JsonOptions::default().redact(!cli.no_redact);
+        let (enc, back) = Encoder::new(Arc::new(move |ev: &Event, buf: &mut Vec<u8>| {
+            let before = buf.len();
+            weft_sink::encode_event_with(ev, &opts, buf);
+            if buf.len() > before {
+                buf.push(b'\n');
+            }
+        }));
+        (Out::Encoded(stdout()), Some(enc), Some(back))
     } else {
         let color = !cli.no_color
             && std::env::var_os("NO_COLOR").is_none()
             && std::io::stdout().is_terminal();
-        Box::new(ConsoleSink::new(
-            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+        let sink = ConsoleSink::new(
+            stdout(),
             ConsoleOptions::default()
                 .color(color)
                 .max_payload_bytes(cli.show_bytes)
                 .show_headers(cli.headers)
                 .show_bodies(cli.bodies)
                 .redact(!cli.no_redact),
-        ))
+        );
+        (Out::Sink(Box::new(sink)), None, None)
     };
     let sink_stats = Arc::clone(stats);
     let sink_stop = Arc::clone(stop);
@@ -602,29 +658,34 @@ fn spawn_output(
             };
             loop {
                 match ev_rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(batch) => {
-                        for ev in &batch {
-                            if let Err(e) = sink.write(ev) {
+                    Ok(o) => {
+                        let n = o.events();
+                        match out.write(o) {
+                            Ok(Some(spare)) => {
+                                if let Some(back) = &back {
+                                    let _ = back.try_send(spare);
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
                                 fail(&e);
                                 return;
                             }
                         }
                         dirty = true;
-                        sink_stats
-                            .events_out
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        sink_stats.events_out.fetch_add(n as u64, Ordering::Relaxed);
                         if last_flush.elapsed() < FLUSH_EVERY {
                             continue;
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => {
-                        let _ = sink.flush();
+                        let _ = out.flush();
                         return;
                     }
                 }
                 if dirty {
-                    if let Err(e) = sink.flush() {
+                    if let Err(e) = out.flush() {
                         fail(&e);
                         return;
                     }
@@ -634,14 +695,15 @@ fn spawn_output(
             }
         })
         .context("cannot start the output thread")?;
-    Ok((ev_tx, sink_thread))
+    Ok((ev_tx, encoder, sink_thread))
 }
 
 /// Workers between the reader and the sink: one owner per connection.
 fn start_pipeline(
     cli: &Cli,
     stats: &Stats,
-    ev_tx: crossbeam_channel::Sender<Batch>,
+    encoder: Option<Encoder>,
+    ev_tx: crossbeam_channel::Sender<Output>,
 ) -> Result<(Pipeline, Arc<Mutex<DecodeStats>>)> {
     let pipeline_cfg = PipelineConfig {
         workers: cli
@@ -663,23 +725,11 @@ fn start_pipeline(
                 Arc::clone(&stats.tls),
             )
         },
+        encoder,
         ev_tx,
     )
     .context("cannot start the worker threads")?;
     Ok((pipeline, decode_stats))
-}
-
-/// `--bench-discard`: events are counted and dropped instead of written, so
-/// a benchmark can tell decoding from output encoding.
-struct Discard;
-
-impl Sink for Discard {
-    fn write(&mut self, _ev: &Event) -> Result<(), weft_sink::SinkError> {
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<(), weft_sink::SinkError> {
-        Ok(())
-    }
 }
 
 fn report_recording(r: &record::Recorder, stats: &Stats) {
@@ -725,8 +775,8 @@ fn run_replay(cli: &Cli, path: &Path) -> Result<ExitCode> {
     let cpu_before = weft_bpf::sensor::process_cpu_ns();
     let stats = Arc::new(Stats::default());
     let stop = stop_flag()?;
-    let (ev_tx, sink_thread) = spawn_output(cli, &stats, &stop)?;
-    let (pipeline, decode_stats) = start_pipeline(cli, &stats, ev_tx)?;
+    let (ev_tx, encoder, sink_thread) = spawn_output(cli, &stats, &stop)?;
+    let (pipeline, decode_stats) = start_pipeline(cli, &stats, encoder, ev_tx)?;
     let reader = reader::Reader::new(
         cli.payload_cap,
         reader::Host::replayed(&replay.header),
