@@ -13,6 +13,7 @@ mod stats;
 mod targets;
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -549,10 +550,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Where the output stage writes: a sink formatting events (console), or
 /// bytes the workers already encoded (JSON lines, or nothing for
-/// `--bench-discard`).
+/// `--bench-discard`), written to standard output as they come: the chunks
+/// are whole lines of up to 256 KiB, so a buffer would only add a copy.
 enum Out {
     Sink(Box<dyn Sink + Send>),
-    Encoded(std::io::BufWriter<std::io::Stdout>),
+    Encoded(std::fs::File),
 }
 
 impl Out {
@@ -607,10 +609,18 @@ fn spawn_output(
 )> {
     let (ev_tx, ev_rx) = bounded::<Output>(PipelineConfig::default().output_batches());
     let stdout = || std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let raw_stdout = || -> Result<std::fs::File> {
+        Ok(std::fs::File::from(
+            std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot use standard output")?,
+        ))
+    };
     let (mut out, encoder, back) = if cli.bench_discard {
         // Events are built, then dropped by the workers unencoded.
         let (enc, back) = Encoder::new(Arc::new(|_: &Event, _: &mut Vec<u8>| {}));
-        (Out::Encoded(stdout()), Some(enc), Some(back))
+        (Out::Encoded(raw_stdout()?), Some(enc), Some(back))
     } else if cli.json {
         let opts = JsonOptions::default().redact(!cli.no_redact);
         let (enc, back) = Encoder::new(Arc::new(move |ev: &Event, buf: &mut Vec<u8>| {
@@ -620,7 +630,7 @@ fn spawn_output(
                 buf.push(b'\n');
             }
         }));
-        (Out::Encoded(stdout()), Some(enc), Some(back))
+        (Out::Encoded(raw_stdout()?), Some(enc), Some(back))
     } else {
         let color = !cli.no_color
             && std::env::var_os("NO_COLOR").is_none()
