@@ -39,8 +39,9 @@ pub type Batch = Vec<Event>;
 pub const BATCH: usize = 64;
 
 /// A worker sends its encoded output once this much is waiting (and at the
-/// end of every input batch).
-const ENCODED_CHUNK: usize = 256 << 10;
+/// end of every input batch). With the output queue's 128 chunks, at most
+/// ~10 MiB of encoded output waits for the output thread.
+const ENCODED_CHUNK: usize = 64 << 10;
 
 /// What the workers hand to the output stage.
 #[derive(Debug)]
@@ -78,14 +79,16 @@ impl Encoder {
     /// An encoder, and the sender the output stage returns written buffers
     /// through.
     pub fn new(encode: EncodeFn) -> (Encoder, Sender<Vec<u8>>) {
-        let (tx, rx) = bounded(64);
+        // A few spare buffers are enough to stop allocating; more would
+        // only hold memory.
+        let (tx, rx) = bounded(16);
         (Encoder { encode, spare: rx }, tx)
     }
 
     fn buffer(&self) -> Vec<u8> {
         self.spare
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(ENCODED_CHUNK + (ENCODED_CHUNK >> 2)))
+            .unwrap_or_else(|_| Vec::with_capacity(ENCODED_CHUNK + (16 << 10)))
     }
 }
 

@@ -551,7 +551,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// Where the output stage writes: a sink formatting events (console), or
 /// bytes the workers already encoded (JSON lines, or nothing for
 /// `--bench-discard`), written to standard output as they come: the chunks
-/// are whole lines of up to 256 KiB, so a buffer would only add a copy.
+/// are whole lines, ~64 KiB (more for one huge event), so a buffer would only
+/// add a copy.
 enum Out {
     Sink(Box<dyn Sink + Send>),
     Encoded(std::fs::File),
@@ -573,7 +574,8 @@ impl Out {
                         source,
                     })?;
                 bytes.clear();
-                Ok(Some(bytes))
+                // A buffer grown for a huge event is not kept for reuse.
+                Ok((bytes.capacity() <= 256 << 10).then_some(bytes))
             }
             // Not produced: the workers encode exactly when the output is
             // `Encoded`.
