@@ -40,6 +40,10 @@ struct Partial {
 
 /// Sans-IO joiner: feed it records in ring order.
 pub struct Assembler {
+    /// The thread whose pieces came last, and its call: a call's pieces
+    /// and its record are mostly adjacent in the ring, so most calls never
+    /// touch the map. A thread's pieces are here or in `partial`, never both.
+    last: Option<(u32, Partial)>,
     partial: HashMap<u32, Partial, foldhash::fast::RandomState>,
     max_payload: usize,
     stats: AssemblyStats,
@@ -49,6 +53,7 @@ impl Assembler {
     /// `max_payload`: the per-call cap the kernel was loaded with.
     pub fn new(max_payload: usize) -> Self {
         Assembler {
+            last: None,
             partial: HashMap::default(),
             max_payload,
             stats: AssemblyStats::default(),
@@ -61,15 +66,34 @@ impl Assembler {
 
     /// Calls in flight (pieces waiting for their call record).
     pub fn pending(&self) -> usize {
-        self.partial.len()
+        self.partial.len() + usize::from(self.last.is_some())
+    }
+
+    /// `tid`'s pieces, taken out of wherever they are.
+    fn take(&mut self, tid: u32) -> Option<Partial> {
+        match self.last.take() {
+            Some((t, p)) if t == tid => Some(p),
+            other => {
+                self.last = other;
+                self.partial.remove(&tid)
+            }
+        }
     }
 
     pub fn on_data(&mut self, tid: u32, call_id: u64, offset: u32, bytes: &[u8]) {
-        let p = self.partial.entry(tid).or_insert_with(|| Partial {
-            call_id,
-            buf: Vec::new(),
-            broken: false,
-        });
+        if !matches!(&self.last, Some((t, _)) if *t == tid) {
+            let p = self.partial.remove(&tid).unwrap_or_else(|| Partial {
+                call_id,
+                buf: Vec::with_capacity(bytes.len()),
+                broken: false,
+            });
+            if let Some((t, parked)) = self.last.replace((tid, p)) {
+                self.partial.insert(t, parked);
+            }
+        }
+        let Some((_, p)) = self.last.as_mut() else {
+            return;
+        };
         if p.call_id != call_id {
             self.stats.orphaned_calls += 1;
             self.stats.orphaned_bytes += p.buf.len() as u64;
@@ -95,7 +119,7 @@ impl Assembler {
 
     /// Close a call: returns it with every piece seen for it.
     pub fn on_call(&mut self, call: CallRec) -> Assembled {
-        let payload = match self.partial.remove(&call.tid) {
+        let payload = match self.take(call.tid) {
             Some(p) if p.call_id == call.call_id => p.buf,
             Some(p) => {
                 self.stats.orphaned_calls += 1;
@@ -115,7 +139,7 @@ impl Assembler {
 
     /// A thread ended: its unfinished pieces will never complete.
     pub fn forget_thread(&mut self, tid: u32) {
-        if let Some(p) = self.partial.remove(&tid) {
+        if let Some(p) = self.take(tid) {
             self.stats.orphaned_calls += 1;
             self.stats.orphaned_bytes += p.buf.len() as u64;
         }
@@ -184,6 +208,35 @@ mod tests {
         let y = a.on_call(call(1, 10, 4, 4));
         assert_eq!(x.payload, b"bb");
         assert_eq!(y.payload, b"aaAA");
+    }
+
+    /// Pieces parked in the map when another thread's come, and found there
+    /// again; a forgotten thread's pieces counted wherever they were.
+    #[test]
+    fn threads_move_between_the_last_slot_and_the_map() {
+        let mut a = Assembler::new(1 << 20);
+        a.on_data(1, 10, 0, b"one");
+        a.on_data(2, 20, 0, b"two");
+        a.on_data(3, 30, 0, b"three");
+        a.on_data(1, 10, 3, b"ONE");
+        assert_eq!(a.pending(), 3);
+        assert_eq!(a.on_call(call(2, 20, 3, 3)).payload, b"two");
+        assert_eq!(a.on_call(call(1, 10, 6, 6)).payload, b"oneONE");
+        a.forget_thread(3);
+        assert_eq!(a.pending(), 0);
+        assert_eq!(a.stats().orphaned_calls, 1);
+        assert_eq!(a.stats().orphaned_bytes, 5);
+        a.on_data(4, 40, 0, b"x");
+        a.forget_thread(4);
+        assert_eq!(a.stats().orphaned_calls, 2);
+        assert_eq!(
+            a.stats(),
+            AssemblyStats {
+                orphaned_calls: 2,
+                orphaned_bytes: 6,
+                ..AssemblyStats::default()
+            }
+        );
     }
 
     #[test]

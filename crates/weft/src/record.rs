@@ -21,7 +21,7 @@
 //! and is reported, the records before it are replayed.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -161,6 +161,8 @@ pub struct Replay {
     input: BufReader<File>,
     pub header: Header,
     buf: Vec<u8>,
+    /// Bytes of the record returned last, still in `input`'s buffer.
+    consumed: usize,
     /// The file ended inside a record.
     pub cut_short: bool,
 }
@@ -216,12 +218,30 @@ impl Replay {
             input,
             header,
             buf: Vec::with_capacity(1 << 15),
+            consumed: 0,
             cut_short: false,
         })
     }
 
     /// The next record, `None` at the end of the file.
     pub fn next_record(&mut self) -> Result<Option<&[u8]>, RecordError> {
+        // Most records lie whole in the input's buffer: returned from
+        // there, without a copy.
+        self.input.consume(std::mem::take(&mut self.consumed));
+        let avail = self.input.fill_buf().map_err(|source| RecordError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        if let Some(head) = avail.first_chunk::<4>() {
+            let len = u32::from_le_bytes(*head);
+            if len <= MAX_RECORD && avail.len() >= 4 + len as usize {
+                let end = 4 + len as usize;
+                self.consumed = end;
+                return Ok(Some(&self.input.buffer()[4..end]));
+            }
+        }
+        // A record across the buffer's end (or a damaged length): read in
+        // pieces.
         let mut len = [0u8; 4];
         match read_full(&mut self.input, &mut len) {
             Ok(0) => return Ok(None),
