@@ -257,6 +257,7 @@ impl Pipeline {
                 produced: Vec::new(),
                 encoded: Vec::new(),
                 encoded_events: 0,
+                emitted: 0,
             };
             let tick_every = cfg.tick_every;
             let h = std::thread::Builder::new()
@@ -289,7 +290,6 @@ impl Pipeline {
     /// while that worker's queue is full. Returns false when the pipeline
     /// is gone.
     pub fn send(&mut self, ev: Event) -> bool {
-        self.stats.events_in.fetch_add(1, Ordering::Relaxed);
         let mut h = self.seed.build_hasher();
         h.write_u64(shard_key(&ev));
         let idx = (h.finish() % self.inputs.len() as u64) as usize;
@@ -320,6 +320,11 @@ impl Pipeline {
 
     fn send_batch(&mut self, idx: usize) -> bool {
         let batch = std::mem::take(&mut self.pending[idx]);
+        // Counted per batch: a counter written per event would share its
+        // cache line with the workers' at every event.
+        self.stats
+            .events_in
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let tx = &self.inputs[idx];
         match tx.try_send(batch) {
             Ok(()) => true,
@@ -355,6 +360,8 @@ struct Worker {
     /// Encoded output of the current step, with one.
     encoded: Vec<u8>,
     encoded_events: usize,
+    /// Events produced since the counter was last updated.
+    emitted: u64,
 }
 
 impl Worker {
@@ -387,7 +394,7 @@ impl Worker {
     }
 
     fn emit(&mut self, ev: Event) {
-        self.stats.events_out.fetch_add(1, Ordering::Relaxed);
+        self.emitted += 1;
         if !self.open {
             return;
         }
@@ -411,6 +418,11 @@ impl Worker {
 
     /// Sends what is waiting.
     fn send(&mut self) {
+        if self.emitted > 0 {
+            self.stats
+                .events_out
+                .fetch_add(std::mem::take(&mut self.emitted), Ordering::Relaxed);
+        }
         if !self.open {
             return;
         }
