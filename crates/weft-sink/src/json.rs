@@ -800,17 +800,41 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     j.finish();
 }
 
-/// Recently written fragments of one kind, direct-mapped by a hash of their
-/// key (per thread: each sink thread has its own).
+/// Recently written fragments of one kind (per thread: each sink thread has
+/// its own), in [`SETS`] sets of two (see [`set_lookup`]).
 type FragmentCache<K> = std::cell::RefCell<Vec<Option<(K, Box<[u8]>)>>>;
-const FRAGMENT_SLOTS: usize = 64;
 
-/// Writes the members `write` produces, or copies them from `cache` when the
-/// slot for `hash` holds bytes written for a key that `matches`: the fields
-/// describing a process or a connection repeat on every one of its events,
-/// and copying ~200 bytes costs a fraction of formatting a dozen keys,
-/// addresses and numbers. `write` must produce at least one member, from a
-/// fresh state (no leading comma); the cached bytes depend on the key alone.
+/// Sets of a fragment cache; each holds the two most recently used entries
+/// that hash to it.
+pub(super) const SETS: usize = 64;
+
+/// The index in a two-way cache of `SETS` sets (`2 * SETS` entries) of the
+/// entry that `matches`, moved to the front of its set; or, when neither of
+/// the set's two does, of the entry to overwrite (the front one, after the
+/// older of the two was dropped for it). Two ways, not one: with one, two
+/// contexts busy at the same time that hash to the same set (a connection's
+/// client and server side, say) evict each other on every event.
+pub(super) fn set_lookup<T>(
+    entries: &mut [Option<T>],
+    hash: u64,
+    matches: impl Fn(&T) -> bool,
+) -> (usize, bool) {
+    let set = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % SETS;
+    let front = 2 * set;
+    if entries[front].as_ref().is_some_and(&matches) {
+        return (front, true);
+    }
+    entries.swap(front, front + 1);
+    (front, entries[front].as_ref().is_some_and(&matches))
+}
+
+/// Writes the members `write` produces, or copies them from `cache` when it
+/// holds bytes written for a key that `matches` (`hash` picks the set): the
+/// fields describing a process or a connection repeat on every one of its
+/// events, and copying ~200 bytes costs a fraction of formatting a dozen
+/// keys, addresses and numbers. `write` must produce at least one member,
+/// from a fresh state (no leading comma); the cached bytes depend on the key
+/// alone.
 fn members_cached<K>(
     j: &mut Obj<'_>,
     cache: &'static std::thread::LocalKey<FragmentCache<K>>,
@@ -823,21 +847,21 @@ fn members_cached<K>(
         j.out.push(b',');
     }
     j.first = true;
-    let slot = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % FRAGMENT_SLOTS;
     cache.with(|c| {
         let Ok(mut slots) = c.try_borrow_mut() else {
             return write(j);
         };
         if slots.is_empty() {
-            slots.resize_with(FRAGMENT_SLOTS, || None);
+            slots.resize_with(2 * SETS, || None);
         }
-        match &slots[slot] {
-            Some((k, bytes)) if matches(k) => j.out.extend_from_slice(bytes),
+        let (i, hit) = set_lookup(&mut slots, hash, |(k, _)| matches(k));
+        match &slots[i] {
+            Some((_, bytes)) if hit => j.out.extend_from_slice(bytes),
             _ => {
                 let start = j.out.len();
                 write(j);
                 debug_assert!(j.out.len() > start, "a cached fragment wrote nothing");
-                slots[slot] = Some((make_key(), j.out[start..].into()));
+                slots[i] = Some((make_key(), j.out[start..].into()));
             }
         }
     });

@@ -29,9 +29,9 @@ use weft_core::event::{Flow, Http, ProcessInfo, Role, TlsLibrary, TlsSession};
 use weft_proto::{Body, End, Field, Headers, Message};
 
 use super::{
-    JsonOptions, Obj, header_object, is_plain_ascii, push_header_key, push_json_bytes,
-    push_json_str, weft_tls, write_connection_fields, write_ecs_tls, write_process_fields,
-    write_weft_head,
+    JsonOptions, Obj, SETS, header_object, is_plain_ascii, push_header_key, push_json_bytes,
+    push_json_str, set_lookup, weft_tls, write_connection_fields, write_ecs_tls,
+    write_process_fields, write_weft_head,
 };
 use crate::datetime::{push_digits, push_rfc3339_utc};
 use crate::http::{self, HttpUrl};
@@ -118,8 +118,6 @@ struct Context {
     split: usize,
 }
 
-const CONTEXT_SLOTS: usize = 64;
-
 thread_local! {
     static CONTEXTS: RefCell<Vec<Option<Context>>> = const { RefCell::new(Vec::new()) };
 }
@@ -197,7 +195,7 @@ pub(super) fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
             return write_http(h, opts, out, &ctx);
         };
         if slots.is_empty() {
-            slots.resize_with(CONTEXT_SLOTS, || None);
+            slots.resize_with(2 * SETS, || None);
         }
         let p = &*h.process;
         let hash = u64::from(p.pid)
@@ -207,9 +205,9 @@ pub(super) fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
             })
             ^ (h.role as u64) << 48
             ^ (h.library as u64) << 52;
-        let slot = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % CONTEXT_SLOTS;
-        let entry = &mut slots[slot];
-        if !entry.as_ref().is_some_and(|ctx| ctx.matches(h)) {
+        let (i, hit) = set_lookup(&mut slots, hash, |ctx| ctx.matches(h));
+        let entry = &mut slots[i];
+        if !hit {
             *entry = Some(Context::new(h));
         }
         match entry {
