@@ -13,7 +13,7 @@ use base64::Engine as _;
 use weft_core::event::{Endpoint, Event, Flow, ProcessInfo, TlsData, TlsSession};
 use weft_proto::{Field, Headers};
 
-use crate::datetime::{push_digits, push_rfc3339_utc};
+use crate::datetime::{push_digits, push_rfc3339_utc, push_uint};
 use crate::escape::is_unsafe_non_ascii;
 use crate::http;
 mod packets;
@@ -943,7 +943,7 @@ impl<'a> Obj<'a> {
 
     fn u64(&mut self, key: &str, value: u64) {
         self.key(key);
-        push_digits(self.out, value, 1);
+        push_uint(self.out, value);
     }
 
     fn u64_as_str(&mut self, key: &str, value: u64) {
@@ -1049,19 +1049,23 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// string is copied as it is (most header names and values, paths, ids),
 /// without UTF-8 validation or the escaping loop.
 fn is_plain_ascii(bytes: &[u8]) -> bool {
+    let word = |w: &[u8]| <[u8; 8]>::try_from(w).map(u64::from_le_bytes);
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .all(|&b| b.is_ascii() && BYTE_CLASS[usize::from(b)] == 0);
+    }
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
-        let Ok(w) = <[u8; 8]>::try_from(w) else {
-            return false;
-        };
-        if word_needs_look(u64::from_le_bytes(w)) {
+        if !word(w).is_ok_and(|w| !word_needs_look(w)) {
             return false;
         }
     }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| b.is_ascii() && BYTE_CLASS[usize::from(b)] == 0)
+    // The rest: the last eight bytes, overlapping what was checked.
+    words.remainder().is_empty()
+        || bytes
+            .get(bytes.len() - 8..)
+            .is_some_and(|w| word(w).is_ok_and(|w| !word_needs_look(w)))
 }
 
 /// `"bytes"` for bytes that [`is_plain_ascii`].

@@ -33,7 +33,7 @@ use super::{
     push_json_str, set_lookup, weft_tls, write_connection_fields, write_ecs_tls,
     write_process_fields, write_weft_head,
 };
-use crate::datetime::{push_digits, push_rfc3339_utc};
+use crate::datetime::{push_rfc3339_utc, push_uint};
 use crate::http::{self, HttpUrl};
 
 /// Everything from `","ecs"` to the action: the same on every http event.
@@ -43,8 +43,8 @@ const HEAD: &[u8] = b"\",\"ecs\":{\"version\":\"8.11.0\"},\"event\":{\"kind\":\"
 
 /// What the event needs from one header list, found in one pass: the value
 /// of the first field of each name (ASCII case-insensitive), as
-/// [`Headers::get`] would give it.
-#[derive(Default, Clone, Copy)]
+/// [`Headers::get`] would give it, and the regular (not pseudo) fields.
+#[derive(Clone, Copy)]
 struct Facts<'a> {
     method: Option<&'a [u8]>,
     path: Option<&'a [u8]>,
@@ -54,13 +54,45 @@ struct Facts<'a> {
     user_agent: Option<&'a [u8]>,
     content_type: Option<&'a [u8]>,
     status: Option<&'a [u8]>,
+    /// The first [`FAST_FIELDS`] regular fields, in order.
+    fields: [Field<'a>; FAST_FIELDS],
+    regular: usize,
+    /// There were more regular fields than that.
+    overflow: bool,
 }
+
+const NO_FIELD: Field<'static> = Field {
+    name: &[],
+    value: &[],
+    sensitive: false,
+};
 
 impl<'a> Facts<'a> {
     fn of(headers: &'a Headers) -> Self {
-        let mut f = Facts::default();
+        let mut f = Facts {
+            method: None,
+            path: None,
+            authority: None,
+            host: None,
+            referer: None,
+            user_agent: None,
+            content_type: None,
+            status: None,
+            fields: [NO_FIELD; FAST_FIELDS],
+            regular: 0,
+            overflow: false,
+        };
         for field in headers.iter() {
             let name = field.name;
+            if !field.is_pseudo() {
+                match f.fields.get_mut(f.regular) {
+                    Some(slot) => {
+                        *slot = field;
+                        f.regular += 1;
+                    }
+                    None => f.overflow = true,
+                }
+            }
             let slot = match name.len() {
                 4 if is(name, b"host") => &mut f.host,
                 5 if is(name, b":path") => &mut f.path,
@@ -232,7 +264,7 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
     out.extend_from_slice(HEAD);
     if let Some(ns) = http::duration_ns(h) {
         out.extend_from_slice(b",\"duration\":");
-        push_digits(out, ns, 1);
+        push_uint(out, ns);
     }
     out.extend_from_slice(b"},");
     out.extend_from_slice(head);
@@ -267,7 +299,7 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
             j.lit_key(b"\"referrer\":");
             push_json_bytes(j.out, &shown);
         }
-        headers_member(&mut j, &req.headers, redact);
+        headers_member(&mut j, &req.headers, &rq, redact);
         body_member(&mut j, req, rq.content_type, redact);
         out.push(b'}');
     }
@@ -279,13 +311,13 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
         };
         if let Some(status) = rs.status_code() {
             j.lit_key(b"\"status_code\":");
-            push_digits(j.out, u64::from(status), 1);
+            push_uint(j.out, u64::from(status));
         }
         if let Some(mime) = rs.mime_type() {
             j.lit_key(b"\"mime_type\":");
             push_json_bytes(j.out, mime);
         }
-        headers_member(&mut j, &resp.headers, redact);
+        headers_member(&mut j, &resp.headers, &rs, redact);
         body_member(&mut j, resp, rs.content_type, redact);
         out.push(b'}');
     }
@@ -299,10 +331,10 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
 
     out.push(b',');
     out.extend_from_slice(tail);
-    push_digits(out, u64::from(t.stream_id), 1);
+    push_uint(out, u64::from(t.stream_id));
     if let Some(parent) = t.promised_by {
         out.extend_from_slice(b",\"promised_by\":");
-        push_digits(out, u64::from(parent), 1);
+        push_uint(out, u64::from(parent));
     }
     match h.role {
         Role::Client => out.extend_from_slice(b",\"role\":\"client\",\"end\":\""),
@@ -315,11 +347,11 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
             out.extend_from_slice(b"reset\",\"reset_by\":\"");
             out.extend_from_slice(http::direction_side(by).as_bytes());
             out.extend_from_slice(b"\",\"error_code\":");
-            push_digits(out, u64::from(error_code), 1);
+            push_uint(out, u64::from(error_code));
         }
         End::GoAway { error_code } => {
             out.extend_from_slice(b"goaway\",\"error_code\":");
-            push_digits(out, u64::from(error_code), 1);
+            push_uint(out, u64::from(error_code));
         }
         end => {
             out.extend_from_slice(http::end_name(end).as_bytes());
@@ -350,7 +382,7 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
             if i > 0 {
                 out.push(b',');
             }
-            push_digits(out, u64::from(status), 1);
+            push_uint(out, u64::from(status));
         }
         out.push(b']');
     }
@@ -444,7 +476,7 @@ fn url_fast(out: &mut Vec<u8>, rq: &Facts<'_>, tls: bool, redact: bool) -> bool 
     }
     if let Some(port) = port.and_then(parse_port) {
         out.extend_from_slice(b",\"port\":");
-        push_digits(out, u64::from(port), 1);
+        push_uint(out, u64::from(port));
     }
     if target.is_some() {
         let q = rest.iter().position(|&b| b == b'?');
@@ -531,25 +563,11 @@ const FAST_FIELDS: usize = 16;
 /// repeated names every field is its own member, in order; a field whose
 /// name redaction never touches (and not marked sensitive) is written as
 /// it is, the rest through [`http::shown_value`].
-fn headers_member(j: &mut Obj<'_>, headers: &Headers, redact: bool) {
-    const NONE: Field<'static> = Field {
-        name: &[],
-        value: &[],
-        sensitive: false,
-    };
-    let mut fields = [NONE; FAST_FIELDS];
-    let mut k = 0;
-    for f in headers.iter() {
-        if f.is_pseudo() {
-            continue;
-        }
-        let Some(slot) = fields.get_mut(k) else {
-            return header_object(j, "headers", headers, redact);
-        };
-        *slot = f;
-        k += 1;
+fn headers_member(j: &mut Obj<'_>, headers: &Headers, facts: &Facts<'_>, redact: bool) {
+    if facts.overflow {
+        return header_object(j, "headers", headers, redact);
     }
-    let fields = &fields[..k];
+    let fields = &facts.fields[..facts.regular.min(FAST_FIELDS)];
     if fields.is_empty() {
         return;
     }
@@ -633,7 +651,7 @@ pub(super) fn is_kept_as_is(name: &[u8]) -> bool {
 /// UTF-8 check of the content done once when redaction leaves it as it is.
 fn body_member(j: &mut Obj<'_>, m: &Message, content_type: Option<&[u8]>, redact: bool) {
     j.lit_key(b"\"body\":{\"bytes\":");
-    push_digits(j.out, m.body.size, 1);
+    push_uint(j.out, m.body.size);
     let content = m.body.content();
     // An empty body has no content, masked or not.
     if !content.is_empty() {
@@ -680,7 +698,7 @@ fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
 /// `weft.http.<side>.body` (and `grpc`) as `weft_body_object` writes it.
 fn weft_body_member(j: &mut Obj<'_>, b: &Body) {
     j.lit_key(b"\"body\":{\"kept\":");
-    push_digits(j.out, b.data.len() as u64, 1);
+    push_uint(j.out, b.data.len() as u64);
     let decoded = http::is_decoded(b);
     match (http::content_is_partial(b), decoded) {
         (false, false) => j
