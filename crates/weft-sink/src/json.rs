@@ -1048,6 +1048,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Whether every byte is printable ASCII other than `"` and `\\`: such a
 /// string is copied as it is (most header names and values, paths, ids),
 /// without UTF-8 validation or the escaping loop.
+#[inline]
 fn is_plain_ascii(bytes: &[u8]) -> bool {
     let word = |w: &[u8]| <[u8; 8]>::try_from(w).map(u64::from_le_bytes);
     if bytes.len() < 8 {
@@ -1069,6 +1070,7 @@ fn is_plain_ascii(bytes: &[u8]) -> bool {
 }
 
 /// `"bytes"` for bytes that [`is_plain_ascii`].
+#[inline]
 fn push_plain(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
@@ -1077,10 +1079,18 @@ fn push_plain(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends bytes as a JSON string literal, invalid UTF-8 replaced by U+FFFD.
+#[inline]
 fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     if is_plain_ascii(bytes) {
-        return push_plain(out, bytes);
+        push_plain(out, bytes);
+    } else {
+        push_json_bytes_escaped(out, bytes);
     }
+}
+
+/// [`push_json_bytes`] for bytes that are not plain ASCII.
+#[inline(never)]
+fn push_json_bytes_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     // Valid UTF-8 (nearly always) is checked by the fast validator; the
     // lossy conversion is only for the rest.
     match std::str::from_utf8(bytes) {
@@ -1154,6 +1164,7 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
 /// True unless all eight bytes of `w` are printable ASCII other than `"` and
 /// `\` (bytes below 0x20, `"`, `\`, 0x7f and above need a look). Exact about
 /// whether such a byte exists, which is all the caller asks.
+#[inline]
 fn word_needs_look(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
