@@ -29,7 +29,7 @@ use weft_core::event::{Flow, Http, ProcessInfo, Role, TlsLibrary, TlsSession};
 use weft_proto::{Body, End, Field, Headers, Message};
 
 use super::{
-    JsonOptions, Obj, SETS, header_object, is_plain_ascii, push_header_key, push_json_bytes,
+    BYTE_CLASS, JsonOptions, Obj, SETS, header_object, push_header_key, push_json_bytes,
     push_json_str, set_lookup, weft_tls, write_connection_fields, write_ecs_tls,
     write_process_fields, write_weft_head,
 };
@@ -443,23 +443,44 @@ fn url_fast(out: &mut Vec<u8>, rq: &Facts<'_>, tls: bool, redact: bool) -> bool 
     let Some(authority) = rq.authority.or(rq.host).filter(|a| !a.is_empty()) else {
         return false;
     };
+    // One pass over the authority: printable ASCII without `"`, `\\` or
+    // userinfo, and its last colon.
+    let mut colon = None;
+    for (i, &b) in authority.iter().enumerate() {
+        if !plain_byte(b) || b == b'@' {
+            return false;
+        }
+        if b == b':' {
+            colon = Some(i);
+        }
+    }
     let target = rq.path.filter(|p| !p.is_empty());
-    if target.is_some_and(|p| http::absolute_form(p).is_some())
-        || authority.contains(&b'@')
-        || !is_plain_ascii(authority)
-        || !target.is_none_or(is_plain_ascii)
-    {
-        return false;
+    let mut seps = (None, None);
+    if let Some(p) = target {
+        if p.first().is_some_and(|&b| b | 0x20 == b'h') && http::absolute_form(p).is_some() {
+            return false;
+        }
+        match query_and_fragment(p) {
+            Some(qf) => seps = qf,
+            None => return false,
+        }
     }
     let target = match target {
-        Some(p) if redact => Some(weft_core::redact::redact_query(p)),
+        // Without `?` or `#` there is no query to mask.
+        Some(p) if redact && (seps.0.is_some() || seps.1.is_some()) => {
+            let masked = weft_core::redact::redact_query(p);
+            if let Cow::Owned(m) = &masked {
+                match query_and_fragment(m) {
+                    Some(qf) => seps = qf,
+                    None => return false, // cannot happen: the mask is plain ASCII
+                }
+            }
+            Some(masked)
+        }
         Some(p) => Some(Cow::Borrowed(p)),
         None => None,
     };
     let rest: &[u8] = target.as_deref().unwrap_or_default();
-    if !is_plain_ascii(rest) {
-        return false; // cannot happen: the mask is plain ASCII
-    }
     out.reserve(2 * (authority.len() + rest.len()) + 128);
     if tls {
         out.extend_from_slice(b",\"url\":{\"full\":\"https://");
@@ -473,7 +494,16 @@ fn url_fast(out: &mut Vec<u8>, rq: &Facts<'_>, tls: bool, redact: bool) -> bool 
     } else {
         out.extend_from_slice(b"\",\"scheme\":\"http\"");
     }
-    let (host, port) = http::split_host_port(authority);
+    // `http::split_host_port`, from the colon found above.
+    let (host, port) = match colon {
+        _ if authority.first() == Some(&b'[') => http::split_host_port(authority),
+        None => (authority, None),
+        Some(c) => match &authority[c + 1..] {
+            [] => (&authority[..c], None),
+            p if p.iter().all(u8::is_ascii_digit) => (&authority[..c], Some(p)),
+            _ => (authority, None),
+        },
+    };
     if !host.is_empty() {
         out.extend_from_slice(b",\"domain\":\"");
         out.extend_from_slice(host);
@@ -484,8 +514,7 @@ fn url_fast(out: &mut Vec<u8>, rq: &Facts<'_>, tls: bool, redact: bool) -> bool 
         push_uint(out, u64::from(port));
     }
     if target.is_some() {
-        let q = rest.iter().position(|&b| b == b'?');
-        let f = rest.iter().position(|&b| b == b'#');
+        let (q, f) = seps;
         let path_end = q.or(f).map_or(rest.len(), |i| i.min(f.unwrap_or(i)));
         out.extend_from_slice(b",\"path\":\"");
         out.extend_from_slice(&rest[..path_end]);
@@ -503,6 +532,30 @@ fn url_fast(out: &mut Vec<u8>, rq: &Facts<'_>, tls: bool, redact: bool) -> bool 
     }
     out.push(b'}');
     true
+}
+
+/// Whether `b` is printable ASCII other than `"` and `\\` ([`super::is_plain_ascii`]
+/// of one byte).
+#[inline]
+fn plain_byte(b: u8) -> bool {
+    b.is_ascii() && BYTE_CLASS[usize::from(b)] == 0
+}
+
+/// The first `?` and the first `#` of a request target, when all of it is
+/// printable ASCII without `"` or `\\` (else none).
+fn query_and_fragment(target: &[u8]) -> Option<(Option<usize>, Option<usize>)> {
+    let (mut q, mut f) = (None, None);
+    for (i, &b) in target.iter().enumerate() {
+        if !plain_byte(b) {
+            return None;
+        }
+        if b == b'?' && q.is_none() {
+            q = Some(i);
+        } else if b == b'#' && f.is_none() {
+            f = Some(i);
+        }
+    }
+    Some((q, f))
 }
 
 /// Decimal digits (already checked) as a port; none above 65535, as
@@ -867,6 +920,26 @@ pub(super) mod tests {
                 (b":path", b"http://p.example/x?token=1"),
             ],
             &[(b":method", b"GET"), (b":path", b"HTTPS://p.example")],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"HTTP:/x"),
+                (b"host", b"[::1"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"h?a=1?token=2#c#d?e"),
+                (b"host", b"h:1:2"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/#?password=1"),
+                (b"host", b"[::1]x"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/?password=1#f"),
+                (b"host", b"h\x7f"),
+            ],
             &[
                 (b":method", b"connect"),
                 (b":path", b"h:443"),
