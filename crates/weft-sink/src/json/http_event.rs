@@ -642,11 +642,7 @@ fn headers_member(j: &mut Obj<'_>, headers: &Headers, facts: &Facts<'_>, redact:
         if i > 0 {
             j.out.push(b',');
         }
-        if kept_as_is(f.name) && !(redact && f.sensitive) {
-            // Lower-case printable ASCII names: the key needs no escaping.
-            j.out.push(b'"');
-            j.out.extend_from_slice(f.name);
-            j.out.extend_from_slice(b"\":");
+        if !(redact && f.sensitive) && push_kept_key(j.out, f.name) {
             push_json_bytes(j.out, f.value);
         } else {
             push_header_key(j.out, f.name);
@@ -656,24 +652,37 @@ fn headers_member(j: &mut Obj<'_>, headers: &Headers, facts: &Facts<'_>, redact:
     j.out.push(b'}');
 }
 
-/// Common header names (exactly, in lower case) whose values redaction
-/// shows as they are: each is `HeaderKind::Plain` in `weft_core::redact`
-/// (a test holds the two together).
-fn kept_as_is(name: &[u8]) -> bool {
-    match name.len() {
-        2 => name == b"te",
-        4 => name == b"date" || name == b"host" || name == b"vary" || name == b"etag",
-        6 => name == b"server" || name == b"accept" || name == b"origin",
-        7 => name == b"upgrade",
-        10 => name == b"user-agent" || name == b"connection",
-        11 => name == b"grpc-status",
-        12 => name == b"content-type" || name == b"grpc-message",
-        13 => name == b"cache-control" || name == b"last-modified",
-        14 => name == b"content-length",
-        15 => name == b"accept-encoding" || name == b"accept-language",
-        16 => name == b"content-encoding",
-        _ => false,
+/// For the common header names (exactly, in lower case) whose values
+/// redaction shows as they are, writes the key `"name":` as one constant
+/// copy and returns true; false (nothing written) for any other name. Each
+/// name is `HeaderKind::Plain` in `weft_core::redact` (a test holds the two
+/// together).
+fn push_kept_key(out: &mut Vec<u8>, name: &[u8]) -> bool {
+    macro_rules! kept {
+        ($($lit:literal),+) => {{
+            $(
+                if name == $lit.as_bytes() {
+                    out.extend_from_slice(concat!("\"", $lit, "\":").as_bytes());
+                    return true;
+                }
+            )+
+        }};
     }
+    match name.len() {
+        2 => kept!("te"),
+        4 => kept!("date", "host", "vary", "etag"),
+        6 => kept!("server", "accept", "origin"),
+        7 => kept!("upgrade"),
+        10 => kept!("user-agent", "connection"),
+        11 => kept!("grpc-status"),
+        12 => kept!("content-type", "grpc-message"),
+        13 => kept!("cache-control", "last-modified"),
+        14 => kept!("content-length"),
+        15 => kept!("accept-encoding", "accept-language"),
+        16 => kept!("content-encoding"),
+        _ => {}
+    }
+    false
 }
 
 #[cfg(test)]
@@ -702,7 +711,13 @@ pub(super) const KEPT_AS_IS: &[&[u8]] = &[
 
 #[cfg(test)]
 pub(super) fn is_kept_as_is(name: &[u8]) -> bool {
-    kept_as_is(name)
+    let mut key = Vec::new();
+    let kept = push_kept_key(&mut key, name);
+    assert_eq!(kept, !key.is_empty());
+    if kept {
+        assert_eq!(key, [&b"\""[..], name, b"\":"].concat());
+    }
+    kept
 }
 
 /// `body: {bytes, content | base64}` as `body_object` writes it, with the
