@@ -23,10 +23,7 @@ pub(crate) fn push_rfc3339_utc(out: &mut Vec<u8>, ns: u64) {
     }
     out.extend_from_slice(&prefix);
     // Nine digits (nanos < 10^9), two at a time.
-    let pair = |k: u64| {
-        let k = k as usize * 2;
-        [DIGIT_PAIRS[k], DIGIT_PAIRS[k + 1]]
-    };
+    let pair = |k: u64| PAIRS[k as usize % 100];
     let [a, b] = pair(nanos / 1_000_000 % 100);
     let [c, d] = pair(nanos / 10_000 % 100);
     let [e, f] = pair(nanos / 100 % 100);
@@ -119,10 +116,7 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 /// copies of constant length rather than through a digit buffer.
 #[inline]
 pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
-    let pair = |k: u64| {
-        let k = k as usize * 2;
-        [DIGIT_PAIRS[k], DIGIT_PAIRS[k + 1]]
-    };
+    let pair = |k: u64| PAIRS[k as usize % 100];
     if n < 10 {
         out.push(b'0' + n as u8);
     } else if n < 100 {
@@ -140,6 +134,17 @@ pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
         push_digits(out, n, 1);
     }
 }
+
+/// [`DIGIT_PAIRS`] as pairs: `PAIRS[n]` is `n` in two digits.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [DIGIT_PAIRS[2 * i], DIGIT_PAIRS[2 * i + 1]];
+        i += 1;
+    }
+    t
+};
 
 /// Appends `n` in decimal, zero-padded to at least `width` digits.
 pub(crate) fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {

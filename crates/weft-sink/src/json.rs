@@ -1157,7 +1157,9 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
             }
         }
     }
-    out.extend_from_slice(&bytes[run..]);
+    if run < bytes.len() {
+        out.extend_from_slice(&bytes[run..]);
+    }
     out.push(b'"');
 }
 
