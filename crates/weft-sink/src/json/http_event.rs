@@ -8,15 +8,19 @@
 //! - what depends only on the process, the connection and its TLS session
 //!   (`process`, `user`, `group`, `source`, `destination`, `network`, `tls`,
 //!   `weft.process`, `weft.flow`, `weft.tls`) is written once per context
-//!   into a per-thread direct-mapped cache and copied after that: one
-//!   lookup for the event, two copies;
+//!   into a per-thread two-way cache ([`set_lookup`]) and copied after that:
+//!   one lookup for the event, two copies;
 //! - each header list is read once for every value the event needs (method,
 //!   target, authority, referrer, user agent, content type, status) instead
-//!   of one scan per name;
+//!   of one scan per name, and the URL's parts are found in one pass over
+//!   the authority and one over the target;
 //! - a header object whose names are distinct and whose names are common
 //!   ones redaction leaves alone is written field by field without the
-//!   redaction rules or the grouping; anything else takes the general path
-//!   of [`header_object`], which gives the same bytes for every input.
+//!   redaction rules or the grouping, its keys as constants; anything else
+//!   (repeated names, many fields, sensitive fields, URLs that need
+//!   escaping, absolute-form targets, userinfo) takes the general path
+//!   ([`header_object`], [`HttpUrl`]), which gives the same bytes for every
+//!   input.
 //!
 //! The output is byte for byte what the general writers produce: the tests
 //! compare the two on every event shape they have.
