@@ -22,14 +22,24 @@ pub(crate) fn push_rfc3339_utc(out: &mut Vec<u8>, ns: u64) {
         LAST.set((secs, prefix));
     }
     out.extend_from_slice(&prefix);
-    let mut frac = [b'0'; 10];
-    let mut n = nanos;
-    for d in frac[..9].iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    frac[9] = b'Z';
-    out.extend_from_slice(&frac);
+    // Nine digits (nanos < 10^9), two at a time.
+    let pair = |k: u64| PAIRS[k as usize % 100];
+    let [a, b] = pair(nanos / 1_000_000 % 100);
+    let [c, d] = pair(nanos / 10_000 % 100);
+    let [e, f] = pair(nanos / 100 % 100);
+    let [g, h] = pair(nanos % 100);
+    out.extend_from_slice(&[
+        b'0' + (nanos / 100_000_000) as u8,
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        h,
+        b'Z',
+    ]);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` of a second since the epoch.
@@ -101,6 +111,41 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
+/// Appends `n` in decimal: [`push_digits`] with width 1, with the small
+/// numbers most fields hold (statuses, sizes, stream ids, ports) written as
+/// copies of constant length rather than through a digit buffer.
+#[inline]
+pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
+    let pair = |k: u64| PAIRS[k as usize % 100];
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else if n < 100 {
+        out.extend_from_slice(&pair(n));
+    } else if n < 1_000 {
+        let [a, b] = pair(n % 100);
+        out.extend_from_slice(&[b'0' + (n / 100) as u8, a, b]);
+    } else if n < 10_000 {
+        let ([a, b], [c, d]) = (pair(n / 100), pair(n % 100));
+        out.extend_from_slice(&[a, b, c, d]);
+    } else if n < 100_000 {
+        let ([b, c], [d, e]) = (pair(n / 100 % 100), pair(n % 100));
+        out.extend_from_slice(&[b'0' + (n / 10_000) as u8, b, c, d, e]);
+    } else {
+        push_digits(out, n, 1);
+    }
+}
+
+/// [`DIGIT_PAIRS`] as pairs: `PAIRS[n]` is `n` in two digits.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [DIGIT_PAIRS[2 * i], DIGIT_PAIRS[2 * i + 1]];
+        i += 1;
+    }
+    t
+};
+
 /// Appends `n` in decimal, zero-padded to at least `width` digits.
 pub(crate) fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut buf = [b'0'; 20];
@@ -126,6 +171,18 @@ pub(crate) fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uint_agrees_with_format() {
+        let mut values: Vec<u64> = (0..=200_000).collect();
+        values.extend((1..20).flat_map(|k| [10u64.pow(k) - 1, 10u64.pow(k), 10u64.pow(k) + 1]));
+        values.extend([u64::MAX, 123_456_789]);
+        for n in values {
+            let mut v = Vec::new();
+            push_uint(&mut v, n);
+            assert_eq!(String::from_utf8(v).expect("ASCII"), n.to_string());
+        }
+    }
 
     #[test]
     fn digits_agree_with_format_at_every_width() {

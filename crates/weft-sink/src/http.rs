@@ -341,7 +341,7 @@ impl HttpUrl {
 }
 
 /// For `http://...` / `https://...` (any case), the index after `://`.
-fn absolute_form(target: &[u8]) -> Option<usize> {
+pub(crate) fn absolute_form(target: &[u8]) -> Option<usize> {
     [&b"https://"[..], b"http://"]
         .into_iter()
         .find(|s| target.len() >= s.len() && target[..s.len()].eq_ignore_ascii_case(s))
@@ -366,7 +366,7 @@ fn push_authority(buf: &mut Vec<u8>, a: &[u8], redact: bool) {
 
 /// `host:443` -> (`host`, `443`); `[::1]:8443` -> (`[::1]`, `8443`); `host`
 /// -> (`host`, none). A "port" that is not all digits is part of the host.
-fn split_host_port(hp: &[u8]) -> (&[u8], Option<&[u8]>) {
+pub(crate) fn split_host_port(hp: &[u8]) -> (&[u8], Option<&[u8]>) {
     let search_from = if hp.first() == Some(&b'[') {
         match hp.iter().position(|&b| b == b']') {
             Some(close) => close,

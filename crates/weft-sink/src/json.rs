@@ -5,23 +5,25 @@
 //! reused buffer with no intermediate values, and the string escaping also
 //! neutralises characters that are valid JSON but unsafe on a terminal.
 
-use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use weft_core::event::{Endpoint, Event, Flow, Http, ProcessInfo, TlsData, TlsSession};
-use weft_proto::{Body, End, Field, Headers, Message};
+use weft_core::event::{Endpoint, Event, Flow, ProcessInfo, TlsData, TlsSession};
+use weft_proto::{Field, Headers};
 
-use crate::datetime::{push_digits, push_rfc3339_utc};
+use crate::datetime::{push_digits, push_rfc3339_utc, push_uint};
 use crate::escape::is_unsafe_non_ascii;
-use crate::http::{self, HttpUrl};
+use crate::http;
 mod packets;
 
 use crate::{ECS_VERSION, SCHEMA_VERSION, Sink, SinkError};
 
 mod conn;
+mod http_event;
+#[cfg(test)]
+mod reference;
 
 /// Buffers that grew past this for one huge event are shrunk back.
 const KEEP_CAPACITY: usize = 1 << 20;
@@ -138,7 +140,7 @@ pub fn encode_event(ev: &Event, out: &mut Vec<u8>) {
 pub fn encode_event_with(ev: &Event, opts: &JsonOptions, out: &mut Vec<u8>) {
     match ev {
         Event::TlsData(d) => encode_tls_data(d, out),
-        Event::Http(h) => encode_http(h, opts, out),
+        Event::Http(h) => http_event::encode_http(h, opts, out),
         Event::Loss(l) => encode_loss(l, out),
         Event::WebSocket(w) => encode_websocket(w, out),
         Event::TlsHandshake(h) => encode_handshake(h, out),
@@ -379,190 +381,6 @@ fn encode_tls_data(d: &TlsData, out: &mut Vec<u8>) {
     match std::str::from_utf8(&d.payload) {
         Ok(text) => j.str("text", text),
         Err(_) => j.base64("base64", &d.payload),
-    }
-    j.end();
-    j.end();
-
-    j.finish();
-}
-
-/// One decoded HTTP transaction (see `docs/schema.md`, "The http event").
-fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
-    let p = &*h.process;
-    let t = &*h.transaction;
-    let redact = opts.redact;
-    let ends = http::endpoints(h);
-    let url = HttpUrl::with_scheme(
-        t,
-        ends.map(|(_, server)| server),
-        redact,
-        h.library != weft_core::event::TlsLibrary::None,
-    );
-    let mut j = Obj::new(out);
-
-    event_head(
-        &mut j,
-        h.timestamp_ns,
-        "event",
-        "[\"network\",\"web\"]",
-        "[\"access\",\"protocol\"]",
-    );
-    j.str("action", "http-transaction");
-    if let Some(ns) = http::duration_ns(h) {
-        j.u64("duration", ns);
-    }
-    j.end();
-
-    process_fields(&mut j, p, None);
-    if let (Some(flow), Some((client, server))) = (&h.flow, ends) {
-        connection_fields_domain(
-            &mut j,
-            flow,
-            client,
-            server,
-            Some("http"),
-            h.destination_domain.as_deref(),
-        );
-    }
-
-    if !url.is_empty() {
-        j.begin("url");
-        if let Some(full) = url.full() {
-            j.bytes("full", full);
-            j.str(
-                "scheme",
-                if h.library == weft_core::event::TlsLibrary::None {
-                    "http"
-                } else {
-                    "https"
-                },
-            );
-        }
-        if let Some(domain) = url.domain() {
-            j.bytes("domain", domain);
-        }
-        if let Some(port) = url.port() {
-            j.u64("port", u64::from(port));
-        }
-        if let Some(path) = url.path() {
-            j.bytes("path", path);
-        }
-        if let Some(query) = url.query() {
-            j.bytes("query", query);
-        }
-        if let Some(fragment) = url.fragment() {
-            j.bytes("fragment", fragment);
-        }
-        j.end();
-    }
-
-    j.begin("http");
-    j.str("version", t.version());
-    let req = &t.request;
-    if req.seen {
-        j.begin("request");
-        if let Some(method) = t.method() {
-            j.bytes("method", method);
-        }
-        if let Some(mime) = http::mime_type(req) {
-            j.bytes("mime_type", mime);
-        }
-        if let Some(referrer) = req.headers.get(b"referer") {
-            let shown = if redact {
-                weft_core::redact::mask_header_value(b"referer", referrer)
-            } else {
-                Cow::Borrowed(referrer)
-            };
-            j.bytes("referrer", &shown);
-        }
-        header_object(&mut j, "headers", &req.headers, redact);
-        body_object(&mut j, req, redact);
-        j.end();
-    }
-    let resp = &t.response;
-    if resp.seen {
-        j.begin("response");
-        if let Some(status) = t.status() {
-            j.u64("status_code", u64::from(status));
-        }
-        if let Some(mime) = http::mime_type(resp) {
-            j.bytes("mime_type", mime);
-        }
-        header_object(&mut j, "headers", &resp.headers, redact);
-        body_object(&mut j, resp, redact);
-        j.end();
-    }
-    j.end();
-
-    if let Some(ua) = req.headers.get(b"user-agent") {
-        j.begin("user_agent");
-        j.bytes("original", ua);
-        j.end();
-    }
-
-    if let Some(s) = &h.tls {
-        ecs_tls(&mut j, s);
-    }
-    weft_head(&mut j, p, h.flow.as_ref());
-    j.begin("tls");
-    j.str("library", h.library.as_str());
-    if let Some(s) = &h.tls {
-        weft_tls(&mut j, s);
-    }
-    j.end();
-    j.begin("http");
-    j.u64("stream_id", u64::from(t.stream_id));
-    if let Some(parent) = t.promised_by {
-        j.u64("promised_by", u64::from(parent));
-    }
-    j.str("role", http::role_name(h.role));
-    j.str("end", http::end_name(t.end));
-    match t.end {
-        End::Reset { by, error_code } => {
-            j.str("reset_by", http::direction_side(by));
-            j.u64("error_code", u64::from(error_code));
-        }
-        End::GoAway { error_code } => j.u64("error_code", u64::from(error_code)),
-        _ => {}
-    }
-    let both = [req, resp];
-    j.bool("complete", t.is_complete());
-    j.bool(
-        "headers_incomplete",
-        both.iter().any(|m| m.headers_incomplete),
-    );
-    j.bool(
-        "headers_truncated",
-        both.iter().any(|m| m.headers_truncated),
-    );
-    j.bool(
-        "body_truncated",
-        both.iter().any(|m| http::content_is_partial(&m.body)),
-    );
-    j.bool("data_lost", both.iter().any(|m| m.data_lost));
-    if !t.interim.is_empty() {
-        j.key("interim");
-        j.out.push(b'[');
-        for (i, status) in http::interim_statuses(t).enumerate() {
-            if i > 0 {
-                j.out.push(b',');
-            }
-            push_digits(j.out, u64::from(status), 1);
-        }
-        j.out.push(b']');
-    }
-    j.bool("redacted", redact);
-    for (key, m) in [("request", req), ("response", resp)] {
-        let has_body = m.body.size > 0 || !m.body.data.is_empty();
-        let has_trailers = m.trailers.regular().next().is_some();
-        if m.seen && (has_body || has_trailers) {
-            j.begin(key);
-            if has_body {
-                weft_body_object(&mut j, &m.body);
-            }
-            header_object(&mut j, "trailers", &m.trailers, redact);
-            j.end();
-        }
     }
     j.end();
     j.end();
@@ -823,72 +641,26 @@ fn header_object(j: &mut Obj<'_>, key: &str, headers: &Headers, redact: bool) {
 
 /// A header name as a key: lower-case, escaped like any untrusted text.
 fn header_key(j: &mut Obj<'_>, name: &[u8]) {
+    if !j.first {
+        j.out.push(b',');
+    }
+    j.first = false;
+    push_header_key(j.out, name);
+}
+
+/// `"name":` for a header name: lower-case, escaped like any untrusted text.
+fn push_header_key(out: &mut Vec<u8>, name: &[u8]) {
     if is_plain_ascii(name) && !name.iter().any(u8::is_ascii_uppercase) {
-        if !j.first {
-            j.out.push(b',');
-        }
-        j.first = false;
-        push_plain(j.out, name);
-        j.out.push(b':');
+        push_plain(out, name);
     } else if name.iter().any(u8::is_ascii_uppercase) {
-        j.key_untrusted(&String::from_utf8_lossy(&name.to_ascii_lowercase()));
+        push_json_str(out, &String::from_utf8_lossy(&name.to_ascii_lowercase()));
     } else {
         match std::str::from_utf8(name) {
-            Ok(s) => j.key_untrusted(s),
-            Err(_) => j.key_untrusted(&String::from_utf8_lossy(name)),
+            Ok(s) => push_json_str(out, s),
+            Err(_) => push_json_str(out, &String::from_utf8_lossy(name)),
         }
     }
-}
-
-/// `body: {bytes, content | base64}`: the real size on the wire, and the
-/// body's content (decoded when a content coding was removed; redacted) as
-/// text when it is UTF-8 (a character cut by a limit is dropped), else as
-/// base64. No content for an empty body.
-fn body_object(j: &mut Obj<'_>, m: &Message, redact: bool) {
-    j.begin("body");
-    j.u64("bytes", m.body.size);
-    let data = http::shown_body(m, redact);
-    if !data.is_empty() {
-        match http::text_prefix(&data, http::content_is_partial(&m.body)) {
-            Some(text) => j.str("content", text),
-            None => j.base64("base64", &data),
-        }
-    }
-    j.end();
-}
-
-/// `weft.http.<side>.body` and `weft.http.<side>.grpc`: how the content
-/// shown came about.
-fn weft_body_object(j: &mut Obj<'_>, b: &Body) {
-    j.begin("body");
-    j.u64("kept", b.data.len() as u64);
-    j.bool("truncated", http::content_is_partial(b));
-    let decoded = http::is_decoded(b);
-    j.bool("decoded", decoded);
-    if let Some(d) = &b.decoded {
-        if decoded {
-            j.u64("decoded_bytes", d.size);
-        }
-        if let Some(e) = &d.error {
-            j.str("decode_error", &e.to_string());
-        }
-    }
-    if let Some(t) = b.sniffed_type {
-        j.str("sniffed_type", t);
-    }
-    j.end();
-    if let Some(g) = &b.grpc {
-        j.begin("grpc");
-        j.u64("messages", g.messages.len() as u64 + g.dropped);
-        j.u64(
-            "compressed",
-            g.messages.iter().filter(|m| m.compressed).count() as u64,
-        );
-        if let Some(e) = &g.error {
-            j.str("error", &e.to_string());
-        }
-        j.end();
-    }
+    out.push(b':');
 }
 
 /// ECS `tls.*`: the connection's TLS session facts, the same bytes for
@@ -1028,17 +800,41 @@ fn encode_handshake(h: &weft_core::event::TlsHandshake, out: &mut Vec<u8>) {
     j.finish();
 }
 
-/// Recently written fragments of one kind, direct-mapped by a hash of their
-/// key (per thread: each sink thread has its own).
+/// Recently written fragments of one kind (per thread: each sink thread has
+/// its own), in [`SETS`] sets of two (see [`set_lookup`]).
 type FragmentCache<K> = std::cell::RefCell<Vec<Option<(K, Box<[u8]>)>>>;
-const FRAGMENT_SLOTS: usize = 64;
 
-/// Writes the members `write` produces, or copies them from `cache` when the
-/// slot for `hash` holds bytes written for a key that `matches`: the fields
-/// describing a process or a connection repeat on every one of its events,
-/// and copying ~200 bytes costs a fraction of formatting a dozen keys,
-/// addresses and numbers. `write` must produce at least one member, from a
-/// fresh state (no leading comma); the cached bytes depend on the key alone.
+/// Sets of a fragment cache; each holds the two most recently used entries
+/// that hash to it.
+pub(super) const SETS: usize = 64;
+
+/// The index in a two-way cache of `SETS` sets (`2 * SETS` entries) of the
+/// entry that `matches`, moved to the front of its set; or, when neither of
+/// the set's two does, of the entry to overwrite (the front one, after the
+/// older of the two was dropped for it). Two ways, not one: with one, two
+/// contexts busy at the same time that hash to the same set (a connection's
+/// client and server side, say) evict each other on every event.
+pub(super) fn set_lookup<T>(
+    entries: &mut [Option<T>],
+    hash: u64,
+    matches: impl Fn(&T) -> bool,
+) -> (usize, bool) {
+    let set = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % SETS;
+    let front = 2 * set;
+    if entries[front].as_ref().is_some_and(&matches) {
+        return (front, true);
+    }
+    entries.swap(front, front + 1);
+    (front, entries[front].as_ref().is_some_and(&matches))
+}
+
+/// Writes the members `write` produces, or copies them from `cache` when it
+/// holds bytes written for a key that `matches` (`hash` picks the set): the
+/// fields describing a process or a connection repeat on every one of its
+/// events, and copying ~200 bytes costs a fraction of formatting a dozen
+/// keys, addresses and numbers. `write` must produce at least one member,
+/// from a fresh state (no leading comma); the cached bytes depend on the key
+/// alone.
 fn members_cached<K>(
     j: &mut Obj<'_>,
     cache: &'static std::thread::LocalKey<FragmentCache<K>>,
@@ -1051,21 +847,21 @@ fn members_cached<K>(
         j.out.push(b',');
     }
     j.first = true;
-    let slot = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % FRAGMENT_SLOTS;
     cache.with(|c| {
         let Ok(mut slots) = c.try_borrow_mut() else {
             return write(j);
         };
         if slots.is_empty() {
-            slots.resize_with(FRAGMENT_SLOTS, || None);
+            slots.resize_with(2 * SETS, || None);
         }
-        match &slots[slot] {
-            Some((k, bytes)) if matches(k) => j.out.extend_from_slice(bytes),
+        let (i, hit) = set_lookup(&mut slots, hash, |(k, _)| matches(k));
+        match &slots[i] {
+            Some((_, bytes)) if hit => j.out.extend_from_slice(bytes),
             _ => {
                 let start = j.out.len();
                 write(j);
                 debug_assert!(j.out.len() > start, "a cached fragment wrote nothing");
-                slots[slot] = Some((make_key(), j.out[start..].into()));
+                slots[i] = Some((make_key(), j.out[start..].into()));
             }
         }
     });
@@ -1096,6 +892,16 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(b"\":");
     }
 
+    /// A constant `"key":` (or `"key":{`, ...), with its comma.
+    #[inline]
+    fn lit_key(&mut self, key: &'static [u8]) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(key);
+    }
+
     fn begin(&mut self, key: &str) {
         self.key(key);
         self.out.push(b'{');
@@ -1109,16 +915,6 @@ impl<'a> Obj<'a> {
 
     fn finish(self) {
         self.out.push(b'}');
-    }
-
-    /// A key that comes from input (a header name): escaped like a value.
-    fn key_untrusted(&mut self, key: &str) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        push_json_str(self.out, key);
-        self.out.push(b':');
     }
 
     fn str(&mut self, key: &str, value: &str) {
@@ -1147,7 +943,7 @@ impl<'a> Obj<'a> {
 
     fn u64(&mut self, key: &str, value: u64) {
         self.key(key);
-        push_digits(self.out, value, 1);
+        push_uint(self.out, value);
     }
 
     fn u64_as_str(&mut self, key: &str, value: u64) {
@@ -1252,23 +1048,29 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Whether every byte is printable ASCII other than `"` and `\\`: such a
 /// string is copied as it is (most header names and values, paths, ids),
 /// without UTF-8 validation or the escaping loop.
+#[inline]
 fn is_plain_ascii(bytes: &[u8]) -> bool {
+    let word = |w: &[u8]| <[u8; 8]>::try_from(w).map(u64::from_le_bytes);
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .all(|&b| b.is_ascii() && BYTE_CLASS[usize::from(b)] == 0);
+    }
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
-        let Ok(w) = <[u8; 8]>::try_from(w) else {
-            return false;
-        };
-        if word_needs_look(u64::from_le_bytes(w)) {
+        if !word(w).is_ok_and(|w| !word_needs_look(w)) {
             return false;
         }
     }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| b.is_ascii() && BYTE_CLASS[usize::from(b)] == 0)
+    // The rest: the last eight bytes, overlapping what was checked.
+    words.remainder().is_empty()
+        || bytes
+            .get(bytes.len() - 8..)
+            .is_some_and(|w| word(w).is_ok_and(|w| !word_needs_look(w)))
 }
 
 /// `"bytes"` for bytes that [`is_plain_ascii`].
+#[inline]
 fn push_plain(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
@@ -1277,10 +1079,18 @@ fn push_plain(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends bytes as a JSON string literal, invalid UTF-8 replaced by U+FFFD.
+#[inline]
 fn push_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     if is_plain_ascii(bytes) {
-        return push_plain(out, bytes);
+        push_plain(out, bytes);
+    } else {
+        push_json_bytes_escaped(out, bytes);
     }
+}
+
+/// [`push_json_bytes`] for bytes that are not plain ASCII.
+#[inline(never)]
+fn push_json_bytes_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     // Valid UTF-8 (nearly always) is checked by the fast validator; the
     // lossy conversion is only for the rest.
     match std::str::from_utf8(bytes) {
@@ -1347,13 +1157,16 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
             }
         }
     }
-    out.extend_from_slice(&bytes[run..]);
+    if run < bytes.len() {
+        out.extend_from_slice(&bytes[run..]);
+    }
     out.push(b'"');
 }
 
 /// True unless all eight bytes of `w` are printable ASCII other than `"` and
 /// `\` (bytes below 0x20, `"`, `\`, 0x7f and above need a look). Exact about
 /// whether such a byte exists, which is all the caller asks.
+#[inline]
 fn word_needs_look(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -1908,6 +1721,7 @@ mod tests {
     use crate::test_support::{GZIP_BODY, h1_event, h2_event};
 
     fn encode_http_with(h: &Http, opts: JsonOptions) -> Value {
+        http_event::tests::assert_same_as_reference(h);
         let mut sink = JsonSink::with_options(Vec::new(), opts);
         sink.write(&Event::Http(h.clone())).expect("write to Vec");
         parse(&String::from_utf8(sink.into_inner()).expect("JSON lines are UTF-8"))

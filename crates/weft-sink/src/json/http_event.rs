@@ -1,0 +1,1188 @@
+//! The `http` event (`docs/schema.md`, "The http event"): the event kind
+//! there is one of per HTTP transaction, so the one whose cost per event
+//! decides the sink's throughput.
+//!
+//! Written with as little work per event as the output allows:
+//! - runs of keys that are the same on every event are one constant copy
+//!   (`","ecs":{"version":...},"event":{"kind":"event",...`);
+//! - what depends only on the process, the connection and its TLS session
+//!   (`process`, `user`, `group`, `source`, `destination`, `network`, `tls`,
+//!   `weft.process`, `weft.flow`, `weft.tls`) is written once per context
+//!   into a per-thread two-way cache ([`set_lookup`]) and copied after that:
+//!   one lookup for the event, two copies;
+//! - each header list is read once for every value the event needs (method,
+//!   target, authority, referrer, user agent, content type, status) instead
+//!   of one scan per name, and the URL's parts are found in one pass over
+//!   the authority and one over the target;
+//! - a header object whose names are distinct and whose names are common
+//!   ones redaction leaves alone is written field by field without the
+//!   redaction rules or the grouping, its keys as constants; anything else
+//!   (repeated names, many fields, sensitive fields, URLs that need
+//!   escaping, absolute-form targets, userinfo) takes the general path
+//!   ([`header_object`], [`HttpUrl`]), which gives the same bytes for every
+//!   input.
+//!
+//! The output is byte for byte what the general writers produce: the tests
+//! compare the two on every event shape they have.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use weft_core::event::{Flow, Http, ProcessInfo, Role, TlsLibrary, TlsSession};
+use weft_proto::{Body, End, Field, Headers, Message};
+
+use super::{
+    BYTE_CLASS, JsonOptions, Obj, SETS, header_object, push_header_key, push_json_bytes,
+    push_json_str, set_lookup, weft_tls, write_connection_fields, write_ecs_tls,
+    write_process_fields, write_weft_head,
+};
+use crate::datetime::{push_rfc3339_utc, push_uint};
+use crate::http::{self, HttpUrl};
+
+/// Everything from `","ecs"` to the action: the same on every http event.
+const HEAD: &[u8] = b"\",\"ecs\":{\"version\":\"8.11.0\"},\"event\":{\"kind\":\"event\",\
+\"category\":[\"network\",\"web\"],\"type\":[\"access\",\"protocol\"],\
+\"action\":\"http-transaction\"";
+
+/// What the event needs from one header list, found in one pass: the value
+/// of the first field of each name (ASCII case-insensitive), as
+/// [`Headers::get`] would give it, and the regular (not pseudo) fields.
+struct Facts<'a> {
+    method: Option<&'a [u8]>,
+    path: Option<&'a [u8]>,
+    authority: Option<&'a [u8]>,
+    host: Option<&'a [u8]>,
+    referer: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
+    content_type: Option<&'a [u8]>,
+    status: Option<&'a [u8]>,
+    /// The first [`FAST_FIELDS`] regular fields, in order.
+    fields: [Field<'a>; FAST_FIELDS],
+    regular: usize,
+    /// There were more regular fields than that.
+    overflow: bool,
+}
+
+const NO_FIELD: Field<'static> = Field {
+    name: &[],
+    value: &[],
+    sensitive: false,
+};
+
+impl<'a> Facts<'a> {
+    /// Nothing found yet.
+    const EMPTY: Facts<'static> = Facts {
+        method: None,
+        path: None,
+        authority: None,
+        host: None,
+        referer: None,
+        user_agent: None,
+        content_type: None,
+        status: None,
+        fields: [NO_FIELD; FAST_FIELDS],
+        regular: 0,
+        overflow: false,
+    };
+
+    /// Fills an [`EMPTY`](Self::EMPTY) value from `headers` (in place: the
+    /// value is ~700 bytes, not worth copying out of a constructor).
+    fn scan(&mut self, headers: &'a Headers) {
+        let f = self;
+        for field in headers.iter() {
+            let name = field.name;
+            if !field.is_pseudo() {
+                match f.fields.get_mut(f.regular) {
+                    Some(slot) => {
+                        *slot = field;
+                        f.regular += 1;
+                    }
+                    None => f.overflow = true,
+                }
+            }
+            let slot = match name.len() {
+                4 if is(name, b"host") => &mut f.host,
+                5 if is(name, b":path") => &mut f.path,
+                7 if is(name, b":method") => &mut f.method,
+                7 if is(name, b":status") => &mut f.status,
+                7 if is(name, b"referer") => &mut f.referer,
+                10 if is(name, b":authority") => &mut f.authority,
+                10 if is(name, b"user-agent") => &mut f.user_agent,
+                12 if is(name, b"content-type") => &mut f.content_type,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(field.value);
+            }
+        }
+    }
+
+    /// `Transaction::status`: three digits.
+    fn status_code(&self) -> Option<u16> {
+        match self.status? {
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_digit) => {
+                Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+            }
+            _ => None,
+        }
+    }
+
+    /// `http::mime_type`: the media type of `content-type`, when not empty.
+    fn mime_type(&self) -> Option<&'a [u8]> {
+        self.content_type
+            .map(weft_core::redact::mime_type)
+            .filter(|m| !m.is_empty())
+    }
+}
+
+/// `name` is `lower` (ASCII case-insensitive); decoders give names in lower
+/// case, so the exact comparison nearly always decides.
+#[inline]
+fn is(name: &[u8], lower: &[u8]) -> bool {
+    name == lower || name.eq_ignore_ascii_case(lower)
+}
+
+/// The fragments of one context (process, connection, role, TLS library and
+/// session, destination name): `bytes[..split]` is `process` .. `network`,
+/// `bytes[split..]` is `tls` .. `"weft":{"http":{"stream_id":`.
+struct Context {
+    process: Arc<ProcessInfo>,
+    flow: Option<Flow>,
+    role: Role,
+    library: TlsLibrary,
+    tls: Option<Arc<TlsSession>>,
+    domain: Option<Arc<str>>,
+    bytes: Box<[u8]>,
+    split: usize,
+}
+
+thread_local! {
+    static CONTEXTS: RefCell<Vec<Option<Context>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Context {
+    /// Whether the fragments were written for `h`'s context. The cache holds
+    /// the `Arc`s, so an address cannot be reused while cached; a different
+    /// `Arc` with equal contents gives the same bytes.
+    fn matches(&self, h: &Http) -> bool {
+        self.flow == h.flow
+            && self.role == h.role
+            && self.library == h.library
+            && (Arc::ptr_eq(&self.process, &h.process) || *self.process == *h.process)
+            && match (&self.tls, &h.tls) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+                _ => false,
+            }
+            && self.domain.as_deref() == h.destination_domain.as_deref()
+    }
+
+    fn new(h: &Http) -> Self {
+        let p = &*h.process;
+        let mut bytes = Vec::with_capacity(1024);
+        let mut j = Obj {
+            out: &mut bytes,
+            first: true,
+        };
+        write_process_fields(&mut j, p, None);
+        if let (Some(flow), Some((client, server))) = (&h.flow, http::endpoints(h)) {
+            write_connection_fields(
+                &mut j,
+                flow,
+                client,
+                server,
+                Some("http"),
+                h.destination_domain.as_deref(),
+            );
+        }
+        let split = bytes.len();
+        let mut j = Obj {
+            out: &mut bytes,
+            first: true,
+        };
+        if let Some(s) = &h.tls {
+            write_ecs_tls(&mut j, s, false);
+        }
+        write_weft_head(&mut j, p, h.flow.as_ref());
+        j.begin("tls");
+        j.str("library", h.library.as_str());
+        if let Some(s) = &h.tls {
+            weft_tls(&mut j, s);
+        }
+        j.end();
+        j.begin("http");
+        j.key("stream_id");
+        Context {
+            process: Arc::clone(&h.process),
+            flow: h.flow,
+            role: h.role,
+            library: h.library,
+            tls: h.tls.clone(),
+            domain: h.destination_domain.clone(),
+            bytes: bytes.into(),
+            split,
+        }
+    }
+}
+
+/// One decoded HTTP transaction.
+pub(super) fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
+    CONTEXTS.with(|c| {
+        let Ok(mut slots) = c.try_borrow_mut() else {
+            let ctx = Context::new(h);
+            return write_http(h, opts, out, &ctx);
+        };
+        if slots.is_empty() {
+            slots.resize_with(2 * SETS, || None);
+        }
+        let p = &*h.process;
+        let hash = u64::from(p.pid)
+            ^ p.start_time_ns
+            ^ h.flow.map_or(0, |f| {
+                f.cookie.rotate_left(17) ^ u64::from(f.local.port) << 32 ^ u64::from(f.remote.port)
+            })
+            ^ (h.role as u64) << 48
+            ^ (h.library as u64) << 52;
+        let (i, hit) = set_lookup(&mut slots, hash, |ctx| ctx.matches(h));
+        let entry = &mut slots[i];
+        if !hit {
+            *entry = Some(Context::new(h));
+        }
+        match entry {
+            Some(ctx) => write_http(h, opts, out, ctx),
+            None => write_http(h, opts, out, &Context::new(h)),
+        }
+    })
+}
+
+fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
+    let t = &*h.transaction;
+    let req = &t.request;
+    let resp = &t.response;
+    let redact = opts.redact;
+    let mut rq = Facts::EMPTY;
+    rq.scan(&req.headers);
+    let mut rs = Facts::EMPTY;
+    rs.scan(&resp.headers);
+    let (head, tail) = ctx.bytes.split_at(ctx.split);
+    out.reserve(head.len() + tail.len() + 1024);
+
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    push_rfc3339_utc(out, h.timestamp_ns);
+    out.extend_from_slice(HEAD);
+    if let Some(ns) = http::duration_ns(h) {
+        out.extend_from_slice(b",\"duration\":");
+        push_uint(out, ns);
+    }
+    out.extend_from_slice(b"},");
+    out.extend_from_slice(head);
+
+    if req.seen && !url_fast(out, &rq, h.library != TlsLibrary::None, redact) {
+        url_general(out, h, redact);
+    }
+
+    out.extend_from_slice(b",\"http\":{\"version\":\"");
+    out.extend_from_slice(t.version().as_bytes());
+    out.push(b'"');
+    if req.seen {
+        out.extend_from_slice(b",\"request\":{");
+        let mut j = Obj {
+            out: &mut *out,
+            first: true,
+        };
+        if let Some(method) = rq.method {
+            j.lit_key(b"\"method\":");
+            push_json_bytes(j.out, method);
+        }
+        if let Some(mime) = rq.mime_type() {
+            j.lit_key(b"\"mime_type\":");
+            push_json_bytes(j.out, mime);
+        }
+        if let Some(referrer) = rq.referer {
+            let shown = if redact {
+                weft_core::redact::mask_header_value(b"referer", referrer)
+            } else {
+                Cow::Borrowed(referrer)
+            };
+            j.lit_key(b"\"referrer\":");
+            push_json_bytes(j.out, &shown);
+        }
+        headers_member(&mut j, &req.headers, &rq, redact);
+        body_member(&mut j, req, rq.content_type, redact);
+        out.push(b'}');
+    }
+    if resp.seen {
+        out.extend_from_slice(b",\"response\":{");
+        let mut j = Obj {
+            out: &mut *out,
+            first: true,
+        };
+        if let Some(status) = rs.status_code() {
+            j.lit_key(b"\"status_code\":");
+            push_uint(j.out, u64::from(status));
+        }
+        if let Some(mime) = rs.mime_type() {
+            j.lit_key(b"\"mime_type\":");
+            push_json_bytes(j.out, mime);
+        }
+        headers_member(&mut j, &resp.headers, &rs, redact);
+        body_member(&mut j, resp, rs.content_type, redact);
+        out.push(b'}');
+    }
+    out.push(b'}');
+
+    if let Some(ua) = rq.user_agent {
+        out.extend_from_slice(b",\"user_agent\":{\"original\":");
+        push_json_bytes(out, ua);
+        out.push(b'}');
+    }
+
+    out.push(b',');
+    out.extend_from_slice(tail);
+    push_uint(out, u64::from(t.stream_id));
+    if let Some(parent) = t.promised_by {
+        out.extend_from_slice(b",\"promised_by\":");
+        push_uint(out, u64::from(parent));
+    }
+    match h.role {
+        Role::Client => out.extend_from_slice(b",\"role\":\"client\",\"end\":\""),
+        Role::Server => out.extend_from_slice(b",\"role\":\"server\",\"end\":\""),
+        Role::Unknown => out.extend_from_slice(b",\"role\":\"unknown\",\"end\":\""),
+    }
+    match t.end {
+        End::Complete => out.extend_from_slice(b"complete\""),
+        End::Reset { by, error_code } => {
+            out.extend_from_slice(b"reset\",\"reset_by\":\"");
+            out.extend_from_slice(http::direction_side(by).as_bytes());
+            out.extend_from_slice(b"\",\"error_code\":");
+            push_uint(out, u64::from(error_code));
+        }
+        End::GoAway { error_code } => {
+            out.extend_from_slice(b"goaway\",\"error_code\":");
+            push_uint(out, u64::from(error_code));
+        }
+        end => {
+            out.extend_from_slice(http::end_name(end).as_bytes());
+            out.push(b'"');
+        }
+    }
+    let complete = t.is_complete();
+    let headers_incomplete = req.headers_incomplete || resp.headers_incomplete;
+    let headers_truncated = req.headers_truncated || resp.headers_truncated;
+    let body_truncated =
+        http::content_is_partial(&req.body) || http::content_is_partial(&resp.body);
+    let data_lost = req.data_lost || resp.data_lost;
+    if complete && !headers_incomplete && !headers_truncated && !body_truncated && !data_lost {
+        out.extend_from_slice(
+            b",\"complete\":true,\"headers_incomplete\":false,\"headers_truncated\":false,\
+\"body_truncated\":false,\"data_lost\":false",
+        );
+    } else {
+        push_bool(out, b",\"complete\":", complete);
+        push_bool(out, b",\"headers_incomplete\":", headers_incomplete);
+        push_bool(out, b",\"headers_truncated\":", headers_truncated);
+        push_bool(out, b",\"body_truncated\":", body_truncated);
+        push_bool(out, b",\"data_lost\":", data_lost);
+    }
+    if !t.interim.is_empty() {
+        out.extend_from_slice(b",\"interim\":[");
+        for (i, status) in http::interim_statuses(t).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_uint(out, u64::from(status));
+        }
+        out.push(b']');
+    }
+    if redact {
+        out.extend_from_slice(b",\"redacted\":true");
+    } else {
+        out.extend_from_slice(b",\"redacted\":false");
+    }
+    for (key, m) in [
+        (&b",\"request\":{"[..], req),
+        (&b",\"response\":{"[..], resp),
+    ] {
+        let has_body = m.body.size > 0 || !m.body.data.is_empty();
+        let has_trailers = !m.trailers.is_empty() && m.trailers.regular().next().is_some();
+        if m.seen && (has_body || has_trailers) {
+            out.extend_from_slice(key);
+            let mut j = Obj {
+                out: &mut *out,
+                first: true,
+            };
+            if has_body {
+                weft_body_member(&mut j, &m.body);
+            }
+            if has_trailers {
+                header_object(&mut j, "trailers", &m.trailers, redact);
+            }
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b"}}}");
+}
+
+fn push_bool(out: &mut Vec<u8>, key: &[u8], value: bool) {
+    out.extend_from_slice(key);
+    if value {
+        out.extend_from_slice(b"true");
+    } else {
+        out.extend_from_slice(b"false");
+    }
+}
+
+/// `,"url":{...}` for the common request: an authority from `:authority`
+/// or `host`, an origin-form target, no userinfo, all of it printable ASCII
+/// (so the parts need no escaping and concatenating them is concatenating
+/// their JSON). False, with nothing written, for anything else.
+fn url_fast(out: &mut Vec<u8>, rq: &Facts<'_>, tls: bool, redact: bool) -> bool {
+    if rq
+        .method
+        .is_some_and(|m| m.eq_ignore_ascii_case(b"CONNECT"))
+    {
+        return false;
+    }
+    let Some(authority) = rq.authority.or(rq.host).filter(|a| !a.is_empty()) else {
+        return false;
+    };
+    // One pass over the authority: printable ASCII without `"`, `\\` or
+    // userinfo, and its last colon.
+    let mut colon = None;
+    for (i, &b) in authority.iter().enumerate() {
+        if !plain_byte(b) || b == b'@' {
+            return false;
+        }
+        if b == b':' {
+            colon = Some(i);
+        }
+    }
+    let target = rq.path.filter(|p| !p.is_empty());
+    let mut seps = (None, None);
+    if let Some(p) = target {
+        if p.first().is_some_and(|&b| b | 0x20 == b'h') && http::absolute_form(p).is_some() {
+            return false;
+        }
+        match query_and_fragment(p) {
+            Some(qf) => seps = qf,
+            None => return false,
+        }
+    }
+    let target = match target {
+        // Without `?` or `#` there is no query to mask.
+        Some(p) if redact && (seps.0.is_some() || seps.1.is_some()) => {
+            let masked = weft_core::redact::redact_query(p);
+            if let Cow::Owned(m) = &masked {
+                match query_and_fragment(m) {
+                    Some(qf) => seps = qf,
+                    None => return false, // cannot happen: the mask is plain ASCII
+                }
+            }
+            Some(masked)
+        }
+        Some(p) => Some(Cow::Borrowed(p)),
+        None => None,
+    };
+    let rest: &[u8] = target.as_deref().unwrap_or_default();
+    out.reserve(2 * (authority.len() + rest.len()) + 128);
+    if tls {
+        out.extend_from_slice(b",\"url\":{\"full\":\"https://");
+    } else {
+        out.extend_from_slice(b",\"url\":{\"full\":\"http://");
+    }
+    out.extend_from_slice(authority);
+    out.extend_from_slice(rest);
+    if tls {
+        out.extend_from_slice(b"\",\"scheme\":\"https\"");
+    } else {
+        out.extend_from_slice(b"\",\"scheme\":\"http\"");
+    }
+    // `http::split_host_port`, from the colon found above.
+    let (host, port) = match colon {
+        _ if authority.first() == Some(&b'[') => http::split_host_port(authority),
+        None => (authority, None),
+        Some(c) => match &authority[c + 1..] {
+            [] => (&authority[..c], None),
+            p if p.iter().all(u8::is_ascii_digit) => (&authority[..c], Some(p)),
+            _ => (authority, None),
+        },
+    };
+    if !host.is_empty() {
+        out.extend_from_slice(b",\"domain\":\"");
+        out.extend_from_slice(host);
+        out.push(b'"');
+    }
+    if let Some(port) = port.and_then(parse_port) {
+        out.extend_from_slice(b",\"port\":");
+        push_uint(out, u64::from(port));
+    }
+    if target.is_some() {
+        let (q, f) = seps;
+        let path_end = q.or(f).map_or(rest.len(), |i| i.min(f.unwrap_or(i)));
+        out.extend_from_slice(b",\"path\":\"");
+        out.extend_from_slice(&rest[..path_end]);
+        out.push(b'"');
+        if let Some(q) = q.filter(|&q| f.is_none_or(|f| q < f)) {
+            out.extend_from_slice(b",\"query\":\"");
+            out.extend_from_slice(&rest[q + 1..f.unwrap_or(rest.len())]);
+            out.push(b'"');
+        }
+        if let Some(f) = f {
+            out.extend_from_slice(b",\"fragment\":\"");
+            out.extend_from_slice(&rest[f + 1..]);
+            out.push(b'"');
+        }
+    }
+    out.push(b'}');
+    true
+}
+
+/// Whether `b` is printable ASCII other than `"` and `\\` ([`super::is_plain_ascii`]
+/// of one byte).
+#[inline]
+fn plain_byte(b: u8) -> bool {
+    b.is_ascii() && BYTE_CLASS[usize::from(b)] == 0
+}
+
+/// The first `?` and the first `#` of a request target, when all of it is
+/// printable ASCII without `"` or `\\` (else none).
+fn query_and_fragment(target: &[u8]) -> Option<(Option<usize>, Option<usize>)> {
+    let (mut q, mut f) = (None, None);
+    for (i, &b) in target.iter().enumerate() {
+        if !plain_byte(b) {
+            return None;
+        }
+        if b == b'?' && q.is_none() {
+            q = Some(i);
+        } else if b == b'#' && f.is_none() {
+            f = Some(i);
+        }
+    }
+    Some((q, f))
+}
+
+/// Decimal digits (already checked) as a port; none above 65535, as
+/// `str::parse::<u16>`.
+fn parse_port(digits: &[u8]) -> Option<u16> {
+    digits.iter().try_fold(0u16, |n, &d| {
+        n.checked_mul(10)?
+            .checked_add(u16::from(d.wrapping_sub(b'0')))
+    })
+}
+
+/// `,"url":{...}` by [`HttpUrl`], for every request.
+fn url_general(out: &mut Vec<u8>, h: &Http, redact: bool) {
+    let t = &*h.transaction;
+    let url = HttpUrl::with_scheme(
+        t,
+        http::endpoints(h).map(|(_, server)| server),
+        redact,
+        h.library != TlsLibrary::None,
+    );
+    if url.is_empty() {
+        return;
+    }
+    let mut j = Obj {
+        out: &mut *out,
+        first: false,
+    };
+    j.begin("url");
+    if let Some(full) = url.full() {
+        j.bytes("full", full);
+        j.str(
+            "scheme",
+            if h.library == TlsLibrary::None {
+                "http"
+            } else {
+                "https"
+            },
+        );
+    }
+    if let Some(domain) = url.domain() {
+        j.bytes("domain", domain);
+    }
+    if let Some(port) = url.port() {
+        j.u64("port", u64::from(port));
+    }
+    if let Some(path) = url.path() {
+        j.bytes("path", path);
+    }
+    if let Some(query) = url.query() {
+        j.bytes("query", query);
+    }
+    if let Some(fragment) = url.fragment() {
+        j.bytes("fragment", fragment);
+    }
+    j.end();
+}
+
+/// Regular fields kept on the stack for the fast header object; a list with
+/// more takes the general path.
+const FAST_FIELDS: usize = 16;
+
+/// `headers: {name: value, ...}` as [`header_object`] writes it. Without
+/// repeated names every field is its own member, in order; a field whose
+/// name redaction never touches (and not marked sensitive) is written as
+/// it is, the rest through [`http::shown_value`].
+fn headers_member(j: &mut Obj<'_>, headers: &Headers, facts: &Facts<'_>, redact: bool) {
+    if facts.overflow {
+        return header_object(j, "headers", headers, redact);
+    }
+    let fields = &facts.fields[..facts.regular.min(FAST_FIELDS)];
+    if fields.is_empty() {
+        return;
+    }
+    for (i, f) in fields.iter().enumerate().skip(1) {
+        if fields[..i]
+            .iter()
+            .any(|g| g.name.len() == f.name.len() && g.name.eq_ignore_ascii_case(f.name))
+        {
+            return header_object(j, "headers", headers, redact);
+        }
+    }
+    j.lit_key(b"\"headers\":{");
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            j.out.push(b',');
+        }
+        if !(redact && f.sensitive) && push_kept_key(j.out, f.name) {
+            push_json_bytes(j.out, f.value);
+        } else {
+            push_header_key(j.out, f.name);
+            push_json_bytes(j.out, &http::shown_value(f, redact));
+        }
+    }
+    j.out.push(b'}');
+}
+
+/// For the common header names (exactly, in lower case) whose values
+/// redaction shows as they are, writes the key `"name":` as one constant
+/// copy and returns true; false (nothing written) for any other name. Each
+/// name is `HeaderKind::Plain` in `weft_core::redact` (a test holds the two
+/// together).
+fn push_kept_key(out: &mut Vec<u8>, name: &[u8]) -> bool {
+    macro_rules! kept {
+        ($($lit:literal),+) => {{
+            $(
+                if name == $lit.as_bytes() {
+                    out.extend_from_slice(concat!("\"", $lit, "\":").as_bytes());
+                    return true;
+                }
+            )+
+        }};
+    }
+    match name.len() {
+        2 => kept!("te"),
+        4 => kept!("date", "host", "vary", "etag"),
+        6 => kept!("server", "accept", "origin"),
+        7 => kept!("upgrade"),
+        10 => kept!("user-agent", "connection"),
+        11 => kept!("grpc-status"),
+        12 => kept!("content-type", "grpc-message"),
+        13 => kept!("cache-control", "last-modified"),
+        14 => kept!("content-length"),
+        15 => kept!("accept-encoding", "accept-language"),
+        16 => kept!("content-encoding"),
+        _ => {}
+    }
+    false
+}
+
+#[cfg(test)]
+pub(super) const KEPT_AS_IS: &[&[u8]] = &[
+    b"te",
+    b"date",
+    b"host",
+    b"vary",
+    b"etag",
+    b"server",
+    b"accept",
+    b"origin",
+    b"upgrade",
+    b"user-agent",
+    b"connection",
+    b"grpc-status",
+    b"content-type",
+    b"grpc-message",
+    b"cache-control",
+    b"last-modified",
+    b"content-length",
+    b"accept-encoding",
+    b"accept-language",
+    b"content-encoding",
+];
+
+#[cfg(test)]
+pub(super) fn is_kept_as_is(name: &[u8]) -> bool {
+    let mut key = Vec::new();
+    let kept = push_kept_key(&mut key, name);
+    assert_eq!(kept, !key.is_empty());
+    if kept {
+        assert_eq!(key, [&b"\""[..], name, b"\":"].concat());
+    }
+    kept
+}
+
+/// `body: {bytes, content | base64}` as `body_object` writes it, with the
+/// UTF-8 check of the content done once when redaction leaves it as it is.
+fn body_member(j: &mut Obj<'_>, m: &Message, content_type: Option<&[u8]>, redact: bool) {
+    j.lit_key(b"\"body\":{\"bytes\":");
+    push_uint(j.out, m.body.size);
+    let content = m.body.content();
+    // An empty body has no content, masked or not.
+    if !content.is_empty() {
+        let partial = http::content_is_partial(&m.body);
+        let whole = redact.then(|| http::text_prefix(content, true));
+        match whole {
+            // Text: masked by its type's rules.
+            Some(Some(prefix)) => {
+                match weft_core::redact::redact_body(content_type, content) {
+                    Cow::Borrowed(_) => {
+                        // `text_prefix(content, partial)` from the check above.
+                        if prefix.len() == content.len() || partial {
+                            push_content(j.out, prefix);
+                        } else {
+                            push_base64(j.out, content);
+                        }
+                    }
+                    Cow::Owned(masked) => match http::text_prefix(&masked, partial) {
+                        Some(text) => push_content(j.out, text),
+                        None => push_base64(j.out, &masked),
+                    },
+                }
+            }
+            // Not text (shown as it is, base64), or not redacting.
+            _ => match http::text_prefix(content, partial) {
+                Some(text) => push_content(j.out, text),
+                None => push_base64(j.out, content),
+            },
+        }
+    }
+    j.out.push(b'}');
+}
+
+fn push_content(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b",\"content\":");
+    push_json_str(out, text);
+}
+
+fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
+    let mut j = Obj { out, first: false };
+    j.base64("base64", data);
+}
+
+/// `weft.http.<side>.body` (and `grpc`) as `weft_body_object` writes it.
+fn weft_body_member(j: &mut Obj<'_>, b: &Body) {
+    j.lit_key(b"\"body\":{\"kept\":");
+    push_uint(j.out, b.data.len() as u64);
+    let decoded = http::is_decoded(b);
+    match (http::content_is_partial(b), decoded) {
+        (false, false) => j
+            .out
+            .extend_from_slice(b",\"truncated\":false,\"decoded\":false"),
+        (true, false) => j
+            .out
+            .extend_from_slice(b",\"truncated\":true,\"decoded\":false"),
+        (false, true) => j
+            .out
+            .extend_from_slice(b",\"truncated\":false,\"decoded\":true"),
+        (true, true) => j
+            .out
+            .extend_from_slice(b",\"truncated\":true,\"decoded\":true"),
+    }
+    j.first = false;
+    if let Some(d) = &b.decoded {
+        if decoded {
+            j.u64("decoded_bytes", d.size);
+        }
+        if let Some(e) = &d.error {
+            j.str("decode_error", &e.to_string());
+        }
+    }
+    if let Some(t) = b.sniffed_type {
+        j.str("sniffed_type", t);
+    }
+    j.end();
+    if let Some(g) = &b.grpc {
+        j.begin("grpc");
+        j.u64("messages", g.messages.len() as u64 + g.dropped);
+        j.u64(
+            "compressed",
+            g.messages.iter().filter(|m| m.compressed).count() as u64,
+        );
+        if let Some(e) = &g.error {
+            j.str("error", &e.to_string());
+        }
+        j.end();
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use weft_core::event::Endpoint;
+    use weft_proto::{Decoded, Transaction};
+
+    use super::*;
+    use crate::json::reference;
+    use crate::test_support::{h1_event, h2_event};
+
+    /// The fast writer gives the general writers' bytes, with and without
+    /// redaction, twice in a row (the second time from the context cache).
+    pub(in crate::json) fn assert_same_as_reference(h: &Http) {
+        for redact in [true, false] {
+            let opts = JsonOptions::default().redact(redact);
+            let mut want = Vec::new();
+            reference::encode_http(h, &opts, &mut want);
+            for _ in 0..2 {
+                let mut got = Vec::new();
+                encode_http(h, &opts, &mut got);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want),
+                    "redact {redact}"
+                );
+            }
+        }
+    }
+
+    fn tx(h: &mut Http) -> &mut Transaction {
+        &mut h.transaction
+    }
+
+    fn with_request_headers(h: &Http, fields: &[(&[u8], &[u8])]) -> Http {
+        let mut h = h.clone();
+        tx(&mut h).request.headers = Headers::new();
+        for (n, v) in fields {
+            tx(&mut h).request.headers.push(n, v);
+        }
+        h
+    }
+
+    #[test]
+    fn kept_names_are_plain_for_redaction() {
+        // Every name the fast path writes as it is must be one whose values
+        // redaction never touches: not a credential, not a URL (a URL's
+        // query would be masked).
+        for name in KEPT_AS_IS {
+            assert!(is_kept_as_is(name));
+            assert!(!weft_core::redact::is_credential_header(name), "{name:?}");
+            for value in [&b"/p?password=x&token=y"[..], b"Bearer abc", b"sid=1"] {
+                assert!(
+                    matches!(
+                        weft_core::redact::mask_header_value(name, value),
+                        Cow::Borrowed(_)
+                    ),
+                    "{name:?}"
+                );
+            }
+        }
+        for name in [
+            &b"Date"[..],
+            b"cookie",
+            b"referer",
+            b"location",
+            b"x-api-key",
+        ] {
+            assert!(!is_kept_as_is(name));
+        }
+        // The constant head names this schema's ECS version.
+        assert!(
+            HEAD.windows(crate::ECS_VERSION.len())
+                .any(|w| w == crate::ECS_VERSION.as_bytes())
+        );
+    }
+
+    #[test]
+    fn fast_writer_matches_the_general_one() {
+        let mut events = vec![h1_event(), h2_event()];
+        let base = h1_event();
+        let requests: &[&[(&[u8], &[u8])]] = &[
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/a?b=1#frag"),
+                (b"host", b"h"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/a#f?x"),
+                (b"host", b"h:0443"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/"),
+                (b"host", b"h:99999"),
+            ],
+            &[(b":method", b"GET"), (b":path", b"/"), (b"host", b"h:")],
+            &[(b":method", b"GET"), (b":path", b"/"), (b"host", b"h:8x")],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/"),
+                (b"host", b"[::1]:8443"),
+            ],
+            &[(b":method", b"GET"), (b":path", b"/"), (b"host", b"[::1]")],
+            &[(b":method", b"GET"), (b":path", b"/"), (b"host", b":80")],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/"),
+                (b"host", b"u:pw@h:1"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/x?password=1"),
+                (b"host", b"u@h"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"http://p.example/x?token=1"),
+            ],
+            &[(b":method", b"GET"), (b":path", b"HTTPS://p.example")],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"HTTP:/x"),
+                (b"host", b"[::1"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"h?a=1?token=2#c#d?e"),
+                (b"host", b"h:1:2"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/#?password=1"),
+                (b"host", b"[::1]x"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/?password=1#f"),
+                (b"host", b"h\x7f"),
+            ],
+            &[
+                (b":method", b"connect"),
+                (b":path", b"h:443"),
+                (b"host", b"h:443"),
+            ],
+            &[(b":method", b"CONNECT"), (b":authority", b"h:443")],
+            &[(b":method", b"GET"), (b":authority", b""), (b"host", b"h")],
+            &[(b":method", b"GET"), (b":authority", b"a"), (b"host", b"h")],
+            &[(b":method", b"GET"), (b":path", b"")],
+            &[(b":method", b"GET"), (b"host", b"h")],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/\xc3\xa9?q=\xff"),
+                (b"host", b"h"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/\"\\"),
+                (b"host", b"h\x01"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/?a&access_token=s"),
+                (b"host", b"h"),
+            ],
+            &[(b":METHOD", b"GET"), (b":Path", b"/up"), (b"Host", b"UP")],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/"),
+                (b"host", b"h"),
+                (b"referer", b"https://r/?code=1"),
+                (b"Referer", b"second"),
+                (b"user-agent", b"ua \xe2\x80\xae"),
+                (b"User-Agent", b"second"),
+            ],
+            &[
+                (b":method", b"GET"),
+                (b":path", b"/"),
+                (b"Host", b"h"),
+                (b"HOST", b"h2"),
+                (b"Content-Type", b"text/plain"),
+                (b"x-\"q", b"v\n"),
+                (b"\xff", b"\xfe"),
+                (b":late", b"pseudo after regular"),
+                (b"accept", b""),
+                (b"cookie", b""),
+                (b"cookie", b"a=1"),
+                (b"authorization", b"Basic x"),
+                (b"x-api-key", b"k"),
+                (b"location", b"/l?password=p"),
+            ],
+        ];
+        for fields in requests {
+            events.push(with_request_headers(&base, fields));
+        }
+        // Many fields (past the fast path's stack array), some repeated.
+        let many: Vec<(Vec<u8>, Vec<u8>)> = (0..40)
+            .map(|i| {
+                (
+                    format!("x-h{}", i % 23).into_bytes(),
+                    format!("v{i}").into_bytes(),
+                )
+            })
+            .collect();
+        let mut fields: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET"), (b":path", b"/")];
+        fields.extend(many.iter().map(|(n, v)| (&n[..], &v[..])));
+        events.push(with_request_headers(&base, &fields));
+        let distinct: Vec<(Vec<u8>, Vec<u8>)> = (0..17)
+            .map(|i| (format!("x-d{i}").into_bytes(), b"v".to_vec()))
+            .collect();
+        let mut fields: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET")];
+        fields.extend(distinct.iter().map(|(n, v)| (&n[..], &v[..])));
+        events.push(with_request_headers(&base, &fields));
+
+        // Sensitive (never-indexed) fields.
+        let mut h = h2_event();
+        let mut headers = Headers::new();
+        let mut dec = weft_proto::hpack::Decoder::new(&weft_proto::Limits::default());
+        dec.decode(
+            b"\x82\x84\x10\x04date\x03abc\x10\x0dauthorization\x08Bearer t\x10\x01x\x00",
+            &mut headers,
+        )
+        .expect("valid block");
+        tx(&mut h).request.headers = headers;
+        events.push(h);
+
+        // Bodies: JSON and form (masked), cut text, invalid UTF-8, decoded.
+        for (ct, body, truncated) in [
+            (
+                &b"application/json"[..],
+                &br#"{"password":"x","a":1}"#[..],
+                false,
+            ),
+            (b"application/json", "{\"a\":\"\u{e9}\"}".as_bytes(), false),
+            (
+                b"Application/JSON; charset=utf-8",
+                b"{\"token\":\"\xc3",
+                true,
+            ),
+            (b"application/json", b"{\"token\":\"\xc3", false),
+            (b"application/x-www-form-urlencoded", b"a=1&secret=2", false),
+            (b"text/plain", "caf\u{e9}".as_bytes(), false),
+            (b"text/plain", &"caf\u{e9}".as_bytes()[..4], true),
+            (b"text/plain", &"caf\u{e9}".as_bytes()[..4], false),
+            (b"text/plain", b"\xff\xfe", true),
+            (b"", b"a\0\x1b\x7f", false),
+            (b"application/vnd.x+json", br#"{"api_key":5}"#, false),
+        ] {
+            for side in [false, true] {
+                let mut h = h1_event();
+                let m = if side {
+                    &mut tx(&mut h).response
+                } else {
+                    &mut tx(&mut h).request
+                };
+                m.headers = [(":status", "200"), (":method", "POST"), (":path", "/")]
+                    .into_iter()
+                    .collect();
+                m.headers.push(b"content-type", ct);
+                m.body = Body {
+                    data: body.to_vec(),
+                    size: body.len() as u64 + u64::from(truncated),
+                    truncated,
+                    ..Body::default()
+                };
+                events.push(h);
+            }
+        }
+        let mut h = h2_event();
+        tx(&mut h).response.body.decoded = Some(Decoded {
+            data: br#"{"id_token":"e"}"#.to_vec(),
+            size: 16,
+            truncated: true,
+            error: Some(weft_proto::DecodeError::OutputLimit),
+        });
+        events.push(h);
+
+        // Transaction ends, flags, interim responses, trailers, statuses.
+        for end in [
+            End::Reset {
+                by: weft_proto::Direction::ServerToClient,
+                error_code: 8,
+            },
+            End::GoAway { error_code: 0 },
+            End::ConnectionClosed,
+            End::Evicted,
+            End::Desync,
+        ] {
+            let mut h = h2_event();
+            tx(&mut h).end = end;
+            events.push(h);
+        }
+        let mut h = h2_event();
+        let t = tx(&mut h);
+        t.promised_by = Some(1);
+        t.interim = vec![[(":status", "103")].into_iter().collect()];
+        t.request.headers_incomplete = true;
+        t.response.data_lost = true;
+        t.response.trailers = [("grpc-status", "0"), ("x-token", "t")]
+            .into_iter()
+            .collect();
+        t.request.trailers = [(":pseudo", "only")].into_iter().collect();
+        t.response.headers = [(":status", "2000"), ("content-type", " ; x")]
+            .into_iter()
+            .collect();
+        events.push(h);
+        let mut h = h2_event();
+        tx(&mut h).request = Message::default();
+        events.push(h);
+        let mut h = h2_event();
+        tx(&mut h).response = Message::default();
+        tx(&mut h).request.headers_truncated = true;
+        events.push(h);
+
+        // Contexts: no flow, plaintext, roles, TLS facts, names, IPv6.
+        let mut h = h1_event();
+        h.flow = None;
+        events.push(h.clone());
+        h.library = TlsLibrary::None;
+        events.push(h);
+        for role in [Role::Server, Role::Unknown] {
+            let mut h = h1_event();
+            h.role = role;
+            events.push(h);
+        }
+        let mut h = h1_event();
+        h.library = TlsLibrary::None;
+        h.destination_domain = Some("api.example".into());
+        h.tls = Some(Arc::new(TlsSession {
+            version: Some("1.3".into()),
+            next_protocol: Some("h2".into()),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            handshake_ns: Some(5),
+            failure: Some("x".into()),
+            next_protocol_inferred: true,
+            established: Some(true),
+            ..TlsSession::default()
+        }));
+        events.push(h.clone());
+        if let Some(f) = &mut h.flow {
+            f.local = Endpoint {
+                ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                port: 1,
+            };
+            f.remote = Endpoint {
+                ip: IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped()),
+                port: 443,
+            };
+            f.cookie = 0;
+        }
+        tx(&mut h).request.headers = [(":method", "GET"), (":path", "/")].into_iter().collect();
+        events.push(h);
+        let mut h = h1_event();
+        h.duration_ns = None;
+        tx(&mut h).http1_minor = Some(0);
+        events.push(h);
+
+        for h in &events {
+            assert_same_as_reference(h);
+        }
+        // The same events again, in another order: cached contexts must
+        // not leak from one event into another.
+        for h in events.iter().rev() {
+            assert_same_as_reference(h);
+        }
+    }
+}
