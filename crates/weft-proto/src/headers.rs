@@ -12,19 +12,33 @@ use std::fmt;
 ///
 /// The buffer is limited to 4 GiB; decoders enforce far smaller limits, and
 /// [`Headers::push`] ignores a field that would not fit.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Headers {
     buf: Vec<u8>,
     fields: Vec<Span>,
 }
 
+/// Where one field's name and value are in `buf`. The value need not follow
+/// the name: an HTTP/1 header section is copied whole and its fields point
+/// into the copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
     start: u32,
     name_end: u32,
+    value_start: u32,
     end: u32,
     sensitive: bool,
 }
+
+/// Two lists are equal when they hold the same fields in the same order,
+/// however their bytes are laid out.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
 
 /// One header field, borrowed from a [`Headers`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +116,7 @@ impl Headers {
         self.fields.push(Span {
             start: s,
             name_end: n,
+            value_start: n,
             end: e,
             sensitive,
         });
@@ -116,6 +131,85 @@ impl Headers {
         {
             self.buf[span.start as usize..span.name_end as usize].make_ascii_lowercase();
         }
+    }
+
+    /// A list whose buffer starts with `prefix` then `raw` (an HTTP/1 start
+    /// line and header section, copied once), with room for `fields`
+    /// fields; fields are then added by [`push_span`](Self::push_span) as
+    /// ranges of that buffer instead of being copied one by one.
+    pub(crate) fn from_raw(prefix: &[u8], raw: &[u8], fields: usize) -> Self {
+        let mut buf = Vec::with_capacity(prefix.len() + raw.len());
+        buf.extend_from_slice(prefix);
+        buf.extend_from_slice(raw);
+        Headers {
+            buf,
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Appends a field whose name and value are already in the buffer
+    /// (`buf[name]`, `buf[value]`), lower-casing the name in place (ASCII).
+    /// Returns false (nothing added) when a range is not inside the buffer.
+    pub(crate) fn push_span(
+        &mut self,
+        name: std::ops::Range<usize>,
+        value: std::ops::Range<usize>,
+    ) -> bool {
+        let (Ok(s), Ok(n), Ok(vs), Ok(e)) = (
+            u32::try_from(name.start),
+            u32::try_from(name.end),
+            u32::try_from(value.start),
+            u32::try_from(value.end),
+        ) else {
+            return false;
+        };
+        if vs > e || value.end > self.buf.len() {
+            return false;
+        }
+        let Some(name_bytes) = self.buf.get_mut(name) else {
+            return false;
+        };
+        name_bytes.make_ascii_lowercase();
+        self.fields.push(Span {
+            start: s,
+            name_end: n,
+            value_start: vs,
+            end: e,
+            sensitive: false,
+        });
+        true
+    }
+
+    /// The buffer, for decoders that write a field's bytes straight into
+    /// it; they then call [`push_written`](Self::push_written), or truncate
+    /// the buffer back to where they began.
+    pub(crate) fn buf_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Appends the field whose name is `buf[start..name_end]` and whose
+    /// value is the rest of the buffer (just written by the caller). Ignored
+    /// (and the bytes removed) if the buffer exceeds 4 GiB.
+    pub(crate) fn push_written(&mut self, start: usize, name_end: usize, sensitive: bool) {
+        let (Ok(s), Ok(n), Ok(e)) = (
+            u32::try_from(start),
+            u32::try_from(name_end),
+            u32::try_from(self.buf.len()),
+        ) else {
+            self.buf.truncate(start);
+            return;
+        };
+        if s > n || n > e {
+            self.buf.truncate(start);
+            return;
+        }
+        self.fields.push(Span {
+            start: s,
+            name_end: n,
+            value_start: n,
+            end: e,
+            sensitive,
+        });
     }
 
     /// Appends a field whose name and value may each come in two pieces (a
@@ -138,6 +232,7 @@ impl Headers {
         self.fields.push(Span {
             start: s,
             name_end: n,
+            value_start: n,
             end: e,
             sensitive,
         });
@@ -158,7 +253,7 @@ impl Headers {
     fn field(&self, s: &Span) -> Field<'_> {
         Field {
             name: &self.buf[s.start as usize..s.name_end as usize],
-            value: &self.buf[s.name_end as usize..s.end as usize],
+            value: &self.buf[s.value_start as usize..s.end as usize],
             sensitive: s.sensitive,
         }
     }
@@ -177,7 +272,7 @@ impl Headers {
                     have == name || have.eq_ignore_ascii_case(name)
                 }
             })
-            .map(|s| &self.buf[s.name_end as usize..s.end as usize])
+            .map(|s| &self.buf[s.value_start as usize..s.end as usize])
     }
 
     /// The values of every field named `name` (ASCII case-insensitive), in order.

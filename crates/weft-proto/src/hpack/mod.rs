@@ -20,9 +20,6 @@ pub use huffman::{HuffmanError, encode as huffman_encode, encoded_len as huffman
 use crate::{Headers, Limits};
 use table::{DynamicTable, ENTRY_OVERHEAD, STATIC, Slot};
 
-/// Scratch capacity kept between header blocks.
-const SCRATCH_KEEP: usize = 16 * 1024;
-
 /// The initial SETTINGS_HEADER_TABLE_SIZE of HTTP/2 (RFC 7540 §6.5.2).
 pub const DEFAULT_TABLE_SIZE: u32 = 4_096;
 
@@ -112,16 +109,6 @@ pub struct Decoder {
     join_size: u32,
     max_list: u64,
     max_string: u32,
-    scratch: Vec<u8>,
-}
-
-/// Where a literal field's name comes from.
-#[derive(Clone, Copy)]
-enum Name {
-    /// In `scratch[..len]`.
-    Scratch(usize),
-    /// Referenced an entry we never saw.
-    Unknown,
 }
 
 impl Decoder {
@@ -143,7 +130,6 @@ impl Decoder {
                 .min(limits.hpack_max_table_size),
             max_list: u64::from(limits.max_header_list_size),
             max_string: limits.max_header_string_len,
-            scratch: Vec::new(),
         }
     }
 
@@ -209,10 +195,6 @@ impl Decoder {
     pub fn decode(&mut self, block: &[u8], out: &mut Headers) -> Result<BlockStatus, HpackError> {
         let mut status = BlockStatus::default();
         let result = self.decode_inner(block, out, &mut status);
-        if self.scratch.capacity() > SCRATCH_KEEP {
-            // A rare huge literal: do not keep its buffer for the connection's life.
-            self.scratch = Vec::new();
-        }
         match result {
             Ok(()) => Ok(status),
             Err(e) => {
@@ -314,7 +296,9 @@ impl Decoder {
         }
     }
 
-    /// Decodes a literal field representation whose first byte is at `*pos`.
+    /// Decodes a literal field representation whose first byte is at `*pos`,
+    /// straight into `out`'s buffer (no intermediate copy); on error `out`
+    /// is left as it was.
     #[allow(clippy::too_many_arguments)]
     fn literal(
         &mut self,
@@ -326,14 +310,35 @@ impl Decoder {
         out: &mut Headers,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
-        self.scratch.clear();
+        let start = out.bytes_len();
+        let r = self.literal_into(block, pos, prefix, index, sensitive, out, st);
+        if r.is_err() {
+            out.buf_mut().truncate(start);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn literal_into(
+        &mut self,
+        block: &[u8],
+        pos: &mut usize,
+        prefix: u8,
+        index: bool,
+        sensitive: bool,
+        out: &mut Headers,
+        st: &mut BlockStatus,
+    ) -> Result<(), HpackError> {
+        let buf = out.buf_mut();
+        let start = buf.len();
         let name_index = decode_int(block, pos, prefix)? as usize;
-        let name = if name_index == 0 {
-            read_string(block, pos, &mut self.scratch, self.max_string)?;
-            Name::Scratch(self.scratch.len())
+        // Whether the name is known (then it is in `buf[start..name_end]`).
+        let known = if name_index == 0 {
+            read_string(block, pos, buf, self.max_string)?;
+            true
         } else if let Some(&(n, _)) = STATIC.get(name_index - 1) {
-            self.scratch.extend_from_slice(n);
-            Name::Scratch(n.len())
+            buf.extend_from_slice(n);
+            true
         } else {
             match self.table.get(name_index - STATIC.len()) {
                 None => {
@@ -343,38 +348,30 @@ impl Decoder {
                     });
                 }
                 Some(Slot::Known { name, .. }) => {
-                    self.table.copy_to(name, &mut self.scratch);
-                    Name::Scratch(self.scratch.len())
+                    self.table.copy_to(name, buf);
+                    true
                 }
-                Some(Slot::NameUnknown { .. } | Slot::Unknown) => Name::Unknown,
+                Some(Slot::NameUnknown { .. } | Slot::Unknown) => false,
             }
         };
-        let name_len = match name {
-            Name::Scratch(n) => n,
-            Name::Unknown => 0,
-        };
-        read_string(block, pos, &mut self.scratch, self.max_string)?;
-        let (n, v) = self.scratch.split_at(name_len);
-        match name {
-            Name::Scratch(_) => {
-                if self.admit(n.len() + v.len(), st) {
-                    out.push_field(n, v, sensitive);
-                }
-            }
-            Name::Unknown => {
-                st.unknown_references += 1;
-                st.list_size = st
-                    .list_size
-                    .saturating_add((v.len() + ENTRY_OVERHEAD) as u64);
-            }
-        }
+        let name_end = buf.len();
+        read_string(block, pos, buf, self.max_string)?;
+        let (n, v) = buf[start..].split_at(name_end - start);
         if index {
-            let name = match name {
-                Name::Scratch(_) => Some(n),
-                Name::Unknown => None,
-            };
-            self.table.insert(name, v);
+            self.table.insert(known.then_some(n), v);
         }
+        if known {
+            if self.admit(n.len() + v.len(), st) {
+                out.push_written(start, name_end, sensitive);
+                return Ok(());
+            }
+        } else {
+            st.unknown_references += 1;
+            st.list_size = st
+                .list_size
+                .saturating_add((v.len() + ENTRY_OVERHEAD) as u64);
+        }
+        buf.truncate(start);
         Ok(())
     }
 }

@@ -47,10 +47,9 @@ struct Core {
     table_setting: [u32; 2],
     /// SETTINGS_MAX_FRAME_SIZE to hand to each direction's frame decoder.
     pending_frame_size: [Option<u32>; 2],
-    /// Boxed: a B-tree leaf holds eleven values inline, so a connection with
-    /// one open stream would hold eleven streams' worth of memory (~5.7 KB
-    /// per connection instead of ~0.7 KB).
-    streams: BTreeMap<u32, Box<Stream>>,
+    /// Inline: a stream is small (its transaction is boxed), so a B-tree
+    /// leaf's eleven slots cost little, and a stream costs one allocation.
+    streams: BTreeMap<u32, Stream>,
     /// Highest stream id of a request HEADERS seen from the client.
     max_client_stream: u32,
     /// Highest client-initiated (odd) stream id of a header block seen in
@@ -80,7 +79,8 @@ struct Core {
 
 #[derive(Debug, Clone)]
 struct Stream {
-    tx: Transaction,
+    /// Boxed from the start: emitting it hands the box on, no copy.
+    tx: Box<Transaction>,
     /// Header blocks received per direction (0 = awaiting headers).
     blocks: [u8; 2],
     /// Extended CONNECT to `websocket`: the WebSocket decoder for the
@@ -193,7 +193,7 @@ impl Http2Decoder {
         for id in stale {
             if let Some(s) = self.core.streams.remove(&id) {
                 self.core.counters.streams_evicted += 1;
-                self.core.emit(*s, End::Evicted, out);
+                self.core.emit(s, End::Evicted, out);
             }
         }
     }
@@ -248,7 +248,7 @@ impl Http2Decoder {
             } else {
                 End::ConnectionClosed
             };
-            self.core.emit(*s, end, out);
+            self.core.emit(s, end, out);
         }
     }
 
@@ -276,6 +276,7 @@ impl Http2Decoder {
             .values()
             .map(|s| {
                 std::mem::size_of::<Stream>()
+                    + std::mem::size_of::<Transaction>()
                     + s.ws.as_ref().map_or(0, |w| w.memory_footprint())
                     + [&s.tx.request, &s.tx.response]
                         .iter()
@@ -308,7 +309,7 @@ impl Http2Decoder {
 impl Stream {
     fn new(id: u32) -> Self {
         Stream {
-            tx: Transaction::new(Protocol::Http2, id),
+            tx: Box::new(Transaction::new(Protocol::Http2, id)),
             blocks: [0; 2],
             ws: None,
             ws_established: false,
@@ -424,7 +425,7 @@ impl Core {
             } => {
                 if let Some(s) = self.streams.remove(&stream_id) {
                     self.emit(
-                        *s,
+                        s,
                         End::Reset {
                             by: dir,
                             error_code,
@@ -471,7 +472,7 @@ impl Core {
                     .collect();
                 for id in refused {
                     if let Some(s) = self.streams.remove(&id) {
-                        self.emit(*s, End::GoAway { error_code }, out);
+                        self.emit(s, End::GoAway { error_code }, out);
                     }
                 }
             }
@@ -548,11 +549,11 @@ impl Core {
                     break;
                 };
                 self.counters.streams_evicted += 1;
-                self.emit(*oldest, End::Evicted, out);
+                self.emit(oldest, End::Evicted, out);
             }
-            self.streams.insert(id, Box::new(Stream::new(id)));
+            self.streams.insert(id, Stream::new(id));
         }
-        self.streams.get_mut(&id).map(|s| &mut **s)
+        self.streams.get_mut(&id)
     }
 
     fn on_headers(
@@ -727,7 +728,7 @@ impl Core {
                 && (id.is_multiple_of(2) || id <= self.max_client_stream));
         if done {
             if let Some(s) = self.streams.remove(&id) {
-                self.emit(*s, End::Complete, out);
+                self.emit(s, End::Complete, out);
             }
         } else if dir == Direction::ServerToClient && s.tx.response.complete && !s.tx.request.seen {
             self.orphans += 1;
@@ -748,7 +749,7 @@ impl Core {
             .collect();
         for id in ids {
             if let Some(s) = self.streams.remove(&id) {
-                self.emit(*s, End::Complete, out);
+                self.emit(s, End::Complete, out);
             }
         }
         self.orphans = self
@@ -787,7 +788,7 @@ impl Core {
         if !tx.is_complete() {
             self.counters.transactions_incomplete += 1;
         }
-        out.push(Event::Transaction(Box::new(tx)));
+        out.push(Event::Transaction(tx));
     }
 
     fn emit(&mut self, s: Stream, end: End, out: &mut Vec<Event>) {
@@ -807,7 +808,7 @@ impl Core {
         if !tx.is_complete() {
             self.counters.transactions_incomplete += 1;
         }
-        out.push(Event::Transaction(Box::new(tx)));
+        out.push(Event::Transaction(tx));
     }
 }
 
