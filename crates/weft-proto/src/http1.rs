@@ -911,9 +911,17 @@ fn parse_response(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)
 fn parse_trailers(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Headers)>, ParseError> {
     with_init_headers(max_headers, |hs| match httparse::parse_headers(buf, hs) {
         Ok(Status::Complete((n, fields))) => {
-            let mut t = Headers::with_capacity(fields.len(), n);
+            let raw = &buf[..n.min(buf.len())];
+            let mut t = Headers::from_raw(&[], raw, fields.len());
             for f in fields {
-                t.push_lowercase(f.name.as_bytes(), f.value);
+                let name = f.name.as_bytes();
+                let placed = match (range_in(raw, 0, name), range_in(raw, 0, f.value)) {
+                    (Some(n), Some(v)) => t.push_span(n, v),
+                    _ => false,
+                };
+                if !placed {
+                    t.push_lowercase(name, f.value);
+                }
             }
             Ok(Status::Complete((n, t)))
         }

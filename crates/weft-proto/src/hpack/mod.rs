@@ -17,7 +17,16 @@ mod table;
 
 pub use huffman::{HuffmanError, encode as huffman_encode, encoded_len as huffman_encoded_len};
 
+use std::cell::RefCell;
+
+use crate::headers::{Span, Writer};
 use crate::{Headers, Limits};
+
+thread_local! {
+    /// Records of the fields of the block being decoded, kept aside until
+    /// its bytes are all written (one per thread, not per connection).
+    static SPANS: RefCell<Vec<Span>> = const { RefCell::new(Vec::new()) };
+}
 use table::{DynamicTable, ENTRY_OVERHEAD, STATIC, Slot};
 
 /// The initial SETTINGS_HEADER_TABLE_SIZE of HTTP/2 (RFC 7540 §6.5.2).
@@ -194,7 +203,10 @@ impl Decoder {
     /// decoder has reset itself (see [`Decoder::resync`]).
     pub fn decode(&mut self, block: &[u8], out: &mut Headers) -> Result<BlockStatus, HpackError> {
         let mut status = BlockStatus::default();
-        let result = self.decode_inner(block, out, &mut status);
+        let result = SPANS.with(|spans| match spans.try_borrow_mut() {
+            Ok(mut spans) => self.decode_inner(block, &mut out.writer(&mut spans), &mut status),
+            Err(_) => self.decode_inner(block, &mut out.writer(&mut Vec::new()), &mut status),
+        });
         match result {
             Ok(()) => Ok(status),
             Err(e) => {
@@ -207,7 +219,7 @@ impl Decoder {
     fn decode_inner(
         &mut self,
         block: &[u8],
-        out: &mut Headers,
+        out: &mut Writer<'_>,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let mut pos = 0usize;
@@ -262,7 +274,7 @@ impl Decoder {
     fn emit_indexed(
         &mut self,
         index: u32,
-        out: &mut Headers,
+        out: &mut Writer<'_>,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let i = index as usize;
@@ -307,10 +319,10 @@ impl Decoder {
         prefix: u8,
         index: bool,
         sensitive: bool,
-        out: &mut Headers,
+        out: &mut Writer<'_>,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
-        let start = out.bytes_len();
+        let start = out.buf_mut().len();
         let r = self.literal_into(block, pos, prefix, index, sensitive, out, st);
         if r.is_err() {
             out.buf_mut().truncate(start);
@@ -326,7 +338,7 @@ impl Decoder {
         prefix: u8,
         index: bool,
         sensitive: bool,
-        out: &mut Headers,
+        out: &mut Writer<'_>,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let buf = out.buf_mut();

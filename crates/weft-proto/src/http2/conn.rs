@@ -611,8 +611,12 @@ impl Core {
                 dir == Direction::ClientToServer && is_websocket_connect(&m.headers);
         } else {
             // Trailers (several trailing blocks are merged).
-            for f in headers.iter() {
-                m.trailers.push_field(f.name, f.value, f.sensitive);
+            if m.trailers.is_empty() {
+                m.trailers = headers;
+            } else {
+                for f in headers.iter() {
+                    m.trailers.push_field(f.name, f.value, f.sensitive);
+                }
             }
         }
         if end_stream {
