@@ -69,7 +69,24 @@ impl Span {
     }
 
     fn decode(r: &[u8; REC]) -> Span {
-        let [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3] = *r;
+        let [
+            a0,
+            a1,
+            a2,
+            a3,
+            b0,
+            b1,
+            b2,
+            b3,
+            c0,
+            c1,
+            c2,
+            c3,
+            d0,
+            d1,
+            d2,
+            d3,
+        ] = *r;
         let end = u32::from_le_bytes([d0, d1, d2, d3]);
         Span {
             start: u32::from_le_bytes([a0, a1, a2, a3]),
