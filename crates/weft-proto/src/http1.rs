@@ -804,8 +804,9 @@ fn parser_config() -> httparse::ParserConfig {
     c
 }
 
-/// Header array entries kept on the stack; more come from the heap.
-const STACK_HEADERS: usize = 64;
+/// Header array entries kept on the stack (the default `h1_max_headers`:
+/// 4 KiB, never cleared); more come from the heap.
+const STACK_HEADERS: usize = 128;
 
 /// Runs `f` with a header array of `max` entries (on the stack when small),
 /// left uninitialised: httparse writes only the entries it parses, so the
