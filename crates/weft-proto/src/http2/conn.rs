@@ -393,7 +393,10 @@ impl Core {
         self.dispatch(dir, frame, out);
         if self.now != 0 {
             for id in ids {
-                if let Some(s) = self.streams.get_mut(&id) {
+                // (Stream 0 is the connection: never in the map.)
+                if id != 0
+                    && let Some(s) = self.streams.get_mut(&id)
+                {
                     s.touched = self.now;
                 }
             }
@@ -540,7 +543,10 @@ impl Core {
 
     /// The stream `id`, created if needed (evicting the oldest at the limit).
     fn stream(&mut self, id: u32, out: &mut Vec<Event>) -> Option<&mut Stream> {
-        if !self.streams.contains_key(&id) {
+        // One search when the map has room (the common case).
+        if self.streams.len() >= self.limits.h2_max_streams as usize
+            && !self.streams.contains_key(&id)
+        {
             if self.limits.h2_max_streams == 0 {
                 return None;
             }
@@ -551,9 +557,8 @@ impl Core {
                 self.counters.streams_evicted += 1;
                 self.emit(oldest, End::Evicted, out);
             }
-            self.streams.insert(id, Stream::new(id));
         }
-        self.streams.get_mut(&id)
+        Some(self.streams.entry(id).or_insert_with(|| Stream::new(id)))
     }
 
     fn on_headers(
