@@ -43,6 +43,7 @@ pub(crate) struct Span {
 impl Span {
     /// The span of name `name` and value `value` (byte ranges), if they fit
     /// the limit.
+    #[inline]
     fn new(name: Range<usize>, value: Range<usize>, sensitive: bool) -> Option<Span> {
         if name.start > name.end || value.start > value.end || name.end.max(value.end) > MAX_BYTES {
             return None;
@@ -56,6 +57,7 @@ impl Span {
         })
     }
 
+    #[inline]
     fn encode(self) -> [u8; REC] {
         let mut r = [0u8; REC];
         let end = self.end | if self.sensitive { SENSITIVE } else { 0 };
@@ -68,6 +70,7 @@ impl Span {
         r
     }
 
+    #[inline]
     fn decode(r: &[u8; REC]) -> Span {
         let [
             a0,
@@ -242,6 +245,7 @@ impl Headers {
     /// Appends a field whose name and value are among the list's bytes
     /// (`name`, `value`: ranges of them), lower-casing the name in place
     /// (ASCII). Returns false (nothing added) when a range is not inside them.
+    #[inline]
     pub(crate) fn push_span(&mut self, name: Range<usize>, value: Range<usize>) -> bool {
         if name.end > self.index || value.end > self.index {
             return false;
@@ -249,7 +253,7 @@ impl Headers {
         let Some(span) = Span::new(name, value, false) else {
             return false;
         };
-        lowercase(&mut self.buf[span.name()]);
+        lowercase_in(&mut self.buf, span.name());
         self.buf.extend_from_slice(&span.encode());
         true
     }
@@ -267,9 +271,7 @@ impl Headers {
     pub(crate) fn lowercase_names(&mut self) {
         let (bytes, index) = self.buf.split_at_mut(self.index);
         for r in index.as_chunks::<REC>().0 {
-            if let Some(name) = bytes.get_mut(Span::decode(r).name()) {
-                lowercase(name);
-            }
+            lowercase_in(bytes, Span::decode(r).name());
         }
     }
 
@@ -399,15 +401,56 @@ impl Drop for Writer<'_> {
 fn lowercase(bytes: &mut [u8]) {
     let (words, rest) = bytes.as_chunks_mut::<8>();
     for w in words {
-        let x = u64::from_le_bytes(*w);
-        // High bit of each byte: set for 'A'..='Z' (ASCII bytes only).
-        let low7 = x & 0x7f7f_7f7f_7f7f_7f7f;
-        let ge_a = low7.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
-        let gt_z = low7.wrapping_add(0x2525_2525_2525_2525);
-        let upper = ge_a & !gt_z & !x & 0x8080_8080_8080_8080;
-        *w = (x | (upper >> 2)).to_le_bytes();
+        *w = lower_word(*w, u64::MAX);
     }
     rest.make_ascii_lowercase();
+}
+
+/// `w` with its bytes 'A'..='Z' lower-cased, among those `keep` selects
+/// (0xff per byte).
+#[inline]
+fn lower_word(w: [u8; 8], keep: u64) -> [u8; 8] {
+    let x = u64::from_le_bytes(w);
+    // High bit of each byte: set for 'A'..='Z' (ASCII bytes only).
+    let low7 = x & 0x7f7f_7f7f_7f7f_7f7f;
+    let ge_a = low7.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+    let gt_z = low7.wrapping_add(0x2525_2525_2525_2525);
+    let upper = ge_a & !gt_z & !x & 0x8080_8080_8080_8080 & keep;
+    (x | (upper >> 2)).to_le_bytes()
+}
+
+/// Lower-cases `buf[r]` (ASCII) with whole-word reads: a short range is
+/// read with the bytes after it (left as they are), a longer one ends with
+/// a word overlapping the previous (lower-casing is idempotent).
+#[inline]
+fn lowercase_in(buf: &mut [u8], r: Range<usize>) {
+    let len = r.end.saturating_sub(r.start);
+    if len <= 8 {
+        let keep = if len == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * len)) - 1
+        };
+        if let Some(w) = buf
+            .get_mut(r.start..)
+            .and_then(|b| b.first_chunk_mut::<8>())
+        {
+            *w = lower_word(*w, keep);
+            return;
+        }
+    } else if let Some(name) = buf.get_mut(r.clone()) {
+        let (words, _) = name.as_chunks_mut::<8>();
+        for w in words {
+            *w = lower_word(*w, u64::MAX);
+        }
+        if let Some(w) = name.last_chunk_mut::<8>() {
+            *w = lower_word(*w, u64::MAX);
+        }
+        return;
+    }
+    if let Some(b) = buf.get_mut(r) {
+        b.make_ascii_lowercase();
+    }
 }
 
 impl fmt::Debug for Headers {
@@ -473,6 +516,20 @@ mod tests {
         let mut name = b"X-Forwarded-For-ZAZ@[`{".to_vec();
         lowercase(&mut name);
         assert_eq!(name, b"x-forwarded-for-zaz@[`{");
+    }
+
+    #[test]
+    fn lowercase_ranges() {
+        let text = b"Content-Type: Text/HTML; X-ABCDEFGHIJKLMNOPQ: V\r\nA:B\r\n";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                let mut ours = text.to_vec();
+                lowercase_in(&mut ours, start..end);
+                let mut want = text.to_vec();
+                want[start..end].make_ascii_lowercase();
+                assert_eq!(ours, want, "{start}..{end}");
+            }
+        }
     }
 
     #[test]
