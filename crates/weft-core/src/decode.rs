@@ -245,7 +245,7 @@ impl HttpDecoder {
             let mut out = std::mem::take(&mut self.out);
             f.dec.finish(&mut out);
             self.local.proto.add(&f.dec.take_counters());
-            emit_decoded(&mut self.local, &f, &mut out, emit);
+            emit_decoded(&mut self.local, &f, &mut out, None, emit);
             self.out = out;
             if let Some((_, end)) = f.end.take() {
                 emit(end);
@@ -267,10 +267,13 @@ impl HttpDecoder {
     }
 }
 
+/// Emits what the decoder produced; `tls`: the connection's session facts
+/// when known here (else `tls::TlsSessions` looks them up).
 fn emit_decoded(
     stats: &mut DecodeStats,
     f: &FlowState,
     out: &mut Vec<weft_proto::Event>,
+    tls: Option<&Arc<crate::event::TlsSession>>,
     emit: &mut dyn FnMut(Event),
 ) {
     for ev in out.drain(..) {
@@ -290,7 +293,7 @@ fn emit_decoded(
                     library: f.library,
                     role: f.role,
                     transaction: tx,
-                    tls: None,
+                    tls: tls.cloned(),
                     destination_domain: f.domain.clone(),
                 }));
             }
@@ -474,7 +477,9 @@ impl Processor for HttpDecoder {
         let decoded = f.dec.is_websocket()
             || matches!(f.dec.protocol(), Some(Protocol::Http1 | Protocol::Http2));
         if !self.out.is_empty() {
-            emit_decoded(&mut self.local, f, &mut self.out, emit);
+            // The session facts the call carries (`tls::TlsSessions` stamped
+            // them just now) go on what it completed: no lookup per event.
+            emit_decoded(&mut self.local, f, &mut self.out, d.tls.as_ref(), emit);
         }
         let redact = self.cfg.redact;
         let payload_len = d.payload.len();
