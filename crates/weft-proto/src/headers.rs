@@ -267,14 +267,6 @@ impl Headers {
         Writer { h: self, spans }
     }
 
-    /// Lower-cases every name in place (ASCII).
-    pub(crate) fn lowercase_names(&mut self) {
-        let (bytes, index) = self.buf.split_at_mut(self.index);
-        for r in index.as_chunks::<REC>().0 {
-            lowercase_in(bytes, Span::decode(r).name());
-        }
-    }
-
     /// The field at `index`.
     pub fn get_index(&self, index: usize) -> Option<Field<'_>> {
         self.records().get(index).map(|r| self.field(r))
@@ -423,7 +415,7 @@ fn lower_word(w: [u8; 8], keep: u64) -> [u8; 8] {
 /// read with the bytes after it (left as they are), a longer one ends with
 /// a word overlapping the previous (lower-casing is idempotent).
 #[inline]
-fn lowercase_in(buf: &mut [u8], r: Range<usize>) {
+pub(crate) fn lowercase_in(buf: &mut [u8], r: Range<usize>) {
     let len = r.end.saturating_sub(r.start);
     if len <= 8 {
         let keep = if len == 8 {

@@ -19,7 +19,7 @@ pub use huffman::{HuffmanError, encode as huffman_encode, encoded_len as huffman
 
 use std::cell::RefCell;
 
-use crate::headers::{Span, Writer};
+use crate::headers::{Span, Writer, lowercase_in};
 use crate::{Headers, Limits};
 
 thread_local! {
@@ -118,6 +118,10 @@ pub struct Decoder {
     join_size: u32,
     max_list: u64,
     max_string: u32,
+    /// Lower-case the names it outputs (ASCII), as HTTP/2 header lists are
+    /// kept; names from the static table already are. The dynamic table
+    /// keeps names as received.
+    lowercase: bool,
 }
 
 impl Decoder {
@@ -139,6 +143,7 @@ impl Decoder {
                 .min(limits.hpack_max_table_size),
             max_list: u64::from(limits.max_header_list_size),
             max_string: limits.max_header_string_len,
+            lowercase: false,
         }
     }
 
@@ -156,6 +161,11 @@ impl Decoder {
     /// behaves as if it had just joined the connection.
     pub fn resync(&mut self) {
         self.table.reset_joined(self.join_size as usize);
+    }
+
+    /// Makes the decoder lower-case the names it outputs (ASCII).
+    pub(crate) fn set_lowercase(&mut self, on: bool) {
+        self.lowercase = on;
     }
 
     /// Records the SETTINGS_HEADER_TABLE_SIZE the decoding peer advertised,
@@ -297,7 +307,11 @@ impl Decoder {
                 let (v0, v1) = self.table.slices(value);
                 let size = n0.len() + n1.len() + v0.len() + v1.len();
                 if self.admit(size, st) {
+                    let start = out.buf_mut().len();
                     out.push_parts([n0, n1], [v0, v1], false);
+                    if self.lowercase {
+                        lowercase_in(out.buf_mut(), start..start + n0.len() + n1.len());
+                    }
                 }
                 Ok(())
             }
@@ -345,11 +359,14 @@ impl Decoder {
         let start = buf.len();
         let name_index = decode_int(block, pos, prefix)? as usize;
         // Whether the name is known (then it is in `buf[start..name_end]`).
+        // Names not from the static table may need lower-casing.
+        let mut from_static = false;
         let known = if name_index == 0 {
             read_string(block, pos, buf, self.max_string)?;
             true
         } else if let Some(&(n, _)) = STATIC.get(name_index - 1) {
             buf.extend_from_slice(n);
+            from_static = true;
             true
         } else {
             match self.table.get(name_index - STATIC.len()) {
@@ -374,6 +391,10 @@ impl Decoder {
         }
         if known {
             if self.admit(n.len() + v.len(), st) {
+                if self.lowercase && !from_static {
+                    // (After the table took the name as received.)
+                    lowercase_in(buf, start..name_end);
+                }
                 out.push_written(start, name_end, sensitive);
                 return Ok(());
             }
@@ -457,6 +478,37 @@ fn read_string(buf: &[u8], pos: &mut usize, out: &mut Vec<u8>, max: u32) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lowercases_names_when_asked_and_keeps_the_table_as_received() {
+        // Literal with incremental indexing, new name "X-Up" = "V", then an
+        // indexed reference to it (dynamic index 62), then a literal whose
+        // name is that dynamic entry.
+        let block = [
+            &[0x40, 0x04][..],
+            b"X-Up",
+            &[0x01],
+            b"V",
+            &[0x80 | 62],
+            &[0x0f, 0x2f, 0x01],
+            b"W",
+        ]
+        .concat();
+        let limits = Limits::default();
+        for lower in [false, true] {
+            let mut d = Decoder::new(&limits);
+            d.set_lowercase(lower);
+            let mut out = Headers::new();
+            assert!(d.decode(&block, &mut out).is_ok());
+            let name = if lower { "x-up" } else { "X-Up" };
+            let want: Vec<(String, String)> = [(name, "V"), (name, "V"), (name, "W")]
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(out.to_string_pairs(), want);
+            assert_eq!(d.dynamic_table()[0].0.as_deref(), Some(&b"X-Up"[..]));
+        }
+    }
 
     #[test]
     fn integers() {

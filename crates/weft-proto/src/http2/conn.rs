@@ -332,7 +332,10 @@ impl Stream {
 }
 
 impl Core {
-    fn new(limits: &Limits, hpack: [hpack::Decoder; 2]) -> Self {
+    fn new(limits: &Limits, mut hpack: [hpack::Decoder; 2]) -> Self {
+        for h in &mut hpack {
+            h.set_lowercase(true);
+        }
         Core {
             limits: *limits,
             hpack,
@@ -510,7 +513,7 @@ impl Core {
                 (true, false)
             }
         };
-        headers.lowercase_names();
+        // (Names come lower-cased from the HPACK decoders: see `Core::new`.)
         self.list_hint[dir.index()] = (headers.len(), headers.bytes_len());
         (headers, incomplete, truncated)
     }
