@@ -147,6 +147,49 @@ impl FlowState {
     }
 }
 
+/// The time of the event being processed, without a clock read per event:
+/// read again once the events' own timestamps moved by a millisecond (or
+/// went back), every [`CoarseClock::EVERY`] events, and after each tick.
+/// What it stamps (a flow's last activity) is at most that much old, far
+/// below the timeouts it serves (200 ms quiet, 120 s idle).
+#[derive(Debug)]
+pub(crate) struct CoarseClock {
+    now: Instant,
+    /// The event timestamp (ns) when `now` was read.
+    at_ns: u64,
+    /// Events since `now` was read.
+    uses: u32,
+}
+
+impl CoarseClock {
+    const EVERY: u32 = 64;
+    const DRIFT_NS: u64 = 1_000_000;
+
+    pub(crate) fn new() -> Self {
+        CoarseClock {
+            now: Instant::now(),
+            at_ns: 0,
+            uses: Self::EVERY,
+        }
+    }
+
+    /// The current time for an event stamped `event_ns`.
+    pub(crate) fn now(&mut self, event_ns: u64) -> Instant {
+        if self.uses >= Self::EVERY || event_ns.abs_diff(self.at_ns) >= Self::DRIFT_NS {
+            self.now = Instant::now();
+            self.at_ns = event_ns;
+            self.uses = 0;
+        }
+        self.uses += 1;
+        self.now
+    }
+
+    /// A tick read the clock: the next event reads it again.
+    pub(crate) fn expire(&mut self) {
+        self.uses = Self::EVERY;
+    }
+}
+
 /// A [`Processor`] that decodes HTTP from capture events.
 pub struct HttpDecoder {
     cfg: DecodeConfig,
@@ -156,6 +199,7 @@ pub struct HttpDecoder {
     out: Vec<weft_proto::Event>,
     stats: Arc<Mutex<DecodeStats>>,
     local: DecodeStats,
+    clock: CoarseClock,
 }
 
 impl HttpDecoder {
@@ -166,6 +210,7 @@ impl HttpDecoder {
             out: Vec::new(),
             stats,
             local: DecodeStats::default(),
+            clock: CoarseClock::new(),
         }
     }
 
@@ -200,7 +245,7 @@ impl HttpDecoder {
             let mut out = std::mem::take(&mut self.out);
             f.dec.finish(&mut out);
             self.local.proto.add(&f.dec.take_counters());
-            emit_decoded(&mut self.local, &f, &mut out, emit);
+            emit_decoded(&mut self.local, &f, &mut out, None, emit);
             self.out = out;
             if let Some((_, end)) = f.end.take() {
                 emit(end);
@@ -222,10 +267,13 @@ impl HttpDecoder {
     }
 }
 
+/// Emits what the decoder produced; `tls`: the connection's session facts
+/// when known here (else `tls::TlsSessions` looks them up).
 fn emit_decoded(
     stats: &mut DecodeStats,
     f: &FlowState,
     out: &mut Vec<weft_proto::Event>,
+    tls: Option<&Arc<crate::event::TlsSession>>,
     emit: &mut dyn FnMut(Event),
 ) {
     for ev in out.drain(..) {
@@ -245,7 +293,7 @@ fn emit_decoded(
                     library: f.library,
                     role: f.role,
                     transaction: tx,
-                    tls: None,
+                    tls: tls.cloned(),
                     destination_domain: f.domain.clone(),
                 }));
             }
@@ -340,8 +388,20 @@ pub fn choose_decoder(
 
 impl Processor for HttpDecoder {
     fn process(&mut self, ev: Event, emit: &mut dyn FnMut(Event)) {
+        // Matched in place: the common capture event is decoded and dropped
+        // without being moved out of its `Event`.
         let d = match ev {
-            Event::TlsData(d) => d,
+            Event::TlsData(ref mut_d) if !mut_d.first_bytes => mut_d,
+            Event::TlsData(mut d) => {
+                // A connection's first bytes, kept to classify it: not a stream
+                // to decode, but text credential lines (HTTP-like, on a port
+                // outside --plaintext-ports) are masked as in any capture event.
+                if self.cfg.redact && Http1PayloadMasker::default().mask(&mut d.payload) {
+                    self.local.payloads_redacted += 1;
+                }
+                emit(Event::TlsData(d));
+                return;
+            }
             Event::Connection(c) => {
                 // The kernel saw the connection close: what its decoder
                 // still holds goes out now, before the end event, and its
@@ -363,40 +423,30 @@ impl Processor for HttpDecoder {
                 return;
             }
         };
-        if d.first_bytes {
-            // A connection's first bytes, kept to classify it: not a stream
-            // to decode, but text credential lines (HTTP-like, on a port
-            // outside --plaintext-ports) are masked as in any capture event.
-            let mut d = d;
-            if self.cfg.redact && Http1PayloadMasker::default().mask(&mut d.payload) {
-                self.local.payloads_redacted += 1;
-            }
-            emit(Event::TlsData(d));
-            return;
-        }
         let key = flow_key(d.flow.as_ref(), d.tid);
         let role = d.flow.map_or(Role::Unknown, |f| f.role);
         let wire = wire_direction(d.direction, role);
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.cfg.max_flows {
-                self.evict_oldest(emit);
-            }
-            // The ALPN the handshake chose (stamped by `tls::TlsSessions`)
-            // decides before the first bytes do.
-            let alpn = d
-                .tls
-                .as_ref()
-                .and_then(|t| t.next_protocol.as_deref())
-                .map(str::as_bytes);
-            let dec = choose_decoder(&self.cfg.limits, alpn, wire, &d.payload);
-            self.local.flows_opened += 1;
-            self.flows.insert(
-                key,
-                Box::new(FlowState {
+        let now = self.clock.now(d.timestamp_ns);
+        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&key) {
+            self.evict_oldest(emit);
+        }
+        let f = match self.flows.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // The ALPN the handshake chose (stamped by `tls::TlsSessions`)
+                // decides before the first bytes do.
+                let alpn = d
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.next_protocol.as_deref())
+                    .map(str::as_bytes);
+                let dec = choose_decoder(&self.cfg.limits, alpn, wire, &d.payload);
+                self.local.flows_opened += 1;
+                v.insert(Box::new(FlowState {
                     dec,
                     held: Vec::new(),
                     held_bytes: 0,
-                    last_active: Instant::now(),
+                    last_active: now,
                     process: Arc::clone(&d.process),
                     flow: d.flow,
                     library: d.library,
@@ -406,13 +456,10 @@ impl Processor for HttpDecoder {
                     h2_mask: Default::default(),
                     skipped: [false; 2],
                     end: None,
-                }),
-            );
-        }
-        let Some(f) = self.flows.get_mut(&key) else {
-            return;
+                }))
+            }
         };
-        f.last_active = Instant::now();
+        f.last_active = now;
         let was_websocket = f.dec.is_websocket();
         f.dec
             .feed_at(wire, &d.payload, d.timestamp_ns, &mut self.out);
@@ -429,8 +476,22 @@ impl Processor for HttpDecoder {
         // wait (detection needs at most a few dozen bytes).
         let decoded = f.dec.is_websocket()
             || matches!(f.dec.protocol(), Some(Protocol::Http1 | Protocol::Http2));
-        emit_decoded(&mut self.local, f, &mut self.out, emit);
+        if !self.out.is_empty() {
+            // The session facts the call carries (`tls::TlsSessions` stamped
+            // them just now) go on what it completed: no lookup per event.
+            emit_decoded(&mut self.local, f, &mut self.out, d.tls.as_ref(), emit);
+        }
         let redact = self.cfg.redact;
+        let payload_len = d.payload.len();
+        if !self.cfg.raw && decoded && !f.dec.is_detecting() {
+            // The common case: decoded, the capture event is dropped.
+            f.held.clear();
+            f.skipped[wire.index()] = true;
+            return;
+        }
+        let Event::TlsData(d) = ev else {
+            return;
+        };
         if self.cfg.raw {
             let mut d = d;
             if redact {
@@ -439,9 +500,9 @@ impl Processor for HttpDecoder {
             emit(Event::TlsData(d));
         } else if f.dec.is_detecting()
             && f.held.len() < MAX_HELD
-            && f.held_bytes + d.payload.len() <= MAX_HELD_BYTES
+            && f.held_bytes + payload_len <= MAX_HELD_BYTES
         {
-            f.held_bytes += d.payload.len();
+            f.held_bytes += payload_len;
             f.held.push(d);
         } else if decoded {
             f.held.clear();
@@ -459,6 +520,7 @@ impl Processor for HttpDecoder {
     }
 
     fn tick(&mut self, now: Instant, emit: &mut dyn FnMut(Event)) {
+        self.clock.expire();
         // Bytes held for detection are shown once the flow goes quiet: a
         // short exchange in a protocol nobody decodes must not wait for the
         // idle timeout.

@@ -251,6 +251,7 @@ pub struct TlsSessions<P> {
     inner: P,
     conns: FastMap<u64, Box<Conn>>,
     stats: Arc<TlsStats>,
+    clock: crate::decode::CoarseClock,
 }
 
 impl<P: Processor> TlsSessions<P> {
@@ -259,6 +260,7 @@ impl<P: Processor> TlsSessions<P> {
             inner,
             conns: FastMap::default(),
             stats,
+            clock: crate::decode::CoarseClock::new(),
         }
     }
 
@@ -415,19 +417,21 @@ fn stamp(conns: &FastMap<u64, Box<Conn>>, mut ev: Event) -> Event {
 }
 
 impl<P: Processor> Processor for TlsSessions<P> {
-    fn process(&mut self, ev: Event, emit: &mut dyn FnMut(Event)) {
-        let ev = match ev {
-            Event::TlsWire(w) => {
-                self.on_wire(w, emit);
+    fn process(&mut self, mut ev: Event, emit: &mut dyn FnMut(Event)) {
+        match &mut ev {
+            Event::TlsWire(_) => {
+                if let Event::TlsWire(w) = ev {
+                    self.on_wire(w, emit);
+                }
                 return;
             }
-            Event::TlsData(mut d) => {
-                let stats = Arc::clone(&self.stats);
+            Event::TlsData(d) => {
+                // Changed in place: the event is handed on without a move.
                 if let Some(f) = d.flow
                     && let Some(c) = self.conns.get_mut(&f.cookie)
                     && c.seen_hello()
                 {
-                    c.last_active = Instant::now();
+                    c.last_active = self.clock.now(d.timestamp_ns);
                     if c.ctx.is_none() {
                         c.ctx = Some((Arc::clone(&d.process), f, d.library));
                     }
@@ -442,41 +446,35 @@ impl<P: Processor> Processor for TlsSessions<P> {
                     // latest when this call began).
                     let began = d.timestamp_ns.saturating_sub(d.duration_ns);
                     c.decide(began, None);
-                    if let Some(hs) = c.take_event(&stats) {
+                    if let Some(hs) = c.take_event(&self.stats) {
                         emit(hs);
                     }
                     d.tls = Some(Arc::clone(&c.session));
                 }
-                Event::TlsData(d)
             }
             Event::Connection(c) if c.phase == crate::event::ConnectionPhase::End => {
                 // Closed: a handshake event still held goes out, the
                 // decoder flushes the flow (stamped with the session's
                 // facts), then the session is forgotten.
                 let cookie = c.flow.cookie;
-                if let Some(conn) = self.conns.get_mut(&cookie)
-                    && let Some(hs) = conn.take_event(&self.stats)
-                {
-                    emit(hs);
-                }
-                // The decoder may hold the flow a moment longer (late
-                // reads, see decode::END_GRACE): the session stays until
-                // then to stamp what it flushes.
                 if let Some(conn) = self.conns.get_mut(&cookie) {
+                    if let Some(hs) = conn.take_event(&self.stats) {
+                        emit(hs);
+                    }
+                    // The decoder may hold the flow a moment longer (late
+                    // reads, see decode::END_GRACE): the session stays until
+                    // then to stamp what it flushes.
                     conn.ended = Some(Instant::now());
                 }
-                let conns = &self.conns;
-                self.inner
-                    .process(Event::Connection(c), &mut |e| emit(stamp(conns, e)));
-                return;
             }
-            other => other,
-        };
+            _ => {}
+        }
         let conns = &self.conns;
         self.inner.process(ev, &mut |e| emit(stamp(conns, e)));
     }
 
     fn tick(&mut self, now: Instant, emit: &mut dyn FnMut(Event)) {
+        self.clock.expire();
         // Handshake events held for the chosen ALPN go out now.
         for c in self.conns.values_mut() {
             if let Some(ev) = c.take_event(&self.stats) {

@@ -1,29 +1,112 @@
 //! [`Headers`]: an ordered list of header fields stored in one byte buffer.
 
 use std::fmt;
+use std::ops::Range;
 
 /// An ordered list of header fields (name/value byte strings).
 ///
-/// All names and values live in one contiguous buffer with a small index
-/// beside it, so a list of any length costs two allocations. Order and
+/// Names, values and the index that finds them live in one buffer: the
+/// field bytes first, then one fixed-size record per field, so a list of
+/// any length costs one allocation (a decoder sizes it once). Order and
 /// duplicates are preserved. Decoders put pseudo-header fields (`:method`,
 /// `:path`, `:status`, ...) first and lower-case every name; see
 /// [`Headers::regular`] to skip the pseudo-header fields.
 ///
-/// The buffer is limited to 4 GiB; decoders enforce far smaller limits, and
+/// The buffer is limited to 2 GiB; decoders enforce far smaller limits, and
 /// [`Headers::push`] ignores a field that would not fit.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Headers {
+    /// Field bytes in `..index`, then a [`REC`]-byte record per field.
     buf: Vec<u8>,
-    fields: Vec<Span>,
+    index: usize,
 }
 
+/// Bytes of one field's record in the index.
+const REC: usize = 16;
+/// Most bytes of names and values (offsets keep a flag in their top bit).
+const MAX_BYTES: usize = i32::MAX as usize;
+/// The flag bit of `Span::end` that marks a sensitive field.
+const SENSITIVE: u32 = 1 << 31;
+
+/// Where one field's name and value are in the buffer. The value need not
+/// follow the name: an HTTP/1 header section is copied whole and its fields
+/// point into the copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
+pub(crate) struct Span {
     start: u32,
     name_end: u32,
+    value_start: u32,
     end: u32,
     sensitive: bool,
+}
+
+impl Span {
+    /// The span of name `name` and value `value` (byte ranges), if they fit
+    /// the limit.
+    #[inline]
+    fn new(name: Range<usize>, value: Range<usize>, sensitive: bool) -> Option<Span> {
+        if name.start > name.end || value.start > value.end || name.end.max(value.end) > MAX_BYTES {
+            return None;
+        }
+        Some(Span {
+            start: name.start as u32,
+            name_end: name.end as u32,
+            value_start: value.start as u32,
+            end: value.end as u32,
+            sensitive,
+        })
+    }
+
+    #[inline]
+    fn encode(self) -> [u8; REC] {
+        let mut r = [0u8; REC];
+        let end = self.end | if self.sensitive { SENSITIVE } else { 0 };
+        for (i, v) in [self.start, self.name_end, self.value_start, end]
+            .into_iter()
+            .enumerate()
+        {
+            r[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        r
+    }
+
+    #[inline]
+    fn decode(r: &[u8; REC]) -> Span {
+        let [
+            a0,
+            a1,
+            a2,
+            a3,
+            b0,
+            b1,
+            b2,
+            b3,
+            c0,
+            c1,
+            c2,
+            c3,
+            d0,
+            d1,
+            d2,
+            d3,
+        ] = *r;
+        let end = u32::from_le_bytes([d0, d1, d2, d3]);
+        Span {
+            start: u32::from_le_bytes([a0, a1, a2, a3]),
+            name_end: u32::from_le_bytes([b0, b1, b2, b3]),
+            value_start: u32::from_le_bytes([c0, c1, c2, c3]),
+            end: end & !SENSITIVE,
+            sensitive: end & SENSITIVE != 0,
+        }
+    }
+
+    fn name(&self) -> Range<usize> {
+        self.start as usize..self.name_end as usize
+    }
+
+    fn value(&self) -> Range<usize> {
+        self.value_start as usize..self.end as usize
+    }
 }
 
 /// One header field, borrowed from a [`Headers`].
@@ -45,6 +128,16 @@ impl<'a> Field<'a> {
     }
 }
 
+/// Two lists are equal when they hold the same fields in the same order,
+/// however their bytes are laid out.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
 impl Headers {
     /// An empty list (no allocation).
     pub fn new() -> Self {
@@ -54,30 +147,36 @@ impl Headers {
     /// An empty list with room for `fields` fields of `bytes` bytes in total.
     pub fn with_capacity(fields: usize, bytes: usize) -> Self {
         Headers {
-            buf: Vec::with_capacity(bytes),
-            fields: Vec::with_capacity(fields),
+            buf: Vec::with_capacity(bytes.saturating_add(fields.saturating_mul(REC))),
+            index: 0,
         }
+    }
+
+    /// The index records, one per field.
+    fn records(&self) -> &[[u8; REC]] {
+        self.buf.get(self.index..).unwrap_or_default().as_chunks().0
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        (self.buf.len() - self.index) / REC
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.buf.len() == self.index
     }
 
-    /// Removes every field, keeping the allocations.
+    /// Removes every field, keeping the allocation.
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.fields.clear();
+        self.index = 0;
     }
 
-    /// Total bytes of names and values.
+    /// Total bytes of names and values (for HTTP/1, of the header section
+    /// they were taken from).
     pub fn bytes_len(&self) -> usize {
-        self.buf.len()
+        self.index
     }
 
     /// Appends a field as given.
@@ -85,80 +184,99 @@ impl Headers {
         self.push_field(name, value, false);
     }
 
-    /// Appends a field from one name and one value slice (the common case:
-    /// half the work of [`push_parts`](Self::push_parts), which decoders
-    /// spend much of their time in). Ignored if the buffer would exceed 4 GiB.
+    /// Appends a field from one name and one value slice. Ignored if the
+    /// buffer would exceed 2 GiB.
     pub(crate) fn push_field(&mut self, name: &[u8], value: &[u8], sensitive: bool) {
-        let start = self.buf.len();
-        let (Ok(s), Ok(n), Ok(e)) = (
-            u32::try_from(start),
-            u32::try_from(start + name.len()),
-            u32::try_from(start + name.len() + value.len()),
+        self.insert_bytes([name, value], name.len(), sensitive);
+    }
+
+    /// Inserts `parts` (the name is the first `name_len` bytes) before the
+    /// index and appends their record.
+    fn insert_bytes(&mut self, parts: [&[u8]; 2], name_len: usize, sensitive: bool) {
+        let start = self.index;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let Some(span) = Span::new(
+            start..start + name_len,
+            start + name_len..start + total,
+            sensitive,
         ) else {
             return;
         };
-        self.buf.extend_from_slice(name);
-        self.buf.extend_from_slice(value);
-        self.fields.push(Span {
-            start: s,
-            name_end: n,
-            end: e,
-            sensitive,
-        });
+        self.buf.reserve(total + REC);
+        if self.is_empty() {
+            self.buf.truncate(start);
+            for p in parts {
+                self.buf.extend_from_slice(p);
+            }
+        } else {
+            // Fields were indexed already: their records move up.
+            self.buf.splice(
+                start..start,
+                parts.into_iter().flat_map(|p| p.iter().copied()),
+            );
+        }
+        self.index = start + total;
+        self.buf.extend_from_slice(&span.encode());
     }
 
     /// Appends a field with its name lower-cased (ASCII).
     pub fn push_lowercase(&mut self, name: &[u8], value: &[u8]) {
-        let first = self.buf.len();
+        let first = self.len();
         self.push(name, value);
-        if self.buf.len() > first
-            && let Some(span) = self.fields.last()
+        if self.len() > first
+            && let Some(span) = self.records().last().map(Span::decode)
         {
-            self.buf[span.start as usize..span.name_end as usize].make_ascii_lowercase();
+            lowercase(&mut self.buf[span.name()]);
         }
     }
 
-    /// Appends a field whose name and value may each come in two pieces (a
-    /// ring buffer). Ignored if the buffer would exceed 4 GiB.
-    pub(crate) fn push_parts(&mut self, name: [&[u8]; 2], value: [&[u8]; 2], sensitive: bool) {
-        let start = self.buf.len();
-        let name_len = name[0].len() + name[1].len();
-        let total = name_len + value[0].len() + value[1].len();
-        let (Ok(s), Ok(n), Ok(e)) = (
-            u32::try_from(start),
-            u32::try_from(start + name_len),
-            u32::try_from(start + total),
-        ) else {
-            return;
+    /// A list whose bytes are `prefix` then `raw` (an HTTP/1 start line and
+    /// header section, copied once), with room for the records of `fields`
+    /// fields; fields are then added by [`push_span`](Self::push_span) as
+    /// ranges of those bytes instead of being copied one by one.
+    pub(crate) fn from_raw(prefix: &[u8], raw: &[u8], fields: usize) -> Self {
+        let bytes = prefix.len() + raw.len();
+        let mut buf = Vec::with_capacity(bytes + fields * REC);
+        buf.extend_from_slice(prefix);
+        buf.extend_from_slice(raw);
+        Headers { buf, index: bytes }
+    }
+
+    /// Appends a field whose name and value are among the list's bytes
+    /// (`name`, `value`: ranges of them), lower-casing the name in place
+    /// (ASCII). Returns false (nothing added) when a range is not inside them.
+    #[inline]
+    pub(crate) fn push_span(&mut self, name: Range<usize>, value: Range<usize>) -> bool {
+        if name.end > self.index || value.end > self.index {
+            return false;
+        }
+        let Some(span) = Span::new(name, value, false) else {
+            return false;
         };
-        self.buf.reserve(total);
-        for part in name.into_iter().chain(value) {
-            self.buf.extend_from_slice(part);
-        }
-        self.fields.push(Span {
-            start: s,
-            name_end: n,
-            end: e,
-            sensitive,
-        });
+        lowercase_in(&mut self.buf, span.name());
+        self.buf.extend_from_slice(&span.encode());
+        true
     }
 
-    /// Lower-cases every name in place (ASCII).
-    pub(crate) fn lowercase_names(&mut self) {
-        for span in &self.fields {
-            self.buf[span.start as usize..span.name_end as usize].make_ascii_lowercase();
-        }
+    /// Appends fields written straight into the list's bytes: see
+    /// [`Writer`]. `spans` is scratch space for their records.
+    pub(crate) fn writer<'a>(&'a mut self, spans: &'a mut Vec<Span>) -> Writer<'a> {
+        spans.clear();
+        spans.extend(self.records().iter().map(Span::decode));
+        self.buf.truncate(self.index);
+        Writer { h: self, spans }
     }
 
     /// The field at `index`.
     pub fn get_index(&self, index: usize) -> Option<Field<'_>> {
-        self.fields.get(index).map(|s| self.field(s))
+        self.records().get(index).map(|r| self.field(r))
     }
 
-    fn field(&self, s: &Span) -> Field<'_> {
+    fn field(&self, r: &[u8; REC]) -> Field<'_> {
+        let s = Span::decode(r);
         Field {
-            name: &self.buf[s.start as usize..s.name_end as usize],
-            value: &self.buf[s.name_end as usize..s.end as usize],
+            name: &self.buf[s.name()],
+            value: &self.buf[s.value()],
             sensitive: s.sensitive,
         }
     }
@@ -167,17 +285,18 @@ impl Headers {
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
         // Sinks look up a dozen names per event: compare lengths before
         // building the field, so most fields cost one subtraction.
-        self.fields
+        self.records()
             .iter()
+            .map(Span::decode)
             .find(|s| {
-                (s.name_end - s.start) as usize == name.len() && {
+                (s.name_end.wrapping_sub(s.start)) as usize == name.len() && {
                     // Decoders lower-case names and callers ask in lower
                     // case: the exact comparison nearly always decides.
-                    let have = &self.buf[s.start as usize..s.name_end as usize];
+                    let have = &self.buf[s.name()];
                     have == name || have.eq_ignore_ascii_case(name)
                 }
             })
-            .map(|s| &self.buf[s.name_end as usize..s.end as usize])
+            .map(|s| &self.buf[s.value()])
     }
 
     /// The values of every field named `name` (ASCII case-insensitive), in order.
@@ -189,7 +308,7 @@ impl Headers {
 
     /// Every field, in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Field<'_>> + ExactSizeIterator + '_ {
-        self.fields.iter().map(|s| self.field(s))
+        self.records().iter().map(|r| self.field(r))
     }
 
     /// Every field that is not a pseudo-header field, in order.
@@ -211,6 +330,121 @@ impl Headers {
     }
 }
 
+/// Adds fields to a [`Headers`] by writing their bytes straight into its
+/// buffer (a decoder's output, no intermediate copy); the records are kept
+/// aside and go after the bytes when the writer is dropped.
+pub(crate) struct Writer<'a> {
+    h: &'a mut Headers,
+    spans: &'a mut Vec<Span>,
+}
+
+impl Writer<'_> {
+    /// The field bytes written so far; a decoder appends a field's name and
+    /// value, then calls [`push_written`](Self::push_written), or truncates
+    /// back to where it began.
+    pub(crate) fn buf_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.h.buf
+    }
+
+    /// Appends the field whose name is `bytes[start..name_end]` and whose
+    /// value is the rest of the bytes (just written). Ignored (and the bytes
+    /// removed) if the buffer exceeds 2 GiB.
+    pub(crate) fn push_written(&mut self, start: usize, name_end: usize, sensitive: bool) {
+        let end = self.h.buf.len();
+        match Span::new(start..name_end, name_end..end, sensitive) {
+            Some(span) if name_end <= end => self.spans.push(span),
+            _ => self.h.buf.truncate(start),
+        }
+    }
+
+    /// Appends a field as given.
+    pub(crate) fn push_field(&mut self, name: &[u8], value: &[u8], sensitive: bool) {
+        self.push_parts([name, &[]], [value, &[]], sensitive);
+    }
+
+    /// Appends a field whose name and value may each come in two pieces.
+    pub(crate) fn push_parts(&mut self, name: [&[u8]; 2], value: [&[u8]; 2], sensitive: bool) {
+        let buf = &mut self.h.buf;
+        let start = buf.len();
+        for p in name {
+            buf.extend_from_slice(p);
+        }
+        let name_end = buf.len();
+        for p in value {
+            buf.extend_from_slice(p);
+        }
+        self.push_written(start, name_end, sensitive);
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        let h = &mut *self.h;
+        h.index = h.buf.len();
+        h.buf.reserve_exact(self.spans.len() * REC);
+        for s in self.spans.iter() {
+            h.buf.extend_from_slice(&s.encode());
+        }
+        self.spans.clear();
+    }
+}
+
+/// ASCII lower-casing, eight bytes at a time.
+fn lowercase(bytes: &mut [u8]) {
+    let (words, rest) = bytes.as_chunks_mut::<8>();
+    for w in words {
+        *w = lower_word(*w, u64::MAX);
+    }
+    rest.make_ascii_lowercase();
+}
+
+/// `w` with its bytes 'A'..='Z' lower-cased, among those `keep` selects
+/// (0xff per byte).
+#[inline]
+fn lower_word(w: [u8; 8], keep: u64) -> [u8; 8] {
+    let x = u64::from_le_bytes(w);
+    // High bit of each byte: set for 'A'..='Z' (ASCII bytes only).
+    let low7 = x & 0x7f7f_7f7f_7f7f_7f7f;
+    let ge_a = low7.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+    let gt_z = low7.wrapping_add(0x2525_2525_2525_2525);
+    let upper = ge_a & !gt_z & !x & 0x8080_8080_8080_8080 & keep;
+    (x | (upper >> 2)).to_le_bytes()
+}
+
+/// Lower-cases `buf[r]` (ASCII) with whole-word reads: a short range is
+/// read with the bytes after it (left as they are), a longer one ends with
+/// a word overlapping the previous (lower-casing is idempotent).
+#[inline]
+pub(crate) fn lowercase_in(buf: &mut [u8], r: Range<usize>) {
+    let len = r.end.saturating_sub(r.start);
+    if len <= 8 {
+        let keep = if len == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * len)) - 1
+        };
+        if let Some(w) = buf
+            .get_mut(r.start..)
+            .and_then(|b| b.first_chunk_mut::<8>())
+        {
+            *w = lower_word(*w, keep);
+            return;
+        }
+    } else if let Some(name) = buf.get_mut(r.clone()) {
+        let (words, _) = name.as_chunks_mut::<8>();
+        for w in words {
+            *w = lower_word(*w, u64::MAX);
+        }
+        if let Some(w) = name.last_chunk_mut::<8>() {
+            *w = lower_word(*w, u64::MAX);
+        }
+        return;
+    }
+    if let Some(b) = buf.get_mut(r) {
+        b.make_ascii_lowercase();
+    }
+}
+
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
@@ -227,9 +461,12 @@ impl fmt::Debug for Headers {
 impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         let mut h = Headers::new();
+        let mut spans = Vec::new();
+        let mut w = h.writer(&mut spans);
         for (n, v) in iter {
-            h.push(n.as_ref(), v.as_ref());
+            w.push_field(n.as_ref(), v.as_ref(), false);
         }
+        drop(w);
         h
     }
 }
@@ -245,7 +482,9 @@ mod tests {
         h.push_lowercase(b"Content-Type", b"text/html");
         h.push(b"set-cookie", b"a=1");
         h.push(b"set-cookie", b"b=2");
-        h.push_parts([b"x-", b"split"], [b"va", b"lue"], true);
+        let mut spans = Vec::new();
+        h.writer(&mut spans)
+            .push_parts([b"x-", b"split"], [b"va", b"lue"], true);
         assert_eq!(h.len(), 5);
         assert_eq!(h.get(b"content-type"), Some(&b"text/html"[..]));
         assert_eq!(h.get(b"CONTENT-TYPE"), Some(&b"text/html"[..]));
@@ -258,5 +497,57 @@ mod tests {
         );
         h.clear();
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn lowercase_words() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let mut ours = all.clone();
+        lowercase(&mut ours);
+        assert_eq!(ours, all.to_ascii_lowercase());
+        let mut name = b"X-Forwarded-For-ZAZ@[`{".to_vec();
+        lowercase(&mut name);
+        assert_eq!(name, b"x-forwarded-for-zaz@[`{");
+    }
+
+    #[test]
+    fn lowercase_ranges() {
+        let text = b"Content-Type: Text/HTML; X-ABCDEFGHIJKLMNOPQ: V\r\nA:B\r\n";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                let mut ours = text.to_vec();
+                lowercase_in(&mut ours, start..end);
+                let mut want = text.to_vec();
+                want[start..end].make_ascii_lowercase();
+                assert_eq!(ours, want, "{start}..{end}");
+            }
+        }
+    }
+
+    #[test]
+    fn writer_and_raw() {
+        let mut h = Headers::new();
+        h.push(b":status", b"200");
+        let mut spans = Vec::new();
+        let mut w = h.writer(&mut spans);
+        w.push_field(b"a", b"1", true);
+        let start = w.buf_mut().len();
+        w.buf_mut().extend_from_slice(b"bxx");
+        w.push_written(start, start + 1, false);
+        drop(w);
+        h.push(b"c", b"3");
+        assert_eq!(
+            h.to_string_pairs(),
+            [(":status", "200"), ("a", "1"), ("b", "xx"), ("c", "3")]
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        assert!(h.get_index(1).is_some_and(|f| f.sensitive));
+        let mut r = Headers::from_raw(b":x", b"Host: A\r\n", 2);
+        assert!(r.push_span(2..6, 8..9));
+        assert!(!r.push_span(2..6, 8..40));
+        assert_eq!(r.get(b"host"), Some(&b"A"[..]));
+        assert_eq!(r.len(), 1);
+        let same: Headers = [("host", "A")].into_iter().collect();
+        assert_eq!(r, same);
     }
 }

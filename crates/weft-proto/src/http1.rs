@@ -23,6 +23,7 @@
 //! before its response.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 use httparse::Status;
 
@@ -49,7 +50,8 @@ pub struct Http1Decoder {
 
 #[derive(Debug, Clone)]
 struct Pending {
-    tx: Transaction,
+    /// Boxed from the start: emitting it hands the box on, no copy.
+    tx: Box<Transaction>,
     method: Method,
     /// The request asked to switch protocols (Upgrade header or CONNECT).
     wants_upgrade: bool,
@@ -432,7 +434,7 @@ impl Http1Decoder {
         self.settle_lost();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let mut tx = Transaction::new(Protocol::Http1, id);
+        let mut tx = Box::new(Transaction::new(Protocol::Http1, id));
         let wants_upgrade = head.method == Method::Connect || head.upgrade.is_some();
         tx.request.headers = head.headers;
         tx.request.seen = true;
@@ -494,7 +496,7 @@ impl Http1Decoder {
             self.unanswered_lost = self.unanswered_lost.saturating_sub(1);
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            let tx = Transaction::new(Protocol::Http1, id);
+            let tx = Box::new(Transaction::new(Protocol::Http1, id));
             self.make_room(out);
             self.txs.push_back(Pending {
                 tx,
@@ -742,7 +744,7 @@ impl Http1Decoder {
         }
     }
 
-    fn emit(&mut self, tx: Transaction, end: End, out: &mut Vec<Event>) {
+    fn emit(&mut self, tx: Box<Transaction>, end: End, out: &mut Vec<Event>) {
         let mut tx = tx;
         tx.end = end;
         crate::content::process(&mut tx.request, &self.limits, &mut self.counters);
@@ -751,7 +753,7 @@ impl Http1Decoder {
         if !tx.is_complete() {
             self.counters.transactions_incomplete += 1;
         }
-        out.push(Event::Transaction(Box::new(tx)));
+        out.push(Event::Transaction(tx));
     }
 }
 
@@ -802,11 +804,34 @@ fn parser_config() -> httparse::ParserConfig {
     c
 }
 
-/// Runs `f` with a header array of `max` entries (on the stack when small).
-fn with_headers<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b>]) -> R) -> R {
-    const STACK: usize = 64;
-    if max <= STACK {
-        let mut h: [httparse::Header<'b>; STACK] = [httparse::EMPTY_HEADER; STACK];
+/// Header array entries kept on the stack (the default `h1_max_headers`:
+/// 4 KiB, never cleared); more come from the heap.
+const STACK_HEADERS: usize = 128;
+
+/// Runs `f` with a header array of `max` entries (on the stack when small),
+/// left uninitialised: httparse writes only the entries it parses, so the
+/// common small head does not pay for clearing 64 entries.
+fn with_headers<'b, R>(
+    max: usize,
+    f: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> R,
+) -> R {
+    if max <= STACK_HEADERS {
+        let mut h: [MaybeUninit<httparse::Header<'b>>; STACK_HEADERS] =
+            [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        f(&mut h[..max.max(1)])
+    } else {
+        let mut h: Vec<MaybeUninit<httparse::Header<'b>>> =
+            std::iter::repeat_with(MaybeUninit::uninit)
+                .take(max)
+                .collect();
+        f(&mut h)
+    }
+}
+
+/// Like [`with_headers`], initialised (for `httparse::parse_headers`).
+fn with_init_headers<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b>]) -> R) -> R {
+    if max <= STACK_HEADERS {
+        let mut h: [httparse::Header<'b>; STACK_HEADERS] = [httparse::EMPTY_HEADER; STACK_HEADERS];
         f(&mut h[..max.max(1)])
     } else {
         let mut h: Vec<httparse::Header<'b>> = vec![httparse::EMPTY_HEADER; max];
@@ -814,24 +839,46 @@ fn with_headers<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b>]) -
     }
 }
 
+/// The range of `buf` (whose first `base` bytes are a prefix, then `raw`)
+/// where `part`, a slice of `raw`, lies; `None` when it is not one.
+fn range_in(raw: &[u8], base: usize, part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let off = (part.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
+    let end = off.checked_add(part.len())?;
+    (end <= raw.len()).then(|| base + off..base + end)
+}
+
+/// Names of the pseudo-header fields HTTP/1 heads get, as the prefix of
+/// their header list's buffer.
+const REQUEST_PREFIX: &[u8] = b":method:path";
+const STATUS_NAME: &[u8] = b":status";
+
 fn parse_request(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
     with_headers(max_headers, |hs| {
-        let mut req = httparse::Request::new(hs);
-        let n = match parser_config().parse_request(&mut req, buf) {
+        let mut req = httparse::Request::new(&mut []);
+        let n = match parser_config().parse_request_with_uninit_headers(&mut req, buf, hs) {
             Ok(Status::Complete(n)) => n,
             Ok(Status::Partial) => return Ok(Status::Partial),
             Err(_) => return Err(ParseError),
         };
+        let raw = &buf[..n.min(buf.len())];
         let method = req.method.unwrap_or("");
-        let mut headers = Headers::with_capacity(req.headers.len() + 2, n);
-        headers.push(b":method", method.as_bytes());
-        headers.push(b":path", req.path.unwrap_or("").as_bytes());
+        let path = req.path.unwrap_or("");
+        // The head is copied once; the fields point into the copy.
+        let mut headers = Headers::from_raw(REQUEST_PREFIX, raw, req.headers.len() + 2);
+        let base = REQUEST_PREFIX.len();
+        for (name, value) in [(0..7, method.as_bytes()), (7..12, path.as_bytes())] {
+            let placed =
+                range_in(raw, base, value).is_some_and(|v| headers.push_span(name.clone(), v));
+            if !placed {
+                headers.push(&REQUEST_PREFIX[name], value);
+            }
+        }
         let kind = match method {
             "HEAD" => Method::Head,
             "CONNECT" => Method::Connect,
             _ => Method::Other,
         };
-        let mut head = head_from(headers, req.headers)?;
+        let mut head = head_from(headers, raw, base, req.headers)?;
         head.method = kind;
         head.minor_version = req.version.unwrap_or(1);
         Ok(Status::Complete((n, head)))
@@ -840,20 +887,22 @@ fn parse_request(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>
 
 fn parse_response(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
     with_headers(max_headers, |hs| {
-        let mut resp = httparse::Response::new(hs);
-        let n = match parser_config().parse_response(&mut resp, buf) {
+        let mut resp = httparse::Response::new(&mut []);
+        let n = match parser_config().parse_response_with_uninit_headers(&mut resp, buf, hs) {
             Ok(Status::Complete(n)) => n,
             Ok(Status::Partial) => return Ok(Status::Partial),
             Err(_) => return Err(ParseError),
         };
+        let raw = &buf[..n.min(buf.len())];
         let code = resp.code.unwrap_or(0);
-        let mut headers = Headers::with_capacity(resp.headers.len() + 1, n);
-        let mut digits = [b'0'; 3];
-        digits[0] += (code / 100 % 10) as u8;
-        digits[1] += (code / 10 % 10) as u8;
-        digits[2] += (code % 10) as u8;
-        headers.push(b":status", &digits);
-        let mut head = head_from(headers, resp.headers)?;
+        let mut prefix = [0u8; 10];
+        prefix[..7].copy_from_slice(STATUS_NAME);
+        prefix[7] = b'0' + (code / 100 % 10) as u8;
+        prefix[8] = b'0' + (code / 10 % 10) as u8;
+        prefix[9] = b'0' + (code % 10) as u8;
+        let mut headers = Headers::from_raw(&prefix, raw, resp.headers.len() + 1);
+        headers.push_span(0..7, 7..10);
+        let mut head = head_from(headers, raw, prefix.len(), resp.headers)?;
         head.status = Some(code);
         head.minor_version = resp.version.unwrap_or(1);
         Ok(Status::Complete((n, head)))
@@ -861,11 +910,19 @@ fn parse_response(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)
 }
 
 fn parse_trailers(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Headers)>, ParseError> {
-    with_headers(max_headers, |hs| match httparse::parse_headers(buf, hs) {
+    with_init_headers(max_headers, |hs| match httparse::parse_headers(buf, hs) {
         Ok(Status::Complete((n, fields))) => {
-            let mut t = Headers::with_capacity(fields.len(), n);
+            let raw = &buf[..n.min(buf.len())];
+            let mut t = Headers::from_raw(&[], raw, fields.len());
             for f in fields {
-                t.push_lowercase(f.name.as_bytes(), f.value);
+                let name = f.name.as_bytes();
+                let placed = match (range_in(raw, 0, name), range_in(raw, 0, f.value)) {
+                    (Some(n), Some(v)) => t.push_span(n, v),
+                    _ => false,
+                };
+                if !placed {
+                    t.push_lowercase(name, f.value);
+                }
             }
             Ok(Status::Complete((n, t)))
         }
@@ -874,14 +931,26 @@ fn parse_trailers(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Heade
     })
 }
 
-/// Collects regular fields and the framing-relevant ones.
-fn head_from(mut headers: Headers, fields: &[httparse::Header<'_>]) -> Result<Head, ParseError> {
+/// Collects regular fields (as ranges of `headers`' buffer, which holds
+/// `raw` from `base` on) and the framing-relevant ones.
+fn head_from(
+    mut headers: Headers,
+    raw: &[u8],
+    base: usize,
+    fields: &[httparse::Header<'_>],
+) -> Result<Head, ParseError> {
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding: Option<bool> = None;
     let mut upgrade = None;
     for f in fields {
-        headers.push_lowercase(f.name.as_bytes(), f.value);
         let name = f.name.as_bytes();
+        let placed = match (range_in(raw, base, name), range_in(raw, base, f.value)) {
+            (Some(n), Some(v)) => headers.push_span(n, v),
+            _ => false,
+        };
+        if !placed {
+            headers.push_lowercase(name, f.value);
+        }
         // Only three names matter for framing: compare lengths first.
         if !matches!(name.len(), 7 | 14 | 17) {
             continue;

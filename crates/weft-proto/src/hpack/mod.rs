@@ -17,11 +17,17 @@ mod table;
 
 pub use huffman::{HuffmanError, encode as huffman_encode, encoded_len as huffman_encoded_len};
 
-use crate::{Headers, Limits};
-use table::{DynamicTable, ENTRY_OVERHEAD, STATIC, Slot};
+use std::cell::RefCell;
 
-/// Scratch capacity kept between header blocks.
-const SCRATCH_KEEP: usize = 16 * 1024;
+use crate::headers::{Span, Writer, lowercase_in};
+use crate::{Headers, Limits};
+
+thread_local! {
+    /// Records of the fields of the block being decoded, kept aside until
+    /// its bytes are all written (one per thread, not per connection).
+    static SPANS: RefCell<Vec<Span>> = const { RefCell::new(Vec::new()) };
+}
+use table::{DynamicTable, ENTRY_OVERHEAD, STATIC, Slot};
 
 /// The initial SETTINGS_HEADER_TABLE_SIZE of HTTP/2 (RFC 7540 §6.5.2).
 pub const DEFAULT_TABLE_SIZE: u32 = 4_096;
@@ -112,16 +118,10 @@ pub struct Decoder {
     join_size: u32,
     max_list: u64,
     max_string: u32,
-    scratch: Vec<u8>,
-}
-
-/// Where a literal field's name comes from.
-#[derive(Clone, Copy)]
-enum Name {
-    /// In `scratch[..len]`.
-    Scratch(usize),
-    /// Referenced an entry we never saw.
-    Unknown,
+    /// Lower-case the names it outputs (ASCII), as HTTP/2 header lists are
+    /// kept; names from the static table already are. The dynamic table
+    /// keeps names as received.
+    lowercase: bool,
 }
 
 impl Decoder {
@@ -143,7 +143,7 @@ impl Decoder {
                 .min(limits.hpack_max_table_size),
             max_list: u64::from(limits.max_header_list_size),
             max_string: limits.max_header_string_len,
-            scratch: Vec::new(),
+            lowercase: false,
         }
     }
 
@@ -161,6 +161,11 @@ impl Decoder {
     /// behaves as if it had just joined the connection.
     pub fn resync(&mut self) {
         self.table.reset_joined(self.join_size as usize);
+    }
+
+    /// Makes the decoder lower-case the names it outputs (ASCII).
+    pub(crate) fn set_lowercase(&mut self, on: bool) {
+        self.lowercase = on;
     }
 
     /// Records the SETTINGS_HEADER_TABLE_SIZE the decoding peer advertised,
@@ -208,11 +213,10 @@ impl Decoder {
     /// decoder has reset itself (see [`Decoder::resync`]).
     pub fn decode(&mut self, block: &[u8], out: &mut Headers) -> Result<BlockStatus, HpackError> {
         let mut status = BlockStatus::default();
-        let result = self.decode_inner(block, out, &mut status);
-        if self.scratch.capacity() > SCRATCH_KEEP {
-            // A rare huge literal: do not keep its buffer for the connection's life.
-            self.scratch = Vec::new();
-        }
+        let result = SPANS.with(|spans| match spans.try_borrow_mut() {
+            Ok(mut spans) => self.decode_inner(block, &mut out.writer(&mut spans), &mut status),
+            Err(_) => self.decode_inner(block, &mut out.writer(&mut Vec::new()), &mut status),
+        });
         match result {
             Ok(()) => Ok(status),
             Err(e) => {
@@ -225,7 +229,7 @@ impl Decoder {
     fn decode_inner(
         &mut self,
         block: &[u8],
-        out: &mut Headers,
+        out: &mut Writer<'_>,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let mut pos = 0usize;
@@ -280,7 +284,7 @@ impl Decoder {
     fn emit_indexed(
         &mut self,
         index: u32,
-        out: &mut Headers,
+        out: &mut Writer<'_>,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let i = index as usize;
@@ -303,7 +307,11 @@ impl Decoder {
                 let (v0, v1) = self.table.slices(value);
                 let size = n0.len() + n1.len() + v0.len() + v1.len();
                 if self.admit(size, st) {
+                    let start = out.buf_mut().len();
                     out.push_parts([n0, n1], [v0, v1], false);
+                    if self.lowercase {
+                        lowercase_in(out.buf_mut(), start..start + n0.len() + n1.len());
+                    }
                 }
                 Ok(())
             }
@@ -314,7 +322,9 @@ impl Decoder {
         }
     }
 
-    /// Decodes a literal field representation whose first byte is at `*pos`.
+    /// Decodes a literal field representation whose first byte is at `*pos`,
+    /// straight into `out`'s buffer (no intermediate copy); on error `out`
+    /// is left as it was.
     #[allow(clippy::too_many_arguments)]
     fn literal(
         &mut self,
@@ -323,17 +333,41 @@ impl Decoder {
         prefix: u8,
         index: bool,
         sensitive: bool,
-        out: &mut Headers,
+        out: &mut Writer<'_>,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
-        self.scratch.clear();
+        let start = out.buf_mut().len();
+        let r = self.literal_into(block, pos, prefix, index, sensitive, out, st);
+        if r.is_err() {
+            out.buf_mut().truncate(start);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn literal_into(
+        &mut self,
+        block: &[u8],
+        pos: &mut usize,
+        prefix: u8,
+        index: bool,
+        sensitive: bool,
+        out: &mut Writer<'_>,
+        st: &mut BlockStatus,
+    ) -> Result<(), HpackError> {
+        let buf = out.buf_mut();
+        let start = buf.len();
         let name_index = decode_int(block, pos, prefix)? as usize;
-        let name = if name_index == 0 {
-            read_string(block, pos, &mut self.scratch, self.max_string)?;
-            Name::Scratch(self.scratch.len())
+        // Whether the name is known (then it is in `buf[start..name_end]`).
+        // Names not from the static table may need lower-casing.
+        let mut from_static = false;
+        let known = if name_index == 0 {
+            read_string(block, pos, buf, self.max_string)?;
+            true
         } else if let Some(&(n, _)) = STATIC.get(name_index - 1) {
-            self.scratch.extend_from_slice(n);
-            Name::Scratch(n.len())
+            buf.extend_from_slice(n);
+            from_static = true;
+            true
         } else {
             match self.table.get(name_index - STATIC.len()) {
                 None => {
@@ -343,38 +377,34 @@ impl Decoder {
                     });
                 }
                 Some(Slot::Known { name, .. }) => {
-                    self.table.copy_to(name, &mut self.scratch);
-                    Name::Scratch(self.scratch.len())
+                    self.table.copy_to(name, buf);
+                    true
                 }
-                Some(Slot::NameUnknown { .. } | Slot::Unknown) => Name::Unknown,
+                Some(Slot::NameUnknown { .. } | Slot::Unknown) => false,
             }
         };
-        let name_len = match name {
-            Name::Scratch(n) => n,
-            Name::Unknown => 0,
-        };
-        read_string(block, pos, &mut self.scratch, self.max_string)?;
-        let (n, v) = self.scratch.split_at(name_len);
-        match name {
-            Name::Scratch(_) => {
-                if self.admit(n.len() + v.len(), st) {
-                    out.push_field(n, v, sensitive);
-                }
-            }
-            Name::Unknown => {
-                st.unknown_references += 1;
-                st.list_size = st
-                    .list_size
-                    .saturating_add((v.len() + ENTRY_OVERHEAD) as u64);
-            }
-        }
+        let name_end = buf.len();
+        read_string(block, pos, buf, self.max_string)?;
+        let (n, v) = buf[start..].split_at(name_end - start);
         if index {
-            let name = match name {
-                Name::Scratch(_) => Some(n),
-                Name::Unknown => None,
-            };
-            self.table.insert(name, v);
+            self.table.insert(known.then_some(n), v);
         }
+        if known {
+            if self.admit(n.len() + v.len(), st) {
+                if self.lowercase && !from_static {
+                    // (After the table took the name as received.)
+                    lowercase_in(buf, start..name_end);
+                }
+                out.push_written(start, name_end, sensitive);
+                return Ok(());
+            }
+        } else {
+            st.unknown_references += 1;
+            st.list_size = st
+                .list_size
+                .saturating_add((v.len() + ENTRY_OVERHEAD) as u64);
+        }
+        buf.truncate(start);
         Ok(())
     }
 }
@@ -448,6 +478,37 @@ fn read_string(buf: &[u8], pos: &mut usize, out: &mut Vec<u8>, max: u32) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lowercases_names_when_asked_and_keeps_the_table_as_received() {
+        // Literal with incremental indexing, new name "X-Up" = "V", then an
+        // indexed reference to it (dynamic index 62), then a literal whose
+        // name is that dynamic entry.
+        let block = [
+            &[0x40, 0x04][..],
+            b"X-Up",
+            &[0x01],
+            b"V",
+            &[0x80 | 62],
+            &[0x0f, 0x2f, 0x01],
+            b"W",
+        ]
+        .concat();
+        let limits = Limits::default();
+        for lower in [false, true] {
+            let mut d = Decoder::new(&limits);
+            d.set_lowercase(lower);
+            let mut out = Headers::new();
+            assert!(d.decode(&block, &mut out).is_ok());
+            let name = if lower { "x-up" } else { "X-Up" };
+            let want: Vec<(String, String)> = [(name, "V"), (name, "V"), (name, "W")]
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(out.to_string_pairs(), want);
+            assert_eq!(d.dynamic_table()[0].0.as_deref(), Some(&b"X-Up"[..]));
+        }
+    }
 
     #[test]
     fn integers() {

@@ -47,10 +47,9 @@ struct Core {
     table_setting: [u32; 2],
     /// SETTINGS_MAX_FRAME_SIZE to hand to each direction's frame decoder.
     pending_frame_size: [Option<u32>; 2],
-    /// Boxed: a B-tree leaf holds eleven values inline, so a connection with
-    /// one open stream would hold eleven streams' worth of memory (~5.7 KB
-    /// per connection instead of ~0.7 KB).
-    streams: BTreeMap<u32, Box<Stream>>,
+    /// Inline: a stream is small (its transaction is boxed), so a B-tree
+    /// leaf's eleven slots cost little, and a stream costs one allocation.
+    streams: BTreeMap<u32, Stream>,
     /// Highest stream id of a request HEADERS seen from the client.
     max_client_stream: u32,
     /// Highest client-initiated (odd) stream id of a header block seen in
@@ -80,7 +79,8 @@ struct Core {
 
 #[derive(Debug, Clone)]
 struct Stream {
-    tx: Transaction,
+    /// Boxed from the start: emitting it hands the box on, no copy.
+    tx: Box<Transaction>,
     /// Header blocks received per direction (0 = awaiting headers).
     blocks: [u8; 2],
     /// Extended CONNECT to `websocket`: the WebSocket decoder for the
@@ -193,7 +193,7 @@ impl Http2Decoder {
         for id in stale {
             if let Some(s) = self.core.streams.remove(&id) {
                 self.core.counters.streams_evicted += 1;
-                self.core.emit(*s, End::Evicted, out);
+                self.core.emit(s, End::Evicted, out);
             }
         }
     }
@@ -248,7 +248,7 @@ impl Http2Decoder {
             } else {
                 End::ConnectionClosed
             };
-            self.core.emit(*s, end, out);
+            self.core.emit(s, end, out);
         }
     }
 
@@ -276,6 +276,7 @@ impl Http2Decoder {
             .values()
             .map(|s| {
                 std::mem::size_of::<Stream>()
+                    + std::mem::size_of::<Transaction>()
                     + s.ws.as_ref().map_or(0, |w| w.memory_footprint())
                     + [&s.tx.request, &s.tx.response]
                         .iter()
@@ -308,7 +309,7 @@ impl Http2Decoder {
 impl Stream {
     fn new(id: u32) -> Self {
         Stream {
-            tx: Transaction::new(Protocol::Http2, id),
+            tx: Box::new(Transaction::new(Protocol::Http2, id)),
             blocks: [0; 2],
             ws: None,
             ws_established: false,
@@ -331,7 +332,10 @@ impl Stream {
 }
 
 impl Core {
-    fn new(limits: &Limits, hpack: [hpack::Decoder; 2]) -> Self {
+    fn new(limits: &Limits, mut hpack: [hpack::Decoder; 2]) -> Self {
+        for h in &mut hpack {
+            h.set_lowercase(true);
+        }
         Core {
             limits: *limits,
             hpack,
@@ -392,7 +396,10 @@ impl Core {
         self.dispatch(dir, frame, out);
         if self.now != 0 {
             for id in ids {
-                if let Some(s) = self.streams.get_mut(&id) {
+                // (Stream 0 is the connection: never in the map.)
+                if id != 0
+                    && let Some(s) = self.streams.get_mut(&id)
+                {
                     s.touched = self.now;
                 }
             }
@@ -424,7 +431,7 @@ impl Core {
             } => {
                 if let Some(s) = self.streams.remove(&stream_id) {
                     self.emit(
-                        *s,
+                        s,
                         End::Reset {
                             by: dir,
                             error_code,
@@ -471,7 +478,7 @@ impl Core {
                     .collect();
                 for id in refused {
                     if let Some(s) = self.streams.remove(&id) {
-                        self.emit(*s, End::GoAway { error_code }, out);
+                        self.emit(s, End::GoAway { error_code }, out);
                     }
                 }
             }
@@ -506,7 +513,7 @@ impl Core {
                 (true, false)
             }
         };
-        headers.lowercase_names();
+        // (Names come lower-cased from the HPACK decoders: see `Core::new`.)
         self.list_hint[dir.index()] = (headers.len(), headers.bytes_len());
         (headers, incomplete, truncated)
     }
@@ -539,7 +546,10 @@ impl Core {
 
     /// The stream `id`, created if needed (evicting the oldest at the limit).
     fn stream(&mut self, id: u32, out: &mut Vec<Event>) -> Option<&mut Stream> {
-        if !self.streams.contains_key(&id) {
+        // One search when the map has room (the common case).
+        if self.streams.len() >= self.limits.h2_max_streams as usize
+            && !self.streams.contains_key(&id)
+        {
             if self.limits.h2_max_streams == 0 {
                 return None;
             }
@@ -548,11 +558,10 @@ impl Core {
                     break;
                 };
                 self.counters.streams_evicted += 1;
-                self.emit(*oldest, End::Evicted, out);
+                self.emit(oldest, End::Evicted, out);
             }
-            self.streams.insert(id, Box::new(Stream::new(id)));
         }
-        self.streams.get_mut(&id).map(|s| &mut **s)
+        Some(self.streams.entry(id).or_insert_with(|| Stream::new(id)))
     }
 
     fn on_headers(
@@ -610,8 +619,12 @@ impl Core {
                 dir == Direction::ClientToServer && is_websocket_connect(&m.headers);
         } else {
             // Trailers (several trailing blocks are merged).
-            for f in headers.iter() {
-                m.trailers.push_field(f.name, f.value, f.sensitive);
+            if m.trailers.is_empty() {
+                m.trailers = headers;
+            } else {
+                for f in headers.iter() {
+                    m.trailers.push_field(f.name, f.value, f.sensitive);
+                }
             }
         }
         if end_stream {
@@ -727,7 +740,7 @@ impl Core {
                 && (id.is_multiple_of(2) || id <= self.max_client_stream));
         if done {
             if let Some(s) = self.streams.remove(&id) {
-                self.emit(*s, End::Complete, out);
+                self.emit(s, End::Complete, out);
             }
         } else if dir == Direction::ServerToClient && s.tx.response.complete && !s.tx.request.seen {
             self.orphans += 1;
@@ -748,7 +761,7 @@ impl Core {
             .collect();
         for id in ids {
             if let Some(s) = self.streams.remove(&id) {
-                self.emit(*s, End::Complete, out);
+                self.emit(s, End::Complete, out);
             }
         }
         self.orphans = self
@@ -787,7 +800,7 @@ impl Core {
         if !tx.is_complete() {
             self.counters.transactions_incomplete += 1;
         }
-        out.push(Event::Transaction(Box::new(tx)));
+        out.push(Event::Transaction(tx));
     }
 
     fn emit(&mut self, s: Stream, end: End, out: &mut Vec<Event>) {
@@ -807,7 +820,7 @@ impl Core {
         if !tx.is_complete() {
             self.counters.transactions_incomplete += 1;
         }
-        out.push(Event::Transaction(Box::new(tx)));
+        out.push(Event::Transaction(tx));
     }
 }
 
