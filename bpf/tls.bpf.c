@@ -145,38 +145,31 @@ static __always_inline void forget_thread(__u64 pid_tgid)
 /* fd of the current task -> TCP socket facts. */
 static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
-	if (fd >= max)
-		return FD_NONE;
-	struct file *f = NULL;
-	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	struct file *f = fd_file(fd);
 	if (!f)
 		return FD_NONE;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
 	/* Files, pipes, eventfds: I/O a library call may do besides its
 	 * transport (logging, entropy, wakeups); they say nothing about it. */
-	if ((mode & S_IFMT) != S_IFSOCK)
+	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 		return FD_NONE;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct socket *sock = bpf_core_cast(f->private_data, struct socket);
+	struct sock *sk = sock->sk;
 	if (!sk)
 		return FD_OTHER;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return FD_OTHER;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return FD_OTHER;
-	sock_tuple(sk, family, out);
+	sock_tuple_btf(sk, family, out);
 	out->fd = fd;
-	out->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	out->cookie = sk->__sk_common.skc_cookie.counter;
 	/* A socket that reached TCP_CLOSE (both sides sent FIN: TIME_WAIT, or a
 	 * reset) was unhashed and its skc_num zeroed, while the application may
 	 * still read what arrived before (a client that half-closed first);
 	 * inet_sport keeps the port. */
 	if (!out->local_port)
-		out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+		out->local_port = bpf_ntohs(bpf_core_cast(sk, struct inet_sock)->inet_sport);
 	__u8 *role = out->cookie ? bpf_map_lookup_elem(&sock_role, &out->cookie) : NULL;
 	out->role = role ? *role : WEFT_ROLE_UNKNOWN;
 	return FD_INET;
