@@ -158,9 +158,16 @@ static __always_inline bool data_room_left(void)
  * ring_wakeup(), and also for the first call record of every process, so
  * that user space reads its executable while it still runs (short-lived
  * processes such as git's https helper live a few milliseconds). */
-static __always_inline __u64 ring_wakeup_call(void)
+static __always_inline __u64 ring_wakeup_call(__u8 *woken)
 {
+	/* `woken`: the calling thread's own flag (tls.bpf.c's thread state),
+	 * set once its process is in woken_pids: its later calls skip the
+	 * lookup. NULL where there is no thread state. */
+	if (woken && *woken)
+		return ring_wakeup();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (woken)
+		*woken = 1;
 	if (!bpf_map_lookup_elem(&woken_pids, &tgid)) {
 		__u8 one = 1;
 		bpf_map_update_elem(&woken_pids, &tgid, &one, BPF_ANY);

@@ -85,8 +85,7 @@ struct {
 	__type(value, struct plain_arm);
 } plain_arms SEC(".maps");
 
-/* Armed threads (approximate): gates the exit lookup. */
-__u64 plain_armed = 0;
+/* Armed threads: plain_armed (tls.bpf.c) gates the exit lookup. */
 
 /* The TCP or UDP sock behind fd of the current task, or NULL: the cheap
  * part of resolve_fd, enough for the cookie. */
@@ -398,7 +397,7 @@ static __noinline void plain_emit_sock(void *ctx, const struct plain_arm *a, __u
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 	if (!call_record_lib(ctx, c.call_id, flags, a->start_ns, moved, captured, 0,
-			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, sock, 0))
+			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, sock, 0, NULL))
 		return;
 	stat_add(WEFT_STAT_PLAIN_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
