@@ -387,7 +387,7 @@ static __noinline void plain_emit_sock(void *ctx, const struct plain_arm *a, __u
 		if (!(flags & WEFT_CALL_FIRST))
 			stat_add(WEFT_STAT_TRUNCATED, 1);
 	}
-	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	c.call_id = next_call_id();
 	c.tid = (__u32)bpf_get_current_pid_tgid();
 	if (chunks)
 		bpf_loop(chunks, plain_step, &c, 0);

@@ -4,7 +4,8 @@
  *
  * Hooks:
  *  - uprobe on entry of SSL_write/SSL_read (+ _ex) and SSL_do_handshake:
- *    remember (per thread) the SSL*, the buffer and where the length will be.
+ *    remember (per thread, in task storage) the SSL*, the buffer and where
+ *    the length will be, and the SSL*'s cached socket.
  *  - tracepoint syscalls sys_enter_{write,writev,sendto,sendmsg,read,readv,
  *    recvfrom,recvmsg}: while the thread is inside a TLS call, the fd it
  *    uses is the call's socket; fd -> file -> socket -> sock gives family,
@@ -33,6 +34,10 @@
  * (tgid, SSL*), revalidated by every call that does socket I/O. A call with
  * neither leaves a "pending association": the thread's next socket write
  * (node writes the TLS records right after the call) fills the cache.
+ * The cache entry is read once, at entry: a call's socket syscalls take the
+ * socket from it when fd still holds the socket with the cached cookie, and
+ * skip the handshake copy of directions it says are done; the return
+ * writes it only when the call learnt something new.
  *
  * The library is given by the BPF attach cookie (enum weft_lib). All these
  * programs are uprobe.multi: one link per program and file, which attaches
@@ -160,8 +165,27 @@ struct {
 
 /* Number of live pending_assoc entries (approximate): gates the lookup. */
 __u64 pending_count = 0;
-/* Call ids, unique for the life of the loaded object. */
-__u64 call_seq = 0;
+/* Call ids, unique for the life of the loaded object: a per-CPU sequence
+ * number and the CPU (call_id = n << 16 | cpu). One global counter made
+ * every call's atomic add bounce a cache line between the CPUs. The
+ * program runs with migration disabled; the add stays atomic because a
+ * sleepable program can be preempted by another on the same CPU. User
+ * space only matches a thread's data records to its call record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} call_seq SEC(".maps");
+
+static __always_inline __u64 next_call_id(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&call_seq, &zero);
+	if (!n)
+		return 0;
+	return ((__sync_fetch_and_add(n, 1) + 1) << 16) | (bpf_get_smp_processor_id() & 0xffff);
+}
 /* Threads armed for a copy at their syscall's exit: inside a TLS call
  * (hs_armed, here) and outside (plain_armed, plain.bpf.c). While both are
  * 0 (every connection past its first bytes) the exit program leaves at
@@ -691,7 +715,7 @@ static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, _
 static __always_inline void emit_marker(void *ctx, __u8 op, __u64 ssl, __u64 start_ns,
 					__u64 value, const struct weft_sock *sock)
 {
-	__u64 call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	__u64 call_id = next_call_id();
 	call_record(ctx, call_id, 0, start_ns, value, 0, ssl, op, sock, NULL);
 }
 
@@ -1001,7 +1025,7 @@ static __always_inline int emit_call(void *ctx, const struct call_state *st, __u
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct copy_ctx c = {};
-	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	c.call_id = next_call_id();
 	c.src = st->buf;
 	c.total = len > payload_cap ? payload_cap : len;
 	c.tid = (__u32)id;
