@@ -110,26 +110,6 @@ static __always_inline long pkt_load(void *ctx, bool xdp, __u32 off, void *buf, 
 	return bpf_skb_load_bytes(ctx, off, buf, len);
 }
 
-/* A header at off: read in place when it lies in the packet's linear part
- * (the usual case: a plain load after one bounds check), else through
- * pkt_load (non-linear packets). len must be a constant. */
-static __always_inline long pkt_hdr(void *ctx, bool xdp, __u32 off, void *buf, __u32 len)
-{
-	void *data, *end;
-	if (xdp) {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
-	} else {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
-	}
-	if (off < 512 && data + off + len <= end) {
-		__builtin_memcpy(buf, data + off, len);
-		return 0;
-	}
-	return pkt_load(ctx, xdp, off, buf, len);
-}
-
 static __always_inline void map_v4(__u8 *dst, __be32 a)
 {
 	__builtin_memset(dst, 0, 10);
@@ -161,7 +141,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 		__u8 src[6];
 		__be16 proto;
 	} eth;
-	if (pkt_hdr(ctx, xdp, 0, &eth, sizeof(eth)))
+	if (pkt_load(ctx, xdp, 0, &eth, sizeof(eth)))
 		return -2;
 	__u32 off = ETH_HLEN;
 	__u16 proto = bpf_ntohs(eth.proto);
@@ -174,7 +154,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 			__be16 tci;
 			__be16 proto;
 		} tag;
-		if (pkt_hdr(ctx, xdp, off, &tag, sizeof(tag)))
+		if (pkt_load(ctx, xdp, off, &tag, sizeof(tag)))
 			return -2;
 		__u16 id = bpf_ntohs(tag.tci) & 0x0fff;
 		if (!vlan)
@@ -192,7 +172,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 	bool first_fragment = true;
 	if (proto == ETH_P_IP) {
 		struct iphdr ip;
-		if (pkt_hdr(ctx, xdp, off, &ip, sizeof(ip)))
+		if (pkt_load(ctx, xdp, off, &ip, sizeof(ip)))
 			return -2;
 		if (ip.ihl < 5)
 			return -2;
@@ -208,7 +188,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 			first_fragment = false;
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr ip6;
-		if (pkt_hdr(ctx, xdp, off, &ip6, sizeof(ip6)))
+		if (pkt_load(ctx, xdp, off, &ip6, sizeof(ip6)))
 			return -2;
 		__builtin_memcpy(pi->saddr, &ip6.saddr, 16);
 		__builtin_memcpy(pi->daddr, &ip6.daddr, 16);
@@ -229,7 +209,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 				__u8 len;
 				__be16 frag_off;
 			} ext;
-			if (pkt_hdr(ctx, xdp, l4, &ext, sizeof(ext)))
+			if (pkt_load(ctx, xdp, l4, &ext, sizeof(ext)))
 				return -2;
 			if (l4proto == NEXTHDR_FRAGMENT) {
 				if (ext.frag_off & bpf_htons(0xfff8))
@@ -256,7 +236,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 			__u8 off;
 			__u8 flags;
 		} th;
-		if (pkt_hdr(ctx, xdp, l4, &th, sizeof(th)))
+		if (pkt_load(ctx, xdp, l4, &th, sizeof(th)))
 			return -2;
 		pi->sport = th.sport;
 		pi->dport = th.dport;
@@ -272,7 +252,7 @@ static __always_inline int pkt_parse(void *ctx, bool xdp, __u32 pkt_len, __u16 a
 			__be16 sport;
 			__be16 dport;
 		} uh;
-		if (pkt_hdr(ctx, xdp, l4, &uh, sizeof(uh)))
+		if (pkt_load(ctx, xdp, l4, &uh, sizeof(uh)))
 			return -2;
 		sport = bpf_ntohs(uh.sport);
 		dport = bpf_ntohs(uh.dport);
