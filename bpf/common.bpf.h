@@ -73,6 +73,54 @@ static __always_inline void sock_tuple(struct sock *sk, __u16 family, struct wef
 	}
 }
 
+/* As sock_tuple(), for a BTF pointer (from fd_sock()): plain loads the
+ * verifier guards (each a load instruction, not a helper call). */
+static __always_inline void sock_tuple_btf(struct sock *sk, __u16 family, struct weft_sock *out)
+{
+	out->family = family;
+	out->local_port = sk->__sk_common.skc_num;
+	out->remote_port = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (family == AF_INET) {
+		__u32 l = sk->__sk_common.skc_rcv_saddr;
+		__u32 r = sk->__sk_common.skc_daddr;
+		__builtin_memcpy(out->local_addr, &l, 4);
+		__builtin_memcpy(out->remote_addr, &r, 4);
+	} else {
+		__u64 *l = (__u64 *)&sk->__sk_common.skc_v6_rcv_saddr;
+		__u64 *r = (__u64 *)&sk->__sk_common.skc_v6_daddr;
+		__u64 a[4] = { l[0], l[1], r[0], r[1] };
+		__builtin_memcpy(out->local_addr, &a[0], 16);
+		__builtin_memcpy(out->remote_addr, &a[2], 16);
+	}
+}
+
+/* The struct file behind fd of the current task (NULL: none), as a BTF
+ * pointer. task -> files -> fdtable are plain loads through BTF pointers;
+ * only the fd array slot needs a probe read (the verifier allows no
+ * variable offset on BTF pointers): one helper call instead of ~8. */
+static __always_inline struct file *fd_file(__u64 fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	struct file **fds = fdt->fd;
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return NULL;
+	return bpf_core_cast(f, struct file);
+}
+
+/* The struct sock of a socket file (NULL: not a socket, or no sock). */
+static __always_inline struct sock *file_sock(struct file *f)
+{
+	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = bpf_core_cast(f->private_data, struct socket);
+	return sock->sk;
+}
+
 /* ---- maps ---- */
 
 /* Every record to user space. Size set by user space (--ring-size). */
@@ -110,9 +158,16 @@ static __always_inline bool data_room_left(void)
  * ring_wakeup(), and also for the first call record of every process, so
  * that user space reads its executable while it still runs (short-lived
  * processes such as git's https helper live a few milliseconds). */
-static __always_inline __u64 ring_wakeup_call(void)
+static __always_inline __u64 ring_wakeup_call(__u8 *woken)
 {
+	/* `woken`: the calling thread's own flag (tls.bpf.c's thread state),
+	 * set once its process is in woken_pids: its later calls skip the
+	 * lookup. NULL where there is no thread state. */
+	if (woken && *woken)
+		return ring_wakeup();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (woken)
+		*woken = 1;
 	if (!bpf_map_lookup_elem(&woken_pids, &tgid)) {
 		__u8 one = 1;
 		bpf_map_update_elem(&woken_pids, &tgid, &one, BPF_ANY);

@@ -85,36 +85,22 @@ struct {
 	__type(value, struct plain_arm);
 } plain_arms SEC(".maps");
 
-/* Armed threads (approximate): gates the exit lookup. */
-__u64 plain_armed = 0;
+/* Armed threads: plain_armed (tls.bpf.c) gates the exit lookup. */
 
 /* The TCP or UDP sock behind fd of the current task, or NULL: the cheap
  * part of resolve_fd, enough for the cookie. */
 static __always_inline struct sock *fd_inet_sock(__u64 fd, __u8 *proto)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
-		return NULL;
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if (fd >= max)
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	struct file *f = fd_file(fd);
 	if (!f)
 		return NULL;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct sock *sk = file_sock(f);
 	if (!sk)
 		return NULL;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return NULL;
-	__u8 p = BPF_CORE_READ(sk, sk_protocol);
+	__u8 p = sk->sk_protocol;
 	if (p != IPPROTO_TCP && p != IPPROTO_UDP)
 		return NULL;
 	*proto = p;
@@ -401,7 +387,7 @@ static __noinline void plain_emit_sock(void *ctx, const struct plain_arm *a, __u
 		if (!(flags & WEFT_CALL_FIRST))
 			stat_add(WEFT_STAT_TRUNCATED, 1);
 	}
-	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	c.call_id = next_call_id();
 	c.tid = (__u32)bpf_get_current_pid_tgid();
 	if (chunks)
 		bpf_loop(chunks, plain_step, &c, 0);
@@ -411,7 +397,7 @@ static __noinline void plain_emit_sock(void *ctx, const struct plain_arm *a, __u
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 	if (!call_record_lib(ctx, c.call_id, flags, a->start_ns, moved, captured, 0,
-			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, sock, 0))
+			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, sock, 0, NULL))
 		return;
 	stat_add(WEFT_STAT_PLAIN_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);

@@ -4,7 +4,8 @@
  *
  * Hooks:
  *  - uprobe on entry of SSL_write/SSL_read (+ _ex) and SSL_do_handshake:
- *    remember (per thread) the SSL*, the buffer and where the length will be.
+ *    remember (per thread, in task storage) the SSL*, the buffer and where
+ *    the length will be, and the SSL*'s cached socket.
  *  - tracepoint syscalls sys_enter_{write,writev,sendto,sendmsg,read,readv,
  *    recvfrom,recvmsg}: while the thread is inside a TLS call, the fd it
  *    uses is the call's socket; fd -> file -> socket -> sock gives family,
@@ -33,6 +34,10 @@
  * (tgid, SSL*), revalidated by every call that does socket I/O. A call with
  * neither leaves a "pending association": the thread's next socket write
  * (node writes the TLS records right after the call) fills the cache.
+ * The cache entry is read once, at entry: a call's socket syscalls take the
+ * socket from it when fd still holds the socket with the cached cookie, and
+ * skip the handshake copy of directions it says are done; the return
+ * writes it only when the call learnt something new.
  *
  * The library is given by the BPF attach cookie (enum weft_lib). All these
  * programs are uprobe.multi: one link per program and file, which attaches
@@ -102,20 +107,52 @@ struct ssl_key {
 	__u32 _pad;
 };
 
-/* pid_tgid -> the TLS call this thread is inside. */
+/* A socket cached for a (tgid, SSL*), with what its connection's
+ * handshake copy still wants (`hellos` per direction). */
+struct ssl_sock {
+	struct weft_sock sock; /* family 0: a non-INET transport */
+	__u8 hello_done;       /* HELLO_DONE_*: directions whose handshake bytes are done */
+	__u8 _pad[7];
+};
+
+#define HELLO_DONE_W 1
+#define HELLO_DONE_R 2
+
+/* Per thread (task storage: no hash update or delete per call, freed with
+ * the thread): the TLS call it is inside, and the cache entry of the call's
+ * SSL* read at entry, so that its socket syscalls and its return need no
+ * more lookups of ssl_socks, sock_role or hellos. */
+struct thread_call {
+	struct call_state st;
+	struct ssl_sock csock; /* valid when `cached` */
+	__u8 active;           /* inside a hooked call (st valid) */
+	__u8 cached;
+	__u8 sock_new;         /* st.sock differs from csock: the cache needs it */
+	__u8 hello_new;        /* hello_done learnt by this call (HELLO_DONE_*) */
+	__u8 woken;            /* this thread's process already woke the reader */
+	__u8 _pad[3];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct call_state);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_call);
 } calls SEC(".maps");
 
-/* (tgid, SSL*) -> its socket; family 0 marks a non-INET transport. */
+/* The current thread's state when it is inside a hooked call, else NULL. */
+static __always_inline struct thread_call *cur_call(void)
+{
+	struct thread_call *tc = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+	return tc && tc->active ? tc : NULL;
+}
+
+/* (tgid, SSL*) -> its socket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct ssl_key);
-	__type(value, struct weft_sock);
+	__type(value, struct ssl_sock);
 } ssl_socks SEC(".maps");
 
 /* pid_tgid -> SSL* whose socket the thread's next socket write reveals. */
@@ -128,12 +165,46 @@ struct {
 
 /* Number of live pending_assoc entries (approximate): gates the lookup. */
 __u64 pending_count = 0;
-/* Call ids, unique for the life of the loaded object. */
-__u64 call_seq = 0;
+/* Call ids, unique for the life of the loaded object: a per-CPU sequence
+ * number and the CPU (call_id = n << 16 | cpu). One global counter made
+ * every call's atomic add bounce a cache line between the CPUs. The
+ * program runs with migration disabled; the add stays atomic because a
+ * sleepable program can be preempted by another on the same CPU. User
+ * space only matches a thread's data records to its call record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} call_seq SEC(".maps");
+
+static __always_inline __u64 next_call_id(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&call_seq, &zero);
+	if (!n)
+		return 0;
+	return ((__sync_fetch_and_add(n, 1) + 1) << 16) | (bpf_get_smp_processor_id() & 0xffff);
+}
+/* Threads armed for a copy at their syscall's exit: inside a TLS call
+ * (hs_armed, here) and outside (plain_armed, plain.bpf.c). While both are
+ * 0 (every connection past its first bytes) the exit program leaves at
+ * once. Exact as long as every arm sees its exit; a thread that dies
+ * armed only keeps the exits on their slower path. */
+__u64 hs_armed = 0;
+__u64 plain_armed = 0;
+
+/* Clear a handshake-copy arm of st (it counts in hs_armed). */
+static __always_inline void hs_disarm(struct call_state *st)
+{
+	if (st->hs_kind != HS_NONE) {
+		st->hs_kind = HS_NONE;
+		__sync_fetch_and_add(&hs_armed, -1);
+	}
+}
 
 static __always_inline void forget_thread(__u64 pid_tgid)
 {
-	bpf_map_delete_elem(&calls, &pid_tgid);
 	if (pending_count && bpf_map_delete_elem(&pending_assoc, &pid_tgid) == 0)
 		__sync_fetch_and_add(&pending_count, -1);
 }
@@ -145,38 +216,31 @@ static __always_inline void forget_thread(__u64 pid_tgid)
 /* fd of the current task -> TCP socket facts. */
 static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
-	if (fd >= max)
-		return FD_NONE;
-	struct file *f = NULL;
-	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	struct file *f = fd_file(fd);
 	if (!f)
 		return FD_NONE;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
 	/* Files, pipes, eventfds: I/O a library call may do besides its
 	 * transport (logging, entropy, wakeups); they say nothing about it. */
-	if ((mode & S_IFMT) != S_IFSOCK)
+	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 		return FD_NONE;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct socket *sock = bpf_core_cast(f->private_data, struct socket);
+	struct sock *sk = sock->sk;
 	if (!sk)
 		return FD_OTHER;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return FD_OTHER;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return FD_OTHER;
-	sock_tuple(sk, family, out);
+	sock_tuple_btf(sk, family, out);
 	out->fd = fd;
-	out->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	out->cookie = sk->__sk_common.skc_cookie.counter;
 	/* A socket that reached TCP_CLOSE (both sides sent FIN: TIME_WAIT, or a
 	 * reset) was unhashed and its skc_num zeroed, while the application may
 	 * still read what arrived before (a client that half-closed first);
 	 * inet_sport keeps the port. */
 	if (!out->local_port)
-		out->local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+		out->local_port = bpf_ntohs(bpf_core_cast(sk, struct inet_sock)->inet_sport);
 	__u8 *role = out->cookie ? bpf_map_lookup_elem(&sock_role, &out->cookie) : NULL;
 	out->role = role ? *role : WEFT_ROLE_UNKNOWN;
 	return FD_INET;
@@ -185,11 +249,16 @@ static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 /* The thread is inside a TLS call doing I/O on its socket: arm a copy of
  * the handshake bytes at the syscall's exit, when this direction of the
  * connection still wants some. */
-static __always_inline void hello_arm(struct call_state *st, bool is_write, __u8 kind,
+static __always_inline void hello_arm(struct thread_call *tc, bool is_write, __u8 kind,
 				      __u64 ptr, __u64 cnt)
 {
+	struct call_state *st = &tc->st;
 	__u64 cookie = st->sock.cookie;
 	if (!cookie || !ptr)
+		return;
+	__u8 dir = is_write ? HELLO_DONE_W : HELLO_DONE_R;
+	/* Known done for this SSL* (the cache): its `hellos` entry says TLS. */
+	if (tc->cached && tc->csock.sock.cookie == cookie && (tc->csock.hello_done & dir))
 		return;
 	struct hello_state *h = bpf_map_lookup_elem(&hellos, &cookie);
 	if (!h) {
@@ -205,9 +274,12 @@ static __always_inline void hello_arm(struct call_state *st, bool is_write, __u8
 		struct hello_state z = { .verdict = 1 };
 		*h = z;
 	}
-	if (is_write ? h->done[0] : h->done[1])
+	if (is_write ? h->done[0] : h->done[1]) {
+		tc->hello_new |= dir;
 		return;
+	}
 	st->hs_kind = kind;
+	__sync_fetch_and_add(&hs_armed, 1);
 	st->hs_op = is_write ? WEFT_OP_WRITE : WEFT_OP_READ;
 	st->hs_ptr = ptr;
 	st->hs_cnt = cnt;
@@ -232,12 +304,50 @@ struct {
 	.values = { [0] = (void *)&sys_exit_plain },
 };
 
+/* What the call record reports of a socket: a cached entry that differs
+ * in none of these is still right. */
+static __always_inline bool same_sock(const struct weft_sock *a, const struct weft_sock *b)
+{
+	return a->cookie == b->cookie && a->fd == b->fd && a->role == b->role &&
+	       a->local_port == b->local_port && a->family == b->family;
+}
+
+/* The call's socket from the SSL*'s cache entry (read at entry), when fd
+ * is still that socket: same fd, and the socket it holds now has the
+ * cached cookie (a closed and reused fd, even with a struct file at the
+ * same address, holds another socket: cookies are never reused). Costs the
+ * fd table walk, not the tuple reads and the sock_role lookup. */
+static __always_inline bool sock_from_cache(struct thread_call *tc, __u64 fd)
+{
+	const struct weft_sock *c = &tc->csock.sock;
+	if (!tc->cached || !c->cookie || c->fd != fd)
+		return false;
+	struct file *f = fd_file(fd);
+	if (!f)
+		return false;
+	struct sock *sk = file_sock(f);
+	if (!sk || sk->__sk_common.skc_cookie.counter != c->cookie)
+		return false;
+	struct call_state *st = &tc->st;
+	st->sock = *c;
+	st->has_sock = 1;
+	if (c->role == WEFT_ROLE_UNKNOWN) {
+		/* Learnt since (resolve_fd looks it up every time). */
+		__u8 *role = bpf_map_lookup_elem(&sock_role, &c->cookie);
+		if (role && *role != WEFT_ROLE_UNKNOWN) {
+			st->sock.role = *role;
+			tc->sock_new = 1;
+		}
+	}
+	return true;
+}
+
 static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind, __u64 ptr,
 					   __u64 cnt, __u64 flags, __u64 addr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
-	if (!st) {
+	struct thread_call *tc = cur_call();
+	if (!tc) {
 		if (!is_write || !pending_count)
 			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		__u64 *ssl = bpf_map_lookup_elem(&pending_assoc, &id);
@@ -246,25 +356,27 @@ static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind
 		struct ssl_key key = { .ssl = *ssl, .tgid = id >> 32 };
 		bpf_map_delete_elem(&pending_assoc, &id);
 		__sync_fetch_and_add(&pending_count, -1);
-		struct weft_sock s = {};
-		if (resolve_fd(fd, &s) == FD_INET)
+		struct ssl_sock s = {};
+		if (resolve_fd(fd, &s.sock) == FD_INET)
 			bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
 		return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 	}
-	st->hs_kind = HS_NONE;
-	if (!(st->has_sock && st->sock.fd == fd)) {
+	struct call_state *st = &tc->st;
+	hs_disarm(st);
+	if (!(st->has_sock && st->sock.fd == fd) && !sock_from_cache(tc, fd)) {
 		struct weft_sock s = {};
 		int kind = resolve_fd(fd, &s);
 		if (kind == FD_INET) {
 			st->sock = s;
 			st->has_sock = 1;
+			tc->sock_new = !(tc->cached && same_sock(&tc->csock.sock, &s));
 		} else {
 			if (kind == FD_OTHER)
 				st->not_inet = 1;
 			return 0;
 		}
 	}
-	hello_arm(st, is_write, hs_kind, ptr, cnt);
+	hello_arm(tc, is_write, hs_kind, ptr, cnt);
 	return 0;
 }
 
@@ -358,17 +470,18 @@ struct uiov {
 
 static __always_inline int on_sock_syscall_exit(void *ctx, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
-	if (!st) {
+	struct thread_call *tc = hs_armed ? cur_call() : NULL;
+	if (!tc) {
 		/* Does not return when the tail call is made. */
-		bpf_tail_call(ctx, &plain_exit_prog, 0);
+		if (plain_armed)
+			bpf_tail_call(ctx, &plain_exit_prog, 0);
 		return 0;
 	}
+	struct call_state *st = &tc->st;
 	if (st->hs_kind == HS_NONE)
 		return 0;
 	__u8 kind = st->hs_kind;
-	st->hs_kind = HS_NONE;
+	hs_disarm(st);
 	if (ret <= 0)
 		return 0;
 	__u64 cookie = st->sock.cookie;
@@ -423,25 +536,40 @@ static __always_inline int enter_call(void *ctx, __u8 op, __u8 kind, __u64 ssl, 
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!selected(id >> 32))
 		return 0;
-	struct call_state *cur = bpf_map_lookup_elem(&calls, &id);
-	if (cur) {
+	struct thread_call *tc = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc) {
+		stat_add(WEFT_STAT_STATE_FULL, 1);
+		return 0;
+	}
+	if (tc->active) {
 		/* A hooked function called from another: the outer call owns it. */
-		cur->depth++;
+		tc->st.depth++;
 		stat_add(WEFT_STAT_NESTED, 1);
 		return 0;
 	}
 	if (pending_count && bpf_map_delete_elem(&pending_assoc, &id) == 0)
 		__sync_fetch_and_add(&pending_count, -1);
-	struct call_state st = {};
-	st.ssl = ssl;
-	st.buf = buf;
-	st.len_ptr = len_ptr;
-	st.start_ns = bpf_ktime_get_ns();
-	st.op = op;
-	st.kind = kind;
-	st.lib = bpf_get_attach_cookie(ctx);
-	if (bpf_map_update_elem(&calls, &id, &st, BPF_NOEXIST))
-		stat_add(WEFT_STAT_STATE_FULL, 1);
+	struct call_state *st = &tc->st;
+	st->ssl = ssl;
+	st->buf = buf;
+	st->len_ptr = len_ptr;
+	st->start_ns = bpf_ktime_get_ns();
+	st->depth = 0;
+	st->op = op;
+	st->kind = kind;
+	st->lib = bpf_get_attach_cookie(ctx);
+	st->has_sock = 0;
+	st->not_inet = 0;
+	hs_disarm(st);
+	tc->sock_new = 0;
+	tc->hello_new = 0;
+	struct ssl_key key = { .ssl = ssl, .tgid = id >> 32 };
+	struct ssl_sock *c = bpf_map_lookup_elem(&ssl_socks, &key);
+	tc->cached = c != NULL;
+	if (c)
+		tc->csock = *c;
+	tc->active = 1;
 	return 0;
 }
 
@@ -537,7 +665,7 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 /* Fill and submit one call record. Returns false when the ring is full. */
 static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
 					    __u64 len, __u64 captured, __u64 ssl, __u8 op,
-					    const struct weft_sock *sock, __u8 lib)
+					    const struct weft_sock *sock, __u8 lib, __u8 *woken)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
@@ -545,8 +673,9 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 		stat_add(WEFT_STAT_RING_FULL_CALL, 1);
 		return false;
 	}
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	/* Plain loads through BTF pointers, not a probe read per field. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *leader = task->group_leader;
 	__u64 ugid = bpf_get_current_uid_gid();
 	r->type = WEFT_REC_CALL;
 	r->flags = flags;
@@ -557,37 +686,37 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 	r->captured = captured;
 	r->ssl = ssl;
 	r->cgroup_id = bpf_get_current_cgroup_id();
-	r->proc_start_ns = BPF_CORE_READ(leader, start_boottime);
+	r->proc_start_ns = leader->start_boottime;
 	r->pid = id >> 32;
 	r->tid = (__u32)id;
-	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->ppid = task->real_parent->tgid;
 	r->uid = (__u32)ugid;
 	r->gid = ugid >> 32;
 	r->lib = lib;
 	r->op = op;
 	r->_pad0[0] = 0;
 	r->_pad0[1] = 0;
-	bpf_core_read(&r->comm, sizeof(r->comm), &leader->comm);
+	__builtin_memcpy(&r->comm, leader->comm, sizeof(r->comm));
 	r->sock = *sock;
-	bpf_ringbuf_submit(r, ring_wakeup_call());
+	bpf_ringbuf_submit(r, ring_wakeup_call(woken));
 	return true;
 }
 
 /* A library call's record: the library is the attach cookie. */
 static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
 					__u64 len, __u64 captured, __u64 ssl, __u8 op,
-					const struct weft_sock *sock)
+					const struct weft_sock *sock, __u8 *woken)
 {
 	return call_record_lib(ctx, call_id, flags, start_ns, len, captured, ssl, op, sock,
-			       bpf_get_attach_cookie(ctx));
+			       bpf_get_attach_cookie(ctx), woken);
 }
 
 /* A call without payload (handshake result, object freed): one record. */
 static __always_inline void emit_marker(void *ctx, __u8 op, __u64 ssl, __u64 start_ns,
 					__u64 value, const struct weft_sock *sock)
 {
-	__u64 call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
-	call_record(ctx, call_id, 0, start_ns, value, 0, ssl, op, sock);
+	__u64 call_id = next_call_id();
+	call_record(ctx, call_id, 0, start_ns, value, 0, ssl, op, sock, NULL);
 }
 
 SEC("uprobe.multi")
@@ -595,9 +724,9 @@ int BPF_UPROBE(ssl_free_enter, void *ssl)
 {
 	FLOOR();
 	struct ssl_key key = { .ssl = (__u64)ssl, .tgid = bpf_get_current_pid_tgid() >> 32 };
-	struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
-	if (s && s->family && s->cookie) {
-		struct weft_sock copy = *s;
+	struct ssl_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (s && s->sock.family && s->sock.cookie) {
+		struct weft_sock copy = s->sock;
 		emit_marker(ctx, WEFT_OP_FREE, (__u64)ssl, bpf_ktime_get_ns(), 0, &copy);
 	}
 	bpf_map_delete_elem(&ssl_socks, &key);
@@ -643,14 +772,14 @@ int BPF_UPROBE(ssl_keylog_enter, const char *label, void *ssl, const __u8 *p1, _
 	r->pid = id >> 32;
 	r->ssl = (__u64)ssl;
 	r->cookie = 0;
-	struct call_state *st = bpf_map_lookup_elem(&calls, &id);
-	if (st && st->has_sock) {
-		r->cookie = st->sock.cookie;
+	struct thread_call *tc = cur_call();
+	if (tc && tc->st.has_sock) {
+		r->cookie = tc->st.sock.cookie;
 	} else {
 		struct ssl_key key = { .ssl = (__u64)ssl, .tgid = id >> 32 };
-		struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+		struct ssl_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
 		if (s)
-			r->cookie = s->cookie;
+			r->cookie = s->sock.cookie;
 	}
 	r->lib = bpf_get_attach_cookie(ctx);
 	r->random_len = n1;
@@ -712,9 +841,9 @@ int BPF_UPROBE(boring_keylog_enter, void *ssl, const char *label, const __u8 *se
 	r->ssl = (__u64)ssl;
 	r->cookie = 0;
 	struct ssl_key key = { .ssl = (__u64)ssl, .tgid = id >> 32 };
-	struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+	struct ssl_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
 	if (s)
-		r->cookie = s->cookie;
+		r->cookie = s->sock.cookie;
 	r->lib = cookie & 0xff;
 	r->random_len = WEFT_KEYLOG_RANDOM_MAX;
 	r->secret_len = n2;
@@ -774,10 +903,10 @@ int ssl_alpn_ret(struct pt_regs *ctx)
 	    bpf_copy_from_user(&len, sizeof(len), (const void *)c.len_p) || !data || !len)
 		return 0;
 	struct ssl_key key = { .ssl = c.ssl, .tgid = id >> 32 };
-	struct weft_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
-	if (!s || !s->cookie)
+	struct ssl_sock *s = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (!s || !s->sock.cookie)
 		return 0;
-	__u64 cookie = s->cookie;
+	__u64 cookie = s->sock.cookie;
 	struct weft_alpn_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		stat_add(WEFT_STAT_RING_FULL_OTHER, 1);
@@ -892,11 +1021,11 @@ static long copy_step(__u64 i, void *arg)
  * buffer, the library object, the op and the entry time; `sock` the socket.
  */
 static __always_inline int emit_call(void *ctx, const struct call_state *st, __u64 len,
-				     const struct weft_sock *sock, __u32 flags)
+				     const struct weft_sock *sock, __u32 flags, __u8 *woken)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct copy_ctx c = {};
-	c.call_id = __sync_fetch_and_add(&call_seq, 1) + 1;
+	c.call_id = next_call_id();
 	c.src = st->buf;
 	c.total = len > payload_cap ? payload_cap : len;
 	c.tid = (__u32)id;
@@ -912,7 +1041,8 @@ static __always_inline int emit_call(void *ctx, const struct call_state *st, __u
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 
-	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, st->ssl, st->op, sock))
+	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, st->ssl, st->op, sock,
+			 woken))
 		return 0;
 	stat_add(WEFT_STAT_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
@@ -925,61 +1055,61 @@ SEC("uretprobe.multi.s")
 int ssl_ret(struct pt_regs *ctx)
 {
 	FLOOR();
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *cur = bpf_map_lookup_elem(&calls, &id);
-	if (!cur)
+	struct thread_call *tc = cur_call();
+	if (!tc)
 		return 0;
-	if (cur->depth) {
-		cur->depth--;
+	struct call_state *st = &tc->st;
+	if (st->depth) {
+		st->depth--;
 		return 0;
 	}
-	struct call_state st = *cur;
-	bpf_map_delete_elem(&calls, &id);
+	/* Only this thread touches its state: the fields stay readable. */
+	tc->active = 0;
 
-	__u32 tgid = id >> 32;
+	__u64 id = bpf_get_current_pid_tgid();
 	long rc = PT_REGS_RC(ctx);
 	__u64 len = 0;
 	bool ok = false;
-	if (st.kind == KIND_RET_LEN) {
+	if (st->kind == KIND_RET_LEN) {
 		ok = (int)rc > 0;
 		len = ok ? (__u64)(int)rc : 0;
-	} else if (st.kind == KIND_EX) {
-		if ((int)rc == 1 && st.len_ptr) {
-			ok = bpf_copy_from_user(&len, sizeof(len), (const void *)st.len_ptr) == 0;
+	} else if (st->kind == KIND_EX) {
+		if ((int)rc == 1 && st->len_ptr) {
+			ok = bpf_copy_from_user(&len, sizeof(len), (const void *)st->len_ptr) == 0;
 		}
 	}
 
-	/* The socket: from this call's own I/O, else the cache. */
-	struct ssl_key key = { .ssl = st.ssl, .tgid = tgid };
+	/* The socket: from this call's own I/O, else the cache (read at
+	 * entry). The cache is written only when this call learnt something. */
+	struct ssl_key key = { .ssl = st->ssl, .tgid = id >> 32 };
 	__u32 flags = 0;
 	struct weft_sock sock = {};
-	if (st.has_sock) {
-		sock = st.sock;
-		/* Most calls confirm what the cache holds: a lookup is cheaper
-		 * than rewriting the entry every call. */
-		struct weft_sock *c = bpf_map_lookup_elem(&ssl_socks, &key);
-		if (!c || c->cookie != sock.cookie || c->fd != sock.fd || c->role != sock.role ||
-		    c->local_port != sock.local_port || c->family != sock.family)
-			bpf_map_update_elem(&ssl_socks, &key, &sock, BPF_ANY);
-	} else if (st.not_inet) {
-		/* family 0: remembered as not a TCP socket */
-		bpf_map_update_elem(&ssl_socks, &key, &sock, BPF_ANY);
-	} else {
-		struct weft_sock *cached = bpf_map_lookup_elem(&ssl_socks, &key);
-		if (cached) {
-			sock = *cached;
-			flags |= WEFT_CALL_SOCK_CACHED;
-		} else {
-			flags |= WEFT_CALL_NO_SOCK;
-			if (bpf_map_update_elem(&pending_assoc, &id, &st.ssl, BPF_ANY) == 0)
-				__sync_fetch_and_add(&pending_count, 1);
+	if (st->has_sock) {
+		sock = st->sock;
+		__u8 done = tc->hello_new;
+		if (tc->cached && tc->csock.sock.cookie == sock.cookie)
+			done |= tc->csock.hello_done;
+		if (tc->sock_new || !tc->cached || done != tc->csock.hello_done) {
+			struct ssl_sock v = { .sock = sock, .hello_done = done };
+			bpf_map_update_elem(&ssl_socks, &key, &v, BPF_ANY);
 		}
+	} else if (st->not_inet) {
+		/* family 0: remembered as not a TCP socket */
+		struct ssl_sock v = {};
+		bpf_map_update_elem(&ssl_socks, &key, &v, BPF_ANY);
+	} else if (tc->cached) {
+		sock = tc->csock.sock;
+		flags |= WEFT_CALL_SOCK_CACHED;
+	} else {
+		flags |= WEFT_CALL_NO_SOCK;
+		if (bpf_map_update_elem(&pending_assoc, &id, &st->ssl, BPF_ANY) == 0)
+			__sync_fetch_and_add(&pending_count, 1);
 	}
-	if (st.kind == KIND_HANDSHAKE) {
+	if (st->kind == KIND_HANDSHAKE) {
 		/* The result, for user space's handshake facts (sign-extended:
 		 * OpenSSL 1 = done, GnuTLS 0 = done, negative = error/retry). */
 		if (sock.family && sock.cookie)
-			emit_marker(ctx, WEFT_OP_HANDSHAKE, st.ssl, st.start_ns, (__u64)(__s64)(int)rc,
+			emit_marker(ctx, WEFT_OP_HANDSHAKE, st->ssl, st->start_ns, (__u64)(__s64)(int)rc,
 				    &sock);
 		return 0;
 	}
@@ -995,5 +1125,5 @@ int ssl_ret(struct pt_regs *ctx)
 	if (flags & WEFT_CALL_NO_SOCK)
 		stat_add(WEFT_STAT_NO_SOCK, 1);
 
-	return emit_call(ctx, &st, len, &sock, flags);
+	return emit_call(ctx, st, len, &sock, flags, &tc->woken);
 }
