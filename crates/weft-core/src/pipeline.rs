@@ -380,7 +380,7 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     p.finish(&mut |e| self.emit(e));
-                    self.send();
+                    self.send(true);
                     return;
                 }
             }
@@ -389,7 +389,7 @@ impl Worker {
                 p.tick(now, &mut |e| self.emit(e));
                 last_tick = now;
             }
-            self.send();
+            self.send(false);
         }
     }
 
@@ -404,20 +404,22 @@ impl Worker {
                 self.encoded_events += 1;
                 drop(ev);
                 if self.encoded.len() >= ENCODED_CHUNK {
-                    self.send();
+                    self.send(false);
                 }
             }
             None => {
                 self.produced.push(ev);
                 if self.produced.len() >= BATCH {
-                    self.send();
+                    self.send(false);
                 }
             }
         }
     }
 
-    /// Sends what is waiting.
-    fn send(&mut self) {
+    /// Sends what is waiting. Events that encoded to nothing (internal ones,
+    /// everything under `--bench-discard`) only ride along with the next
+    /// bytes, or the `last` send: no wake-up of the output thread for them.
+    fn send(&mut self, last: bool) {
         if self.emitted > 0 {
             self.stats
                 .events_out
@@ -427,6 +429,9 @@ impl Worker {
             return;
         }
         let out = if self.encoded_events > 0 {
+            if self.encoded.is_empty() && !last {
+                return;
+            }
             let fresh = self
                 .encoder
                 .as_ref()
