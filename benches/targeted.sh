@@ -41,7 +41,10 @@ declare -A R
 # --- targeted capture (benchmark 6)
 for _ in $(seq 1 "$ROUNDS"); do
   R[none]+="$(wrk_rps) "
-  start_weft --json --comm curl
+  # --no-tc: what weft does by itself with a process filter (packet flows
+  # are not tied to processes, so the packet path stays off unless
+  # interfaces are named); without it start_weft would name lo.
+  start_weft --json --comm curl --no-tc
   before=$(ssl_read_byte)
   # A curl started after weft, fetching twice (the first transfer of a
   # process born after weft may pass before its uprobes are in): it is

@@ -212,6 +212,11 @@ static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64
 	/* recv*(MSG_PEEK): the same bytes come again with the next read. */
 	if (!is_write && (flags & 2 /* MSG_PEEK */))
 		return 0;
+	/* With a process filter, other processes leave before the fd walk:
+	 * they are the busy ones (--comm curl on a web server). */
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((__u32)(id >> 32) == self_tgid || !selected(id >> 32))
+		return 0;
 	__u8 proto = 0;
 	struct sock *sk = fd_inet_sock(fd, &proto);
 	if (!sk)
@@ -227,9 +232,6 @@ static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64
 		if (v != V_PLAIN && (is_write ? h->done[0] : h->done[1]))
 			return 0;
 	}
-	__u64 id = bpf_get_current_pid_tgid();
-	if ((__u32)(id >> 32) == self_tgid || !selected(id >> 32))
-		return 0;
 	if (!h) {
 		struct hello_state z = {};
 		bpf_map_update_elem(&hellos, &cookie, &z, BPF_NOEXIST);
