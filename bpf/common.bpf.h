@@ -226,6 +226,23 @@ static __always_inline bool comm_selected(void)
 	return bpf_map_lookup_elem(&filter_comms, comm) != NULL;
 }
 
+/*
+ * With a process filter: non-zero while a selected process may be alive.
+ * Set here when one starts (exec, fork: proc.bpf.c), set and cleared by
+ * user space as it follows selected processes (Sensor::set_selected_live).
+ * The socket-syscall programs return at once while it is 0: without it,
+ * every read and write of every other process on the host (a web server
+ * next to the `--comm curl` being watched) would pay their lookups.
+ */
+volatile __u32 sel_live = 0;
+
+/* The syscall programs have nothing to do: a filter, and no selected
+ * process alive. */
+static __always_inline bool hooks_idle(void)
+{
+	return (filter_pids_on || filter_comms_on) && !sel_live;
+}
+
 /* Is the calling process one the user asked for? Cheap when no filter. */
 static __always_inline bool selected(__u32 tgid)
 {

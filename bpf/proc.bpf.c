@@ -82,6 +82,10 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	FLOOR();
+	/* A selected process starts: the syscall programs work from now on,
+	 * before user space has seen this record. */
+	if (targeted() && selected(p->tgid))
+		sel_live = 1;
 	struct weft_file_key key = {};
 	if (!file_key(bprm->file, &key))
 		return 0;
@@ -162,6 +166,7 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 		child_selected = true;
 	if (!child_selected)
 		return 0;
+	sel_live = 1;
 	/* Its own uprobe links: the parent's do not fire in the child's copy
 	 * of the address space. */
 	struct weft_file_key key = {};

@@ -388,6 +388,8 @@ static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind
 	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
 	{                                                                          \
 		FLOOR();                                                           \
+		if (hooks_idle())                                                  \
+			return 0;                                                  \
 		return on_sock_syscall(ctx->args[0], is_write, hs_kind, ctx->args[1], \
 				       ctx->args[2], ARG(ctx, flags_arg),          \
 				       ARG(ctx, addr_arg));                        \
@@ -527,6 +529,8 @@ SEC("tracepoint/syscalls/sys_exit_read")
 int sys_exit_sock(struct trace_event_raw_sys_exit *ctx)
 {
 	FLOOR();
+	if (hooks_idle())
+		return 0;
 	return on_sock_syscall_exit(ctx, ctx->ret);
 }
 

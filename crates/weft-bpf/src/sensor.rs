@@ -453,6 +453,16 @@ impl Sensor {
     /// the kernel's tracing slow path, and these run a program on each
     /// read and write: with a process filter they are on only while a
     /// selected process is followed (they are released off this thread).
+    /// With a process filter: whether a selected process is alive. While
+    /// none is, the socket-syscall programs return at once (`sel_live` in
+    /// bpf/common.bpf.h; the kernel sets it itself when a selected process
+    /// starts, before this side has seen it).
+    pub fn set_selected_live(&mut self, live: bool) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.sel_live = u32::from(live);
+        }
+    }
+
     pub fn syscall_hooks(&mut self, on: bool) -> Result<(), BpfError> {
         if !on {
             crate::sensor::release_links(std::mem::take(&mut self.syscall_links));

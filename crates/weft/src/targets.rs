@@ -274,6 +274,7 @@ impl Targets {
             start,
             files: HashSet::new(),
         });
+        sensor.set_selected_live(true);
         self.syscall_hooks(sensor, stats);
         let mapped = self.mapped_files(pid);
         let found: Vec<ProbeTarget> = mapped
@@ -316,6 +317,12 @@ impl Targets {
     fn release(&mut self, sensor: &mut Sensor, pid: u32) {
         if self.followed.remove(&pid).is_some() {
             weft_bpf::sensor::release_links(sensor.detach_pid(pid));
+            if self.followed.is_empty() {
+                // The syscall programs idle until a selected process starts
+                // (the kernel sets the flag at its exec or fork; a start
+                // this side has not seen yet is set again when it is).
+                sensor.set_selected_live(false);
+            }
         }
     }
 }
