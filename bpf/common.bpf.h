@@ -54,29 +54,15 @@ const volatile __u8 floor_mode = 0;
 			return 0; \
 	} while (0)
 
-/* A socket's ports and addresses (CO-RE) for its `family` (the caller has
- * read skc_family), as in struct weft_sock; the caller sets the cookie, fd and role. Shared by the TLS path
- * (resolve_fd), DNS (dns_exit) and the connection iterator. */
-static __always_inline void sock_tuple(struct sock *sk, __u16 family, struct weft_sock *out)
+/* A socket's ports and addresses for its `family` (the caller has read
+ * skc_family), as in struct weft_sock; the caller sets the cookie, fd and
+ * role. Read through a BTF cast of `sk` (any kernel pointer: a BTF one from
+ * fd_file(), or one kept as a number in a map), so each field is a load the
+ * verifier guards, not a helper call. Shared by the TLS path (resolve_fd),
+ * DNS (dns_exit) and the connection iterator. */
+static __always_inline void sock_tuple(void *sk_ptr, __u16 family, struct weft_sock *out)
 {
-	out->family = family;
-	out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(out->local_addr, &l, 4);
-		__builtin_memcpy(out->remote_addr, &r, 4);
-	} else {
-		BPF_CORE_READ_INTO(&out->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&out->remote_addr, sk, __sk_common.skc_v6_daddr);
-	}
-}
-
-/* As sock_tuple(), for a BTF pointer (from fd_sock()): plain loads the
- * verifier guards (each a load instruction, not a helper call). */
-static __always_inline void sock_tuple_btf(struct sock *sk, __u16 family, struct weft_sock *out)
-{
+	struct sock *sk = bpf_core_cast(sk_ptr, struct sock);
 	out->family = family;
 	out->local_port = sk->__sk_common.skc_num;
 	out->remote_port = bpf_ntohs(sk->__sk_common.skc_dport);

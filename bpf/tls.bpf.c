@@ -232,7 +232,7 @@ static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 		return FD_OTHER;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return FD_OTHER;
-	sock_tuple_btf(sk, family, out);
+	sock_tuple(sk, family, out);
 	out->fd = fd;
 	out->cookie = sk->__sk_common.skc_cookie.counter;
 	/* A socket that reached TCP_CLOSE (both sides sent FIN: TIME_WAIT, or a
