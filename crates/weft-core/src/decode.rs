@@ -733,11 +733,9 @@ mod tests {
         })
     }
 
-    /// The kernel's connection end closes the flow (after END_GRACE): the
-    /// pending request goes out (incomplete) before the end event, and the
-    /// flow's state is gone, not left for the idle timeout.
-    #[test]
-    fn connection_end_flushes_and_frees_the_flow() {
+    /// A decoder that has seen a client's request (REQ at t=1000) and no
+    /// response; the events it emitted so far (none); its stats and flow.
+    fn request_pending() -> (HttpDecoder, Arc<Mutex<DecodeStats>>, Flow, Vec<Event>) {
         let stats = Arc::new(Mutex::new(DecodeStats::default()));
         let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
         let mut got = Vec::new();
@@ -745,6 +743,15 @@ mod tests {
         let Event::TlsData(td) = &req else { panic!() };
         let flow = td.flow.expect("flow");
         d.process(req, &mut |e| got.push(e));
+        (d, stats, flow, got)
+    }
+
+    /// The kernel's connection end closes the flow (after END_GRACE): the
+    /// pending request goes out (incomplete) before the end event, and the
+    /// flow's state is gone, not left for the idle timeout.
+    #[test]
+    fn connection_end_flushes_and_frees_the_flow() {
+        let (mut d, stats, flow, mut got) = request_pending();
         assert_eq!(d.flows(), 1);
         assert!(got.is_empty(), "{got:?}");
         d.process(conn_end(flow, 9_000, 0), &mut |e| got.push(e));
@@ -765,13 +772,7 @@ mod tests {
     /// still complete its transaction, which goes out before the end event.
     #[test]
     fn reads_after_the_connection_end_complete_the_transaction() {
-        let stats = Arc::new(Mutex::new(DecodeStats::default()));
-        let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
-        let mut got = Vec::new();
-        let req = data(Role::Client, Direction::Write, 1_000, REQ, REQ.len() as u64);
-        let Event::TlsData(td) = &req else { panic!() };
-        let flow = td.flow.expect("flow");
-        d.process(req, &mut |e| got.push(e));
+        let (mut d, _stats, flow, mut got) = request_pending();
         d.process(conn_end(flow, 2_000, RESP.len() as u64), &mut |e| {
             got.push(e)
         });
