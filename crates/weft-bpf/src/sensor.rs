@@ -356,6 +356,7 @@ impl Sensor {
             .map(|c| comm_key(c))
             .collect::<Result<Vec<_>, _>>()?;
         libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, forward_libbpf_log)));
+        let t0 = std::time::Instant::now();
 
         // The skeleton borrows its backing object for its whole life; weft
         // loads one sensor per process, so the storage lives as long.
@@ -392,9 +393,19 @@ impl Sensor {
             .set_max_entries(cfg.pkt_flows.max(1))
             .map_err(lb("size the packet flow table"))?;
         crate::go::enable_programs(&mut open);
+        if std::env::var_os("WEFT_VERIFIER_STATS").is_some() {
+            for mut p in open.open_object_mut().progs_mut() {
+                p.set_log_level(4);
+            }
+        }
+        tracing::debug!(ms = t0.elapsed().as_millis(), "start-up: BPF object opened");
         let skel = open
             .load()
             .map_err(lb("load the BPF programs (verifier)"))?;
+        tracing::debug!(
+            ms = t0.elapsed().as_millis(),
+            "start-up: BPF programs verified"
+        );
 
         for pid in &cfg.pids {
             skel.maps
@@ -444,6 +455,7 @@ impl Sensor {
         if !cfg.targeted() {
             sensor.syscall_hooks(true)?;
         }
+        tracing::debug!(ms = t0.elapsed().as_millis(), "start-up: hooks attached");
         sensor.seed_existing_connections()?;
         Ok(sensor)
     }

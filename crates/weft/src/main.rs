@@ -241,6 +241,54 @@ fn kernel_dev(id: &FileId) -> u64 {
     (u64::from(id.major()) << 20) | u64::from(id.minor())
 }
 
+/// The TLS files installed on the system, found at start-up.
+struct InstalledScan {
+    installed: Vec<ProbeTarget>,
+    errors: Vec<discovery::DiscoveryError>,
+    seen: std::collections::HashSet<FileId>,
+}
+
+/// Find the installed TLS files on a thread of their own. Installed
+/// libraries are probed before anything else: processes started later
+/// load them from their first call on, with no race against discovery.
+/// Executables that embed a TLS library (node, Go programs) likewise:
+/// found only when they start, they would race their own first calls.
+/// With a process filter, an executable is inspected when a selected
+/// process runs it (targets.rs): scanning them all would only slow the
+/// start.
+fn spawn_installed_scan(targeted: bool) -> Result<std::thread::JoinHandle<InstalledScan>> {
+    std::thread::Builder::new()
+        .name("weft-scan".into())
+        .spawn(move || {
+            let t0 = Instant::now();
+            let mut seen = std::collections::HashSet::new();
+            let (mut installed, mut errors) = discovery::scan_library_dirs(
+                discovery::SYSTEM_LIBRARY_DIRS,
+                ALL_LIBRARIES,
+                &mut seen,
+            );
+            let exe_dirs = if targeted {
+                &[][..]
+            } else {
+                discovery::SYSTEM_EXECUTABLE_DIRS
+            };
+            let (embedded, embedded_errors) =
+                discovery::scan_executable_dirs(exe_dirs, ALL_LIBRARIES, &mut seen);
+            installed.extend(embedded);
+            errors.extend(embedded_errors);
+            tracing::debug!(
+                ms = t0.elapsed().as_millis(),
+                "start-up: scan of installed files took"
+            );
+            InstalledScan {
+                installed,
+                errors,
+                seen,
+            }
+        })
+        .context("cannot start the discovery thread")
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(path) = cli.replay.clone() {
         return run_replay(&cli, &path);
@@ -252,7 +300,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let stop = stop_flag()?;
 
     let keylog = cli.keylog.as_deref().map(keylog::open).transpose()?;
+    // The installed files are found while the kernel verifies the programs:
+    // both take a few hundred milliseconds, on different cores.
+    let installed_scan = spawn_installed_scan(cfg.targeted())?;
     let mut sensor = Sensor::load(&cfg)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis(),
+        "start-up: BPF programs loaded and verified"
+    );
     // Connection events: attached before anything else so the seeding
     // iterator and sock_ops leave no gap between them.
     let connections = if cli.no_connections || cli.bench_floor {
@@ -272,25 +327,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
     // Everything already running: attach once per file.
     let proc_root = Path::new("/proc");
-    let mut seen = std::collections::HashSet::new();
-    // Installed libraries first: processes started later load them from
-    // their first call on, with no race against discovery.
-    // Executables that embed a TLS library (node, Go programs) likewise:
-    // found only when they start, they would race their own first calls.
-    let (mut installed, mut errors) =
-        discovery::scan_library_dirs(discovery::SYSTEM_LIBRARY_DIRS, ALL_LIBRARIES, &mut seen);
-    // With a process filter, an executable is inspected when a selected
-    // process runs it (targets.rs): scanning them all would only slow the
-    // start.
-    let exe_dirs = if cfg.targeted() {
-        &[][..]
-    } else {
-        discovery::SYSTEM_EXECUTABLE_DIRS
-    };
-    let (embedded, embedded_errors) =
-        discovery::scan_executable_dirs(exe_dirs, ALL_LIBRARIES, &mut seen);
-    installed.extend(embedded);
-    errors.extend(embedded_errors);
+    let InstalledScan {
+        installed,
+        errors,
+        mut seen,
+    } = installed_scan
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scan of installed TLS libraries panicked"))?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis(),
+        files = installed.len(),
+        "start-up: installed TLS files found"
+    );
     for e in &errors {
         tracing::debug!("{e}");
         stats.report_skipped(e.to_string());
@@ -313,8 +361,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         for t in &installed {
             attach(&mut sensor, t, &stats);
         }
+        tracing::debug!(
+            ms = started.elapsed().as_millis(),
+            "start-up: installed files probed"
+        );
         let summary = discovery::scan_all(proc_root, ALL_LIBRARIES, &mut seen)
             .context("cannot list processes in /proc")?;
+        tracing::debug!(
+            ms = started.elapsed().as_millis(),
+            "start-up: processes scanned"
+        );
         for (pid, e) in &summary.errors {
             tracing::debug!(pid, "{e}");
             stats.report_skipped(format!("pid {pid}: {e}"));
@@ -325,6 +381,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         summary.processes
     };
     drop(installed);
+    tracing::debug!(
+        ms = started.elapsed().as_millis(),
+        processes,
+        "start-up: probes attached, running processes scanned"
+    );
     for id in &seen {
         sensor.mark_seen(kernel_dev(id), id.ino);
     }
@@ -414,6 +475,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         None => String::new(),
     };
+    tracing::debug!(ms = started.elapsed().as_millis(), "start-up: ready");
     eprintln!(
         "weft: ready: {} uprobes on {} files, {} processes scanned{packet_path} (Ctrl-C to stop)",
         sensor.uprobe_count(),
