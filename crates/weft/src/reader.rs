@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{Context, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use weft_bpf::abi::{self, CallRec, Record};
-use weft_bpf::assemble::{Assembled, Assembler, AssemblyStats};
+use weft_bpf::assemble::{Assembler, AssemblyStats};
 use weft_core::event::{
     Direction, Endpoint, Event, Flow, ProcessInfo, Role, TlsData, TlsLibrary, TlsWire,
 };
@@ -279,7 +279,7 @@ impl Inner {
         if let Some(r) = &mut self.recorder {
             r.write(data);
         }
-        let rec = match abi::parse(data) {
+        let mut rec = match abi::parse(data) {
             Ok(r) => r,
             Err(e) => {
                 self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
@@ -293,11 +293,21 @@ impl Inner {
                 call_id,
                 offset,
                 bytes,
-            } => self.asm.on_data(tid, call_id, offset, bytes),
-            Record::Call(c) => {
+            } => {
+                // Buffers the workers emptied, when the last ones are used.
+                if self.asm.wants_buffers()
+                    && let Some(p) = &self.events
+                    && let Some(b) = p.spare_buffers()
+                {
+                    self.asm.recycle(b);
+                }
+                self.asm.on_data(tid, call_id, offset, bytes)
+            }
+            Record::Call(ref mut c) => {
                 self.stats.calls_in.fetch_add(1, Ordering::Relaxed);
-                let a = self.asm.on_call(c);
-                if let Some(ev) = self.event_of(a) {
+                // The record stays where it was parsed: no copies of it.
+                let payload = self.asm.take_payload(c);
+                if let Some(ev) = self.event_of(c, payload) {
                     self.send(ev);
                 }
             }
@@ -554,12 +564,11 @@ impl Inner {
         }
     }
 
-    fn event_of(&mut self, a: Assembled) -> Option<Event> {
-        let c = a.call;
+    fn event_of(&mut self, c: &CallRec, payload: Vec<u8>) -> Option<Event> {
         let direction = match c.op {
             abi::OP_WRITE => Direction::Write,
             abi::OP_READ => Direction::Read,
-            abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(&c),
+            abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(c),
             _ => return None,
         };
         let plain = c.flags & abi::CALL_PLAIN != 0;
@@ -572,15 +581,15 @@ impl Inner {
             tracing::debug!(lib = c.lib, "call record of an unknown library");
             return None;
         };
-        let flow = self.flow(&c);
-        let process = self.process_of(&c);
+        let flow = self.flow(c);
+        let process = self.process_of(c);
         let timestamp_ns = self.unix_ns(c.end_ns);
         if c.flags & abi::CALL_DNS_TCP != 0 {
-            self.dns_tcp_of(&a.payload, timestamp_ns, process, flow, c.tid, direction);
+            self.dns_tcp_of(&payload, timestamp_ns, process, flow, c.tid, direction);
             return None;
         }
         if c.flags & abi::CALL_DNS != 0 {
-            return self.dns_event_of(a.payload, timestamp_ns, process, flow, c.tid, direction);
+            return self.dns_event_of(payload, timestamp_ns, process, flow, c.tid, direction);
         }
         let destination_domain = flow.filter(|f| f.role == Role::Client).and_then(|f| {
             self.resolved
@@ -588,7 +597,7 @@ impl Inner {
         });
         self.stats
             .bytes_out
-            .fetch_add(a.payload.len() as u64, Ordering::Relaxed);
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         Some(Event::TlsData(TlsData {
             timestamp_ns,
             duration_ns: c.end_ns.saturating_sub(c.start_ns),
@@ -597,7 +606,7 @@ impl Inner {
             flow,
             library,
             direction,
-            payload: a.payload,
+            payload,
             length: c.len,
             tls: None,
             first_bytes: c.flags & abi::CALL_FIRST != 0,
