@@ -994,7 +994,18 @@ impl Framing {
         if !matches!(name.len(), 7 | 14 | 17) {
             return Ok(());
         }
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if token_is(name, b"content-length") {
+            // The usual single number first.
+            if (1..=19).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
+                let n = value
+                    .iter()
+                    .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+                if self.content_length.is_some_and(|c| c != n) {
+                    return Err(ParseError);
+                }
+                self.content_length = Some(n);
+                return Ok(());
+            }
             for part in value.split(|&b| b == b',') {
                 let n = parse_decimal(part.trim_ascii()).ok_or(ParseError)?;
                 if self.content_length.is_some_and(|c| c != n) {
@@ -1002,14 +1013,14 @@ impl Framing {
                 }
                 self.content_length = Some(n);
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if token_is(name, b"transfer-encoding") {
             let last = value
                 .rsplit(|&b| b == b',')
                 .next()
                 .unwrap_or(&[])
                 .trim_ascii();
             self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
+        } else if token_is(name, b"upgrade") {
             self.upgrade = Some(value.to_ascii_lowercase());
         }
         Ok(())
@@ -1036,8 +1047,9 @@ impl Framing {
 // httparse with its lenient settings. Whatever the fast path accepts, the
 // general path parses the same way (`tests::fast_path_agrees`).
 
-/// Most fields the fast path takes.
-const FAST_FIELDS: usize = 32;
+/// Most fields the fast path takes (the array of their places is cleared
+/// for every head: kept small).
+const FAST_FIELDS: usize = 24;
 
 /// Header name bytes (RFC 9110 `tchar`, httparse's set).
 static TCHAR: [bool; 256] = {
@@ -1068,11 +1080,12 @@ static TCHAR: [bool; 256] = {
     t
 };
 
-/// Byte ranges of one field in the head.
+/// Byte ranges of one field in the head (heads are far below 4 GiB:
+/// `h1_max_header_bytes` is a `u32`).
 #[derive(Clone, Copy, Default)]
 struct FieldAt {
-    name: (usize, usize),
-    value: (usize, usize),
+    name: (u32, u32),
+    value: (u32, u32),
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -1113,6 +1126,42 @@ fn value_end(buf: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// The length of the header name `line` starts with (its token bytes;
+/// `None` if the line ends in them): eight at a time while they are
+/// letters, digits and `-`, then one at a time.
+#[inline]
+fn name_len(line: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        if let Some(w) = line.get(i..).and_then(|b| b.first_chunk::<8>()) {
+            let x = u64::from_le_bytes(*w);
+            let low = x & (0x7f * LO);
+            // High bit of each byte that is a letter, a digit or `-`
+            // (exact per byte: no sum carries into the next one).
+            let in_range = |v: u64, lo: u64, hi: u64| {
+                v.wrapping_add((0x80 - lo) * LO) & !v.wrapping_add((0x7f - hi) * LO)
+            };
+            let letter = in_range(low | (0x20 * LO), 0x61, 0x7a);
+            let digit = in_range(low, 0x30, 0x39);
+            let d = low ^ (0x2d * LO);
+            let dash = !((d & (0x7f * LO)).wrapping_add(0x7f * LO) | d);
+            let common = (letter | digit | dash) & !x & HI;
+            let other = !common & HI;
+            if other == 0 {
+                i += 8;
+                continue;
+            }
+            i += (other.trailing_zeros() / 8) as usize;
+        }
+        // The rest one byte at a time, from the first uncommon byte.
+        let len = line
+            .get(i..)?
+            .iter()
+            .position(|&b| !TCHAR[usize::from(b)])?;
+        return Some(i + len);
+    }
+}
+
 /// The header section from `i` on: fields into `fields`; returns the end
 /// of the head (after its empty line) and the number of fields.
 #[inline]
@@ -1122,26 +1171,36 @@ fn scan_fields(
     max_headers: usize,
     fields: &mut [FieldAt; FAST_FIELDS],
 ) -> Option<(usize, usize)> {
+    if u32::try_from(buf.len()).is_err() {
+        return None;
+    }
     let limit = max_headers.min(FAST_FIELDS);
     let mut n = 0;
     loop {
         let line = buf.get(i..)?;
-        let name_len = line.iter().position(|&b| !TCHAR[usize::from(b)])?;
+        let name_len = name_len(line)?;
         if name_len == 0 {
             return (line.starts_with(b"\r\n")).then_some((i + 2, n));
         }
         if line[name_len] != b':' {
             return None;
         }
-        let ows = line
-            .get(name_len + 1..)?
-            .iter()
-            .position(|&b| b != b' ' && b != b'\t')?;
+        // Usually one space.
+        let ows = match line.get(name_len + 1..name_len + 3)? {
+            [b' ', b] if !matches!(b, b' ' | b'\t') => 1,
+            _ => line
+                .get(name_len + 1..)?
+                .iter()
+                .position(|&b| b != b' ' && b != b'\t')?,
+        };
         let value_start = i + name_len + 1 + ows;
         let cr = value_end(buf, value_start)?;
         let value = buf.get(value_start..cr)?;
         // Not empty and not starting with whitespace: trimming stops in it.
-        let kept = value.iter().rposition(|&b| b != b' ' && b != b'\t')?;
+        let kept = match value.last()? {
+            b' ' | b'\t' => value.iter().rposition(|&b| b != b' ' && b != b'\t')?,
+            _ => value.len() - 1,
+        };
         if n == limit {
             return None;
         }
@@ -1151,9 +1210,10 @@ fn scan_fields(
             [b'\n', _] => {}
             _ => return None,
         }
+        // Lossless: `buf` is shorter than 4 GiB (checked first).
         fields[n] = FieldAt {
-            name: (i, i + name_len),
-            value: (value_start, value_start + kept + 1),
+            name: (i as u32, (i + name_len) as u32),
+            value: (value_start as u32, (value_start + kept + 1) as u32),
         };
         n += 1;
         i = cr + 2;
@@ -1178,14 +1238,17 @@ fn fast_head(
     }
     let mut framing = Framing::default();
     for f in fields {
-        let name = raw.get(f.name.0..f.name.1)?;
-        let value = raw.get(f.value.0..f.value.1)?;
+        let (name, value) = (
+            f.name.0 as usize..f.name.1 as usize,
+            f.value.0 as usize..f.value.1 as usize,
+        );
         if !headers.push_span(
-            base + f.name.0..base + f.name.1,
-            base + f.value.0..base + f.value.1,
+            base + name.start..base + name.end,
+            base + value.start..base + value.end,
         ) {
             return None;
         }
+        let (name, value) = (raw.get(name)?, raw.get(value)?);
         if matches!(name.len(), 7 | 14 | 17) {
             framing.see(name, value).ok()?;
         }
@@ -1274,6 +1337,44 @@ fn fast_response(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
     Some((end, head))
 }
 
+/// Whether header name `name` is `lower` (lower-case letters and `-`, at
+/// least 4 bytes) in any case, compared a word at a time: setting bit 5
+/// lower-cases a letter, and no other byte of a token becomes one of
+/// `lower`'s (`\r` would become `-`, but is no token byte; see the test).
+#[inline]
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() || name.len() < 4 {
+        return false;
+    }
+    let n = name.len();
+    if n >= 8 {
+        let word = |b: &[u8], at: usize| {
+            b.get(at..)
+                .and_then(|b| b.first_chunk::<8>())
+                .map_or(0, |w| u64::from_le_bytes(*w))
+        };
+        // Whole words, the last one overlapping the one before.
+        let mut at = 0;
+        loop {
+            let at_now = at.min(n - 8);
+            if word(name, at_now) | 0x2020_2020_2020_2020 != word(lower, at_now) {
+                return false;
+            }
+            if at_now == n - 8 {
+                return true;
+            }
+            at += 8;
+        }
+    }
+    let word = |b: &[u8], at: usize| {
+        b.get(at..)
+            .and_then(|b| b.first_chunk::<4>())
+            .map_or(0, |w| u32::from_le_bytes(*w))
+    };
+    word(name, 0) | 0x2020_2020 == word(lower, 0)
+        && word(name, n - 4) | 0x2020_2020 == word(lower, n - 4)
+}
+
 fn parse_decimal(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
@@ -1355,6 +1456,71 @@ mod tests {
         ] {
             assert!(!check(r, request), "{r:?}");
         }
+    }
+
+    /// The word-wise name scan stops where the byte-wise one does.
+    #[test]
+    fn name_scan_agrees() {
+        let mut line = *b"abcdefghijklmnopqrstuvwx: v\r\n";
+        for at in 0..24 {
+            for b in 0..=255u8 {
+                let was = line[at];
+                line[at] = b;
+                let want = line.iter().position(|&c| !TCHAR[usize::from(c)]);
+                assert_eq!(name_len(&line), want, "{b:#x} at {at}");
+                line[at] = was;
+            }
+        }
+        assert_eq!(name_len(b"Content-Length: 3\r\n"), Some(14));
+        assert_eq!(name_len(b"X_Y.Z-1234567890abcd"), None);
+    }
+
+    /// The word-wise name comparison agrees with `eq_ignore_ascii_case` on
+    /// every token byte at every position.
+    #[test]
+    fn token_names_compare_like_ascii() {
+        for lower in [&b"content-length"[..], b"transfer-encoding", b"upgrade"] {
+            assert!(token_is(lower, lower));
+            assert!(token_is(&lower.to_ascii_uppercase(), lower));
+            for at in 0..lower.len() {
+                for b in (0..=255u8).filter(|&b| TCHAR[usize::from(b)]) {
+                    let mut name = lower.to_vec();
+                    name[at] = b;
+                    assert_eq!(
+                        token_is(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!token_is(&lower[1..], lower));
+        }
+    }
+
+    /// Content-Length values: one number, a list of equal ones, or an error.
+    #[test]
+    fn content_length_values() {
+        for (value, want) in [
+            (&b"3"[..], Ok(Some(3))),
+            (b"00012", Ok(Some(12))),
+            (b"9999999999999999999", Ok(Some(9_999_999_999_999_999_999))),
+            (b"99999999999999999999", Err(())),
+            (b"5 , 5", Ok(Some(5))),
+            (b"5,6", Err(())),
+            (b"", Err(())),
+            (b"+5", Err(())),
+        ] {
+            let mut f = Framing::default();
+            let got = f
+                .see(b"Content-Length", value)
+                .map(|()| f.content_length)
+                .map_err(|_| ());
+            assert_eq!(got, want, "{value:?}");
+        }
+        // A second, different value conflicts.
+        let mut f = Framing::default();
+        assert!(f.see(b"content-length", b"1").is_ok());
+        assert!(f.see(b"CONTENT-LENGTH", b"2").is_err());
     }
 
     /// Mutated heads: the fast path never panics, and whatever it accepts
