@@ -492,14 +492,13 @@ impl Processor for HttpDecoder {
             // its buffer kept for the reader.
             f.held.clear();
             f.skipped[wire.index()] = true;
-            if let Event::TlsData(d) = ev {
-                let mut payload = d.payload;
-                if payload.capacity() <= crate::pipeline::SPARE_BUFFER_MAX
-                    && self.spare.len() < crate::pipeline::BATCH
-                {
-                    payload.clear();
-                    self.spare.push(payload);
-                }
+            // Only the buffer moves out (not the whole event: a copy).
+            if let Event::TlsData(TlsData { mut payload, .. }) = ev
+                && payload.capacity() <= crate::pipeline::SPARE_BUFFER_MAX
+                && self.spare.len() < crate::pipeline::BATCH
+            {
+                payload.clear();
+                self.spare.push(payload);
             }
             return;
         }

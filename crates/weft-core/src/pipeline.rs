@@ -319,7 +319,9 @@ impl Pipeline {
     /// Hand an event to the worker owning its flow: into that worker's
     /// batch, sent when full or at the next [`Pipeline::flush`]. Blocks
     /// while that worker's queue is full. Returns false when the pipeline
-    /// is gone.
+    /// is gone. (Inlined: the event is then built in the batch, not
+    /// copied into it.)
+    #[inline(always)]
     pub fn send(&mut self, ev: Event) -> bool {
         let idx = if self.inputs.len() == 1 {
             0
@@ -328,18 +330,25 @@ impl Pipeline {
             h.write_u64(shard_key(&ev));
             (h.finish() % self.inputs.len() as u64) as usize
         };
-        let batch = &mut self.pending[idx];
-        if batch.capacity() == 0 {
-            match self.spare.try_recv() {
-                Ok(b) => *batch = b,
-                Err(_) => batch.reserve_exact(BATCH),
-            }
+        if self.pending[idx].capacity() == 0 {
+            self.new_batch(idx);
         }
+        let batch = &mut self.pending[idx];
         batch.push(ev);
         if batch.len() >= BATCH {
             return self.send_batch(idx);
         }
         true
+    }
+
+    /// An emptied batch back from the workers, or a new one, for `idx`.
+    #[cold]
+    fn new_batch(&mut self, idx: usize) {
+        let batch = &mut self.pending[idx];
+        match self.spare.try_recv() {
+            Ok(b) => *batch = b,
+            Err(_) => batch.reserve_exact(BATCH),
+        }
     }
 
     /// Send every partly filled batch now.
