@@ -290,9 +290,11 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline(always)]
     fn new(b: &'a [u8], at: usize) -> Self {
         Cursor { b, at }
     }
+    #[inline(always)]
     fn take<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         // Callers check the record length first; a short read yields zeros.
@@ -302,18 +304,23 @@ impl<'a> Cursor<'a> {
         self.at += N;
         out
     }
+    #[inline(always)]
     fn u8(&mut self) -> u8 {
         self.take::<1>()[0]
     }
+    #[inline(always)]
     fn u16(&mut self) -> u16 {
         u16::from_ne_bytes(self.take())
     }
+    #[inline(always)]
     fn u32(&mut self) -> u32 {
         u32::from_ne_bytes(self.take())
     }
+    #[inline(always)]
     fn u64(&mut self) -> u64 {
         u64::from_ne_bytes(self.take())
     }
+    #[inline(always)]
     fn skip(&mut self, n: usize) {
         self.at += n;
     }
@@ -331,6 +338,7 @@ fn need(ty: u32, b: &[u8], n: usize) -> Result<(), AbiError> {
     }
 }
 
+#[inline]
 fn addr(family: u16, raw: [u8; 16]) -> IpAddr {
     if family == 2 {
         IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
@@ -344,6 +352,7 @@ fn addr(family: u16, raw: [u8; 16]) -> IpAddr {
     }
 }
 
+#[inline(always)]
 fn sock(c: &mut Cursor<'_>) -> SockRec {
     let cookie = c.u64();
     let local_raw = c.take::<16>();
@@ -375,6 +384,8 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
     match ty {
         REC_DATA => {
             need(ty, b, DATA_HDR_SIZE)?;
+            // A cursor over a fixed-size header: its reads need no checks.
+            let mut c = Cursor::new(&b[..DATA_HDR_SIZE], 4);
             let len = c.u32() as usize;
             let call_id = c.u64();
             let tid = c.u32();
@@ -390,6 +401,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
         }
         REC_CALL => {
             need(ty, b, CALL_SIZE)?;
+            let mut c = Cursor::new(&b[..CALL_SIZE], 4);
             let flags = c.u32();
             let call_id = c.u64();
             let start_ns = c.u64();

@@ -47,7 +47,12 @@ pub struct Assembler {
     partial: HashMap<u32, Partial, foldhash::fast::RandomState>,
     max_payload: usize,
     stats: AssemblyStats,
+    /// Emptied payload buffers to fill again (`recycle`), <= `POOL_MAX`.
+    pool: Vec<Vec<u8>>,
 }
+
+/// Most emptied buffers the assembler keeps for reuse.
+const POOL_MAX: usize = 256;
 
 impl Assembler {
     /// `max_payload`: the per-call cap the kernel was loaded with.
@@ -57,6 +62,7 @@ impl Assembler {
             partial: HashMap::default(),
             max_payload,
             stats: AssemblyStats::default(),
+            pool: Vec::new(),
         }
     }
 
@@ -67,6 +73,22 @@ impl Assembler {
     /// Calls in flight (pieces waiting for their call record).
     pub fn pending(&self) -> usize {
         self.partial.len() + usize::from(self.last.is_some())
+    }
+
+    /// Whether the assembler has no emptied buffer left to fill.
+    pub fn wants_buffers(&self) -> bool {
+        self.pool.is_empty()
+    }
+
+    /// Payload buffers to fill again instead of allocating new ones (kept
+    /// up to a bound; the rest are freed).
+    pub fn recycle(&mut self, buffers: impl IntoIterator<Item = Vec<u8>>) {
+        let room = POOL_MAX.saturating_sub(self.pool.len());
+        self.pool
+            .extend(buffers.into_iter().take(room).map(|mut b| {
+                b.clear();
+                b
+            }));
     }
 
     /// `tid`'s pieces, taken out of wherever they are.
@@ -82,9 +104,12 @@ impl Assembler {
 
     pub fn on_data(&mut self, tid: u32, call_id: u64, offset: u32, bytes: &[u8]) {
         if !matches!(&self.last, Some((t, _)) if *t == tid) {
+            let pool = &mut self.pool;
             let p = self.partial.remove(&tid).unwrap_or_else(|| Partial {
                 call_id,
-                buf: Vec::with_capacity(bytes.len()),
+                buf: pool
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(bytes.len())),
                 broken: false,
             });
             if let Some((t, parked)) = self.last.replace((tid, p)) {
@@ -119,6 +144,14 @@ impl Assembler {
 
     /// Close a call: returns it with every piece seen for it.
     pub fn on_call(&mut self, call: CallRec) -> Assembled {
+        let mut call = call;
+        let payload = self.take_payload(&mut call);
+        Assembled { call, payload }
+    }
+
+    /// Close `call` in place (no copy of the record): returns every piece
+    /// seen for it; `call.captured` is corrected to what really arrived.
+    pub fn take_payload(&mut self, call: &mut CallRec) -> Vec<u8> {
         let payload = match self.take(call.tid) {
             Some(p) if p.call_id == call.call_id => p.buf,
             Some(p) => {
@@ -128,13 +161,12 @@ impl Assembler {
             }
             None => Vec::new(),
         };
-        let mut call = call;
         if payload.len() as u64 != call.captured {
             self.stats.length_mismatch += 1;
             // Only claim the bytes that really arrived.
             call.captured = payload.len() as u64;
         }
-        Assembled { call, payload }
+        payload
     }
 
     /// A thread ended: its unfinished pieces will never complete.
@@ -260,6 +292,24 @@ mod tests {
         assert_eq!(x.call.captured, 5);
         assert_eq!(a.stats().out_of_order, 1);
         assert_eq!(a.stats().length_mismatch, 1);
+    }
+
+    /// Recycled buffers are filled again (emptied first), up to a bound.
+    #[test]
+    fn recycled_buffers_are_reused() {
+        let mut a = Assembler::new(1 << 20);
+        assert!(a.wants_buffers());
+        let mut old = Vec::with_capacity(4096);
+        old.extend_from_slice(b"stale");
+        a.recycle([old]);
+        assert!(!a.wants_buffers());
+        a.on_data(1, 10, 0, b"new");
+        let x = a.on_call(call(1, 10, 3, 3));
+        assert_eq!(x.payload, b"new");
+        assert!(x.payload.capacity() >= 4096, "the recycled buffer");
+        assert!(a.wants_buffers());
+        a.recycle((0..POOL_MAX + 10).map(|_| Vec::with_capacity(8)));
+        assert_eq!(a.pool.len(), POOL_MAX);
     }
 
     #[test]

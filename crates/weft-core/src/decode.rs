@@ -200,6 +200,9 @@ pub struct HttpDecoder {
     stats: Arc<Mutex<DecodeStats>>,
     local: DecodeStats,
     clock: CoarseClock,
+    /// Payload buffers of decoded capture events, for the reader to reuse
+    /// (`Processor::take_spare_buffers`; <= BATCH).
+    spare: crate::pipeline::Buffers,
 }
 
 impl HttpDecoder {
@@ -211,6 +214,7 @@ impl HttpDecoder {
             stats,
             local: DecodeStats::default(),
             clock: CoarseClock::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -484,9 +488,18 @@ impl Processor for HttpDecoder {
         let redact = self.cfg.redact;
         let payload_len = d.payload.len();
         if !self.cfg.raw && decoded && !f.dec.is_detecting() {
-            // The common case: decoded, the capture event is dropped.
+            // The common case: decoded, the capture event is dropped and
+            // its buffer kept for the reader.
             f.held.clear();
             f.skipped[wire.index()] = true;
+            // Only the buffer moves out (not the whole event: a copy).
+            if let Event::TlsData(TlsData { mut payload, .. }) = ev
+                && payload.capacity() <= crate::pipeline::SPARE_BUFFER_MAX
+                && self.spare.len() < crate::pipeline::BATCH
+            {
+                payload.clear();
+                self.spare.push(payload);
+            }
             return;
         }
         let Event::TlsData(d) = ev else {
@@ -554,6 +567,10 @@ impl Processor for HttpDecoder {
             self.close_flow(k, emit);
         }
         self.publish();
+    }
+
+    fn take_spare_buffers(&mut self, out: &mut crate::pipeline::Buffers) {
+        out.append(&mut self.spare);
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Event)) {
@@ -629,6 +646,52 @@ mod tests {
     const REQ: &[u8] = b"GET /users?id=1 HTTP/1.1\r\nHost: api.example\r\n\r\n";
     const RESP: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+
+    /// Decoded capture events leave their buffers for the reader (emptied,
+    /// at most a batch of them, none too large); a shown one keeps its own.
+    #[test]
+    fn decoded_payload_buffers_go_back() {
+        let stats = Arc::new(Mutex::new(DecodeStats::default()));
+        let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
+        let mut got = Vec::new();
+        for i in 0..(crate::pipeline::BATCH as u64 + 10) {
+            d.process(
+                data(Role::Client, Direction::Write, 2 * i, REQ, REQ.len() as u64),
+                &mut |e| got.push(e),
+            );
+            d.process(
+                data(
+                    Role::Client,
+                    Direction::Read,
+                    2 * i + 1,
+                    RESP,
+                    RESP.len() as u64,
+                ),
+                &mut |e| got.push(e),
+            );
+        }
+        let mut back = Vec::new();
+        d.take_spare_buffers(&mut back);
+        assert_eq!(back.len(), crate::pipeline::BATCH);
+        assert!(
+            back.iter()
+                .all(|b| b.is_empty() && b.capacity() >= REQ.len())
+        );
+        d.take_spare_buffers(&mut back);
+        assert_eq!(back.len(), crate::pipeline::BATCH, "taken once");
+        // A payload too large to keep is freed, not returned.
+        let body = crate::pipeline::SPARE_BUFFER_MAX + 1;
+        let mut req = format!("POST / HTTP/1.1\r\nContent-Length: {body}\r\n\r\n").into_bytes();
+        req.resize(req.len() + body, b'x');
+        d.process(
+            data(Role::Client, Direction::Write, 999, &req, req.len() as u64),
+            &mut |e| got.push(e),
+        );
+        let mut none = Vec::new();
+        d.take_spare_buffers(&mut none);
+        assert!(none.is_empty());
+        assert!(got.iter().all(|e| matches!(e, Event::Http(_))));
+    }
 
     #[test]
     fn alpn_names_the_protocol_before_any_byte_is_sniffed() {

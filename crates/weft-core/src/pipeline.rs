@@ -38,6 +38,21 @@ pub type Batch = Vec<Event>;
 /// Most events in one [`Batch`].
 pub const BATCH: usize = 64;
 
+/// Payload buffers the workers are done with, going back to the reader in
+/// bundles (one per input batch at most, <= [`BATCH`] buffers of
+/// <= [`SPARE_BUFFER_MAX`] bytes each): a capture event's bytes are then
+/// allocated and freed by the reader alone, instead of freed by a worker
+/// into the reader's malloc arena, and not allocated again for every call.
+pub type Buffers = Vec<Vec<u8>>;
+
+/// Capacity of the largest payload buffer sent back for reuse; larger ones
+/// are freed by the worker.
+pub const SPARE_BUFFER_MAX: usize = 2048;
+
+/// Bundles of [`Buffers`] waiting for the reader, per worker: with
+/// [`BATCH`] buffers of [`SPARE_BUFFER_MAX`] bytes, at most 2 MiB per worker.
+const SPARE_BUNDLES: usize = 16;
+
 /// A worker sends its encoded output once this much is waiting (and at the
 /// end of every input batch). With the output queue's 128 chunks, at most
 /// ~10 MiB of encoded output waits for the output thread.
@@ -101,6 +116,10 @@ pub trait Processor: Send {
     fn tick(&mut self, _now: Instant, _emit: &mut dyn FnMut(Event)) {}
     /// The input is closed: emit what is still pending.
     fn finish(&mut self, _emit: &mut dyn FnMut(Event)) {}
+    /// Moves the payload buffers of capture events the processor consumed
+    /// into `out`, for the reader to reuse: cleared, each of at most
+    /// [`SPARE_BUFFER_MAX`] bytes' capacity, at most [`BATCH`] at a time.
+    fn take_spare_buffers(&mut self, _out: &mut Buffers) {}
 }
 
 /// A processor that forwards events unchanged.
@@ -159,6 +178,8 @@ pub struct Pipeline {
     pending: Vec<Batch>,
     /// Emptied batches coming back from the workers, for reuse.
     spare: Receiver<Batch>,
+    /// Payload buffers coming back from the workers, for reuse.
+    spare_buffers: Receiver<Buffers>,
     handles: Vec<JoinHandle<()>>,
     seed: foldhash_like::Seed,
     stats: Arc<PipelineStats>,
@@ -245,12 +266,15 @@ impl Pipeline {
         // Room for every batch that can be in flight: a full return queue
         // only means a batch is freed instead of reused.
         let (spare_tx, spare) = bounded::<Batch>(queue * workers + workers);
+        let (buffers_tx, spare_buffers) = bounded::<Buffers>(SPARE_BUNDLES * workers);
         for i in 0..workers {
             let (tx, rx) = bounded::<Batch>(queue);
             let mut p = make(i);
             let mut w = Worker {
                 out: output.clone(),
                 spare: spare_tx.clone(),
+                buffers: buffers_tx.clone(),
+                bundle: Vec::new(),
                 encoder: encoder.clone(),
                 stats: Arc::clone(&stats),
                 open: true,
@@ -274,6 +298,7 @@ impl Pipeline {
         Ok(Pipeline {
             pending: (0..inputs.len()).map(|_| Vec::new()).collect(),
             spare,
+            spare_buffers,
             inputs,
             handles,
             seed,
@@ -285,26 +310,45 @@ impl Pipeline {
         Arc::clone(&self.stats)
     }
 
+    /// A bundle of payload buffers the workers are done with (cleared, see
+    /// [`Buffers`]), when one is waiting.
+    pub fn spare_buffers(&self) -> Option<Buffers> {
+        self.spare_buffers.try_recv().ok()
+    }
+
     /// Hand an event to the worker owning its flow: into that worker's
     /// batch, sent when full or at the next [`Pipeline::flush`]. Blocks
     /// while that worker's queue is full. Returns false when the pipeline
-    /// is gone.
+    /// is gone. (Inlined: the event is then built in the batch, not
+    /// copied into it.)
+    #[inline(always)]
     pub fn send(&mut self, ev: Event) -> bool {
-        let mut h = self.seed.build_hasher();
-        h.write_u64(shard_key(&ev));
-        let idx = (h.finish() % self.inputs.len() as u64) as usize;
-        let batch = &mut self.pending[idx];
-        if batch.capacity() == 0 {
-            match self.spare.try_recv() {
-                Ok(b) => *batch = b,
-                Err(_) => batch.reserve_exact(BATCH),
-            }
+        let idx = if self.inputs.len() == 1 {
+            0
+        } else {
+            let mut h = self.seed.build_hasher();
+            h.write_u64(shard_key(&ev));
+            (h.finish() % self.inputs.len() as u64) as usize
+        };
+        if self.pending[idx].capacity() == 0 {
+            self.new_batch(idx);
         }
+        let batch = &mut self.pending[idx];
         batch.push(ev);
         if batch.len() >= BATCH {
             return self.send_batch(idx);
         }
         true
+    }
+
+    /// An emptied batch back from the workers, or a new one, for `idx`.
+    #[cold]
+    fn new_batch(&mut self, idx: usize) {
+        let batch = &mut self.pending[idx];
+        match self.spare.try_recv() {
+            Ok(b) => *batch = b,
+            Err(_) => batch.reserve_exact(BATCH),
+        }
     }
 
     /// Send every partly filled batch now.
@@ -351,6 +395,9 @@ impl Pipeline {
 struct Worker {
     out: Sender<Output>,
     spare: Sender<Batch>,
+    /// Payload buffers back to the reader, and the bundle being filled.
+    buffers: Sender<Buffers>,
+    bundle: Buffers,
     encoder: Option<Encoder>,
     stats: Arc<PipelineStats>,
     /// False once the output stage is gone: output is dropped.
@@ -376,6 +423,17 @@ impl Worker {
                     // Back to the reader; when its queue is full the batch
                     // is simply freed.
                     let _ = self.spare.try_send(batch);
+                    p.take_spare_buffers(&mut self.bundle);
+                    if !self.bundle.is_empty() {
+                        match self.buffers.try_send(std::mem::take(&mut self.bundle)) {
+                            Ok(()) => {}
+                            // The reader has enough: these are freed here.
+                            Err(e) => {
+                                self.bundle = e.into_inner();
+                                self.bundle.clear();
+                            }
+                        }
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -583,6 +641,49 @@ mod tests {
         p.close();
         let sizes: Vec<usize> = out_rx.iter().map(|b| b.events()).collect();
         assert_eq!(sizes, vec![BATCH, BATCH, 5]);
+    }
+
+    /// Buffers a processor is done with come back to the reader's side.
+    #[test]
+    fn spare_buffers_come_back() {
+        struct Keep(Buffers);
+        impl Processor for Keep {
+            fn process(&mut self, ev: Event, _emit: &mut dyn FnMut(Event)) {
+                if let Event::TlsData(d) = ev {
+                    let mut p = d.payload;
+                    p.clear();
+                    self.0.push(p);
+                }
+            }
+            fn take_spare_buffers(&mut self, out: &mut Buffers) {
+                out.append(&mut self.0);
+            }
+        }
+        let (out_tx, _out_rx) = bounded(16);
+        let cfg = PipelineConfig {
+            workers: 1,
+            ..PipelineConfig::default()
+        };
+        let mut p = Pipeline::start(cfg, |_| Keep(Vec::new()), None, out_tx).expect("start");
+        for seq in 0..3 {
+            let mut e = ev(1, seq);
+            if let Event::TlsData(d) = &mut e {
+                d.payload = Vec::with_capacity(100);
+            }
+            assert!(p.send(e));
+        }
+        assert!(p.flush());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut back = Vec::new();
+        while back.len() < 3 && Instant::now() < deadline {
+            match p.spare_buffers() {
+                Some(b) => back.extend(b),
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(back.len(), 3);
+        assert!(back.iter().all(|b| b.is_empty() && b.capacity() >= 100));
+        p.close();
     }
 
     /// With an encoder, workers send bytes: every event encoded once, each

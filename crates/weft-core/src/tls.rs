@@ -473,6 +473,10 @@ impl<P: Processor> Processor for TlsSessions<P> {
         self.inner.process(ev, &mut |e| emit(stamp(conns, e)));
     }
 
+    fn take_spare_buffers(&mut self, out: &mut crate::pipeline::Buffers) {
+        self.inner.take_spare_buffers(out);
+    }
+
     fn tick(&mut self, now: Instant, emit: &mut dyn FnMut(Event)) {
         self.clock.expire();
         // Handshake events held for the chosen ALPN go out now.

@@ -853,6 +853,17 @@ const REQUEST_PREFIX: &[u8] = b":method:path";
 const STATUS_NAME: &[u8] = b":status";
 
 fn parse_request(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
+    match fast_request(buf, max_headers) {
+        Some(done) => Ok(Status::Complete(done)),
+        None => parse_request_general(buf, max_headers),
+    }
+}
+
+/// [`parse_request`] by httparse: every head the fast path leaves.
+fn parse_request_general(
+    buf: &[u8],
+    max_headers: usize,
+) -> Result<Status<(usize, Head)>, ParseError> {
     with_headers(max_headers, |hs| {
         let mut req = httparse::Request::new(&mut []);
         let n = match parser_config().parse_request_with_uninit_headers(&mut req, buf, hs) {
@@ -886,6 +897,17 @@ fn parse_request(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>
 }
 
 fn parse_response(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
+    match fast_response(buf, max_headers) {
+        Some(done) => Ok(Status::Complete(done)),
+        None => parse_response_general(buf, max_headers),
+    }
+}
+
+/// [`parse_response`] by httparse: every head the fast path leaves.
+fn parse_response_general(
+    buf: &[u8],
+    max_headers: usize,
+) -> Result<Status<(usize, Head)>, ParseError> {
     with_headers(max_headers, |hs| {
         let mut resp = httparse::Response::new(&mut []);
         let n = match parser_config().parse_response_with_uninit_headers(&mut resp, buf, hs) {
@@ -939,9 +961,7 @@ fn head_from(
     base: usize,
     fields: &[httparse::Header<'_>],
 ) -> Result<Head, ParseError> {
-    let mut content_length: Option<u64> = None;
-    let mut transfer_encoding: Option<bool> = None;
-    let mut upgrade = None;
+    let mut framing = Framing::default();
     for f in fields {
         let name = f.name.as_bytes();
         let placed = match (range_in(raw, base, name), range_in(raw, base, f.value)) {
@@ -951,39 +971,408 @@ fn head_from(
         if !placed {
             headers.push_lowercase(name, f.value);
         }
+        framing.see(name, f.value)?;
+    }
+    Ok(framing.head(headers))
+}
+
+/// The fields of a head that decide its message's framing.
+#[derive(Default)]
+struct Framing {
+    content_length: Option<u64>,
+    /// Transfer-Encoding present, and whether its last coding is chunked.
+    transfer_encoding: Option<bool>,
+    upgrade: Option<Vec<u8>>,
+}
+
+impl Framing {
+    /// Takes note of field `name: value` (any case); an unusable or
+    /// conflicting Content-Length is an error.
+    #[inline]
+    fn see(&mut self, name: &[u8], value: &[u8]) -> Result<(), ParseError> {
         // Only three names matter for framing: compare lengths first.
         if !matches!(name.len(), 7 | 14 | 17) {
-            continue;
+            return Ok(());
         }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            for part in f.value.split(|&b| b == b',') {
-                let n = parse_decimal(part.trim_ascii()).ok_or(ParseError)?;
-                if content_length.is_some_and(|c| c != n) {
+        if token_is(name, b"content-length") {
+            // The usual single number first.
+            if (1..=19).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
+                let n = value
+                    .iter()
+                    .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+                if self.content_length.is_some_and(|c| c != n) {
                     return Err(ParseError);
                 }
-                content_length = Some(n);
+                self.content_length = Some(n);
+                return Ok(());
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = f
-                .value
+            for part in value.split(|&b| b == b',') {
+                let n = parse_decimal(part.trim_ascii()).ok_or(ParseError)?;
+                if self.content_length.is_some_and(|c| c != n) {
+                    return Err(ParseError);
+                }
+                self.content_length = Some(n);
+            }
+        } else if token_is(name, b"transfer-encoding") {
+            let last = value
                 .rsplit(|&b| b == b',')
                 .next()
                 .unwrap_or(&[])
                 .trim_ascii();
-            transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            upgrade = Some(f.value.to_ascii_lowercase());
+            self.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if token_is(name, b"upgrade") {
+            self.upgrade = Some(value.to_ascii_lowercase());
+        }
+        Ok(())
+    }
+
+    fn head(self, headers: Headers) -> Head {
+        Head {
+            headers,
+            status: None,
+            method: Method::Other,
+            content_length: self.content_length,
+            transfer_encoding: self.transfer_encoding,
+            upgrade: self.upgrade,
+            minor_version: 1,
         }
     }
-    Ok(Head {
-        headers,
-        status: None,
-        method: Method::Other,
-        content_length,
-        transfer_encoding,
-        upgrade,
-        minor_version: 1,
-    })
+}
+
+// The fast path: the heads nearly every client and server send (one space
+// between start-line parts, CRLF line ends, visible ASCII in the start
+// line, names of token characters followed by a colon, non-empty values of
+// value characters, no folding, at most `FAST_FIELDS` fields) are scanned
+// here in one pass; anything else, including a head not yet whole, goes to
+// httparse with its lenient settings. Whatever the fast path accepts, the
+// general path parses the same way (`tests::fast_path_agrees`).
+
+/// Most fields the fast path takes (the array of their places is cleared
+/// for every head: kept small).
+const FAST_FIELDS: usize = 24;
+
+/// Header name bytes (RFC 9110 `tchar`, httparse's set).
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
+/// Byte ranges of one field in the head (heads are far below 4 GiB:
+/// `h1_max_header_bytes` is a `u32`).
+#[derive(Clone, Copy, Default)]
+struct FieldAt {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Where the field value (or reason phrase) starting at `i` ends: the
+/// index of its CR. `None` at any byte that is not HT, SP, visible ASCII
+/// or obs-text (bare LF, controls, DEL), or at the end of `buf`.
+#[inline]
+fn value_end(buf: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        if let Some(w) = buf.get(i..).and_then(|b| b.first_chunk::<8>()) {
+            let x = u64::from_le_bytes(*w);
+            // High bit of each byte below 0x20, and of each 0x7f (exact up
+            // to the first such byte, which is all that is used).
+            let ctl = x.wrapping_sub(0x20 * LO) & !x & HI;
+            let y = x ^ (0x7f * LO);
+            let del = y.wrapping_sub(LO) & !y & HI;
+            let m = ctl | del;
+            if m == 0 {
+                i += 8;
+                continue;
+            }
+            i += (m.trailing_zeros() / 8) as usize;
+        } else {
+            while let Some(&b) = buf.get(i) {
+                if (b < 0x20 && b != b'\t') || b == 0x7f {
+                    break;
+                }
+                i += 1;
+            }
+        }
+        match *buf.get(i)? {
+            b'\t' => i += 1,
+            b'\r' => return Some(i),
+            _ => return None,
+        }
+    }
+}
+
+/// The length of the header name `line` starts with (its token bytes;
+/// `None` if the line ends in them): eight at a time while they are
+/// letters, digits and `-`, then one at a time.
+#[inline]
+fn name_len(line: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        if let Some(w) = line.get(i..).and_then(|b| b.first_chunk::<8>()) {
+            let x = u64::from_le_bytes(*w);
+            let low = x & (0x7f * LO);
+            // High bit of each byte that is a letter, a digit or `-`
+            // (exact per byte: no sum carries into the next one).
+            let in_range = |v: u64, lo: u64, hi: u64| {
+                v.wrapping_add((0x80 - lo) * LO) & !v.wrapping_add((0x7f - hi) * LO)
+            };
+            let letter = in_range(low | (0x20 * LO), 0x61, 0x7a);
+            let digit = in_range(low, 0x30, 0x39);
+            let d = low ^ (0x2d * LO);
+            let dash = !((d & (0x7f * LO)).wrapping_add(0x7f * LO) | d);
+            let common = (letter | digit | dash) & !x & HI;
+            let other = !common & HI;
+            if other == 0 {
+                i += 8;
+                continue;
+            }
+            i += (other.trailing_zeros() / 8) as usize;
+        }
+        // The rest one byte at a time, from the first uncommon byte.
+        let len = line
+            .get(i..)?
+            .iter()
+            .position(|&b| !TCHAR[usize::from(b)])?;
+        return Some(i + len);
+    }
+}
+
+/// The header section from `i` on: fields into `fields`; returns the end
+/// of the head (after its empty line) and the number of fields.
+#[inline]
+fn scan_fields(
+    buf: &[u8],
+    mut i: usize,
+    max_headers: usize,
+    fields: &mut [FieldAt; FAST_FIELDS],
+) -> Option<(usize, usize)> {
+    if u32::try_from(buf.len()).is_err() {
+        return None;
+    }
+    let limit = max_headers.min(FAST_FIELDS);
+    let mut n = 0;
+    loop {
+        let line = buf.get(i..)?;
+        let name_len = name_len(line)?;
+        if name_len == 0 {
+            return (line.starts_with(b"\r\n")).then_some((i + 2, n));
+        }
+        if line[name_len] != b':' {
+            return None;
+        }
+        // Usually one space.
+        let ows = match line.get(name_len + 1..name_len + 3)? {
+            [b' ', b] if !matches!(b, b' ' | b'\t') => 1,
+            _ => line
+                .get(name_len + 1..)?
+                .iter()
+                .position(|&b| b != b' ' && b != b'\t')?,
+        };
+        let value_start = i + name_len + 1 + ows;
+        let cr = value_end(buf, value_start)?;
+        let value = buf.get(value_start..cr)?;
+        // Not empty and not starting with whitespace: trimming stops in it.
+        let kept = match value.last()? {
+            b' ' | b'\t' => value.iter().rposition(|&b| b != b' ' && b != b'\t')?,
+            _ => value.len() - 1,
+        };
+        if n == limit {
+            return None;
+        }
+        match buf.get(cr + 1..cr + 3)? {
+            // A continuation line (obsolete folding) is the general path's.
+            [b'\n', b' ' | b'\t'] => return None,
+            [b'\n', _] => {}
+            _ => return None,
+        }
+        // Lossless: `buf` is shorter than 4 GiB (checked first).
+        fields[n] = FieldAt {
+            name: (i as u32, (i + name_len) as u32),
+            value: (value_start as u32, (value_start + kept + 1) as u32),
+        };
+        n += 1;
+        i = cr + 2;
+    }
+}
+
+/// The head's list (`prefix` then `raw`) with `pseudo` (ranges of it)
+/// first, then `fields` (ranges of `raw`), and its framing.
+#[inline]
+fn fast_head(
+    prefix: &[u8],
+    raw: &[u8],
+    pseudo: &[(std::ops::Range<usize>, std::ops::Range<usize>)],
+    fields: &[FieldAt],
+) -> Option<Head> {
+    let base = prefix.len();
+    let mut headers = Headers::from_raw(prefix, raw, fields.len() + pseudo.len());
+    for (name, value) in pseudo {
+        if !headers.push_span(name.clone(), value.clone()) {
+            return None;
+        }
+    }
+    let mut framing = Framing::default();
+    for f in fields {
+        let (name, value) = (
+            f.name.0 as usize..f.name.1 as usize,
+            f.value.0 as usize..f.value.1 as usize,
+        );
+        if !headers.push_span(
+            base + name.start..base + name.end,
+            base + value.start..base + value.end,
+        ) {
+            return None;
+        }
+        let (name, value) = (raw.get(name)?, raw.get(value)?);
+        if matches!(name.len(), 7 | 14 | 17) {
+            framing.see(name, value).ok()?;
+        }
+    }
+    Some(framing.head(headers))
+}
+
+/// `HTTP/1.0` or `HTTP/1.1` at `i`: the minor version.
+#[inline]
+fn version_at(buf: &[u8], i: usize) -> Option<u8> {
+    match buf.get(i..)?.first_chunk::<8>()? {
+        b"HTTP/1.1" => Some(1),
+        b"HTTP/1.0" => Some(0),
+        _ => None,
+    }
+}
+
+/// A whole request head in the common form; `None` leaves it to httparse.
+fn fast_request(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
+    let mut i = 0;
+    while TCHAR[usize::from(*buf.get(i)?)] {
+        i += 1;
+    }
+    let method_end = i;
+    if method_end == 0 || buf[i] != b' ' {
+        return None;
+    }
+    i += 1;
+    let target_start = i;
+    while matches!(*buf.get(i)?, 0x21..=0x7e) {
+        i += 1;
+    }
+    let target_end = i;
+    if target_end == target_start || buf[i] != b' ' {
+        return None;
+    }
+    let minor = version_at(buf, i + 1)?;
+    i += 9;
+    if buf.get(i..i + 2)? != b"\r\n" {
+        return None;
+    }
+    let mut fields = [FieldAt::default(); FAST_FIELDS];
+    let (end, n) = scan_fields(buf, i + 2, max_headers, &mut fields)?;
+    let base = REQUEST_PREFIX.len();
+    let pseudo = [
+        (0..7, base..base + method_end),
+        (7..12, base + target_start..base + target_end),
+    ];
+    let mut head = fast_head(REQUEST_PREFIX, buf.get(..end)?, &pseudo, &fields[..n])?;
+    head.method = match &buf[..method_end] {
+        b"HEAD" => Method::Head,
+        b"CONNECT" => Method::Connect,
+        _ => Method::Other,
+    };
+    head.minor_version = minor;
+    Some((end, head))
+}
+
+/// A whole response head in the common form; `None` leaves it to httparse.
+fn fast_response(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
+    let minor = version_at(buf, 0)?;
+    let [b' ', h, t, o, sep] = *buf.get(8..13)?.first_chunk::<5>()? else {
+        return None;
+    };
+    if !(h.is_ascii_digit() && t.is_ascii_digit() && o.is_ascii_digit()) {
+        return None;
+    }
+    let code = u16::from(h - b'0') * 100 + u16::from(t - b'0') * 10 + u16::from(o - b'0');
+    let line_end = match sep {
+        b'\r' => 12,
+        // One space, then a reason phrase that does not start with another.
+        b' ' if !matches!(*buf.get(13)?, b' ' | b'\r') => value_end(buf, 13)?,
+        _ => return None,
+    };
+    if *buf.get(line_end + 1)? != b'\n' {
+        return None;
+    }
+    let mut fields = [FieldAt::default(); FAST_FIELDS];
+    let (end, n) = scan_fields(buf, line_end + 2, max_headers, &mut fields)?;
+    let mut prefix = [0u8; 10];
+    prefix[..7].copy_from_slice(STATUS_NAME);
+    prefix[7..].copy_from_slice(&[h, t, o]);
+    let mut head = fast_head(&prefix, buf.get(..end)?, &[(0..7, 7..10)], &fields[..n])?;
+    head.status = Some(code);
+    head.minor_version = minor;
+    Some((end, head))
+}
+
+/// Whether header name `name` is `lower` (lower-case letters and `-`, at
+/// least 4 bytes) in any case, compared a word at a time: setting bit 5
+/// lower-cases a letter, and no other byte of a token becomes one of
+/// `lower`'s (`\r` would become `-`, but is no token byte; see the test).
+#[inline]
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() || name.len() < 4 {
+        return false;
+    }
+    let n = name.len();
+    if n >= 8 {
+        let word = |b: &[u8], at: usize| {
+            b.get(at..)
+                .and_then(|b| b.first_chunk::<8>())
+                .map_or(0, |w| u64::from_le_bytes(*w))
+        };
+        // Whole words, the last one overlapping the one before.
+        let mut at = 0;
+        loop {
+            let at_now = at.min(n - 8);
+            if word(name, at_now) | 0x2020_2020_2020_2020 != word(lower, at_now) {
+                return false;
+            }
+            if at_now == n - 8 {
+                return true;
+            }
+            at += 8;
+        }
+    }
+    let word = |b: &[u8], at: usize| {
+        b.get(at..)
+            .and_then(|b| b.first_chunk::<4>())
+            .map_or(0, |w| u32::from_le_bytes(*w))
+    };
+    word(name, 0) | 0x2020_2020 == word(lower, 0)
+        && word(name, n - 4) | 0x2020_2020 == word(lower, n - 4)
 }
 
 fn parse_decimal(v: &[u8]) -> Option<u64> {
@@ -994,4 +1383,178 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
         v.iter()
             .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUESTS: &[&[u8]] = &[
+        b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:50893\r\n\r\n",
+        b"POST /api/v1/items?x=1&y=%20 HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/json\r\nContent-Length: 13\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n{\"a\":\"b\"}",
+        b"HEAD / HTTP/1.0\r\nX-Tab:\tv\tw\t \r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"CONNECT example.com:443 HTTP/1.1\r\nUpgrade: WebSocket\r\nContent-Length: 5, 5\r\n\r\n",
+        b"PUT /u HTTP/1.1\r\nauthorization: Bearer abc.def\r\ncookie: a=b; c=d\r\nX-Long-Header-Name-That-Goes-On: a value that is rather longer than eight bytes  \r\n\r\n",
+    ];
+    const RESPONSES: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 28 Nov 2026 06:32:23 GMT\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n",
+        b"HTTP/1.1 204\r\nETag: \"x\"\r\n\r\n",
+        b"HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"HTTP/1.1 302 Found \t\r\nLocation: /elsewhere\r\nTransfer-Encoding: chunked\r\nX-Obs: caf\xc3\xa9\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ];
+
+    /// The fast path's result, when it takes `buf`, equals httparse's.
+    fn check(buf: &[u8], request: bool) -> bool {
+        for max in [0, 1, 3, 100] {
+            let (fast, general) = if request {
+                (fast_request(buf, max), parse_request_general(buf, max))
+            } else {
+                (fast_response(buf, max), parse_response_general(buf, max))
+            };
+            let Some((n, a)) = fast else {
+                if max == 100 {
+                    return false;
+                }
+                continue;
+            };
+            let Ok(Status::Complete((m, b))) = general else {
+                panic!("fast path took {buf:?}, httparse gave {general:?}");
+            };
+            assert_eq!(n, m, "{buf:?}");
+            assert_eq!(a.headers, b.headers, "{buf:?}");
+            assert_eq!(
+                (a.status, a.method, a.minor_version),
+                (b.status, b.method, b.minor_version),
+                "{buf:?}"
+            );
+            assert_eq!(
+                (a.content_length, a.transfer_encoding, &a.upgrade),
+                (b.content_length, b.transfer_encoding, &b.upgrade),
+                "{buf:?}"
+            );
+        }
+        true
+    }
+
+    #[test]
+    fn fast_path_takes_common_heads() {
+        for r in REQUESTS {
+            assert!(check(r, true), "{r:?}");
+        }
+        for r in RESPONSES {
+            assert!(check(r, false), "{r:?}");
+        }
+        // And leaves what it must: folding, bare LF, a space before the
+        // colon, an empty value, a head not yet whole.
+        for (r, request) in [
+            (&b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n"[..], true),
+            (b"GET / HTTP/1.1\nA: b\n\n", true),
+            (b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n", false),
+            (b"HTTP/1.1 200 OK\r\nA:\r\n\r\n", false),
+            (b"HTTP/1.1 200 OK\r\nA: b\r\n", false),
+            (b"GET  / HTTP/1.1\r\n\r\n", true),
+        ] {
+            assert!(!check(r, request), "{r:?}");
+        }
+    }
+
+    /// The word-wise name scan stops where the byte-wise one does.
+    #[test]
+    fn name_scan_agrees() {
+        let mut line = *b"abcdefghijklmnopqrstuvwx: v\r\n";
+        for at in 0..24 {
+            for b in 0..=255u8 {
+                let was = line[at];
+                line[at] = b;
+                let want = line.iter().position(|&c| !TCHAR[usize::from(c)]);
+                assert_eq!(name_len(&line), want, "{b:#x} at {at}");
+                line[at] = was;
+            }
+        }
+        assert_eq!(name_len(b"Content-Length: 3\r\n"), Some(14));
+        assert_eq!(name_len(b"X_Y.Z-1234567890abcd"), None);
+    }
+
+    /// The word-wise name comparison agrees with `eq_ignore_ascii_case` on
+    /// every token byte at every position.
+    #[test]
+    fn token_names_compare_like_ascii() {
+        for lower in [&b"content-length"[..], b"transfer-encoding", b"upgrade"] {
+            assert!(token_is(lower, lower));
+            assert!(token_is(&lower.to_ascii_uppercase(), lower));
+            for at in 0..lower.len() {
+                for b in (0..=255u8).filter(|&b| TCHAR[usize::from(b)]) {
+                    let mut name = lower.to_vec();
+                    name[at] = b;
+                    assert_eq!(
+                        token_is(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!token_is(&lower[1..], lower));
+        }
+    }
+
+    /// Content-Length values: one number, a list of equal ones, or an error.
+    #[test]
+    fn content_length_values() {
+        for (value, want) in [
+            (&b"3"[..], Ok(Some(3))),
+            (b"00012", Ok(Some(12))),
+            (b"9999999999999999999", Ok(Some(9_999_999_999_999_999_999))),
+            (b"99999999999999999999", Err(())),
+            (b"5 , 5", Ok(Some(5))),
+            (b"5,6", Err(())),
+            (b"", Err(())),
+            (b"+5", Err(())),
+        ] {
+            let mut f = Framing::default();
+            let got = f
+                .see(b"Content-Length", value)
+                .map(|()| f.content_length)
+                .map_err(|_| ());
+            assert_eq!(got, want, "{value:?}");
+        }
+        // A second, different value conflicts.
+        let mut f = Framing::default();
+        assert!(f.see(b"content-length", b"1").is_ok());
+        assert!(f.see(b"CONTENT-LENGTH", b"2").is_err());
+    }
+
+    /// Mutated heads: the fast path never panics, and whatever it accepts
+    /// httparse parses the same way.
+    #[test]
+    fn fast_path_agrees() {
+        const ALPHABET: &[u8] = b" \t\r\n:,/;=\"aZ09-_.\x00\x01\x7f\x80\xff";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut taken = 0;
+        for round in 0..40_000 {
+            let request = round % 2 == 0;
+            let pool = if request { REQUESTS } else { RESPONSES };
+            let mut buf = pool[(next() % pool.len() as u64) as usize].to_vec();
+            for _ in 0..=(next() % 3) {
+                let at = (next() % (buf.len() as u64 + 1)) as usize;
+                let b = ALPHABET[(next() % ALPHABET.len() as u64) as usize];
+                match next() % 4 {
+                    0 if at < buf.len() => buf[at] = b,
+                    1 => buf.insert(at, b),
+                    2 if at < buf.len() => {
+                        buf.remove(at);
+                    }
+                    _ => buf.truncate(at),
+                }
+            }
+            taken += usize::from(check(&buf, request));
+        }
+        // The mutations leave a good share of heads whole.
+        assert!(taken > 5_000, "{taken}");
+    }
 }

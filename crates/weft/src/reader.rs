@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{Context, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use weft_bpf::abi::{self, CallRec, Record};
-use weft_bpf::assemble::{Assembled, Assembler, AssemblyStats};
+use weft_bpf::assemble::{Assembler, AssemblyStats};
 use weft_core::event::{
     Direction, Endpoint, Event, Flow, ProcessInfo, Role, TlsData, TlsLibrary, TlsWire,
 };
@@ -39,7 +39,14 @@ struct Inner {
     /// Packet path: TLS hello segments from the wire, per flow, until the
     /// flow's event takes their facts (`FlowReporter`).
     wire: weft_core::wire_tls::WireHellos<weft_bpf::packets::PktKey>,
+    /// The processes of recent calls, direct-mapped by pid: most calls come
+    /// from a few processes, whose facts are then compared here instead of
+    /// searched for in `host.procs`. Emptied of a pid when the cache is.
+    recent: [Option<(KernelProc, Arc<ProcessInfo>)>; RECENT_PROCS],
 }
+
+/// Slots of `Inner::recent`.
+const RECENT_PROCS: usize = 8;
 
 /// What the reader needs to know of the host the records come from: this
 /// one (live), or the one a recording was made on (replay).
@@ -118,6 +125,7 @@ impl Reader {
                 resolved: Default::default(),
                 dns_tcp: Default::default(),
                 wire: weft_core::wire_tls::WireHellos::new(Arc::clone(&stats.wire_tls)),
+                recent: Default::default(),
                 stats,
             })),
         }
@@ -279,7 +287,10 @@ impl Inner {
         if let Some(r) = &mut self.recorder {
             r.write(data);
         }
-        let rec = match abi::parse(data) {
+        // Matched where it was parsed: a record is not copied (data and
+        // call records; the rare others are moved to `on_other_record`).
+        let mut parsed = abi::parse(data);
+        let rec = match &mut parsed {
             Ok(r) => r,
             Err(e) => {
                 self.stats.bad_records.fetch_add(1, Ordering::Relaxed);
@@ -293,14 +304,33 @@ impl Inner {
                 call_id,
                 offset,
                 bytes,
-            } => self.asm.on_data(tid, call_id, offset, bytes),
+            } => {
+                // Buffers the workers emptied, when the last ones are used.
+                if self.asm.wants_buffers()
+                    && let Some(p) = &self.events
+                    && let Some(b) = p.spare_buffers()
+                {
+                    self.asm.recycle(b);
+                }
+                self.asm.on_data(*tid, *call_id, *offset, bytes)
+            }
             Record::Call(c) => {
                 self.stats.calls_in.fetch_add(1, Ordering::Relaxed);
-                let a = self.asm.on_call(c);
-                if let Some(ev) = self.event_of(a) {
-                    self.send(ev);
+                let payload = self.asm.take_payload(c);
+                self.on_call(c, payload);
+            }
+            _ => {
+                if let Ok(rec) = parsed {
+                    self.on_other_record(rec);
                 }
             }
+        }
+    }
+
+    /// A record other than a data or call record.
+    fn on_other_record(&mut self, rec: Record<'_>) {
+        match rec {
+            Record::Data { .. } | Record::Call(_) => {}
             Record::Exec { pid, dev, ino } | Record::Mmap { pid, dev, ino } => {
                 if let Some(tx) = &self.discovery {
                     match tx.try_send((pid, dev, ino)) {
@@ -314,6 +344,11 @@ impl Inner {
             }
             Record::Exit { pid, .. } => {
                 self.host.procs.forget(pid);
+                for slot in &mut self.recent {
+                    if slot.as_ref().is_some_and(|(k, _)| k.pid == pid) {
+                        *slot = None;
+                    }
+                }
                 self.asm.forget_thread(pid);
             }
             Record::Hello {
@@ -398,6 +433,7 @@ impl Inner {
 
     /// Hand an event to the workers. Blocking: the sink must not lose
     /// events; back pressure ends in the kernel ring, which counts.
+    #[inline]
     fn send(&mut self, ev: Event) {
         if let Some(p) = &mut self.events
             && !p.send(ev)
@@ -408,7 +444,7 @@ impl Inner {
 
     /// The process behind a call record, with its context.
     fn process_of(&mut self, c: &CallRec) -> Arc<ProcessInfo> {
-        self.host.procs.get(KernelProc {
+        let k = KernelProc {
             pid: c.pid,
             ppid: c.ppid,
             uid: c.uid,
@@ -416,7 +452,16 @@ impl Inner {
             cgroup_id: c.cgroup_id,
             start_time_ns: c.proc_start_ns,
             comm: c.comm,
-        })
+        };
+        let slot = &mut self.recent[c.pid as usize % RECENT_PROCS];
+        if let Some((seen, p)) = slot
+            && *seen == k
+        {
+            return Arc::clone(p);
+        }
+        let p = self.host.procs.get(k);
+        *slot = Some((k, Arc::clone(&p)));
+        p
     }
 
     fn unix_ns(&self, mono_ns: u64) -> u64 {
@@ -554,12 +599,21 @@ impl Inner {
         }
     }
 
-    fn event_of(&mut self, a: Assembled) -> Option<Event> {
-        let c = a.call;
+    /// A closed call: its event (if any) goes to the workers. The capture
+    /// event is built as `send`'s argument: no copies of it on the way.
+    fn on_call(&mut self, c: &CallRec, payload: Vec<u8>) {
+        if let Some(ev) = self.event_of(c, payload) {
+            self.send(ev);
+        }
+    }
+
+    /// The event of a call other than a capture one (sent by `event_of`
+    /// itself); `None` when there is none.
+    fn event_of(&mut self, c: &CallRec, payload: Vec<u8>) -> Option<Event> {
         let direction = match c.op {
             abi::OP_WRITE => Direction::Write,
             abi::OP_READ => Direction::Read,
-            abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(&c),
+            abi::OP_HANDSHAKE | abi::OP_FREE => return self.handshake_event_of(c),
             _ => return None,
         };
         let plain = c.flags & abi::CALL_PLAIN != 0;
@@ -572,24 +626,27 @@ impl Inner {
             tracing::debug!(lib = c.lib, "call record of an unknown library");
             return None;
         };
-        let flow = self.flow(&c);
-        let process = self.process_of(&c);
+        let flow = self.flow(c);
+        let process = self.process_of(c);
         let timestamp_ns = self.unix_ns(c.end_ns);
         if c.flags & abi::CALL_DNS_TCP != 0 {
-            self.dns_tcp_of(&a.payload, timestamp_ns, process, flow, c.tid, direction);
+            self.dns_tcp_of(&payload, timestamp_ns, process, flow, c.tid, direction);
             return None;
         }
         if c.flags & abi::CALL_DNS != 0 {
-            return self.dns_event_of(a.payload, timestamp_ns, process, flow, c.tid, direction);
+            return self.dns_event_of(payload, timestamp_ns, process, flow, c.tid, direction);
         }
-        let destination_domain = flow.filter(|f| f.role == Role::Client).and_then(|f| {
-            self.resolved
-                .name_of(f.remote.ip, std::time::Instant::now())
-        });
+        // (No clock read while no name is known.)
+        let destination_domain = flow
+            .filter(|f| f.role == Role::Client && !self.resolved.is_empty())
+            .and_then(|f| {
+                self.resolved
+                    .name_of(f.remote.ip, std::time::Instant::now())
+            });
         self.stats
             .bytes_out
-            .fetch_add(a.payload.len() as u64, Ordering::Relaxed);
-        Some(Event::TlsData(TlsData {
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.send(Event::TlsData(TlsData {
             timestamp_ns,
             duration_ns: c.end_ns.saturating_sub(c.start_ns),
             process,
@@ -597,12 +654,13 @@ impl Inner {
             flow,
             library,
             direction,
-            payload: a.payload,
+            payload,
             length: c.len,
             tls: None,
             first_bytes: c.flags & abi::CALL_FIRST != 0,
             destination_domain,
-        }))
+        }));
+        None
     }
 }
 
