@@ -22,10 +22,23 @@ use std::cell::RefCell;
 use crate::headers::{Span, Writer, lowercase_in};
 use crate::{Headers, Limits};
 
-thread_local! {
+/// Per-thread working state of block decoding (one per thread, not per
+/// connection).
+struct Scratch {
     /// Records of the fields of the block being decoded, kept aside until
-    /// its bytes are all written (one per thread, not per connection).
-    static SPANS: RefCell<Vec<Span>> = const { RefCell::new(Vec::new()) };
+    /// its bytes are all written.
+    spans: Vec<Span>,
+    /// Recently decoded Huffman strings.
+    memo: huffman::Memo,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            spans: Vec::new(),
+            memo: huffman::Memo::new(),
+        })
+    };
 }
 use table::{DynamicTable, ENTRY_OVERHEAD, STATIC, Slot};
 
@@ -213,9 +226,17 @@ impl Decoder {
     /// decoder has reset itself (see [`Decoder::resync`]).
     pub fn decode(&mut self, block: &[u8], out: &mut Headers) -> Result<BlockStatus, HpackError> {
         let mut status = BlockStatus::default();
-        let result = SPANS.with(|spans| match spans.try_borrow_mut() {
-            Ok(mut spans) => self.decode_inner(block, &mut out.writer(&mut spans), &mut status),
-            Err(_) => self.decode_inner(block, &mut out.writer(&mut Vec::new()), &mut status),
+        let result = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let Scratch { spans, memo } = &mut *scratch;
+                self.decode_inner(block, &mut out.writer(spans), memo, &mut status)
+            }
+            Err(_) => self.decode_inner(
+                block,
+                &mut out.writer(&mut Vec::new()),
+                &mut huffman::Memo::new(),
+                &mut status,
+            ),
         });
         match result {
             Ok(()) => Ok(status),
@@ -230,6 +251,7 @@ impl Decoder {
         &mut self,
         block: &[u8],
         out: &mut Writer<'_>,
+        memo: &mut huffman::Memo,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let mut pos = 0usize;
@@ -243,7 +265,7 @@ impl Decoder {
             } else if first & 0xc0 == 0x40 {
                 // Literal with incremental indexing (§6.2.1).
                 seen_field = true;
-                self.literal(block, &mut pos, 6, true, false, out, st)?;
+                self.literal(block, &mut pos, 6, true, false, out, memo, st)?;
             } else if first & 0xe0 == 0x20 {
                 // Dynamic table size update (§6.3).
                 if seen_field {
@@ -264,7 +286,7 @@ impl Decoder {
                 // Literal without indexing (0000) or never indexed (0001) (§6.2.2-3).
                 seen_field = true;
                 let never = first & 0x10 != 0;
-                self.literal(block, &mut pos, 4, false, never, out, st)?;
+                self.literal(block, &mut pos, 4, false, never, out, memo, st)?;
             }
         }
         Ok(())
@@ -334,10 +356,11 @@ impl Decoder {
         index: bool,
         sensitive: bool,
         out: &mut Writer<'_>,
+        memo: &mut huffman::Memo,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let start = out.buf_mut().len();
-        let r = self.literal_into(block, pos, prefix, index, sensitive, out, st);
+        let r = self.literal_into(block, pos, prefix, index, sensitive, out, memo, st);
         if r.is_err() {
             out.buf_mut().truncate(start);
         }
@@ -353,6 +376,7 @@ impl Decoder {
         index: bool,
         sensitive: bool,
         out: &mut Writer<'_>,
+        memo: &mut huffman::Memo,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let buf = out.buf_mut();
@@ -362,7 +386,7 @@ impl Decoder {
         // Names not from the static table may need lower-casing.
         let mut from_static = false;
         let known = if name_index == 0 {
-            read_string(block, pos, buf, self.max_string)?;
+            read_string(block, pos, buf, memo, self.max_string)?;
             true
         } else if let Some(&(n, _)) = STATIC.get(name_index - 1) {
             buf.extend_from_slice(n);
@@ -384,7 +408,7 @@ impl Decoder {
             }
         };
         let name_end = buf.len();
-        read_string(block, pos, buf, self.max_string)?;
+        read_string(block, pos, buf, memo, self.max_string)?;
         let (n, v) = buf[start..].split_at(name_end - start);
         if index {
             self.table.insert(known.then_some(n), v);
@@ -442,7 +466,13 @@ fn decode_int(buf: &[u8], pos: &mut usize, prefix: u8) -> Result<u32, HpackError
 }
 
 /// Decodes a string literal (§5.2) at `*pos`, appending it to `out`.
-fn read_string(buf: &[u8], pos: &mut usize, out: &mut Vec<u8>, max: u32) -> Result<(), HpackError> {
+fn read_string(
+    buf: &[u8],
+    pos: &mut usize,
+    out: &mut Vec<u8>,
+    memo: &mut huffman::Memo,
+    max: u32,
+) -> Result<(), HpackError> {
     let Some(&first) = buf.get(*pos) else {
         return Err(HpackError::Truncated);
     };
@@ -461,7 +491,7 @@ fn read_string(buf: &[u8], pos: &mut usize, out: &mut Vec<u8>, max: u32) -> Resu
     *pos = end;
     if huffman {
         let before = out.len();
-        huffman::decode(raw, out).map_err(HpackError::Huffman)?;
+        memo.decode(raw, out).map_err(HpackError::Huffman)?;
         let decoded = out.len() - before;
         if decoded > max as usize {
             return Err(HpackError::StringTooLong {
