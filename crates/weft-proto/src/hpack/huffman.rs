@@ -447,15 +447,20 @@ impl Memo {
     }
 
     fn slot_of(raw: &[u8]) -> usize {
-        // First and last (up to) 8 bytes and the length; strings that differ
-        // elsewhere share a slot and replace each other.
-        let mut head = [0u8; 8];
-        let mut tail = [0u8; 8];
-        let k = raw.len().min(8);
-        head[..k].copy_from_slice(&raw[..k]);
-        tail[..k].copy_from_slice(&raw[raw.len() - k..]);
-        let h =
-            u64::from_le_bytes(head) ^ u64::from_le_bytes(tail).rotate_left(29) ^ raw.len() as u64;
+        // First and last 8 bytes (fixed-size loads, no copy loop) and the
+        // length; strings that differ elsewhere share a slot and replace
+        // each other.
+        let word = |b: Option<&[u8]>| {
+            b.and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let n = raw.len();
+        let (head, tail) = if n >= 8 {
+            (word(raw.get(..8)), word(raw.get(n - 8..)))
+        } else {
+            (raw.iter().fold(0u64, |w, &b| w << 8 | u64::from(b)), 0)
+        };
+        let h = head ^ tail.rotate_left(29) ^ n as u64;
         (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % MEMO_SLOTS
     }
 

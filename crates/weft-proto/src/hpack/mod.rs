@@ -409,9 +409,11 @@ impl Decoder {
         };
         let name_end = buf.len();
         read_string(block, pos, buf, memo, self.max_string)?;
-        let (n, v) = buf[start..].split_at(name_end - start);
+        let entry = &buf[start..];
+        let (n, v) = entry.split_at(name_end - start);
         if index {
-            self.table.insert(known.then_some(n), v);
+            self.table
+                .insert_joined(entry, known.then_some(name_end - start));
         }
         if known {
             if self.admit(n.len() + v.len(), st) {
