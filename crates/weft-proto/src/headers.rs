@@ -258,6 +258,14 @@ impl Headers {
         true
     }
 
+    /// The list's storage (field bytes, then one record per field), for
+    /// comparing or hashing lists byte for byte: lists with equal storage
+    /// hold the same fields, and a value's offset in one is its offset in
+    /// the other.
+    pub fn storage(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// The list's whole buffer (field bytes, then records) and where the
     /// records start: with [`set_raw`](Self::set_raw), a copy of the list.
     pub(crate) fn raw_parts(&self) -> (&[u8], usize) {
