@@ -178,7 +178,8 @@ impl<'a> Facts<'a> {
 
 /// Slots of the header-list cache (direct-mapped).
 const LIST_SLOTS: usize = 64;
-/// Lists whose storage is larger than this are not kept.
+/// Lists whose storage, or whose `"headers"` member, is larger than this are
+/// not kept (at most 64 x 4 KiB per thread).
 const LIST_MAX: usize = 2048;
 
 /// What a header list gives an event, kept by the list's storage
@@ -231,7 +232,8 @@ impl Lists {
     /// as [`Facts::scan`] finds them) and its `"headers"` member.
     fn put(&mut self, headers: &Headers, redact: bool, facts: &Facts<'_>, member: &[u8]) {
         let storage = headers.storage();
-        if storage.is_empty() || storage.len() > LIST_MAX {
+        // (Escaping can make the member several times the list: bound both.)
+        if storage.is_empty() || storage.len() > LIST_MAX || member.len() > LIST_MAX {
             return;
         }
         let base = storage.as_ptr() as usize;
