@@ -258,6 +258,28 @@ impl Headers {
         true
     }
 
+    /// The list's storage (field bytes, then one record per field), for
+    /// comparing or hashing lists byte for byte: lists with equal storage
+    /// hold the same fields, and a value's offset in one is its offset in
+    /// the other.
+    pub fn storage(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The list's whole buffer (field bytes, then records) and where the
+    /// records start: with [`set_raw`](Self::set_raw), a copy of the list.
+    pub(crate) fn raw_parts(&self) -> (&[u8], usize) {
+        (&self.buf, self.index)
+    }
+
+    /// Makes the list the one whose [`raw_parts`](Self::raw_parts) are
+    /// `buf` and `index` (from a list, so valid), keeping the allocation.
+    pub(crate) fn set_raw(&mut self, buf: &[u8], index: usize) {
+        self.buf.clear();
+        self.buf.extend_from_slice(buf);
+        self.index = index.min(buf.len());
+    }
+
     /// Appends fields written straight into the list's bytes: see
     /// [`Writer`]. `spans` is scratch space for their records.
     pub(crate) fn writer<'a>(&'a mut self, spans: &'a mut Vec<Span>) -> Writer<'a> {

@@ -2,7 +2,7 @@
 //!
 //! The decoder is a finite-state machine that consumes four bits at a time.
 //! Its states are the 256 internal nodes of the Huffman code tree; the table
-//! (`256 x 16` transitions, 12 KiB) is computed at compile time from the code
+//! (`256 x 16` transitions of 4 bytes, 16 KiB) is computed at compile time from the code
 //! table below by `const fn`s, so there is no generated file to keep in sync.
 //! Each transition emits at most one symbol (the shortest code is 5 bits).
 //!
@@ -306,36 +306,23 @@ const fn build_tree() -> [[u16; 2]; 256] {
     tree
 }
 
-/// Transition flag: this step emits `Step::sym`.
-const EMIT: u8 = 1;
-/// Transition flag: this step decoded EOS, which is an error.
-const FAIL: u8 = 2;
+/// Transition bit: this step emits the symbol in bits 8..16.
+const EMIT: u32 = 1 << 16;
+/// Transition bit: this step decoded EOS, which is an error.
+const FAIL: u32 = 1 << 17;
 
-/// One transition of the 4-bit state machine.
-#[derive(Clone, Copy)]
-struct Step {
-    next: u8,
-    sym: u8,
-    flags: u8,
-}
-
-const fn build_decode_table() -> [[Step; 16]; 256] {
+/// The 4-bit state machine: entry `state * 16 + nibble` is one transition,
+/// packed as `next | symbol << 8 | EMIT? | FAIL?` (bits 0..8 are the next
+/// state), so a step is one load and no branch.
+const fn build_decode_table() -> [u32; 256 * 16] {
     let tree = build_tree();
-    let mut table = [[Step {
-        next: 0,
-        sym: 0,
-        flags: 0,
-    }; 16]; 256];
+    let mut table = [0u32; 256 * 16];
     let mut state = 0;
     while state < 256 {
         let mut nibble = 0;
         while nibble < 16 {
             let mut node = state;
-            let mut step = Step {
-                next: 0,
-                sym: 0,
-                flags: 0,
-            };
+            let mut step = 0u32;
             let mut b = 4;
             while b > 0 {
                 b -= 1;
@@ -344,18 +331,16 @@ const fn build_decode_table() -> [[Step; 16]; 256] {
                 if child & LEAF != 0 {
                     let sym = child & !LEAF;
                     if sym == EOS {
-                        step.flags |= FAIL;
+                        step |= FAIL;
                     } else {
-                        step.flags |= EMIT;
-                        step.sym = sym as u8;
+                        step |= EMIT | ((sym as u32) << 8);
                     }
                     node = 0;
                 } else {
                     node = child as usize;
                 }
             }
-            step.next = node as u8;
-            table[state][nibble] = step;
+            table[state * 16 + nibble] = step | node as u32;
             nibble += 1;
         }
         state += 1;
@@ -379,7 +364,7 @@ const fn build_accepting() -> [bool; 256] {
     accept
 }
 
-static DECODE: [[Step; 16]; 256] = build_decode_table();
+static DECODE: [u32; 256 * 16] = build_decode_table();
 static ACCEPTING: [bool; 256] = build_accepting();
 
 /// Why a Huffman-coded string was rejected.
@@ -395,25 +380,127 @@ pub enum HuffmanError {
 ///
 /// On error `dst` may hold a partial result; the caller truncates.
 pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    // The shortest code is 5 bits, so the output is at most 8/5 of the input.
-    dst.reserve(src.len() + src.len() / 2 + src.len() / 8 + 1);
+    // Symbols go to a stack buffer first, written whether or not the step
+    // emits (the count advances only when it does): no branch and no capacity
+    // check per symbol. The shortest code is 5 bits, so 64 input bytes give
+    // at most 102 symbols: `n & 127 == n` always (the mask only spares the
+    // bounds check).
+    let mut buf = [0u8; 128];
     let mut state = 0usize;
-    for &byte in src {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            let step = DECODE[state][nibble as usize];
-            if step.flags & FAIL != 0 {
-                return Err(HuffmanError::Eos);
-            }
-            if step.flags & EMIT != 0 {
-                dst.push(step.sym);
-            }
-            state = step.next as usize;
+    let mut seen = 0u32;
+    for chunk in src.chunks(64) {
+        let mut n = 0usize;
+        for &byte in chunk {
+            let t = DECODE[(state << 4 | usize::from(byte >> 4)) & 0xfff];
+            buf[n & 127] = (t >> 8) as u8;
+            n += ((t & EMIT) >> 16) as usize;
+            let u = DECODE[((t as usize & 0xff) << 4) | usize::from(byte & 0x0f)];
+            buf[n & 127] = (u >> 8) as u8;
+            n += ((u & EMIT) >> 16) as usize;
+            seen |= t | u;
+            state = u as usize & 0xff;
         }
+        dst.extend_from_slice(&buf[..n.min(128)]);
     }
-    if ACCEPTING[state] {
+    if seen & FAIL != 0 {
+        // (Decoding went on past EOS from the root; only the verdict counts.)
+        Err(HuffmanError::Eos)
+    } else if ACCEPTING[state] {
         Ok(())
     } else {
         Err(HuffmanError::Padding)
+    }
+}
+
+/// Encoded strings up to this many bytes are remembered by [`Memo`].
+const MEMO_RAW: usize = 32;
+/// Their decoded form: at most `32 * 8 / 5` = 51 bytes (5-bit shortest code).
+const MEMO_DEC: usize = 52;
+/// Slots of a [`Memo`] (direct-mapped).
+const MEMO_SLOTS: usize = 64;
+
+#[derive(Clone, Copy)]
+struct MemoSlot {
+    /// 0 = empty (empty strings are never remembered).
+    raw_len: u8,
+    dec_len: u8,
+    raw: [u8; MEMO_RAW],
+    dec: [u8; MEMO_DEC],
+}
+
+/// Recently decoded short Huffman strings, by their encoded bytes.
+///
+/// Encoders repeat literals: nginx, for one, sends `server`, `date`,
+/// `content-type` and `content-length` of every response as literals with
+/// Huffman-coded values (inserting them in the dynamic table, never referring
+/// to them), so the same encoded bytes arrive again and again. A hit is a
+/// compare and a copy of bytes decoded and validated once. One per decoding
+/// thread (not per connection): 64 slots of 86 bytes, allocated on first use.
+#[derive(Default)]
+pub(crate) struct Memo {
+    slots: Vec<MemoSlot>,
+}
+
+impl Memo {
+    pub(crate) const fn new() -> Self {
+        Memo { slots: Vec::new() }
+    }
+
+    fn slot_of(raw: &[u8]) -> usize {
+        // First and last 8 bytes (fixed-size loads, no copy loop) and the
+        // length; strings that differ elsewhere share a slot and replace
+        // each other.
+        let word = |b: Option<&[u8]>| {
+            b.and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let n = raw.len();
+        let (head, tail) = if n >= 8 {
+            (word(raw.get(..8)), word(raw.get(n - 8..)))
+        } else {
+            (raw.iter().fold(0u64, |w, &b| w << 8 | u64::from(b)), 0)
+        };
+        let h = head ^ tail.rotate_left(29) ^ n as u64;
+        (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % MEMO_SLOTS
+    }
+
+    /// Decodes `src` like [`decode`], from memory when the same bytes were
+    /// decoded recently.
+    pub(crate) fn decode(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
+        if src.is_empty() || src.len() > MEMO_RAW {
+            return decode(src, dst);
+        }
+        let i = Memo::slot_of(src);
+        if let Some(s) = self.slots.get(i)
+            && usize::from(s.raw_len) == src.len()
+            && s.raw[..src.len()] == *src
+        {
+            dst.extend_from_slice(&s.dec[..usize::from(s.dec_len)]);
+            return Ok(());
+        }
+        let before = dst.len();
+        decode(src, dst)?;
+        let decoded = &dst[before..];
+        if decoded.len() <= MEMO_DEC {
+            if self.slots.is_empty() {
+                self.slots = vec![
+                    MemoSlot {
+                        raw_len: 0,
+                        dec_len: 0,
+                        raw: [0; MEMO_RAW],
+                        dec: [0; MEMO_DEC],
+                    };
+                    MEMO_SLOTS
+                ];
+            }
+            if let Some(s) = self.slots.get_mut(i) {
+                s.raw_len = src.len() as u8;
+                s.raw[..src.len()].copy_from_slice(src);
+                s.dec_len = decoded.len() as u8;
+                s.dec[..decoded.len()].copy_from_slice(decoded);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -521,6 +608,41 @@ mod tests {
             let mut got = Vec::new();
             let fast = decode(&buf, &mut got).map(|()| got);
             assert_eq!(fast, reference_decode(&buf), "input {buf:02x?}");
+        }
+    }
+
+    #[test]
+    fn memo_gives_what_the_decoder_gives() {
+        // Strings of every length around the memo's limits, repeated, with
+        // colliding slots and invalid inputs mixed in: the memo must answer
+        // exactly as the decoder does, hit or miss.
+        let mut memo = Memo::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for n in 0..400usize {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut enc = Vec::new();
+            if n % 5 == 0 {
+                // Raw bytes (often invalid: EOS or bad padding).
+                enc.extend((0..(n % 40)).map(|i| (x >> (i % 8 * 8)) as u8 | 0x0f));
+            } else {
+                let text: Vec<u8> = (0..(n % 60))
+                    .map(|i| b'a' + ((x >> (i % 60)) % 26) as u8)
+                    .collect();
+                encode(&text, &mut enc);
+            }
+            inputs.push(enc);
+        }
+        for round in 0..3 {
+            for enc in &inputs {
+                let mut want = Vec::new();
+                let want = decode(enc, &mut want).map(|()| want);
+                let mut got = b"prefix".to_vec();
+                let got = memo.decode(enc, &mut got).map(|()| got[6..].to_vec());
+                assert_eq!(got, want, "round {round}, input {enc:02x?}");
+            }
         }
     }
 

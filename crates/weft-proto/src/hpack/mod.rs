@@ -12,6 +12,7 @@
 //! resets itself to the mid-connection state and recovers as the encoder
 //! refills its table.
 
+mod blocks;
 mod huffman;
 mod table;
 
@@ -22,11 +23,55 @@ use std::cell::RefCell;
 use crate::headers::{Span, Writer, lowercase_in};
 use crate::{Headers, Limits};
 
-thread_local! {
+/// Per-thread working state of block decoding (one per thread, not per
+/// connection).
+struct Scratch {
     /// Records of the fields of the block being decoded, kept aside until
-    /// its bytes are all written (one per thread, not per connection).
-    static SPANS: RefCell<Vec<Span>> = const { RefCell::new(Vec::new()) };
+    /// its bytes are all written.
+    spans: Vec<Span>,
+    aux: Aux,
+    /// Recently decoded blocks.
+    blocks: Blocks,
 }
+
+/// What decoding a block uses besides its output, and what it notes for
+/// the block cache.
+struct Aux {
+    /// Recently decoded Huffman strings.
+    memo: huffman::Memo,
+    /// Entries the block inserted into the table, as fields of the list.
+    inserts: Vec<Insert>,
+    /// The block referred to the dynamic table.
+    dynamic: bool,
+    /// The block changed the table (insertion, size update).
+    mutated: bool,
+    /// The block may not be kept (size update; an inserted name that
+    /// lower-casing changed).
+    unkeepable: bool,
+}
+
+impl Aux {
+    const fn new() -> Self {
+        Aux {
+            memo: huffman::Memo::new(),
+            inserts: Vec::new(),
+            dynamic: false,
+            mutated: false,
+            unkeepable: false,
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            spans: Vec::new(),
+            aux: Aux::new(),
+            blocks: Blocks::new(),
+        })
+    };
+}
+use blocks::{Blocks, Insert};
 use table::{DynamicTable, ENTRY_OVERHEAD, STATIC, Slot};
 
 /// The initial SETTINGS_HEADER_TABLE_SIZE of HTTP/2 (RFC 7540 §6.5.2).
@@ -116,12 +161,15 @@ pub struct Decoder {
     settings_max: u32,
     cap: u32,
     join_size: u32,
-    max_list: u64,
+    max_list: u32,
     max_string: u32,
     /// Lower-case the names it outputs (ASCII), as HTTP/2 header lists are
     /// kept; names from the static table already are. The dynamic table
     /// keeps names as received.
     lowercase: bool,
+    /// Names the table's present state for the block cache: taken afresh
+    /// (`blocks::next_stamp`) whenever the table changes.
+    stamp: u64,
 }
 
 impl Decoder {
@@ -141,9 +189,10 @@ impl Decoder {
             join_size: limits
                 .hpack_join_table_size
                 .min(limits.hpack_max_table_size),
-            max_list: u64::from(limits.max_header_list_size),
+            max_list: limits.max_header_list_size,
             max_string: limits.max_header_string_len,
             lowercase: false,
+            stamp: blocks::next_stamp(),
         }
     }
 
@@ -154,6 +203,7 @@ impl Decoder {
         let mut d = Decoder::new(limits);
         d.settings_max = limits.hpack_max_table_size;
         d.table.reset_joined(d.join_size as usize);
+        d.stamp = blocks::next_stamp();
         d
     }
 
@@ -161,6 +211,7 @@ impl Decoder {
     /// behaves as if it had just joined the connection.
     pub fn resync(&mut self) {
         self.table.reset_joined(self.join_size as usize);
+        self.stamp = blocks::next_stamp();
     }
 
     /// Makes the decoder lower-case the names it outputs (ASCII).
@@ -213,9 +264,14 @@ impl Decoder {
     /// decoder has reset itself (see [`Decoder::resync`]).
     pub fn decode(&mut self, block: &[u8], out: &mut Headers) -> Result<BlockStatus, HpackError> {
         let mut status = BlockStatus::default();
-        let result = SPANS.with(|spans| match spans.try_borrow_mut() {
-            Ok(mut spans) => self.decode_inner(block, &mut out.writer(&mut spans), &mut status),
-            Err(_) => self.decode_inner(block, &mut out.writer(&mut Vec::new()), &mut status),
+        let result = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.decode_cached(block, out, &mut scratch, &mut status),
+            Err(_) => self.decode_inner(
+                block,
+                &mut out.writer(&mut Vec::new()),
+                &mut Aux::new(),
+                &mut status,
+            ),
         });
         match result {
             Ok(()) => Ok(status),
@@ -226,10 +282,99 @@ impl Decoder {
         }
     }
 
+    /// [`Decoder::decode`] without the block cache: the oracle of its tests.
+    #[cfg(test)]
+    fn decode_uncached(
+        &mut self,
+        block: &[u8],
+        out: &mut Headers,
+    ) -> Result<BlockStatus, HpackError> {
+        let mut status = BlockStatus::default();
+        let result = self.decode_inner(
+            block,
+            &mut out.writer(&mut Vec::new()),
+            &mut Aux::new(),
+            &mut status,
+        );
+        match result {
+            Ok(()) => Ok(status),
+            Err(e) => {
+                self.resync();
+                Err(e)
+            }
+        }
+    }
+
+    /// What the output depends on besides the block and the table.
+    fn settings(&self) -> blocks::Settings {
+        blocks::Settings {
+            lowercase: self.lowercase,
+            max_list: u64::from(self.max_list),
+            max_string: self.max_string,
+        }
+    }
+
+    /// [`Decoder::decode`] through the block cache (see the `blocks` module).
+    fn decode_cached(
+        &mut self,
+        block: &[u8],
+        out: &mut Headers,
+        scratch: &mut Scratch,
+        st: &mut BlockStatus,
+    ) -> Result<(), HpackError> {
+        let Scratch { spans, aux, blocks } = scratch;
+        let settings = self.settings();
+        // Kept lists are whole lists: only for an empty `out`.
+        let fresh = out.is_empty() && out.bytes_len() == 0 && !block.is_empty();
+        if fresh && let Some(e) = blocks.get(block, settings, self.stamp) {
+            out.set_raw(&e.list, e.index);
+            st.list_size = e.list_size;
+            if !e.inserts.is_empty() {
+                for i in &e.inserts {
+                    let bytes = e.list.get(i.start as usize..(i.start + i.len) as usize);
+                    self.table
+                        .insert_joined(bytes.unwrap_or_default(), Some(i.name_len as usize));
+                }
+                self.stamp = blocks::next_stamp();
+            }
+            return Ok(());
+        }
+        aux.inserts.clear();
+        aux.dynamic = false;
+        aux.mutated = false;
+        aux.unkeepable = false;
+        let before = self.stamp;
+        let result = self.decode_inner(block, &mut out.writer(spans), aux, st);
+        if aux.mutated {
+            self.stamp = blocks::next_stamp();
+        }
+        if result.is_ok()
+            && fresh
+            && !aux.unkeepable
+            && st.unknown_references == 0
+            && st.dropped_fields == 0
+            && !st.table_clamped
+        {
+            let (list, index) = out.raw_parts();
+            let stamp = if aux.dynamic { before } else { 0 };
+            blocks.put(
+                block,
+                settings,
+                stamp,
+                list,
+                index,
+                st.list_size,
+                &aux.inserts,
+            );
+        }
+        result
+    }
+
     fn decode_inner(
         &mut self,
         block: &[u8],
         out: &mut Writer<'_>,
+        aux: &mut Aux,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let mut pos = 0usize;
@@ -239,11 +384,11 @@ impl Decoder {
                 // Indexed header field (§6.1).
                 let index = decode_int(block, &mut pos, 7)?;
                 seen_field = true;
-                self.emit_indexed(index, out, st)?;
+                self.emit_indexed(index, out, aux, st)?;
             } else if first & 0xc0 == 0x40 {
                 // Literal with incremental indexing (§6.2.1).
                 seen_field = true;
-                self.literal(block, &mut pos, 6, true, false, out, st)?;
+                self.literal(block, &mut pos, 6, true, false, out, aux, st)?;
             } else if first & 0xe0 == 0x20 {
                 // Dynamic table size update (§6.3).
                 if seen_field {
@@ -259,12 +404,14 @@ impl Decoder {
                 if size > self.cap {
                     st.table_clamped = true;
                 }
+                aux.mutated = true;
+                aux.unkeepable = true;
                 self.table.set_max_size(size as usize, self.cap as usize);
             } else {
                 // Literal without indexing (0000) or never indexed (0001) (§6.2.2-3).
                 seen_field = true;
                 let never = first & 0x10 != 0;
-                self.literal(block, &mut pos, 4, false, never, out, st)?;
+                self.literal(block, &mut pos, 4, false, never, out, aux, st)?;
             }
         }
         Ok(())
@@ -273,7 +420,7 @@ impl Decoder {
     /// Accounts for a field of `size` bytes and says whether it may be kept.
     fn admit(&self, size: usize, st: &mut BlockStatus) -> bool {
         st.list_size = st.list_size.saturating_add((size + ENTRY_OVERHEAD) as u64);
-        if st.dropped_fields > 0 || st.list_size > self.max_list {
+        if st.dropped_fields > 0 || st.list_size > u64::from(self.max_list) {
             st.dropped_fields += 1;
             false
         } else {
@@ -285,6 +432,7 @@ impl Decoder {
         &mut self,
         index: u32,
         out: &mut Writer<'_>,
+        aux: &mut Aux,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let i = index as usize;
@@ -297,6 +445,7 @@ impl Decoder {
             }
             return Ok(());
         }
+        aux.dynamic = true;
         match self.table.get(i - STATIC.len()) {
             None => Err(HpackError::IndexOutOfRange {
                 index,
@@ -334,10 +483,11 @@ impl Decoder {
         index: bool,
         sensitive: bool,
         out: &mut Writer<'_>,
+        aux: &mut Aux,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let start = out.buf_mut().len();
-        let r = self.literal_into(block, pos, prefix, index, sensitive, out, st);
+        let r = self.literal_into(block, pos, prefix, index, sensitive, out, aux, st);
         if r.is_err() {
             out.buf_mut().truncate(start);
         }
@@ -353,6 +503,7 @@ impl Decoder {
         index: bool,
         sensitive: bool,
         out: &mut Writer<'_>,
+        aux: &mut Aux,
         st: &mut BlockStatus,
     ) -> Result<(), HpackError> {
         let buf = out.buf_mut();
@@ -362,13 +513,14 @@ impl Decoder {
         // Names not from the static table may need lower-casing.
         let mut from_static = false;
         let known = if name_index == 0 {
-            read_string(block, pos, buf, self.max_string)?;
+            read_string(block, pos, buf, &mut aux.memo, self.max_string)?;
             true
         } else if let Some(&(n, _)) = STATIC.get(name_index - 1) {
             buf.extend_from_slice(n);
             from_static = true;
             true
         } else {
+            aux.dynamic = true;
             match self.table.get(name_index - STATIC.len()) {
                 None => {
                     return Err(HpackError::IndexOutOfRange {
@@ -384,10 +536,22 @@ impl Decoder {
             }
         };
         let name_end = buf.len();
-        read_string(block, pos, buf, self.max_string)?;
-        let (n, v) = buf[start..].split_at(name_end - start);
+        read_string(block, pos, buf, &mut aux.memo, self.max_string)?;
+        let entry = &buf[start..];
+        let (n, v) = entry.split_at(name_end - start);
         if index {
-            self.table.insert(known.then_some(n), v);
+            self.table
+                .insert_joined(entry, known.then_some(name_end - start));
+            aux.mutated = true;
+            if self.lowercase && !from_static && n.iter().any(u8::is_ascii_uppercase) {
+                // The table keeps this name as received, the list lower-cased.
+                aux.unkeepable = true;
+            }
+            aux.inserts.push(Insert {
+                start: start as u32,
+                len: entry.len() as u32,
+                name_len: (name_end - start) as u32,
+            });
         }
         if known {
             if self.admit(n.len() + v.len(), st) {
@@ -442,7 +606,13 @@ fn decode_int(buf: &[u8], pos: &mut usize, prefix: u8) -> Result<u32, HpackError
 }
 
 /// Decodes a string literal (§5.2) at `*pos`, appending it to `out`.
-fn read_string(buf: &[u8], pos: &mut usize, out: &mut Vec<u8>, max: u32) -> Result<(), HpackError> {
+fn read_string(
+    buf: &[u8],
+    pos: &mut usize,
+    out: &mut Vec<u8>,
+    memo: &mut huffman::Memo,
+    max: u32,
+) -> Result<(), HpackError> {
     let Some(&first) = buf.get(*pos) else {
         return Err(HpackError::Truncated);
     };
@@ -461,7 +631,7 @@ fn read_string(buf: &[u8], pos: &mut usize, out: &mut Vec<u8>, max: u32) -> Resu
     *pos = end;
     if huffman {
         let before = out.len();
-        huffman::decode(raw, out).map_err(HpackError::Huffman)?;
+        memo.decode(raw, out).map_err(HpackError::Huffman)?;
         let decoded = out.len() - before;
         if decoded > max as usize {
             return Err(HpackError::StringTooLong {
@@ -508,6 +678,88 @@ mod tests {
             assert_eq!(out.to_string_pairs(), want);
             assert_eq!(d.dynamic_table()[0].0.as_deref(), Some(&b"X-Up"[..]));
         }
+    }
+
+    /// Blocks of every kind the cache must tell apart: static and dynamic
+    /// references (valid or not, depending on the table), literals that
+    /// insert (static, new, upper-case and dynamic names, Huffman values),
+    /// size updates, never-indexed fields, errors, and blocks big enough to
+    /// evict.
+    fn pool() -> Vec<Vec<u8>> {
+        let mut huff = Vec::new();
+        huffman_encode(b"Sat, 28 Nov 2026 06:32:19 GMT", &mut huff);
+        let mut date = vec![0x40 | 33, 0x80 | huff.len() as u8];
+        date.extend_from_slice(&huff);
+        let mut big = vec![0x40, 0x03, b'b', b'i', b'g', 0x7f, 0x81, 0x01]; // value of 127 + 129 bytes
+        big.extend(std::iter::repeat_n(b'z', 256));
+        vec![
+            vec![0x82, 0x84, 0x87],
+            [&[0x76, 0x05][..], b"nginx"].concat(),
+            [&[0x40, 0x04][..], b"X-Up", &[0x01], b"V"].concat(),
+            [&[0x40, 0x04][..], b"x-up", &[0x01], b"v"].concat(),
+            vec![0xbe],
+            vec![0xbe, 0xbf, 0x82],
+            [&[0x7e, 0x01][..], b"W"].concat(),
+            [&[0x0f, 0x2f, 0x01][..], b"Q"].concat(), // name: dynamic 62, no indexing
+            vec![0x20, 0x82],
+            vec![0x3f, 0xe1, 0x1f, 0x88],
+            vec![0x82, 0x20],
+            [&[0x10, 0x04][..], b"auth", &[0x02], b"xy"].concat(),
+            vec![0xff, 0x7f],
+            vec![0x80],
+            date.clone(),
+            [date.clone(), vec![0x76, 0x01, b's', 0xbe]].concat(),
+            big,
+            [&[0x0f, 0x12, 0x02][..], b"hi"].concat(),
+        ]
+    }
+
+    #[test]
+    fn block_cache_gives_what_decoding_gives() {
+        // Decoders share the thread's block cache; each has a twin that
+        // decodes without it. After every block both must agree on the
+        // result, the header list and the table.
+        let limits = Limits::default();
+        let pool = pool();
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut pairs: Vec<(Decoder, Decoder)> = (0..4)
+            .map(|i| {
+                let mut d = if i == 3 {
+                    Decoder::new_mid_connection(&limits)
+                } else {
+                    Decoder::new(&limits)
+                };
+                d.set_lowercase(i != 2);
+                (d.clone(), d)
+            })
+            .collect();
+        let mut hits = 0;
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let block = &pool[(x % pool.len() as u64) as usize];
+            let (a, b) = &mut pairs[((x >> 32) % 4) as usize];
+            let mut ha = Headers::new();
+            let mut hb = Headers::new();
+            let ra = a.decode(block, &mut ha);
+            let rb = b.decode_uncached(block, &mut hb);
+            assert_eq!(ra, rb, "step {step}, block {block:02x?}");
+            assert_eq!(ha.to_string_pairs(), hb.to_string_pairs(), "step {step}");
+            assert_eq!(ha.raw_parts(), hb.raw_parts(), "step {step}");
+            assert_eq!(a.dynamic_table(), b.dynamic_table(), "step {step}");
+            assert_eq!(
+                (a.table_size(), a.max_table_size(), a.is_synced()),
+                (b.table_size(), b.max_table_size(), b.is_synced()),
+                "step {step}"
+            );
+            let before = a.stamp;
+            let mut again = Headers::new();
+            if a.clone().decode(block, &mut again).is_ok() && a.stamp == before {
+                hits += 1;
+            }
+        }
+        assert!(hits > 0);
     }
 
     #[test]

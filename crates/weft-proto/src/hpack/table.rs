@@ -260,10 +260,21 @@ impl DynamicTable {
     }
 
     /// Inserts an entry (RFC 7541 §4.4). `name` is `None` when unknown.
-    /// `name_len` / `value` are the bytes to store.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, name: Option<&[u8]>, value: &[u8]) {
-        let name_len = name.map_or(0, <[u8]>::len);
-        let new_size = name_len + value.len() + ENTRY_OVERHEAD;
+        match name {
+            Some(n) => self.insert_joined(&[n, value].concat(), Some(n.len())),
+            None => self.insert_joined(value, None),
+        }
+    }
+
+    /// Inserts an entry (RFC 7541 §4.4) whose name (`name_len` bytes; `None`
+    /// when unknown) and value are `bytes`, one after the other as the
+    /// decoder wrote them: one copy into the table.
+    pub(crate) fn insert_joined(&mut self, bytes: &[u8], name_len: Option<usize>) {
+        let name_known = name_len.is_some();
+        let name_len = name_len.unwrap_or(0).min(bytes.len());
+        let new_size = bytes.len() + ENTRY_OVERHEAD;
         if new_size > self.max_size {
             // With an exact maximum the encoder empties its table and inserts
             // nothing (our size is a lower bound, so this holds even with
@@ -274,15 +285,12 @@ impl DynamicTable {
         }
         self.evict_to(self.max_size - new_size);
         let start = self.base + self.bytes.len() as u64;
-        if let Some(n) = name {
-            self.bytes.extend(n);
-        }
-        self.bytes.extend(value);
+        self.bytes.extend(bytes);
         self.entries.push_back(Entry {
             start,
             name_len: name_len as u32,
-            value_len: value.len() as u32,
-            name_known: name.is_some(),
+            value_len: (bytes.len() - name_len) as u32,
+            name_known,
         });
         self.size += new_size;
         self.prune_tail();

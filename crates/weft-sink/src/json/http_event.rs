@@ -14,6 +14,10 @@
 //!   target, authority, referrer, user agent, content type, status) instead
 //!   of one scan per name, and the URL's parts are found in one pass over
 //!   the authority and one over the target;
+//! - a header list seen recently (byte for byte: a client repeating its
+//!   request, a server its response headers) gives its facts and its
+//!   `"headers"` member from a per-thread cache ([`Lists`]) instead of
+//!   being read and written again;
 //! - a header object whose names are distinct and whose names are common
 //!   ones redaction leaves alone is written field by field without the
 //!   redaction rules or the grouping, its keys as constants; anything else
@@ -118,6 +122,42 @@ impl<'a> Facts<'a> {
         }
     }
 
+    /// The values found, in a fixed order (see [`Facts::set_values`]).
+    fn values(&self) -> [Option<&'a [u8]>; 8] {
+        [
+            self.method,
+            self.path,
+            self.authority,
+            self.host,
+            self.referer,
+            self.user_agent,
+            self.content_type,
+            self.status,
+        ]
+    }
+
+    /// Sets the values [`Facts::values`] gives, in its order.
+    fn set_values(&mut self, v: [Option<&'a [u8]>; 8]) {
+        let [
+            method,
+            path,
+            authority,
+            host,
+            referer,
+            user_agent,
+            content_type,
+            status,
+        ] = v;
+        self.method = method;
+        self.path = path;
+        self.authority = authority;
+        self.host = host;
+        self.referer = referer;
+        self.user_agent = user_agent;
+        self.content_type = content_type;
+        self.status = status;
+    }
+
     /// `Transaction::status`: three digits.
     fn status_code(&self) -> Option<u16> {
         match self.status? {
@@ -134,6 +174,142 @@ impl<'a> Facts<'a> {
             .map(weft_core::redact::mime_type)
             .filter(|m| !m.is_empty())
     }
+}
+
+/// Slots of the header-list cache (direct-mapped).
+const LIST_SLOTS: usize = 64;
+/// Lists whose storage, or whose `"headers"` member, is larger than this are
+/// not kept (at most 64 x 4 KiB per thread).
+const LIST_MAX: usize = 2048;
+
+/// What a header list gives an event, kept by the list's storage
+/// ([`Headers::storage`], byte for byte) and the redaction option: the
+/// [`Facts`] values, as offsets into the storage (equal storage, equal
+/// offsets), and the `"headers"` member exactly as [`headers_member`] wrote
+/// it, without a leading comma (empty when it wrote nothing). Both are
+/// functions of the list and the option alone.
+#[derive(Default)]
+struct ListEntry {
+    storage: Vec<u8>,
+    redact: bool,
+    facts: [Option<(u32, u32)>; 8],
+    member: Vec<u8>,
+}
+
+/// The per-thread header-list cache (see [`ListEntry`]).
+struct Lists {
+    slots: Vec<ListEntry>,
+}
+
+thread_local! {
+    static LISTS: RefCell<Lists> = const { RefCell::new(Lists { slots: Vec::new() }) };
+}
+
+impl Lists {
+    fn slot(storage: &[u8]) -> usize {
+        let (words, rest) = storage.as_chunks::<8>();
+        let mut h = storage.len() as u64;
+        for w in words {
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        for &b in rest {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % LIST_SLOTS
+    }
+
+    /// The entry kept for `headers` written with `redact`, if any.
+    fn find(&self, headers: &Headers, redact: bool) -> Option<&ListEntry> {
+        let storage = headers.storage();
+        if self.slots.is_empty() || storage.is_empty() || storage.len() > LIST_MAX {
+            return None;
+        }
+        let e = self.slots.get(Lists::slot(storage))?;
+        (e.redact == redact && e.storage == storage).then_some(e)
+    }
+
+    /// Keeps what `headers` gave: its `facts` (values inside its storage,
+    /// as [`Facts::scan`] finds them) and its `"headers"` member.
+    fn put(&mut self, headers: &Headers, redact: bool, facts: &Facts<'_>, member: &[u8]) {
+        let storage = headers.storage();
+        // (Escaping can make the member several times the list: bound both.)
+        if storage.is_empty() || storage.len() > LIST_MAX || member.len() > LIST_MAX {
+            return;
+        }
+        let base = storage.as_ptr() as usize;
+        let mut offsets = [None; 8];
+        for (o, v) in offsets.iter_mut().zip(facts.values()) {
+            let Some(v) = v else { continue };
+            // Each value is a slice of the storage; anything else is not kept.
+            let start = (v.as_ptr() as usize).wrapping_sub(base);
+            if start > storage.len() || v.len() > storage.len() - start {
+                return;
+            }
+            *o = Some((start as u32, v.len() as u32));
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(LIST_SLOTS, ListEntry::default);
+        }
+        let Some(e) = self.slots.get_mut(Lists::slot(storage)) else {
+            return;
+        };
+        e.storage.clear();
+        e.storage.extend_from_slice(storage);
+        e.redact = redact;
+        e.facts = offsets;
+        e.member.clear();
+        e.member.extend_from_slice(member);
+    }
+}
+
+impl ListEntry {
+    /// The facts of `headers`, whose storage is this entry's.
+    fn facts<'a>(&self, headers: &'a Headers) -> Facts<'a> {
+        let storage = headers.storage();
+        let mut f = Facts::EMPTY;
+        f.set_values(
+            self.facts
+                .map(|r| r.and_then(|(o, n)| storage.get(o as usize..(o + n) as usize))),
+        );
+        f
+    }
+
+    /// Writes the `"headers"` member as [`headers_member`] did.
+    fn write_member(&self, j: &mut Obj<'_>) {
+        if !self.member.is_empty() {
+            if !j.first {
+                j.out.push(b',');
+            }
+            j.first = false;
+            j.out.extend_from_slice(&self.member);
+        }
+    }
+}
+
+/// A list's `"headers"` member from the cache when kept, else written and
+/// noted in `missed` (its bytes in `out`, to keep once the event is
+/// written: keeping it now could evict the entry of the event's other list).
+fn headers_member_cached(
+    j: &mut Obj<'_>,
+    kept: Option<&ListEntry>,
+    headers: &Headers,
+    facts: &Facts<'_>,
+    redact: bool,
+    missed: &mut Option<std::ops::Range<usize>>,
+) {
+    if let Some(e) = kept {
+        return e.write_member(j);
+    }
+    let comma = !j.first;
+    let start = j.out.len();
+    headers_member(j, headers, facts, redact);
+    let end = j.out.len();
+    let start = if comma && end > start {
+        start + 1
+    } else {
+        start
+    };
+    *missed = Some(start..end);
 }
 
 /// `name` is `lower` (ASCII case-insensitive); decoders give names in lower
@@ -231,7 +407,7 @@ pub(super) fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
     CONTEXTS.with(|c| {
         let Ok(mut slots) = c.try_borrow_mut() else {
             let ctx = Context::new(h);
-            return write_http(h, opts, out, &ctx);
+            return write_http(h, opts, out, &ctx, None);
         };
         if slots.is_empty() {
             slots.resize_with(2 * SETS, || None);
@@ -249,22 +425,40 @@ pub(super) fn encode_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>) {
         if !hit {
             *entry = Some(Context::new(h));
         }
-        match entry {
-            Some(ctx) => write_http(h, opts, out, ctx),
-            None => write_http(h, opts, out, &Context::new(h)),
-        }
+        LISTS.with(|l| {
+            let mut lists = l.try_borrow_mut().ok();
+            match entry {
+                Some(ctx) => write_http(h, opts, out, ctx, lists.as_deref_mut()),
+                None => write_http(h, opts, out, &Context::new(h), lists.as_deref_mut()),
+            }
+        })
     })
 }
 
-fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
+fn write_http(
+    h: &Http,
+    opts: &JsonOptions,
+    out: &mut Vec<u8>,
+    ctx: &Context,
+    lists: Option<&mut Lists>,
+) {
     let t = &*h.transaction;
     let req = &t.request;
     let resp = &t.response;
     let redact = opts.redact;
-    let mut rq = Facts::EMPTY;
-    rq.scan(&req.headers);
-    let mut rs = Facts::EMPTY;
-    rs.scan(&resp.headers);
+    let kept = |headers: &Headers| lists.as_deref().and_then(|l| l.find(headers, redact));
+    let (rq_kept, rs_kept) = (kept(&req.headers), kept(&resp.headers));
+    let facts = |kept: Option<&ListEntry>, headers| match kept {
+        Some(e) => e.facts(headers),
+        None => {
+            let mut f = Facts::EMPTY;
+            f.scan(headers);
+            f
+        }
+    };
+    let rq = facts(rq_kept, &req.headers);
+    let rs = facts(rs_kept, &resp.headers);
+    let (mut rq_missed, mut rs_missed) = (None, None);
     let (head, tail) = ctx.bytes.split_at(ctx.split);
     out.reserve(head.len() + tail.len() + 1024);
 
@@ -308,7 +502,7 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
             j.lit_key(b"\"referrer\":");
             push_json_bytes(j.out, &shown);
         }
-        headers_member(&mut j, &req.headers, &rq, redact);
+        headers_member_cached(&mut j, rq_kept, &req.headers, &rq, redact, &mut rq_missed);
         body_member(&mut j, req, rq.content_type, redact);
         out.push(b'}');
     }
@@ -326,7 +520,7 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
             j.lit_key(b"\"mime_type\":");
             push_json_bytes(j.out, mime);
         }
-        headers_member(&mut j, &resp.headers, &rs, redact);
+        headers_member_cached(&mut j, rs_kept, &resp.headers, &rs, redact, &mut rs_missed);
         body_member(&mut j, resp, rs.content_type, redact);
         out.push(b'}');
     }
@@ -422,6 +616,16 @@ fn write_http(h: &Http, opts: &JsonOptions, out: &mut Vec<u8>, ctx: &Context) {
         }
     }
     out.extend_from_slice(b"}}}");
+    if let Some(lists) = lists {
+        for (missed, headers, facts) in [
+            (rq_missed, &req.headers, &rq),
+            (rs_missed, &resp.headers, &rs),
+        ] {
+            if let Some(member) = missed.and_then(|r| out.get(r)) {
+                lists.put(headers, redact, facts, member);
+            }
+        }
+    }
 }
 
 fn push_bool(out: &mut Vec<u8>, key: &[u8], value: bool) {
@@ -1183,6 +1387,15 @@ pub(super) mod tests {
         // not leak from one event into another.
         for h in events.iter().rev() {
             assert_same_as_reference(h);
+        }
+        // And in a scrambled order, many times: a kept header list must
+        // answer only for its own bytes and redaction option.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..4 * events.len() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            assert_same_as_reference(&events[(x % events.len() as u64) as usize]);
         }
     }
 }
