@@ -80,13 +80,23 @@ static __always_inline void sock_tuple(void *sk_ptr, __u16 family, struct weft_s
 	}
 }
 
+/* The current task as an untrusted BTF pointer: the same plain loads as
+ * through bpf_get_current_task_btf(), but the verifier does not check each
+ * load of a trusted pointer's field against the kernel's list of trusted
+ * nested types, a search by name through the whole vmlinux BTF that took
+ * most of the verification time of the socket-syscall programs (start-up). */
+static __always_inline struct task_struct *current_task(void)
+{
+	return bpf_core_cast(bpf_get_current_task_btf(), struct task_struct);
+}
+
 /* The struct file behind fd of the current task (NULL: none), as a BTF
  * pointer. task -> files -> fdtable are plain loads through BTF pointers;
  * only the fd array slot needs a probe read (the verifier allows no
  * variable offset on BTF pointers): one helper call instead of ~8. */
 static __always_inline struct file *fd_file(__u64 fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	struct fdtable *fdt = task->files->fdt;
 	if (!fdt || fd >= fdt->max_fds)
 		return NULL;

@@ -678,7 +678,7 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 		return false;
 	}
 	/* Plain loads through BTF pointers, not a probe read per field. */
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	struct task_struct *leader = task->group_leader;
 	__u64 ugid = bpf_get_current_uid_gid();
 	r->type = WEFT_REC_CALL;
