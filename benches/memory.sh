@@ -11,6 +11,10 @@
 # idle flows after 120 s).
 #
 # Usage (root): bash benches/memory.sh [DURATION] [AFTER]   (default 20 150)
+# WEFT_ARGS: extra weft flags (e.g. "--workers 1"); WEFT_BIN: a weft binary
+# to measure instead of building this tree's. MEMORY_DETAIL=1: keep
+# /proc/PID/smaps from the 1-s sample with the most RSS and print it by part
+# (heap, other anonymous, ring, files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-20}
@@ -19,8 +23,12 @@ N=5000
 
 command -v h2load >/dev/null || { echo "needs h2load: apt-get install nghttp2-client" >&2; exit 1; }
 ulimit -n 20000
-cargo build --release -q -p weft
-WEFT=$PWD/target/release/weft
+if [ -n "${WEFT_BIN:-}" ]; then
+  WEFT=$WEFT_BIN   # a binary to compare, used as it is
+else
+  cargo build --release -q -p weft
+  WEFT=$PWD/target/release/weft
+fi
 
 work=$(mktemp -d /tmp/weft-bench.XXXXXX)
 chmod 755 "$work"
@@ -62,7 +70,8 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$WPID/status"; }
 # the executable and the ring buffer's pages (mapped from the kernel,
 # counted once touched, and counted twice: the data area is mapped twice).
 anon() { awk '/RssAnon/ {print $2}' "/proc/$WPID/status"; }
-"$WEFT" --json --interface lo > "$work/events.ndjson" 2> "$work/err" &
+# shellcheck disable=SC2086
+"$WEFT" --json --interface lo ${WEFT_ARGS:-} > "$work/events.ndjson" 2> "$work/err" &
 WPID=$!
 for _ in $(seq 1 1500); do grep -q ready "$work/err" && break; sleep 0.01; done
 grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }
@@ -75,12 +84,34 @@ peak=0; peak_anon=0; conns=0
 while kill -0 $H 2>/dev/null; do
   r=$(rss); [ "$r" -gt "$peak" ] && peak=$r
   a=$(anon); [ "$a" -gt "$peak_anon" ] && peak_anon=$a
+  if [ -n "${MEMORY_DETAIL:-}" ] && [ "$r" -ge "$peak" ]; then cp "/proc/$WPID/smaps" "$work/smaps.peak"; fi
   c=$(ss -Htn state established "( sport = :$PORT )" | wc -l); [ "$c" -gt "$conns" ] && conns=$c
   sleep 1
 done
 wait $H || true
 end=$(rss)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$WPID/status")   # the kernel's exact peak
+if [ -n "${MEMORY_DETAIL:-}" ]; then
+  # Mappings by part at the highest 1-s sample: [heap] is glibc's main
+  # arena; anonymous mappings are its other arena (weft allows two) and the
+  # threads' stacks; the ring buffer is the anon_inode:bpf-map mapping.
+  python3 - "$work/smaps.peak" <<'PY'
+import re, sys
+parts = {}
+name = None
+for line in open(sys.argv[1]):
+    m = re.match(r"[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$", line)
+    if m:
+        name = m.group(1).strip() or "[anon: other arenas, stacks]"
+        if name.startswith("/") and "anon_inode" not in name:
+            name = "[files]"
+    elif line.startswith("Rss:"):
+        parts[name] = parts.get(name, 0) + int(line.split()[1])
+for n, kb in sorted(parts.items(), key=lambda x: -x[1]):
+    if kb >= 256:
+        print(f"  smaps at peak sample: {n:28} {kb / 1024:7.1f} MiB")
+PY
+fi
 after=""
 for t in $(seq 10 10 "$AFTER"); do sleep 10; after+="${t}s:$(( $(rss) / 1024 )) (anon $(( $(anon) / 1024 ))) "; done
 

@@ -6,7 +6,15 @@
 //! front) and entry metadata in a `VecDeque<Entry>`; inserting or evicting an
 //! entry never allocates once the deques have grown to the table's working
 //! size. Entries are addressed by absolute byte offsets (`Entry::start`),
-//! translated through `base`, the absolute offset of the first stored byte.
+//! translated through `base`, the absolute offset of the first stored byte;
+//! both count modulo 2^32 (the stored bytes never reach 4 GiB: the table's
+//! maximum is a `u32`), so an entry's metadata takes 12 bytes.
+//!
+//! Both deques grow by a quarter instead of doubling: an HTTP/2 connection
+//! holds two tables per direction for its whole life (nginx inserts four
+//! response headers per response, filling its peer's 4 KiB table in ~20
+//! responses), and with thousands of connections the slack of doubled
+//! buffers was most of the tables' memory (benches/memory.sh).
 //!
 //! # Joining mid-connection
 //!
@@ -109,19 +117,41 @@ pub(crate) const ENTRY_OVERHEAD: usize = 32;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// Absolute offset of the entry's first byte (name, then value).
-    start: u64,
-    /// Length of the name; 0 when the name is unknown.
+    /// Absolute offset of the entry's first byte (name, then value), modulo
+    /// 2^32.
+    start: u32,
+    /// Length of the name; [`NAME_UNKNOWN`] when the name came from an entry
+    /// we never saw (joined late): no name bytes are stored then.
     name_len: u32,
     value_len: u32,
-    /// False when the name came from an entry we never saw (joined late).
-    name_known: bool,
 }
 
+/// `Entry::name_len` of an entry whose name is unknown. A known name is
+/// shorter: an entry never exceeds the table's maximum, a `u32`.
+const NAME_UNKNOWN: u32 = u32::MAX;
+
 impl Entry {
+    fn name_known(&self) -> bool {
+        self.name_len != NAME_UNKNOWN
+    }
+
+    /// Name bytes stored for this entry.
+    fn stored_name_len(&self) -> usize {
+        if self.name_known() {
+            self.name_len as usize
+        } else {
+            0
+        }
+    }
+
+    /// Bytes stored for this entry.
+    fn stored_len(&self) -> usize {
+        self.stored_name_len() + self.value_len as usize
+    }
+
     /// Size per RFC 7541 §4.1 when the name is known, else a lower bound.
     fn size(&self) -> usize {
-        self.name_len as usize + self.value_len as usize + ENTRY_OVERHEAD
+        self.stored_len() + ENTRY_OVERHEAD
     }
 }
 
@@ -149,8 +179,8 @@ pub(crate) struct Parts {
 pub(crate) struct DynamicTable {
     entries: VecDeque<Entry>,
     bytes: VecDeque<u8>,
-    /// Absolute offset of `bytes[0]`.
-    base: u64,
+    /// Absolute offset of `bytes[0]`, modulo 2^32.
+    base: u32,
     /// Sum of entry sizes (lower bound when some names are unknown).
     size: usize,
     /// Our working maximum: the encoder's maximum when `max_exact`, else our
@@ -202,7 +232,7 @@ impl DynamicTable {
 
     /// True when every entry the encoder holds is known to us, with its size.
     pub(crate) fn is_exact(&self) -> bool {
-        !self.unknown_tail && self.max_exact && self.entries.iter().all(|e| e.name_known)
+        !self.unknown_tail && self.max_exact && self.entries.iter().all(Entry::name_known)
     }
 
     #[cfg(test)]
@@ -223,16 +253,16 @@ impl DynamicTable {
             };
         }
         let e = self.entries[self.entries.len() - idx];
-        let off = (e.start - self.base) as usize;
+        let off = e.start.wrapping_sub(self.base) as usize;
         let name = Parts {
             off,
-            len: e.name_len as usize,
+            len: e.stored_name_len(),
         };
         let value = Parts {
-            off: off + e.name_len as usize,
+            off: off + e.stored_name_len(),
             len: e.value_len as usize,
         };
-        Some(if e.name_known {
+        Some(if e.name_known() {
             Slot::Known { name, value }
         } else {
             Slot::NameUnknown { value }
@@ -275,22 +305,35 @@ impl DynamicTable {
         let name_known = name_len.is_some();
         let name_len = name_len.unwrap_or(0).min(bytes.len());
         let new_size = bytes.len() + ENTRY_OVERHEAD;
-        if new_size > self.max_size {
+        // Lengths are stored as u32 below NAME_UNKNOWN; `max_size` comes
+        // from a u32, so only a table built with a larger one could fail this.
+        let lens = u32::try_from(name_len)
+            .ok()
+            .filter(|&n| n != NAME_UNKNOWN)
+            .zip(u32::try_from(bytes.len() - name_len).ok());
+        let Some((stored_name_len, value_len)) = lens.filter(|_| new_size <= self.max_size) else {
             // With an exact maximum the encoder empties its table and inserts
             // nothing (our size is a lower bound, so this holds even with
             // unknown names). Otherwise it may have kept it: all unknown.
             self.clear();
             self.unknown_tail = !self.max_exact;
             return;
-        }
+        };
         self.evict_to(self.max_size - new_size);
-        let start = self.base + self.bytes.len() as u64;
+        // Modulo 2^32 by design (see the module comment).
+        #[allow(clippy::cast_possible_truncation)]
+        let start = self.base.wrapping_add(self.bytes.len() as u32);
+        grow_gently(&mut self.bytes, bytes.len());
         self.bytes.extend(bytes);
+        grow_gently(&mut self.entries, 1);
         self.entries.push_back(Entry {
             start,
-            name_len: name_len as u32,
-            value_len: (bytes.len() - name_len) as u32,
-            name_known,
+            name_len: if name_known {
+                stored_name_len
+            } else {
+                NAME_UNKNOWN
+            },
+            value_len,
         });
         self.size += new_size;
         self.prune_tail();
@@ -329,10 +372,18 @@ impl DynamicTable {
     }
 
     fn clear(&mut self) {
-        self.base += self.bytes.len() as u64;
+        #[allow(clippy::cast_possible_truncation)]
+        let n = self.bytes.len() as u32;
+        self.base = self.base.wrapping_add(n);
         self.bytes.clear();
         self.entries.clear();
         self.size = 0;
+    }
+
+    /// Capacity of the byte deque and of the entry deque, for tests.
+    #[cfg(test)]
+    fn capacities(&self) -> (usize, usize) {
+        (self.bytes.capacity(), self.entries.capacity())
     }
 
     /// Evicts oldest entries until `size <= target`.
@@ -341,9 +392,11 @@ impl DynamicTable {
             let Some(e) = self.entries.pop_front() else {
                 break;
             };
-            let n = e.name_len as usize + e.value_len as usize;
+            let n = e.stored_len().min(self.bytes.len());
             self.bytes.drain(..n);
-            self.base += n as u64;
+            #[allow(clippy::cast_possible_truncation)]
+            let n = n as u32;
+            self.base = self.base.wrapping_add(n);
             self.size -= e.size();
         }
         if self.entries.is_empty() {
@@ -381,6 +434,17 @@ impl DynamicTable {
     }
 }
 
+/// Makes room for `additional` more items, growing by a quarter (at least
+/// four items) instead of doubling: tables live as long as their
+/// connections, and the slack of a doubled deque is kept all that time.
+fn grow_gently<T>(d: &mut VecDeque<T>, additional: usize) {
+    let need = d.len().saturating_add(additional);
+    if need > d.capacity() {
+        let target = need.max(d.capacity() + d.capacity() / 4 + 4);
+        d.reserve_exact(target - d.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +477,60 @@ mod tests {
         // Too large: empties the table.
         t.insert(Some(&[b'x'; 60]), &[b'y'; 60]);
         assert_eq!((t.len(), t.size()), (0, 0));
+    }
+
+    #[test]
+    fn entry_metadata_is_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 12);
+    }
+
+    /// nginx inserts its response headers (with a new `date` each second)
+    /// into a 4 KiB table: a full table's buffers stay within a quarter of
+    /// what it holds, where doubling left up to twice.
+    #[test]
+    fn a_full_table_keeps_little_slack() {
+        let mut t = DynamicTable::new(4096);
+        for i in 0..1000u32 {
+            t.insert(Some(b"server"), b"nginx");
+            t.insert(
+                Some(b"date"),
+                format!("Sat, 28 Nov 2026 09:{:02}:{:02} GMT", i / 60 % 60, i % 60).as_bytes(),
+            );
+            t.insert(Some(b"content-type"), b"text/plain");
+            t.insert(Some(b"content-length"), b"3");
+        }
+        let stored: usize = t.entries.iter().map(Entry::stored_len).sum();
+        assert_eq!(stored, t.bytes.len());
+        let (bytes_cap, entries_cap) = t.capacities();
+        assert!(
+            bytes_cap <= stored + stored / 4 + 8,
+            "{bytes_cap} for {stored} bytes"
+        );
+        assert!(
+            entries_cap <= t.len() + t.len() / 4 + 4,
+            "{entries_cap} for {} entries",
+            t.len()
+        );
+        assert_eq!(
+            t.snapshot()[0],
+            (Some(b"content-length".to_vec()), b"3".to_vec())
+        );
+    }
+
+    /// Offsets count modulo 2^32: a table whose stored bytes have passed
+    /// 4 GiB in total still resolves every entry.
+    #[test]
+    fn offsets_wrap_around_four_gib() {
+        let mut t = DynamicTable::new(200);
+        t.base = u32::MAX - 50;
+        for i in 0..20u32 {
+            let v = format!("value-{i}-{}", "x".repeat(i as usize));
+            t.insert(Some(b"name"), v.as_bytes());
+            assert_eq!(t.snapshot()[0], (Some(b"name".to_vec()), v.into_bytes()));
+        }
+        t.insert(None, b"no-name");
+        assert!(matches!(t.get(1), Some(Slot::NameUnknown { .. })));
+        assert!(matches!(t.get(2), Some(Slot::Known { .. })));
     }
 
     #[test]
