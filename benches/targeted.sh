@@ -25,6 +25,7 @@ ROUNDS=${1:-3}
 SECS=${2:-5}
 
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
+command -v perf >/dev/null || { echo "needs perf: apt-get install linux-perf" >&2; exit 1; }
 . benches/lib.sh
 bench_setup
 bench_nginx
@@ -49,19 +50,41 @@ declare -A R
 # the second (a) over the first is the noise floor of that round. The order
 # of (t) and (t0) alternates. Besides req/s, each run gives the CPU time
 # nginx's worker (schedstat, ns) and wrk (this shell's cutime) spent per
-# request: what the probes cost the two processes, less sensitive to what
-# else runs on the machine than throughput is.
-declare -A CPU
+# request (schedstat of the worker, perf's task-clock of wrk): what the
+# probes cost the two processes, less sensitive to what else runs on the
+# machine than throughput is; and the CPU time of one getppid() (perf bench
+# syscall basic): what any syscall of any other process pays.
+declare -A CPU SYS
+SYSCALLS=3000000
+# BENCH_RT=1 (default): nginx's worker, wrk and the syscall loop run
+# SCHED_FIFO (priority 1), so that other work on the machine (compiles)
+# cannot take their CPUs in the middle of a run: the same for every mode,
+# and the kernel's RT throttling still leaves 5 % to everything else.
+# BENCH_PIN=1 (default): nginx's worker on CPU 0, wrk and the syscall
+# loop on CPU 1: whether the scheduler put the two on one CPU or on two
+# changed a run's throughput by tens of percent.
+RT=()
+if [ "${BENCH_RT:-1}" = 1 ]; then
+  chrt -f -p 1 "$WORKER"
+  RT=(chrt -f 1)
+fi
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  taskset -pc 0 "$WORKER" >/dev/null
+  RT+=(taskset -c 1)
+fi
+task_ms() { awk -F, '$3 == "task-clock" {print $1}' "$1"; }
 run_load() { # LABEL: one wrk run; appends req/s to R[LABEL], us/request to CPU[LABEL]
-  local st ns0 ns1 c0 c1 n
-  read -r -a st < "/proc/$$/stat"; c0=$((st[15] + st[16]))
+  local ns0 ns1 n
   read -r ns0 _ < "/proc/$WORKER/schedstat"
-  wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/small" > "$work/wrk.out" 2>/dev/null
+  perf stat -x, -e task-clock -o "$work/wrk.cpu" \
+    "${RT[@]}" wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/small" > "$work/wrk.out" 2>/dev/null
   read -r ns1 _ < "/proc/$WORKER/schedstat"
-  read -r -a st < "/proc/$$/stat"; c1=$((st[15] + st[16]))
   n=$(awk '/requests in/ {print $1}' "$work/wrk.out")
   R[$1]+="$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out") "
-  CPU[$1]+="$(echo "scale=3; (($ns1 - $ns0) / 1000 + ($c1 - $c0) * 1000000 / $(getconf CLK_TCK)) / $n" | bc) "
+  CPU[$1]+="$(echo "scale=3; (($ns1 - $ns0) / 1000 + $(task_ms "$work/wrk.cpu") * 1000) / $n" | bc) "
+  # Any syscall of any process: CPU time of one getppid().
+  perf stat -x, -e task-clock -o "$work/sys.cpu" "${RT[@]}" perf bench syscall basic -l "$SYSCALLS" >/dev/null 2>&1
+  SYS[$1]+="$(echo "scale=1; $(task_ms "$work/sys.cpu") * 1000000 / $SYSCALLS" | bc) "
 }
 weft_links() { # weft's BPF links, counted by program: "name xN, ..."
   local f id
@@ -94,12 +117,15 @@ weft_run() { # LABEL BINARY: weft --comm curl, a curl captured, then the load
   R[weft_cpu_$1]+="$((w1 - w0)) "
   R[worker_byte_$1]+="$before/$(ssl_read_byte) "
   stop_weft
+  # The kernel frees the programs, maps and links after weft exits: not
+  # in the next measurement.
+  sleep 2
   R[curl_events_$1]+="$(grep -c '"name":"curl"' "$work/events.ndjson" || true) "
   R[other_events_$1]+="$(grep -vc '"name":"curl"' "$work/events.ndjson" || true) "
 }
 MODES=(comm)
 [ -n "${WEFT_BASE:-}" ] && MODES+=(base)
-wrk -t1 -c4 -d2s "https://127.0.0.1:$PORT/small" >/dev/null 2>&1  # warm-up
+"${RT[@]}" wrk -t1 -c4 -d2s "https://127.0.0.1:$PORT/small" >/dev/null 2>&1  # warm-up
 for r in $(seq 1 "$ROUNDS"); do
   run_load none
   order=("${MODES[@]}")
@@ -140,10 +166,11 @@ print(f"{sum(r[0] for r in rows):.2f}_us/request:", ",_".join(f"{p}_{runs:.2f}_r
 PY
 )
 }
+R[rt]="${BENCH_RT:-1}/${BENCH_PIN:-1}"
 if [ "$(cat /proc/sys/kernel/bpf_stats_enabled)" = 1 ]; then R[bpf_stats]=on; else R[bpf_stats]=off; fi
 prog_stats comm "$WEFT"
 [ -n "${WEFT_BASE:-}" ] && prog_stats base "$WEFT_BASE"
-for k in "${!CPU[@]}"; do R[cpu_$k]=${CPU[$k]}; done
+for k in "${!CPU[@]}"; do R[cpu_$k]=${CPU[$k]}; R[sys_$k]=${SYS[$k]}; done
 [ -n "${TARGETED_ONLY:-}" ] && SKIP_REST=1
 
 # --- start-up with 200 more processes (benchmark 5)
@@ -209,12 +236,14 @@ med = lambda k: statistics.median(num(k))
 rng = lambda xs: f"{min(xs):.3f}..{max(xs):.3f}"
 print(f"rounds: {sys.argv[1]}, {sys.argv[2]} s per wrk run, medians")
 print()
-print(f"targeted capture (wrk -t1 -c4, HTTP/1.1, 3 B; kernel.bpf_stats_enabled {raw['bpf_stats']}):")
+print(f"targeted capture (wrk -t1 -c4, HTTP/1.1, 3 B; kernel.bpf_stats_enabled {raw['bpf_stats']}; SCHED_FIFO, pinned: {raw['rt']}):")
 a1, a2 = num('none'), num('none2')
 floor = [y / x for x, y in zip(a1, a2)]
 print(f"  (a) no probes {statistics.median(a1 + a2):.0f} req/s; noise floor (a)/(a) in a round: median {statistics.median(floor):.3f}, {rng(floor)}")
 ca = [(x + y) / 2 for x, y in zip(num('cpu_none'), num('cpu_none2'))]
 print(f"  (a) CPU of nginx worker + wrk per request: {statistics.median(ca):.2f} us")
+sa = [(x + y) / 2 for x, y in zip(num('sys_none'), num('sys_none2'))]
+print(f"  (a) CPU of one getppid(): {statistics.median(sa):.1f} ns")
 for m, name in (("comm", "weft --comm curl"), ("base", "weft --comm curl, WEFT_BASE")):
     if m not in raw:
         continue
@@ -223,10 +252,16 @@ for m, name in (("comm", "weft --comm curl"), ("base", "weft --comm curl, WEFT_B
     print(f"  ({'t' if m == 'comm' else 't0'}) {name}: {med(m):.0f} req/s; /(a) median {statistics.median(ratios):.3f}, {rng(ratios)}")
     print(f"      rounds: {' '.join(f'{r:.3f}' for r in ratios)}")
     print(f"      CPU per request {med('cpu_' + m):.2f} us, /(a) median {statistics.median(cr):.3f}, {rng(cr)}; weft's own CPU during the load: {raw['weft_cpu_' + m].strip()} ticks")
+    sr = [t / a for a, t in zip(sa, num('sys_' + m))]
+    print(f"      one getppid() {med('sys_' + m):.1f} ns, /(a) median {statistics.median(sr):.3f}, {rng(sr)}")
     print(f"      nginx worker's SSL_read first byte before/after weft started: {raw['worker_byte_' + m].strip()}")
     print(f"      curl events per round: {raw['curl_events_' + m].strip()}; events of other processes: {raw['other_events_' + m].strip()}")
     print(f"      links while no curl runs: {raw['links_' + m].replace('_', ' ')}")
     print(f"      BPF programs under the load: {raw['progs_' + m].replace('_', ' ')}")
+if "base" in raw:
+    tt = [t / b for t, b in zip(num('comm'), num('base'))]
+    ct = [t / b for t, b in zip(num('cpu_comm'), num('cpu_base'))]
+    print(f"  (t)/(t0) in a round: req/s median {statistics.median(tt):.3f}, {rng(tt)}; CPU per request median {statistics.median(ct):.3f}, {rng(ct)}")
 print(f"  per round (a): {raw['none'].strip()} / {raw['none2'].strip()}; (t): {raw['comm'].strip()}")
 if "${SKIP_REST:-}":
     sys.exit(0)

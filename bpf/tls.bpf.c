@@ -584,25 +584,12 @@ int sys_exit_sock(struct trace_event_raw_sys_exit *ctx)
 #define NR_RECVMSG 47
 #endif
 
+/* plain.bpf.c: the TLS first bytes of a thread outside TLS calls. */
+static __always_inline int plain_sock_io(struct sock *sk, bool is_write, int ret, int flags,
+					 __u8 kind, __u64 fd, __u64 ptr, __u64 cnt);
+
 static __always_inline int tls_sock_io(struct sock *sk, bool is_write, int ret, int flags)
 {
-	struct thread_call *tc = cur_call();
-	if (!tc) {
-		/* A memory-BIO user's write of what its last call produced. */
-		if (!is_write || !pending_count)
-			return 0;
-		__u64 id = bpf_get_current_pid_tgid();
-		__u64 *ssl = bpf_map_lookup_elem(&pending_assoc, &id);
-		if (!ssl)
-			return 0;
-		struct ssl_key key = { .ssl = *ssl, .tgid = id >> 32 };
-		bpf_map_delete_elem(&pending_assoc, &id);
-		__sync_fetch_and_add(&pending_count, -1);
-		struct ssl_sock s = {};
-		if (resolve_sk(sk, 0, &s.sock) == FD_INET)
-			bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
-		return 0;
-	}
 	/* The syscall this transfer belongs to, from the user registers. */
 	__u8 kind = HS_NONE;
 	__u64 fd = 0, ptr = 0, cnt = 0;
@@ -621,6 +608,22 @@ static __always_inline int tls_sock_io(struct sock *sk, bool is_write, int ret, 
 		cnt = regs->dx;
 	}
 #endif
+	struct thread_call *tc = cur_call();
+	if (!tc) {
+		/* A memory-BIO user's write of what its last call produced. */
+		__u64 id = bpf_get_current_pid_tgid();
+		__u64 *ssl = is_write && pending_count ? bpf_map_lookup_elem(&pending_assoc, &id)
+						       : NULL;
+		if (ssl) {
+			struct ssl_key key = { .ssl = *ssl, .tgid = id >> 32 };
+			bpf_map_delete_elem(&pending_assoc, &id);
+			__sync_fetch_and_add(&pending_count, -1);
+			struct ssl_sock s = {};
+			if (resolve_sk(sk, fd, &s.sock) == FD_INET)
+				bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
+		}
+		return plain_sock_io(sk, is_write, ret, flags, kind, fd, ptr, cnt);
+	}
 	struct call_state *st = &tc->st;
 	hs_disarm(st);
 	__u64 cookie = sk->__sk_common.skc_cookie.counter;
