@@ -26,6 +26,9 @@
  *    copy (buffer, iovec or msghdr), the sys_exit program copies exactly the
  *    bytes the syscall moved. A connection whose first byte is not a TLS
  *    handshake record (weft started mid-connection) is marked done at once.
+ *  - with a process filter: tp_btf sock_send_length/sock_recv_length do the
+ *    two items above instead (tls_sock_io, below), and the syscall
+ *    tracepoints are attached only while a selected process is followed.
  *  - handshake functions (SSL_do_handshake, gnutls_handshake, ...) emit a
  *    call record with their return value, so user space sees success.
  *
