@@ -537,7 +537,10 @@ static __always_inline int plain_exit(void *ctx, long ret)
 	}
 	__u8 v = h->verdict;
 	if (v == V_TLS) {
-		plain_hello(&a, h, d, ret);
+		/* With sock_io_on the socket tracepoint, in the middle of this
+		 * syscall, has copied them (plain_sock_io). */
+		if (!sock_io_on)
+			plain_hello(&a, h, d, ret);
 		return 0;
 	}
 	__u64 cap = payload_cap;
@@ -559,6 +562,66 @@ static __always_inline int plain_exit(void *ctx, long ret)
 		flags |= WEFT_CALL_FIRST;
 	}
 	plain_emit(ctx, &a, ret, cap, flags);
+	return 0;
+}
+
+/*
+ * The socket tracepoints (tls.bpf.c tls_sock_io, with a process filter) for
+ * a thread outside TLS calls: the TLS first bytes of a selected process'
+ * connection as hello records, as plain_exit does, so that a short-lived
+ * process' handshake is seen before the syscall hooks are attached for it
+ * (they come after its uprobes). Every other verdict is plain_exit's: a
+ * connection whose first bytes are not TLS is left undecided here.
+ */
+static __always_inline int plain_sock_io(struct sock *sk, bool is_write, int ret, int flags,
+					 __u8 kind, __u64 fd, __u64 ptr, __u64 cnt)
+{
+	if (!plain_mode || kind == HS_NONE || !ptr || ret <= 0 || (flags & MSG_PEEK))
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((__u32)(id >> 32) == self_tgid || !selected(id >> 32))
+		return 0;
+	__u16 family = sk->__sk_common.skc_family;
+	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	/* DNS over TCP: plain_exit's. */
+	if (sk->__sk_common.skc_num == DNS_PORT || bpf_ntohs(sk->__sk_common.skc_dport) == DNS_PORT)
+		return 0;
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	if (!cookie)
+		return 0;
+	__u32 d = is_write ? 0 : 1;
+	struct hello_state *h = bpf_map_lookup_elem(&hellos, &cookie);
+	if (h && (h->verdict == V_TLS ? (d ? h->done[1] : h->done[0]) : h->verdict != V_UNDECIDED))
+		return 0;
+	struct plain_arm a = {
+		.ptr = ptr,
+		.cnt = cnt,
+		.cookie = cookie,
+		.fd = fd,
+		.kind = kind,
+		.is_write = is_write,
+	};
+	if (!h || h->verdict == V_UNDECIDED) {
+		struct pcopy first = {};
+		__u8 b[4] = {};
+		plain_segs(&a, 4, &first);
+		if (first.len[0] < 4 || bpf_probe_read_user(b, 4, (const void *)first.base[0]) ||
+		    !(b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03))
+			return 0;
+		if (!h) {
+			struct hello_state z = { .verdict = V_TLS };
+			bpf_map_update_elem(&hellos, &cookie, &z, BPF_NOEXIST);
+			h = bpf_map_lookup_elem(&hellos, &cookie);
+			if (!h)
+				return 0;
+		}
+		if (h->verdict == V_UNDECIDED)
+			h->verdict = V_TLS;
+		if (h->verdict != V_TLS)
+			return 0;
+	}
+	plain_hello(&a, h, d, ret);
 	return 0;
 }
 

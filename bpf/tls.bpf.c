@@ -26,6 +26,9 @@
  *    copy (buffer, iovec or msghdr), the sys_exit program copies exactly the
  *    bytes the syscall moved. A connection whose first byte is not a TLS
  *    handshake record (weft started mid-connection) is marked done at once.
+ *  - with a process filter: tp_btf sock_send_length/sock_recv_length do the
+ *    two items above instead (tls_sock_io, below), and the syscall
+ *    tracepoints are attached only while a selected process is followed.
  *  - handshake functions (SSL_do_handshake, gnutls_handshake, ...) emit a
  *    call record with their return value, so user space sees success.
  *
@@ -193,6 +196,10 @@ static __always_inline __u64 next_call_id(void)
  * armed only keeps the exits on their slower path. */
 __u64 hs_armed = 0;
 __u64 plain_armed = 0;
+/* Set by user space once tls_sock_send/tls_sock_recv are attached (with a
+ * process filter): they tie TLS calls to their sockets, and the syscall
+ * programs leave TLS calls to them. */
+volatile __u32 sock_io_on = 0;
 
 /* Clear a handshake-copy arm of st (it counts in hs_armed). */
 static __always_inline void hs_disarm(struct call_state *st)
@@ -213,20 +220,10 @@ static __always_inline void forget_thread(__u64 pid_tgid)
 #define FD_INET 1  /* a TCP socket over IPv4/IPv6 */
 #define FD_OTHER 2 /* another socket: AF_UNIX, UDP, netlink... */
 
-/* fd of the current task -> TCP socket facts. */
-static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
+/* A socket's facts (a BTF `sk`), as fd `fd` of the caller: FD_INET for a
+ * TCP socket over IPv4/IPv6 (then `out` is filled), FD_OTHER else. */
+static __always_inline int resolve_sk(struct sock *sk, __u64 fd, struct weft_sock *out)
 {
-	struct file *f = fd_file(fd);
-	if (!f)
-		return FD_NONE;
-	/* Files, pipes, eventfds: I/O a library call may do besides its
-	 * transport (logging, entropy, wakeups); they say nothing about it. */
-	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
-		return FD_NONE;
-	struct socket *sock = bpf_core_cast(f->private_data, struct socket);
-	struct sock *sk = sock->sk;
-	if (!sk)
-		return FD_OTHER;
 	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return FD_OTHER;
@@ -244,6 +241,23 @@ static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
 	__u8 *role = out->cookie ? bpf_map_lookup_elem(&sock_role, &out->cookie) : NULL;
 	out->role = role ? *role : WEFT_ROLE_UNKNOWN;
 	return FD_INET;
+}
+
+/* fd of the current task -> TCP socket facts. */
+static __always_inline int resolve_fd(__u64 fd, struct weft_sock *out)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
+		return FD_NONE;
+	/* Files, pipes, eventfds: I/O a library call may do besides its
+	 * transport (logging, entropy, wakeups); they say nothing about it. */
+	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		return FD_NONE;
+	struct socket *sock = bpf_core_cast(f->private_data, struct socket);
+	struct sock *sk = sock->sk;
+	if (!sk)
+		return FD_OTHER;
+	return resolve_sk(sk, fd, out);
 }
 
 /* The thread is inside a TLS call doing I/O on its socket: arm a copy of
@@ -348,7 +362,9 @@ static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind
 	__u64 id = bpf_get_current_pid_tgid();
 	struct thread_call *tc = cur_call();
 	if (!tc) {
-		if (!is_write || !pending_count)
+		/* With sock_io_on the socket tracepoints fill pending
+		 * associations (tls_sock_io). */
+		if (!is_write || !pending_count || sock_io_on)
 			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		__u64 *ssl = bpf_map_lookup_elem(&pending_assoc, &id);
 		if (!ssl)
@@ -361,6 +377,9 @@ static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind
 			bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
 		return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
 	}
+	/* A TLS call's socket I/O: the socket tracepoints' (tls_sock_io). */
+	if (sock_io_on)
+		return 0;
 	struct call_state *st = &tc->st;
 	hs_disarm(st);
 	if (!(st->has_sock && st->sock.fd == fd) && !sock_from_cache(tc, fd)) {
@@ -470,15 +489,9 @@ struct uiov {
 	__u64 len;
 };
 
-static __always_inline int on_sock_syscall_exit(void *ctx, long ret)
+/* The copy armed by hello_arm, now that the I/O moved `ret` bytes. */
+static __always_inline int hs_copy(struct thread_call *tc, long ret)
 {
-	struct thread_call *tc = hs_armed ? cur_call() : NULL;
-	if (!tc) {
-		/* Does not return when the tail call is made. */
-		if (plain_armed)
-			bpf_tail_call(ctx, &plain_exit_prog, 0);
-		return 0;
-	}
 	struct call_state *st = &tc->st;
 	if (st->hs_kind == HS_NONE)
 		return 0;
@@ -519,6 +532,18 @@ static __always_inline int on_sock_syscall_exit(void *ctx, long ret)
 	return 0;
 }
 
+static __always_inline int on_sock_syscall_exit(void *ctx, long ret)
+{
+	struct thread_call *tc = hs_armed ? cur_call() : NULL;
+	if (!tc) {
+		/* Does not return when the tail call is made. */
+		if (plain_armed)
+			bpf_tail_call(ctx, &plain_exit_prog, 0);
+		return 0;
+	}
+	return hs_copy(tc, ret);
+}
+
 /*
  * One program for the exit of all eight socket syscalls above (their exit
  * tracepoints share one layout: the return value is all it reads): user
@@ -532,6 +557,124 @@ int sys_exit_sock(struct trace_event_raw_sys_exit *ctx)
 	if (hooks_idle())
 		return 0;
 	return on_sock_syscall_exit(ctx, ctx->ret);
+}
+
+/*
+ * With a process filter the syscall tracepoints are attached only while a
+ * selected process is followed: any syscall tracepoint sends every syscall
+ * of every thread on the host through the kernel's tracing slow path, which
+ * a web server next to a watched `--comm curl` would pay on every request.
+ * The TLS calls of a selected process are tied to their sockets here
+ * instead: sock:sock_send_length and sock:sock_recv_length (Linux 6.3+) fire
+ * from sock_sendmsg_nosec/sock_recvmsg_nosec, after the transfer, with the
+ * struct sock, for socket I/O only, and cost other processes one program
+ * run that reads sel_live. The syscall's arguments (fd, buffer, iovec or
+ * msghdr) come from the thread's saved user registers, so the handshake
+ * bytes are copied here too (the transfer is done: `ret` bytes).
+ * Any other caller (io_uring, the kernel itself) still gives the socket,
+ * without fd and handshake copy. Unavailable (older kernels): user space
+ * keeps the syscall hooks on and sock_io_on 0.
+ */
+#define MSG_PEEK 2
+#if defined(__TARGET_ARCH_x86)
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#endif
+
+/* plain.bpf.c: the TLS first bytes of a thread outside TLS calls. */
+static __always_inline int plain_sock_io(struct sock *sk, bool is_write, int ret, int flags,
+					 __u8 kind, __u64 fd, __u64 ptr, __u64 cnt);
+
+static __always_inline int tls_sock_io(struct sock *sk, bool is_write, int ret, int flags)
+{
+	/* The syscall this transfer belongs to, from the user registers. */
+	__u8 kind = HS_NONE;
+	__u64 fd = 0, ptr = 0, cnt = 0;
+#if defined(__TARGET_ARCH_x86)
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	long nr = regs->orig_ax;
+	if (is_write ? (nr == NR_WRITE || nr == NR_SENDTO) : (nr == NR_READ || nr == NR_RECVFROM))
+		kind = HS_BUF;
+	else if (nr == (is_write ? NR_WRITEV : NR_READV))
+		kind = HS_IOV;
+	else if (nr == (is_write ? NR_SENDMSG : NR_RECVMSG))
+		kind = HS_MSG;
+	if (kind != HS_NONE) {
+		fd = (__u32)regs->di;
+		ptr = regs->si;
+		cnt = regs->dx;
+	}
+#endif
+	struct thread_call *tc = cur_call();
+	if (!tc) {
+		/* A memory-BIO user's write of what its last call produced. */
+		__u64 id = bpf_get_current_pid_tgid();
+		__u64 *ssl = is_write && pending_count ? bpf_map_lookup_elem(&pending_assoc, &id)
+						       : NULL;
+		if (ssl) {
+			struct ssl_key key = { .ssl = *ssl, .tgid = id >> 32 };
+			bpf_map_delete_elem(&pending_assoc, &id);
+			__sync_fetch_and_add(&pending_count, -1);
+			struct ssl_sock s = {};
+			if (resolve_sk(sk, fd, &s.sock) == FD_INET)
+				bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
+		}
+		return plain_sock_io(sk, is_write, ret, flags, kind, fd, ptr, cnt);
+	}
+	struct call_state *st = &tc->st;
+	hs_disarm(st);
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	if (!(st->has_sock && cookie && st->sock.cookie == cookie)) {
+		if (tc->cached && cookie && tc->csock.sock.cookie == cookie) {
+			/* The SSL*'s cached socket (cookies are never reused). */
+			st->sock = tc->csock.sock;
+			st->has_sock = 1;
+			if (st->sock.role == WEFT_ROLE_UNKNOWN) {
+				__u8 *role = bpf_map_lookup_elem(&sock_role, &cookie);
+				if (role && *role != WEFT_ROLE_UNKNOWN) {
+					st->sock.role = *role;
+					tc->sock_new = 1;
+				}
+			}
+		} else {
+			struct weft_sock s = {};
+			if (resolve_sk(sk, fd, &s) != FD_INET) {
+				st->not_inet = 1;
+				return 0;
+			}
+			st->sock = s;
+			st->has_sock = 1;
+			tc->sock_new = !(tc->cached && same_sock(&tc->csock.sock, &s));
+		}
+	}
+	if (kind == HS_NONE || ret <= 0 || (flags & MSG_PEEK))
+		return 0;
+	hello_arm(tc, is_write, kind, ptr, cnt);
+	return hs_copy(tc, ret);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(tls_sock_send, struct sock *sk, int ret, int flags)
+{
+	FLOOR();
+	if (hooks_idle())
+		return 0;
+	return tls_sock_io(sk, true, ret, flags);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(tls_sock_recv, struct sock *sk, int ret, int flags)
+{
+	FLOOR();
+	if (hooks_idle())
+		return 0;
+	return tls_sock_io(sk, false, ret, flags);
 }
 
 static __always_inline int enter_call(void *ctx, __u8 op, __u8 kind, __u64 ssl, __u64 buf,

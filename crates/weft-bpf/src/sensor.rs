@@ -245,6 +245,9 @@ pub struct Sensor {
     _links: Vec<Link>,
     /// The syscall tracepoints (see [`Sensor::syscall_hooks`]).
     syscall_links: Vec<Link>,
+    /// With a process filter: the socket-I/O tracepoints that tie TLS
+    /// calls to their sockets (see [`Sensor::sock_io_hooks`]).
+    sock_io_on: bool,
     pub(crate) uprobes: HashMap<UprobeKey, Vec<Link>>,
     pub(crate) uprobe_count: usize,
     keylog: bool,
@@ -447,6 +450,7 @@ impl Sensor {
             skel,
             _links: links,
             syscall_links: Vec::new(),
+            sock_io_on: false,
             uprobes: HashMap::new(),
             uprobe_count: 0,
             keylog: cfg.keylog,
@@ -454,6 +458,11 @@ impl Sensor {
         };
         if !cfg.targeted() {
             sensor.syscall_hooks(true)?;
+        } else if let Err(e) = sensor.sock_io_hooks() {
+            tracing::warn!(
+                "{e}: with a process filter the syscall tracepoints stay attached \
+                 (every other process' syscalls pay them)"
+            );
         }
         tracing::debug!(ms = t0.elapsed().as_millis(), "start-up: hooks attached");
         sensor.seed_existing_connections()?;
@@ -473,6 +482,38 @@ impl Sensor {
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             bss.sel_live = u32::from(live);
         }
+    }
+
+    /// With a process filter: attach the socket-I/O tracepoints
+    /// (`sock:sock_send_length`/`sock_recv_length`, Linux 6.3+) that tie a
+    /// selected process' TLS calls to their sockets (bpf/tls.bpf.c
+    /// `tls_sock_io`), so that the syscall tracepoints are needed only for
+    /// what they alone see (plaintext and first bytes outside TLS calls,
+    /// DNS, accept owners, mmap reports) and can stay off while no selected
+    /// process is followed. They run only on socket I/O, and leave at once
+    /// for other processes while none is alive (`sel_live`).
+    fn sock_io_hooks(&mut self) -> Result<(), BpfError> {
+        let p = &self.skel.progs;
+        let mut links = Vec::new();
+        for (name, prog) in [
+            ("tp_btf/sock_send_length", &p.tls_sock_send),
+            ("tp_btf/sock_recv_length", &p.tls_sock_recv),
+        ] {
+            links.push(prog.attach().map_err(lb(format!("attach {name}")))?);
+        }
+        self._links.extend(links);
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.sock_io_on = 1;
+        }
+        self.sock_io_on = true;
+        Ok(())
+    }
+
+    /// Whether TLS calls are tied to their sockets without the syscall
+    /// tracepoints ([`Sensor::sock_io_hooks`]): a process filter then
+    /// needs those only while a selected process is followed.
+    pub fn sock_io_hooks_on(&self) -> bool {
+        self.sock_io_on
     }
 
     pub fn syscall_hooks(&mut self, on: bool) -> Result<(), BpfError> {

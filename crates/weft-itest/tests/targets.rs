@@ -273,3 +273,112 @@ fn with_pid_the_syscall_hooks_run_only_while_the_selected_process_lives() -> Tes
     weft.stop()?;
     Ok(())
 }
+
+#[test]
+fn with_comm_the_syscall_hooks_stay_off_while_idle_and_a_new_curl_is_tied_to_its_socket()
+-> TestResult {
+    let nginx = Nginx::start()?;
+    let metrics = free_port();
+    let weft = Weft::start(&[
+        "--comm",
+        "curl",
+        "--metrics",
+        &format!("127.0.0.1:{metrics}"),
+    ])?;
+    let writes = "weft_bpf_program_runs_total{program=\"sys_enter_write\"}";
+    let sends = "weft_bpf_program_runs_total{program=\"tls_sock_send\"}";
+    assert!(
+        wait_metric(metrics, writes, |_| true).is_some(),
+        "no metrics page"
+    );
+    let script = "import sys, ssl, urllib.request\n\
+        ctx = ssl._create_unverified_context()\n\
+        sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], context=ctx).read())\n";
+    let python = || -> TestResult {
+        let url = format!("https://127.0.0.1:{}/idle", nginx.port);
+        let (_, out) = run_client(
+            Command::new("/usr/bin/python3").args(["-c", script, &url]),
+            CLIENT_TIMEOUT,
+        )?;
+        assert_eq!(out, b"body-/idle\n");
+        Ok(())
+    };
+
+    // No curl alive: another process' socket I/O runs the socket-I/O
+    // programs (attached: the check can fail) but no syscall program.
+    python()?;
+    let sent = wait_metric(metrics, sends, |v| v > 0.0);
+    assert!(sent.is_some_and(|v| v > 0.0), "socket-I/O hook: {sent:?}");
+    assert_eq!(
+        metric(metrics, writes),
+        Some(0.0),
+        "syscall hooks while idle"
+    );
+
+    // A curl born after weft: its second transfer opens a new connection
+    // (another host name) half a second later, with its uprobes in.
+    let tag = format!("{:x}", rand_u64());
+    let resolve = format!("weft.test:{}:127.0.0.1", nginx.port);
+    let (first, second) = (format!("/idle-a-{tag}"), format!("/idle-b-{tag}"));
+    let (curl_pid, out) = curl(
+        &[
+            "--http1.1",
+            "--rate",
+            "2/s",
+            "--resolve",
+            &resolve,
+            &format!("https://127.0.0.1:{}{first}", nginx.port),
+        ],
+        &format!("https://weft.test:{}{second}", nginx.port),
+    )?;
+    assert_eq!(out, format!("body-{first}\nbody-{second}\n").as_bytes());
+    let port = u64::from(nginx.wait_logged(&second).ok_or("nginx did not log")?);
+    let cp = u64::from(curl_pid);
+    weft.wait_for(SEEN_TIMEOUT, |e| {
+        field_u64(e, "process.pid") == Some(cp) && field_str(e, "url.path") == Some(&second)
+    });
+
+    // Gone (the 500-ms sweep): the syscall hooks are off again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = metric(metrics, writes).ok_or("no write-hook metric")?;
+    python()?;
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(metric(metrics, writes), Some(before), "hooks left on");
+
+    let run = weft.stop()?;
+    let mine = of_pid(&run.events, curl_pid);
+    let http = mine
+        .iter()
+        .find(|e| field_str(e, "url.path") == Some(&second))
+        .ok_or_else(|| format!("curl's second transfer not captured\n{}", run.stderr))?;
+    assert_eq!(
+        tuple(http),
+        (
+            "127.0.0.1".to_string(),
+            port,
+            "127.0.0.1".to_string(),
+            u64::from(nginx.port)
+        )
+    );
+    assert_eq!(field_str(http, "weft.flow.role"), Some("client"));
+    assert_ne!(field_u64(http, "weft.flow.cookie").unwrap_or(0), 0);
+    // The handshake bytes came through the socket-I/O programs too.
+    let hs = mine
+        .iter()
+        .find(|e| {
+            field_str(e, "event.action") == Some("tls-handshake")
+                && field_u64(e, "source.port") == Some(port)
+        })
+        .ok_or_else(|| {
+            format!(
+                "no handshake event of the second connection\n{}",
+                run.stderr
+            )
+        })?;
+    assert_eq!(field_str(hs, "tls.client.server_name"), Some("weft.test"));
+    assert_eq!(
+        field(hs, "tls.established"),
+        Some(&serde_json::Value::Bool(true))
+    );
+    Ok(())
+}

@@ -165,14 +165,23 @@ impl Targets {
         self.syscall_hooks(sensor, stats);
     }
 
-    /// The syscall hooks are on while a selected process is followed (on
-    /// before a new process' uprobes, so that its first call finds its
-    /// socket), and always with `--comm` or `--tree`: a selected process
-    /// can be born at any time, and attaching the hooks on its exec took
-    /// longer than a short-lived curl lives (1 of 15 captured against 12 of
-    /// 15 with the hooks already on).
+    /// The syscall hooks are on while a selected process is followed. A
+    /// TLS call is tied to its socket without them (the socket-I/O
+    /// tracepoints, [`Sensor::sock_io_hooks_on`]): they are attached after
+    /// a new process' uprobes, for what only they see (plaintext and first
+    /// bytes outside TLS calls, DNS, accept owners, mappings), so a
+    /// short-lived process may have done some of that before they are in.
+    /// Without the socket-I/O tracepoints (kernels before 6.3) they are
+    /// always on with `--comm` or `--tree`: a selected process can be born
+    /// at any time, and attaching the hooks on its exec took longer than a
+    /// short-lived curl lives (1 of 15 captured against 12 of 15 with the
+    /// hooks already on).
     fn syscall_hooks(&mut self, sensor: &mut Sensor, stats: &Stats) {
-        let want = !self.followed.is_empty() || !self.comms.is_empty() || !self.tree.is_empty();
+        let want = hooks_wanted(
+            !self.followed.is_empty(),
+            !self.comms.is_empty() || !self.tree.is_empty(),
+            sensor.sock_io_hooks_on(),
+        );
         if want != self.hooks_on {
             match sensor.syscall_hooks(want) {
                 Ok(()) => self.hooks_on = want,
@@ -275,7 +284,10 @@ impl Targets {
             files: HashSet::new(),
         });
         sensor.set_selected_live(true);
-        self.syscall_hooks(sensor, stats);
+        if !sensor.sock_io_hooks_on() {
+            // Before the uprobes: the first TLS call needs them for its socket.
+            self.syscall_hooks(sensor, stats);
+        }
         let mapped = self.mapped_files(pid);
         let found: Vec<ProbeTarget> = mapped
             .iter()
@@ -288,6 +300,8 @@ impl Targets {
             // One record is enough: the thread scans the whole process.
             self.send_inspect(pid, (crate::kernel_dev(id), id.ino), stats);
         }
+        // After the uprobes (a no-op when they went on above).
+        self.syscall_hooks(sensor, stats);
     }
 
     fn attach(&mut self, sensor: &mut Sensor, pid: u32, t: &ProbeTarget, stats: &Stats) {
@@ -327,9 +341,30 @@ impl Targets {
     }
 }
 
+/// Whether the syscall hooks should be attached: while a selected process
+/// is `followed`, and always for a selection that new processes can join
+/// (`open_ended`: `--comm`, `--tree`) when TLS calls need them for their
+/// sockets (no socket-I/O tracepoints).
+fn hooks_wanted(followed: bool, open_ended: bool, sock_io: bool) -> bool {
+    followed || (open_ended && !sock_io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syscall_hooks_only_while_followed_when_sockets_come_from_socket_io() {
+        // --comm / --tree with the socket-I/O tracepoints: off while idle.
+        assert!(!hooks_wanted(false, true, true));
+        assert!(hooks_wanted(true, true, true));
+        // Without them a new process' first TLS call needs them already on.
+        assert!(hooks_wanted(false, true, false));
+        // --pid: only while the process lives, either way.
+        assert!(!hooks_wanted(false, false, false));
+        assert!(!hooks_wanted(false, false, true));
+        assert!(hooks_wanted(true, false, true));
+    }
 
     #[test]
     fn start_time_of_self_and_of_a_missing_process() {
