@@ -15,8 +15,10 @@
 //!   of one scan per name, and the URL's parts are found in one pass over
 //!   the authority and one over the target;
 //! - a header list seen recently (byte for byte: a client repeating its
-//!   request, a server its response headers) gives its facts and its
-//!   `"headers"` member from a per-thread cache ([`Lists`]) instead of
+//!   request, a server its response headers) gives its facts, the members
+//!   of its side's object before `"body"` (method or status, media type,
+//!   referrer, `"headers"`), a request's `"url"` and the last small body
+//!   member written with it from a per-thread cache ([`Lists`]) instead of
 //!   being read and written again;
 //! - a header object whose names are distinct and whose names are common
 //!   ones redaction leaves alone is written field by field without the
@@ -178,22 +180,49 @@ impl<'a> Facts<'a> {
 
 /// Slots of the header-list cache (direct-mapped).
 const LIST_SLOTS: usize = 64;
-/// Lists whose storage, or whose `"headers"` member, is larger than this are
-/// not kept (at most 64 x 4 KiB per thread).
+/// Lists whose storage, or whose members, are larger than this are not kept
+/// (at most 64 x ~6 KiB per thread).
 const LIST_MAX: usize = 2048;
+/// Bodies whose content is longer than this are not kept.
+const BODY_MAX: usize = 64;
+
+/// Which side of a transaction a kept list was written for: the members
+/// before `"body"` differ (a request's method, a response's status).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum Side {
+    #[default]
+    Request,
+    Response,
+}
 
 /// What a header list gives an event, kept by the list's storage
-/// ([`Headers::storage`], byte for byte) and the redaction option: the
-/// [`Facts`] values, as offsets into the storage (equal storage, equal
-/// offsets), and the `"headers"` member exactly as [`headers_member`] wrote
-/// it, without a leading comma (empty when it wrote nothing). Both are
-/// functions of the list and the option alone.
+/// ([`Headers::storage`], byte for byte), the side it was written for and
+/// the redaction option; each part is a function of those alone (or of
+/// those and what is kept beside it):
+/// - the [`Facts`] values, as offsets into the storage (equal storage,
+///   equal offsets);
+/// - `head`: the side's object members before `"body"` exactly as
+///   [`request_head`] or [`response_head`] wrote them (no leading comma;
+///   empty when they wrote nothing);
+/// - for a request, `url`: `,"url":{...}` as [`url_fast`] wrote it for the
+///   scheme `url_tls` says (a function of the facts, the scheme and the
+///   option);
+/// - `body_member`: the last `"body":{...}` [`body_member`] wrote with this
+///   list (a function of the list's content type, the option, the body's
+///   size, whether it is partial and its content, kept in `body` and
+///   `body_content`), for bodies up to [`BODY_MAX`] bytes.
 #[derive(Default)]
 struct ListEntry {
     storage: Vec<u8>,
     redact: bool,
+    side: Side,
     facts: [Option<(u32, u32)>; 8],
-    member: Vec<u8>,
+    head: Vec<u8>,
+    url_tls: Option<bool>,
+    url: Vec<u8>,
+    body: Option<(u64, bool)>,
+    body_content: Vec<u8>,
+    body_member: Vec<u8>,
 }
 
 /// The per-thread header-list cache (see [`ListEntry`]).
@@ -203,6 +232,20 @@ struct Lists {
 
 thread_local! {
     static LISTS: RefCell<Lists> = const { RefCell::new(Lists { slots: Vec::new() }) };
+}
+
+/// What one side of an event found in the cache and wrote that can be kept
+/// once the event is written (keeping it earlier could evict the entry of
+/// the event's other list): ranges of the output, without leading commas.
+#[derive(Default)]
+struct Note {
+    /// The list's slot, when the list can be kept.
+    slot: Option<usize>,
+    /// The slot holds the list's entry.
+    hit: bool,
+    head: Option<std::ops::Range<usize>>,
+    url: Option<std::ops::Range<usize>>,
+    body: Option<std::ops::Range<usize>>,
 }
 
 impl Lists {
@@ -218,47 +261,106 @@ impl Lists {
         (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % LIST_SLOTS
     }
 
-    /// The entry kept for `headers` written with `redact`, if any.
-    fn find(&self, headers: &Headers, redact: bool) -> Option<&ListEntry> {
+    /// Where `headers` written for `side` with `redact` is kept or would
+    /// be: a [`Note`] with its slot (none when the list cannot be kept) and
+    /// whether the slot holds it.
+    fn find(&self, headers: &Headers, side: Side, redact: bool) -> Note {
         let storage = headers.storage();
-        if self.slots.is_empty() || storage.is_empty() || storage.len() > LIST_MAX {
-            return None;
+        if storage.is_empty() || storage.len() > LIST_MAX {
+            return Note::default();
         }
-        let e = self.slots.get(Lists::slot(storage))?;
-        (e.redact == redact && e.storage == storage).then_some(e)
+        let slot = Lists::slot(storage);
+        let hit = self
+            .slots
+            .get(slot)
+            .is_some_and(|e| e.redact == redact && e.side == side && e.storage == storage);
+        Note {
+            slot: Some(slot),
+            hit,
+            ..Note::default()
+        }
     }
 
-    /// Keeps what `headers` gave: its `facts` (values inside its storage,
-    /// as [`Facts::scan`] finds them) and its `"headers"` member.
-    fn put(&mut self, headers: &Headers, redact: bool, facts: &Facts<'_>, member: &[u8]) {
+    /// The entry `note` found, if it holds the list.
+    fn kept(&self, note: &Note) -> Option<&ListEntry> {
+        note.slot
+            .filter(|_| note.hit)
+            .and_then(|i| self.slots.get(i))
+    }
+
+    /// After an event: adds what the event wrote (`out`) to the entry its
+    /// list hit, or keeps the list in its slot when it missed (its `facts`,
+    /// values inside its storage as [`Facts::scan`] finds them). Entries
+    /// that hit are to be updated before any list is kept.
+    #[allow(clippy::too_many_arguments)]
+    fn note(
+        &mut self,
+        note: &Note,
+        headers: &Headers,
+        side: Side,
+        redact: bool,
+        facts: &Facts<'_>,
+        body: &Body,
+        tls: bool,
+        out: &[u8],
+    ) {
+        let Some(slot) = note.slot else { return };
         let storage = headers.storage();
-        // (Escaping can make the member several times the list: bound both.)
-        if storage.is_empty() || storage.len() > LIST_MAX || member.len() > LIST_MAX {
-            return;
-        }
-        let base = storage.as_ptr() as usize;
-        let mut offsets = [None; 8];
-        for (o, v) in offsets.iter_mut().zip(facts.values()) {
-            let Some(v) = v else { continue };
-            // Each value is a slice of the storage; anything else is not kept.
-            let start = (v.as_ptr() as usize).wrapping_sub(base);
-            if start > storage.len() || v.len() > storage.len() - start {
+        let piece = |r: &Option<std::ops::Range<usize>>| {
+            r.clone()
+                .and_then(|r| out.get(r))
+                .filter(|p| p.len() <= LIST_MAX)
+        };
+        if !note.hit {
+            // (Escaping can make the members several times the list: bound both.)
+            let Some(head) = piece(&note.head) else {
                 return;
+            };
+            let base = storage.as_ptr() as usize;
+            let mut offsets = [None; 8];
+            for (o, v) in offsets.iter_mut().zip(facts.values()) {
+                let Some(v) = v else { continue };
+                // Each value is a slice of the storage; anything else is not kept.
+                let start = (v.as_ptr() as usize).wrapping_sub(base);
+                if start > storage.len() || v.len() > storage.len() - start {
+                    return;
+                }
+                *o = Some((start as u32, v.len() as u32));
             }
-            *o = Some((start as u32, v.len() as u32));
+            if self.slots.is_empty() {
+                self.slots.resize_with(LIST_SLOTS, ListEntry::default);
+            }
+            let Some(e) = self.slots.get_mut(slot) else {
+                return;
+            };
+            e.storage.clear();
+            e.storage.extend_from_slice(storage);
+            e.redact = redact;
+            e.side = side;
+            e.facts = offsets;
+            e.head.clear();
+            e.head.extend_from_slice(head);
+            e.url_tls = None;
+            e.body = None;
         }
-        if self.slots.is_empty() {
-            self.slots.resize_with(LIST_SLOTS, ListEntry::default);
-        }
-        let Some(e) = self.slots.get_mut(Lists::slot(storage)) else {
+        let Some(e) = self.slots.get_mut(slot) else {
             return;
         };
-        e.storage.clear();
-        e.storage.extend_from_slice(storage);
-        e.redact = redact;
-        e.facts = offsets;
-        e.member.clear();
-        e.member.extend_from_slice(member);
+        if let Some(url) = piece(&note.url) {
+            e.url_tls = Some(tls);
+            e.url.clear();
+            e.url.extend_from_slice(url);
+        }
+        if let Some(member) = piece(&note.body) {
+            let content = body.content();
+            if content.len() <= BODY_MAX {
+                e.body = Some((body.size, http::content_is_partial(body)));
+                e.body_content.clear();
+                e.body_content.extend_from_slice(content);
+                e.body_member.clear();
+                e.body_member.extend_from_slice(member);
+            }
+        }
     }
 }
 
@@ -274,42 +376,56 @@ impl ListEntry {
         f
     }
 
-    /// Writes the `"headers"` member as [`headers_member`] did.
-    fn write_member(&self, j: &mut Obj<'_>) {
-        if !self.member.is_empty() {
-            if !j.first {
-                j.out.push(b',');
-            }
-            j.first = false;
-            j.out.extend_from_slice(&self.member);
-        }
+    /// The body member kept for `body`, if it is the last one written.
+    fn body_member(&self, body: &Body) -> Option<&[u8]> {
+        let (size, partial) = self.body?;
+        (size == body.size
+            && self.body_content == body.content()
+            && partial == http::content_is_partial(body))
+        .then_some(&self.body_member[..])
     }
 }
 
-/// A list's `"headers"` member from the cache when kept, else written and
-/// noted in `missed` (its bytes in `out`, to keep once the event is
-/// written: keeping it now could evict the entry of the event's other list).
-fn headers_member_cached(
+/// The object members of one side before `"body"`, from the cache when
+/// kept, else written by `write` and noted in `note`.
+fn head_cached(
     j: &mut Obj<'_>,
     kept: Option<&ListEntry>,
-    headers: &Headers,
-    facts: &Facts<'_>,
-    redact: bool,
-    missed: &mut Option<std::ops::Range<usize>>,
+    note: &mut Note,
+    write: impl FnOnce(&mut Obj<'_>),
 ) {
     if let Some(e) = kept {
-        return e.write_member(j);
+        j.out.extend_from_slice(&e.head);
+        j.first = e.head.is_empty();
+        return;
     }
-    let comma = !j.first;
     let start = j.out.len();
-    headers_member(j, headers, facts, redact);
-    let end = j.out.len();
-    let start = if comma && end > start {
-        start + 1
-    } else {
-        start
-    };
-    *missed = Some(start..end);
+    write(j);
+    note.head = Some(start..j.out.len());
+}
+
+/// The `"body"` member, from the cache when the list's entry holds it, else
+/// written and noted in `note`.
+fn body_cached(
+    j: &mut Obj<'_>,
+    kept: Option<&ListEntry>,
+    note: &mut Note,
+    m: &Message,
+    content_type: Option<&[u8]>,
+    redact: bool,
+) {
+    if !j.first {
+        j.out.push(b',');
+    }
+    j.first = true;
+    if let Some(member) = kept.and_then(|e| e.body_member(&m.body)) {
+        j.out.extend_from_slice(member);
+        j.first = false;
+        return;
+    }
+    let start = j.out.len();
+    body_member(j, m, content_type, redact);
+    note.body = Some(start..j.out.len());
 }
 
 /// `name` is `lower` (ASCII case-insensitive); decoders give names in lower
@@ -446,8 +562,17 @@ fn write_http(
     let req = &t.request;
     let resp = &t.response;
     let redact = opts.redact;
-    let kept = |headers: &Headers| lists.as_deref().and_then(|l| l.find(headers, redact));
-    let (rq_kept, rs_kept) = (kept(&req.headers), kept(&resp.headers));
+    let tls = h.library != TlsLibrary::None;
+    let look = |headers: &Headers, side| match lists.as_deref() {
+        Some(l) => l.find(headers, side, redact),
+        None => Note::default(),
+    };
+    let (mut rq_note, mut rs_note) = (
+        look(&req.headers, Side::Request),
+        look(&resp.headers, Side::Response),
+    );
+    let kept = |note: &Note| lists.as_deref().and_then(|l| l.kept(note));
+    let (rq_kept, rs_kept) = (kept(&rq_note), kept(&rs_note));
     let facts = |kept: Option<&ListEntry>, headers| match kept {
         Some(e) => e.facts(headers),
         None => {
@@ -458,7 +583,6 @@ fn write_http(
     };
     let rq = facts(rq_kept, &req.headers);
     let rs = facts(rs_kept, &resp.headers);
-    let (mut rq_missed, mut rs_missed) = (None, None);
     let (head, tail) = ctx.bytes.split_at(ctx.split);
     out.reserve(head.len() + tail.len() + 1024);
 
@@ -472,8 +596,18 @@ fn write_http(
     out.extend_from_slice(b"},");
     out.extend_from_slice(head);
 
-    if req.seen && !url_fast(out, &rq, h.library != TlsLibrary::None, redact) {
-        url_general(out, h, redact);
+    if req.seen {
+        match rq_kept.filter(|e| e.url_tls == Some(tls)) {
+            Some(e) => out.extend_from_slice(&e.url),
+            None => {
+                let start = out.len();
+                if url_fast(out, &rq, tls, redact) {
+                    rq_note.url = Some(start..out.len());
+                } else {
+                    url_general(out, h, redact);
+                }
+            }
+        }
     }
 
     out.extend_from_slice(b",\"http\":{\"version\":\"");
@@ -485,25 +619,10 @@ fn write_http(
             out: &mut *out,
             first: true,
         };
-        if let Some(method) = rq.method {
-            j.lit_key(b"\"method\":");
-            push_json_bytes(j.out, method);
-        }
-        if let Some(mime) = rq.mime_type() {
-            j.lit_key(b"\"mime_type\":");
-            push_json_bytes(j.out, mime);
-        }
-        if let Some(referrer) = rq.referer {
-            let shown = if redact {
-                weft_core::redact::mask_header_value(b"referer", referrer)
-            } else {
-                Cow::Borrowed(referrer)
-            };
-            j.lit_key(b"\"referrer\":");
-            push_json_bytes(j.out, &shown);
-        }
-        headers_member_cached(&mut j, rq_kept, &req.headers, &rq, redact, &mut rq_missed);
-        body_member(&mut j, req, rq.content_type, redact);
+        head_cached(&mut j, rq_kept, &mut rq_note, |j| {
+            request_head(j, &req.headers, &rq, redact);
+        });
+        body_cached(&mut j, rq_kept, &mut rq_note, req, rq.content_type, redact);
         out.push(b'}');
     }
     if resp.seen {
@@ -512,16 +631,10 @@ fn write_http(
             out: &mut *out,
             first: true,
         };
-        if let Some(status) = rs.status_code() {
-            j.lit_key(b"\"status_code\":");
-            push_uint(j.out, u64::from(status));
-        }
-        if let Some(mime) = rs.mime_type() {
-            j.lit_key(b"\"mime_type\":");
-            push_json_bytes(j.out, mime);
-        }
-        headers_member_cached(&mut j, rs_kept, &resp.headers, &rs, redact, &mut rs_missed);
-        body_member(&mut j, resp, rs.content_type, redact);
+        head_cached(&mut j, rs_kept, &mut rs_note, |j| {
+            response_head(j, &resp.headers, &rs, redact);
+        });
+        body_cached(&mut j, rs_kept, &mut rs_note, resp, rs.content_type, redact);
         out.push(b'}');
     }
     out.push(b'}');
@@ -617,15 +730,54 @@ fn write_http(
     }
     out.extend_from_slice(b"}}}");
     if let Some(lists) = lists {
-        for (missed, headers, facts) in [
-            (rq_missed, &req.headers, &rq),
-            (rs_missed, &resp.headers, &rs),
-        ] {
-            if let Some(member) = missed.and_then(|r| out.get(r)) {
-                lists.put(headers, redact, facts, member);
+        let sides = [
+            (&rq_note, &req.headers, Side::Request, &rq, &req.body),
+            (&rs_note, &resp.headers, Side::Response, &rs, &resp.body),
+        ];
+        // Entries that hit first: keeping a list that missed may evict one.
+        for hit in [true, false] {
+            for (note, headers, side, facts, body) in sides {
+                if note.hit == hit {
+                    lists.note(note, headers, side, redact, facts, body, tls, out);
+                }
             }
         }
     }
+}
+
+/// The request object's members before `"body"`.
+fn request_head(j: &mut Obj<'_>, headers: &Headers, rq: &Facts<'_>, redact: bool) {
+    if let Some(method) = rq.method {
+        j.lit_key(b"\"method\":");
+        push_json_bytes(j.out, method);
+    }
+    if let Some(mime) = rq.mime_type() {
+        j.lit_key(b"\"mime_type\":");
+        push_json_bytes(j.out, mime);
+    }
+    if let Some(referrer) = rq.referer {
+        let shown = if redact {
+            weft_core::redact::mask_header_value(b"referer", referrer)
+        } else {
+            Cow::Borrowed(referrer)
+        };
+        j.lit_key(b"\"referrer\":");
+        push_json_bytes(j.out, &shown);
+    }
+    headers_member(j, headers, rq, redact);
+}
+
+/// The response object's members before `"body"`.
+fn response_head(j: &mut Obj<'_>, headers: &Headers, rs: &Facts<'_>, redact: bool) {
+    if let Some(status) = rs.status_code() {
+        j.lit_key(b"\"status_code\":");
+        push_uint(j.out, u64::from(status));
+    }
+    if let Some(mime) = rs.mime_type() {
+        j.lit_key(b"\"mime_type\":");
+        push_json_bytes(j.out, mime);
+    }
+    headers_member(j, headers, rs, redact);
 }
 
 fn push_bool(out: &mut Vec<u8>, key: &[u8], value: bool) {
@@ -1037,19 +1189,24 @@ pub(super) mod tests {
     /// redaction, twice in a row (the second time from the context cache).
     pub(in crate::json) fn assert_same_as_reference(h: &Http) {
         for redact in [true, false] {
-            let opts = JsonOptions::default().redact(redact);
-            let mut want = Vec::new();
-            reference::encode_http(h, &opts, &mut want);
             for _ in 0..2 {
-                let mut got = Vec::new();
-                encode_http(h, &opts, &mut got);
-                assert_eq!(
-                    String::from_utf8_lossy(&got),
-                    String::from_utf8_lossy(&want),
-                    "redact {redact}"
-                );
+                assert_same_with(h, redact);
             }
         }
+    }
+
+    /// The fast writer gives the general writers' bytes with `redact`.
+    fn assert_same_with(h: &Http, redact: bool) {
+        let opts = JsonOptions::default().redact(redact);
+        let mut want = Vec::new();
+        reference::encode_http(h, &opts, &mut want);
+        let mut got = Vec::new();
+        encode_http(h, &opts, &mut got);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "redact {redact}"
+        );
     }
 
     fn tx(h: &mut Http) -> &mut Transaction {
@@ -1097,6 +1254,90 @@ pub(super) mod tests {
             HEAD.windows(crate::ECS_VERSION.len())
                 .any(|w| w == crate::ECS_VERSION.as_bytes())
         );
+    }
+
+    #[test]
+    fn kept_lists_answer_only_for_their_own_side_scheme_and_body() {
+        // Two header lists shared by events whose bodies, schemes and sides
+        // differ: a kept URL, object head or body member must answer only
+        // for what it was written for.
+        let request: Headers = [
+            (":method", "POST"),
+            (":path", "/x?token=1&a=2"),
+            ("host", "h.example:8443"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("referer", "https://r/?code=1"),
+        ]
+        .into_iter()
+        .collect();
+        let response: Headers = [(":status", "200"), ("content-type", "application/json")]
+            .into_iter()
+            .collect();
+        let bodies: &[(&[u8], u64, bool)] = &[
+            (b"ok\n", 3, false),
+            (b"ok\n", 4, true),
+            (b"ok\n", 4, false),
+            (b"ok!", 3, false),
+            (b"", 0, false),
+            (b"", 5, false),
+            (br#"{"password":"x"}"#, 16, false),
+            (b"password=x&b=1", 14, false),
+            (b"\xc3", 2, true),
+            (b"\xc3", 1, false),
+            (b"\xc3", 2, false),
+            (&[b'a'; BODY_MAX], BODY_MAX as u64, false),
+            (&[b'a'; BODY_MAX + 1], BODY_MAX as u64 + 1, false),
+        ];
+        let mut events = Vec::new();
+        for &(data, size, truncated) in bodies {
+            for library in [TlsLibrary::OpenSsl, TlsLibrary::None] {
+                let mut h = h1_event();
+                h.library = library;
+                let t = tx(&mut h);
+                t.request.headers = request.clone();
+                t.response.headers = response.clone();
+                for m in [&mut t.request, &mut t.response] {
+                    m.body = Body {
+                        data: data.to_vec(),
+                        size,
+                        truncated,
+                        ..Body::default()
+                    };
+                }
+                events.push(h.clone());
+                // The same content, decoded from other bytes and cut short.
+                tx(&mut h).response.body = Body {
+                    data: b"zz".to_vec(),
+                    size: 2,
+                    decoded: Some(Decoded {
+                        data: data.to_vec(),
+                        size,
+                        truncated: true,
+                        error: None,
+                    }),
+                    ..Body::default()
+                };
+                events.push(h.clone());
+                // Each list on the other side.
+                let t = tx(&mut h);
+                std::mem::swap(&mut t.request.headers, &mut t.response.headers);
+                events.push(h);
+            }
+        }
+        // With one redaction option at a time (the entries are kept per
+        // option), in order and scrambled.
+        for redact in [true, false] {
+            for h in &events {
+                assert_same_with(h, redact);
+            }
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            for _ in 0..8 * events.len() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                assert_same_with(&events[(x % events.len() as u64) as usize], redact);
+            }
+        }
     }
 
     #[test]
