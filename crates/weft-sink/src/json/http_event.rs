@@ -47,9 +47,39 @@ use crate::datetime::{push_rfc3339_utc, push_uint};
 use crate::http::{self, HttpUrl};
 
 /// Everything from `","ecs"` to the action: the same on every http event.
-const HEAD: &[u8] = b"\",\"ecs\":{\"version\":\"8.11.0\"},\"event\":{\"kind\":\"event\",\
+macro_rules! head {
+    () => {
+        "\",\"ecs\":{\"version\":\"8.11.0\"},\"event\":{\"kind\":\"event\",\
 \"category\":[\"network\",\"web\"],\"type\":[\"access\",\"protocol\"],\
-\"action\":\"http-transaction\"";
+\"action\":\"http-transaction\""
+    };
+}
+const HEAD: &[u8] = head!().as_bytes();
+/// [`HEAD`] and the key of `event.duration`.
+const HEAD_DURATION: &[u8] = concat!(head!(), ",\"duration\":").as_bytes();
+
+/// `,"role":...` to `"redacted"` of `weft.http` for a complete transaction
+/// without interim responses or anything lost, by role (as `Role as
+/// usize`) and redaction option.
+const COMPLETE: [[&[u8]; 2]; 3] = {
+    macro_rules! ending {
+        ($role:literal, $redacted:literal) => {
+            concat!(
+                ",\"role\":\"",
+                $role,
+                "\",\"end\":\"complete\",\"complete\":true,\"headers_incomplete\":false,\
+\"headers_truncated\":false,\"body_truncated\":false,\"data_lost\":false,\"redacted\":",
+                $redacted
+            )
+            .as_bytes()
+        };
+    }
+    let mut t: [[&[u8]; 2]; 3] = [[b""; 2]; 3];
+    t[Role::Client as usize] = [ending!("client", "false"), ending!("client", "true")];
+    t[Role::Server as usize] = [ending!("server", "false"), ending!("server", "true")];
+    t[Role::Unknown as usize] = [ending!("unknown", "false"), ending!("unknown", "true")];
+    t
+};
 
 /// What the event needs from one header list, found in one pass: the value
 /// of the first field of each name (ASCII case-insensitive), as
@@ -248,15 +278,31 @@ struct Note {
     body: Option<std::ops::Range<usize>>,
 }
 
+impl Note {
+    /// Something to keep once the event is written.
+    fn pending(&self) -> bool {
+        self.slot.is_some() && (!self.hit || self.url.is_some() || self.body.is_some())
+    }
+}
+
 impl Lists {
+    /// The slot of a list's storage: a hash of all of it, sixteen bytes
+    /// per folded multiply.
     fn slot(storage: &[u8]) -> usize {
-        let (words, rest) = storage.as_chunks::<8>();
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let fold = |h: u64, x: u128| {
+            let m = u128::from(h ^ x as u64) * u128::from((x >> 64) as u64 ^ K);
+            m as u64 ^ (m >> 64) as u64
+        };
+        let (blocks, rest) = storage.as_chunks::<16>();
         let mut h = storage.len() as u64;
-        for w in words {
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        for b in blocks {
+            h = fold(h, u128::from_le_bytes(*b));
         }
-        for &b in rest {
-            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        if !rest.is_empty() {
+            let mut last = [0u8; 16];
+            last[..rest.len()].copy_from_slice(rest);
+            h = fold(h, u128::from_le_bytes(last));
         }
         (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % LIST_SLOTS
     }
@@ -368,11 +414,31 @@ impl ListEntry {
     /// The facts of `headers`, whose storage is this entry's.
     fn facts<'a>(&self, headers: &'a Headers) -> Facts<'a> {
         let storage = headers.storage();
+        let get = |r: Option<(u32, u32)>| {
+            let (o, n) = r?;
+            storage.get(o as usize..o as usize + n as usize)
+        };
+        let [
+            method,
+            path,
+            authority,
+            host,
+            referer,
+            user_agent,
+            content_type,
+            status,
+        ] = self.facts;
         let mut f = Facts::EMPTY;
-        f.set_values(
-            self.facts
-                .map(|r| r.and_then(|(o, n)| storage.get(o as usize..(o + n) as usize))),
-        );
+        f.set_values([
+            get(method),
+            get(path),
+            get(authority),
+            get(host),
+            get(referer),
+            get(user_agent),
+            get(content_type),
+            get(status),
+        ]);
         f
     }
 
@@ -436,8 +502,9 @@ fn is(name: &[u8], lower: &[u8]) -> bool {
 }
 
 /// The fragments of one context (process, connection, role, TLS library and
-/// session, destination name): `bytes[..split]` is `process` .. `network`,
-/// `bytes[split..]` is `tls` .. `"weft":{"http":{"stream_id":`.
+/// session, destination name): `bytes[..split]` is `},` (the end of
+/// `event`) and `process` .. `network`, `bytes[split..]` is `,` and `tls`
+/// .. `"weft":{"http":{"stream_id":`.
 struct Context {
     process: Arc<ProcessInfo>,
     flow: Option<Flow>,
@@ -473,6 +540,7 @@ impl Context {
     fn new(h: &Http) -> Self {
         let p = &*h.process;
         let mut bytes = Vec::with_capacity(1024);
+        bytes.extend_from_slice(b"},");
         let mut j = Obj {
             out: &mut bytes,
             first: true,
@@ -489,6 +557,7 @@ impl Context {
             );
         }
         let split = bytes.len();
+        bytes.push(b',');
         let mut j = Obj {
             out: &mut bytes,
             first: true,
@@ -588,12 +657,13 @@ fn write_http(
 
     out.extend_from_slice(b"{\"@timestamp\":\"");
     push_rfc3339_utc(out, h.timestamp_ns);
-    out.extend_from_slice(HEAD);
-    if let Some(ns) = http::duration_ns(h) {
-        out.extend_from_slice(b",\"duration\":");
-        push_uint(out, ns);
+    match http::duration_ns(h) {
+        Some(ns) => {
+            out.extend_from_slice(HEAD_DURATION);
+            push_uint(out, ns);
+        }
+        None => out.extend_from_slice(HEAD),
     }
-    out.extend_from_slice(b"},");
     out.extend_from_slice(head);
 
     if req.seen {
@@ -612,9 +682,8 @@ fn write_http(
 
     out.extend_from_slice(b",\"http\":{\"version\":\"");
     out.extend_from_slice(t.version().as_bytes());
-    out.push(b'"');
     if req.seen {
-        out.extend_from_slice(b",\"request\":{");
+        out.extend_from_slice(b"\",\"request\":{");
         let mut j = Obj {
             out: &mut *out,
             first: true,
@@ -624,6 +693,8 @@ fn write_http(
         });
         body_cached(&mut j, rq_kept, &mut rq_note, req, rq.content_type, redact);
         out.push(b'}');
+    } else {
+        out.push(b'"');
     }
     if resp.seen {
         out.extend_from_slice(b",\"response\":{");
@@ -645,13 +716,54 @@ fn write_http(
         out.push(b'}');
     }
 
-    out.push(b',');
     out.extend_from_slice(tail);
     push_uint(out, u64::from(t.stream_id));
     if let Some(parent) = t.promised_by {
         out.extend_from_slice(b",\"promised_by\":");
         push_uint(out, u64::from(parent));
     }
+    let complete = t.is_complete();
+    let headers_incomplete = req.headers_incomplete || resp.headers_incomplete;
+    let headers_truncated = req.headers_truncated || resp.headers_truncated;
+    let body_truncated =
+        http::content_is_partial(&req.body) || http::content_is_partial(&resp.body);
+    let data_lost = req.data_lost || resp.data_lost;
+    if matches!(t.end, End::Complete)
+        && complete
+        && !headers_incomplete
+        && !headers_truncated
+        && !body_truncated
+        && !data_lost
+        && t.interim.is_empty()
+    {
+        // The common ending, one constant per role and option.
+        out.extend_from_slice(COMPLETE[h.role as usize % 3][usize::from(redact)]);
+    } else {
+        write_ending(out, h, redact);
+    }
+    weft_sides(out, req, resp, redact);
+    if let Some(lists) = lists
+        && (rq_note.pending() || rs_note.pending())
+    {
+        let sides = [
+            (&rq_note, &req.headers, Side::Request, &rq, &req.body),
+            (&rs_note, &resp.headers, Side::Response, &rs, &resp.body),
+        ];
+        // Entries that hit first: keeping a list that missed may evict one.
+        for hit in [true, false] {
+            for (note, headers, side, facts, body) in sides {
+                if note.hit == hit {
+                    lists.note(note, headers, side, redact, facts, body, tls, out);
+                }
+            }
+        }
+    }
+}
+
+/// `,"role":...` to `"redacted"` of `weft.http` for any event.
+fn write_ending(out: &mut Vec<u8>, h: &Http, redact: bool) {
+    let t = &*h.transaction;
+    let (req, resp) = (&t.request, &t.response);
     match h.role {
         Role::Client => out.extend_from_slice(b",\"role\":\"client\",\"end\":\""),
         Role::Server => out.extend_from_slice(b",\"role\":\"server\",\"end\":\""),
@@ -707,41 +819,51 @@ fn write_http(
     } else {
         out.extend_from_slice(b",\"redacted\":false");
     }
-    for (key, m) in [
-        (&b",\"request\":{"[..], req),
-        (&b",\"response\":{"[..], resp),
-    ] {
-        let has_body = m.body.size > 0 || !m.body.data.is_empty();
-        let has_trailers = !m.trailers.is_empty() && m.trailers.regular().next().is_some();
-        if m.seen && (has_body || has_trailers) {
-            out.extend_from_slice(key);
-            let mut j = Obj {
-                out: &mut *out,
-                first: true,
-            };
-            if has_body {
-                weft_body_member(&mut j, &m.body);
-            }
-            if has_trailers {
-                header_object(&mut j, "trailers", &m.trailers, redact);
-            }
-            out.push(b'}');
-        }
-    }
+}
+
+/// `weft.http.request` and `.response` (bodies, trailers) and the end of
+/// the event.
+fn weft_sides(out: &mut Vec<u8>, req: &Message, resp: &Message, redact: bool) {
+    weft_side(
+        out,
+        b",\"request\":{",
+        b",\"request\":{\"body\":{\"kept\":",
+        req,
+        redact,
+    );
+    weft_side(
+        out,
+        b",\"response\":{",
+        b",\"response\":{\"body\":{\"kept\":",
+        resp,
+        redact,
+    );
     out.extend_from_slice(b"}}}");
-    if let Some(lists) = lists {
-        let sides = [
-            (&rq_note, &req.headers, Side::Request, &rq, &req.body),
-            (&rs_note, &resp.headers, Side::Response, &rs, &resp.body),
-        ];
-        // Entries that hit first: keeping a list that missed may evict one.
-        for hit in [true, false] {
-            for (note, headers, side, facts, body) in sides {
-                if note.hit == hit {
-                    lists.note(note, headers, side, redact, facts, body, tls, out);
-                }
-            }
+}
+
+/// `weft.http.<side>` (`key`: its key and brace; `body_key`: the same and
+/// the body's first key), when the side has a body or trailers.
+#[inline]
+fn weft_side(out: &mut Vec<u8>, key: &[u8], body_key: &[u8], m: &Message, redact: bool) {
+    let has_body = m.body.size > 0 || !m.body.data.is_empty();
+    let has_trailers = !m.trailers.is_empty() && m.trailers.regular().next().is_some();
+    if m.seen && (has_body || has_trailers) {
+        let mut j = Obj {
+            out: &mut *out,
+            first: true,
+        };
+        if has_body {
+            // The object's key and the body's first key as one copy.
+            j.out.extend_from_slice(body_key);
+            j.first = false;
+            weft_body_rest(&mut j, &m.body);
+        } else {
+            j.out.extend_from_slice(key);
         }
+        if has_trailers {
+            header_object(&mut j, "trailers", &m.trailers, redact);
+        }
+        out.push(b'}');
     }
 }
 
@@ -1128,9 +1250,9 @@ fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
     j.base64("base64", data);
 }
 
-/// `weft.http.<side>.body` (and `grpc`) as `weft_body_object` writes it.
-fn weft_body_member(j: &mut Obj<'_>, b: &Body) {
-    j.lit_key(b"\"body\":{\"kept\":");
+/// `weft.http.<side>.body` (and `grpc`) as `weft_body_object` writes it,
+/// after `"body":{"kept":`.
+fn weft_body_rest(j: &mut Obj<'_>, b: &Body) {
     push_uint(j.out, b.data.len() as u64);
     let decoded = http::is_decoded(b);
     match (http::content_is_partial(b), decoded) {
@@ -1569,6 +1691,10 @@ pub(super) mod tests {
         t.response.headers = [(":status", "2000"), ("content-type", " ; x")]
             .into_iter()
             .collect();
+        events.push(h);
+        // Otherwise complete, with an interim response.
+        let mut h = h1_event();
+        tx(&mut h).interim = vec![[(":status", "100")].into_iter().collect()];
         events.push(h);
         let mut h = h2_event();
         tx(&mut h).request = Message::default();
