@@ -32,7 +32,7 @@
 //! compare the two on every event shape they have.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::sync::Arc;
 
 use weft_core::event::{Flow, Http, ProcessInfo, Role, TlsLibrary, TlsSession};
@@ -234,6 +234,8 @@ enum Side {
 /// - `head`: the side's object members before `"body"` exactly as
 ///   [`request_head`] or [`response_head`] wrote them (no leading comma;
 ///   empty when they wrote nothing);
+/// - for a request, `user_agent`: `,"user_agent":{...}` (empty when the
+///   list has none);
 /// - for a request, `url`: `,"url":{...}` as [`url_fast`] wrote it for the
 ///   scheme `url_tls` says (a function of the facts, the scheme and the
 ///   option);
@@ -248,6 +250,7 @@ struct ListEntry {
     side: Side,
     facts: [Option<(u32, u32)>; 8],
     head: Vec<u8>,
+    user_agent: Vec<u8>,
     url_tls: Option<bool>,
     url: Vec<u8>,
     body: Option<(u64, bool)>,
@@ -276,6 +279,8 @@ struct Note {
     head: Option<std::ops::Range<usize>>,
     url: Option<std::ops::Range<usize>>,
     body: Option<std::ops::Range<usize>>,
+    /// `,"user_agent":{...}` (empty: none), for a request.
+    user_agent: Option<std::ops::Range<usize>>,
 }
 
 impl Note {
@@ -345,7 +350,7 @@ impl Lists {
         headers: &Headers,
         side: Side,
         redact: bool,
-        facts: &Facts<'_>,
+        facts: Option<&Facts<'_>>,
         body: &Body,
         tls: bool,
         out: &[u8],
@@ -359,8 +364,15 @@ impl Lists {
         };
         if !note.hit {
             // (Escaping can make the members several times the list: bound both.)
-            let Some(head) = piece(&note.head) else {
+            let (Some(head), Some(facts)) = (piece(&note.head), facts) else {
                 return;
+            };
+            let user_agent = match side {
+                Side::Request => match piece(&note.user_agent) {
+                    Some(ua) => ua,
+                    None => return,
+                },
+                Side::Response => &[],
             };
             let base = storage.as_ptr() as usize;
             let mut offsets = [None; 8];
@@ -386,6 +398,8 @@ impl Lists {
             e.facts = offsets;
             e.head.clear();
             e.head.extend_from_slice(head);
+            e.user_agent.clear();
+            e.user_agent.extend_from_slice(user_agent);
             e.url_tls = None;
             e.body = None;
         }
@@ -472,13 +486,13 @@ fn head_cached(
 
 /// The `"body"` member, from the cache when the list's entry holds it, else
 /// written and noted in `note`.
-fn body_cached(
+fn body_cached<'a>(
     j: &mut Obj<'_>,
     kept: Option<&ListEntry>,
     note: &mut Note,
     m: &Message,
-    content_type: Option<&[u8]>,
     redact: bool,
+    content_type: impl FnOnce() -> Option<&'a [u8]>,
 ) {
     if !j.first {
         j.out.push(b',');
@@ -490,7 +504,7 @@ fn body_cached(
         return;
     }
     let start = j.out.len();
-    body_member(j, m, content_type, redact);
+    body_member(j, m, content_type(), redact);
     note.body = Some(start..j.out.len());
 }
 
@@ -650,8 +664,11 @@ fn write_http(
             f
         }
     };
-    let rq = facts(rq_kept, &req.headers);
-    let rs = facts(rs_kept, &resp.headers);
+    // Read only when something is written from them: a kept list's parts
+    // are mostly copied as they are.
+    let (rq_facts, rs_facts) = (OnceCell::new(), OnceCell::new());
+    let rq = || rq_facts.get_or_init(|| facts(rq_kept, &req.headers));
+    let rs = || rs_facts.get_or_init(|| facts(rs_kept, &resp.headers));
     let (head, tail) = ctx.bytes.split_at(ctx.split);
     out.reserve(head.len() + tail.len() + 1024);
 
@@ -671,7 +688,7 @@ fn write_http(
             Some(e) => out.extend_from_slice(&e.url),
             None => {
                 let start = out.len();
-                if url_fast(out, &rq, tls, redact) {
+                if url_fast(out, rq(), tls, redact) {
                     rq_note.url = Some(start..out.len());
                 } else {
                     url_general(out, h, redact);
@@ -689,9 +706,11 @@ fn write_http(
             first: true,
         };
         head_cached(&mut j, rq_kept, &mut rq_note, |j| {
-            request_head(j, &req.headers, &rq, redact);
+            request_head(j, &req.headers, rq(), redact);
         });
-        body_cached(&mut j, rq_kept, &mut rq_note, req, rq.content_type, redact);
+        body_cached(&mut j, rq_kept, &mut rq_note, req, redact, || {
+            rq().content_type
+        });
         out.push(b'}');
     } else {
         out.push(b'"');
@@ -703,17 +722,26 @@ fn write_http(
             first: true,
         };
         head_cached(&mut j, rs_kept, &mut rs_note, |j| {
-            response_head(j, &resp.headers, &rs, redact);
+            response_head(j, &resp.headers, rs(), redact);
         });
-        body_cached(&mut j, rs_kept, &mut rs_note, resp, rs.content_type, redact);
+        body_cached(&mut j, rs_kept, &mut rs_note, resp, redact, || {
+            rs().content_type
+        });
         out.push(b'}');
     }
     out.push(b'}');
 
-    if let Some(ua) = rq.user_agent {
-        out.extend_from_slice(b",\"user_agent\":{\"original\":");
-        push_json_bytes(out, ua);
-        out.push(b'}');
+    match rq_kept {
+        Some(e) => out.extend_from_slice(&e.user_agent),
+        None => {
+            let start = out.len();
+            if let Some(ua) = rq().user_agent {
+                out.extend_from_slice(b",\"user_agent\":{\"original\":");
+                push_json_bytes(out, ua);
+                out.push(b'}');
+            }
+            rq_note.user_agent = Some(start..out.len());
+        }
     }
 
     out.extend_from_slice(tail);
@@ -746,8 +774,20 @@ fn write_http(
         && (rq_note.pending() || rs_note.pending())
     {
         let sides = [
-            (&rq_note, &req.headers, Side::Request, &rq, &req.body),
-            (&rs_note, &resp.headers, Side::Response, &rs, &resp.body),
+            (
+                &rq_note,
+                &req.headers,
+                Side::Request,
+                rq_facts.get(),
+                &req.body,
+            ),
+            (
+                &rs_note,
+                &resp.headers,
+                Side::Response,
+                rs_facts.get(),
+                &resp.body,
+            ),
         ];
         // Entries that hit first: keeping a list that missed may evict one.
         for hit in [true, false] {
@@ -1389,6 +1429,7 @@ pub(super) mod tests {
             ("host", "h.example:8443"),
             ("content-type", "application/x-www-form-urlencoded"),
             ("referer", "https://r/?code=1"),
+            ("user-agent", "ua/1"),
         ]
         .into_iter()
         .collect();
