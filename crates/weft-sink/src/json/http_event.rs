@@ -32,7 +32,7 @@
 //! compare the two on every event shape they have.
 
 use std::borrow::Cow;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::Arc;
 
 use weft_core::event::{Flow, Http, ProcessInfo, Role, TlsLibrary, TlsSession};
@@ -314,17 +314,29 @@ impl Lists {
 
     /// Where `headers` written for `side` with `redact` is kept or would
     /// be: a [`Note`] with its slot (none when the list cannot be kept) and
-    /// whether the slot holds it.
-    fn find(&self, headers: &Headers, side: Side, redact: bool) -> Note {
+    /// whether the slot holds it. `hint` is the slot of the list the same
+    /// context's previous event had on that side: when it holds this list
+    /// (a connection repeating its headers), the list is not hashed.
+    fn find(&self, headers: &Headers, side: Side, redact: bool, hint: u8) -> Note {
         let storage = headers.storage();
         if storage.is_empty() || storage.len() > LIST_MAX {
             return Note::default();
         }
+        let holds = |slot: usize| {
+            self.slots
+                .get(slot)
+                .is_some_and(|e| e.redact == redact && e.side == side && e.storage == storage)
+        };
+        let hint = usize::from(hint);
+        if holds(hint) {
+            return Note {
+                slot: Some(hint),
+                hit: true,
+                ..Note::default()
+            };
+        }
         let slot = Lists::slot(storage);
-        let hit = self
-            .slots
-            .get(slot)
-            .is_some_and(|e| e.redact == redact && e.side == side && e.storage == storage);
+        let hit = holds(slot);
         Note {
             slot: Some(slot),
             hit,
@@ -528,7 +540,14 @@ struct Context {
     domain: Option<Arc<str>>,
     bytes: Box<[u8]>,
     split: usize,
+    /// The list slots of the last event's request and response
+    /// ([`Lists::find`]'s hints; [`NO_SLOT`] when none).
+    hints: Cell<[u8; 2]>,
 }
+
+/// No list slot (past [`LIST_SLOTS`]).
+const NO_SLOT: u8 = u8::MAX;
+const _: () = assert!(LIST_SLOTS < NO_SLOT as usize);
 
 thread_local! {
     static CONTEXTS: RefCell<Vec<Option<Context>>> = const { RefCell::new(Vec::new()) };
@@ -597,6 +616,7 @@ impl Context {
             domain: h.destination_domain.clone(),
             bytes: bytes.into(),
             split,
+            hints: Cell::new([NO_SLOT; 2]),
         }
     }
 }
@@ -646,14 +666,20 @@ fn write_http(
     let resp = &t.response;
     let redact = opts.redact;
     let tls = h.library != TlsLibrary::None;
-    let look = |headers: &Headers, side| match lists.as_deref() {
-        Some(l) => l.find(headers, side, redact),
+    let [rq_hint, rs_hint] = ctx.hints.get();
+    let look = |headers: &Headers, side, hint| match lists.as_deref() {
+        Some(l) => l.find(headers, side, redact, hint),
         None => Note::default(),
     };
     let (mut rq_note, mut rs_note) = (
-        look(&req.headers, Side::Request),
-        look(&resp.headers, Side::Response),
+        look(&req.headers, Side::Request, rq_hint),
+        look(&resp.headers, Side::Response, rs_hint),
     );
+    let hint = |note: &Note| note.slot.and_then(|s| u8::try_from(s).ok());
+    ctx.hints.set([
+        hint(&rq_note).unwrap_or(NO_SLOT),
+        hint(&rs_note).unwrap_or(NO_SLOT),
+    ]);
     let kept = |note: &Note| lists.as_deref().and_then(|l| l.kept(note));
     let (rq_kept, rs_kept) = (kept(&rq_note), kept(&rs_note));
     let facts = |kept: Option<&ListEntry>, headers| match kept {
