@@ -20,6 +20,9 @@
 //!   referrer, `"headers"`), a request's `"url"` and the last small body
 //!   member written with it from a per-thread cache ([`Lists`]) instead of
 //!   being read and written again;
+//! - when all of that came from kept parts, the event's middle (from the
+//!   context's first fragment to its last) is the context's [`Template`]
+//!   of the same entries: one copy instead of a dozen;
 //! - a header object whose names are distinct and whose names are common
 //!   ones redaction leaves alone is written field by field without the
 //!   redaction rules or the grouping, its keys as constants; anything else
@@ -256,15 +259,23 @@ struct ListEntry {
     body: Option<(u64, bool)>,
     body_content: Vec<u8>,
     body_member: Vec<u8>,
+    /// [`Lists::generation`] when the entry last changed: equal
+    /// generations, equal bytes.
+    generation: u64,
 }
 
 /// The per-thread header-list cache (see [`ListEntry`]).
 struct Lists {
     slots: Vec<ListEntry>,
+    /// Counts changes to entries (see [`ListEntry::generation`]).
+    generation: u64,
 }
 
 thread_local! {
-    static LISTS: RefCell<Lists> = const { RefCell::new(Lists { slots: Vec::new() }) };
+    static LISTS: RefCell<Lists> = const { RefCell::new(Lists {
+        slots: Vec::new(),
+        generation: 0,
+    }) };
 }
 
 /// What one side of an event found in the cache and wrote that can be kept
@@ -418,6 +429,9 @@ impl Lists {
         let Some(e) = self.slots.get_mut(slot) else {
             return;
         };
+        // Whatever a template copied from this entry is now stale.
+        self.generation += 1;
+        e.generation = self.generation;
         if let Some(url) = piece(&note.url) {
             e.url_tls = Some(tls);
             e.url.clear();
@@ -543,7 +557,35 @@ struct Context {
     /// The list slots of the last event's request and response
     /// ([`Lists::find`]'s hints; [`NO_SLOT`] when none).
     hints: Cell<[u8; 2]>,
+    /// The event's middle as the last event written entirely from kept
+    /// parts wrote it.
+    template: RefCell<Template>,
 }
+
+/// An event's bytes from the context's first fragment to its last (`},`
+/// .. `"stream_id":`), written entirely from the context and kept parts of
+/// two lists: the URL, both sides' heads and body members, the user agent.
+/// Those parts are functions of the list entries (their slots and
+/// generations) and the event's bodies (which the entries' body members
+/// must match), so with the same key and matching bodies the bytes are
+/// the same.
+#[derive(Default)]
+struct Template {
+    key: Option<TemplateKey>,
+    bytes: Vec<u8>,
+}
+
+/// What a [`Template`] was written from: the request's and the response's
+/// list entries (slot and generation) and the HTTP version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TemplateKey {
+    request: (usize, u64),
+    response: (usize, u64),
+    version: &'static str,
+}
+
+/// Templates longer than this are not kept.
+const TEMPLATE_MAX: usize = 4096;
 
 /// No list slot (past [`LIST_SLOTS`]).
 const NO_SLOT: u8 = u8::MAX;
@@ -617,6 +659,7 @@ impl Context {
             bytes: bytes.into(),
             split,
             hints: Cell::new([NO_SLOT; 2]),
+            template: RefCell::default(),
         }
     }
 }
@@ -707,70 +750,105 @@ fn write_http(
         }
         None => out.extend_from_slice(HEAD),
     }
-    out.extend_from_slice(head);
+    // Everything from kept parts (both lists and their bodies, the URL):
+    // the middle of the event is the context's template when it was
+    // written from the same entries.
+    let key = match (rq_kept, rs_kept) {
+        (Some(re), Some(se))
+            if req.seen
+                && resp.seen
+                && re.url_tls == Some(tls)
+                && re.body_member(&req.body).is_some()
+                && se.body_member(&resp.body).is_some() =>
+        {
+            rq_note.slot.zip(rs_note.slot).map(|(q, s)| TemplateKey {
+                request: (q, re.generation),
+                response: (s, se.generation),
+                version: t.version(),
+            })
+        }
+        _ => None,
+    };
+    let mut template = ctx.template.try_borrow_mut().ok();
+    match template.as_deref_mut() {
+        Some(tpl) if key.is_some() && tpl.key == key => out.extend_from_slice(&tpl.bytes),
+        tpl => {
+            let start = out.len();
+            out.extend_from_slice(head);
 
-    if req.seen {
-        match rq_kept.filter(|e| e.url_tls == Some(tls)) {
-            Some(e) => out.extend_from_slice(&e.url),
-            None => {
-                let start = out.len();
-                if url_fast(out, rq(), tls, redact) {
-                    rq_note.url = Some(start..out.len());
-                } else {
-                    url_general(out, h, redact);
+            if req.seen {
+                match rq_kept.filter(|e| e.url_tls == Some(tls)) {
+                    Some(e) => out.extend_from_slice(&e.url),
+                    None => {
+                        let start = out.len();
+                        if url_fast(out, rq(), tls, redact) {
+                            rq_note.url = Some(start..out.len());
+                        } else {
+                            url_general(out, h, redact);
+                        }
+                    }
+                }
+            }
+
+            out.extend_from_slice(b",\"http\":{\"version\":\"");
+            out.extend_from_slice(t.version().as_bytes());
+            if req.seen {
+                out.extend_from_slice(b"\",\"request\":{");
+                let mut j = Obj {
+                    out: &mut *out,
+                    first: true,
+                };
+                head_cached(&mut j, rq_kept, &mut rq_note, |j| {
+                    request_head(j, &req.headers, rq(), redact);
+                });
+                body_cached(&mut j, rq_kept, &mut rq_note, req, redact, || {
+                    rq().content_type
+                });
+                out.push(b'}');
+            } else {
+                out.push(b'"');
+            }
+            if resp.seen {
+                out.extend_from_slice(b",\"response\":{");
+                let mut j = Obj {
+                    out: &mut *out,
+                    first: true,
+                };
+                head_cached(&mut j, rs_kept, &mut rs_note, |j| {
+                    response_head(j, &resp.headers, rs(), redact);
+                });
+                body_cached(&mut j, rs_kept, &mut rs_note, resp, redact, || {
+                    rs().content_type
+                });
+                out.push(b'}');
+            }
+            out.push(b'}');
+
+            match rq_kept {
+                Some(e) => out.extend_from_slice(&e.user_agent),
+                None => {
+                    let start = out.len();
+                    if let Some(ua) = rq().user_agent {
+                        out.extend_from_slice(b",\"user_agent\":{\"original\":");
+                        push_json_bytes(out, ua);
+                        out.push(b'}');
+                    }
+                    rq_note.user_agent = Some(start..out.len());
+                }
+            }
+
+            out.extend_from_slice(tail);
+            if let (Some(tpl), Some(key)) = (tpl, key) {
+                let bytes = out.get(start..).unwrap_or_default();
+                tpl.key = None;
+                tpl.bytes.clear();
+                if bytes.len() <= TEMPLATE_MAX {
+                    tpl.bytes.extend_from_slice(bytes);
+                    tpl.key = Some(key);
                 }
             }
         }
     }
-
-    out.extend_from_slice(b",\"http\":{\"version\":\"");
-    out.extend_from_slice(t.version().as_bytes());
-    if req.seen {
-        out.extend_from_slice(b"\",\"request\":{");
-        let mut j = Obj {
-            out: &mut *out,
-            first: true,
-        };
-        head_cached(&mut j, rq_kept, &mut rq_note, |j| {
-            request_head(j, &req.headers, rq(), redact);
-        });
-        body_cached(&mut j, rq_kept, &mut rq_note, req, redact, || {
-            rq().content_type
-        });
-        out.push(b'}');
-    } else {
-        out.push(b'"');
-    }
-    if resp.seen {
-        out.extend_from_slice(b",\"response\":{");
-        let mut j = Obj {
-            out: &mut *out,
-            first: true,
-        };
-        head_cached(&mut j, rs_kept, &mut rs_note, |j| {
-            response_head(j, &resp.headers, rs(), redact);
-        });
-        body_cached(&mut j, rs_kept, &mut rs_note, resp, redact, || {
-            rs().content_type
-        });
-        out.push(b'}');
-    }
-    out.push(b'}');
-
-    match rq_kept {
-        Some(e) => out.extend_from_slice(&e.user_agent),
-        None => {
-            let start = out.len();
-            if let Some(ua) = rq().user_agent {
-                out.extend_from_slice(b",\"user_agent\":{\"original\":");
-                push_json_bytes(out, ua);
-                out.push(b'}');
-            }
-            rq_note.user_agent = Some(start..out.len());
-        }
-    }
-
-    out.extend_from_slice(tail);
     push_uint(out, u64::from(t.stream_id));
     if let Some(parent) = t.promised_by {
         out.extend_from_slice(b",\"promised_by\":");
@@ -1494,6 +1572,10 @@ pub(super) mod tests {
                     };
                 }
                 events.push(h.clone());
+                // The same lists and bodies in another HTTP version.
+                let mut h10 = h.clone();
+                tx(&mut h10).http1_minor = Some(0);
+                events.push(h10);
                 // The same content, decoded from other bytes and cut short.
                 tx(&mut h).response.body = Body {
                     data: b"zz".to_vec(),
@@ -1511,6 +1593,24 @@ pub(super) mod tests {
                 let t = tx(&mut h);
                 std::mem::swap(&mut t.request.headers, &mut t.response.headers);
                 events.push(h);
+            }
+        }
+        // A side not seen, with the same lists.
+        for seen in [[false, true], [true, false]] {
+            let mut h = events[0].clone();
+            tx(&mut h).request.seen = seen[0];
+            tx(&mut h).response.seen = seen[1];
+            events.push(h);
+        }
+        // Every event after every other one written twice (which keeps the
+        // other's lists and bodies, and a template of them).
+        for redact in [true, false] {
+            for a in &events {
+                for b in &events {
+                    assert_same_with(a, redact);
+                    assert_same_with(a, redact);
+                    assert_same_with(b, redact);
+                }
             }
         }
         // With one redaction option at a time (the entries are kept per
