@@ -114,7 +114,7 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 /// Appends `n` in decimal: [`push_digits`] with width 1, with the small
 /// numbers most fields hold (statuses, sizes, stream ids, ports) written as
 /// copies of constant length rather than through a digit buffer.
-#[inline]
+#[inline(always)]
 pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
     let pair = |k: u64| PAIRS[k as usize % 100];
     if n < 10 {

@@ -15,9 +15,14 @@
 //!   of one scan per name, and the URL's parts are found in one pass over
 //!   the authority and one over the target;
 //! - a header list seen recently (byte for byte: a client repeating its
-//!   request, a server its response headers) gives its facts and its
-//!   `"headers"` member from a per-thread cache ([`Lists`]) instead of
+//!   request, a server its response headers) gives its facts, the members
+//!   of its side's object before `"body"` (method or status, media type,
+//!   referrer, `"headers"`), a request's `"url"` and the last small body
+//!   member written with it from a per-thread cache ([`Lists`]) instead of
 //!   being read and written again;
+//! - when all of that came from kept parts, the event's middle (from the
+//!   context's first fragment to its last) is the context's [`Template`]
+//!   of the same entries: one copy instead of a dozen;
 //! - a header object whose names are distinct and whose names are common
 //!   ones redaction leaves alone is written field by field without the
 //!   redaction rules or the grouping, its keys as constants; anything else
@@ -30,7 +35,7 @@
 //! compare the two on every event shape they have.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::Arc;
 
 use weft_core::event::{Flow, Http, ProcessInfo, Role, TlsLibrary, TlsSession};
@@ -45,9 +50,39 @@ use crate::datetime::{push_rfc3339_utc, push_uint};
 use crate::http::{self, HttpUrl};
 
 /// Everything from `","ecs"` to the action: the same on every http event.
-const HEAD: &[u8] = b"\",\"ecs\":{\"version\":\"8.11.0\"},\"event\":{\"kind\":\"event\",\
+macro_rules! head {
+    () => {
+        "\",\"ecs\":{\"version\":\"8.11.0\"},\"event\":{\"kind\":\"event\",\
 \"category\":[\"network\",\"web\"],\"type\":[\"access\",\"protocol\"],\
-\"action\":\"http-transaction\"";
+\"action\":\"http-transaction\""
+    };
+}
+const HEAD: &[u8] = head!().as_bytes();
+/// [`HEAD`] and the key of `event.duration`.
+const HEAD_DURATION: &[u8] = concat!(head!(), ",\"duration\":").as_bytes();
+
+/// `,"role":...` to `"redacted"` of `weft.http` for a complete transaction
+/// without interim responses or anything lost, by role (as `Role as
+/// usize`) and redaction option.
+const COMPLETE: [[&[u8]; 2]; 3] = {
+    macro_rules! ending {
+        ($role:literal, $redacted:literal) => {
+            concat!(
+                ",\"role\":\"",
+                $role,
+                "\",\"end\":\"complete\",\"complete\":true,\"headers_incomplete\":false,\
+\"headers_truncated\":false,\"body_truncated\":false,\"data_lost\":false,\"redacted\":",
+                $redacted
+            )
+            .as_bytes()
+        };
+    }
+    let mut t: [[&[u8]; 2]; 3] = [[b""; 2]; 3];
+    t[Role::Client as usize] = [ending!("client", "false"), ending!("client", "true")];
+    t[Role::Server as usize] = [ending!("server", "false"), ending!("server", "true")];
+    t[Role::Unknown as usize] = [ending!("unknown", "false"), ending!("unknown", "true")];
+    t
+};
 
 /// What the event needs from one header list, found in one pass: the value
 /// of the first field of each name (ASCII case-insensitive), as
@@ -178,87 +213,241 @@ impl<'a> Facts<'a> {
 
 /// Slots of the header-list cache (direct-mapped).
 const LIST_SLOTS: usize = 64;
-/// Lists whose storage, or whose `"headers"` member, is larger than this are
-/// not kept (at most 64 x 4 KiB per thread).
+/// Lists whose storage, or whose members, are larger than this are not kept
+/// (storage, head, URL, user agent and body member: at most 64 x ~10 KiB
+/// per thread, far less in practice).
 const LIST_MAX: usize = 2048;
+/// Bodies whose content is longer than this are not kept.
+const BODY_MAX: usize = 64;
+
+/// Which side of a transaction a kept list was written for: the members
+/// before `"body"` differ (a request's method, a response's status).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum Side {
+    #[default]
+    Request,
+    Response,
+}
 
 /// What a header list gives an event, kept by the list's storage
-/// ([`Headers::storage`], byte for byte) and the redaction option: the
-/// [`Facts`] values, as offsets into the storage (equal storage, equal
-/// offsets), and the `"headers"` member exactly as [`headers_member`] wrote
-/// it, without a leading comma (empty when it wrote nothing). Both are
-/// functions of the list and the option alone.
+/// ([`Headers::storage`], byte for byte), the side it was written for and
+/// the redaction option; each part is a function of those alone (or of
+/// those and what is kept beside it):
+/// - the [`Facts`] values, as offsets into the storage (equal storage,
+///   equal offsets);
+/// - `head`: the side's object members before `"body"` exactly as
+///   [`request_head`] or [`response_head`] wrote them (no leading comma;
+///   empty when they wrote nothing);
+/// - for a request, `user_agent`: `,"user_agent":{...}` (empty when the
+///   list has none);
+/// - for a request, `url`: `,"url":{...}` as [`url_fast`] wrote it for the
+///   scheme `url_tls` says (a function of the facts, the scheme and the
+///   option);
+/// - `body_member`: the last `"body":{...}` [`body_member`] wrote with this
+///   list (a function of the list's content type, the option, the body's
+///   size, whether it is partial and its content, kept in `body` and
+///   `body_content`), for bodies up to [`BODY_MAX`] bytes.
 #[derive(Default)]
 struct ListEntry {
     storage: Vec<u8>,
     redact: bool,
+    side: Side,
     facts: [Option<(u32, u32)>; 8],
-    member: Vec<u8>,
+    head: Vec<u8>,
+    user_agent: Vec<u8>,
+    url_tls: Option<bool>,
+    url: Vec<u8>,
+    body: Option<(u64, bool)>,
+    body_content: Vec<u8>,
+    body_member: Vec<u8>,
+    /// [`Lists::generation`] when the entry last changed: equal
+    /// generations, equal bytes.
+    generation: u64,
 }
 
 /// The per-thread header-list cache (see [`ListEntry`]).
 struct Lists {
     slots: Vec<ListEntry>,
+    /// Counts changes to entries (see [`ListEntry::generation`]).
+    generation: u64,
 }
 
 thread_local! {
-    static LISTS: RefCell<Lists> = const { RefCell::new(Lists { slots: Vec::new() }) };
+    static LISTS: RefCell<Lists> = const { RefCell::new(Lists {
+        slots: Vec::new(),
+        generation: 0,
+    }) };
+}
+
+/// What one side of an event found in the cache and wrote that can be kept
+/// once the event is written (keeping it earlier could evict the entry of
+/// the event's other list): ranges of the output, without leading commas.
+#[derive(Default)]
+struct Note {
+    /// The list's slot, when the list can be kept.
+    slot: Option<usize>,
+    /// The slot holds the list's entry.
+    hit: bool,
+    head: Option<std::ops::Range<usize>>,
+    url: Option<std::ops::Range<usize>>,
+    body: Option<std::ops::Range<usize>>,
+    /// `,"user_agent":{...}` (empty: none), for a request.
+    user_agent: Option<std::ops::Range<usize>>,
+}
+
+impl Note {
+    /// Something to keep once the event is written.
+    fn pending(&self) -> bool {
+        self.slot.is_some() && (!self.hit || self.url.is_some() || self.body.is_some())
+    }
 }
 
 impl Lists {
+    /// The slot of a list's storage: a hash of all of it, sixteen bytes
+    /// per folded multiply.
     fn slot(storage: &[u8]) -> usize {
-        let (words, rest) = storage.as_chunks::<8>();
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let fold = |h: u64, x: u128| {
+            let m = u128::from(h ^ x as u64) * u128::from((x >> 64) as u64 ^ K);
+            m as u64 ^ (m >> 64) as u64
+        };
+        let (blocks, rest) = storage.as_chunks::<16>();
         let mut h = storage.len() as u64;
-        for w in words {
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        for b in blocks {
+            h = fold(h, u128::from_le_bytes(*b));
         }
-        for &b in rest {
-            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        if !rest.is_empty() {
+            let mut last = [0u8; 16];
+            last[..rest.len()].copy_from_slice(rest);
+            h = fold(h, u128::from_le_bytes(last));
         }
         (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % LIST_SLOTS
     }
 
-    /// The entry kept for `headers` written with `redact`, if any.
-    fn find(&self, headers: &Headers, redact: bool) -> Option<&ListEntry> {
+    /// Where `headers` written for `side` with `redact` is kept or would
+    /// be: a [`Note`] with its slot (none when the list cannot be kept) and
+    /// whether the slot holds it. `hint` is the slot of the list the same
+    /// context's previous event had on that side: when it holds this list
+    /// (a connection repeating its headers), the list is not hashed.
+    fn find(&self, headers: &Headers, side: Side, redact: bool, hint: u8) -> Note {
         let storage = headers.storage();
-        if self.slots.is_empty() || storage.is_empty() || storage.len() > LIST_MAX {
-            return None;
+        if storage.is_empty() || storage.len() > LIST_MAX {
+            return Note::default();
         }
-        let e = self.slots.get(Lists::slot(storage))?;
-        (e.redact == redact && e.storage == storage).then_some(e)
+        let holds = |slot: usize| {
+            self.slots
+                .get(slot)
+                .is_some_and(|e| e.redact == redact && e.side == side && e.storage == storage)
+        };
+        let hint = usize::from(hint);
+        if holds(hint) {
+            return Note {
+                slot: Some(hint),
+                hit: true,
+                ..Note::default()
+            };
+        }
+        let slot = Lists::slot(storage);
+        let hit = holds(slot);
+        Note {
+            slot: Some(slot),
+            hit,
+            ..Note::default()
+        }
     }
 
-    /// Keeps what `headers` gave: its `facts` (values inside its storage,
-    /// as [`Facts::scan`] finds them) and its `"headers"` member.
-    fn put(&mut self, headers: &Headers, redact: bool, facts: &Facts<'_>, member: &[u8]) {
+    /// The entry `note` found, if it holds the list.
+    fn kept(&self, note: &Note) -> Option<&ListEntry> {
+        note.slot
+            .filter(|_| note.hit)
+            .and_then(|i| self.slots.get(i))
+    }
+
+    /// After an event: adds what the event wrote (`out`) to the entry its
+    /// list hit, or keeps the list in its slot when it missed (its `facts`,
+    /// values inside its storage as [`Facts::scan`] finds them). Entries
+    /// that hit are to be updated before any list is kept.
+    #[allow(clippy::too_many_arguments)]
+    fn note(
+        &mut self,
+        note: &Note,
+        headers: &Headers,
+        side: Side,
+        redact: bool,
+        facts: Option<&Facts<'_>>,
+        body: &Body,
+        tls: bool,
+        out: &[u8],
+    ) {
+        let Some(slot) = note.slot else { return };
         let storage = headers.storage();
-        // (Escaping can make the member several times the list: bound both.)
-        if storage.is_empty() || storage.len() > LIST_MAX || member.len() > LIST_MAX {
-            return;
-        }
-        let base = storage.as_ptr() as usize;
-        let mut offsets = [None; 8];
-        for (o, v) in offsets.iter_mut().zip(facts.values()) {
-            let Some(v) = v else { continue };
-            // Each value is a slice of the storage; anything else is not kept.
-            let start = (v.as_ptr() as usize).wrapping_sub(base);
-            if start > storage.len() || v.len() > storage.len() - start {
+        let piece = |r: &Option<std::ops::Range<usize>>| {
+            r.clone()
+                .and_then(|r| out.get(r))
+                .filter(|p| p.len() <= LIST_MAX)
+        };
+        if !note.hit {
+            // (Escaping can make the members several times the list: bound both.)
+            let (Some(head), Some(facts)) = (piece(&note.head), facts) else {
                 return;
+            };
+            let user_agent = match side {
+                Side::Request => match piece(&note.user_agent) {
+                    Some(ua) => ua,
+                    None => return,
+                },
+                Side::Response => &[],
+            };
+            let base = storage.as_ptr() as usize;
+            let mut offsets = [None; 8];
+            for (o, v) in offsets.iter_mut().zip(facts.values()) {
+                let Some(v) = v else { continue };
+                // Each value is a slice of the storage; anything else is not kept.
+                let start = (v.as_ptr() as usize).wrapping_sub(base);
+                if start > storage.len() || v.len() > storage.len() - start {
+                    return;
+                }
+                *o = Some((start as u32, v.len() as u32));
             }
-            *o = Some((start as u32, v.len() as u32));
+            if self.slots.is_empty() {
+                self.slots.resize_with(LIST_SLOTS, ListEntry::default);
+            }
+            let Some(e) = self.slots.get_mut(slot) else {
+                return;
+            };
+            e.storage.clear();
+            e.storage.extend_from_slice(storage);
+            e.redact = redact;
+            e.side = side;
+            e.facts = offsets;
+            e.head.clear();
+            e.head.extend_from_slice(head);
+            e.user_agent.clear();
+            e.user_agent.extend_from_slice(user_agent);
+            e.url_tls = None;
+            e.body = None;
         }
-        if self.slots.is_empty() {
-            self.slots.resize_with(LIST_SLOTS, ListEntry::default);
-        }
-        let Some(e) = self.slots.get_mut(Lists::slot(storage)) else {
+        let Some(e) = self.slots.get_mut(slot) else {
             return;
         };
-        e.storage.clear();
-        e.storage.extend_from_slice(storage);
-        e.redact = redact;
-        e.facts = offsets;
-        e.member.clear();
-        e.member.extend_from_slice(member);
+        // Whatever a template copied from this entry is now stale.
+        self.generation += 1;
+        e.generation = self.generation;
+        if let Some(url) = piece(&note.url) {
+            e.url_tls = Some(tls);
+            e.url.clear();
+            e.url.extend_from_slice(url);
+        }
+        if let Some(member) = piece(&note.body) {
+            let content = body.content();
+            if content.len() <= BODY_MAX {
+                e.body = Some((body.size, http::content_is_partial(body)));
+                e.body_content.clear();
+                e.body_content.extend_from_slice(content);
+                e.body_member.clear();
+                e.body_member.extend_from_slice(member);
+            }
+        }
     }
 }
 
@@ -266,50 +455,84 @@ impl ListEntry {
     /// The facts of `headers`, whose storage is this entry's.
     fn facts<'a>(&self, headers: &'a Headers) -> Facts<'a> {
         let storage = headers.storage();
+        let get = |r: Option<(u32, u32)>| {
+            let (o, n) = r?;
+            storage.get(o as usize..o as usize + n as usize)
+        };
+        let [
+            method,
+            path,
+            authority,
+            host,
+            referer,
+            user_agent,
+            content_type,
+            status,
+        ] = self.facts;
         let mut f = Facts::EMPTY;
-        f.set_values(
-            self.facts
-                .map(|r| r.and_then(|(o, n)| storage.get(o as usize..(o + n) as usize))),
-        );
+        f.set_values([
+            get(method),
+            get(path),
+            get(authority),
+            get(host),
+            get(referer),
+            get(user_agent),
+            get(content_type),
+            get(status),
+        ]);
         f
     }
 
-    /// Writes the `"headers"` member as [`headers_member`] did.
-    fn write_member(&self, j: &mut Obj<'_>) {
-        if !self.member.is_empty() {
-            if !j.first {
-                j.out.push(b',');
-            }
-            j.first = false;
-            j.out.extend_from_slice(&self.member);
-        }
+    /// The body member kept for `body`, if it is the last one written.
+    fn body_member(&self, body: &Body) -> Option<&[u8]> {
+        let (size, partial) = self.body?;
+        (size == body.size
+            && self.body_content == body.content()
+            && partial == http::content_is_partial(body))
+        .then_some(&self.body_member[..])
     }
 }
 
-/// A list's `"headers"` member from the cache when kept, else written and
-/// noted in `missed` (its bytes in `out`, to keep once the event is
-/// written: keeping it now could evict the entry of the event's other list).
-fn headers_member_cached(
+/// The object members of one side before `"body"`, from the cache when
+/// kept, else written by `write` and noted in `note`.
+fn head_cached(
     j: &mut Obj<'_>,
     kept: Option<&ListEntry>,
-    headers: &Headers,
-    facts: &Facts<'_>,
-    redact: bool,
-    missed: &mut Option<std::ops::Range<usize>>,
+    note: &mut Note,
+    write: impl FnOnce(&mut Obj<'_>),
 ) {
     if let Some(e) = kept {
-        return e.write_member(j);
+        j.out.extend_from_slice(&e.head);
+        j.first = e.head.is_empty();
+        return;
     }
-    let comma = !j.first;
     let start = j.out.len();
-    headers_member(j, headers, facts, redact);
-    let end = j.out.len();
-    let start = if comma && end > start {
-        start + 1
-    } else {
-        start
-    };
-    *missed = Some(start..end);
+    write(j);
+    note.head = Some(start..j.out.len());
+}
+
+/// The `"body"` member, from the cache when the list's entry holds it, else
+/// written and noted in `note`.
+fn body_cached<'a>(
+    j: &mut Obj<'_>,
+    kept: Option<&ListEntry>,
+    note: &mut Note,
+    m: &Message,
+    redact: bool,
+    content_type: impl FnOnce() -> Option<&'a [u8]>,
+) {
+    if !j.first {
+        j.out.push(b',');
+    }
+    j.first = true;
+    if let Some(member) = kept.and_then(|e| e.body_member(&m.body)) {
+        j.out.extend_from_slice(member);
+        j.first = false;
+        return;
+    }
+    let start = j.out.len();
+    body_member(j, m, content_type(), redact);
+    note.body = Some(start..j.out.len());
 }
 
 /// `name` is `lower` (ASCII case-insensitive); decoders give names in lower
@@ -320,8 +543,9 @@ fn is(name: &[u8], lower: &[u8]) -> bool {
 }
 
 /// The fragments of one context (process, connection, role, TLS library and
-/// session, destination name): `bytes[..split]` is `process` .. `network`,
-/// `bytes[split..]` is `tls` .. `"weft":{"http":{"stream_id":`.
+/// session, destination name): `bytes[..split]` is `},` (the end of
+/// `event`) and `process` .. `network`, `bytes[split..]` is `,` and `tls`
+/// .. `"weft":{"http":{"stream_id":`.
 struct Context {
     process: Arc<ProcessInfo>,
     flow: Option<Flow>,
@@ -331,7 +555,42 @@ struct Context {
     domain: Option<Arc<str>>,
     bytes: Box<[u8]>,
     split: usize,
+    /// The list slots of the last event's request and response
+    /// ([`Lists::find`]'s hints; [`NO_SLOT`] when none).
+    hints: Cell<[u8; 2]>,
+    /// The event's middle as the last event written entirely from kept
+    /// parts wrote it.
+    template: RefCell<Template>,
 }
+
+/// An event's bytes from the context's first fragment to its last (`},`
+/// .. `"stream_id":`), written entirely from the context and kept parts of
+/// two lists: the URL, both sides' heads and body members, the user agent.
+/// Those parts are functions of the list entries (their slots and
+/// generations) and the event's bodies (which the entries' body members
+/// must match), so with the same key and matching bodies the bytes are
+/// the same.
+#[derive(Default)]
+struct Template {
+    key: Option<TemplateKey>,
+    bytes: Vec<u8>,
+}
+
+/// What a [`Template`] was written from: the request's and the response's
+/// list entries (slot and generation) and the HTTP version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TemplateKey {
+    request: (usize, u64),
+    response: (usize, u64),
+    version: &'static str,
+}
+
+/// Templates longer than this are not kept.
+const TEMPLATE_MAX: usize = 4096;
+
+/// No list slot (past [`LIST_SLOTS`]).
+const NO_SLOT: u8 = u8::MAX;
+const _: () = assert!(LIST_SLOTS < NO_SLOT as usize);
 
 thread_local! {
     static CONTEXTS: RefCell<Vec<Option<Context>>> = const { RefCell::new(Vec::new()) };
@@ -357,6 +616,7 @@ impl Context {
     fn new(h: &Http) -> Self {
         let p = &*h.process;
         let mut bytes = Vec::with_capacity(1024);
+        bytes.extend_from_slice(b"},");
         let mut j = Obj {
             out: &mut bytes,
             first: true,
@@ -373,6 +633,7 @@ impl Context {
             );
         }
         let split = bytes.len();
+        bytes.push(b',');
         let mut j = Obj {
             out: &mut bytes,
             first: true,
@@ -398,6 +659,8 @@ impl Context {
             domain: h.destination_domain.clone(),
             bytes: bytes.into(),
             split,
+            hints: Cell::new([NO_SLOT; 2]),
+            template: RefCell::default(),
         }
     }
 }
@@ -446,8 +709,23 @@ fn write_http(
     let req = &t.request;
     let resp = &t.response;
     let redact = opts.redact;
-    let kept = |headers: &Headers| lists.as_deref().and_then(|l| l.find(headers, redact));
-    let (rq_kept, rs_kept) = (kept(&req.headers), kept(&resp.headers));
+    let tls = h.library != TlsLibrary::None;
+    let [rq_hint, rs_hint] = ctx.hints.get();
+    let look = |headers: &Headers, side, hint| match lists.as_deref() {
+        Some(l) => l.find(headers, side, redact, hint),
+        None => Note::default(),
+    };
+    let (mut rq_note, mut rs_note) = (
+        look(&req.headers, Side::Request, rq_hint),
+        look(&resp.headers, Side::Response, rs_hint),
+    );
+    let hint = |note: &Note| note.slot.and_then(|s| u8::try_from(s).ok());
+    ctx.hints.set([
+        hint(&rq_note).unwrap_or(NO_SLOT),
+        hint(&rs_note).unwrap_or(NO_SLOT),
+    ]);
+    let kept = |note: &Note| lists.as_deref().and_then(|l| l.kept(note));
+    let (rq_kept, rs_kept) = (kept(&rq_note), kept(&rs_note));
     let facts = |kept: Option<&ListEntry>, headers| match kept {
         Some(e) => e.facts(headers),
         None => {
@@ -456,89 +734,181 @@ fn write_http(
             f
         }
     };
-    let rq = facts(rq_kept, &req.headers);
-    let rs = facts(rs_kept, &resp.headers);
-    let (mut rq_missed, mut rs_missed) = (None, None);
+    // Read only when something is written from them: a kept list's parts
+    // are mostly copied as they are.
+    let (rq_facts, rs_facts) = (OnceCell::new(), OnceCell::new());
+    let rq = || rq_facts.get_or_init(|| facts(rq_kept, &req.headers));
+    let rs = || rs_facts.get_or_init(|| facts(rs_kept, &resp.headers));
     let (head, tail) = ctx.bytes.split_at(ctx.split);
     out.reserve(head.len() + tail.len() + 1024);
 
     out.extend_from_slice(b"{\"@timestamp\":\"");
     push_rfc3339_utc(out, h.timestamp_ns);
-    out.extend_from_slice(HEAD);
-    if let Some(ns) = http::duration_ns(h) {
-        out.extend_from_slice(b",\"duration\":");
-        push_uint(out, ns);
-    }
-    out.extend_from_slice(b"},");
-    out.extend_from_slice(head);
-
-    if req.seen && !url_fast(out, &rq, h.library != TlsLibrary::None, redact) {
-        url_general(out, h, redact);
-    }
-
-    out.extend_from_slice(b",\"http\":{\"version\":\"");
-    out.extend_from_slice(t.version().as_bytes());
-    out.push(b'"');
-    if req.seen {
-        out.extend_from_slice(b",\"request\":{");
-        let mut j = Obj {
-            out: &mut *out,
-            first: true,
-        };
-        if let Some(method) = rq.method {
-            j.lit_key(b"\"method\":");
-            push_json_bytes(j.out, method);
+    match http::duration_ns(h) {
+        Some(ns) => {
+            out.extend_from_slice(HEAD_DURATION);
+            push_uint(out, ns);
         }
-        if let Some(mime) = rq.mime_type() {
-            j.lit_key(b"\"mime_type\":");
-            push_json_bytes(j.out, mime);
+        None => out.extend_from_slice(HEAD),
+    }
+    // Everything from kept parts (both lists and their bodies, the URL):
+    // the middle of the event is the context's template when it was
+    // written from the same entries.
+    let key = match (rq_kept, rs_kept) {
+        (Some(re), Some(se))
+            if req.seen
+                && resp.seen
+                && re.url_tls == Some(tls)
+                && re.body_member(&req.body).is_some()
+                && se.body_member(&resp.body).is_some() =>
+        {
+            rq_note.slot.zip(rs_note.slot).map(|(q, s)| TemplateKey {
+                request: (q, re.generation),
+                response: (s, se.generation),
+                version: t.version(),
+            })
         }
-        if let Some(referrer) = rq.referer {
-            let shown = if redact {
-                weft_core::redact::mask_header_value(b"referer", referrer)
+        _ => None,
+    };
+    let mut template = ctx.template.try_borrow_mut().ok();
+    match template.as_deref_mut() {
+        Some(tpl) if key.is_some() && tpl.key == key => out.extend_from_slice(&tpl.bytes),
+        tpl => {
+            let start = out.len();
+            out.extend_from_slice(head);
+
+            if req.seen {
+                match rq_kept.filter(|e| e.url_tls == Some(tls)) {
+                    Some(e) => out.extend_from_slice(&e.url),
+                    None => {
+                        let start = out.len();
+                        if url_fast(out, rq(), tls, redact) {
+                            rq_note.url = Some(start..out.len());
+                        } else {
+                            url_general(out, h, redact);
+                        }
+                    }
+                }
+            }
+
+            out.extend_from_slice(b",\"http\":{\"version\":\"");
+            out.extend_from_slice(t.version().as_bytes());
+            if req.seen {
+                out.extend_from_slice(b"\",\"request\":{");
+                let mut j = Obj {
+                    out: &mut *out,
+                    first: true,
+                };
+                head_cached(&mut j, rq_kept, &mut rq_note, |j| {
+                    request_head(j, &req.headers, rq(), redact);
+                });
+                body_cached(&mut j, rq_kept, &mut rq_note, req, redact, || {
+                    rq().content_type
+                });
+                out.push(b'}');
             } else {
-                Cow::Borrowed(referrer)
-            };
-            j.lit_key(b"\"referrer\":");
-            push_json_bytes(j.out, &shown);
-        }
-        headers_member_cached(&mut j, rq_kept, &req.headers, &rq, redact, &mut rq_missed);
-        body_member(&mut j, req, rq.content_type, redact);
-        out.push(b'}');
-    }
-    if resp.seen {
-        out.extend_from_slice(b",\"response\":{");
-        let mut j = Obj {
-            out: &mut *out,
-            first: true,
-        };
-        if let Some(status) = rs.status_code() {
-            j.lit_key(b"\"status_code\":");
-            push_uint(j.out, u64::from(status));
-        }
-        if let Some(mime) = rs.mime_type() {
-            j.lit_key(b"\"mime_type\":");
-            push_json_bytes(j.out, mime);
-        }
-        headers_member_cached(&mut j, rs_kept, &resp.headers, &rs, redact, &mut rs_missed);
-        body_member(&mut j, resp, rs.content_type, redact);
-        out.push(b'}');
-    }
-    out.push(b'}');
+                out.push(b'"');
+            }
+            if resp.seen {
+                out.extend_from_slice(b",\"response\":{");
+                let mut j = Obj {
+                    out: &mut *out,
+                    first: true,
+                };
+                head_cached(&mut j, rs_kept, &mut rs_note, |j| {
+                    response_head(j, &resp.headers, rs(), redact);
+                });
+                body_cached(&mut j, rs_kept, &mut rs_note, resp, redact, || {
+                    rs().content_type
+                });
+                out.push(b'}');
+            }
+            out.push(b'}');
 
-    if let Some(ua) = rq.user_agent {
-        out.extend_from_slice(b",\"user_agent\":{\"original\":");
-        push_json_bytes(out, ua);
-        out.push(b'}');
-    }
+            match rq_kept {
+                Some(e) => out.extend_from_slice(&e.user_agent),
+                None => {
+                    let start = out.len();
+                    if let Some(ua) = rq().user_agent {
+                        out.extend_from_slice(b",\"user_agent\":{\"original\":");
+                        push_json_bytes(out, ua);
+                        out.push(b'}');
+                    }
+                    rq_note.user_agent = Some(start..out.len());
+                }
+            }
 
-    out.push(b',');
-    out.extend_from_slice(tail);
+            out.extend_from_slice(tail);
+            if let (Some(tpl), Some(key)) = (tpl, key) {
+                let bytes = out.get(start..).unwrap_or_default();
+                tpl.key = None;
+                tpl.bytes.clear();
+                if bytes.len() <= TEMPLATE_MAX {
+                    tpl.bytes.extend_from_slice(bytes);
+                    tpl.key = Some(key);
+                }
+            }
+        }
+    }
     push_uint(out, u64::from(t.stream_id));
     if let Some(parent) = t.promised_by {
         out.extend_from_slice(b",\"promised_by\":");
         push_uint(out, u64::from(parent));
     }
+    let complete = t.is_complete();
+    let headers_incomplete = req.headers_incomplete || resp.headers_incomplete;
+    let headers_truncated = req.headers_truncated || resp.headers_truncated;
+    let body_truncated =
+        http::content_is_partial(&req.body) || http::content_is_partial(&resp.body);
+    let data_lost = req.data_lost || resp.data_lost;
+    if matches!(t.end, End::Complete)
+        && complete
+        && !headers_incomplete
+        && !headers_truncated
+        && !body_truncated
+        && !data_lost
+        && t.interim.is_empty()
+    {
+        // The common ending, one constant per role and option.
+        out.extend_from_slice(COMPLETE[h.role as usize % 3][usize::from(redact)]);
+    } else {
+        write_ending(out, h, redact);
+    }
+    weft_sides(out, req, resp, redact);
+    if let Some(lists) = lists
+        && (rq_note.pending() || rs_note.pending())
+    {
+        let sides = [
+            (
+                &rq_note,
+                &req.headers,
+                Side::Request,
+                rq_facts.get(),
+                &req.body,
+            ),
+            (
+                &rs_note,
+                &resp.headers,
+                Side::Response,
+                rs_facts.get(),
+                &resp.body,
+            ),
+        ];
+        // Entries that hit first: keeping a list that missed may evict one.
+        for hit in [true, false] {
+            for (note, headers, side, facts, body) in sides {
+                if note.hit == hit {
+                    lists.note(note, headers, side, redact, facts, body, tls, out);
+                }
+            }
+        }
+    }
+}
+
+/// `,"role":...` to `"redacted"` of `weft.http` for any event.
+fn write_ending(out: &mut Vec<u8>, h: &Http, redact: bool) {
+    let t = &*h.transaction;
+    let (req, resp) = (&t.request, &t.response);
     match h.role {
         Role::Client => out.extend_from_slice(b",\"role\":\"client\",\"end\":\""),
         Role::Server => out.extend_from_slice(b",\"role\":\"server\",\"end\":\""),
@@ -594,38 +964,87 @@ fn write_http(
     } else {
         out.extend_from_slice(b",\"redacted\":false");
     }
-    for (key, m) in [
-        (&b",\"request\":{"[..], req),
-        (&b",\"response\":{"[..], resp),
-    ] {
-        let has_body = m.body.size > 0 || !m.body.data.is_empty();
-        let has_trailers = !m.trailers.is_empty() && m.trailers.regular().next().is_some();
-        if m.seen && (has_body || has_trailers) {
-            out.extend_from_slice(key);
-            let mut j = Obj {
-                out: &mut *out,
-                first: true,
-            };
-            if has_body {
-                weft_body_member(&mut j, &m.body);
-            }
-            if has_trailers {
-                header_object(&mut j, "trailers", &m.trailers, redact);
-            }
-            out.push(b'}');
-        }
-    }
+}
+
+/// `weft.http.request` and `.response` (bodies, trailers) and the end of
+/// the event.
+fn weft_sides(out: &mut Vec<u8>, req: &Message, resp: &Message, redact: bool) {
+    weft_side(
+        out,
+        b",\"request\":{",
+        b",\"request\":{\"body\":{\"kept\":",
+        req,
+        redact,
+    );
+    weft_side(
+        out,
+        b",\"response\":{",
+        b",\"response\":{\"body\":{\"kept\":",
+        resp,
+        redact,
+    );
     out.extend_from_slice(b"}}}");
-    if let Some(lists) = lists {
-        for (missed, headers, facts) in [
-            (rq_missed, &req.headers, &rq),
-            (rs_missed, &resp.headers, &rs),
-        ] {
-            if let Some(member) = missed.and_then(|r| out.get(r)) {
-                lists.put(headers, redact, facts, member);
-            }
+}
+
+/// `weft.http.<side>` (`key`: its key and brace; `body_key`: the same and
+/// the body's first key), when the side has a body or trailers.
+#[inline]
+fn weft_side(out: &mut Vec<u8>, key: &[u8], body_key: &[u8], m: &Message, redact: bool) {
+    let has_body = m.body.size > 0 || !m.body.data.is_empty();
+    let has_trailers = !m.trailers.is_empty() && m.trailers.regular().next().is_some();
+    if m.seen && (has_body || has_trailers) {
+        let mut j = Obj {
+            out: &mut *out,
+            first: true,
+        };
+        if has_body {
+            // The object's key and the body's first key as one copy.
+            j.out.extend_from_slice(body_key);
+            j.first = false;
+            weft_body_rest(&mut j, &m.body);
+        } else {
+            j.out.extend_from_slice(key);
         }
+        if has_trailers {
+            header_object(&mut j, "trailers", &m.trailers, redact);
+        }
+        out.push(b'}');
     }
+}
+
+/// The request object's members before `"body"`.
+fn request_head(j: &mut Obj<'_>, headers: &Headers, rq: &Facts<'_>, redact: bool) {
+    if let Some(method) = rq.method {
+        j.lit_key(b"\"method\":");
+        push_json_bytes(j.out, method);
+    }
+    if let Some(mime) = rq.mime_type() {
+        j.lit_key(b"\"mime_type\":");
+        push_json_bytes(j.out, mime);
+    }
+    if let Some(referrer) = rq.referer {
+        let shown = if redact {
+            weft_core::redact::mask_header_value(b"referer", referrer)
+        } else {
+            Cow::Borrowed(referrer)
+        };
+        j.lit_key(b"\"referrer\":");
+        push_json_bytes(j.out, &shown);
+    }
+    headers_member(j, headers, rq, redact);
+}
+
+/// The response object's members before `"body"`.
+fn response_head(j: &mut Obj<'_>, headers: &Headers, rs: &Facts<'_>, redact: bool) {
+    if let Some(status) = rs.status_code() {
+        j.lit_key(b"\"status_code\":");
+        push_uint(j.out, u64::from(status));
+    }
+    if let Some(mime) = rs.mime_type() {
+        j.lit_key(b"\"mime_type\":");
+        push_json_bytes(j.out, mime);
+    }
+    headers_member(j, headers, rs, redact);
 }
 
 fn push_bool(out: &mut Vec<u8>, key: &[u8], value: bool) {
@@ -976,9 +1395,9 @@ fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
     j.base64("base64", data);
 }
 
-/// `weft.http.<side>.body` (and `grpc`) as `weft_body_object` writes it.
-fn weft_body_member(j: &mut Obj<'_>, b: &Body) {
-    j.lit_key(b"\"body\":{\"kept\":");
+/// `weft.http.<side>.body` (and `grpc`) as `weft_body_object` writes it,
+/// after `"body":{"kept":`.
+fn weft_body_rest(j: &mut Obj<'_>, b: &Body) {
     push_uint(j.out, b.data.len() as u64);
     let decoded = http::is_decoded(b);
     match (http::content_is_partial(b), decoded) {
@@ -1037,19 +1456,24 @@ pub(super) mod tests {
     /// redaction, twice in a row (the second time from the context cache).
     pub(in crate::json) fn assert_same_as_reference(h: &Http) {
         for redact in [true, false] {
-            let opts = JsonOptions::default().redact(redact);
-            let mut want = Vec::new();
-            reference::encode_http(h, &opts, &mut want);
             for _ in 0..2 {
-                let mut got = Vec::new();
-                encode_http(h, &opts, &mut got);
-                assert_eq!(
-                    String::from_utf8_lossy(&got),
-                    String::from_utf8_lossy(&want),
-                    "redact {redact}"
-                );
+                assert_same_with(h, redact);
             }
         }
+    }
+
+    /// The fast writer gives the general writers' bytes with `redact`.
+    fn assert_same_with(h: &Http, redact: bool) {
+        let opts = JsonOptions::default().redact(redact);
+        let mut want = Vec::new();
+        reference::encode_http(h, &opts, &mut want);
+        let mut got = Vec::new();
+        encode_http(h, &opts, &mut got);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "redact {redact}"
+        );
     }
 
     fn tx(h: &mut Http) -> &mut Transaction {
@@ -1097,6 +1521,113 @@ pub(super) mod tests {
             HEAD.windows(crate::ECS_VERSION.len())
                 .any(|w| w == crate::ECS_VERSION.as_bytes())
         );
+    }
+
+    #[test]
+    fn kept_lists_answer_only_for_their_own_side_scheme_and_body() {
+        // Two header lists shared by events whose bodies, schemes and sides
+        // differ: a kept URL, object head or body member must answer only
+        // for what it was written for.
+        let request: Headers = [
+            (":method", "POST"),
+            (":path", "/x?token=1&a=2"),
+            ("host", "h.example:8443"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("referer", "https://r/?code=1"),
+            ("user-agent", "ua/1"),
+        ]
+        .into_iter()
+        .collect();
+        let response: Headers = [(":status", "200"), ("content-type", "application/json")]
+            .into_iter()
+            .collect();
+        let bodies: &[(&[u8], u64, bool)] = &[
+            (b"ok\n", 3, false),
+            (b"ok\n", 4, true),
+            (b"ok\n", 4, false),
+            (b"ok!", 3, false),
+            (b"", 0, false),
+            (b"", 5, false),
+            (br#"{"password":"x"}"#, 16, false),
+            (b"password=x&b=1", 14, false),
+            (b"\xc3", 2, true),
+            (b"\xc3", 1, false),
+            (b"\xc3", 2, false),
+            (&[b'a'; BODY_MAX], BODY_MAX as u64, false),
+            (&[b'a'; BODY_MAX + 1], BODY_MAX as u64 + 1, false),
+        ];
+        let mut events = Vec::new();
+        for &(data, size, truncated) in bodies {
+            for library in [TlsLibrary::OpenSsl, TlsLibrary::None] {
+                let mut h = h1_event();
+                h.library = library;
+                let t = tx(&mut h);
+                t.request.headers = request.clone();
+                t.response.headers = response.clone();
+                for m in [&mut t.request, &mut t.response] {
+                    m.body = Body {
+                        data: data.to_vec(),
+                        size,
+                        truncated,
+                        ..Body::default()
+                    };
+                }
+                events.push(h.clone());
+                // The same lists and bodies in another HTTP version.
+                let mut h10 = h.clone();
+                tx(&mut h10).http1_minor = Some(0);
+                events.push(h10);
+                // The same content, decoded from other bytes and cut short.
+                tx(&mut h).response.body = Body {
+                    data: b"zz".to_vec(),
+                    size: 2,
+                    decoded: Some(Decoded {
+                        data: data.to_vec(),
+                        size,
+                        truncated: true,
+                        error: None,
+                    }),
+                    ..Body::default()
+                };
+                events.push(h.clone());
+                // Each list on the other side.
+                let t = tx(&mut h);
+                std::mem::swap(&mut t.request.headers, &mut t.response.headers);
+                events.push(h);
+            }
+        }
+        // A side not seen, with the same lists.
+        for seen in [[false, true], [true, false]] {
+            let mut h = events[0].clone();
+            tx(&mut h).request.seen = seen[0];
+            tx(&mut h).response.seen = seen[1];
+            events.push(h);
+        }
+        // Every event after every other one written twice (which keeps the
+        // other's lists and bodies, and a template of them).
+        for redact in [true, false] {
+            for a in &events {
+                for b in &events {
+                    assert_same_with(a, redact);
+                    assert_same_with(a, redact);
+                    assert_same_with(b, redact);
+                }
+            }
+        }
+        // With one redaction option at a time (the entries are kept per
+        // option), in order and scrambled.
+        for redact in [true, false] {
+            for h in &events {
+                assert_same_with(h, redact);
+            }
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            for _ in 0..8 * events.len() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                assert_same_with(&events[(x % events.len() as u64) as usize], redact);
+            }
+        }
     }
 
     #[test]
@@ -1328,6 +1859,10 @@ pub(super) mod tests {
         t.response.headers = [(":status", "2000"), ("content-type", " ; x")]
             .into_iter()
             .collect();
+        events.push(h);
+        // Otherwise complete, with an interim response.
+        let mut h = h1_event();
+        tx(&mut h).interim = vec![[(":status", "100")].into_iter().collect()];
         events.push(h);
         let mut h = h2_event();
         tx(&mut h).request = Message::default();
