@@ -659,7 +659,7 @@ static __always_inline int tls_sock_io(struct sock *sk, bool is_write, int ret, 
 	return hs_copy(tc, ret);
 }
 
-SEC("tp_btf/sock_send_length")
+SEC("?tp_btf/sock_send_length")
 int BPF_PROG(tls_sock_send, struct sock *sk, int ret, int flags)
 {
 	FLOOR();
@@ -668,7 +668,7 @@ int BPF_PROG(tls_sock_send, struct sock *sk, int ret, int flags)
 	return tls_sock_io(sk, true, ret, flags);
 }
 
-SEC("tp_btf/sock_recv_length")
+SEC("?tp_btf/sock_recv_length")
 int BPF_PROG(tls_sock_recv, struct sock *sk, int ret, int flags)
 {
 	FLOOR();

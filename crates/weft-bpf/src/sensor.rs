@@ -315,6 +315,20 @@ pub fn comm_key(name: &str) -> Result<[u8; 16], BpfError> {
 /// Syscall tracepoints are found through tracefs. Minimal systems (and
 /// this project's CI VMs) boot without it mounted: mount it where libbpf
 /// looks first. It stays mounted after weft exits, like on most distros.
+/// Whether the kernel has the socket-transfer tracepoints
+/// (`sock:sock_send_length`, `sock:sock_recv_length`, Linux 6.3+).
+fn sock_io_tracepoints_exist() -> bool {
+    [
+        "/sys/kernel/tracing/events/sock",
+        "/sys/kernel/debug/tracing/events/sock",
+    ]
+    .iter()
+    .any(|d| {
+        let d = Path::new(d);
+        d.join("sock_send_length").is_dir() && d.join("sock_recv_length").is_dir()
+    })
+}
+
 pub fn ensure_tracefs() -> Result<(), BpfError> {
     let root = Path::new("/sys/kernel/tracing");
     if root.join("events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir() {
@@ -396,6 +410,14 @@ impl Sensor {
             .set_max_entries(cfg.pkt_flows.max(1))
             .map_err(lb("size the packet flow table"))?;
         crate::go::enable_programs(&mut open);
+        // The socket-transfer programs serve process filters only, and need
+        // their tracepoints (Linux 6.3+): loaded only then (`?tp_btf` in
+        // bpf/tls.bpf.c), so that an older kernel still loads the rest and
+        // whole-host capture does not pay their verification at start-up.
+        let sock_io = cfg.targeted() && sock_io_tracepoints_exist();
+        for prog in [&mut open.progs.tls_sock_send, &mut open.progs.tls_sock_recv] {
+            prog.set_autoload(sock_io);
+        }
         if std::env::var_os("WEFT_VERIFIER_STATS").is_some() {
             for mut p in open.open_object_mut().progs_mut() {
                 p.set_log_level(4);
@@ -458,6 +480,12 @@ impl Sensor {
         };
         if !cfg.targeted() {
             sensor.syscall_hooks(true)?;
+        } else if !sock_io {
+            tracing::warn!(
+                "this kernel has no sock_send_length/sock_recv_length tracepoints (Linux 6.3+): \
+                 with a process filter the syscall tracepoints stay attached (every other \
+                 process' syscalls pay them)"
+            );
         } else if let Err(e) = sensor.sock_io_hooks() {
             tracing::warn!(
                 "{e}: with a process filter the syscall tracepoints stay attached \
