@@ -258,6 +258,45 @@ impl Headers {
         true
     }
 
+    /// Appends the fields whose `[name start, name end, value start, value
+    /// end]` are `spans` (offsets among the list's bytes, as for
+    /// [`push_span`](Self::push_span)), lower-casing their names in place
+    /// (ASCII): one check and one reservation for all of them, no
+    /// bookkeeping per field. Returns false, adding no field, when a span is
+    /// reversed or not inside the bytes (names before it may be lower-cased).
+    #[inline]
+    pub(crate) fn push_spans(&mut self, spans: &[[u32; 4]]) -> bool {
+        let bytes = self.index;
+        if bytes > MAX_BYTES {
+            return false;
+        }
+        let old = self.buf.len();
+        self.buf.reserve(spans.len() * REC);
+        for &[start, name_end, value_start, end] in spans {
+            if start > name_end
+                || value_start > end
+                || name_end as usize > bytes
+                || end as usize > bytes
+            {
+                self.buf.truncate(old);
+                return false;
+            }
+            lowercase_in(&mut self.buf, start as usize..name_end as usize);
+            // `end` < 2^31 (checked above): the sensitive flag stays clear.
+            let mut r = [0u8; REC];
+            for (d, v) in
+                r.as_chunks_mut::<4>()
+                    .0
+                    .iter_mut()
+                    .zip([start, name_end, value_start, end])
+            {
+                *d = v.to_le_bytes();
+            }
+            self.buf.extend_from_slice(&r);
+        }
+        true
+    }
+
     /// The list's storage (field bytes, then one record per field), for
     /// comparing or hashing lists byte for byte: lists with equal storage
     /// hold the same fields, and a value's offset in one is its offset in
@@ -571,5 +610,49 @@ mod tests {
         assert_eq!(r.len(), 1);
         let same: Headers = [("host", "A")].into_iter().collect();
         assert_eq!(r, same);
+    }
+
+    /// The bulk push gives the list one push per field gives, and refuses
+    /// what `push_span` refuses, adding nothing.
+    #[test]
+    fn push_spans_like_push_span() {
+        let raw = b"Host: A\r\nX-Long-NAME-Here: vAlue\r\nE:\r\n";
+        let good = [
+            [0, 4, 6, 7],
+            [9, 25, 27, 32],
+            [34, 35, 36, 36],
+            [9, 10, 0, 3],
+        ];
+        let mut one = Headers::from_raw(b":x", raw, 4);
+        let mut bulk = one.clone();
+        for &[a, b, c, d] in &good {
+            let sh = |v: u32| v as usize + 2;
+            assert!(one.push_span(sh(a)..sh(b), sh(c)..sh(d)));
+        }
+        let shifted: Vec<[u32; 4]> = good.iter().map(|f| f.map(|v| v + 2)).collect();
+        assert!(bulk.push_spans(&shifted));
+        assert_eq!(one.storage(), bulk.storage());
+        assert_eq!(one, bulk);
+        assert!(bulk.push_spans(&[]));
+        assert_eq!(bulk.len(), 4);
+        let end = raw.len() as u32 + 2;
+        for bad in [
+            [4, 3, 0, 1],
+            [0, 1, 3, 2],
+            [0, end + 1, 0, 1],
+            [0, 1, 0, end + 1],
+        ] {
+            let mut h = Headers::from_raw(b":x", raw, 2);
+            assert!(!h.push_spans(&[[2, 6, 8, 9], bad]), "{bad:?}");
+            assert_eq!(h.len(), 0);
+            let r = |a: u32, b: u32| a as usize..b as usize;
+            assert!(
+                !h.push_span(r(bad[0], bad[1]), r(bad[2], bad[3])),
+                "{bad:?}"
+            );
+        }
+        let mut h = Headers::from_raw(b"", b"ab", 1);
+        assert!(h.push_spans(&[[0, 2, 2, 2]]));
+        assert_eq!(h.get_index(0).map(|f| f.name), Some(&b"ab"[..]));
     }
 }

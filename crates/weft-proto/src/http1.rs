@@ -1080,13 +1080,13 @@ static TCHAR: [bool; 256] = {
     t
 };
 
-/// Byte ranges of one field in the head (heads are far below 4 GiB:
-/// `h1_max_header_bytes` is a `u32`).
-#[derive(Clone, Copy, Default)]
-struct FieldAt {
-    name: (u32, u32),
-    value: (u32, u32),
-}
+/// One field's place in the head's header list (its prefix, then the
+/// head): name start, name end, value start, value end. Heads are far
+/// below 4 GiB (`h1_max_header_bytes` is a `u32`).
+type FieldAt = [u32; 4];
+
+/// Places for the pseudo-header fields (at most two), then the fields.
+const FAST_SLOTS: usize = FAST_FIELDS + 2;
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
@@ -1162,20 +1162,23 @@ fn name_len(line: &[u8]) -> Option<usize> {
     }
 }
 
-/// The header section from `i` on: fields into `fields`; returns the end
-/// of the head (after its empty line) and the number of fields.
+/// The header section from `i` on: fields into `fields` from `n` on, as
+/// places in a list whose bytes are `base` bytes of prefix, then `buf`;
+/// returns the end of the head (after its empty line) and the number of
+/// places filled (`n` and the fields).
 #[inline]
 fn scan_fields(
     buf: &[u8],
     mut i: usize,
+    base: usize,
     max_headers: usize,
-    fields: &mut [FieldAt; FAST_FIELDS],
+    fields: &mut [FieldAt; FAST_SLOTS],
+    mut n: usize,
 ) -> Option<(usize, usize)> {
-    if u32::try_from(buf.len()).is_err() {
+    if u32::try_from(buf.len() + base).is_err() {
         return None;
     }
-    let limit = max_headers.min(FAST_FIELDS);
-    let mut n = 0;
+    let limit = (n + max_headers.min(FAST_FIELDS)).min(FAST_SLOTS);
     loop {
         let line = buf.get(i..)?;
         let name_len = name_len(line)?;
@@ -1210,46 +1213,34 @@ fn scan_fields(
             [b'\n', _] => {}
             _ => return None,
         }
-        // Lossless: `buf` is shorter than 4 GiB (checked first).
-        fields[n] = FieldAt {
-            name: (i as u32, (i + name_len) as u32),
-            value: (value_start as u32, (value_start + kept + 1) as u32),
-        };
+        // Lossless: `base` + `buf` is shorter than 4 GiB (checked first).
+        let at = |x: usize| (base + x) as u32;
+        fields[n] = [
+            at(i),
+            at(i + name_len),
+            at(value_start),
+            at(value_start + kept + 1),
+        ];
         n += 1;
         i = cr + 2;
     }
 }
 
-/// The head's list (`prefix` then `raw`) with `pseudo` (ranges of it)
-/// first, then `fields` (ranges of `raw`), and its framing.
+/// The head's list (`prefix` then `raw`) with `fields` (places in it: the
+/// first `pseudo` are the pseudo-header fields), pushed at once, and its
+/// framing.
 #[inline]
-fn fast_head(
-    prefix: &[u8],
-    raw: &[u8],
-    pseudo: &[(std::ops::Range<usize>, std::ops::Range<usize>)],
-    fields: &[FieldAt],
-) -> Option<Head> {
-    let base = prefix.len();
-    let mut headers = Headers::from_raw(prefix, raw, fields.len() + pseudo.len());
-    for (name, value) in pseudo {
-        if !headers.push_span(name.clone(), value.clone()) {
-            return None;
-        }
+fn fast_head(prefix: &[u8], raw: &[u8], fields: &[FieldAt], pseudo: usize) -> Option<Head> {
+    let mut headers = Headers::from_raw(prefix, raw, fields.len());
+    if !headers.push_spans(fields) {
+        return None;
     }
     let mut framing = Framing::default();
-    for f in fields {
-        let (name, value) = (
-            f.name.0 as usize..f.name.1 as usize,
-            f.value.0 as usize..f.value.1 as usize,
-        );
-        if !headers.push_span(
-            base + name.start..base + name.end,
-            base + value.start..base + value.end,
-        ) {
-            return None;
-        }
-        let (name, value) = (raw.get(name)?, raw.get(value)?);
-        if matches!(name.len(), 7 | 14 | 17) {
+    let bytes = headers.storage();
+    for &[start, name_end, value_start, end] in fields.get(pseudo..)? {
+        if matches!(name_end.wrapping_sub(start), 7 | 14 | 17) {
+            let name = bytes.get(start as usize..name_end as usize)?;
+            let value = bytes.get(value_start as usize..end as usize)?;
             framing.see(name, value).ok()?;
         }
     }
@@ -1290,14 +1281,14 @@ fn fast_request(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
     if buf.get(i..i + 2)? != b"\r\n" {
         return None;
     }
-    let mut fields = [FieldAt::default(); FAST_FIELDS];
-    let (end, n) = scan_fields(buf, i + 2, max_headers, &mut fields)?;
     let base = REQUEST_PREFIX.len();
-    let pseudo = [
-        (0..7, base..base + method_end),
-        (7..12, base + target_start..base + target_end),
-    ];
-    let mut head = fast_head(REQUEST_PREFIX, buf.get(..end)?, &pseudo, &fields[..n])?;
+    let mut fields = [FieldAt::default(); FAST_SLOTS];
+    // Lossless: `scan_fields` refuses heads of 4 GiB.
+    let at = |x: usize| (base + x) as u32;
+    fields[0] = [0, 7, at(0), at(method_end)];
+    fields[1] = [7, 12, at(target_start), at(target_end)];
+    let (end, n) = scan_fields(buf, i + 2, base, max_headers, &mut fields, 2)?;
+    let mut head = fast_head(REQUEST_PREFIX, buf.get(..end)?, &fields[..n], 2)?;
     head.method = match &buf[..method_end] {
         b"HEAD" => Method::Head,
         b"CONNECT" => Method::Connect,
@@ -1326,12 +1317,13 @@ fn fast_response(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
     if *buf.get(line_end + 1)? != b'\n' {
         return None;
     }
-    let mut fields = [FieldAt::default(); FAST_FIELDS];
-    let (end, n) = scan_fields(buf, line_end + 2, max_headers, &mut fields)?;
+    let mut fields = [FieldAt::default(); FAST_SLOTS];
+    fields[0] = [0, 7, 7, 10];
+    let (end, n) = scan_fields(buf, line_end + 2, 10, max_headers, &mut fields, 1)?;
     let mut prefix = [0u8; 10];
     prefix[..7].copy_from_slice(STATUS_NAME);
     prefix[7..].copy_from_slice(&[h, t, o]);
-    let mut head = fast_head(&prefix, buf.get(..end)?, &[(0..7, 7..10)], &fields[..n])?;
+    let mut head = fast_head(&prefix, buf.get(..end)?, &fields[..n], 1)?;
     head.status = Some(code);
     head.minor_version = minor;
     Some((end, head))
