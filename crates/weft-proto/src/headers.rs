@@ -372,6 +372,20 @@ impl Headers {
         self.records().iter().map(|r| self.field(r))
     }
 
+    /// Every field whose name length `keep` accepts, in order: a field
+    /// turned down costs a look at its name's offsets, nothing more.
+    pub fn with_name_len(&self, keep: impl Fn(usize) -> bool) -> impl Iterator<Item = Field<'_>> {
+        self.records()
+            .iter()
+            .filter(move |r| {
+                let [a0, a1, a2, a3, b0, b1, b2, b3, ..] = **r;
+                let start = u32::from_le_bytes([a0, a1, a2, a3]);
+                let name_end = u32::from_le_bytes([b0, b1, b2, b3]);
+                keep(name_end.wrapping_sub(start) as usize)
+            })
+            .map(|r| self.field(r))
+    }
+
     /// Every field that is not a pseudo-header field, in order.
     pub fn regular(&self) -> impl Iterator<Item = Field<'_>> + '_ {
         self.iter().filter(|f| !f.is_pseudo())
@@ -550,6 +564,9 @@ mod tests {
         assert_eq!(h.get(b"content-type"), Some(&b"text/html"[..]));
         assert_eq!(h.get(b"CONTENT-TYPE"), Some(&b"text/html"[..]));
         assert_eq!(h.get_all(b"set-cookie").count(), 2);
+        let named: Vec<_> = h.with_name_len(|n| n == 10).map(|f| f.value).collect();
+        assert_eq!(named, [&b"a=1"[..], b"b=2"]);
+        assert_eq!(h.with_name_len(|_| true).count(), h.len());
         assert_eq!(h.regular().count(), 4);
         let last = h.get_index(4).expect("field");
         assert_eq!(
