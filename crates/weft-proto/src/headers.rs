@@ -242,6 +242,22 @@ impl Headers {
         Headers { buf, index: bytes }
     }
 
+    /// The list's field bytes (for a list made by
+    /// [`from_raw`](Self::from_raw): the prefix, then the raw bytes).
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        let index = self.index;
+        self.buf.get_mut(..index).unwrap_or_default()
+    }
+
+    /// Keeps the first `end` field bytes of a list with no fields yet (a
+    /// list with fields is left as it is).
+    pub(crate) fn truncate_bytes(&mut self, end: usize) {
+        if self.is_empty() && end < self.index {
+            self.buf.truncate(end);
+            self.index = end;
+        }
+    }
+
     /// Appends a field whose name and value are among the list's bytes
     /// (`name`, `value`: ranges of them), lower-casing the name in place
     /// (ASCII). Returns false (nothing added) when a range is not inside them.
@@ -260,10 +276,10 @@ impl Headers {
 
     /// Appends the fields whose `[name start, name end, value start, value
     /// end]` are `spans` (offsets among the list's bytes, as for
-    /// [`push_span`](Self::push_span)), lower-casing their names in place
-    /// (ASCII): one check and one reservation for all of them, no
-    /// bookkeeping per field. Returns false, adding no field, when a span is
-    /// reversed or not inside the bytes (names before it may be lower-cased).
+    /// [`push_span`](Self::push_span), but names already lower-case): one
+    /// check and one reservation for all of them, no bookkeeping per field.
+    /// Returns false, adding no field, when a span is reversed or not inside
+    /// the bytes.
     #[inline]
     pub(crate) fn push_spans(&mut self, spans: &[[u32; 4]]) -> bool {
         let bytes = self.index;
@@ -281,7 +297,6 @@ impl Headers {
                 self.buf.truncate(old);
                 return false;
             }
-            lowercase_in(&mut self.buf, start as usize..name_end as usize);
             // `end` < 2^31 (checked above): the sensitive flag stays clear.
             let mut r = [0u8; REC];
             for (d, v) in
@@ -633,7 +648,7 @@ mod tests {
     /// what `push_span` refuses, adding nothing.
     #[test]
     fn push_spans_like_push_span() {
-        let raw = b"Host: A\r\nX-Long-NAME-Here: vAlue\r\nE:\r\n";
+        let raw = b"host: A\r\nx-long-name-here: vAlue\r\ne:\r\n";
         let good = [
             [0, 4, 6, 7],
             [9, 25, 27, 32],
@@ -668,6 +683,13 @@ mod tests {
                 "{bad:?}"
             );
         }
+        let mut h = Headers::from_raw(b"x", b"abcd", 1);
+        h.bytes_mut()[1] = b'A';
+        h.truncate_bytes(3);
+        assert_eq!(h.storage(), b"xAb");
+        assert!(h.push_spans(&[[1, 3, 3, 3]]));
+        h.truncate_bytes(1);
+        assert_eq!(h.get_index(0).map(|f| f.name), Some(&b"Ab"[..]));
         let mut h = Headers::from_raw(b"", b"ab", 1);
         assert!(h.push_spans(&[[0, 2, 2, 2]]));
         assert_eq!(h.get_index(0).map(|f| f.name), Some(&b"ab"[..]));

@@ -1127,13 +1127,14 @@ fn value_end(buf: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// The length of the header name `line` starts with (its token bytes;
-/// `None` if the line ends in them): eight at a time while they are
-/// letters, digits and `-`, then one at a time.
+/// `None` if the line ends in them), lower-cased in place (ASCII): eight
+/// bytes at a time while they are letters, digits and `-`, then one at a
+/// time.
 #[inline]
-fn name_len(line: &[u8]) -> Option<usize> {
+fn name_len_lower(line: &mut [u8]) -> Option<usize> {
     let mut i = 0;
     loop {
-        if let Some(w) = line.get(i..).and_then(|b| b.first_chunk::<8>()) {
+        if let Some(w) = line.get_mut(i..).and_then(|b| b.first_chunk_mut::<8>()) {
             let x = u64::from_le_bytes(*w);
             let low = x & (0x7f * LO);
             // High bit of each byte that is a letter, a digit or `-`
@@ -1147,6 +1148,11 @@ fn name_len(line: &[u8]) -> Option<usize> {
             let dash = !((d & (0x7f * LO)).wrapping_add(0x7f * LO) | d);
             let common = (letter | digit | dash) & !x & HI;
             let other = !common & HI;
+            // Upper-case letters (bit 5 clear) before the first other byte.
+            let upper = letter & !x & !(x << 2) & HI & other.wrapping_sub(1) & !other;
+            if upper != 0 {
+                *w = (x | (upper >> 2)).to_le_bytes();
+            }
             if other == 0 {
                 i += 8;
                 continue;
@@ -1154,34 +1160,32 @@ fn name_len(line: &[u8]) -> Option<usize> {
             i += (other.trailing_zeros() / 8) as usize;
         }
         // The rest one byte at a time, from the first uncommon byte.
-        let len = line
-            .get(i..)?
-            .iter()
-            .position(|&b| !TCHAR[usize::from(b)])?;
+        let rest = line.get_mut(i..)?;
+        let len = rest.iter().position(|&b| !TCHAR[usize::from(b)])?;
+        rest[..len].make_ascii_lowercase();
         return Some(i + len);
     }
 }
 
 /// The header section from `i` on: fields into `fields` from `n` on, as
-/// places in a list whose bytes are `base` bytes of prefix, then `buf`;
-/// returns the end of the head (after its empty line) and the number of
-/// places filled (`n` and the fields).
+/// places in `buf`, their names lower-cased in `buf`; returns the end of
+/// the head (after its empty line) and the number of places filled (`n`
+/// and the fields).
 #[inline]
 fn scan_fields(
-    buf: &[u8],
+    buf: &mut [u8],
     mut i: usize,
-    base: usize,
     max_headers: usize,
     fields: &mut [FieldAt; FAST_SLOTS],
     mut n: usize,
 ) -> Option<(usize, usize)> {
-    if u32::try_from(buf.len() + base).is_err() {
+    if u32::try_from(buf.len()).is_err() {
         return None;
     }
     let limit = (n + max_headers.min(FAST_FIELDS)).min(FAST_SLOTS);
     loop {
+        let name_len = name_len_lower(buf.get_mut(i..)?)?;
         let line = buf.get(i..)?;
-        let name_len = name_len(line)?;
         if name_len == 0 {
             return (line.starts_with(b"\r\n")).then_some((i + 2, n));
         }
@@ -1213,8 +1217,8 @@ fn scan_fields(
             [b'\n', _] => {}
             _ => return None,
         }
-        // Lossless: `base` + `buf` is shorter than 4 GiB (checked first).
-        let at = |x: usize| (base + x) as u32;
+        // Lossless: `buf` is shorter than 4 GiB (checked first).
+        let at = |x: usize| x as u32;
         fields[n] = [
             at(i),
             at(i + name_len),
@@ -1226,12 +1230,39 @@ fn scan_fields(
     }
 }
 
-/// The head's list (`prefix` then `raw`) with `fields` (places in it: the
-/// first `pseudo` are the pseudo-header fields), pushed at once, and its
-/// framing.
+/// Most bytes of a message's start the fast path copies to scan (a head
+/// that does not end within them takes the general path).
+const HEAD_COPY: usize = 8 * 1024;
+
+/// The head whose start line ends at `start` in `buf`, `prefix` the first
+/// bytes of its list: (at most `HEAD_COPY` bytes of) `buf` copied after the
+/// prefix, the fields scanned in the copy (names lower-cased as they are
+/// scanned), the copy cut after the head, and the places in `fields` (the
+/// first `pseudo` filled by the caller) pushed at once. Returns the end of
+/// the head in `buf`, and the head with its framing.
 #[inline]
-fn fast_head(prefix: &[u8], raw: &[u8], fields: &[FieldAt], pseudo: usize) -> Option<Head> {
-    let mut headers = Headers::from_raw(prefix, raw, fields.len());
+fn fast_fields(
+    prefix: &[u8],
+    buf: &[u8],
+    start: usize,
+    max_headers: usize,
+    fields: &mut [FieldAt; FAST_SLOTS],
+    pseudo: usize,
+) -> Option<(usize, Head)> {
+    let base = prefix.len();
+    let copy = buf.get(..buf.len().min(HEAD_COPY))?;
+    // Room for the records of as many fields as the fast path takes: a
+    // few hundred bytes more than needed, and no second allocation.
+    let mut headers = Headers::from_raw(prefix, copy, FAST_SLOTS);
+    let (end, n) = scan_fields(
+        headers.bytes_mut(),
+        base + start,
+        max_headers,
+        fields,
+        pseudo,
+    )?;
+    headers.truncate_bytes(end);
+    let fields = fields.get(..n)?;
     if !headers.push_spans(fields) {
         return None;
     }
@@ -1244,7 +1275,7 @@ fn fast_head(prefix: &[u8], raw: &[u8], fields: &[FieldAt], pseudo: usize) -> Op
             framing.see(name, value).ok()?;
         }
     }
-    Some(framing.head(headers))
+    Some((end.checked_sub(base)?, framing.head(headers)))
 }
 
 /// `HTTP/1.0` or `HTTP/1.1` at `i`: the minor version.
@@ -1283,12 +1314,12 @@ fn fast_request(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
     }
     let base = REQUEST_PREFIX.len();
     let mut fields = [FieldAt::default(); FAST_SLOTS];
-    // Lossless: `scan_fields` refuses heads of 4 GiB.
+    // A start line too long to be lossless here does not fit the copy the
+    // fields are scanned in: the fast path turns it down.
     let at = |x: usize| (base + x) as u32;
     fields[0] = [0, 7, at(0), at(method_end)];
     fields[1] = [7, 12, at(target_start), at(target_end)];
-    let (end, n) = scan_fields(buf, i + 2, base, max_headers, &mut fields, 2)?;
-    let mut head = fast_head(REQUEST_PREFIX, buf.get(..end)?, &fields[..n], 2)?;
+    let (end, mut head) = fast_fields(REQUEST_PREFIX, buf, i + 2, max_headers, &mut fields, 2)?;
     head.method = match &buf[..method_end] {
         b"HEAD" => Method::Head,
         b"CONNECT" => Method::Connect,
@@ -1319,11 +1350,10 @@ fn fast_response(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
     }
     let mut fields = [FieldAt::default(); FAST_SLOTS];
     fields[0] = [0, 7, 7, 10];
-    let (end, n) = scan_fields(buf, line_end + 2, 10, max_headers, &mut fields, 1)?;
     let mut prefix = [0u8; 10];
     prefix[..7].copy_from_slice(STATUS_NAME);
     prefix[7..].copy_from_slice(&[h, t, o]);
-    let mut head = fast_head(&prefix, buf.get(..end)?, &fields[..n], 1)?;
+    let (end, mut head) = fast_fields(&prefix, buf, line_end + 2, max_headers, &mut fields, 1)?;
     head.status = Some(code);
     head.minor_version = minor;
     Some((end, head))
@@ -1450,21 +1480,53 @@ mod tests {
         }
     }
 
+    /// A head that does not end within the fast path's copy is left to
+    /// httparse, which takes it whole.
+    #[test]
+    fn long_heads_take_the_general_path() {
+        let mut req = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+        req.resize(HEAD_COPY + 10, b'v');
+        req.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
+        assert!(fast_request(&req, 100).is_none());
+        match parse_request(&req, 100) {
+            Ok(Status::Complete((n, head))) => {
+                assert_eq!(n, req.len());
+                assert_eq!(
+                    head.headers.get(b"x-big").map(<[u8]>::len),
+                    Some(HEAD_COPY + 10 - 32)
+                );
+                assert_eq!(head.headers.get(b"accept"), Some(&b"*/*"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Just under the copy's size: the fast path.
+        req.truncate(HEAD_COPY - 40);
+        req.extend_from_slice(b"\r\n\r\n");
+        assert!(check(&req, true));
+    }
+
     /// The word-wise name scan stops where the byte-wise one does.
     #[test]
     fn name_scan_agrees() {
-        let mut line = *b"abcdefghijklmnopqrstuvwx: v\r\n";
-        for at in 0..24 {
+        let mut line = *b"abcdEFGHijklmNOPqrstUVWXyZ: v\r\n";
+        for at in 0..26 {
             for b in 0..=255u8 {
                 let was = line[at];
                 line[at] = b;
                 let want = line.iter().position(|&c| !TCHAR[usize::from(c)]);
-                assert_eq!(name_len(&line), want, "{b:#x} at {at}");
+                let mut ours = line;
+                assert_eq!(name_len_lower(&mut ours), want, "{b:#x} at {at}");
+                // The name lower-cased, nothing else touched.
+                let mut lower = line;
+                lower[..want.unwrap_or(0)].make_ascii_lowercase();
+                assert_eq!(ours, lower, "{b:#x} at {at}");
                 line[at] = was;
             }
         }
-        assert_eq!(name_len(b"Content-Length: 3\r\n"), Some(14));
-        assert_eq!(name_len(b"X_Y.Z-1234567890abcd"), None);
+        let mut cl = *b"Content-Length: 3\r\n";
+        assert_eq!(name_len_lower(&mut cl), Some(14));
+        assert_eq!(&cl, b"content-length: 3\r\n");
+        assert_eq!(name_len_lower(&mut b"X_Y.Z-1234567890abcd".clone()), None);
     }
 
     /// The word-wise name comparison agrees with `eq_ignore_ascii_case` on
