@@ -250,12 +250,26 @@ impl Headers {
     }
 
     /// Keeps the first `end` field bytes of a list with no fields yet (a
-    /// list with fields is left as it is).
-    pub(crate) fn truncate_bytes(&mut self, end: usize) {
+    /// list with fields is left as it is), and little more capacity after
+    /// them than the records of `fields` fields need: a list copied from
+    /// more bytes than it keeps does not hold on to the rest.
+    pub(crate) fn truncate_bytes(&mut self, end: usize, fields: usize) {
         if self.is_empty() && end < self.index {
+            let cut = self.index - end;
             self.buf.truncate(end);
             self.index = end;
+            if cut > 1024 {
+                self.shrink(fields);
+            }
         }
+    }
+
+    /// Gives back capacity past room for `fields` more records.
+    #[cold]
+    #[inline(never)]
+    fn shrink(&mut self, fields: usize) {
+        let keep = self.buf.len().saturating_add(fields.saturating_mul(REC));
+        self.buf.shrink_to(keep);
     }
 
     /// Appends a field whose name and value are among the list's bytes
@@ -685,10 +699,13 @@ mod tests {
         }
         let mut h = Headers::from_raw(b"x", b"abcd", 1);
         h.bytes_mut()[1] = b'A';
-        h.truncate_bytes(3);
+        h.truncate_bytes(3, 1);
         assert_eq!(h.storage(), b"xAb");
         assert!(h.push_spans(&[[1, 3, 3, 3]]));
-        h.truncate_bytes(1);
+        h.truncate_bytes(1, 0);
+        let mut big = Headers::from_raw(b"", &[b'a'; 5000], 2);
+        big.truncate_bytes(10, 2);
+        assert!(big.storage().len() == 10 && big.buf.capacity() < 2000);
         assert_eq!(h.get_index(0).map(|f| f.name), Some(&b"Ab"[..]));
         let mut h = Headers::from_raw(b"", b"ab", 1);
         assert!(h.push_spans(&[[0, 2, 2, 2]]));

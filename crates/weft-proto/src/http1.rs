@@ -1261,7 +1261,7 @@ fn fast_fields(
         fields,
         pseudo,
     )?;
-    headers.truncate_bytes(end);
+    headers.truncate_bytes(end, FAST_SLOTS);
     let fields = fields.get(..n)?;
     if !headers.push_spans(fields) {
         return None;
