@@ -205,7 +205,19 @@ pub struct HttpDecoder {
     /// Payload buffers of decoded capture events, for the reader to reuse
     /// (`Processor::take_spare_buffers`; <= BATCH).
     spare: crate::pipeline::Buffers,
+    /// Process records of decoded capture events, released once per batch
+    /// (<= BATCH): the reader counts a reference up for every call, and a
+    /// release per call here would pull the count's cache line over to
+    /// this core and back once per call instead of once per batch.
+    retired: Vec<Arc<ProcessInfo>>,
+    /// This worker's own copies of the reader's process records (the
+    /// reader's record, then the copy), for its flows and events: their
+    /// reference counts change on this core only. Direct-mapped by address.
+    own_procs: Vec<Option<(Arc<ProcessInfo>, Arc<ProcessInfo>)>>,
 }
+
+/// Slots of `HttpDecoder::own_procs`.
+const OWN_PROCS: usize = 16;
 
 impl HttpDecoder {
     pub fn new(cfg: DecodeConfig, stats: Arc<Mutex<DecodeStats>>) -> Self {
@@ -217,6 +229,8 @@ impl HttpDecoder {
             local: DecodeStats::default(),
             clock: CoarseClock::new(),
             spare: Vec::new(),
+            retired: Vec::new(),
+            own_procs: vec![None; OWN_PROCS],
         }
     }
 
@@ -323,6 +337,25 @@ fn emit_decoded(
             // protocols are counted by it as undecoded bytes.
             _ => {}
         }
+    }
+}
+
+/// This worker's copy of the reader's process record `p` (`slots`:
+/// `HttpDecoder::own_procs`).
+fn own_process(
+    slots: &mut [Option<(Arc<ProcessInfo>, Arc<ProcessInfo>)>],
+    p: &Arc<ProcessInfo>,
+) -> Arc<ProcessInfo> {
+    let i = (Arc::as_ptr(p) as usize >> 4) % slots.len().max(1);
+    match slots.get_mut(i) {
+        // The slot holds the reader's record: its address is not reused.
+        Some(Some((theirs, ours))) if Arc::ptr_eq(theirs, p) => Arc::clone(ours),
+        Some(slot) => {
+            let ours = Arc::new(ProcessInfo::clone(p));
+            *slot = Some((Arc::clone(p), Arc::clone(&ours)));
+            ours
+        }
+        None => Arc::clone(p),
     }
 }
 
@@ -449,12 +482,13 @@ impl Processor for HttpDecoder {
                     .map(str::as_bytes);
                 let dec = choose_decoder(&self.cfg.limits, alpn, wire, &d.payload);
                 self.local.flows_opened += 1;
+                let process = own_process(&mut self.own_procs, &d.process);
                 v.insert(Box::new(FlowState {
                     dec,
                     held: Vec::new(),
                     held_bytes: 0,
                     last_active: now,
-                    process: Arc::clone(&d.process),
+                    process,
                     flow: d.flow,
                     library: d.library,
                     role,
@@ -496,12 +530,22 @@ impl Processor for HttpDecoder {
             f.held.clear();
             f.skipped[wire.index()] = true;
             // Only the buffer moves out (not the whole event: a copy).
-            if let Event::TlsData(TlsData { mut payload, .. }) = ev
-                && payload.capacity() <= crate::pipeline::SPARE_BUFFER_MAX
-                && self.spare.len() < crate::pipeline::BATCH
+            if let Event::TlsData(TlsData {
+                mut payload,
+                process,
+                ..
+            }) = ev
             {
-                payload.clear();
-                self.spare.push(payload);
+                if self.retired.len() >= crate::pipeline::BATCH {
+                    self.retired.clear();
+                }
+                self.retired.push(process);
+                if payload.capacity() <= crate::pipeline::SPARE_BUFFER_MAX
+                    && self.spare.len() < crate::pipeline::BATCH
+                {
+                    payload.clear();
+                    self.spare.push(payload);
+                }
             }
             return;
         }
@@ -573,6 +617,8 @@ impl Processor for HttpDecoder {
     }
 
     fn take_spare_buffers(&mut self, out: &mut crate::pipeline::Buffers) {
+        // Called once per batch: the batch's process references go now.
+        self.retired.clear();
         out.append(&mut self.spare);
     }
 
@@ -703,6 +749,52 @@ mod tests {
         d.take_spare_buffers(&mut none);
         assert!(none.is_empty());
         assert!(got.iter().all(|e| matches!(e, Event::Http(_))));
+    }
+
+    /// The reader's process record is released once per batch (at most a
+    /// batch of references held), and http events carry the worker's own
+    /// copy: equal in value, one per process.
+    #[test]
+    fn process_records_released_per_batch_events_carry_a_copy() {
+        let stats = Arc::new(Mutex::new(DecodeStats::default()));
+        let mut d = HttpDecoder::new(DecodeConfig::default(), stats);
+        let theirs = proc_info();
+        let mut got = Vec::new();
+        let calls = crate::pipeline::BATCH as u64 + 10;
+        for i in 0..calls {
+            for (dir, ts, bytes) in [
+                (Direction::Write, 2 * i, REQ),
+                (Direction::Read, 2 * i + 1, RESP),
+            ] {
+                let mut ev = data(Role::Client, dir, ts, bytes, bytes.len() as u64);
+                if let Event::TlsData(t) = &mut ev {
+                    t.process = Arc::clone(&theirs);
+                }
+                d.process(ev, &mut |e| got.push(e));
+                // Ours, the worker's slot, and at most a batch retired.
+                assert!(Arc::strong_count(&theirs) <= 2 + crate::pipeline::BATCH);
+            }
+        }
+        assert!(
+            Arc::strong_count(&theirs) > 2,
+            "released per batch, not per call"
+        );
+        d.take_spare_buffers(&mut Vec::new());
+        assert_eq!(Arc::strong_count(&theirs), 2, "ours and the slot's");
+        let procs: Vec<&Arc<ProcessInfo>> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::Http(h) => Some(&h.process),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(procs.len() as u64, calls);
+        assert!(
+            procs
+                .iter()
+                .all(|p| **p == theirs && !Arc::ptr_eq(p, &theirs))
+        );
+        assert!(procs.iter().all(|p| Arc::ptr_eq(p, procs[0])));
     }
 
     #[test]

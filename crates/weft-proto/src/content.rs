@@ -14,7 +14,9 @@ pub(crate) fn process(m: &mut Message, limits: &Limits, counters: &mut Counters)
     // matters here; most messages have no coding and are not gRPC.
     let mut coded = false;
     let mut grpc_type = None;
-    for f in m.headers.regular() {
+    // Only names of these lengths matter (pseudo-header names, `:status`...,
+    // are none of them): the others are passed over by their length.
+    for f in m.headers.with_name_len(|n| matches!(n, 12 | 16 | 17)) {
         match f.name {
             b"content-encoding" => coded = true,
             b"transfer-encoding" => {
@@ -23,7 +25,12 @@ pub(crate) fn process(m: &mut Message, limits: &Limits, counters: &mut Counters)
                     .split(|&b| b == b',')
                     .any(|t| !t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
-            b"content-type" if grpc::is_grpc_content_type(f.value) => {
+            // Only a value starting with `a` can be `application/grpc...`:
+            // the usual `text/...` is turned down by its first byte.
+            b"content-type"
+                if f.value.trim_ascii_start().first().map(|b| b | 0x20) == Some(b'a')
+                    && grpc::is_grpc_content_type(f.value) =>
+            {
                 grpc_type = Some(
                     f.value.len() >= 20
                         && f.value[..20].eq_ignore_ascii_case(b"application/grpc-web"),
@@ -134,5 +141,29 @@ fn decode_grpc(
         keep_left = keep_left.saturating_sub(u32::try_from(d.data.len()).unwrap_or(u32::MAX));
         count(&d, counters);
         msg.decoded = Some(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first-byte check before `is_grpc_content_type` turns down no
+    /// gRPC content type.
+    #[test]
+    fn grpc_first_byte_check_keeps_grpc_types() {
+        for v in [
+            &b"application/grpc"[..],
+            b"  Application/GRPC+proto",
+            b"\tapplication/grpc-web; charset=x",
+            b"APPLICATION/GRPC-WEB+json",
+            b"text/plain",
+            b"",
+            b" ",
+            b"application/json",
+        ] {
+            let first = v.trim_ascii_start().first().map(|b| b | 0x20) == Some(b'a');
+            assert!(first || !grpc::is_grpc_content_type(v), "{v:?}");
+        }
     }
 }

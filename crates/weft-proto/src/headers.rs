@@ -242,6 +242,36 @@ impl Headers {
         Headers { buf, index: bytes }
     }
 
+    /// The list's field bytes (for a list made by
+    /// [`from_raw`](Self::from_raw): the prefix, then the raw bytes).
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        let index = self.index;
+        self.buf.get_mut(..index).unwrap_or_default()
+    }
+
+    /// Keeps the first `end` field bytes of a list with no fields yet (a
+    /// list with fields is left as it is), and little more capacity after
+    /// them than the records of `fields` fields need: a list copied from
+    /// more bytes than it keeps does not hold on to the rest.
+    pub(crate) fn truncate_bytes(&mut self, end: usize, fields: usize) {
+        if self.is_empty() && end < self.index {
+            let cut = self.index - end;
+            self.buf.truncate(end);
+            self.index = end;
+            if cut > 1024 {
+                self.shrink(fields);
+            }
+        }
+    }
+
+    /// Gives back capacity past room for `fields` more records.
+    #[cold]
+    #[inline(never)]
+    fn shrink(&mut self, fields: usize) {
+        let keep = self.buf.len().saturating_add(fields.saturating_mul(REC));
+        self.buf.shrink_to(keep);
+    }
+
     /// Appends a field whose name and value are among the list's bytes
     /// (`name`, `value`: ranges of them), lower-casing the name in place
     /// (ASCII). Returns false (nothing added) when a range is not inside them.
@@ -255,6 +285,44 @@ impl Headers {
         };
         lowercase_in(&mut self.buf, span.name());
         self.buf.extend_from_slice(&span.encode());
+        true
+    }
+
+    /// Appends the fields whose `[name start, name end, value start, value
+    /// end]` are `spans` (offsets among the list's bytes, as for
+    /// [`push_span`](Self::push_span), but names already lower-case): one
+    /// check and one reservation for all of them, no bookkeeping per field.
+    /// Returns false, adding no field, when a span is reversed or not inside
+    /// the bytes.
+    #[inline]
+    pub(crate) fn push_spans(&mut self, spans: &[[u32; 4]]) -> bool {
+        let bytes = self.index;
+        if bytes > MAX_BYTES {
+            return false;
+        }
+        let old = self.buf.len();
+        self.buf.reserve(spans.len() * REC);
+        for &[start, name_end, value_start, end] in spans {
+            if start > name_end
+                || value_start > end
+                || name_end as usize > bytes
+                || end as usize > bytes
+            {
+                self.buf.truncate(old);
+                return false;
+            }
+            // `end` < 2^31 (checked above): the sensitive flag stays clear.
+            let mut r = [0u8; REC];
+            for (d, v) in
+                r.as_chunks_mut::<4>()
+                    .0
+                    .iter_mut()
+                    .zip([start, name_end, value_start, end])
+            {
+                *d = v.to_le_bytes();
+            }
+            self.buf.extend_from_slice(&r);
+        }
         true
     }
 
@@ -331,6 +399,20 @@ impl Headers {
     /// Every field, in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Field<'_>> + ExactSizeIterator + '_ {
         self.records().iter().map(|r| self.field(r))
+    }
+
+    /// Every field whose name length `keep` accepts, in order: a field
+    /// turned down costs a look at its name's offsets, nothing more.
+    pub fn with_name_len(&self, keep: impl Fn(usize) -> bool) -> impl Iterator<Item = Field<'_>> {
+        self.records()
+            .iter()
+            .filter(move |r| {
+                let [a0, a1, a2, a3, b0, b1, b2, b3, ..] = **r;
+                let start = u32::from_le_bytes([a0, a1, a2, a3]);
+                let name_end = u32::from_le_bytes([b0, b1, b2, b3]);
+                keep(name_end.wrapping_sub(start) as usize)
+            })
+            .map(|r| self.field(r))
     }
 
     /// Every field that is not a pseudo-header field, in order.
@@ -511,6 +593,9 @@ mod tests {
         assert_eq!(h.get(b"content-type"), Some(&b"text/html"[..]));
         assert_eq!(h.get(b"CONTENT-TYPE"), Some(&b"text/html"[..]));
         assert_eq!(h.get_all(b"set-cookie").count(), 2);
+        let named: Vec<_> = h.with_name_len(|n| n == 10).map(|f| f.value).collect();
+        assert_eq!(named, [&b"a=1"[..], b"b=2"]);
+        assert_eq!(h.with_name_len(|_| true).count(), h.len());
         assert_eq!(h.regular().count(), 4);
         let last = h.get_index(4).expect("field");
         assert_eq!(
@@ -571,5 +656,59 @@ mod tests {
         assert_eq!(r.len(), 1);
         let same: Headers = [("host", "A")].into_iter().collect();
         assert_eq!(r, same);
+    }
+
+    /// The bulk push gives the list one push per field gives, and refuses
+    /// what `push_span` refuses, adding nothing.
+    #[test]
+    fn push_spans_like_push_span() {
+        let raw = b"host: A\r\nx-long-name-here: vAlue\r\ne:\r\n";
+        let good = [
+            [0, 4, 6, 7],
+            [9, 25, 27, 32],
+            [34, 35, 36, 36],
+            [9, 10, 0, 3],
+        ];
+        let mut one = Headers::from_raw(b":x", raw, 4);
+        let mut bulk = one.clone();
+        for &[a, b, c, d] in &good {
+            let sh = |v: u32| v as usize + 2;
+            assert!(one.push_span(sh(a)..sh(b), sh(c)..sh(d)));
+        }
+        let shifted: Vec<[u32; 4]> = good.iter().map(|f| f.map(|v| v + 2)).collect();
+        assert!(bulk.push_spans(&shifted));
+        assert_eq!(one.storage(), bulk.storage());
+        assert_eq!(one, bulk);
+        assert!(bulk.push_spans(&[]));
+        assert_eq!(bulk.len(), 4);
+        let end = raw.len() as u32 + 2;
+        for bad in [
+            [4, 3, 0, 1],
+            [0, 1, 3, 2],
+            [0, end + 1, 0, 1],
+            [0, 1, 0, end + 1],
+        ] {
+            let mut h = Headers::from_raw(b":x", raw, 2);
+            assert!(!h.push_spans(&[[2, 6, 8, 9], bad]), "{bad:?}");
+            assert_eq!(h.len(), 0);
+            let r = |a: u32, b: u32| a as usize..b as usize;
+            assert!(
+                !h.push_span(r(bad[0], bad[1]), r(bad[2], bad[3])),
+                "{bad:?}"
+            );
+        }
+        let mut h = Headers::from_raw(b"x", b"abcd", 1);
+        h.bytes_mut()[1] = b'A';
+        h.truncate_bytes(3, 1);
+        assert_eq!(h.storage(), b"xAb");
+        assert!(h.push_spans(&[[1, 3, 3, 3]]));
+        h.truncate_bytes(1, 0);
+        let mut big = Headers::from_raw(b"", &[b'a'; 5000], 2);
+        big.truncate_bytes(10, 2);
+        assert!(big.storage().len() == 10 && big.buf.capacity() < 2000);
+        assert_eq!(h.get_index(0).map(|f| f.name), Some(&b"Ab"[..]));
+        let mut h = Headers::from_raw(b"", b"ab", 1);
+        assert!(h.push_spans(&[[0, 2, 2, 2]]));
+        assert_eq!(h.get_index(0).map(|f| f.name), Some(&b"ab"[..]));
     }
 }

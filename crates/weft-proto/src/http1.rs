@@ -1080,13 +1080,13 @@ static TCHAR: [bool; 256] = {
     t
 };
 
-/// Byte ranges of one field in the head (heads are far below 4 GiB:
-/// `h1_max_header_bytes` is a `u32`).
-#[derive(Clone, Copy, Default)]
-struct FieldAt {
-    name: (u32, u32),
-    value: (u32, u32),
-}
+/// One field's place in the head's header list (its prefix, then the
+/// head): name start, name end, value start, value end. Heads are far
+/// below 4 GiB (`h1_max_header_bytes` is a `u32`).
+type FieldAt = [u32; 4];
+
+/// Places for the pseudo-header fields (at most two), then the fields.
+const FAST_SLOTS: usize = FAST_FIELDS + 2;
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
@@ -1127,13 +1127,14 @@ fn value_end(buf: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// The length of the header name `line` starts with (its token bytes;
-/// `None` if the line ends in them): eight at a time while they are
-/// letters, digits and `-`, then one at a time.
+/// `None` if the line ends in them), lower-cased in place (ASCII): eight
+/// bytes at a time while they are letters, digits and `-`, then one at a
+/// time.
 #[inline]
-fn name_len(line: &[u8]) -> Option<usize> {
+fn name_len_lower(line: &mut [u8]) -> Option<usize> {
     let mut i = 0;
     loop {
-        if let Some(w) = line.get(i..).and_then(|b| b.first_chunk::<8>()) {
+        if let Some(w) = line.get_mut(i..).and_then(|b| b.first_chunk_mut::<8>()) {
             let x = u64::from_le_bytes(*w);
             let low = x & (0x7f * LO);
             // High bit of each byte that is a letter, a digit or `-`
@@ -1147,6 +1148,11 @@ fn name_len(line: &[u8]) -> Option<usize> {
             let dash = !((d & (0x7f * LO)).wrapping_add(0x7f * LO) | d);
             let common = (letter | digit | dash) & !x & HI;
             let other = !common & HI;
+            // Upper-case letters (bit 5 clear) before the first other byte.
+            let upper = letter & !x & !(x << 2) & HI & other.wrapping_sub(1) & !other;
+            if upper != 0 {
+                *w = (x | (upper >> 2)).to_le_bytes();
+            }
             if other == 0 {
                 i += 8;
                 continue;
@@ -1154,31 +1160,32 @@ fn name_len(line: &[u8]) -> Option<usize> {
             i += (other.trailing_zeros() / 8) as usize;
         }
         // The rest one byte at a time, from the first uncommon byte.
-        let len = line
-            .get(i..)?
-            .iter()
-            .position(|&b| !TCHAR[usize::from(b)])?;
+        let rest = line.get_mut(i..)?;
+        let len = rest.iter().position(|&b| !TCHAR[usize::from(b)])?;
+        rest[..len].make_ascii_lowercase();
         return Some(i + len);
     }
 }
 
-/// The header section from `i` on: fields into `fields`; returns the end
-/// of the head (after its empty line) and the number of fields.
+/// The header section from `i` on: fields into `fields` from `n` on, as
+/// places in `buf`, their names lower-cased in `buf`; returns the end of
+/// the head (after its empty line) and the number of places filled (`n`
+/// and the fields).
 #[inline]
 fn scan_fields(
-    buf: &[u8],
+    buf: &mut [u8],
     mut i: usize,
     max_headers: usize,
-    fields: &mut [FieldAt; FAST_FIELDS],
+    fields: &mut [FieldAt; FAST_SLOTS],
+    mut n: usize,
 ) -> Option<(usize, usize)> {
     if u32::try_from(buf.len()).is_err() {
         return None;
     }
-    let limit = max_headers.min(FAST_FIELDS);
-    let mut n = 0;
+    let limit = (n + max_headers.min(FAST_FIELDS)).min(FAST_SLOTS);
     loop {
+        let name_len = name_len_lower(buf.get_mut(i..)?)?;
         let line = buf.get(i..)?;
-        let name_len = name_len(line)?;
         if name_len == 0 {
             return (line.starts_with(b"\r\n")).then_some((i + 2, n));
         }
@@ -1211,49 +1218,64 @@ fn scan_fields(
             _ => return None,
         }
         // Lossless: `buf` is shorter than 4 GiB (checked first).
-        fields[n] = FieldAt {
-            name: (i as u32, (i + name_len) as u32),
-            value: (value_start as u32, (value_start + kept + 1) as u32),
-        };
+        let at = |x: usize| x as u32;
+        fields[n] = [
+            at(i),
+            at(i + name_len),
+            at(value_start),
+            at(value_start + kept + 1),
+        ];
         n += 1;
         i = cr + 2;
     }
 }
 
-/// The head's list (`prefix` then `raw`) with `pseudo` (ranges of it)
-/// first, then `fields` (ranges of `raw`), and its framing.
+/// Most bytes of a message's start the fast path copies to scan (a head
+/// that does not end within them takes the general path).
+const HEAD_COPY: usize = 8 * 1024;
+
+/// The head whose start line ends at `start` in `buf`, `prefix` the first
+/// bytes of its list: (at most `HEAD_COPY` bytes of) `buf` copied after the
+/// prefix, the fields scanned in the copy (names lower-cased as they are
+/// scanned), the copy cut after the head, and the places in `fields` (the
+/// first `pseudo` filled by the caller) pushed at once. Returns the end of
+/// the head in `buf`, and the head with its framing.
 #[inline]
-fn fast_head(
+fn fast_fields(
     prefix: &[u8],
-    raw: &[u8],
-    pseudo: &[(std::ops::Range<usize>, std::ops::Range<usize>)],
-    fields: &[FieldAt],
-) -> Option<Head> {
+    buf: &[u8],
+    start: usize,
+    max_headers: usize,
+    fields: &mut [FieldAt; FAST_SLOTS],
+    pseudo: usize,
+) -> Option<(usize, Head)> {
     let base = prefix.len();
-    let mut headers = Headers::from_raw(prefix, raw, fields.len() + pseudo.len());
-    for (name, value) in pseudo {
-        if !headers.push_span(name.clone(), value.clone()) {
-            return None;
-        }
+    let copy = buf.get(..buf.len().min(HEAD_COPY))?;
+    // Room for the records of as many fields as the fast path takes: a
+    // few hundred bytes more than needed, and no second allocation.
+    let mut headers = Headers::from_raw(prefix, copy, FAST_SLOTS);
+    let (end, n) = scan_fields(
+        headers.bytes_mut(),
+        base + start,
+        max_headers,
+        fields,
+        pseudo,
+    )?;
+    headers.truncate_bytes(end, FAST_SLOTS);
+    let fields = fields.get(..n)?;
+    if !headers.push_spans(fields) {
+        return None;
     }
     let mut framing = Framing::default();
-    for f in fields {
-        let (name, value) = (
-            f.name.0 as usize..f.name.1 as usize,
-            f.value.0 as usize..f.value.1 as usize,
-        );
-        if !headers.push_span(
-            base + name.start..base + name.end,
-            base + value.start..base + value.end,
-        ) {
-            return None;
-        }
-        let (name, value) = (raw.get(name)?, raw.get(value)?);
-        if matches!(name.len(), 7 | 14 | 17) {
+    let bytes = headers.storage();
+    for &[start, name_end, value_start, end] in fields.get(pseudo..)? {
+        if matches!(name_end.wrapping_sub(start), 7 | 14 | 17) {
+            let name = bytes.get(start as usize..name_end as usize)?;
+            let value = bytes.get(value_start as usize..end as usize)?;
             framing.see(name, value).ok()?;
         }
     }
-    Some(framing.head(headers))
+    Some((end.checked_sub(base)?, framing.head(headers)))
 }
 
 /// `HTTP/1.0` or `HTTP/1.1` at `i`: the minor version.
@@ -1290,14 +1312,14 @@ fn fast_request(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
     if buf.get(i..i + 2)? != b"\r\n" {
         return None;
     }
-    let mut fields = [FieldAt::default(); FAST_FIELDS];
-    let (end, n) = scan_fields(buf, i + 2, max_headers, &mut fields)?;
     let base = REQUEST_PREFIX.len();
-    let pseudo = [
-        (0..7, base..base + method_end),
-        (7..12, base + target_start..base + target_end),
-    ];
-    let mut head = fast_head(REQUEST_PREFIX, buf.get(..end)?, &pseudo, &fields[..n])?;
+    let mut fields = [FieldAt::default(); FAST_SLOTS];
+    // A start line too long to be lossless here does not fit the copy the
+    // fields are scanned in: the fast path turns it down.
+    let at = |x: usize| (base + x) as u32;
+    fields[0] = [0, 7, at(0), at(method_end)];
+    fields[1] = [7, 12, at(target_start), at(target_end)];
+    let (end, mut head) = fast_fields(REQUEST_PREFIX, buf, i + 2, max_headers, &mut fields, 2)?;
     head.method = match &buf[..method_end] {
         b"HEAD" => Method::Head,
         b"CONNECT" => Method::Connect,
@@ -1326,12 +1348,12 @@ fn fast_response(buf: &[u8], max_headers: usize) -> Option<(usize, Head)> {
     if *buf.get(line_end + 1)? != b'\n' {
         return None;
     }
-    let mut fields = [FieldAt::default(); FAST_FIELDS];
-    let (end, n) = scan_fields(buf, line_end + 2, max_headers, &mut fields)?;
+    let mut fields = [FieldAt::default(); FAST_SLOTS];
+    fields[0] = [0, 7, 7, 10];
     let mut prefix = [0u8; 10];
     prefix[..7].copy_from_slice(STATUS_NAME);
     prefix[7..].copy_from_slice(&[h, t, o]);
-    let mut head = fast_head(&prefix, buf.get(..end)?, &[(0..7, 7..10)], &fields[..n])?;
+    let (end, mut head) = fast_fields(&prefix, buf, line_end + 2, max_headers, &mut fields, 1)?;
     head.status = Some(code);
     head.minor_version = minor;
     Some((end, head))
@@ -1458,21 +1480,53 @@ mod tests {
         }
     }
 
+    /// A head that does not end within the fast path's copy is left to
+    /// httparse, which takes it whole.
+    #[test]
+    fn long_heads_take_the_general_path() {
+        let mut req = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+        req.resize(HEAD_COPY + 10, b'v');
+        req.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
+        assert!(fast_request(&req, 100).is_none());
+        match parse_request(&req, 100) {
+            Ok(Status::Complete((n, head))) => {
+                assert_eq!(n, req.len());
+                assert_eq!(
+                    head.headers.get(b"x-big").map(<[u8]>::len),
+                    Some(HEAD_COPY + 10 - 32)
+                );
+                assert_eq!(head.headers.get(b"accept"), Some(&b"*/*"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Just under the copy's size: the fast path.
+        req.truncate(HEAD_COPY - 40);
+        req.extend_from_slice(b"\r\n\r\n");
+        assert!(check(&req, true));
+    }
+
     /// The word-wise name scan stops where the byte-wise one does.
     #[test]
     fn name_scan_agrees() {
-        let mut line = *b"abcdefghijklmnopqrstuvwx: v\r\n";
-        for at in 0..24 {
+        let mut line = *b"abcdEFGHijklmNOPqrstUVWXyZ: v\r\n";
+        for at in 0..26 {
             for b in 0..=255u8 {
                 let was = line[at];
                 line[at] = b;
                 let want = line.iter().position(|&c| !TCHAR[usize::from(c)]);
-                assert_eq!(name_len(&line), want, "{b:#x} at {at}");
+                let mut ours = line;
+                assert_eq!(name_len_lower(&mut ours), want, "{b:#x} at {at}");
+                // The name lower-cased, nothing else touched.
+                let mut lower = line;
+                lower[..want.unwrap_or(0)].make_ascii_lowercase();
+                assert_eq!(ours, lower, "{b:#x} at {at}");
                 line[at] = was;
             }
         }
-        assert_eq!(name_len(b"Content-Length: 3\r\n"), Some(14));
-        assert_eq!(name_len(b"X_Y.Z-1234567890abcd"), None);
+        let mut cl = *b"Content-Length: 3\r\n";
+        assert_eq!(name_len_lower(&mut cl), Some(14));
+        assert_eq!(&cl, b"content-length: 3\r\n");
+        assert_eq!(name_len_lower(&mut b"X_Y.Z-1234567890abcd".clone()), None);
     }
 
     /// The word-wise name comparison agrees with `eq_ignore_ascii_case` on
