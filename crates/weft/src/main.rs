@@ -37,6 +37,7 @@ const MAX_PAYLOAD_CAP: u64 = 64 << 20;
 
 fn main() -> ExitCode {
     weft_bpf::sensor::limit_malloc_arenas(2);
+    weft_bpf::sensor::fix_malloc_thresholds();
     let cli = Cli::parse();
     init_logging(&cli.log_level);
     match run(cli) {

@@ -273,6 +273,15 @@ impl Decoder {
                 &mut status,
             ),
         });
+        self.settle(result, status)
+    }
+
+    /// A block's outcome: its status, or its error after a resync.
+    fn settle(
+        &mut self,
+        result: Result<(), HpackError>,
+        status: BlockStatus,
+    ) -> Result<BlockStatus, HpackError> {
         match result {
             Ok(()) => Ok(status),
             Err(e) => {
@@ -296,13 +305,7 @@ impl Decoder {
             &mut Aux::new(),
             &mut status,
         );
-        match result {
-            Ok(()) => Ok(status),
-            Err(e) => {
-                self.resync();
-                Err(e)
-            }
-        }
+        self.settle(result, status)
     }
 
     /// What the output depends on besides the block and the table.
