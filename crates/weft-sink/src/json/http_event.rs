@@ -513,6 +513,27 @@ fn head_cached(
 
 /// The `"body"` member, from the cache when the list's entry holds it, else
 /// written and noted in `note`.
+/// One message's member (`key` opens it): its head, kept or written by
+/// `head`, then its body member.
+fn message_member<'a>(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    (kept, note): (Option<&ListEntry>, &mut Note),
+    m: &Message,
+    redact: bool,
+    head: impl FnOnce(&mut Obj<'_>),
+    content_type: impl FnOnce() -> Option<&'a [u8]>,
+) {
+    out.extend_from_slice(key);
+    let mut j = Obj {
+        out: &mut *out,
+        first: true,
+    };
+    head_cached(&mut j, kept, note, head);
+    body_cached(&mut j, kept, note, m, redact, content_type);
+    out.push(b'}');
+}
+
 fn body_cached<'a>(
     j: &mut Obj<'_>,
     kept: Option<&ListEntry>,
@@ -793,35 +814,20 @@ fn write_http(
 
             out.extend_from_slice(b",\"http\":{\"version\":\"");
             out.extend_from_slice(t.version().as_bytes());
+            out.push(b'"');
             if req.seen {
-                out.extend_from_slice(b"\",\"request\":{");
-                let mut j = Obj {
-                    out: &mut *out,
-                    first: true,
-                };
-                head_cached(&mut j, rq_kept, &mut rq_note, |j| {
-                    request_head(j, &req.headers, rq(), redact);
-                });
-                body_cached(&mut j, rq_kept, &mut rq_note, req, redact, || {
+                let head = |j: &mut Obj<'_>| request_head(j, &req.headers, rq(), redact);
+                let side = (rq_kept, &mut rq_note);
+                message_member(out, b",\"request\":{", side, req, redact, head, || {
                     rq().content_type
                 });
-                out.push(b'}');
-            } else {
-                out.push(b'"');
             }
             if resp.seen {
-                out.extend_from_slice(b",\"response\":{");
-                let mut j = Obj {
-                    out: &mut *out,
-                    first: true,
-                };
-                head_cached(&mut j, rs_kept, &mut rs_note, |j| {
-                    response_head(j, &resp.headers, rs(), redact);
-                });
-                body_cached(&mut j, rs_kept, &mut rs_note, resp, redact, || {
+                let head = |j: &mut Obj<'_>| response_head(j, &resp.headers, rs(), redact);
+                let side = (rs_kept, &mut rs_note);
+                message_member(out, b",\"response\":{", side, resp, redact, head, || {
                     rs().content_type
                 });
-                out.push(b'}');
             }
             out.push(b'}');
 
