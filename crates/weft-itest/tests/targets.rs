@@ -221,6 +221,20 @@ fn pid_filter_probes_only_that_running_process_and_releases_it() -> TestResult {
     Ok(())
 }
 
+/// Fetch `url` with a python client (a process no filter selects) and
+/// check the body it got.
+fn python_fetch(url: &str, expect: &[u8]) -> TestResult {
+    let script = "import sys, ssl, urllib.request\n\
+        ctx = ssl._create_unverified_context()\n\
+        sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], context=ctx).read())\n";
+    let (_, out) = run_client(
+        Command::new("/usr/bin/python3").args(["-c", script, url]),
+        CLIENT_TIMEOUT,
+    )?;
+    assert_eq!(out, expect);
+    Ok(())
+}
+
 #[test]
 fn with_pid_the_syscall_hooks_run_only_while_the_selected_process_lives() -> TestResult {
     let nginx = Nginx::start()?;
@@ -239,17 +253,7 @@ fn with_pid_the_syscall_hooks_run_only_while_the_selected_process_lives() -> Tes
         wait_metric(metrics, writes, |_| true).is_some(),
         "no metrics page"
     );
-    let script = "import sys, ssl, urllib.request\n\
-        ctx = ssl._create_unverified_context()\n\
-        sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], context=ctx).read())\n";
-    let python = |url: &str| -> TestResult {
-        let (_, out) = run_client(
-            Command::new("/usr/bin/python3").args(["-c", script, url]),
-            CLIENT_TIMEOUT,
-        )?;
-        assert_eq!(out, b"body-/hooks\n");
-        Ok(())
-    };
+    let python = |url: &str| python_fetch(url, b"body-/hooks\n");
 
     // While the selected process lives, the hooks are on: any write runs
     // them (the check can fail).
@@ -291,17 +295,11 @@ fn with_comm_the_syscall_hooks_stay_off_while_idle_and_a_new_curl_is_tied_to_its
         wait_metric(metrics, writes, |_| true).is_some(),
         "no metrics page"
     );
-    let script = "import sys, ssl, urllib.request\n\
-        ctx = ssl._create_unverified_context()\n\
-        sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], context=ctx).read())\n";
-    let python = || -> TestResult {
-        let url = format!("https://127.0.0.1:{}/idle", nginx.port);
-        let (_, out) = run_client(
-            Command::new("/usr/bin/python3").args(["-c", script, &url]),
-            CLIENT_TIMEOUT,
-        )?;
-        assert_eq!(out, b"body-/idle\n");
-        Ok(())
+    let python = || {
+        python_fetch(
+            &format!("https://127.0.0.1:{}/idle", nginx.port),
+            b"body-/idle\n",
+        )
     };
 
     // No curl alive: another process' socket I/O runs the socket-I/O
