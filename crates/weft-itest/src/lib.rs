@@ -102,6 +102,15 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// `N` distinct loopback TCP ports that were free a moment ago (all held at
+/// once while chosen: separate [`free_port`] calls may return one twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("local addr").port())
+}
+
 /// Wait until something listens on 127.0.0.1:port.
 pub fn wait_port(port: u16, timeout: Duration) -> TestResult {
     let end = Instant::now() + timeout;
@@ -541,9 +550,7 @@ impl Nginx {
             Some((c, k)) => (c.to_path_buf(), k.to_path_buf()),
             None => make_cert(dir.path())?,
         };
-        let port = free_port();
-        let plain_port = free_port();
-        let h2c_port = free_port();
+        let [port, plain_port, h2c_port] = free_ports();
         std::fs::create_dir_all(dir.path().join("logs"))?;
         let conf = format!(
             r#"
@@ -591,8 +598,16 @@ http {{
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start nginx ({e}): install it (scripts/deps.sh)"))?;
-        let proc = Proc { child };
-        wait_port(port, Duration::from_secs(10))?;
+        let mut proc = Proc { child };
+        if let Err(e) = wait_port(port, Duration::from_secs(10)) {
+            // Say why when nginx itself gave up (its error log has the cause).
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                let log =
+                    std::fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
+                return Err(format!("nginx exited ({status}): {}", log.trim()).into());
+            }
+            return Err(e);
+        }
         Ok(Nginx {
             port,
             plain_port,
