@@ -9,7 +9,7 @@
 #ifndef WEFT_ABI_H
 #define WEFT_ABI_H
 
-#define WEFT_ABI_VERSION 4
+#define WEFT_ABI_VERSION 5
 
 /* Payload bytes carried by one data record at most. A call that moved more is
  * split into several data records that user space joins back. */
@@ -168,6 +168,15 @@ struct weft_call_rec {
 	__u8 _pad0[2];
 	char comm[16];        /* thread-group leader's comm */
 	struct weft_sock sock;
+	/* Calls of this connection (sock.cookie) whose call records were lost
+	 * to a full ring since its previous record got through: how many in
+	 * each direction and the bytes they moved (saturating). Without them
+	 * a lost call record would take with it the only account of its call,
+	 * and the decoders could not count the transactions it carried. */
+	__u32 lost_reads;
+	__u32 lost_writes;
+	__u32 lost_read_bytes;
+	__u32 lost_write_bytes;
 };
 
 /* Bytes a TLS library itself wrote to or read from its socket while inside a
@@ -370,7 +379,7 @@ _Static_assert(sizeof(struct weft_pkt_flow) == 80, "weft_pkt_flow layout");
 _Static_assert(sizeof(struct weft_wire_hello_rec) == 80, "weft_wire_hello_rec layout");
 _Static_assert(sizeof(struct weft_sock) == 56, "weft_sock layout");
 _Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
-_Static_assert(sizeof(struct weft_call_rec) == 168, "weft_call_rec layout");
+_Static_assert(sizeof(struct weft_call_rec) == 184, "weft_call_rec layout");
 _Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");
 _Static_assert(sizeof(struct weft_hello_rec) == 40, "weft_hello_rec layout");
 _Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
@@ -76,7 +76,9 @@ pub const SOCK_SIZE: usize = 56;
 /// sizeof(struct weft_data_rec), the header before the payload bytes.
 pub const DATA_HDR_SIZE: usize = 24;
 /// sizeof(struct weft_call_rec)
-pub const CALL_SIZE: usize = 168;
+pub const CALL_SIZE: usize = 184;
+/// The `lost_*` fields that end a call record.
+pub const LOST_SIZE: usize = 16;
 /// sizeof(struct weft_file_rec)
 pub const FILE_SIZE: usize = 24;
 /// sizeof(struct weft_exit_rec)
@@ -169,6 +171,26 @@ pub struct CallRec {
     pub op: u8,
     pub comm: [u8; 16],
     pub sock: SockRec,
+    /// Calls of the same connection whose call records were lost before
+    /// this one (ring full).
+    pub lost: LostCalls,
+}
+
+/// Library calls of one connection whose call records the kernel could
+/// not write (ring buffer full), told by the connection's next call
+/// record that got through. Byte counts saturate at `u32::MAX`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LostCalls {
+    pub reads: u32,
+    pub writes: u32,
+    pub read_bytes: u32,
+    pub write_bytes: u32,
+}
+
+impl LostCalls {
+    pub fn is_empty(&self) -> bool {
+        self.reads == 0 && self.writes == 0
+    }
 }
 
 /// The process that owns a connection (struct weft_owner).
@@ -421,6 +443,12 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
             c.skip(2);
             let comm = c.take::<16>();
             let sock = sock(&mut c);
+            let lost = LostCalls {
+                reads: c.u32(),
+                writes: c.u32(),
+                read_bytes: c.u32(),
+                write_bytes: c.u32(),
+            };
             debug_assert_eq!(c.at, CALL_SIZE);
             Ok(Record::Call(CallRec {
                 flags,
@@ -441,6 +469,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 op,
                 comm,
                 sock,
+                lost,
             }))
         }
         REC_EXEC | REC_MMAP => {
@@ -619,6 +648,10 @@ mod tests {
         b.extend_from_slice(&[ROLE_CLIENT, 0]);
         b.extend_from_slice(&5u32.to_ne_bytes());
         b.extend_from_slice(&0u32.to_ne_bytes());
+        // lost calls before this one
+        for v in [3u32, 1, 300, 20] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
         assert_eq!(b.len(), CALL_SIZE);
         b
     }
@@ -637,6 +670,15 @@ mod tests {
         assert_eq!(c.op, OP_WRITE);
         assert_eq!(&c.comm[..4], b"curl");
         assert_eq!(c.sock.cookie, 77);
+        assert_eq!(
+            c.lost,
+            LostCalls {
+                reads: 3,
+                writes: 1,
+                read_bytes: 300,
+                write_bytes: 20
+            }
+        );
         assert_eq!(c.sock.local, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
         assert_eq!(c.sock.remote_port, 443);
         assert_eq!(c.sock.role, ROLE_CLIENT);
@@ -824,7 +866,9 @@ mod tests {
         b.extend_from_slice(&comm);
         assert_eq!(b.len(), CONN_SIZE - SOCK_SIZE);
         // the socket, as in a call record
-        b.extend_from_slice(&call_bytes()[CALL_SIZE - SOCK_SIZE..]);
+        b.extend_from_slice(
+            &call_bytes()[CALL_SIZE - LOST_SIZE - SOCK_SIZE..CALL_SIZE - LOST_SIZE],
+        );
         assert_eq!(b.len(), CONN_SIZE);
         let Ok(Record::Conn(c)) = parse(&b) else {
             panic!("not a connection record")

@@ -214,6 +214,7 @@ mod tests {
                 role: 0,
                 fd: 3,
             },
+            lost: Default::default(),
         }
     }
 

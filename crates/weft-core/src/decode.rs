@@ -71,6 +71,9 @@ pub struct DecodeStats {
     pub flows_closed: u64,
     /// Bytes the capture did not deliver (truncated calls), told to decoders.
     pub gap_bytes: u64,
+    /// Calls lost whole with their call records (ring full) that the
+    /// kernel attributed to their connection, told to decoders.
+    pub calls_lost_whole: u64,
     /// Forwarded capture events whose payload had credentials masked.
     pub payloads_redacted: u64,
 }
@@ -254,6 +257,7 @@ impl HttpDecoder {
             s.flows_finished += l.flows_finished;
             s.flows_closed += l.flows_closed;
             s.gap_bytes += l.gap_bytes;
+            s.calls_lost_whole += l.calls_lost_whole;
             s.payloads_redacted += l.payloads_redacted;
         }
     }
@@ -501,6 +505,21 @@ impl Processor for HttpDecoder {
             }
         };
         f.last_active = now;
+        if !d.lost_before.is_empty() {
+            // Calls of this connection lost whole before this one, their
+            // records included: the decoder learns of them in order.
+            let l = d.lost_before;
+            for (dir, calls, bytes) in [
+                (Direction::Write, l.writes, l.write_bytes),
+                (Direction::Read, l.reads, l.read_bytes),
+            ] {
+                if calls > 0 {
+                    self.local.gap_bytes += bytes;
+                    self.local.calls_lost_whole += u64::from(calls);
+                    f.dec.lost_calls(wire_direction(dir, role), calls, bytes);
+                }
+            }
+        }
         let was_websocket = f.dec.is_websocket();
         f.dec
             .feed_at(wire, &d.payload, d.timestamp_ns, &mut self.out);
@@ -672,6 +691,7 @@ mod tests_support {
             tls: None,
             first_bytes: false,
             destination_domain: None,
+            lost_before: Default::default(),
         })
     }
 
@@ -1064,6 +1084,37 @@ mod tests {
         assert_eq!(http.len(), 2, "{got:?}");
         assert!(http.iter().any(|h| h.transaction.status() == Some(200)));
         assert_eq!(stats.lock().map(|s| s.gap_bytes).unwrap_or(0), 90);
+    }
+
+    #[test]
+    fn calls_lost_with_their_records_are_counted_on_the_connection() {
+        // Server side: two exchanges vanish whole (their call records
+        // too); the next request's call says so. Every transaction is then
+        // either reported or counted.
+        let mut next = data(Role::Server, Direction::Read, 5, REQ, REQ.len() as u64);
+        if let Event::TlsData(d) = &mut next {
+            d.lost_before = crate::event::LostCalls {
+                reads: 2,
+                writes: 2,
+                read_bytes: 2 * REQ.len() as u64,
+                write_bytes: 2 * RESP.len() as u64,
+            };
+        }
+        let (got, stats) = run(
+            DecodeConfig::default(),
+            vec![
+                data(Role::Server, Direction::Read, 1, REQ, REQ.len() as u64),
+                data(Role::Server, Direction::Write, 2, RESP, RESP.len() as u64),
+                next,
+                data(Role::Server, Direction::Write, 6, RESP, RESP.len() as u64),
+            ],
+        );
+        let http = got.iter().filter(|e| matches!(e, Event::Http(_))).count();
+        let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(http, 2, "{got:?}");
+        assert_eq!(s.proto.h1_requests_unseen, 2);
+        assert_eq!(s.calls_lost_whole, 4);
+        assert_eq!(s.gap_bytes, 2 * (REQ.len() + RESP.len()) as u64);
     }
 }
 

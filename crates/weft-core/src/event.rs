@@ -174,6 +174,26 @@ pub struct TlsData {
     /// The name the host just resolved to the peer's address (DNS), when
     /// this process opened the connection (`weft_core::resolved`).
     pub destination_domain: Option<Arc<str>>,
+    /// Calls of this connection that happened before this one and were
+    /// lost whole, their records included (the kernel's ring was full):
+    /// the decoder accounts for them before this call's bytes.
+    pub lost_before: LostCalls,
+}
+
+/// Library calls of one connection lost whole, with the bytes they moved,
+/// by direction as seen by the calling process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LostCalls {
+    pub reads: u32,
+    pub writes: u32,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+}
+
+impl LostCalls {
+    pub fn is_empty(&self) -> bool {
+        self.reads == 0 && self.writes == 0
+    }
 }
 
 impl TlsData {

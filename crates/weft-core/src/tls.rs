@@ -567,6 +567,7 @@ mod tests {
             tls: None,
             first_bytes: false,
             destination_domain: None,
+            lost_before: Default::default(),
         })
     }
 

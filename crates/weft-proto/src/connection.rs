@@ -215,7 +215,9 @@ impl ConnectionDecoder {
                 .add(&c);
         }
         if protocol == b"h2c" {
-            self.inner = Inner::Http2(Box::new(Http2Decoder::new(&self.limits)));
+            let mut h2 = Box::new(Http2Decoder::new(&self.limits));
+            h2.note_h2c_upgrade();
+            self.inner = Inner::Http2(h2);
             self.feed_inner(Direction::ClientToServer, client, out);
             self.feed_inner(Direction::ServerToClient, server, out);
         } else if protocol
@@ -325,6 +327,20 @@ impl ConnectionDecoder {
     pub fn lost_call(&mut self, dir: Direction) {
         if let Inner::Http1(d) = &mut self.inner {
             d.lost_call(dir);
+        }
+    }
+
+    /// `calls` library calls of direction `dir`, moving `bytes` in all, were
+    /// lost whole, records included (the capture's ring was full): as many
+    /// [`Self::lost_call`]s, with the gap after the first.
+    pub fn lost_calls(&mut self, dir: Direction, calls: u32, bytes: u64) {
+        if calls == 0 {
+            return;
+        }
+        self.lost_call(dir);
+        self.gap(dir, bytes);
+        if let Inner::Http1(d) = &mut self.inner {
+            d.more_lost_calls(dir, calls - 1);
         }
     }
 

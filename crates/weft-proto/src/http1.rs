@@ -253,6 +253,23 @@ impl Http1Decoder {
         }
     }
 
+    /// `n` more calls of direction `dir` lost whole, right after a lost
+    /// call and its [`Self::gap`]: the same counts as `n` calls of
+    /// [`Self::lost_call`], without a loop (the direction is lost, so each
+    /// is at a message boundary).
+    pub fn more_lost_calls(&mut self, dir: Direction, n: u32) {
+        if n == 0
+            || dir != Direction::ClientToServer
+            || self.upgraded
+            || self.sides[dir.index()].state != State::Lost
+        {
+            return;
+        }
+        self.counters.h1_requests_unseen +=
+            u64::from(std::mem::take(&mut self.unanswered_lost)) + u64::from(n - 1);
+        self.unanswered_lost = 1;
+    }
+
     /// Requests lost whole that were not answered are counted as unseen.
     fn settle_lost(&mut self) {
         self.counters.h1_requests_unseen += u64::from(std::mem::take(&mut self.unanswered_lost));

@@ -499,3 +499,43 @@ fn calls_lost_inside_a_request_body_are_not_requests() {
     assert_eq!(txs(out).len(), 1);
     assert_eq!(dec.counters().h1_requests_unseen, 0);
 }
+
+/// Lost calls told as counts (the kernel's per-connection account of call
+/// records lost to a full ring) give the counts the same calls told one by
+/// one give, for runs of any length in each direction.
+#[test]
+fn lost_calls_told_as_counts_match_one_by_one() {
+    fn seen(lost_requests: u32, lost_responses: u32, counts: bool) -> (usize, u64) {
+        let mut dec = Http1Decoder::new(&Limits::default());
+        let mut out = Vec::new();
+        dec.feed(C2S, GET, &mut out);
+        dec.feed(S2C, OK, &mut out);
+        if counts {
+            for (dir, n, msg) in [(S2C, lost_responses, OK), (C2S, lost_requests, GET)] {
+                if n > 0 {
+                    dec.lost_call(dir);
+                    dec.gap(dir, u64::from(n) * msg.len() as u64);
+                    dec.more_lost_calls(dir, n - 1);
+                }
+            }
+        } else {
+            for i in 0..lost_requests.max(lost_responses) {
+                if i < lost_requests {
+                    lose_call(&mut dec, C2S, GET);
+                }
+                if i < lost_responses {
+                    lose_call(&mut dec, S2C, OK);
+                }
+            }
+        }
+        dec.feed(C2S, GET, &mut out);
+        dec.feed(S2C, OK, &mut out);
+        dec.finish(&mut out);
+        (txs(out).len(), dec.counters().h1_requests_unseen)
+    }
+    for (req, resp) in [(1, 1), (3, 3), (1, 0), (4, 0), (1000, 1000)] {
+        let one_by_one = seen(req, resp, false);
+        assert_eq!(seen(req, resp, true), one_by_one, "{req} {resp}");
+        assert_eq!(one_by_one, (2, u64::from(req)), "{req} {resp}");
+    }
+}

@@ -711,3 +711,28 @@ fn streams_lost_whole_in_a_gap_are_counted() {
     feed_all(&mut dec, &late);
     assert_eq!(dec.counters().streams_unseen, 0);
 }
+
+/// A connection seen from its preface: client streams start at 1, so
+/// streams lost whole before the first header block weft saw are counted
+/// too; joined midway, nothing below the first block is.
+#[test]
+fn streams_lost_before_the_first_block_seen_are_counted_from_the_start() {
+    let c = busy_connection(6);
+    // Drop every frame of streams 1 and 3 (both directions), keep the rest
+    // (the preface and SETTINGS included).
+    let kept: Vec<_> = c
+        .records
+        .iter()
+        .filter(|(_, b)| !(b.len() >= 9 && b[5..8] == [0, 0, 0] && matches!(b[8], 1 | 3)))
+        .cloned()
+        .collect();
+    let mut dec = decoder();
+    let mut out = Vec::new();
+    for (dir, bytes) in &kept {
+        dec.feed(*dir, bytes, &mut out);
+    }
+    dec.finish(&mut out);
+    let reported = txs(out).len() as u64;
+    assert_eq!(reported, 4);
+    assert_eq!(dec.counters().streams_unseen, 2);
+}

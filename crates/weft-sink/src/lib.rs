@@ -142,6 +142,7 @@ mod test_support {
             tls: None,
             first_bytes: false,
             destination_domain: None,
+            lost_before: Default::default(),
         }
     }
 

@@ -659,6 +659,12 @@ impl Inner {
             tls: None,
             first_bytes: c.flags & abi::CALL_FIRST != 0,
             destination_domain,
+            lost_before: weft_core::event::LostCalls {
+                reads: c.lost.reads,
+                writes: c.lost.writes,
+                read_bytes: u64::from(c.lost.read_bytes),
+                write_bytes: u64::from(c.lost.write_bytes),
+            },
         }));
         None
     }

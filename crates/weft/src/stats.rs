@@ -144,6 +144,11 @@ impl Snapshot<'_> {
                 self.k("ring_full_call"),
             ),
             (
+                "lost_calls_untold",
+                "  of which not told to their connection (no later call)",
+                self.k("lost_calls_untold"),
+            ),
+            (
                 "ring_full_other",
                 "ring buffer full: process records",
                 self.k("ring_full_other"),
@@ -248,6 +253,11 @@ impl Snapshot<'_> {
                 "gap_bytes",
                 "decoder: bytes lost to capture gaps",
                 d.gap_bytes,
+            ),
+            (
+                "calls_lost_whole",
+                "decoder: lost call records told to their connection",
+                d.calls_lost_whole,
             ),
             ("desyncs", "decoder: desynchronisations", d.proto.desyncs),
             (

@@ -57,6 +57,10 @@ struct Core {
     /// header block was lost (clients open streams in order; losses can fall
     /// on frame boundaries, where the byte stream shows no seam).
     max_block_stream: u32,
+    /// Seen from the connection's first byte: client streams start at 1, so
+    /// ids below the first header block seen were lost too (a connection
+    /// joined midway may have used them before weft started).
+    from_start: bool,
     /// Skipped ids, ascending, not yet counted in `streams_unseen`: the
     /// response of such a stream can still come (multiplexed responses
     /// trail the requests). Counted once `UNSEEN_WINDOW` ids older than the
@@ -108,6 +112,12 @@ impl Http2Decoder {
         }
     }
 
+    /// After an HTTP/1.1 `Upgrade: h2c`: stream 1 was the upgraded request
+    /// (seen as HTTP/1), so the client's first HTTP/2 stream is 3.
+    pub(crate) fn note_h2c_upgrade(&mut self) {
+        self.core.max_block_stream = self.core.max_block_stream.max(1);
+    }
+
     /// A decoder for a connection already in progress: frame boundaries are
     /// found by resynchronisation, and header fields that reference HPACK
     /// entries sent before we joined are reported missing
@@ -121,6 +131,7 @@ impl Http2Decoder {
             ],
         );
         core.table_setting = [limits.hpack_max_table_size; 2];
+        core.from_start = false;
         Http2Decoder {
             frames: [
                 FrameDecoder::new_mid_connection(limits),
@@ -349,6 +360,7 @@ impl Core {
             streams: BTreeMap::new(),
             max_client_stream: 0,
             max_block_stream: 0,
+            from_start: true,
             unseen_pending: std::collections::VecDeque::new(),
             orphans: 0,
             list_hint: [(16, 0); 2],
@@ -527,8 +539,12 @@ impl Core {
     /// `id` (odd).
     fn note_block_stream(&mut self, id: u32) {
         if id > self.max_block_stream {
-            if self.max_block_stream > 0 {
-                let mut skipped = self.max_block_stream + 2;
+            if self.max_block_stream > 0 || self.from_start {
+                let mut skipped = if self.max_block_stream > 0 {
+                    self.max_block_stream + 2
+                } else {
+                    1
+                };
                 while skipped < id {
                     if self.unseen_pending.len() < UNSEEN_PENDING_MAX {
                         self.unseen_pending.push_back(skipped);
