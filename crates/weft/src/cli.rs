@@ -10,6 +10,8 @@ Examples:
   sudo weft --pid 1234 --comm curl   only process 1234 and processes named curl
   sudo weft --tree 4321              process 4321 and everything it starts
   sudo weft --payload-cap 4M --json  keep up to 4 MiB of each call
+  sudo weft --max-body 1M --json     keep HTTP bodies whole up to 1 MiB (default 16K)
+  sudo weft --max-body 0 --json      no body bytes at all, only their sizes
   sudo weft --record s.weftrec       also keep the raw records (0600 file)
   weft --replay s.weftrec --json     decode a recording again, no root needed
   sudo weft --keylog keys.log        also save session secrets (SSLKEYLOGFILE format)
@@ -67,6 +69,16 @@ pub struct Cli {
     /// marked truncated with their real length. At most 64M.
     #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size)]
     pub payload_cap: u64,
+
+    /// Bytes of each HTTP body (request and response; as sent, and again
+    /// with its content coding removed) and of each WebSocket message kept
+    /// in the event (suffix K, M; 0 = none, only sizes and flags). The real
+    /// size is still reported (`http.*.body.bytes`); a body cut here is
+    /// flagged (`weft.http.body_truncated`, `weft.http.*.body.truncated`)
+    /// and the bodies and bytes cut are counted in the exit statistics,
+    /// the `weft.loss` event and the metrics. At most 64M.
+    #[arg(long, value_name = "SIZE", default_value = "16K", value_parser = parse_max_body)]
+    pub max_body: u32,
 
     /// Kernel ring-buffer size (a power of two; suffix K, M).
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
@@ -223,6 +235,37 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// The largest `--max-body`.
+pub const MAX_BODY: u64 = 64 << 20;
+
+/// `--max-body`: a size ([`parse_size`]) of at most [`MAX_BODY`].
+fn parse_max_body(s: &str) -> Result<u32, String> {
+    let n = parse_size(s)?;
+    if n > MAX_BODY {
+        return Err(format!(
+            "{s:?} is above the maximum of 64M (use --record to keep whole bodies of any size)"
+        ));
+    }
+    u32::try_from(n).map_err(|_| format!("{s:?} is too large"))
+}
+
+impl Cli {
+    /// The decoders' limits: the library's defaults, with the body and
+    /// WebSocket message bytes kept set by `--max-body`.
+    pub fn decode_limits(&self) -> weft_proto::Limits {
+        let d = weft_proto::Limits::default();
+        weft_proto::Limits {
+            max_body_size: self.max_body,
+            max_decoded_body_size: self.max_body,
+            ws_max_message_size: self.max_body,
+            // A decoded body asked for whole is not stopped short by the
+            // decompression guard (16 MiB by default).
+            max_decompressed_size: d.max_decompressed_size.max(self.max_body),
+            ..d
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +316,54 @@ mod tests {
         assert_eq!(c.xdp, Some(weft_bpf::netdev::XdpMode::Generic));
         assert!(!c.no_tc);
         assert!(Cli::try_parse_from(["weft", "--xdp", "fast"]).is_err());
+    }
+
+    #[test]
+    fn max_body() {
+        let c = Cli::try_parse_from(["weft"]).expect("parses");
+        assert_eq!(c.max_body, 16 * 1024);
+        let l = c.decode_limits();
+        assert_eq!(l.max_body_size, 16 * 1024);
+        assert_eq!(l.max_decoded_body_size, 16 * 1024);
+        assert_eq!(l.ws_max_message_size, 16 * 1024);
+        // Everything else is the library's default.
+        let d = weft_proto::Limits::default();
+        assert_eq!(
+            weft_proto::Limits {
+                max_body_size: d.max_body_size,
+                max_decoded_body_size: d.max_decoded_body_size,
+                ws_max_message_size: d.ws_max_message_size,
+                ..l
+            },
+            d
+        );
+
+        let c = Cli::try_parse_from(["weft", "--max-body", "0"]).expect("parses");
+        let l = c.decode_limits();
+        assert_eq!(
+            (
+                l.max_body_size,
+                l.max_decoded_body_size,
+                l.ws_max_message_size
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(l.max_decompressed_size, d.max_decompressed_size);
+
+        let c = Cli::try_parse_from(["weft", "--max-body", "1M"]).expect("parses");
+        assert_eq!(c.decode_limits().max_body_size, 1 << 20);
+
+        let c = Cli::try_parse_from(["weft", "--max-body", "64M"]).expect("parses");
+        let l = c.decode_limits();
+        assert_eq!(l.max_body_size, 64 << 20);
+        assert_eq!(l.max_decompressed_size, 64 << 20);
+
+        let e = Cli::try_parse_from(["weft", "--max-body", "65M"])
+            .expect_err("above the maximum")
+            .to_string();
+        assert!(e.contains("maximum of 64M"), "{e}");
+        assert!(Cli::try_parse_from(["weft", "--max-body", "5G"]).is_err());
+        assert!(Cli::try_parse_from(["weft", "--max-body", "16X"]).is_err());
     }
 
     #[test]

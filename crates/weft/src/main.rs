@@ -787,6 +787,7 @@ fn start_pipeline(
         ..PipelineConfig::default()
     };
     let decode_cfg = DecodeConfig {
+        limits: cli.decode_limits(),
         raw: cli.raw,
         redact: !cli.no_redact,
         ..DecodeConfig::default()

@@ -276,9 +276,29 @@ impl Snapshot<'_> {
                 d.proto.hpack_unknown_references,
             ),
             (
+                "bodies_truncated",
+                "decoder: bodies cut at --max-body",
+                d.proto.bodies_truncated,
+            ),
+            (
                 "body_bytes_dropped",
-                "decoder: body bytes over the body limit",
+                "decoder: body bytes over --max-body",
                 d.proto.body_bytes_dropped,
+            ),
+            (
+                "decoded_bytes_dropped",
+                "decoder: decoded body bytes over --max-body",
+                d.proto.decoded_bytes_dropped,
+            ),
+            (
+                "ws_messages_truncated",
+                "decoder: WebSocket messages cut short",
+                d.proto.ws_messages_truncated,
+            ),
+            (
+                "ws_bytes_dropped",
+                "decoder: WebSocket bytes over --max-body",
+                d.proto.ws_bytes_dropped,
             ),
             (
                 "streams_evicted",
@@ -537,5 +557,55 @@ impl Snapshot<'_> {
             runs,
             time,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bodies and WebSocket messages cut at `--max-body` are reported in
+    /// the summary, the metrics and (as lost data) the `weft.loss` event.
+    #[test]
+    fn body_truncation_is_reported() {
+        let stats = Stats::default();
+        let mut decoded = DecodeStats::default();
+        decoded.proto.bodies_truncated = 3;
+        decoded.proto.body_bytes_dropped = 250_000;
+        decoded.proto.decoded_bytes_dropped = 7;
+        decoded.proto.ws_messages_truncated = 2;
+        decoded.proto.ws_bytes_dropped = 90;
+        let snap = Snapshot {
+            stats: &stats,
+            kernel: Vec::new(),
+            asm: AssemblyStats::default(),
+            decoded,
+            uprobes: 0,
+            files: 0,
+        };
+        let rows = snap.losses();
+        for (key, value) in [
+            ("bodies_truncated", 3),
+            ("body_bytes_dropped", 250_000),
+            ("decoded_bytes_dropped", 7),
+            ("ws_messages_truncated", 2),
+            ("ws_bytes_dropped", 90),
+        ] {
+            let row = rows.iter().find(|r| r.key == key).expect(key);
+            assert_eq!(row.value, value, "{key}");
+            assert!(row.lost, "{key} goes into weft.loss");
+        }
+        let mut summary = Vec::new();
+        snap.print(&mut summary, Duration::from_secs(1));
+        let summary = String::from_utf8(summary).expect("utf-8");
+        assert!(
+            summary.contains("bodies cut at --max-body") && summary.contains("250000"),
+            "{summary}"
+        );
+        let page = crate::metrics::render(&snap.families(&[]));
+        assert!(
+            page.contains("weft_drops_total{reason=\"bodies_truncated\"} 3"),
+            "{page}"
+        );
     }
 }

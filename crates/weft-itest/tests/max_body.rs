@@ -1,0 +1,217 @@
+//! End-to-end: `--max-body`, the body bytes each event keeps. nginx serves
+//! a 100 KiB file over TLS; curl fetches it over HTTP/1.1 and HTTP/2.
+//! Ground truth: the file itself and curl's own count of the bytes it got.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use weft_itest::exchange::*;
+use weft_itest::*;
+
+const FILE_SIZE: usize = 100 * 1024;
+
+/// 100 KiB of printable text (so the body is `content`, not `base64`),
+/// different at every offset.
+fn file_bytes() -> Vec<u8> {
+    let mut out = Vec::with_capacity(FILE_SIZE + 32);
+    let mut i = 0u64;
+    while out.len() < FILE_SIZE {
+        out.extend(format!("{i:06} {:08x}\n", i.wrapping_mul(0x9e37_79b9) >> 3).bytes());
+        i += 1;
+    }
+    out.truncate(FILE_SIZE);
+    out
+}
+
+/// nginx serving `/files/` from a directory holding `name` (the file).
+fn serve_file(dir: &Path, name: &str) -> TestResult<Nginx> {
+    std::fs::create_dir_all(dir.join("files"))?;
+    std::fs::write(dir.join("files").join(name), file_bytes())?;
+    Nginx::start_with(
+        None,
+        &format!(
+            "location /files/ {{ root {}; default_type text/plain; }}",
+            dir.display()
+        ),
+    )
+}
+
+/// curl fetches `url` (`--http1.1` or `--http2`); returns its pid, the
+/// bytes it got and its own count of them (`%{size_download}`).
+fn fetch(proto: &str, url: &str, dir: &Path) -> TestResult<(u32, Vec<u8>, u64)> {
+    let out = dir.join(format!("got{proto}"));
+    let (pid, stdout) = run_client(
+        Command::new("curl")
+            .args(["-sk", "--max-time", "20", proto, "-o"])
+            .arg(&out)
+            .args(["-w", "%{size_download}"])
+            .arg(url),
+        CLIENT_TIMEOUT,
+    )?;
+    let counted = String::from_utf8_lossy(&stdout)
+        .trim()
+        .parse::<u64>()
+        .map_err(|e| format!("curl's size_download {stdout:?}: {e}"))?;
+    Ok((pid, std::fs::read(&out)?, counted))
+}
+
+struct Seen {
+    /// The transactions for the file: one from each end (curl, nginx) for
+    /// each HTTP version.
+    events: Vec<Value>,
+    stderr: String,
+}
+
+/// Runs weft with `args`, fetches the file with HTTP/1.1 and HTTP/2, and
+/// returns weft's transactions for it (both ends, both versions).
+fn run(args: &[&str]) -> TestResult<Seen> {
+    let dir = TempDir::new("maxbody");
+    let name = format!("big-{:x}.txt", rand_u64());
+    let nginx = serve_file(dir.path(), &name)?;
+    let weft = Weft::start(args)?;
+    let path = format!("/files/{name}");
+    let url = format!("https://127.0.0.1:{}{path}", nginx.port);
+    let want = file_bytes();
+    let mut pids = Vec::new();
+    for proto in ["--http1.1", "--http2"] {
+        let (pid, got, counted) = fetch(proto, &url, dir.path())?;
+        assert_eq!(counted, FILE_SIZE as u64, "curl {proto} counted");
+        assert!(got == want, "curl {proto} got other bytes than the file");
+        pids.push(u64::from(pid));
+    }
+    let ours = |e: &Value| {
+        field_str(e, "event.action") == Some("http-transaction")
+            && field_str(e, "url.path") == Some(path.as_str())
+    };
+    // Both clients' transactions, and nginx's two.
+    let end = std::time::Instant::now() + SEEN_TIMEOUT;
+    while std::time::Instant::now() < end
+        && weft.events_so_far().iter().filter(|e| ours(e)).count() < 4
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let run = weft.stop()?;
+    assert!(run.success, "weft failed:\n{}", run.stderr);
+    let events: Vec<Value> = run.events.into_iter().filter(|e| ours(e)).collect();
+    for pid in &pids {
+        assert!(
+            events
+                .iter()
+                .any(|e| field_u64(e, "process.pid") == Some(*pid)),
+            "no transaction of curl (pid {pid}): {events:#?}\n{}",
+            run.stderr
+        );
+    }
+    let versions: Vec<&str> = events
+        .iter()
+        .filter_map(|e| field_str(e, "http.version"))
+        .collect();
+    assert!(
+        versions.contains(&"1.1") && versions.contains(&"2"),
+        "versions {versions:?}"
+    );
+    assert_eq!(events.len(), 4, "client and server, two versions");
+    Ok(Seen {
+        events,
+        stderr: run.stderr,
+    })
+}
+
+fn flag(e: &Value, path: &str) -> Option<bool> {
+    field(e, path).and_then(Value::as_bool)
+}
+
+#[test]
+fn bodies_are_cut_at_16k_by_default() -> TestResult {
+    let seen = run(&[])?;
+    let file = file_bytes();
+    for e in &seen.events {
+        let v = field_str(e, "http.version").unwrap_or("?");
+        assert_eq!(field_u64(e, "http.response.status_code"), Some(200));
+        // The real size, the bytes kept, and the flags.
+        assert_eq!(
+            field_u64(e, "http.response.body.bytes"),
+            Some(FILE_SIZE as u64),
+            "{v}: {e}"
+        );
+        assert_eq!(
+            field_u64(e, "weft.http.response.body.kept"),
+            Some(16384),
+            "{v}"
+        );
+        assert_eq!(flag(e, "weft.http.body_truncated"), Some(true), "{v}");
+        assert_eq!(
+            flag(e, "weft.http.response.body.truncated"),
+            Some(true),
+            "{v}"
+        );
+        // What is kept is the file's first 16 KiB.
+        let content = field_str(e, "http.response.body.content").ok_or("no content")?;
+        assert!(
+            content.as_bytes() == &file[..16384],
+            "{v}: the kept content is not the file's start"
+        );
+        // Nothing was lost on the way: the cut is weft's choice.
+        assert_eq!(flag(e, "weft.http.data_lost"), Some(false), "{v}");
+    }
+    // The statistics count the cut bodies.
+    let line = seen
+        .stderr
+        .lines()
+        .find(|l| l.contains("bodies cut at --max-body"))
+        .ok_or_else(|| format!("no body line in the statistics:\n{}", seen.stderr))?;
+    let cut: u64 = line
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .ok_or("count")?;
+    assert!(cut >= 4, "{line}");
+    Ok(())
+}
+
+#[test]
+fn max_body_1m_keeps_the_whole_file() -> TestResult {
+    let seen = run(&["--max-body", "1M"])?;
+    let file = file_bytes();
+    for e in &seen.events {
+        let v = field_str(e, "http.version").unwrap_or("?");
+        assert_eq!(
+            field_u64(e, "http.response.body.bytes"),
+            Some(FILE_SIZE as u64),
+            "{v}"
+        );
+        assert_eq!(
+            field_u64(e, "weft.http.response.body.kept"),
+            Some(FILE_SIZE as u64),
+            "{v}"
+        );
+        assert_eq!(flag(e, "weft.http.body_truncated"), Some(false), "{v}");
+        assert_eq!(
+            flag(e, "weft.http.response.body.truncated"),
+            Some(false),
+            "{v}"
+        );
+        let content = field_str(e, "http.response.body.content").ok_or("no content")?;
+        assert!(content.as_bytes() == file, "{v}: content is not the file");
+    }
+    Ok(())
+}
+
+#[test]
+fn max_body_0_keeps_only_the_size() -> TestResult {
+    let seen = run(&["--max-body", "0"])?;
+    for e in &seen.events {
+        let v = field_str(e, "http.version").unwrap_or("?");
+        assert_eq!(
+            field_u64(e, "http.response.body.bytes"),
+            Some(FILE_SIZE as u64),
+            "{v}"
+        );
+        assert_eq!(field_u64(e, "weft.http.response.body.kept"), Some(0));
+        assert_eq!(flag(e, "weft.http.body_truncated"), Some(true), "{v}");
+        assert!(field(e, "http.response.body.content").is_none(), "{v}");
+        assert!(field(e, "http.response.body.base64").is_none(), "{v}");
+    }
+    Ok(())
+}
