@@ -809,77 +809,21 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 	return enter_call(ctx, WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
 }
 
-/*
- * Call records lost to a full ring, per connection (socket cookie), until
- * the connection's next call record gets through and carries them
- * (weft_call_rec.lost_*). `calls`: lost reads in the high 32 bits, writes
- * in the low ones, so one atomic add says whether the entry was empty.
- * LRU: a connection that never gets another record through is forgotten
- * (its losses stay in WEFT_STAT_RING_FULL_CALL).
- */
-struct lost_calls {
-	__u64 calls;
-	__u64 read_bytes;
-	__u64 write_bytes;
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct lost_calls);
-} lost_calls SEC(".maps");
-
-/* Entries of lost_calls holding counts: while 0 (always, unless the ring
- * filled), a call record costs one load for this, no lookup. */
-volatile __u64 lost_pending = 0;
-
-static __always_inline void note_lost_call(__u64 cookie, __u8 op, __u64 len)
+/* A call record tells its connection's lost calls; only calls that move
+ * bytes do: user space hands their counts to the connection's decoder
+ * (markers such as SSL_free go elsewhere; the connection's end record
+ * takes what is left, conn.bpf.c). */
+static __always_inline void call_take_lost(struct weft_call_rec *r)
 {
-	if (!cookie || (op != WEFT_OP_READ && op != WEFT_OP_WRITE))
+	if (r->op != WEFT_OP_READ && r->op != WEFT_OP_WRITE) {
+		r->lost_reads = 0;
+		r->lost_writes = 0;
+		r->lost_read_bytes = 0;
+		r->lost_write_bytes = 0;
 		return;
-	struct lost_calls *l = bpf_map_lookup_elem(&lost_calls, &cookie);
-	if (!l) {
-		struct lost_calls zero = {};
-		bpf_map_update_elem(&lost_calls, &cookie, &zero, BPF_NOEXIST);
-		l = bpf_map_lookup_elem(&lost_calls, &cookie);
-		if (!l)
-			return;
 	}
-	bool write = op == WEFT_OP_WRITE;
-	__u64 old = __sync_fetch_and_add(&l->calls, write ? 1 : 1ull << 32);
-	__sync_fetch_and_add(write ? &l->write_bytes : &l->read_bytes, len);
-	if (!old)
-		__sync_fetch_and_add(&lost_pending, 1);
-}
-
-static __always_inline __u32 sat32(__u64 v)
-{
-	return v > 0xffffffffull ? 0xffffffffu : (__u32)v;
-}
-
-/* The connection's lost calls since its last record, taken into `r`. */
-static __always_inline void take_lost_calls(struct weft_call_rec *r)
-{
-	r->lost_reads = 0;
-	r->lost_writes = 0;
-	r->lost_read_bytes = 0;
-	r->lost_write_bytes = 0;
-	__u64 cookie = r->sock.cookie;
-	/* Only calls that move bytes tell: user space hands their counts to
-	 * the connection's decoder (markers such as SSL_free go elsewhere). */
-	if (!lost_pending || !cookie || (r->op != WEFT_OP_READ && r->op != WEFT_OP_WRITE))
-		return;
-	struct lost_calls *l = bpf_map_lookup_elem(&lost_calls, &cookie);
-	if (!l)
-		return;
-	__u64 calls = __sync_lock_test_and_set(&l->calls, 0);
-	if (!calls)
-		return;
-	__sync_fetch_and_sub(&lost_pending, 1);
-	r->lost_reads = calls >> 32;
-	r->lost_writes = (__u32)calls;
-	r->lost_read_bytes = sat32(__sync_lock_test_and_set(&l->read_bytes, 0));
-	r->lost_write_bytes = sat32(__sync_lock_test_and_set(&l->write_bytes, 0));
+	take_lost_calls(r->sock.cookie, &r->lost_reads, &r->lost_writes, &r->lost_read_bytes,
+			&r->lost_write_bytes);
 }
 
 /* Fill and submit one call record. Returns false when the ring is full. */
@@ -919,7 +863,7 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 	r->_pad0[1] = 0;
 	__builtin_memcpy(&r->comm, leader->comm, sizeof(r->comm));
 	r->sock = *sock;
-	take_lost_calls(r);
+	call_take_lost(r);
 	bpf_ringbuf_submit(r, ring_wakeup_call(woken));
 	return true;
 }

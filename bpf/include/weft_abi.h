@@ -265,6 +265,13 @@ struct weft_conn_rec {
 	__u32 _pad0;
 	struct weft_owner owner;
 	struct weft_sock sock; /* role: client = connected, server = accepted */
+	/* End records: calls of this connection whose call records were lost
+	 * (ring full) and that no later call record told (as in
+	 * weft_call_rec): the connection made no call after them. */
+	__u32 lost_reads;
+	__u32 lost_writes;
+	__u32 lost_read_bytes;
+	__u32 lost_write_bytes;
 };
 
 struct weft_file_rec {
@@ -386,7 +393,7 @@ _Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");
 _Static_assert(sizeof(struct weft_alpn_rec) == 64, "weft_alpn_rec layout");
 _Static_assert(sizeof(struct weft_exit_rec) == 16, "weft_exit_rec layout");
 _Static_assert(sizeof(struct weft_owner) == 48, "weft_owner layout");
-_Static_assert(sizeof(struct weft_conn_rec) == 168, "weft_conn_rec layout");
+_Static_assert(sizeof(struct weft_conn_rec) == 184, "weft_conn_rec layout");
 #endif
 
 #endif /* WEFT_ABI_H */

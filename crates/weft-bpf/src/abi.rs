@@ -92,7 +92,7 @@ pub const ALPN_SIZE: usize = 64;
 /// sizeof(struct weft_owner)
 pub const OWNER_SIZE: usize = 48;
 /// sizeof(struct weft_conn_rec)
-pub const CONN_SIZE: usize = 168;
+pub const CONN_SIZE: usize = 184;
 /// sizeof(struct weft_wire_hello_rec), the header before the hello bytes.
 pub const WIRE_HELLO_HDR_SIZE: usize = 80;
 /// `WEFT_WIRE_HELLO_CUT`: the segment had more payload than was copied.
@@ -224,6 +224,9 @@ pub struct ConnRec {
     pub srtt_us: u32,
     pub owner: OwnerRec,
     pub sock: SockRec,
+    /// End records: calls lost with their records that no later call record
+    /// of the connection told.
+    pub lost: LostCalls,
 }
 
 /// A decoded ring-buffer record, borrowing payload bytes from the ring.
@@ -568,6 +571,12 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 comm: c.take::<16>(),
             };
             let sock = sock(&mut c);
+            let lost = LostCalls {
+                reads: c.u32(),
+                writes: c.u32(),
+                read_bytes: c.u32(),
+                write_bytes: c.u32(),
+            };
             debug_assert_eq!(c.at, CONN_SIZE);
             Ok(Record::Conn(ConnRec {
                 kind: ty,
@@ -581,6 +590,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 srtt_us,
                 owner,
                 sock,
+                lost,
             }))
         }
         REC_WIRE_HELLO => {
@@ -864,11 +874,9 @@ mod tests {
         let mut comm = [0u8; 16];
         comm[..6].copy_from_slice(b"python");
         b.extend_from_slice(&comm);
-        assert_eq!(b.len(), CONN_SIZE - SOCK_SIZE);
-        // the socket, as in a call record
-        b.extend_from_slice(
-            &call_bytes()[CALL_SIZE - LOST_SIZE - SOCK_SIZE..CALL_SIZE - LOST_SIZE],
-        );
+        assert_eq!(b.len(), CONN_SIZE - LOST_SIZE - SOCK_SIZE);
+        // the socket and the lost calls, as in a call record
+        b.extend_from_slice(&call_bytes()[CALL_SIZE - LOST_SIZE - SOCK_SIZE..]);
         assert_eq!(b.len(), CONN_SIZE);
         let Ok(Record::Conn(c)) = parse(&b) else {
             panic!("not a connection record")
@@ -885,6 +893,7 @@ mod tests {
         assert_eq!(&c.owner.comm[..6], b"python");
         assert_eq!(c.sock.cookie, 77);
         assert_eq!(c.sock.remote_port, 443);
+        assert_eq!((c.lost.reads, c.lost.writes), (3, 1));
         for n in 0..CONN_SIZE {
             assert!(parse(&b[..n]).is_err(), "prefix {n} accepted");
         }

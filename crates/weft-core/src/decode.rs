@@ -364,6 +364,21 @@ fn own_process(
 }
 
 /// Which way the bytes of a call travelled on the wire.
+/// Tells a flow's decoder about calls lost whole with their records (the
+/// owner's writes first, then its reads: their order is not known).
+fn tell_lost(local: &mut DecodeStats, f: &mut FlowState, l: crate::event::LostCalls) {
+    for (dir, calls, bytes) in [
+        (Direction::Write, l.writes, l.write_bytes),
+        (Direction::Read, l.reads, l.read_bytes),
+    ] {
+        if calls > 0 {
+            local.gap_bytes += bytes;
+            local.calls_lost_whole += u64::from(calls);
+            f.dec.lost_calls(wire_direction(dir, f.role), calls, bytes);
+        }
+    }
+}
+
 fn wire_direction(dir: Direction, role: Role) -> Wire {
     match (role, dir) {
         (Role::Server, Direction::Write) | (Role::Client | Role::Unknown, Direction::Read) => {
@@ -454,6 +469,11 @@ impl Processor for HttpDecoder {
                     && let Some(f) = self.flows.get_mut(&c.flow.cookie)
                     && f.end.is_none()
                 {
+                    // Calls lost whole after the connection's last call
+                    // record (it made no call after them).
+                    if !c.lost_before.is_empty() {
+                        tell_lost(&mut self.local, f, c.lost_before);
+                    }
                     // Closed after END_GRACE (tick), with the end event
                     // after the flow's last transactions.
                     f.end = Some(Box::new((Instant::now(), Event::Connection(c))));
@@ -508,17 +528,7 @@ impl Processor for HttpDecoder {
         if !d.lost_before.is_empty() {
             // Calls of this connection lost whole before this one, their
             // records included: the decoder learns of them in order.
-            let l = d.lost_before;
-            for (dir, calls, bytes) in [
-                (Direction::Write, l.writes, l.write_bytes),
-                (Direction::Read, l.reads, l.read_bytes),
-            ] {
-                if calls > 0 {
-                    self.local.gap_bytes += bytes;
-                    self.local.calls_lost_whole += u64::from(calls);
-                    f.dec.lost_calls(wire_direction(dir, role), calls, bytes);
-                }
-            }
+            tell_lost(&mut self.local, f, d.lost_before);
         }
         let was_websocket = f.dec.is_websocket();
         f.dec
@@ -917,6 +927,7 @@ mod tests {
             rtt_us: Some(10),
             duration_ns: Some(ts - 1_000),
             destination_domain: None,
+            lost_before: Default::default(),
         })
     }
 
@@ -952,6 +963,39 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(stats.lock().expect("stats").flows_closed, 1);
+    }
+
+    /// Calls lost whole at the end of a connection (no later call told
+    /// them): the connection's end record does, and the requests they
+    /// carried are counted before the flow closes.
+    #[test]
+    fn calls_lost_at_the_end_are_told_by_the_connection_end() {
+        let (mut d, stats, flow, mut got) = request_pending();
+        let resp = data(
+            Role::Client,
+            Direction::Read,
+            2_000,
+            RESP,
+            RESP.len() as u64,
+        );
+        d.process(resp, &mut |e| got.push(e));
+        let mut end = conn_end(flow, 9_000, 0);
+        if let Event::Connection(c) = &mut end {
+            c.lost_before = crate::event::LostCalls {
+                reads: 3,
+                writes: 3,
+                read_bytes: 3 * RESP.len() as u64,
+                write_bytes: 3 * REQ.len() as u64,
+            };
+        }
+        d.process(end, &mut |e| got.push(e));
+        d.tick(Instant::now() + END_GRACE, &mut |e| got.push(e));
+        assert_eq!(d.flows(), 0);
+        let http = got.iter().filter(|e| matches!(e, Event::Http(_))).count();
+        let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(http, 1, "{got:?}");
+        assert_eq!(s.proto.h1_requests_unseen, 3);
+        assert_eq!(s.calls_lost_whole, 6);
     }
 
     /// A client that half-closed reads the response after its socket

@@ -402,6 +402,10 @@ pub struct Connection {
     /// As [`TlsData::destination_domain`]: the name the host just resolved
     /// to the server's address, for connections this host opened.
     pub destination_domain: Option<Arc<str>>,
+    /// End: library calls of the connection lost whole (records included)
+    /// that no later call told, the owner's reads and writes (see
+    /// [`TlsData::lost_before`]).
+    pub lost_before: LostCalls,
 }
 
 impl Connection {

@@ -1004,6 +1004,7 @@ mod tests {
             rtt_us: None,
             duration_ns: None,
             destination_domain: None,
+            lost_before: Default::default(),
         };
         let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
         sink.write(&Event::Connection(c.clone())).expect("write");

@@ -59,6 +59,12 @@ pub fn connection_event(
         duration_ns: (end && c.established_ns != 0)
             .then(|| c.ts_ns.saturating_sub(c.established_ns)),
         destination_domain: None,
+        lost_before: weft_core::event::LostCalls {
+            reads: c.lost.reads,
+            writes: c.lost.writes,
+            read_bytes: u64::from(c.lost.read_bytes),
+            write_bytes: u64::from(c.lost.write_bytes),
+        },
     })
 }
 
@@ -228,6 +234,7 @@ mod tests {
                 role,
                 fd: 0,
             },
+            lost: Default::default(),
         }
     }
 

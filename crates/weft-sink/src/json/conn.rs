@@ -125,6 +125,7 @@ mod tests {
             rtt_us: (phase == ConnectionPhase::End).then_some(35),
             duration_ns: (phase == ConnectionPhase::End).then_some(1_000_000),
             destination_domain: None,
+            lost_before: Default::default(),
         }
     }
 
