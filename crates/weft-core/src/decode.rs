@@ -402,6 +402,18 @@ const HOLD_QUIET: Duration = Duration::from_millis(200);
 /// How long a flow outlives its connection's end (see `FlowState::end`).
 pub(crate) const END_GRACE: Duration = Duration::from_millis(500);
 
+/// The server connection preface: a SETTINGS frame (not an ACK) on
+/// stream 0, whole in `b` (RFC 9113 §3.4).
+fn is_server_preface(b: &[u8]) -> bool {
+    match b {
+        [l0, l1, l2, 4, flags, 0, 0, 0, 0, ..] => {
+            let len = usize::from(*l0) << 16 | usize::from(*l1) << 8 | usize::from(*l2);
+            flags & 1 == 0 && len % 6 == 0 && b.len() >= 9 + len
+        }
+        _ => false,
+    }
+}
+
 /// `GET /x HTTP/1.1`: an upper-case method token, a space, a target; or
 /// the first bytes of one (a server reading its request byte by byte sees
 /// `G`, then `E`...).
@@ -504,7 +516,24 @@ impl Processor for HttpDecoder {
                     .as_ref()
                     .and_then(|t| t.next_protocol.as_deref())
                     .map(str::as_bytes);
-                let dec = choose_decoder(&self.cfg.limits, alpn, wire, &d.payload);
+                // Its TLS handshake was seen (the ClientHello gave a JA4):
+                // the connection started while weft ran.
+                let started = d.tls.as_ref().is_some_and(|t| t.ja4.is_some());
+                let mut dec = if started
+                    && d.lost_before.is_empty()
+                    && wire == Wire::ServerToClient
+                    && alpn.and_then(Protocol::from_alpn) == Some(Protocol::Http2)
+                    && is_server_preface(&d.payload)
+                {
+                    // A server speaks first: its SETTINGS right after the
+                    // handshake is the connection's first HTTP/2 byte.
+                    ConnectionDecoder::new(&self.cfg.limits, Some(Protocol::Http2))
+                } else {
+                    choose_decoder(&self.cfg.limits, alpn, wire, &d.payload)
+                };
+                if started {
+                    dec.streams_start_at_one();
+                }
                 self.local.flows_opened += 1;
                 let process = own_process(&mut self.own_procs, &d.process);
                 v.insert(Box::new(FlowState {
@@ -1128,6 +1157,23 @@ mod tests {
         assert_eq!(http.len(), 2, "{got:?}");
         assert!(http.iter().any(|h| h.transaction.status() == Some(200)));
         assert_eq!(stats.lock().map(|s| s.gap_bytes).unwrap_or(0), 90);
+    }
+
+    #[test]
+    fn server_preface_is_a_whole_settings_frame_on_stream_zero() {
+        let settings = b"\0\0\x06\x04\0\0\0\0\0\0\x03\0\0\0\x80";
+        assert!(is_server_preface(settings));
+        assert!(is_server_preface(
+            &[&settings[..], b"\0\0\x04\x08"].concat()
+        ));
+        // An ACK, another stream, a cut frame, a length not of settings.
+        assert!(!is_server_preface(b"\0\0\0\x04\x01\0\0\0\0"));
+        assert!(!is_server_preface(
+            b"\0\0\x06\x04\0\0\0\0\x01\0\x03\0\0\0\x80"
+        ));
+        assert!(!is_server_preface(&settings[..12]));
+        assert!(!is_server_preface(b"\0\0\x05\x04\0\0\0\0\0\0\x03\0\0\0"));
+        assert!(!is_server_preface(b""));
     }
 
     #[test]

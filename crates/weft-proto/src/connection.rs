@@ -25,6 +25,11 @@ use crate::{Counters, Direction, Event, Limits, Protocol};
 pub struct ConnectionDecoder {
     limits: Limits,
     mid_connection: bool,
+    /// The connection is known to have started after the capture did (its
+    /// TLS handshake was seen): HTTP/2 client streams start at 1, even when
+    /// the first bytes captured are not its first (see
+    /// [`Self::streams_start_at_one`]).
+    started_seen: bool,
     inner: Inner,
     /// Bytes per direction held until the protocol is known.
     early: [Vec<u8>; 2],
@@ -63,6 +68,7 @@ impl ConnectionDecoder {
         let mut d = ConnectionDecoder {
             limits: *limits,
             mid_connection: false,
+            started_seen: false,
             inner: Inner::Detecting,
             early: [Vec::new(), Vec::new()],
             counters: OwnCounters::default(),
@@ -295,6 +301,11 @@ impl ConnectionDecoder {
                 Inner::Http2(Box::new(Http2Decoder::new_mid_connection(limits)))
             }
         };
+        if self.started_seen
+            && let Inner::Http2(d) = &mut self.inner
+        {
+            d.set_streams_from_start();
+        }
         if self.mid_connection {
             self.feed_inner(dir, bytes, out);
         } else {
@@ -341,6 +352,17 @@ impl ConnectionDecoder {
         self.gap(dir, bytes);
         if let Inner::Http1(d) = &mut self.inner {
             d.more_lost_calls(dir, calls - 1);
+        }
+    }
+
+    /// The connection started while the capture ran (its TLS handshake
+    /// was seen), whatever its first captured bytes were: HTTP/2 stream ids
+    /// lost before the first header block seen are then counted too
+    /// (`Counters::streams_unseen`), as ids skipped between blocks are.
+    pub fn streams_start_at_one(&mut self) {
+        self.started_seen = true;
+        if let Inner::Http2(d) = &mut self.inner {
+            d.set_streams_from_start();
         }
     }
 

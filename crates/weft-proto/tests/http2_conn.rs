@@ -736,3 +736,32 @@ fn streams_lost_before_the_first_block_seen_are_counted_from_the_start() {
     assert_eq!(reported, 4);
     assert_eq!(dec.counters().streams_unseen, 2);
 }
+
+/// Joined after the connection's first bytes, but known to have started
+/// while the capture ran (its TLS handshake was seen): ids below the first
+/// header block seen are counted; without that knowledge they are not.
+#[test]
+fn a_connection_known_to_be_new_counts_streams_from_one() {
+    let c = busy_connection(6);
+    // The capture missed the start (preface and SETTINGS included) and every
+    // frame of streams 1 and 3.
+    let kept: Vec<_> = c
+        .records
+        .iter()
+        .filter(|(_, b)| b.len() >= 9 && b[5..8] == [0, 0, 0] && !matches!(b[8], 0 | 1 | 3))
+        .cloned()
+        .collect();
+    for known_new in [false, true] {
+        let mut dec = Http2Decoder::new_mid_connection(&Limits::default());
+        if known_new {
+            dec.set_streams_from_start();
+        }
+        let mut out = Vec::new();
+        for (dir, bytes) in &kept {
+            dec.feed(*dir, bytes, &mut out);
+        }
+        dec.finish(&mut out);
+        assert_eq!(txs(out).len(), 4);
+        assert_eq!(dec.counters().streams_unseen, if known_new { 2 } else { 0 });
+    }
+}

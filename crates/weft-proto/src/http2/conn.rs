@@ -112,6 +112,14 @@ impl Http2Decoder {
         }
     }
 
+    /// The connection started while the capture ran (its TLS handshake was
+    /// seen), even if this decoder joined after its first bytes: client
+    /// streams started at 1, so ids below the first header block seen were
+    /// lost too.
+    pub fn set_streams_from_start(&mut self) {
+        self.core.from_start = true;
+    }
+
     /// After an HTTP/1.1 `Upgrade: h2c`: stream 1 was the upgraded request
     /// (seen as HTTP/1), so the client's first HTTP/2 stream is 3.
     pub(crate) fn note_h2c_upgrade(&mut self) {
