@@ -46,12 +46,16 @@ pub const BATCH: usize = 64;
 pub type Buffers = Vec<Vec<u8>>;
 
 /// Capacity of the largest payload buffer sent back for reuse; larger ones
-/// are freed by the worker.
-pub const SPARE_BUFFER_MAX: usize = 2048;
+/// are freed by the worker. One TLS record's plaintext: what most
+/// libraries hand over per call when the data is large (nginx writes 16
+/// KiB, wrk reads 8 KiB), so large bodies do not cost an allocation per call.
+pub const SPARE_BUFFER_MAX: usize = 16 << 10;
 
 /// Bundles of [`Buffers`] waiting for the reader, per worker: with
-/// [`BATCH`] buffers of [`SPARE_BUFFER_MAX`] bytes, at most 2 MiB per worker.
-const SPARE_BUNDLES: usize = 16;
+/// [`BATCH`] buffers of [`SPARE_BUFFER_MAX`] bytes, at most 4 MiB per worker
+/// (the reader takes them at each pass over the ring and keeps what its
+/// assembler's pools allow, so they do not stay queued).
+const SPARE_BUNDLES: usize = 4;
 
 /// A worker sends its encoded output once this much is waiting (and at the
 /// end of every input batch). With the output queue's 128 chunks, at most

@@ -222,6 +222,11 @@ impl Reader {
     pub fn flush(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.publish_counts();
+        // Buffers the workers emptied: kept up to the assembler's bounds,
+        // the rest freed here, so none wait in the queue when traffic stops.
+        while let Some(b) = inner.events.as_ref().and_then(|p| p.spare_buffers()) {
+            inner.asm.recycle(b);
+        }
         if let Some(p) = &mut inner.events
             && !p.flush()
         {
@@ -322,7 +327,7 @@ impl Inner {
                 bytes,
             } => {
                 // Buffers the workers emptied, when the last ones are used.
-                if self.asm.wants_buffers()
+                if self.asm.wants_buffers_for(bytes.len())
                     && let Some(p) = &self.events
                     && let Some(b) = p.spare_buffers()
                 {
