@@ -1075,7 +1075,7 @@ pub(crate) fn is_plain_ascii(bytes: &[u8]) -> bool {
 }
 
 /// Bytes checked together by [`block_is_plain`].
-const PLAIN_BLOCK: usize = 32;
+const PLAIN_BLOCK: usize = 64;
 
 /// Whether every byte of `block` is printable ASCII other than `"` and `\`.
 /// No branch per byte: the compiler turns the fold into vector compares, a
@@ -1083,8 +1083,11 @@ const PLAIN_BLOCK: usize = 32;
 #[inline(always)]
 fn block_is_plain(block: &[u8; PLAIN_BLOCK]) -> bool {
     let look = block.iter().fold(0u8, |acc, &b| {
-        // Below 0x20 or 0x7f and above, `"` or `\`.
-        acc | u8::from(b.wrapping_sub(0x20) >= 0x5f) | u8::from(b == b'"') | u8::from(b == b'\\')
+        // One signed compare for below 0x20, 0x7f and 0x80 and above (+1
+        // moves 0x7f to 0x80 and 0xff to 0), then `"` and `\\`.
+        acc | u8::from((b.wrapping_add(1) as i8) < 0x21)
+            | u8::from(b == b'"')
+            | u8::from(b == b'\\')
     });
     look == 0
 }
@@ -1683,8 +1686,8 @@ mod tests {
     #[test]
     fn string_escaping_at_every_offset() {
         // An escape at each position relative to the 8-byte stride and
-        // the 32-byte block.
-        for len in 0..72 {
+        // the 64-byte block.
+        for len in 0..140 {
             for pos in 0..len {
                 for special in [
                     "\n",

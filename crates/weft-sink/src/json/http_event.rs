@@ -1853,7 +1853,7 @@ pub(super) mod tests {
             (b"text/plain", b"\xff\xfe", true),
             (b"", b"a\0\x1b\x7f", false),
             (b"application/vnd.x+json", br#"{"api_key":5}"#, false),
-            // Past the 32-byte blocks of the plain-ASCII check.
+            // Past the 64-byte block of the plain-ASCII check.
             (b"text/plain", &LONG[..], false),
             (b"text/plain", &LONG[..71], true),
             (b"text/plain", &LONG_CUT[..], true),
