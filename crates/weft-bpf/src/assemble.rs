@@ -60,6 +60,10 @@ pub struct Assembler {
 const POOL_MAX: usize = 256;
 /// Capacity of the largest buffer kept in the small pool.
 const SMALL: usize = 2048;
+/// Capacity of a new buffer for a piece of more than `SMALL` bytes (at
+/// least): one data record's most (`WEFT_CHUNK_MAX`), and the largest
+/// buffer the workers send back (`weft_core::pipeline::SPARE_BUFFER_MAX`).
+const LARGE: usize = 16 << 10;
 /// Capacity of all large buffers kept for reuse, at most: what stays
 /// allocated when the traffic stops.
 const POOL_LARGE_BYTES: usize = 1 << 20;
@@ -117,19 +121,26 @@ impl Assembler {
     }
 
     /// An emptied buffer for a call whose first piece has `first` bytes:
-    /// a large one for a large piece (most likely the first of several),
-    /// else a small one; a new one when none is kept.
+    /// a large one for a large piece (most likely the first of several), a
+    /// small one for a small piece; a new one when none is kept (a small
+    /// buffer grown to a large piece would be allocated again and copied).
     fn buffer_for(&mut self, first: usize) -> Vec<u8> {
-        let large = if first > SMALL {
-            self.large.pop()
+        let kept = if first > SMALL {
+            let b = self.large.pop();
+            if let Some(b) = &b {
+                self.large_bytes -= b.capacity();
+            }
+            b
         } else {
-            None
+            self.pool.pop()
         };
-        if let Some(b) = large {
-            self.large_bytes -= b.capacity();
-            return b;
-        }
-        self.pool.pop().unwrap_or_else(|| Vec::with_capacity(first))
+        // Large ones all get one size, so any kept one fits any piece.
+        let size = if first > SMALL {
+            first.max(LARGE)
+        } else {
+            first
+        };
+        kept.unwrap_or_else(|| Vec::with_capacity(size))
     }
 
     /// `tid`'s pieces, taken out of wherever they are.
@@ -371,6 +382,12 @@ mod tests {
         assert_eq!(x.payload.capacity(), 16 << 10, "the kept large buffer");
         assert!(a.wants_buffers_for(big.len()), "none left");
         assert!(!a.wants_buffers_for(10), "the small one is still there");
+        // A new large buffer has the one large size.
+        let mid = vec![1u8; SMALL + 1];
+        a.on_data(1, 12, 0, &mid);
+        let z = a.on_call(call(1, 12, mid.len() as u64, mid.len() as u64));
+        assert_eq!(z.payload, mid);
+        assert_eq!(z.payload.capacity(), LARGE);
         a.on_data(1, 11, 0, b"small");
         let y = a.on_call(call(1, 11, 5, 5));
         assert_eq!(y.payload, b"small");
