@@ -47,12 +47,26 @@ pub struct Assembler {
     partial: HashMap<u32, Partial, foldhash::fast::RandomState>,
     max_payload: usize,
     stats: AssemblyStats,
-    /// Emptied payload buffers to fill again (`recycle`), <= `POOL_MAX`.
+    /// Emptied payload buffers to fill again (`recycle`), <= `POOL_MAX`,
+    /// of at most `SMALL` bytes' capacity.
     pool: Vec<Vec<u8>>,
+    /// Larger ones, <= `POOL_LARGE_BYTES` of capacity in all: a call of
+    /// many bytes (a body) fills one of these instead of a new allocation.
+    large: Vec<Vec<u8>>,
+    large_bytes: usize,
 }
 
-/// Most emptied buffers the assembler keeps for reuse.
+/// Most small emptied buffers the assembler keeps for reuse.
 const POOL_MAX: usize = 256;
+/// Capacity of the largest buffer kept in the small pool.
+const SMALL: usize = 2048;
+/// Capacity of a new buffer for a piece of more than `SMALL` bytes (at
+/// least): one data record's most (`WEFT_CHUNK_MAX`), and the largest
+/// buffer the workers send back (`weft_core::pipeline::SPARE_BUFFER_MAX`).
+const LARGE: usize = 16 << 10;
+/// Capacity of all large buffers kept for reuse, at most: what stays
+/// allocated when the traffic stops.
+const POOL_LARGE_BYTES: usize = 1 << 20;
 
 impl Assembler {
     /// `max_payload`: the per-call cap the kernel was loaded with.
@@ -63,6 +77,8 @@ impl Assembler {
             max_payload,
             stats: AssemblyStats::default(),
             pool: Vec::new(),
+            large: Vec::new(),
+            large_bytes: 0,
         }
     }
 
@@ -80,15 +96,51 @@ impl Assembler {
         self.pool.is_empty()
     }
 
+    /// Whether a piece of `len` bytes starting a call would find no kept
+    /// buffer of its size.
+    pub fn wants_buffers_for(&self, len: usize) -> bool {
+        self.pool.is_empty() || (len > SMALL && self.large.is_empty())
+    }
+
     /// Payload buffers to fill again instead of allocating new ones (kept
     /// up to a bound; the rest are freed).
     pub fn recycle(&mut self, buffers: impl IntoIterator<Item = Vec<u8>>) {
-        let room = POOL_MAX.saturating_sub(self.pool.len());
-        self.pool
-            .extend(buffers.into_iter().take(room).map(|mut b| {
+        for mut b in buffers {
+            let cap = b.capacity();
+            if cap <= SMALL {
+                if self.pool.len() < POOL_MAX {
+                    b.clear();
+                    self.pool.push(b);
+                }
+            } else if self.large_bytes + cap <= POOL_LARGE_BYTES {
                 b.clear();
-                b
-            }));
+                self.large_bytes += cap;
+                self.large.push(b);
+            }
+        }
+    }
+
+    /// An emptied buffer for a call whose first piece has `first` bytes:
+    /// a large one for a large piece (most likely the first of several), a
+    /// small one for a small piece; a new one when none is kept (a small
+    /// buffer grown to a large piece would be allocated again and copied).
+    fn buffer_for(&mut self, first: usize) -> Vec<u8> {
+        let kept = if first > SMALL {
+            let b = self.large.pop();
+            if let Some(b) = &b {
+                self.large_bytes -= b.capacity();
+            }
+            b
+        } else {
+            self.pool.pop()
+        };
+        // Large ones all get one size, so any kept one fits any piece.
+        let size = if first > SMALL {
+            first.max(LARGE)
+        } else {
+            first
+        };
+        kept.unwrap_or_else(|| Vec::with_capacity(size))
     }
 
     /// `tid`'s pieces, taken out of wherever they are.
@@ -104,14 +156,14 @@ impl Assembler {
 
     pub fn on_data(&mut self, tid: u32, call_id: u64, offset: u32, bytes: &[u8]) {
         if !matches!(&self.last, Some((t, _)) if *t == tid) {
-            let pool = &mut self.pool;
-            let p = self.partial.remove(&tid).unwrap_or_else(|| Partial {
-                call_id,
-                buf: pool
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(bytes.len())),
-                broken: false,
-            });
+            let p = match self.partial.remove(&tid) {
+                Some(p) => p,
+                None => Partial {
+                    call_id,
+                    buf: self.buffer_for(bytes.len()),
+                    broken: false,
+                },
+            };
             if let Some((t, parked)) = self.last.replace((tid, p)) {
                 self.partial.insert(t, parked);
             }
@@ -300,17 +352,53 @@ mod tests {
     fn recycled_buffers_are_reused() {
         let mut a = Assembler::new(1 << 20);
         assert!(a.wants_buffers());
-        let mut old = Vec::with_capacity(4096);
+        let mut old = Vec::with_capacity(1024);
         old.extend_from_slice(b"stale");
         a.recycle([old]);
         assert!(!a.wants_buffers());
         a.on_data(1, 10, 0, b"new");
         let x = a.on_call(call(1, 10, 3, 3));
         assert_eq!(x.payload, b"new");
-        assert!(x.payload.capacity() >= 4096, "the recycled buffer");
+        assert!(x.payload.capacity() >= 1024, "the recycled buffer");
         assert!(a.wants_buffers());
         a.recycle((0..POOL_MAX + 10).map(|_| Vec::with_capacity(8)));
         assert_eq!(a.pool.len(), POOL_MAX);
+    }
+
+    /// A large first piece takes a large kept buffer, a small one a small
+    /// buffer; large ones are kept up to a byte bound.
+    #[test]
+    fn large_pieces_fill_large_buffers() {
+        let mut a = Assembler::new(1 << 20);
+        let big = vec![7u8; 16 << 10];
+        assert!(a.wants_buffers_for(big.len()));
+        let mut large = Vec::with_capacity(16 << 10);
+        large.extend_from_slice(b"stale");
+        a.recycle([large, Vec::with_capacity(64)]);
+        assert!(!a.wants_buffers_for(big.len()));
+        assert!(!a.wants_buffers_for(10));
+        a.on_data(1, 10, 0, &big);
+        let x = a.on_call(call(1, 10, big.len() as u64, big.len() as u64));
+        assert_eq!(x.payload, big);
+        assert_eq!(x.payload.capacity(), 16 << 10, "the kept large buffer");
+        assert!(a.wants_buffers_for(big.len()), "none left");
+        assert!(!a.wants_buffers_for(10), "the small one is still there");
+        // A new large buffer has the one large size.
+        let mid = vec![1u8; SMALL + 1];
+        a.on_data(1, 12, 0, &mid);
+        let z = a.on_call(call(1, 12, mid.len() as u64, mid.len() as u64));
+        assert_eq!(z.payload, mid);
+        assert_eq!(z.payload.capacity(), LARGE);
+        a.on_data(1, 11, 0, b"small");
+        let y = a.on_call(call(1, 11, 5, 5));
+        assert_eq!(y.payload, b"small");
+        assert!(y.payload.capacity() < 1024, "not a large buffer");
+        // Past the byte bound, buffers are freed.
+        a.recycle((0..100).map(|_| Vec::with_capacity(16 << 10)));
+        assert_eq!(a.large_bytes, POOL_LARGE_BYTES);
+        assert_eq!(a.large.len(), POOL_LARGE_BYTES / (16 << 10));
+        a.recycle([Vec::with_capacity(SMALL + 1)]);
+        assert_eq!(a.large_bytes, POOL_LARGE_BYTES);
     }
 
     #[test]

@@ -208,6 +208,8 @@ pub struct HttpDecoder {
     /// Payload buffers of decoded capture events, for the reader to reuse
     /// (`Processor::take_spare_buffers`; <= BATCH).
     spare: crate::pipeline::Buffers,
+    /// Large buffers in `spare` (<= `SPARE_LARGE_PER_BUNDLE`).
+    spare_large: usize,
     /// Process records of decoded capture events, released once per batch
     /// (<= BATCH): the reader counts a reference up for every call, and a
     /// release per call here would pull the count's cache line over to
@@ -232,6 +234,7 @@ impl HttpDecoder {
             local: DecodeStats::default(),
             clock: CoarseClock::new(),
             spare: Vec::new(),
+            spare_large: 0,
             retired: Vec::new(),
             own_procs: vec![None; OWN_PROCS],
         }
@@ -598,9 +601,13 @@ impl Processor for HttpDecoder {
                     self.retired.clear();
                 }
                 self.retired.push(process);
-                if payload.capacity() <= crate::pipeline::SPARE_BUFFER_MAX
+                let cap = payload.capacity();
+                let large = cap > crate::pipeline::SPARE_SMALL_MAX;
+                if cap <= crate::pipeline::SPARE_BUFFER_MAX
                     && self.spare.len() < crate::pipeline::BATCH
+                    && (!large || self.spare_large < crate::pipeline::SPARE_LARGE_PER_BUNDLE)
                 {
+                    self.spare_large += usize::from(large);
                     payload.clear();
                     self.spare.push(payload);
                 }
@@ -677,6 +684,7 @@ impl Processor for HttpDecoder {
     fn take_spare_buffers(&mut self, out: &mut crate::pipeline::Buffers) {
         // Called once per batch: the batch's process references go now.
         self.retired.clear();
+        self.spare_large = 0;
         out.append(&mut self.spare);
     }
 
@@ -807,6 +815,24 @@ mod tests {
         let mut none = Vec::new();
         d.take_spare_buffers(&mut none);
         assert!(none.is_empty());
+        // Large ones (a body's calls) come back, a bounded number per bundle.
+        let body = 4096;
+        let mut req = format!("POST / HTTP/1.1\r\nContent-Length: {body}\r\n\r\n").into_bytes();
+        req.resize(req.len() + body, b'x');
+        let large = crate::pipeline::SPARE_LARGE_PER_BUNDLE;
+        for round in 0..2 {
+            for i in 0..large + 5 {
+                let ts = 1000 + (round * 100 + i) as u64;
+                d.process(
+                    data(Role::Client, Direction::Write, ts, &req, req.len() as u64),
+                    &mut |e| got.push(e),
+                );
+            }
+            let mut back = Vec::new();
+            d.take_spare_buffers(&mut back);
+            assert_eq!(back.len(), large, "round {round}");
+            assert!(back.iter().all(|b| b.is_empty() && b.capacity() >= body));
+        }
         assert!(got.iter().all(|e| matches!(e, Event::Http(_))));
     }
 

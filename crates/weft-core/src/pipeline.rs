@@ -46,11 +46,23 @@ pub const BATCH: usize = 64;
 pub type Buffers = Vec<Vec<u8>>;
 
 /// Capacity of the largest payload buffer sent back for reuse; larger ones
-/// are freed by the worker.
-pub const SPARE_BUFFER_MAX: usize = 2048;
+/// are freed by the worker. One TLS record's plaintext: what most
+/// libraries hand over per call when the data is large (nginx writes 16
+/// KiB, wrk reads 8 KiB), so large bodies do not cost an allocation per call.
+pub const SPARE_BUFFER_MAX: usize = 16 << 10;
+
+/// Buffers of more than this capacity are "large": at most
+/// [`SPARE_LARGE_PER_BUNDLE`] of them go back per bundle.
+pub const SPARE_SMALL_MAX: usize = 2048;
+
+/// Large buffers sent back per bundle, at most (256 KiB).
+pub const SPARE_LARGE_PER_BUNDLE: usize = 16;
 
 /// Bundles of [`Buffers`] waiting for the reader, per worker: with
-/// [`BATCH`] buffers of [`SPARE_BUFFER_MAX`] bytes, at most 2 MiB per worker.
+/// [`BATCH`] buffers of at most [`SPARE_SMALL_MAX`] bytes and
+/// [`SPARE_LARGE_PER_BUNDLE`] of [`SPARE_BUFFER_MAX`], at most 6 MiB per
+/// worker; the live reader takes them all at each pass over the ring and
+/// keeps what its assembler's pools allow, so they do not stay queued.
 const SPARE_BUNDLES: usize = 16;
 
 /// A worker sends its encoded output once this much is waiting (and at the

@@ -43,8 +43,8 @@ use weft_proto::{Body, End, Field, Headers, Message};
 
 use super::{
     BYTE_CLASS, JsonOptions, Obj, SETS, header_object, push_header_key, push_json_bytes,
-    push_json_str, set_lookup, weft_tls, write_connection_fields, write_ecs_tls,
-    write_process_fields, write_weft_head,
+    set_lookup, weft_tls, write_connection_fields, write_ecs_tls, write_process_fields,
+    write_weft_head,
 };
 use crate::datetime::{push_rfc3339_utc, push_uint};
 use crate::http::{self, HttpUrl};
@@ -1362,27 +1362,27 @@ fn body_member(j: &mut Obj<'_>, m: &Message, content_type: Option<&[u8]>, redact
     // An empty body has no content, masked or not.
     if !content.is_empty() {
         let partial = http::content_is_partial(&m.body);
-        let whole = redact.then(|| http::text_prefix(content, true));
+        let whole = redact.then(|| body_text(content, true));
         match whole {
             // Text: masked by its type's rules.
             Some(Some(prefix)) => {
                 match weft_core::redact::redact_body(content_type, content) {
                     Cow::Borrowed(_) => {
-                        // `text_prefix(content, partial)` from the check above.
+                        // `body_text(content, partial)` from the check above.
                         if prefix.len() == content.len() || partial {
                             push_content(j.out, prefix);
                         } else {
                             push_base64(j.out, content);
                         }
                     }
-                    Cow::Owned(masked) => match http::text_prefix(&masked, partial) {
+                    Cow::Owned(masked) => match body_text(&masked, partial) {
                         Some(text) => push_content(j.out, text),
                         None => push_base64(j.out, &masked),
                     },
                 }
             }
             // Not text (shown as it is, base64), or not redacting.
-            _ => match http::text_prefix(content, partial) {
+            _ => match body_text(content, partial) {
                 Some(text) => push_content(j.out, text),
                 None => push_base64(j.out, content),
             },
@@ -1391,9 +1391,42 @@ fn body_member(j: &mut Obj<'_>, m: &Message, content_type: Option<&[u8]>, redact
     j.out.push(b'}');
 }
 
-fn push_content(out: &mut Vec<u8>, text: &str) {
+/// A body's text as [`http::text_prefix`] finds it, and whether it is plain
+/// ASCII (nothing to escape): most bodies are, and are then checked in one
+/// fast pass instead of a UTF-8 validation and an escaping scan.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    /// Printable ASCII without `"` or `\\`: copied as it is.
+    Plain(&'a [u8]),
+    /// Valid UTF-8 with something to escape.
+    Str(&'a str),
+}
+
+impl Text<'_> {
+    fn len(self) -> usize {
+        match self {
+            Text::Plain(b) => b.len(),
+            Text::Str(s) => s.len(),
+        }
+    }
+}
+
+/// [`http::text_prefix`] (`data` as text, or its valid prefix when `cut`),
+/// telling plain ASCII apart.
+fn body_text(data: &[u8], cut: bool) -> Option<Text<'_>> {
+    if super::is_plain_ascii(data) {
+        Some(Text::Plain(data))
+    } else {
+        http::text_prefix(data, cut).map(Text::Str)
+    }
+}
+
+fn push_content(out: &mut Vec<u8>, text: Text<'_>) {
     out.extend_from_slice(b",\"content\":");
-    push_json_str(out, text);
+    match text {
+        Text::Plain(b) => super::push_plain(out, b),
+        Text::Str(s) => super::push_json_str_escaped(out, s),
+    }
 }
 
 fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
@@ -1636,6 +1669,19 @@ pub(super) mod tests {
         }
     }
 
+    const LONG: [u8; 100] = [b'a'; 100];
+    /// Plain ASCII, then the first byte of a two-byte character.
+    const LONG_CUT: [u8; 70] = {
+        let mut b = [b'a'; 70];
+        b[69] = 0xc3;
+        b
+    };
+    const LONG_QUOTE: [u8; 70] = {
+        let mut b = [b'a'; 70];
+        b[40] = b'"';
+        b
+    };
+
     #[test]
     fn fast_writer_matches_the_general_one() {
         let mut events = vec![h1_event(), h2_event()];
@@ -1807,6 +1853,12 @@ pub(super) mod tests {
             (b"text/plain", b"\xff\xfe", true),
             (b"", b"a\0\x1b\x7f", false),
             (b"application/vnd.x+json", br#"{"api_key":5}"#, false),
+            // Past the 64-byte block of the plain-ASCII check.
+            (b"text/plain", &LONG[..], false),
+            (b"text/plain", &LONG[..71], true),
+            (b"text/plain", &LONG_CUT[..], true),
+            (b"text/plain", &LONG_CUT[..], false),
+            (b"text/plain", &LONG_QUOTE[..], false),
         ] {
             for side in [false, true] {
                 let mut h = h1_event();
