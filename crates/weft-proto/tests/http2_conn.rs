@@ -712,29 +712,37 @@ fn streams_lost_whole_in_a_gap_are_counted() {
     assert_eq!(dec.counters().streams_unseen, 0);
 }
 
+/// The records of `c` (one frame each, or the preface) whose stream
+/// `keep` accepts (`None`: the preface, not a frame).
+fn records_where(c: &Conn, keep: impl Fn(Option<u8>) -> bool) -> Vec<(Direction, Vec<u8>)> {
+    c.records
+        .iter()
+        .filter(|(_, b)| {
+            let stream = (b.len() >= 9 && b[5..8] == [0, 0, 0]).then(|| b[8]);
+            keep(stream)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Feeds `records`, ends the connection: (transactions, streams_unseen).
+fn to_the_end(dec: &mut Http2Decoder, records: &[(Direction, Vec<u8>)]) -> (usize, u64) {
+    let mut t = feed_all(dec, records);
+    let mut out = Vec::new();
+    dec.finish(&mut out);
+    t.extend(txs(out));
+    (t.len(), dec.counters().streams_unseen)
+}
+
 /// A connection seen from its preface: client streams start at 1, so
 /// streams lost whole before the first header block weft saw are counted
 /// too; joined midway, nothing below the first block is.
 #[test]
 fn streams_lost_before_the_first_block_seen_are_counted_from_the_start() {
-    let c = busy_connection(6);
-    // Drop every frame of streams 1 and 3 (both directions), keep the rest
-    // (the preface and SETTINGS included).
-    let kept: Vec<_> = c
-        .records
-        .iter()
-        .filter(|(_, b)| !(b.len() >= 9 && b[5..8] == [0, 0, 0] && matches!(b[8], 1 | 3)))
-        .cloned()
-        .collect();
-    let mut dec = decoder();
-    let mut out = Vec::new();
-    for (dir, bytes) in &kept {
-        dec.feed(*dir, bytes, &mut out);
-    }
-    dec.finish(&mut out);
-    let reported = txs(out).len() as u64;
-    assert_eq!(reported, 4);
-    assert_eq!(dec.counters().streams_unseen, 2);
+    // Every frame of streams 1 and 3 lost (both directions); the preface
+    // and SETTINGS seen.
+    let kept = records_where(&busy_connection(6), |s| !matches!(s, Some(1 | 3)));
+    assert_eq!(to_the_end(&mut decoder(), &kept), (4, 2));
 }
 
 /// Joined after the connection's first bytes, but known to have started
@@ -742,26 +750,17 @@ fn streams_lost_before_the_first_block_seen_are_counted_from_the_start() {
 /// header block seen are counted; without that knowledge they are not.
 #[test]
 fn a_connection_known_to_be_new_counts_streams_from_one() {
-    let c = busy_connection(6);
-    // The capture missed the start (preface and SETTINGS included) and every
-    // frame of streams 1 and 3.
-    let kept: Vec<_> = c
-        .records
-        .iter()
-        .filter(|(_, b)| b.len() >= 9 && b[5..8] == [0, 0, 0] && !matches!(b[8], 0 | 1 | 3))
-        .cloned()
-        .collect();
+    // The start missed (preface and SETTINGS), and every frame of streams
+    // 1 and 3.
+    let kept = records_where(&busy_connection(6), |s| {
+        s.is_some() && !matches!(s, Some(0 | 1 | 3))
+    });
     for known_new in [false, true] {
         let mut dec = Http2Decoder::new_mid_connection(&Limits::default());
         if known_new {
             dec.set_streams_from_start();
         }
-        let mut out = Vec::new();
-        for (dir, bytes) in &kept {
-            dec.feed(*dir, bytes, &mut out);
-        }
-        dec.finish(&mut out);
-        assert_eq!(txs(out).len(), 4);
-        assert_eq!(dec.counters().streams_unseen, if known_new { 2 } else { 0 });
+        let unseen = if known_new { 2 } else { 0 };
+        assert_eq!(to_the_end(&mut dec, &kept), (4, unseen));
     }
 }
