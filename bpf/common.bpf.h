@@ -216,10 +216,10 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
 /*
  * Call records lost to a full ring, per connection (socket cookie), until
  * the connection's next call record gets through and carries them
- * (weft_call_rec.lost_*). `calls`: lost reads in the high 32 bits, writes
- * in the low ones, so one atomic add says whether the entry was empty.
- * LRU: a connection that never gets another record through is forgotten
- * (its losses stay in WEFT_STAT_RING_FULL_CALL).
+ * (weft_call_rec.lost; what is left, its end record: weft_conn_rec.lost).
+ * `calls`: lost reads in the high 32 bits, writes in the low ones, so one
+ * exchange takes both. LRU: a connection forgotten untold stays counted in
+ * lost_untold.
  */
 struct lost_calls {
 	__u64 calls;
@@ -233,13 +233,19 @@ struct {
 	__type(value, struct lost_calls);
 } lost_calls SEC(".maps");
 
-/* Entries of lost_calls holding counts: while 0 (always, unless the ring
- * filled), a call record costs one load for this, no lookup. */
-volatile __u64 lost_pending = 0;
+/* Lost calls not yet told: the sum of lost_calls' counts, plus those of
+ * entries that could not be stored or that the LRU evicted untold. While 0
+ * (always, unless the ring filled) a record costs one load, no lookup; user
+ * space reads it for its statistics. Raised before the table and lowered
+ * after it, so it never falls below the table's sum. */
+volatile __u64 lost_untold = 0;
 
 static __always_inline void note_lost_call(__u64 cookie, __u8 op, __u64 len)
 {
-	if (!cookie || (op != WEFT_OP_READ && op != WEFT_OP_WRITE))
+	if (op != WEFT_OP_READ && op != WEFT_OP_WRITE)
+		return;
+	__sync_fetch_and_add(&lost_untold, 1);
+	if (!cookie)
 		return;
 	struct lost_calls *l = bpf_map_lookup_elem(&lost_calls, &cookie);
 	if (!l) {
@@ -250,10 +256,8 @@ static __always_inline void note_lost_call(__u64 cookie, __u8 op, __u64 len)
 			return;
 	}
 	bool write = op == WEFT_OP_WRITE;
-	__u64 old = __sync_fetch_and_add(&l->calls, write ? 1 : 1ull << 32);
+	__sync_fetch_and_add(&l->calls, write ? 1 : 1ull << 32);
 	__sync_fetch_and_add(write ? &l->write_bytes : &l->read_bytes, len);
-	if (!old)
-		__sync_fetch_and_add(&lost_pending, 1);
 }
 
 static __always_inline __u32 sat32(__u64 v)
@@ -261,16 +265,12 @@ static __always_inline __u32 sat32(__u64 v)
 	return v > 0xffffffffull ? 0xffffffffu : (__u32)v;
 }
 
-/* The connection's lost calls since its last record that told them, taken
- * (zeroed in the table) into the four out-fields; zeros when none. */
-static __always_inline void take_lost_calls(__u64 cookie, __u32 *reads, __u32 *writes,
-					    __u32 *read_bytes, __u32 *write_bytes)
+/* The connection's lost calls since the last record that told them, taken
+ * (zeroed in the table) into `out`; zeros when none or when `cookie` is 0. */
+static __always_inline void take_lost_calls(__u64 cookie, struct weft_lost_calls *out)
 {
-	*reads = 0;
-	*writes = 0;
-	*read_bytes = 0;
-	*write_bytes = 0;
-	if (!lost_pending || !cookie)
+	*out = (struct weft_lost_calls){};
+	if (!lost_untold || !cookie)
 		return;
 	struct lost_calls *l = bpf_map_lookup_elem(&lost_calls, &cookie);
 	if (!l)
@@ -278,11 +278,11 @@ static __always_inline void take_lost_calls(__u64 cookie, __u32 *reads, __u32 *w
 	__u64 calls = __sync_lock_test_and_set(&l->calls, 0);
 	if (!calls)
 		return;
-	__sync_fetch_and_sub(&lost_pending, 1);
-	*reads = calls >> 32;
-	*writes = (__u32)calls;
-	*read_bytes = sat32(__sync_lock_test_and_set(&l->read_bytes, 0));
-	*write_bytes = sat32(__sync_lock_test_and_set(&l->write_bytes, 0));
+	out->reads = calls >> 32;
+	out->writes = (__u32)calls;
+	out->read_bytes = sat32(__sync_lock_test_and_set(&l->read_bytes, 0));
+	out->write_bytes = sat32(__sync_lock_test_and_set(&l->write_bytes, 0));
+	__sync_fetch_and_sub(&lost_untold, (__u64)out->reads + out->writes);
 }
 
 static __always_inline bool comm_selected(void)

@@ -143,13 +143,8 @@ static __always_inline void conn_emit(__u32 type, __u32 flags, const struct conn
 	r->_pad0 = 0;
 	r->owner = st->owner;
 	r->sock = st->sock;
-	r->lost_reads = 0;
-	r->lost_writes = 0;
-	r->lost_read_bytes = 0;
-	r->lost_write_bytes = 0;
-	if (type == WEFT_REC_CONN_END)
-		take_lost_calls(st->sock.cookie, &r->lost_reads, &r->lost_writes,
-				&r->lost_read_bytes, &r->lost_write_bytes);
+	/* Only an end record tells what no call record did. */
+	take_lost_calls(type == WEFT_REC_CONN_END ? st->sock.cookie : 0, &r->lost);
 	bpf_ringbuf_submit(r, ring_wakeup());
 }
 

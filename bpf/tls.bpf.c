@@ -809,23 +809,6 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 	return enter_call(ctx, WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
 }
 
-/* A call record tells its connection's lost calls; only calls that move
- * bytes do: user space hands their counts to the connection's decoder
- * (markers such as SSL_free go elsewhere; the connection's end record
- * takes what is left, conn.bpf.c). */
-static __always_inline void call_take_lost(struct weft_call_rec *r)
-{
-	if (r->op != WEFT_OP_READ && r->op != WEFT_OP_WRITE) {
-		r->lost_reads = 0;
-		r->lost_writes = 0;
-		r->lost_read_bytes = 0;
-		r->lost_write_bytes = 0;
-		return;
-	}
-	take_lost_calls(r->sock.cookie, &r->lost_reads, &r->lost_writes, &r->lost_read_bytes,
-			&r->lost_write_bytes);
-}
-
 /* Fill and submit one call record. Returns false when the ring is full. */
 static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
 					    __u64 len, __u64 captured, __u64 ssl, __u8 op,
@@ -863,7 +846,11 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 	r->_pad0[1] = 0;
 	__builtin_memcpy(&r->comm, leader->comm, sizeof(r->comm));
 	r->sock = *sock;
-	call_take_lost(r);
+	/* Only calls that move bytes tell their connection's lost calls: user
+	 * space hands those to the connection's decoder (markers such as
+	 * SSL_free go elsewhere; the connection's end record takes what is
+	 * left, conn.bpf.c). */
+	take_lost_calls(op == WEFT_OP_READ || op == WEFT_OP_WRITE ? sock->cookie : 0, &r->lost);
 	bpf_ringbuf_submit(r, ring_wakeup_call(woken));
 	return true;
 }

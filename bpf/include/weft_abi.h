@@ -138,6 +138,16 @@ struct weft_sock {
 	__u32 _pad1;
 };
 
+/* Library calls of one connection whose call records were lost to a full
+ * ring: how many in each direction (as seen by the calling process) and the
+ * bytes they moved (saturating). */
+struct weft_lost_calls {
+	__u32 reads;
+	__u32 writes;
+	__u32 read_bytes;
+	__u32 write_bytes;
+};
+
 struct weft_data_rec {
 	__u32 type;   /* WEFT_REC_DATA */
 	__u32 len;    /* payload bytes that follow the header */
@@ -169,14 +179,10 @@ struct weft_call_rec {
 	char comm[16];        /* thread-group leader's comm */
 	struct weft_sock sock;
 	/* Calls of this connection (sock.cookie) whose call records were lost
-	 * to a full ring since its previous record got through: how many in
-	 * each direction and the bytes they moved (saturating). Without them
+	 * to a full ring since its previous record got through. Without them
 	 * a lost call record would take with it the only account of its call,
 	 * and the decoders could not count the transactions it carried. */
-	__u32 lost_reads;
-	__u32 lost_writes;
-	__u32 lost_read_bytes;
-	__u32 lost_write_bytes;
+	struct weft_lost_calls lost;
 };
 
 /* Bytes a TLS library itself wrote to or read from its socket while inside a
@@ -268,10 +274,7 @@ struct weft_conn_rec {
 	/* End records: calls of this connection whose call records were lost
 	 * (ring full) and that no later call record told (as in
 	 * weft_call_rec): the connection made no call after them. */
-	__u32 lost_reads;
-	__u32 lost_writes;
-	__u32 lost_read_bytes;
-	__u32 lost_write_bytes;
+	struct weft_lost_calls lost;
 };
 
 struct weft_file_rec {
@@ -385,6 +388,7 @@ _Static_assert(sizeof(struct weft_pkt_key) == 56, "weft_pkt_key layout");
 _Static_assert(sizeof(struct weft_pkt_flow) == 80, "weft_pkt_flow layout");
 _Static_assert(sizeof(struct weft_wire_hello_rec) == 80, "weft_wire_hello_rec layout");
 _Static_assert(sizeof(struct weft_sock) == 56, "weft_sock layout");
+_Static_assert(sizeof(struct weft_lost_calls) == 16, "weft_lost_calls layout");
 _Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
 _Static_assert(sizeof(struct weft_call_rec) == 184, "weft_call_rec layout");
 _Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");

@@ -77,7 +77,7 @@ pub const SOCK_SIZE: usize = 56;
 pub const DATA_HDR_SIZE: usize = 24;
 /// sizeof(struct weft_call_rec)
 pub const CALL_SIZE: usize = 184;
-/// The `lost_*` fields that end a call record.
+/// `struct weft_lost_calls`, which ends call and connection records.
 pub const LOST_SIZE: usize = 16;
 /// sizeof(struct weft_file_rec)
 pub const FILE_SIZE: usize = 24;
@@ -178,19 +178,14 @@ pub struct CallRec {
 
 /// Library calls of one connection whose call records the kernel could
 /// not write (ring buffer full), told by the connection's next call
-/// record that got through. Byte counts saturate at `u32::MAX`.
+/// record that got through (struct weft_lost_calls). Byte counts saturate
+/// at `u32::MAX`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LostCalls {
     pub reads: u32,
     pub writes: u32,
     pub read_bytes: u32,
     pub write_bytes: u32,
-}
-
-impl LostCalls {
-    pub fn is_empty(&self) -> bool {
-        self.reads == 0 && self.writes == 0
-    }
 }
 
 /// The process that owns a connection (struct weft_owner).
@@ -401,6 +396,16 @@ fn sock(c: &mut Cursor<'_>) -> SockRec {
     }
 }
 
+/// A `struct weft_lost_calls` at the cursor.
+fn lost_calls(c: &mut Cursor<'_>) -> LostCalls {
+    LostCalls {
+        reads: c.u32(),
+        writes: c.u32(),
+        read_bytes: c.u32(),
+        write_bytes: c.u32(),
+    }
+}
+
 /// Decode one ring-buffer record.
 pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
     need(0, b, 4)?;
@@ -446,12 +451,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
             c.skip(2);
             let comm = c.take::<16>();
             let sock = sock(&mut c);
-            let lost = LostCalls {
-                reads: c.u32(),
-                writes: c.u32(),
-                read_bytes: c.u32(),
-                write_bytes: c.u32(),
-            };
+            let lost = lost_calls(&mut c);
             debug_assert_eq!(c.at, CALL_SIZE);
             Ok(Record::Call(CallRec {
                 flags,
@@ -571,12 +571,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 comm: c.take::<16>(),
             };
             let sock = sock(&mut c);
-            let lost = LostCalls {
-                reads: c.u32(),
-                writes: c.u32(),
-                read_bytes: c.u32(),
-                write_bytes: c.u32(),
-            };
+            let lost = lost_calls(&mut c);
             debug_assert_eq!(c.at, CONN_SIZE);
             Ok(Record::Conn(ConnRec {
                 kind: ty,

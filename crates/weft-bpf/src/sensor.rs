@@ -855,32 +855,15 @@ impl Sensor {
         out
     }
 
-    /// Calls whose records were lost (ring full) that no later call record
-    /// of their connection has told yet (`lost_calls` in bpf/tls.bpf.c):
+    /// Calls whose records were lost (ring full) that no call or end record
+    /// of their connection has told yet (`lost_untold` in bpf/common.bpf.h):
     /// at the end, the losses of connections that made no call after them.
     fn lost_calls_untold(&self) -> u64 {
-        let pending = self
-            .skel
+        self.skel
             .maps
             .bss_data
             .as_deref()
-            .map_or(0, |b| b.lost_pending);
-        if pending == 0 {
-            return 0;
-        }
-        let map = &self.skel.maps.lost_calls;
-        let mut n = 0u64;
-        for key in map.keys() {
-            if let Ok(Some(v)) = map.lookup(&key, MapFlags::ANY)
-                && let Some(calls) = v.get(..8)
-            {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(calls);
-                let calls = u64::from_ne_bytes(a);
-                n += (calls >> 32) + (calls & 0xffff_ffff);
-            }
-        }
-        n
+            .map_or(0, |b| b.lost_untold)
     }
 }
 

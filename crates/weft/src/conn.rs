@@ -59,12 +59,7 @@ pub fn connection_event(
         duration_ns: (end && c.established_ns != 0)
             .then(|| c.ts_ns.saturating_sub(c.established_ns)),
         destination_domain: None,
-        lost_before: weft_core::event::LostCalls {
-            reads: c.lost.reads,
-            writes: c.lost.writes,
-            read_bytes: u64::from(c.lost.read_bytes),
-            write_bytes: u64::from(c.lost.write_bytes),
-        },
+        lost_before: crate::reader::lost_calls_of(&c.lost),
     })
 }
 

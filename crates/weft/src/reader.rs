@@ -680,14 +680,20 @@ impl Inner {
             tls: None,
             first_bytes: c.flags & abi::CALL_FIRST != 0,
             destination_domain,
-            lost_before: weft_core::event::LostCalls {
-                reads: c.lost.reads,
-                writes: c.lost.writes,
-                read_bytes: u64::from(c.lost.read_bytes),
-                write_bytes: u64::from(c.lost.write_bytes),
-            },
+            lost_before: lost_calls_of(&c.lost),
         }));
         None
+    }
+}
+
+/// Calls lost whole with their records, as the kernel told them (call and
+/// connection-end records).
+pub(crate) fn lost_calls_of(l: &abi::LostCalls) -> weft_core::event::LostCalls {
+    weft_core::event::LostCalls {
+        reads: l.reads,
+        writes: l.writes,
+        read_bytes: u64::from(l.read_bytes),
+        write_bytes: u64::from(l.write_bytes),
     }
 }
 

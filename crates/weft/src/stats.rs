@@ -145,7 +145,7 @@ impl Snapshot<'_> {
             ),
             (
                 "lost_calls_untold",
-                "  of which not told to their connection (no later call)",
+                "  of which not told to their connection (yet)",
                 self.k("lost_calls_untold"),
             ),
             (
@@ -370,7 +370,10 @@ impl Snapshot<'_> {
                 r(&self.stats.wire_tls.table_full),
             ),
         ];
-        const NOT_LOST: [&str; 9] = [
+        const NOT_LOST: [&str; 11] = [
+            // Parts of `ring_full_call`, already reported there.
+            "lost_calls_untold",
+            "calls_lost_whole",
             "dns_malformed",
             "pkt_not_ip",
             "not_inet",
@@ -497,7 +500,13 @@ impl Snapshot<'_> {
             "weft_drops_total",
             "Data weft dropped or could not capture whole, by reason.",
         );
-        for l in self.losses() {
+        // Not a counter: the lost calls not told yet, which falls as
+        // their connections tell them (shown in the exit statistics).
+        for l in self
+            .losses()
+            .iter()
+            .filter(|l| l.key != "lost_calls_untold")
+        {
             drops.push(&[("reason", l.key)], l.value as f64);
         }
         let mut runs = Family::counter(
