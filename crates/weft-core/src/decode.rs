@@ -366,7 +366,6 @@ fn own_process(
     }
 }
 
-/// Which way the bytes of a call travelled on the wire.
 /// Tells a flow's decoder about calls lost whole with their records (the
 /// owner's writes first, then its reads: their order is not known).
 fn tell_lost(local: &mut DecodeStats, f: &mut FlowState, l: crate::event::LostCalls) {
@@ -382,6 +381,7 @@ fn tell_lost(local: &mut DecodeStats, f: &mut FlowState, l: crate::event::LostCa
     }
 }
 
+/// Which way the bytes of a call travelled on the wire.
 fn wire_direction(dir: Direction, role: Role) -> Wire {
     match (role, dir) {
         (Role::Server, Direction::Write) | (Role::Client | Role::Unknown, Direction::Read) => {
@@ -433,26 +433,34 @@ fn looks_like_request_line(b: &[u8]) -> bool {
 /// The decoder for a new connection: the protocol named by the TLS ALPN
 /// result when there is one weft decodes (`h2`, `http/1.1`, see
 /// [`Protocol::from_alpn`]), else detected from the bytes; `first` is the
-/// first captured payload, travelling `wire`.
+/// first captured payload, travelling `wire`; `after_handshake`: weft saw
+/// the connection's TLS handshake and no call of it was lost before `first`.
 ///
 /// A connection whose first bytes are the client's HTTP/2 preface was seen
 /// from its start, and HTTP/1 keeps no state between requests, so one that
-/// starts with a request line is as good as fresh. Anything else may have
-/// begun before weft did: HPACK must not trust an empty table, responses may
+/// starts with a request line is as good as fresh. After a handshake weft
+/// saw, so is an `h2` connection whose first bytes are the server's preface
+/// (a server speaks first: its SETTINGS). Anything else may have begun
+/// before weft did: HPACK must not trust an empty table, responses may
 /// answer unseen requests.
 pub fn choose_decoder(
     limits: &Limits,
     alpn: Option<&[u8]>,
     wire: Wire,
     first: &[u8],
+    after_handshake: bool,
 ) -> ConnectionDecoder {
     let hint = alpn.and_then(Protocol::from_alpn);
-    let fresh = wire == Wire::ClientToServer
-        && match hint {
+    let fresh = match wire {
+        Wire::ClientToServer => match hint {
             Some(Protocol::Http2) => first.starts_with(H2_PREFACE),
             Some(Protocol::Http1) => looks_like_request_line(first),
             None => first.starts_with(H2_PREFACE) || looks_like_request_line(first),
-        };
+        },
+        Wire::ServerToClient => {
+            after_handshake && hint == Some(Protocol::Http2) && is_server_preface(first)
+        }
+    };
     if fresh {
         ConnectionDecoder::new(limits, hint)
     } else {
@@ -522,18 +530,13 @@ impl Processor for HttpDecoder {
                 // Its TLS handshake was seen (the ClientHello gave a JA4):
                 // the connection started while weft ran.
                 let started = d.tls.as_ref().is_some_and(|t| t.ja4.is_some());
-                let mut dec = if started
-                    && d.lost_before.is_empty()
-                    && wire == Wire::ServerToClient
-                    && alpn.and_then(Protocol::from_alpn) == Some(Protocol::Http2)
-                    && is_server_preface(&d.payload)
-                {
-                    // A server speaks first: its SETTINGS right after the
-                    // handshake is the connection's first HTTP/2 byte.
-                    ConnectionDecoder::new(&self.cfg.limits, Some(Protocol::Http2))
-                } else {
-                    choose_decoder(&self.cfg.limits, alpn, wire, &d.payload)
-                };
+                let mut dec = choose_decoder(
+                    &self.cfg.limits,
+                    alpn,
+                    wire,
+                    &d.payload,
+                    started && d.lost_before.is_empty(),
+                );
                 if started {
                     dec.streams_start_at_one();
                 }
@@ -887,11 +890,11 @@ mod tests {
         let l = Limits::default();
         // Mid-connection bytes that look like nothing: the ALPN decides.
         let junk = b"\x17\x03 not a frame start";
-        let d = choose_decoder(&l, Some(b"h2"), Wire::ServerToClient, junk);
+        let d = choose_decoder(&l, Some(b"h2"), Wire::ServerToClient, junk, false);
         assert_eq!(d.protocol(), Some(Protocol::Http2));
-        let d = choose_decoder(&l, Some(b"http/1.1"), Wire::ServerToClient, junk);
+        let d = choose_decoder(&l, Some(b"http/1.1"), Wire::ServerToClient, junk, false);
         assert_eq!(d.protocol(), Some(Protocol::Http1));
-        let d = choose_decoder(&l, None, Wire::ServerToClient, junk);
+        let d = choose_decoder(&l, None, Wire::ServerToClient, junk, false);
         assert!(d.is_detecting());
         // ALPN wins over content: an HTTP/1.1 connection whose client
         // sends something preface-like stays HTTP/1.
@@ -900,11 +903,12 @@ mod tests {
             Some(b"http/1.1"),
             Wire::ClientToServer,
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            false,
         );
         assert_eq!(d.protocol(), Some(Protocol::Http1));
         // An identifier weft does not decode leaves it to the content.
         for other in [&b"h3"[..], b"imap", b"", b"H2"] {
-            let d = choose_decoder(&l, Some(other), Wire::ClientToServer, REQ);
+            let d = choose_decoder(&l, Some(other), Wire::ClientToServer, REQ, false);
             assert!(d.is_detecting(), "{other:?}");
         }
     }
@@ -940,7 +944,7 @@ mod tests {
     #[test]
     fn alpn_http11_decodes_from_the_first_request() {
         let l = Limits::default();
-        let mut d = choose_decoder(&l, Some(b"http/1.1"), Wire::ClientToServer, REQ);
+        let mut d = choose_decoder(&l, Some(b"http/1.1"), Wire::ClientToServer, REQ, false);
         let mut out = Vec::new();
         d.feed(Wire::ClientToServer, REQ, &mut out);
         d.feed(Wire::ServerToClient, RESP, &mut out);
@@ -957,6 +961,7 @@ mod tests {
             Some(b"h2"),
             Wire::ClientToServer,
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            false,
         );
         d.feed(
             Wire::ClientToServer,
@@ -965,6 +970,33 @@ mod tests {
         );
         assert_eq!(d.take_counters().desyncs, 0);
         assert_eq!(d.protocol(), Some(Protocol::Http2));
+        // A server speaks first: its SETTINGS as the first bytes make a
+        // fresh decoder only after a handshake weft saw. Fresh, an HPACK
+        // reference to a dynamic entry never sent is an error; joined
+        // midway, an entry sent before weft joined.
+        let settings = b"\0\0\x06\x04\0\0\0\0\0\0\x03\0\0\0\x80";
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+        // HEADERS, stream 1: :method GET, :scheme https, :path /, dynamic 62.
+        let headers = b"\0\0\x04\x01\x05\0\0\0\x01\x82\x87\x84\xbe";
+        for after_handshake in [true, false] {
+            let mut d = choose_decoder(
+                &l,
+                Some(b"h2"),
+                Wire::ServerToClient,
+                settings,
+                after_handshake,
+            );
+            d.feed(Wire::ServerToClient, settings, &mut out);
+            d.feed(Wire::ClientToServer, preface, &mut out);
+            d.feed(Wire::ClientToServer, headers, &mut out);
+            let c = d.take_counters();
+            assert_eq!(c.desyncs, 0);
+            assert_eq!(
+                (c.hpack_unknown_references > 0, c.hpack_errors > 0),
+                (!after_handshake, after_handshake),
+                "{after_handshake}: {c:?}"
+            );
+        }
     }
 
     /// The kernel's end of the connection `flow`, at `ts`.
