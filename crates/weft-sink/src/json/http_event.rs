@@ -459,27 +459,8 @@ impl ListEntry {
             let (o, n) = r?;
             storage.get(o as usize..o as usize + n as usize)
         };
-        let [
-            method,
-            path,
-            authority,
-            host,
-            referer,
-            user_agent,
-            content_type,
-            status,
-        ] = self.facts;
         let mut f = Facts::EMPTY;
-        f.set_values([
-            get(method),
-            get(path),
-            get(authority),
-            get(host),
-            get(referer),
-            get(user_agent),
-            get(content_type),
-            get(status),
-        ]);
+        f.set_values(self.facts.map(get));
         f
     }
 
