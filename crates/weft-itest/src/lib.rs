@@ -321,6 +321,16 @@ pub fn field_u64(v: &Value, path: &str) -> Option<u64> {
     field(v, path).and_then(Value::as_u64)
 }
 
+/// The count on weft's exit-statistics line that starts with `label`
+/// (its last field).
+pub fn exit_stat(stderr: &str, label: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+}
+
 pub fn field_str<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
     field(v, path).and_then(Value::as_str)
 }

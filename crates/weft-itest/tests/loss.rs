@@ -36,15 +36,6 @@ for line in sys.stdin:
     print("done", n, flush=True)
 "#;
 
-/// The last number on the statistics line that starts with `label`.
-fn stat(stderr: &str, label: &str) -> Option<u64> {
-    stderr
-        .lines()
-        .find(|l| l.trim_start().starts_with(label))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|n| n.parse().ok())
-}
-
 #[test]
 fn requests_lost_with_their_call_records_are_counted() -> TestResult {
     lost_requests_are_counted(false)
@@ -120,11 +111,12 @@ fn lost_requests_are_counted(close_after: bool) -> TestResult {
         .into_iter()
         .filter(|e| field_str(e, "event.action") == Some("http-transaction"))
         .collect();
-    let lost = stat(&run.stderr, "ring buffer full: call records").ok_or("no call-record stat")?;
-    let told = stat(&run.stderr, "decoder: lost call records told").ok_or("no told stat")?;
-    let untold = stat(&run.stderr, "of which not told").ok_or("no untold stat")?;
+    let lost =
+        exit_stat(&run.stderr, "ring buffer full: call records").ok_or("no call-record stat")?;
+    let told = exit_stat(&run.stderr, "decoder: lost call records told").ok_or("no told stat")?;
+    let untold = exit_stat(&run.stderr, "of which not told").ok_or("no untold stat")?;
     let unseen =
-        stat(&run.stderr, "decoder: HTTP/1 requests lost whole").ok_or("no unseen stat")?;
+        exit_stat(&run.stderr, "decoder: HTTP/1 requests lost whole").ok_or("no unseen stat")?;
     assert!(lost > 0, "the ring never filled:\n{}", run.stderr);
     assert_eq!(told + untold, lost, "{}", run.stderr);
     assert_eq!(untold, 0, "losses not told:\n{}", run.stderr);
