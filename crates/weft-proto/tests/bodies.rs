@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::chunked;
 use common::h2::{self, Encoder, PREFACE};
 use weft_proto::compression::{RATIO_GRACE, decode};
 use weft_proto::{
@@ -176,17 +177,6 @@ fn http1(response_head: &str, body: &[u8], limits: &Limits) -> (Transaction, wef
         })
         .expect("transaction");
     (tx, dec.take_counters())
-}
-
-fn chunked(body: &[u8], size: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for c in body.chunks(size) {
-        out.extend(format!("{:x}\r\n", c.len()).bytes());
-        out.extend_from_slice(c);
-        out.extend(b"\r\n");
-    }
-    out.extend(b"0\r\n\r\n");
-    out
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::chunked;
 use common::h2::{self, Encoder, PREFACE};
 use common::ws::{Deflater, frame, messages};
 use weft_proto::websocket::DeflateParams;
@@ -80,17 +81,6 @@ fn http1(
     let mut t = transactions(out);
     assert_eq!(t.len(), 1);
     (t.remove(0), dec.take_counters())
-}
-
-fn chunked(body: &[u8], size: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for c in body.chunks(size) {
-        out.extend(format!("{:x}\r\n", c.len()).bytes());
-        out.extend_from_slice(c);
-        out.extend(b"\r\n");
-    }
-    out.extend(b"0\r\n\r\n");
-    out
 }
 
 #[test]
