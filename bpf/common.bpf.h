@@ -213,6 +213,17 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
 		*v += n;
 }
 
+/* The entry for `key` in hash map `map`, stored as `init` first when
+ * absent; NULL when it cannot be stored (the map is full). */
+static __always_inline void *map_entry(void *map, const void *key, const void *init)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+	if (v)
+		return v;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
 /*
  * Call records lost to a full ring, per connection (socket cookie), until
  * the connection's next call record gets through and carries them
@@ -247,14 +258,10 @@ static __always_inline void note_lost_call(__u64 cookie, __u8 op, __u64 len)
 	__sync_fetch_and_add(&lost_untold, 1);
 	if (!cookie)
 		return;
-	struct lost_calls *l = bpf_map_lookup_elem(&lost_calls, &cookie);
-	if (!l) {
-		struct lost_calls zero = {};
-		bpf_map_update_elem(&lost_calls, &cookie, &zero, BPF_NOEXIST);
-		l = bpf_map_lookup_elem(&lost_calls, &cookie);
-		if (!l)
-			return;
-	}
+	struct lost_calls zero = {};
+	struct lost_calls *l = map_entry(&lost_calls, &cookie, &zero);
+	if (!l)
+		return;
 	bool write = op == WEFT_OP_WRITE;
 	__sync_fetch_and_add(&l->calls, write ? 1 : 1ull << 32);
 	__sync_fetch_and_add(write ? &l->write_bytes : &l->read_bytes, len);

@@ -611,8 +611,7 @@ static __always_inline int plain_sock_io(struct sock *sk, bool is_write, int ret
 			return 0;
 		if (!h) {
 			struct hello_state z = { .verdict = V_TLS };
-			bpf_map_update_elem(&hellos, &cookie, &z, BPF_NOEXIST);
-			h = bpf_map_lookup_elem(&hellos, &cookie);
+			h = map_entry(&hellos, &cookie, &z);
 			if (!h)
 				return 0;
 		}

@@ -274,19 +274,15 @@ static __always_inline void hello_arm(struct thread_call *tc, bool is_write, __u
 	/* Known done for this SSL* (the cache): its `hellos` entry says TLS. */
 	if (tc->cached && tc->csock.sock.cookie == cookie && (tc->csock.hello_done & dir))
 		return;
-	struct hello_state *h = bpf_map_lookup_elem(&hellos, &cookie);
-	if (!h) {
-		struct hello_state z = {};
-		bpf_map_update_elem(&hellos, &cookie, &z, BPF_NOEXIST);
-		h = bpf_map_lookup_elem(&hellos, &cookie);
-		if (!h)
-			return;
-	}
+	struct hello_state z = {};
+	struct hello_state *h = map_entry(&hellos, &cookie, &z);
+	if (!h)
+		return;
 	if (h->verdict != 1 /* V_TLS */) {
 		/* A TLS library does I/O here: ciphertext from now on, never
 		 * plaintext (plain.bpf.c); its handshake starts now (STARTTLS). */
-		struct hello_state z = { .verdict = 1 };
-		*h = z;
+		struct hello_state tls = { .verdict = 1 };
+		*h = tls;
 	}
 	if (is_write ? h->done[0] : h->done[1]) {
 		tc->hello_new |= dir;
