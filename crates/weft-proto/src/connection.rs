@@ -43,7 +43,8 @@ pub struct ConnectionDecoder {
 struct OwnCounters {
     undecoded_bytes: u64,
     gap_bytes: u64,
-    /// The counts of an HTTP/1 decoder replaced by an upgrade.
+    /// Rare counts, boxed: those of an HTTP/1 decoder replaced by an
+    /// upgrade, and holes skipped while no protocol decoder runs.
     replaced: Option<Box<Counters>>,
 }
 
@@ -122,11 +123,29 @@ impl ConnectionDecoder {
     /// `first_ns`/`last_ns` from the feeds that began and completed them
     /// (ns in any clock the caller likes, 0 meaning unknown).
     pub fn feed_at(&mut self, dir: Direction, bytes: &[u8], now: u64, out: &mut Vec<Event>) {
+        self.at(now, out, |d, out| d.feed(dir, bytes, out));
+    }
+
+    /// Like [`skip`](Self::skip), with the caller's clock (see
+    /// [`feed_at`](Self::feed_at)).
+    pub fn skip_at(&mut self, dir: Direction, n: u64, now: u64, out: &mut Vec<Event>) {
+        self.at(now, out, |d, out| d.skip(dir, n, out));
+    }
+
+    /// Runs `step` with the caller's clock at `now`, stamping what it
+    /// emitted and what is open.
+    #[inline]
+    fn at(
+        &mut self,
+        now: u64,
+        out: &mut Vec<Event>,
+        step: impl FnOnce(&mut Self, &mut Vec<Event>),
+    ) {
         let before = out.len();
         if let Inner::Http2(d) = &mut self.inner {
             d.set_now(now);
         }
-        self.feed(dir, bytes, out);
+        step(self, out);
         if let Inner::Http2(d) = &mut self.inner {
             d.expire_idle(now, out);
         }
@@ -329,6 +348,44 @@ impl ConnectionDecoder {
                 self.mid_connection = true;
             }
             Inner::Opaque => self.counters.gap_bytes += lost,
+        }
+    }
+
+    /// Tells the decoder that `n` bytes of direction `dir`, right after the
+    /// bytes fed so far, were not captured because the capture judged them
+    /// body bytes past the body bound (`Limits::max_body_size`): a hole the
+    /// capture left instead of copying them. The caller feeds a call with
+    /// holes as `feed` (bytes before the hole), `skip` (the hole), `feed`
+    /// (bytes after it), ...
+    ///
+    /// The decoder is the judge. A hole inside a body whose remaining
+    /// length it knows (an HTTP/1 Content-Length body or chunk, an HTTP/2
+    /// DATA frame's payload, a WebSocket frame's payload after an HTTP/1
+    /// upgrade) with at least `n` bytes of it left is passed over in sync:
+    /// the message's body counts the bytes in its real size and is cut as
+    /// by the body bound (`Body::truncated`, `Counters::bodies_truncated`,
+    /// `Counters::body_bytes_dropped`), not flagged
+    /// [`data_lost`](crate::Message::data_lost); the message completes if
+    /// they were its last bytes (emitting to `out`); counted in
+    /// `Counters::body_bytes_skipped`. Any other hole (in a head, past a
+    /// body's end, in a body of unknown length, while the protocol is being
+    /// detected, ...) is a [`gap`](Self::gap), also counted in
+    /// `Counters::skip_gaps`. `n = 0` does nothing.
+    pub fn skip(&mut self, dir: Direction, n: u64, out: &mut Vec<Event>) {
+        if n == 0 {
+            return;
+        }
+        match &mut self.inner {
+            Inner::Http1(d) => d.skip(dir, n, out),
+            Inner::Http2(d) => d.skip(dir, n, out),
+            Inner::WebSocket(d) => d.skip(dir, n, out),
+            Inner::Detecting | Inner::Opaque => {
+                self.counters
+                    .replaced
+                    .get_or_insert_with(Box::default)
+                    .skip_gaps += 1;
+                self.gap(dir, n);
+            }
         }
     }
 

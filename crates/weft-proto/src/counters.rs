@@ -52,6 +52,17 @@ pub struct Counters {
     pub bodies_truncated: u64,
     /// Body bytes not kept because of `Limits::max_body_size`.
     pub body_bytes_dropped: u64,
+    /// Bytes of holes (`ConnectionDecoder::skip`) passed over in sync
+    /// inside a body of known length, or inside an HTTP/2 DATA frame's
+    /// payload (its padding included): bytes the capture did not copy
+    /// because they lay past `Limits::max_body_size`. Their body bytes are
+    /// also in `body_bytes_dropped`, as when they are fed and dropped here.
+    pub body_bytes_skipped: u64,
+    /// Holes (`ConnectionDecoder::skip`) that could not be passed over
+    /// inside a known body (in a head, past a body's end, a body of unknown
+    /// length, a WebSocket stream, ...): each was taken as a gap, its bytes
+    /// counted in `gap_bytes`.
+    pub skip_gaps: u64,
     /// HTTP/1 messages that could not be parsed (the connection resynchronises).
     pub h1_parse_errors: u64,
     /// HTTP/1 requests evicted because `Limits::h1_max_pipeline` were waiting.
@@ -122,6 +133,8 @@ impl Counters {
             h1_requests_unseen,
             bodies_truncated,
             body_bytes_dropped,
+            body_bytes_skipped,
+            skip_gaps,
             h1_parse_errors,
             h1_pipeline_evicted,
             undecoded_bytes,
@@ -161,6 +174,8 @@ impl Counters {
         self.h1_requests_unseen += h1_requests_unseen;
         self.bodies_truncated += bodies_truncated;
         self.body_bytes_dropped += body_bytes_dropped;
+        self.body_bytes_skipped += body_bytes_skipped;
+        self.skip_gaps += skip_gaps;
         self.h1_parse_errors += h1_parse_errors;
         self.h1_pipeline_evicted += h1_pipeline_evicted;
         self.undecoded_bytes += undecoded_bytes;

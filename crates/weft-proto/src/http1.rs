@@ -234,6 +234,65 @@ impl Http1Decoder {
         self.lose(dir, 0);
     }
 
+    /// Tells the decoder that `n` bytes of direction `dir`, right after the
+    /// bytes fed so far, were not captured because the capture judged them
+    /// body bytes past `Limits::max_body_size`.
+    ///
+    /// Inside a body whose remaining length is known (a Content-Length
+    /// body, or a chunk's data) with at least `n` bytes of it left, the
+    /// direction passes over them in sync: the message's body counts them
+    /// in its real size and is cut as by the body bound (not
+    /// [`Message::data_lost`]), and the message completes if they were its
+    /// last bytes (emitting to `out`). Anywhere else (a head, a body of
+    /// unknown length, a hole longer than the rest of the body, after an
+    /// upgrade) the hole is a [`gap`](Self::gap), also counted in
+    /// `Counters::skip_gaps`.
+    pub fn skip(&mut self, dir: Direction, n: u64, out: &mut Vec<Event>) {
+        if n == 0 {
+            return;
+        }
+        let d = dir.index();
+        let (next, done) = match self.sides[d].state {
+            State::Length(left) if n <= left => {
+                let left = left - n;
+                if left == 0 {
+                    (State::Head, true)
+                } else {
+                    (State::Length(left), false)
+                }
+            }
+            State::Chunked(Chunk::Data(left)) if n <= left => {
+                let left = left - n;
+                let chunk = if left == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left)
+                };
+                (State::Chunked(chunk), false)
+            }
+            _ => {
+                self.counters.skip_gaps += 1;
+                self.gap(dir, n);
+                return;
+            }
+        };
+        self.counters.body_bytes_skipped += n;
+        let first_cut = self.current(dir).map(|m| {
+            m.seen = true;
+            let was = m.body.truncated;
+            m.body.skip(n);
+            !was
+        });
+        if let Some(first_cut) = first_cut {
+            self.counters.body_bytes_dropped += n;
+            self.counters.bodies_truncated += u64::from(first_cut);
+        }
+        self.sides[d].state = next;
+        if done {
+            self.message_complete(dir, out);
+        }
+    }
+
     /// One library call of direction `dir` was lost whole (none of its
     /// bytes arrived; [`Self::gap`] is told the byte count). HTTP/1 has no
     /// sequence number, so this is how a request that vanished together with

@@ -155,6 +155,16 @@ impl Body {
         }
         dropped
     }
+
+    /// Counts `n` body bytes the capture did not copy (a hole past the body
+    /// bound, see `ConnectionDecoder::skip`): part of the real size, not
+    /// kept, so the body is cut as by [`append`](Self::append) past `max`.
+    pub(crate) fn skip(&mut self, n: u64) {
+        if n > 0 {
+            self.size = self.size.saturating_add(n);
+            self.truncated = true;
+        }
+    }
 }
 
 /// Most bytes reserved for a body up front from its declared length; past

@@ -351,8 +351,11 @@ fn never_panics_on_garbage() {
             let dir = if next() % 2 == 0 { C2S } else { S2C };
             dec.feed(dir, &b[..cut], &mut out);
             dec.feed(dir, &b[cut..], &mut out);
-            if next() % 10 == 0 {
-                dec.gap(dir, 10);
+            match next() % 10 {
+                0 => dec.gap(dir, 10),
+                // Holes of any size, huge ones included.
+                1 => dec.skip(dir, next() >> (next() % 64), &mut out),
+                _ => {}
             }
         }
         dec.finish(&mut out);

@@ -581,7 +581,15 @@ fn never_panics_on_garbage() {
             if next() % 7 == 0 {
                 b.truncate(next() as usize % (b.len() + 1));
             }
-            dec.feed(*dir, &b, &mut out);
+            if next() % 5 == 0 {
+                // A hole inside the record: any size, huge ones included.
+                let cut = next() as usize % (b.len() + 1);
+                dec.feed(*dir, &b[..cut], &mut out);
+                dec.skip(*dir, next() >> (next() % 64), &mut out);
+                dec.feed(*dir, &b[cut..], &mut out);
+            } else {
+                dec.feed(*dir, &b, &mut out);
+            }
         }
         dec.finish(&mut out);
     }

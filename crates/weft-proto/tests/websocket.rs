@@ -673,10 +673,11 @@ fn never_panics_on_noise() {
                 *f = [0x81, 0xc1, 0x41, 0x00, 0x80, 0x88, 0x89, 0xc2][(next() % 8) as usize];
             }
             let dir = if next() % 2 == 0 { C2S } else { S2C };
-            if next() % 10 == 0 {
-                dec.gap(dir, len as u64);
-            } else {
-                dec.feed(dir, &b, &mut out);
+            match next() % 10 {
+                0 => dec.gap(dir, len as u64),
+                // Holes of any size, huge ones included.
+                1 => dec.skip(dir, next() >> (next() % 64), &mut out),
+                _ => dec.feed(dir, &b, &mut out),
             }
         }
         dec.finish(&mut out);

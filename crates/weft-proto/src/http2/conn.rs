@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::frame::{Frame, FrameDecoder, FrameError, setting};
+use super::frame::{Frame, FrameDecoder, FrameError, Skipped, setting};
 use crate::hpack;
 use crate::transaction::parse_status;
 use crate::websocket::{DeflateParams, WsDecoder};
@@ -256,6 +256,35 @@ impl Http2Decoder {
                 ws.gap(dir, 0);
                 c.counters.add(&ws.take_counters());
             }
+        }
+    }
+
+    /// Tells the decoder that `n` bytes of direction `dir`, right after the
+    /// bytes fed so far, were not captured because the capture judged them
+    /// body bytes past `Limits::max_body_size`.
+    ///
+    /// Inside the payload of the DATA frame being read (data or padding)
+    /// with at least `n` bytes of it left, the frame decoder passes over
+    /// them in sync (no HPACK resync): the stream's message counts the data
+    /// bytes among them in its body's real size and its body is cut as by
+    /// the body bound (not [`Message::data_lost`]); if they end a frame
+    /// carrying END_STREAM, the side ends (emitting to `out` when the
+    /// stream is done). On a WebSocket stream the WebSocket decoder takes
+    /// the data bytes as a gap. Anywhere else the hole is a
+    /// [`gap`](Self::gap), also counted in `Counters::skip_gaps`.
+    pub fn skip(&mut self, dir: Direction, n: u64, out: &mut Vec<Event>) {
+        if n == 0 {
+            return;
+        }
+        match self.frames[dir.index()].skip(n) {
+            Some(skipped) => self.core.on_skip(dir, n, skipped, out),
+            None => {
+                self.core.counters.skip_gaps += 1;
+                self.gap(dir, n);
+            }
+        }
+        if self.core.streams.is_empty() {
+            self.core.streams = BTreeMap::new();
         }
     }
 
@@ -719,6 +748,68 @@ impl Core {
         let dropped = m.body.append(data, max);
         if dropped > 0 {
             self.counters.body_bytes_dropped += dropped as u64;
+            if !was_truncated {
+                self.counters.bodies_truncated += 1;
+            }
+        }
+        if end_stream {
+            m.complete = true;
+            self.maybe_emit(dir, id, out);
+        }
+    }
+
+    /// `n` bytes of a DATA frame's payload in `dir` were passed over by
+    /// [`FrameDecoder::skip`]; `skipped.data` of them were data.
+    fn on_skip(&mut self, dir: Direction, n: u64, skipped: Skipped, out: &mut Vec<Event>) {
+        let Skipped {
+            stream_id: id,
+            data,
+            end_stream,
+        } = skipped;
+        let now = self.now;
+        let Some(s) = self.streams.get_mut(&id) else {
+            // Padding only, or a stream not tracked: nothing to mark.
+            self.counters.body_bytes_skipped += n;
+            return;
+        };
+        if now != 0 {
+            s.touched = now;
+        }
+        if let Some(ws) = &mut s.ws
+            && (dir == Direction::ClientToServer || s.ws_established)
+        {
+            // The WebSocket decoder cannot pass over bytes inside frames
+            // it does not see: for it, the data bytes are a gap.
+            if data > 0 {
+                ws.gap(dir, data);
+                self.counters.skip_gaps += 1;
+            }
+            self.counters.body_bytes_skipped += n - data;
+            let c = ws.take_counters();
+            self.counters.add(&c);
+            if end_stream {
+                s.message(dir).complete = true;
+                self.maybe_emit(dir, id, out);
+            }
+            return;
+        }
+        self.counters.body_bytes_skipped += n;
+        let awaiting_headers = s.blocks[dir.index()] == 0;
+        let m = s.message(dir);
+        if m.complete {
+            if data > 0 || end_stream {
+                self.counters.frame_errors += 1;
+            }
+            return;
+        }
+        m.seen = true;
+        if awaiting_headers {
+            m.headers_incomplete = true;
+        }
+        if data > 0 {
+            let was_truncated = m.body.truncated;
+            m.body.skip(data);
+            self.counters.body_bytes_dropped += data;
             if !was_truncated {
                 self.counters.bodies_truncated += 1;
             }

@@ -264,6 +264,19 @@ pub enum Frame<'a> {
     },
 }
 
+/// What [`FrameDecoder::skip`] passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// The DATA frame's stream; 0 when the bytes were padding after the
+    /// frame's data or the payload of a frame skipped anyway.
+    pub stream_id: u32,
+    /// Data bytes among them (the rest was padding).
+    pub data: u64,
+    /// They reached the end of the frame's data and the frame carries
+    /// END_STREAM: the stream's side ends here.
+    pub end_stream: bool,
+}
+
 /// Why frames could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -511,6 +524,72 @@ impl FrameDecoder {
         self.block.clear();
         self.cont = None;
         self.skip_cont = None;
+    }
+
+    /// Passes over `n` bytes of this direction that were not captured
+    /// (a hole the capture left in what it judged a DATA frame's payload),
+    /// when they lie inside the payload of the frame being read: the rest
+    /// of a DATA frame's data and padding, or of a frame being skipped
+    /// anyway. Frame alignment is kept. Returns `None`, changing nothing,
+    /// anywhere else (in a frame header, in a buffered payload, before a
+    /// DATA frame's pad length, past the frame's end, while lost): the
+    /// caller then treats the hole as a gap ([`Self::lose_sync`]).
+    pub fn skip(&mut self, n: u64) -> Option<Skipped> {
+        match self.state {
+            State::Data {
+                stream_id,
+                end_stream,
+                pad_pending: false,
+                left,
+                pad,
+            } => {
+                let rest = (u64::from(left) + u64::from(pad)).checked_sub(n)?;
+                let data = n.min(u64::from(left));
+                if data < u64::from(left) {
+                    self.state = State::Data {
+                        stream_id,
+                        end_stream,
+                        pad_pending: false,
+                        // Lossless: below `left`.
+                        left: left - data as u32,
+                        pad,
+                    };
+                    return Some(Skipped {
+                        stream_id,
+                        data,
+                        end_stream: false,
+                    });
+                }
+                // Lossless: at most `pad`.
+                self.state = match rest as u32 {
+                    0 => State::Header,
+                    rest => State::Skip(rest),
+                };
+                Some(Skipped {
+                    stream_id,
+                    data,
+                    end_stream,
+                })
+            }
+            State::Skip(left) => {
+                let rest = u64::from(left).checked_sub(n)?;
+                // Lossless: at most `left`.
+                self.state = match rest as u32 {
+                    0 => State::Header,
+                    rest => State::Skip(rest),
+                };
+                Some(Skipped {
+                    stream_id: 0,
+                    data: 0,
+                    end_stream: false,
+                })
+            }
+            State::Data { .. }
+            | State::Preface(_)
+            | State::Lost
+            | State::Header
+            | State::Payload(_) => None,
+        }
     }
 
     /// Whether the decoder is searching for a frame boundary.

@@ -10,5 +10,5 @@ pub mod frame;
 pub use conn::Http2Decoder;
 pub use frame::{
     Frame, FrameDecoder, FrameError, FrameHeader, PREFACE, PrefaceMatch, Priority, Settings,
-    match_preface, plausible_frame_header,
+    Skipped, match_preface, plausible_frame_header,
 };

@@ -216,6 +216,41 @@ impl WsDecoder {
         self.lose(dir);
     }
 
+    /// Tells the decoder that `n` bytes of direction `dir`, right after the
+    /// bytes fed so far, were not captured because the capture judged them
+    /// body bytes past its bound. Inside the payload of an uncompressed
+    /// data frame with at least `n` bytes left, they are passed over in
+    /// sync: the message counts them in its size and is cut
+    /// ([`WsMessage::truncated`], not [`WsMessage::data_lost`]), and the
+    /// frame ends if they were its last bytes (emitting to `out`).
+    /// Anywhere else (a frame header, a control frame, a compressed
+    /// message, which cannot inflate past missing bytes) the hole is a
+    /// [`gap`](Self::gap), also counted in `Counters::skip_gaps`.
+    pub fn skip(&mut self, dir: Direction, n: u64, out: &mut Vec<Event>) {
+        if n == 0 {
+            return;
+        }
+        let side = &mut self.sides[dir.index()];
+        let frame = &mut side.frame;
+        let message = side.data.as_mut().filter(|p| !p.compressed);
+        let Some(p) = message
+            .filter(|_| side.phase == Phase::Payload && !frame.control && n <= frame.remaining)
+        else {
+            self.counters.skip_gaps += 1;
+            self.gap(dir, n);
+            return;
+        };
+        frame.pos = frame.pos.saturating_add(n);
+        frame.remaining -= n;
+        p.size = p.size.saturating_add(n);
+        p.wire_size = p.wire_size.saturating_add(n);
+        p.truncated = true;
+        self.counters.body_bytes_skipped += n;
+        if frame.remaining == 0 {
+            self.end_frame(dir, out);
+        }
+    }
+
     /// The connection is gone: emits the open messages of both directions,
     /// flagged incomplete.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
