@@ -772,3 +772,19 @@ fn a_connection_known_to_be_new_counts_streams_from_one() {
         assert_eq!(to_the_end(&mut dec, &kept), (4, unseen));
     }
 }
+
+/// A peer jumping to the last stream id costs no loop over the ids skipped
+/// (a billion of them): they are counted at once.
+#[test]
+fn a_jump_to_the_last_stream_id_is_counted_at_once() {
+    let mut c = Conn::new();
+    c.get(1, "/");
+    c.get(0x7fff_ffff, "/");
+    let mut dec = decoder();
+    let start = std::time::Instant::now();
+    feed_all(&mut dec, &c.records);
+    dec.finish(&mut Vec::new());
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    // Ids 3, 5, ..., 0x7fff_fffd.
+    assert_eq!(dec.counters().streams_unseen, (0x7fff_ffff - 3) / 2);
+}

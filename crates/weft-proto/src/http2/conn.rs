@@ -577,19 +577,20 @@ impl Core {
     fn note_block_stream(&mut self, id: u32) {
         if id > self.max_block_stream {
             if self.max_block_stream > 0 || self.from_start {
-                let mut skipped = if self.max_block_stream > 0 {
+                let first = if self.max_block_stream > 0 {
                     self.max_block_stream + 2
                 } else {
                     1
                 };
-                while skipped < id {
-                    if self.unseen_pending.len() < UNSEEN_PENDING_MAX {
-                        self.unseen_pending.push_back(skipped);
-                    } else {
-                        self.counters.streams_unseen += 1;
-                    }
-                    skipped += 2;
-                }
+                // The skipped ids, `first`, `first + 2`, ... below `id`: the
+                // oldest wait in the queue while it has room, the rest are
+                // counted at once (no loop over a peer's jump to 2^31 - 1).
+                let skipped = id.saturating_sub(first).div_ceil(2);
+                let room = UNSEEN_PENDING_MAX.saturating_sub(self.unseen_pending.len());
+                let queued = skipped.min(u32::try_from(room).unwrap_or(u32::MAX));
+                self.unseen_pending
+                    .extend((0..queued).map(|k| first + 2 * k));
+                self.counters.streams_unseen += u64::from(skipped - queued);
             }
             self.max_block_stream = id;
         } else if let Some(i) = self.unseen_pending.iter().position(|&p| p == id) {
