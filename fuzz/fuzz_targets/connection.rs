@@ -27,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
         let dir = if op & 1 == 0 { Direction::ClientToServer } else { Direction::ServerToClient };
         if op & 0x80 != 0 {
             dec.gap(dir, len as u64);
+        } else if op & 0x40 != 0 {
+            // A hole the capture left: its length, or a huge one.
+            let n = if op & 0x20 != 0 { u64::MAX >> (op & 0x1f) } else { len as u64 };
+            dec.skip(dir, n, &mut out);
         } else {
             dec.feed(dir, bytes, &mut out);
         }

@@ -1,5 +1,6 @@
 //! HTTP/2 connection decoder fed records: `[op][len:2][bytes]` where op's
-//! low bit is the direction and op & 0x80 reports a gap instead.
+//! low bit is the direction, op & 0x80 reports a gap instead, and
+//! op & 0x40 a hole (`skip`) of `len` bytes (or a huge one, op & 0x20).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
         let dir = if op & 1 == 0 { Direction::ClientToServer } else { Direction::ServerToClient };
         if op & 0x80 != 0 {
             dec.gap(dir, len as u64);
+        } else if op & 0x40 != 0 {
+            // A hole the capture left: its length, or a huge one.
+            let n = if op & 0x20 != 0 { u64::MAX >> (op & 0x1f) } else { len as u64 };
+            dec.skip(dir, n, &mut out);
         } else {
             dec.feed(dir, bytes, &mut out);
         }
