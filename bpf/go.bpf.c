@@ -190,7 +190,8 @@ static __always_inline int go_return(struct pt_regs *ctx, __u8 op)
 		flags |= WEFT_CALL_NO_SOCK;
 		stat_add(WEFT_STAT_NO_SOCK, 1);
 	}
-	return emit_call(ctx, &st, (__u64)n, &sock, flags, NULL);
+	emit_call(ctx, &st, (__u64)n, &sock, flags, NULL, 2);
+	return 0;
 }
 
 /* RETs of (*Conn).Write / (*Conn).Read: the attach cookie is WEFT_LIB_GO,

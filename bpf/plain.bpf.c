@@ -398,7 +398,7 @@ static __noinline void plain_emit_sock(void *ctx, const struct plain_arm *a, __u
 	flags |= c.flags;
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
-	if (!call_record_lib(ctx, c.call_id, flags, a->start_ns, moved, captured, 0,
+	if (!call_record_lib(ctx, c.call_id, flags, a->start_ns, moved, captured, 0, 0,
 			     a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ, sock, 0, NULL))
 		return;
 	stat_add(WEFT_STAT_PLAIN_CALLS, 1);

@@ -115,11 +115,15 @@ struct ssl_key {
 struct ssl_sock {
 	struct weft_sock sock; /* family 0: a non-INET transport */
 	__u8 hello_done;       /* HELLO_DONE_*: directions whose handshake bytes are done */
-	__u8 _pad[7];
+	__u8 body_live;        /* BODY_LIVE_*: directions inside a body (`bodies` holds it) */
+	__u8 _pad[6];
 };
 
 #define HELLO_DONE_W 1
 #define HELLO_DONE_R 2
+/* = WEFT_OP_WRITE / WEFT_OP_READ */
+#define BODY_LIVE_W 1
+#define BODY_LIVE_R 2
 
 /* Per thread (task storage: no hash update or delete per call, freed with
  * the thread): the TLS call it is inside, and the cache entry of the call's
@@ -807,7 +811,7 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 
 /* Fill and submit one call record. Returns false when the ring is full. */
 static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
-					    __u64 len, __u64 captured, __u64 ssl, __u8 op,
+					    __u64 len, __u64 captured, __u64 skipped, __u64 ssl, __u8 op,
 					    const struct weft_sock *sock, __u8 lib, __u8 *woken)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -828,6 +832,7 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 	r->end_ns = bpf_ktime_get_ns();
 	r->len = len;
 	r->captured = captured;
+	r->skipped = skipped;
 	r->ssl = ssl;
 	r->cgroup_id = bpf_get_current_cgroup_id();
 	r->proc_start_ns = leader->start_boottime;
@@ -853,10 +858,10 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 
 /* A library call's record: the library is the attach cookie. */
 static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
-					__u64 len, __u64 captured, __u64 ssl, __u8 op,
+					__u64 len, __u64 captured, __u64 skipped, __u64 ssl, __u8 op,
 					const struct weft_sock *sock, __u8 *woken)
 {
-	return call_record_lib(ctx, call_id, flags, start_ns, len, captured, ssl, op, sock,
+	return call_record_lib(ctx, call_id, flags, start_ns, len, captured, skipped, ssl, op, sock,
 			       bpf_get_attach_cookie(ctx), woken);
 }
 
@@ -865,7 +870,7 @@ static __always_inline void emit_marker(void *ctx, __u8 op, __u64 ssl, __u64 sta
 					__u64 value, const struct weft_sock *sock)
 {
 	__u64 call_id = next_call_id();
-	call_record(ctx, call_id, 0, start_ns, value, 0, ssl, op, sock, NULL);
+	call_record(ctx, call_id, 0, start_ns, value, 0, 0, ssl, op, sock, NULL);
 }
 
 SEC("uprobe.multi")
@@ -1086,8 +1091,9 @@ int ssl_alpn_ret(struct pt_regs *ctx)
  */
 struct copy_ctx {
 	__u64 call_id;
-	__u64 src;
-	__u64 total;   /* bytes to copy (already capped) */
+	__u64 src;     /* the call's buffer */
+	__u64 base;    /* first byte of this extent, within the call */
+	__u64 total;   /* bytes of this extent (already capped) */
 	__u64 fail_at; /* index of the first chunk not submitted */
 	__u32 tid;
 	__u32 flags;   /* WEFT_CALL_COPY_FAULT / WEFT_CALL_RING_FULL */
@@ -1149,18 +1155,311 @@ static long copy_step(__u64 i, void *arg)
 		return 1;
 	__u64 left = c->total - off;
 	__u32 n = left > WEFT_CHUNK_MAX ? WEFT_CHUNK_MAX : left;
+	__u64 at = c->base + off;
 	int stop;
 	if (n <= 64)
-		stop = emit_chunk_64(c, c->src + off, off, n);
+		stop = emit_chunk_64(c, c->src + at, at, n);
 	else if (n <= 512)
-		stop = emit_chunk_512(c, c->src + off, off, n);
+		stop = emit_chunk_512(c, c->src + at, at, n);
 	else if (n <= 4096)
-		stop = emit_chunk_4096(c, c->src + off, off, n);
+		stop = emit_chunk_4096(c, c->src + at, at, n);
 	else
-		stop = emit_chunk_16384(c, c->src + off, off, n);
+		stop = emit_chunk_16384(c, c->src + at, at, n);
 	if (stop)
 		c->fail_at = i;
 	return stop;
+}
+
+/* Copy bytes [base, base + n) of the call as data records; returns the
+ * bytes submitted (all of them unless c->flags says why not). */
+static __always_inline __u64 copy_extent(struct copy_ctx *c, __u64 base, __u64 n)
+{
+	if (!n)
+		return 0;
+	c->base = base;
+	c->total = n;
+	c->fail_at = 0;
+	bpf_loop((n + WEFT_CHUNK_MAX - 1) / WEFT_CHUNK_MAX, copy_step, c, 0);
+	return c->flags ? c->fail_at * WEFT_CHUNK_MAX : n;
+}
+
+/* ---- body skip: HTTP/1 Content-Length bodies past --max-body ----
+ *
+ * Past the first body_keep bytes of an HTTP/1 message body no event
+ * carries the body's bytes, so they are not copied: the call's data
+ * records leave a hole there (WEFT_CALL_HOLES, call record `skipped`),
+ * and the decoder steps over it inside the body it knows the length of
+ * (docs/adr/0008-kernel-body-skip.md). Per connection and direction the
+ * kernel keeps the body bytes left and those still to copy (`bodies`);
+ * the SSL*'s cache entry says which directions have one (body_live), so
+ * calls of other connections pay nothing but that bit test.
+ *
+ * A message is followed only when its head starts a call (or follows the
+ * end of the previous body in it), the call has at least BODY_SCAN_MIN
+ * bytes from there, the whole head is in the first BODY_SCAN_MAX of them,
+ * it has a Content-Length and no Transfer-Encoding, a response's status
+ * allows a body, and body bytes follow the head in the same call (a
+ * response to HEAD has none: it is never followed). Anything else is
+ * copied whole, as without the skip. One hole per call at most.
+ */
+#define BODY_SCAN_MIN 1024
+#define BODY_SCAN_MAX 1024
+
+struct body_dir {
+	__u64 left;      /* body bytes still to come */
+	__u64 copy_left; /* of those, bytes still to copy before the hole */
+};
+
+struct body_state {
+	struct body_dir d[2]; /* [0] writes, [1] reads */
+};
+
+/* socket cookie -> its bodies in progress. LRU: a forgotten entry only
+ * means the rest of a body is copied. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct body_state);
+} bodies SEC(".maps");
+
+struct body_scratch {
+	__u8 b[BODY_SCAN_MAX + 32]; /* room for a 16-byte load at any line start */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct body_scratch);
+} body_scratch SEC(".maps");
+
+struct head_scan {
+	struct body_scratch *s;
+	__u64 n;          /* bytes in s->b */
+	__u64 line;       /* start of the current line */
+	__u64 end;        /* end of the head (after the empty line), 0 until found */
+	__u64 clpos;      /* where the Content-Length value starts, 0: none */
+	__u8 first_done;  /* the start line ended */
+	__u8 request;     /* the start line is not a status line */
+	__u8 bad;         /* not followable: stop */
+	__u8 _pad[5];
+};
+
+/* Little-endian words of lower-cased header names (| 0x20 per byte). */
+#define W_CONTENT_ 0x2d746e65746e6f63ULL /* "content-" */
+#define W_LENGTH_C 0x003a6874676e656cULL /* "length:" (7 bytes) */
+#define W_TRANSFER 0x7265667372617274ULL /* "transfer" */
+#define W_HTTP_1_ 0x2e312f50545448ULL    /* "HTTP/1." (7 bytes) */
+#define LOWER 0x2020202020202020ULL
+#define LOW7 0x00ffffffffffffffULL
+
+static __always_inline __u64 load64(const struct body_scratch *s, __u64 at)
+{
+	__u64 w;
+	__builtin_memcpy(&w, &s->b[at & (BODY_SCAN_MAX - 1)], 8);
+	return w;
+}
+
+/*
+ * The line starting at `at` (after a '\n'): the end of the head, or a
+ * header weft needs. No loop here, and only values of bounded range are
+ * kept in `h` (the verifier checks the bpf_loop callbacks until their
+ * state stops changing): the Content-Length digits are read after the
+ * scan.
+ */
+static __always_inline void head_line(struct head_scan *h, __u64 at)
+{
+	struct body_scratch *s = h->s;
+	__u64 prev = h->line;
+	h->line = at;
+	if (!h->first_done) {
+		h->first_done = 1;
+		/* A request line ends with " HTTP/1.x\r\n". */
+		if (h->request &&
+		    (at < 11 || (load64(s, at - 10) & LOW7) != W_HTTP_1_ ||
+		     s->b[(at - 2) & (BODY_SCAN_MAX - 1)] != '\r'))
+			h->bad = 1;
+		return;
+	}
+	if (at - prev == 2) {
+		h->end = at; /* an empty line: "\r\n" */
+		return;
+	}
+	if (at + 16 > h->n)
+		return; /* a shorter line: none of the names below */
+	__u64 w1 = load64(s, at) | LOWER;
+	if (w1 == W_TRANSFER) {
+		h->bad = 1; /* chunked or another coding: not followed */
+		return;
+	}
+	if (w1 != W_CONTENT_ || ((load64(s, at + 8) | LOWER) & LOW7) != W_LENGTH_C)
+		return;
+	if (h->clpos)
+		h->bad = 1; /* two of them: not followed */
+	else
+		h->clpos = at + 15;
+}
+
+/* One byte of a word that holds a '\n' (head_word): a line starts after it. */
+struct head_word_ctx {
+	struct head_scan *h;
+	__u64 off;
+};
+
+static long head_byte(__u64 k, void *arg)
+{
+	struct head_word_ctx *w = arg;
+	struct head_scan *h = w->h;
+	__u64 p = w->off + k;
+	if (p >= h->n)
+		return 1;
+	if (h->s->b[p & (BODY_SCAN_MAX - 1)] != '\n')
+		return 0;
+	head_line(h, p + 1);
+	return h->bad || h->end;
+}
+
+/* Eight bytes of the head: most hold no '\n' and cost one test. */
+static long head_word(__u64 i, void *arg)
+{
+	struct head_scan *h = arg;
+	__u64 off = i * 8;
+	if (off >= h->n || h->bad || h->end)
+		return 1;
+	__u64 w = load64(h->s, off) ^ 0x0a0a0a0a0a0a0a0aULL;
+	if (!((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+		return 0;
+	struct head_word_ctx c = { .h = h, .off = off };
+	bpf_loop(8, head_byte, &c, 0);
+	return h->bad || h->end;
+}
+
+struct head_facts {
+	__u64 head_len; /* bytes of the head, its empty line included */
+	__u64 clen;     /* Content-Length */
+};
+
+/*
+ * Reads the head at `addr` (n bytes of the call from there): true with its
+ * length and Content-Length when the message is one body_plan follows.
+ * A global function: the verifier checks it once, not on every path of
+ * the return probe that reaches it.
+ */
+__noinline int weft_head_of(__u64 addr, __u64 n, struct head_facts *out)
+{
+	__u32 zero = 0;
+	if (!out)
+		return 0;
+	struct body_scratch *s = bpf_map_lookup_elem(&body_scratch, &zero);
+	if (!s)
+		return 0;
+	if (n > BODY_SCAN_MAX)
+		n = BODY_SCAN_MAX;
+	/* The first bytes first: calls of other protocols (HTTP/2 frames,
+	 * WebSocket, anything binary) stop here. */
+	__u64 first;
+	if (n < 16 || bpf_copy_from_user(&first, sizeof(first), (const void *)addr))
+		return 0;
+	bool status = (first & LOW7) == W_HTTP_1_;
+	if (!status && ((__u8)first < 'A' || (__u8)first > 'Z'))
+		return 0;
+	if (bpf_copy_from_user(s->b, n, (const void *)addr))
+		return 0;
+	struct head_scan h = { .s = s, .n = n };
+	if (status) {
+		/* "HTTP/1.x NNN": no body for 1xx, 204, 304 */
+		__u8 c0 = s->b[9], c1 = s->b[10], c2 = s->b[11];
+		if (c0 < '2' || c0 > '9' || (c1 == '0' && c2 == '4' && (c0 == '2' || c0 == '3')))
+			return 0;
+	} else {
+		h.request = 1; /* a method token: checked at the line's end */
+	}
+	bpf_loop(BODY_SCAN_MAX / 8, head_word, &h, 0);
+	if (h.bad || !h.end || !h.clpos || h.clpos >= h.end)
+		return 0;
+	__u64 v = 0, digits = 0;
+	for (int k = 0; k < 24; k++) {
+		__u64 p = h.clpos + k;
+		if (p >= h.end)
+			break;
+		__u8 ch = s->b[p & (BODY_SCAN_MAX - 1)];
+		if (ch >= '0' && ch <= '9') {
+			if (++digits > 15)
+				return 0; /* a petabyte: not followed */
+			v = v * 10 + (ch - '0');
+		} else if ((ch != ' ' && ch != '\t') || digits) {
+			break;
+		}
+	}
+	if (!digits)
+		return 0;
+	out->head_len = h.end;
+	out->clen = v;
+	return 1;
+}
+
+/* The hole [*ha, *hb) of a call of `len` bytes on connection `cookie`
+ * (direction by op), and whether the direction is inside a body when the
+ * call ends. `live`: the SSL*'s cache says it was inside one; 2: unknown
+ * (no cache: look). */
+static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cookie, __u8 live,
+				      __u64 *ha, __u64 *hb)
+{
+	*ha = 0;
+	*hb = 0;
+	if (body_keep == BODY_KEEP_ALL || !cookie || !buf)
+		return false;
+	__u64 pos = 0;
+	struct body_state *bs = NULL;
+	struct body_dir *d = NULL;
+	if (live) {
+		bs = bpf_map_lookup_elem(&bodies, &cookie);
+		if (bs) {
+			d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+			if (d->left) {
+				__u64 body = len < d->left ? len : d->left;
+				__u64 copy = body < d->copy_left ? body : d->copy_left;
+				if (copy < body) {
+					*ha = copy;
+					*hb = body;
+				}
+				d->left -= body;
+				d->copy_left -= copy;
+				pos = body;
+				if (d->left)
+					return true;
+				if (*hb)
+					return false; /* one hole per call */
+			}
+		}
+	}
+	if (pos >= len || len - pos < BODY_SCAN_MIN)
+		return false;
+	struct head_facts hf = {};
+	if (!weft_head_of(buf + pos, len - pos, &hf))
+		return false;
+	__u64 head = hf.head_len, clen = hf.clen;
+	__u64 rest = len - pos - head;
+	__u64 here = clen < rest ? clen : rest;
+	if (!here)
+		return false; /* no body bytes after the head: maybe a reply to HEAD */
+	if (here > body_keep) {
+		*ha = pos + head + body_keep;
+		*hb = pos + head + here;
+	}
+	if (clen == here)
+		return false;
+	if (!bs) {
+		struct body_state z = {};
+		bs = map_entry(&bodies, &cookie, &z);
+		if (!bs)
+			return false;
+	}
+	d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+	d->left = clen - here;
+	d->copy_left = here >= body_keep ? 0 : body_keep - here;
+	return true;
 }
 
 /*
@@ -1168,34 +1467,52 @@ static long copy_step(__u64 i, void *arg)
  * records, then the call record. Shared by every library's return program
  * (it must run in a sleepable program: bpf_copy_from_user). `st` gives the
  * buffer, the library object, the op and the entry time; `sock` the socket.
+ * `live`: the body-skip state of the call's direction (body_plan); the
+ * return value says whether it is inside a body after the call.
  */
-static __always_inline int emit_call(void *ctx, const struct call_state *st, __u64 len,
-				     const struct weft_sock *sock, __u32 flags, __u8 *woken)
+static __always_inline bool emit_call(void *ctx, const struct call_state *st, __u64 len,
+				      const struct weft_sock *sock, __u32 flags, __u8 *woken,
+				      __u8 live)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct copy_ctx c = {};
 	c.call_id = next_call_id();
 	c.src = st->buf;
-	c.total = len > payload_cap ? payload_cap : len;
 	c.tid = (__u32)id;
-	if (c.total < len) {
+	__u64 total = len > payload_cap ? payload_cap : len;
+	if (total < len) {
 		flags |= WEFT_CALL_TRUNCATED;
 		stat_add(WEFT_STAT_TRUNCATED, 1);
 	}
-	if (c.total)
-		bpf_loop((c.total + WEFT_CHUNK_MAX - 1) / WEFT_CHUNK_MAX, copy_step, &c, 0);
+	__u64 ha, hb;
+	bool in_body = body_plan(st->buf, len, st->op, sock->cookie, live, &ha, &hb);
+	if (hb > total)
+		hb = total;
+	if (ha > hb)
+		ha = hb;
 	/* Only what was submitted counts: never claim bytes not copied. */
-	__u64 captured = c.flags ? c.fail_at * WEFT_CHUNK_MAX : c.total;
+	__u64 captured, skipped = 0;
+	if (hb > ha) {
+		captured = copy_extent(&c, 0, ha);
+		if (!c.flags) {
+			skipped = hb - ha;
+			flags |= WEFT_CALL_HOLES;
+			stat_add(WEFT_STAT_BODY_SKIPPED, skipped);
+			captured += copy_extent(&c, hb, total - hb);
+		}
+	} else {
+		captured = copy_extent(&c, 0, total);
+	}
 	flags |= c.flags;
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 
-	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, st->ssl, st->op, sock,
-			 woken))
-		return 0;
+	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, skipped, st->ssl,
+			 st->op, sock, woken))
+		return in_body;
 	stat_add(WEFT_STAT_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
-	return 0;
+	return in_body;
 }
 
 /* ---- return: one program for every hooked function ---- */
@@ -1240,6 +1557,8 @@ int ssl_ret(struct pt_regs *ctx)
 			done |= tc->csock.hello_done;
 		if (tc->sock_new || !tc->cached || done != tc->csock.hello_done) {
 			struct ssl_sock v = { .sock = sock, .hello_done = done };
+			if (tc->cached && tc->csock.sock.cookie == sock.cookie)
+				v.body_live = tc->csock.body_live;
 			bpf_map_update_elem(&ssl_socks, &key, &v, BPF_ANY);
 		}
 	} else if (st->not_inet) {
@@ -1274,5 +1593,17 @@ int ssl_ret(struct pt_regs *ctx)
 	if (flags & WEFT_CALL_NO_SOCK)
 		stat_add(WEFT_STAT_NO_SOCK, 1);
 
-	return emit_call(ctx, st, len, &sock, flags, &tc->woken);
+	/* Body skip: this direction's state, from the cache read at entry. */
+	__u8 bit = st->op == WEFT_OP_WRITE ? BODY_LIVE_W : BODY_LIVE_R;
+	__u8 lives = 0;
+	if (tc->cached && tc->csock.sock.cookie == sock.cookie)
+		lives = tc->csock.body_live;
+	bool in_body = emit_call(ctx, st, len, &sock, flags, &tc->woken, lives & bit);
+	__u8 now = in_body ? lives | bit : lives & ~bit;
+	if (now != lives) {
+		struct ssl_sock *e = bpf_map_lookup_elem(&ssl_socks, &key);
+		if (e && e->sock.cookie == sock.cookie)
+			e->body_live = now;
+	}
+	return 0;
 }

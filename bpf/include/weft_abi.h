@@ -9,7 +9,7 @@
 #ifndef WEFT_ABI_H
 #define WEFT_ABI_H
 
-#define WEFT_ABI_VERSION 5
+#define WEFT_ABI_VERSION 6
 
 /* Payload bytes carried by one data record at most. A call that moved more is
  * split into several data records that user space joins back. */
@@ -72,6 +72,11 @@ enum weft_role {
 #define WEFT_CALL_RING_FULL   (1u << 2) /* a data record could not be reserved */
 #define WEFT_CALL_SOCK_CACHED (1u << 3) /* socket from the (tgid, ssl) cache */
 #define WEFT_CALL_NO_SOCK     (1u << 4) /* no socket known for this call */
+/* Body bytes past the body bound (--max-body) were not copied: the data
+ * records leave holes (gaps between their offsets, and `skipped` minus
+ * those after the last record), inside what the kernel read as an HTTP/1
+ * Content-Length body. */
+#define WEFT_CALL_HOLES       (1u << 5)
 /* plaintext (bpf/plain.bpf.c): a read/write syscall on a TCP socket outside
  * any TLS library call; lib is 0 (no TLS library). */
 #define WEFT_CALL_PLAIN       (1u << 16)
@@ -120,6 +125,7 @@ enum weft_stat {
 	WEFT_STAT_PKT_SHORT,          /* IP packets whose headers could not be read: not counted */
 	WEFT_STAT_PKT_HELLO,          /* TLS hello segments copied from the wire (wire hello records) */
 	WEFT_STAT_PKT_HELLO_LOST,     /* wire hello records lost: ring buffer full */
+	WEFT_STAT_BODY_SKIPPED,       /* body bytes past --max-body not copied (holes) */
 	WEFT_STAT_MAX,
 };
 
@@ -164,7 +170,8 @@ struct weft_call_rec {
 	__u64 start_ns;       /* CLOCK_MONOTONIC at entry */
 	__u64 end_ns;         /* CLOCK_MONOTONIC at return */
 	__u64 len;            /* bytes the call moved */
-	__u64 captured;       /* bytes sent in data records, from offset 0 */
+	__u64 captured;       /* bytes sent in data records (from offset 0 but for holes) */
+	__u64 skipped;        /* bytes left out in holes (WEFT_CALL_HOLES), not copied */
 	__u64 ssl;            /* library connection object (SSL*) */
 	__u64 cgroup_id;
 	__u64 proc_start_ns;  /* group leader start_boottime (as /proc stat): entity id input */
@@ -390,7 +397,7 @@ _Static_assert(sizeof(struct weft_wire_hello_rec) == 80, "weft_wire_hello_rec la
 _Static_assert(sizeof(struct weft_sock) == 56, "weft_sock layout");
 _Static_assert(sizeof(struct weft_lost_calls) == 16, "weft_lost_calls layout");
 _Static_assert(sizeof(struct weft_data_rec) == 24, "weft_data_rec layout");
-_Static_assert(sizeof(struct weft_call_rec) == 184, "weft_call_rec layout");
+_Static_assert(sizeof(struct weft_call_rec) == 192, "weft_call_rec layout");
 _Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");
 _Static_assert(sizeof(struct weft_hello_rec) == 40, "weft_hello_rec layout");
 _Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
@@ -54,6 +54,10 @@ pub const CALL_COPY_FAULT: u32 = 1 << 1;
 pub const CALL_RING_FULL: u32 = 1 << 2;
 pub const CALL_SOCK_CACHED: u32 = 1 << 3;
 pub const CALL_NO_SOCK: u32 = 1 << 4;
+/// Body bytes past the body bound were not copied: the data records leave
+/// holes (between their offsets, and [`CallRec::skipped`] minus those after
+/// the last one), inside what the kernel read as an HTTP/1 body.
+pub const CALL_HOLES: u32 = 1 << 5;
 /// Plaintext from a socket syscall outside any TLS call (`lib` is 0).
 pub const CALL_PLAIN: u32 = 1 << 16;
 /// With [`CALL_PLAIN`]: only a direction's first bytes of a connection weft
@@ -76,7 +80,7 @@ pub const SOCK_SIZE: usize = 56;
 /// sizeof(struct weft_data_rec), the header before the payload bytes.
 pub const DATA_HDR_SIZE: usize = 24;
 /// sizeof(struct weft_call_rec)
-pub const CALL_SIZE: usize = 184;
+pub const CALL_SIZE: usize = 192;
 /// `struct weft_lost_calls`, which ends call and connection records.
 pub const LOST_SIZE: usize = 16;
 /// sizeof(struct weft_file_rec)
@@ -99,7 +103,7 @@ pub const WIRE_HELLO_HDR_SIZE: usize = 80;
 pub const WIRE_HELLO_CUT: u8 = 1 << 0;
 
 /// Names of the per-CPU counters, in `enum weft_stat` order.
-pub const STAT_NAMES: [&str; 24] = [
+pub const STAT_NAMES: [&str; 25] = [
     "calls",
     "bytes",
     "ring_full_data",
@@ -127,6 +131,8 @@ pub const STAT_NAMES: [&str; 24] = [
     "pkt_short",
     "pkt_hello",
     "pkt_hello_lost",
+    // body skip (tls.bpf.c)
+    "body_skipped",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -159,6 +165,8 @@ pub struct CallRec {
     pub end_ns: u64,
     pub len: u64,
     pub captured: u64,
+    /// Bytes left out in holes ([`CALL_HOLES`]): body bytes not copied.
+    pub skipped: u64,
     pub ssl: u64,
     pub cgroup_id: u64,
     pub proc_start_ns: u64,
@@ -438,6 +446,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
             let end_ns = c.u64();
             let len = c.u64();
             let captured = c.u64();
+            let skipped = c.u64();
             let ssl = c.u64();
             let cgroup_id = c.u64();
             let proc_start_ns = c.u64();
@@ -460,6 +469,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 end_ns,
                 len,
                 captured,
+                skipped,
                 ssl,
                 cgroup_id,
                 proc_start_ns,
@@ -629,7 +639,7 @@ mod tests {
         let mut b = Vec::new();
         b.extend_from_slice(&REC_CALL.to_ne_bytes());
         b.extend_from_slice(&(CALL_TRUNCATED).to_ne_bytes());
-        for v in [7u64, 100, 200, 5000, 4096, 0xdead, 42, 999] {
+        for v in [7u64, 100, 200, 5000, 4096, 300, 0xdead, 42, 999] {
             b.extend_from_slice(&v.to_ne_bytes());
         }
         for v in [10u32, 11, 1, 1000, 1001] {
@@ -670,6 +680,7 @@ mod tests {
         assert_eq!(c.call_id, 7);
         assert_eq!(c.len, 5000);
         assert_eq!(c.captured, 4096);
+        assert_eq!(c.skipped, 300);
         assert_eq!(c.pid, 10);
         assert_eq!(c.gid, 1001);
         assert_eq!(c.op, OP_WRITE);

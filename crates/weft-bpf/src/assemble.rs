@@ -5,17 +5,32 @@
 //! thread are produced in order by that thread, so pieces are kept per thread
 //! id: a data record for a new call id means the previous call's closing
 //! record was lost (ring full), and its pieces are dropped and counted.
+//!
+//! A call whose record says [`CALL_HOLES`] left body bytes out on purpose
+//! (the kernel's body skip): its pieces jump over them, and the bytes left
+//! out after its last piece are the rest of `skipped`. Such jumps in a call
+//! without the flag are never trusted (pieces out of order).
 
 use std::collections::HashMap;
 
-use crate::abi::CallRec;
+use crate::abi::{CALL_HOLES, CallRec};
 
 /// A call with its payload joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assembled {
     pub call: CallRec,
-    /// Exactly the bytes the kernel copied, from offset 0.
+    /// Exactly the bytes the kernel copied, from offset 0 (but for holes).
     pub payload: Vec<u8>,
+    /// Bytes left out on purpose, in order (empty unless [`CALL_HOLES`]).
+    pub holes: Vec<Hole>,
+}
+
+/// `len` bytes of the call left out (not copied) right before
+/// `payload[at]` (or at its end when `at == payload.len()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    pub at: usize,
+    pub len: u64,
 }
 
 /// Counters of everything the assembler had to drop or repair.
@@ -35,6 +50,10 @@ pub struct AssemblyStats {
 struct Partial {
     call_id: u64,
     buf: Vec<u8>,
+    /// Jumps between pieces (holes, if the call record says so).
+    holes: Vec<Hole>,
+    /// Offset in the call where the next piece should start.
+    end: u64,
     broken: bool,
 }
 
@@ -161,6 +180,8 @@ impl Assembler {
                 None => Partial {
                     call_id,
                     buf: self.buffer_for(bytes.len()),
+                    holes: Vec::new(),
+                    end: 0,
                     broken: false,
                 },
             };
@@ -176,49 +197,89 @@ impl Assembler {
             self.stats.orphaned_bytes += p.buf.len() as u64;
             p.call_id = call_id;
             p.buf.clear();
+            p.holes.clear();
+            p.end = 0;
             p.broken = false;
         }
         if p.broken {
             return;
         }
-        if offset as usize != p.buf.len() {
-            // Never splice bytes at the wrong place: keep what is contiguous.
-            self.stats.out_of_order += 1;
-            p.broken = true;
-            return;
+        let offset = u64::from(offset);
+        if offset != p.end {
+            if offset < p.end {
+                // Never splice bytes at the wrong place: keep what is contiguous.
+                self.stats.out_of_order += 1;
+                p.broken = true;
+                return;
+            }
+            // A hole, if the call record confirms it (else out of order).
+            p.holes.push(Hole {
+                at: p.buf.len(),
+                len: offset - p.end,
+            });
         }
         let room = self.max_payload.saturating_sub(p.buf.len());
         if bytes.len() > room {
             self.stats.over_limit_bytes += (bytes.len() - room) as u64;
         }
-        p.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let n = bytes.len().min(room);
+        p.buf.extend_from_slice(&bytes[..n]);
+        p.end = offset + n as u64;
     }
 
     /// Close a call: returns it with every piece seen for it.
     pub fn on_call(&mut self, call: CallRec) -> Assembled {
         let mut call = call;
-        let payload = self.take_payload(&mut call);
-        Assembled { call, payload }
+        let (payload, holes) = self.take_payload(&mut call);
+        Assembled {
+            call,
+            payload,
+            holes,
+        }
     }
 
     /// Close `call` in place (no copy of the record): returns every piece
-    /// seen for it; `call.captured` is corrected to what really arrived.
-    pub fn take_payload(&mut self, call: &mut CallRec) -> Vec<u8> {
-        let payload = match self.take(call.tid) {
-            Some(p) if p.call_id == call.call_id => p.buf,
+    /// seen for it and the holes between them; `call.captured` and
+    /// `call.skipped` are corrected to what really arrived (what does not
+    /// add up is cut at the first doubt: the decoder gets a gap there).
+    pub fn take_payload(&mut self, call: &mut CallRec) -> (Vec<u8>, Vec<Hole>) {
+        let (mut payload, mut holes) = match self.take(call.tid) {
+            Some(p) if p.call_id == call.call_id => (p.buf, p.holes),
             Some(p) => {
                 self.stats.orphaned_calls += 1;
                 self.stats.orphaned_bytes += p.buf.len() as u64;
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
+        if call.flags & CALL_HOLES == 0 {
+            if !holes.is_empty() {
+                // Jumps the kernel did not announce: keep what is contiguous.
+                self.stats.out_of_order += 1;
+                payload.truncate(holes[0].at);
+                holes.clear();
+            }
+            call.skipped = 0;
+        } else {
+            let inner: u64 = holes.iter().map(|h| h.len).sum();
+            if inner > call.skipped {
+                // (Counted below: the bytes kept are fewer than captured.)
+                payload.truncate(holes[0].at);
+                holes.clear();
+                call.skipped = 0;
+            } else if call.skipped > inner {
+                holes.push(Hole {
+                    at: payload.len(),
+                    len: call.skipped - inner,
+                });
+            }
+        }
         if payload.len() as u64 != call.captured {
             self.stats.length_mismatch += 1;
             // Only claim the bytes that really arrived.
             call.captured = payload.len() as u64;
         }
-        payload
+        (payload, holes)
     }
 
     /// A thread ended: its unfinished pieces will never complete.
@@ -245,6 +306,7 @@ mod tests {
             end_ns: 0,
             len,
             captured,
+            skipped: 0,
             ssl: 0,
             cgroup_id: 0,
             proc_start_ns: 0,
@@ -268,6 +330,70 @@ mod tests {
             },
             lost: Default::default(),
         }
+    }
+
+    fn holed(tid: u32, call_id: u64, len: u64, captured: u64, skipped: u64) -> CallRec {
+        let mut c = call(tid, call_id, len, captured);
+        c.flags |= CALL_HOLES;
+        c.skipped = skipped;
+        c
+    }
+
+    /// Pieces that jump over body bytes the kernel left out, announced by
+    /// the call record: the holes where they were, and the rest of
+    /// `skipped` after the last piece.
+    #[test]
+    fn holes_between_and_after_pieces() {
+        let mut a = Assembler::new(1 << 20);
+        a.on_data(5, 1, 0, &[1; 100]);
+        a.on_data(5, 1, 300, &[2; 100]);
+        let out = a.on_call(holed(5, 1, 450, 200, 250));
+        assert_eq!(out.payload.len(), 200);
+        assert_eq!(&out.payload[..100], &[1; 100]);
+        assert_eq!(&out.payload[100..], &[2; 100]);
+        assert_eq!(
+            out.holes,
+            vec![Hole { at: 100, len: 200 }, Hole { at: 200, len: 50 }]
+        );
+        assert_eq!(out.call.skipped, 250);
+        assert_eq!(a.stats(), AssemblyStats::default());
+    }
+
+    /// A call inside a body from its first byte to its last: no piece.
+    #[test]
+    fn call_all_hole() {
+        let mut a = Assembler::new(1 << 20);
+        let out = a.on_call(holed(5, 1, 16384, 0, 16384));
+        assert!(out.payload.is_empty());
+        assert_eq!(out.holes, vec![Hole { at: 0, len: 16384 }]);
+        // The next call of the thread starts clean.
+        a.on_data(5, 2, 0, b"abc");
+        let out = a.on_call(call(5, 2, 3, 3));
+        assert_eq!(out.payload, b"abc");
+        assert!(out.holes.is_empty());
+    }
+
+    /// Jumps the call record does not announce are never trusted: the
+    /// bytes before the first one are kept, the rest is a gap.
+    #[test]
+    fn unannounced_jump_is_out_of_order() {
+        let mut a = Assembler::new(1 << 20);
+        a.on_data(5, 1, 0, &[1; 10]);
+        a.on_data(5, 1, 20, &[2; 10]);
+        let out = a.on_call(call(5, 1, 30, 30));
+        assert_eq!(out.payload, vec![1; 10]);
+        assert!(out.holes.is_empty());
+        assert_eq!(out.call.captured, 10);
+        assert_eq!(a.stats().out_of_order, 1);
+
+        // Announced, but more jumped over than the record says.
+        a.on_data(5, 2, 0, &[1; 10]);
+        a.on_data(5, 2, 20, &[2; 10]);
+        let out = a.on_call(holed(5, 2, 30, 20, 5));
+        assert_eq!(out.payload, vec![1; 10]);
+        assert!(out.holes.is_empty());
+        assert_eq!(out.call.skipped, 0);
+        assert_eq!(a.stats().length_mismatch, 2);
     }
 
     #[test]

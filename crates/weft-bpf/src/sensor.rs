@@ -58,6 +58,10 @@ fn lb(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
 pub struct SensorConfig {
     /// Bytes copied per library call at most; the rest is counted, not copied.
     pub payload_cap: u64,
+    /// Body bytes copied per HTTP/1 message body whose length the kernel
+    /// reads (Content-Length); past them the body's bytes are left out of
+    /// the calls (holes). `None`: every byte is copied.
+    pub body_keep: Option<u64>,
     /// Ring-buffer size in bytes (a power of two, at least one page).
     pub ring_size: u32,
     /// Processes selected by pid (`--pid`).
@@ -92,6 +96,7 @@ impl Default for SensorConfig {
     fn default() -> Self {
         SensorConfig {
             payload_cap: 256 * 1024,
+            body_keep: None,
             ring_size: 16 * 1024 * 1024,
             pids: Vec::new(),
             tree_pids: Vec::new(),
@@ -389,6 +394,7 @@ impl Sensor {
                 .as_deref_mut()
                 .ok_or_else(|| BpfError::Config("BPF object has no .rodata".into()))?;
             ro.payload_cap = cfg.payload_cap;
+            ro.body_keep = cfg.body_keep.unwrap_or(u64::MAX);
             ro.filter_pids_on = u8::from(!cfg.pids.is_empty() || !cfg.tree_pids.is_empty());
             ro.filter_comms_on = u8::from(!comms.is_empty());
             ro.self_tgid = std::process::id();

@@ -566,10 +566,25 @@ impl Processor for HttpDecoder {
             tell_lost(&mut self.local, f, d.lost_before);
         }
         let was_websocket = f.dec.is_websocket();
-        f.dec
-            .feed_at(wire, &d.payload, d.timestamp_ns, &mut self.out);
+        if d.holes.is_empty() {
+            f.dec
+                .feed_at(wire, &d.payload, d.timestamp_ns, &mut self.out);
+        } else {
+            // Body bytes the kernel did not copy: the decoder steps over
+            // them inside the body it knows, or takes them as a gap.
+            let mut from = 0;
+            for h in &d.holes {
+                let at = h.at.min(d.payload.len());
+                f.dec
+                    .feed_at(wire, &d.payload[from..at], d.timestamp_ns, &mut self.out);
+                f.dec.skip_at(wire, h.len, d.timestamp_ns, &mut self.out);
+                from = at;
+            }
+            f.dec
+                .feed_at(wire, &d.payload[from..], d.timestamp_ns, &mut self.out);
+        }
         if d.truncated() {
-            let lost = d.length - d.payload.len() as u64;
+            let lost = d.length - d.payload.len() as u64 - d.skipped();
             self.local.gap_bytes += lost;
             if d.payload.is_empty() {
                 f.dec.lost_call(wire);
@@ -617,9 +632,14 @@ impl Processor for HttpDecoder {
             }
             return;
         }
-        let Event::TlsData(d) = ev else {
+        let Event::TlsData(mut d) = ev else {
             return;
         };
+        if !d.holes.is_empty() {
+            // Shown as captured: the call's first bytes, up to the hole.
+            d.payload.truncate(d.contiguous_len());
+            d.holes.clear();
+        }
         if self.cfg.raw {
             let mut d = d;
             if redact {
@@ -738,6 +758,7 @@ mod tests_support {
             direction: dir,
             payload: bytes.to_vec(),
             length,
+            holes: Vec::new(),
             tls: None,
             first_bytes: false,
             destination_domain: None,
@@ -1215,6 +1236,96 @@ mod tests {
         assert_eq!(http.len(), 2, "{got:?}");
         assert!(http.iter().any(|h| h.transaction.status() == Some(200)));
         assert_eq!(stats.lock().map(|s| s.gap_bytes).unwrap_or(0), 90);
+    }
+
+    /// A call with `holes` (body bytes the kernel left out) at `at`.
+    fn holed(mut ev: Event, holes: &[(usize, u64)]) -> Event {
+        if let Event::TlsData(d) = &mut ev {
+            d.holes = holes
+                .iter()
+                .map(|&(at, len)| crate::event::Hole { at, len })
+                .collect();
+        }
+        ev
+    }
+
+    #[test]
+    fn holes_inside_a_body_are_stepped_over() {
+        // A 100-byte body of which the kernel copied 10, then (next call)
+        // left out 85 before its last 5 bytes and the next response.
+        let cfg = DecodeConfig {
+            limits: Limits {
+                max_body_size: 10,
+                ..Limits::default()
+            },
+            ..DecodeConfig::default()
+        };
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+        let tail = [&b"vwxyz"[..], RESP].concat();
+        let (got, stats) = run(
+            cfg,
+            vec![
+                data(Role::Client, Direction::Write, 1, REQ, REQ.len() as u64),
+                data(Role::Client, Direction::Read, 2, head, head.len() as u64),
+                data(Role::Client, Direction::Write, 3, REQ, REQ.len() as u64),
+                holed(
+                    data(
+                        Role::Client,
+                        Direction::Read,
+                        4,
+                        &tail,
+                        tail.len() as u64 + 85,
+                    ),
+                    &[(0, 85)],
+                ),
+            ],
+        );
+        let http: Vec<_> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::Http(h) => Some(h),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(http.len(), 2, "{got:?}");
+        let first = &http[0].transaction.response;
+        assert_eq!(first.body.size, 100);
+        assert_eq!(&first.body.data[..], b"0123456789");
+        assert!(first.body.truncated && !first.data_lost, "{first:?}");
+        assert_eq!(http[1].transaction.status(), Some(200));
+        let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!((s.gap_bytes, s.proto.body_bytes_skipped), (0, 85));
+        assert_eq!((s.proto.skip_gaps, s.proto.desyncs), (0, 0));
+    }
+
+    #[test]
+    fn a_hole_outside_a_body_is_a_gap() {
+        // The kernel got it wrong (a response to HEAD): the hole lands in
+        // the next head. Counted, and the connection resynchronises.
+        let (got, stats) = run(
+            DecodeConfig::default(),
+            vec![
+                data(Role::Client, Direction::Write, 1, REQ, REQ.len() as u64),
+                holed(
+                    data(
+                        Role::Client,
+                        Direction::Read,
+                        2,
+                        RESP,
+                        RESP.len() as u64 + 40,
+                    ),
+                    &[(5, 40)],
+                ),
+                data(Role::Client, Direction::Write, 3, REQ, REQ.len() as u64),
+                data(Role::Client, Direction::Read, 4, RESP, RESP.len() as u64),
+            ],
+        );
+        let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!((s.proto.skip_gaps, s.gap_bytes), (1, 0), "{s:?}");
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, Event::Http(h) if h.transaction.status() == Some(200)))
+        );
     }
 
     #[test]

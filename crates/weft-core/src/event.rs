@@ -162,10 +162,15 @@ pub struct TlsData {
     pub flow: Option<Flow>,
     pub library: TlsLibrary,
     pub direction: Direction,
-    /// The bytes captured: the first `payload.len()` bytes of the call.
+    /// The bytes captured: the first `payload.len()` bytes of the call,
+    /// but for `holes`.
     pub payload: Vec<u8>,
     /// The real number of bytes the call moved (may exceed `payload.len()`).
     pub length: u64,
+    /// Body bytes the capture left out on purpose (past `--max-body`,
+    /// inside a body whose length the kernel read), in order; empty for
+    /// almost every call. `payload` holds the bytes around them.
+    pub holes: Vec<Hole>,
     /// The connection's TLS session facts, when its handshake was seen.
     pub tls: Option<Arc<TlsSession>>,
     /// Only the first bytes of this direction of a connection weft does not
@@ -178,6 +183,14 @@ pub struct TlsData {
     /// lost whole, their records included (the kernel's ring was full):
     /// the decoder accounts for them before this call's bytes.
     pub lost_before: LostCalls,
+}
+
+/// `len` bytes of a call left out (not copied) right before `payload[at]`
+/// (at its end when `at == payload.len()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    pub at: usize,
+    pub len: u64,
 }
 
 /// Library calls of one connection lost whole, with the bytes they moved,
@@ -197,9 +210,21 @@ impl LostCalls {
 }
 
 impl TlsData {
-    /// True when fewer bytes were captured than the call moved.
+    /// True when bytes the call moved are missing at its end: fewer were
+    /// captured or left out on purpose (`holes`) than it moved.
     pub fn truncated(&self) -> bool {
-        (self.payload.len() as u64) < self.length
+        (self.payload.len() as u64) + self.skipped() < self.length
+    }
+
+    /// Bytes left out on purpose (`holes`).
+    pub fn skipped(&self) -> u64 {
+        self.holes.iter().map(|h| h.len).sum()
+    }
+
+    /// The payload up to its first hole: the call's first bytes, as an
+    /// event that carries raw bytes shows them.
+    pub fn contiguous_len(&self) -> usize {
+        self.holes.first().map_or(self.payload.len(), |h| h.at)
     }
 }
 

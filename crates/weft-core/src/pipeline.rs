@@ -562,6 +562,7 @@ mod tests {
             direction: Direction::Write,
             payload: Vec::new(),
             length: 0,
+            holes: Vec::new(),
             tls: None,
             first_bytes: false,
             destination_domain: None,

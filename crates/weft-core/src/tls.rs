@@ -564,6 +564,7 @@ mod tests {
             direction: Direction::Write,
             payload: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
             length: 18,
+            holes: Vec::new(),
             tls: None,
             first_bytes: false,
             destination_domain: None,

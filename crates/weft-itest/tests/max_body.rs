@@ -197,3 +197,145 @@ fn max_body_0_keeps_only_the_size() -> TestResult {
     }
     Ok(())
 }
+
+/// The kernel leaves out the body bytes past the bound (ADR 0008): on one
+/// HTTP/1.1 connection curl fetches the 100 KiB file twice and then a
+/// small file. Every transaction is reported whole in size and in order,
+/// nothing is lost, and the bytes past 16 KiB of each big body were never
+/// copied by either end's probes.
+#[test]
+fn kernel_skips_body_bytes_past_the_bound() -> TestResult {
+    let dir = TempDir::new("bodyskip");
+    let name = format!("big-{:x}.txt", rand_u64());
+    let nginx = serve_file(dir.path(), &name)?;
+    std::fs::write(dir.path().join("files").join("small.txt"), b"small body\n")?;
+    let weft = Weft::start(&[])?;
+    let base = format!("https://127.0.0.1:{}/files", nginx.port);
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let (pid, stdout) = run_client(
+        Command::new("curl")
+            .args([
+                "-sk",
+                "--max-time",
+                "20",
+                "--http1.1",
+                "-w",
+                "%{size_download} %{num_connects}\\n",
+            ])
+            .arg("-o")
+            .arg(&a)
+            .arg(format!("{base}/{name}"))
+            .arg("-o")
+            .arg(&b)
+            .arg(format!("{base}/{name}"))
+            .arg("-o")
+            .arg(&c)
+            .arg(format!("{base}/small.txt")),
+        CLIENT_TIMEOUT,
+    )?;
+    // Ground truth: what curl got, and that it used one connection.
+    let lines = String::from_utf8_lossy(&stdout).to_string();
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        vec![
+            format!("{FILE_SIZE} 1"),
+            format!("{FILE_SIZE} 0"),
+            "11 0".to_string()
+        ],
+        "curl's sizes and connects"
+    );
+    let file = file_bytes();
+    assert!(std::fs::read(&a)? == file && std::fs::read(&b)? == file);
+    let ours = |e: &Value| field_str(e, "event.action") == Some("http-transaction");
+    let end = std::time::Instant::now() + SEEN_TIMEOUT;
+    while std::time::Instant::now() < end
+        && weft.events_so_far().iter().filter(|e| ours(e)).count() < 6
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let run = weft.stop()?;
+    assert!(run.success, "weft failed:\n{}", run.stderr);
+    let events: Vec<Value> = run.events.into_iter().filter(|e| ours(e)).collect();
+    // curl's three and nginx's three, in each one's order.
+    for side in [u64::from(pid), 0] {
+        let seen: Vec<&Value> = events
+            .iter()
+            .filter(|e| {
+                let p = field_u64(e, "process.pid");
+                if side == 0 {
+                    p != Some(u64::from(pid))
+                } else {
+                    p == Some(side)
+                }
+            })
+            .collect();
+        let paths: Vec<&str> = seen
+            .iter()
+            .filter_map(|e| field_str(e, "url.path"))
+            .collect();
+        let big = format!("/files/{name}");
+        assert_eq!(
+            paths,
+            vec![big.as_str(), big.as_str(), "/files/small.txt"],
+            "{}",
+            run.stderr
+        );
+        for e in &seen[..2] {
+            assert_eq!(
+                body_facts(e),
+                (Some(FILE_SIZE as u64), Some(16384), Some(true), Some(true)),
+                "{e}"
+            );
+            let content = field_str(e, "http.response.body.content").ok_or("no content")?;
+            assert!(
+                content.as_bytes() == &file[..16384],
+                "kept content is not the file's start"
+            );
+            let http = field(e, "weft.http");
+            assert_eq!(flag(e, "weft.http.data_lost"), Some(false), "{http:?}");
+        }
+        assert_eq!(
+            body_facts(seen[2]),
+            (Some(11), Some(11), Some(false), Some(false))
+        );
+        assert_eq!(
+            field_str(seen[2], "http.response.body.content"),
+            Some("small body\n")
+        );
+    }
+    // Both ends' probes left out the two big bodies past their first
+    // 16 KiB, and the decoders stepped over every such byte in sync.
+    let skipped = exit_stat(&run.stderr, "body bytes not copied")
+        .ok_or_else(|| format!("no skip line in the statistics:\n{}", run.stderr))?;
+    let past = (FILE_SIZE - 16384) as u64;
+    assert_eq!(skipped, 4 * past, "{}", run.stderr);
+    assert_eq!(
+        exit_stat(&run.stderr, "of which stepped over by the decoders"),
+        Some(skipped),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        exit_stat(&run.stderr, "decoder: holes left by the kernel"),
+        Some(0),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        exit_stat(&run.stderr, "decoder: bytes lost to capture gaps"),
+        Some(0),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        exit_stat(&run.stderr, "decoder: desynchronisations"),
+        Some(0),
+        "{}",
+        run.stderr
+    );
+    Ok(())
+}

@@ -139,6 +139,7 @@ mod test_support {
             direction: Direction::Write,
             payload: b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec(),
             length: 37,
+            holes: Vec::new(),
             tls: None,
             first_bytes: false,
             destination_domain: None,

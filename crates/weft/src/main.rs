@@ -99,6 +99,10 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
     }
     Ok(SensorConfig {
         payload_cap: cli.payload_cap,
+        // Body bytes past --max-body reach no event: the kernel need not
+        // copy them, unless raw capture events or a recording want every
+        // byte.
+        body_keep: (!cli.raw && cli.record.is_none()).then_some(u64::from(cli.max_body)),
         ring_size,
         pids: cli.pid.clone(),
         tree_pids: cli.tree.clone(),

@@ -337,8 +337,8 @@ impl Inner {
             }
             Record::Call(c) => {
                 self.calls_unpublished += 1;
-                let payload = self.asm.take_payload(c);
-                self.on_call(c, payload);
+                let (payload, holes) = self.asm.take_payload(c);
+                self.on_call(c, payload, holes);
             }
             _ => {
                 if let Ok(rec) = parsed {
@@ -622,15 +622,20 @@ impl Inner {
 
     /// A closed call: its event (if any) goes to the workers. The capture
     /// event is built as `send`'s argument: no copies of it on the way.
-    fn on_call(&mut self, c: &CallRec, payload: Vec<u8>) {
-        if let Some(ev) = self.event_of(c, payload) {
+    fn on_call(&mut self, c: &CallRec, payload: Vec<u8>, holes: Vec<weft_bpf::assemble::Hole>) {
+        if let Some(ev) = self.event_of(c, payload, holes) {
             self.send(ev);
         }
     }
 
     /// The event of a call other than a capture one (sent by `event_of`
     /// itself); `None` when there is none.
-    fn event_of(&mut self, c: &CallRec, payload: Vec<u8>) -> Option<Event> {
+    fn event_of(
+        &mut self,
+        c: &CallRec,
+        payload: Vec<u8>,
+        holes: Vec<weft_bpf::assemble::Hole>,
+    ) -> Option<Event> {
         let direction = match c.op {
             abi::OP_WRITE => Direction::Write,
             abi::OP_READ => Direction::Read,
@@ -677,6 +682,13 @@ impl Inner {
             direction,
             payload,
             length: c.len,
+            holes: holes
+                .into_iter()
+                .map(|h| weft_core::event::Hole {
+                    at: h.at,
+                    len: h.len,
+                })
+                .collect(),
             tls: None,
             first_bytes: c.flags & abi::CALL_FIRST != 0,
             destination_domain,

@@ -255,6 +255,11 @@ impl Snapshot<'_> {
                 d.gap_bytes,
             ),
             (
+                "skip_gaps",
+                "decoder: holes left by the kernel outside a known body (gaps)",
+                d.proto.skip_gaps,
+            ),
+            (
                 "calls_lost_whole",
                 "decoder: lost call records told to their connection",
                 d.calls_lost_whole,
@@ -417,6 +422,13 @@ impl Snapshot<'_> {
             r(&self.stats.bytes_out),
             self.k("calls")
         ));
+        if self.k("body_skipped") > 0 {
+            s.push_str(&format!(
+                "  body bytes not copied (past --max-body)  {}\n  of which stepped over by the decoders    {}\n",
+                self.k("body_skipped"),
+                self.decoded.proto.body_bytes_skipped
+            ));
+        }
         s.push_str(&format!(
             "  attachments        {} uprobes on {} files ({} failed)\n",
             self.uprobes,
@@ -531,6 +543,11 @@ impl Snapshot<'_> {
                 "TLS library calls captured by the kernel side.",
             )
             .with(&[], self.k("calls") as f64),
+            Family::counter(
+                "weft_body_bytes_skipped_total",
+                "Body bytes past --max-body the kernel did not copy.",
+            )
+            .with(&[], self.k("body_skipped") as f64),
             Family::counter("weft_http_transactions_total", "HTTP transactions decoded.")
                 .with(&[], self.decoded.http_events as f64),
             Family::counter(
