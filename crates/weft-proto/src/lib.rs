@@ -33,7 +33,9 @@
 //! Connection decoders share one shape: created per connection with a
 //! [`Limits`], fed `(Direction, &[u8])` as bytes are captured, they append
 //! [`Event`]s to a caller-owned `Vec`, take `gap` notices for bytes the
-//! capture lost, and flush open work on `finish`.
+//! capture lost and `skip` notices for body bytes it chose not to copy
+//! (past the body bound: passed over in sync inside a body of known
+//! length, a gap anywhere else), and flush open work on `finish`.
 //!
 //! # Invariants
 //!

@@ -401,3 +401,55 @@ fn never_panics_on_arbitrary_bytes() {
         }
     }
 }
+
+/// `skip` passes over bytes inside a DATA payload (data, then padding)
+/// and nowhere else; refusing changes nothing.
+#[test]
+fn skip_inside_data_payloads_only() {
+    use weft_proto::http2::Skipped;
+    let mut dec = FrameDecoder::new_server(&Limits::default());
+    // A padded DATA frame: pad length 4, "abcdefgh", 4 bytes of padding.
+    let mut payload = vec![4];
+    payload.extend_from_slice(b"abcdefgh");
+    payload.extend_from_slice(&[0; 4]);
+    let f = frame(DATA, PADDED | END_STREAM, 3, &payload);
+    // At a frame header, or before the pad length: refused.
+    assert_eq!(dec.skip(1), None);
+    run(&mut dec, &[&f[..9]]);
+    assert_eq!(dec.skip(1), None);
+    run(&mut dec, &[&f[9..12]]);
+    // Data "ab" seen; past the frame's end: refused.
+    assert_eq!(dec.skip(11), None);
+    assert_eq!(dec.skip(u64::MAX), None);
+    assert_eq!(
+        dec.skip(3),
+        Some(Skipped {
+            stream_id: 3,
+            data: 3,
+            end_stream: false
+        })
+    );
+    // The last 3 data bytes and 1 of padding.
+    assert_eq!(
+        dec.skip(4),
+        Some(Skipped {
+            stream_id: 3,
+            data: 3,
+            end_stream: true
+        })
+    );
+    // Padding alone.
+    assert_eq!(
+        dec.skip(2),
+        Some(Skipped {
+            stream_id: 0,
+            data: 0,
+            end_stream: false
+        })
+    );
+    // The last padding byte fed, then frames decode in alignment.
+    let got = run(&mut dec, &[&f[f.len() - 1..], &ping(false)]);
+    assert_eq!(got.frames.len(), 1, "{:?}", got.frames);
+    assert!(got.frames[0].starts_with("Ping"), "{:?}", got.frames);
+    assert!(got.errors.is_empty(), "{:?}", got.errors);
+}

@@ -514,3 +514,180 @@ fn h2_hole_in_a_websocket_stream_is_a_gap_for_its_messages_only() {
     // Only the cut message is lost.
     assert_eq!(c.ws_messages_incomplete, 1);
 }
+
+/// A small xorshift generator: the same cases on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Feeds `bytes` in calls of random sizes as the capture would deliver
+/// them: in each call, every run of bytes marked in `hole` is skipped
+/// instead of fed.
+fn feed_with_holes(
+    dec: &mut ConnectionDecoder,
+    dir: Direction,
+    bytes: &[u8],
+    hole: &[bool],
+    rng: &mut Rng,
+    out: &mut Vec<Event>,
+) {
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + 1 + rng.below(6000)).min(bytes.len());
+        let mut i = at;
+        while i < end {
+            let run = hole[i..end]
+                .iter()
+                .position(|&h| h != hole[i])
+                .unwrap_or(end - i);
+            if hole[i] {
+                dec.skip(dir, run as u64, out);
+            } else {
+                dec.feed(dir, &bytes[i..i + run], out);
+            }
+            i += run;
+        }
+        at = end;
+    }
+}
+
+/// What holes must not change in a transaction.
+fn facts(t: &Transaction) -> impl PartialEq + std::fmt::Debug {
+    let b = &t.response.body;
+    (
+        t.stream_id,
+        t.path().map(<[u8]>::to_vec),
+        t.status(),
+        (b.size, b.data.clone(), b.truncated),
+        t.is_complete(),
+    )
+}
+
+const SMALL_MAX: u32 = 1000;
+
+fn small_max() -> Limits {
+    Limits {
+        max_body_size: SMALL_MAX,
+        ..Limits::default()
+    }
+}
+
+/// Whole bodies or bodies holed past the bound: the same transactions.
+fn same_with_holes(
+    protocol: Protocol,
+    client: &[u8],
+    server: &[u8],
+    hole: &[bool],
+    rng: &mut Rng,
+) -> u64 {
+    let mut whole = ConnectionDecoder::new(&small_max(), Some(protocol));
+    let mut holed = ConnectionDecoder::new(&small_max(), Some(protocol));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    whole.feed(C2S, client, &mut a);
+    whole.feed(S2C, server, &mut a);
+    holed.feed(C2S, client, &mut b);
+    feed_with_holes(&mut holed, S2C, server, hole, rng, &mut b);
+    // Everything was out before the end of the connection.
+    let (a, b) = (transactions(&a), transactions(&b));
+    assert!(!a.is_empty());
+    let want: Vec<_> = a.iter().map(facts).collect();
+    let got: Vec<_> = b.iter().map(facts).collect();
+    assert_eq!(got, want);
+    let c = holed.take_counters();
+    assert_eq!(
+        (c.skip_gaps, c.gap_bytes, c.desyncs, c.hpack_resyncs),
+        (0, 0, 0, 0)
+    );
+    let w = whole.take_counters();
+    assert_eq!(
+        (c.bodies_truncated, c.body_bytes_dropped),
+        (w.bodies_truncated, w.body_bytes_dropped)
+    );
+    c.body_bytes_skipped
+}
+
+#[test]
+fn h1_random_holes_past_the_bound_change_nothing() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut skipped = 0;
+    for _ in 0..200 {
+        let (mut client, mut server, mut hole) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..1 + rng.below(8) {
+            client.extend(format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n").bytes());
+            let size = rng.below(3 * SMALL_MAX as usize);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+            server.extend(head.bytes());
+            hole.extend(std::iter::repeat_n(false, head.len()));
+            server.extend(body(size));
+            hole.extend((0..size).map(|at| at >= SMALL_MAX as usize));
+        }
+        skipped += same_with_holes(Protocol::Http1, &client, &server, &hole, &mut rng);
+    }
+    assert!(skipped > 100_000, "{skipped}");
+}
+
+#[test]
+fn h2_random_holes_past_the_bound_change_nothing() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut skipped = 0;
+    for _ in 0..200 {
+        let mut c = H2::new();
+        let mut client = PREFACE.to_vec();
+        client.extend(h2::settings(&[]));
+        let mut server = h2::settings(&[]);
+        let mut hole = vec![false; server.len()];
+        // Per stream: body bytes left, body bytes sent.
+        let mut open: Vec<(u32, usize, usize)> = Vec::new();
+        for k in 0..1 + rng.below(6) as u32 {
+            let id = 2 * k + 1;
+            client.extend(c.get(id, &format!("/{id}")));
+            let head = c.ok(id, false);
+            hole.extend(std::iter::repeat_n(false, head.len()));
+            server.extend(head);
+            open.push((id, rng.below(3 * SMALL_MAX as usize) + 1, 0));
+        }
+        // DATA frames of the streams interleaved, some padded.
+        while !open.is_empty() {
+            let i = rng.below(open.len());
+            let (id, left, sent) = open[i];
+            let n = left.min(1 + rng.below(1500));
+            let pad = if rng.below(4) == 0 { rng.below(40) } else { 0 };
+            let last = n == left;
+            let data = &body(sent + n)[sent..];
+            let mut payload = Vec::new();
+            let mut mask = Vec::new();
+            if pad > 0 {
+                payload.push(pad as u8);
+                mask.push(false);
+            }
+            payload.extend_from_slice(data);
+            mask.extend((sent..sent + n).map(|at| at >= SMALL_MAX as usize));
+            payload.extend(std::iter::repeat_n(0, pad));
+            let past = sent + n >= SMALL_MAX as usize;
+            mask.extend(std::iter::repeat_n(past, pad));
+            let end = if last { h2::END_STREAM } else { 0 };
+            let flags = end | if pad > 0 { h2::PADDED } else { 0 };
+            server.extend(h2::frame(h2::DATA, flags, id, &payload));
+            hole.extend([false; 9]);
+            hole.extend(mask);
+            if last {
+                open.remove(i);
+            } else {
+                open[i] = (id, left - n, sent + n);
+            }
+        }
+        skipped += same_with_holes(Protocol::Http2, &client, &server, &hole, &mut rng);
+    }
+    assert!(skipped > 100_000, "{skipped}");
+}
