@@ -333,11 +333,7 @@ impl Decoder {
             out.set_raw(&e.list, e.index);
             st.list_size = e.list_size;
             if !e.inserts.is_empty() {
-                for i in &e.inserts {
-                    let bytes = e.list.get(i.start as usize..(i.start + i.len) as usize);
-                    self.table
-                        .insert_joined(bytes.unwrap_or_default(), Some(i.name_len as usize));
-                }
+                self.table.insert_all(&e.list, &e.inserts);
                 self.stamp = blocks::next_stamp();
             }
             return Ok(());
