@@ -439,17 +439,28 @@ impl DynamicTable {
 
     /// Evicts oldest entries until `size <= target`.
     fn evict_to(&mut self, target: usize) {
-        while self.size > target {
+        if self.size <= target {
+            if self.entries.is_empty() {
+                self.size = 0;
+            }
+            return;
+        }
+        // The evicted entries' bytes leave the ring in one step.
+        let mut bytes = 0usize;
+        let mut size = self.size;
+        while size > target {
             let Some(e) = self.entries.pop_front() else {
                 break;
             };
-            let n = e.stored_len().min(self.bytes.len());
-            self.bytes.pop_front(n);
-            #[allow(clippy::cast_possible_truncation)]
-            let n = n as u32;
-            self.base = self.base.wrapping_add(n);
-            self.size -= e.size();
+            bytes += e.stored_len();
+            size -= e.size();
         }
+        self.size = size;
+        let n = bytes.min(self.bytes.len());
+        self.bytes.pop_front(n);
+        #[allow(clippy::cast_possible_truncation)]
+        let n = n as u32;
+        self.base = self.base.wrapping_add(n);
         if self.entries.is_empty() {
             self.size = 0;
         }
