@@ -468,10 +468,20 @@ impl ListEntry {
     fn body_member(&self, body: &Body) -> Option<&[u8]> {
         let (size, partial) = self.body?;
         (size == body.size
-            && self.body_content == body.content()
+            && same_bytes(&self.body_content, body.content())
             && partial == http::content_is_partial(body))
         .then_some(&self.body_member[..])
     }
+}
+
+/// `a == b`, without calling `memcmp` for empty slices: glibc's AVX-512
+/// `memcmp` reads short inputs with a masked load, and a masked load from
+/// an empty `Vec`'s dangling address (page 0) takes a fault-suppression
+/// assist of hundreds of cycles. Comparing an empty body's content (every
+/// GET request) cost more time than the rest of the event's writing.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
 }
 
 /// The object members of one side before `"body"`, from the cache when
@@ -1647,6 +1657,21 @@ pub(super) mod tests {
                 x ^= x << 17;
                 assert_same_with(&events[(x % events.len() as u64) as usize], redact);
             }
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let empty: Vec<u8> = Vec::new();
+        for (a, b) in [
+            (&empty[..], &b""[..]),
+            (b"", b"x"),
+            (b"x", b""),
+            (b"ok\n", b"ok\n"),
+            (b"ok\n", b"ok\r"),
+            (b"ok", b"ok\n"),
+        ] {
+            assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
         }
     }
 
