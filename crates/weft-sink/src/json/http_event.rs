@@ -325,14 +325,15 @@ impl Lists {
     }
 
     /// Where `headers` written for `side` with `redact` is kept or would
-    /// be: a [`Note`] with its slot (none when the list cannot be kept) and
-    /// whether the slot holds it. `hint` is the slot of the list the same
+    /// be: its slot (none when the list cannot be kept) and whether the
+    /// slot holds it (a [`Note`]'s first two members: returned as a pair,
+    /// not as a `Note`, which the caller copied in pieces). `hint` is the slot of the list the same
     /// context's previous event had on that side: when it holds this list
     /// (a connection repeating its headers), the list is not hashed.
-    fn find(&self, headers: &Headers, side: Side, redact: bool, hint: u8) -> Note {
+    fn find(&self, headers: &Headers, side: Side, redact: bool, hint: u8) -> (Option<usize>, bool) {
         let storage = headers.storage();
         if storage.is_empty() || storage.len() > LIST_MAX {
-            return Note::default();
+            return (None, false);
         }
         let holds = |slot: usize| {
             self.slots
@@ -341,19 +342,10 @@ impl Lists {
         };
         let hint = usize::from(hint);
         if holds(hint) {
-            return Note {
-                slot: Some(hint),
-                hit: true,
-                ..Note::default()
-            };
+            return (Some(hint), true);
         }
         let slot = Lists::slot(storage);
-        let hit = holds(slot);
-        Note {
-            slot: Some(slot),
-            hit,
-            ..Note::default()
-        }
+        (Some(slot), holds(slot))
     }
 
     /// The entry `note` found, if it holds the list.
@@ -723,9 +715,16 @@ fn write_http(
     let redact = opts.redact;
     let tls = h.library != TlsLibrary::None;
     let [rq_hint, rs_hint] = ctx.hints.get();
-    let look = |headers: &Headers, side, hint| match lists.as_deref() {
-        Some(l) => l.find(headers, side, redact, hint),
-        None => Note::default(),
+    let look = |headers: &Headers, side, hint| {
+        let (slot, hit) = match lists.as_deref() {
+            Some(l) => l.find(headers, side, redact, hint),
+            None => (None, false),
+        };
+        Note {
+            slot,
+            hit,
+            ..Note::default()
+        }
     };
     let (mut rq_note, mut rs_note) = (
         look(&req.headers, Side::Request, rq_hint),
