@@ -269,28 +269,16 @@ impl Decoder {
     /// decoder has reset itself (see [`Decoder::resync`]).
     pub fn decode(&mut self, block: &[u8], out: &mut Headers) -> Result<BlockStatus, HpackError> {
         let mut status = BlockStatus::default();
-        // Only an error leaves the closure (by `error`): handing its
-        // `Result` out through `LocalKey::with` made the compiler copy it in
-        // overlapping pieces, a store-forwarding stall on every block.
-        let mut error = None;
-        SCRATCH.with(|scratch| {
-            let result = match scratch.try_borrow_mut() {
-                Ok(mut scratch) => self.decode_cached(block, out, &mut scratch, &mut status),
-                Err(_) => self.decode_inner(
-                    block,
-                    &mut out.writer(&mut Vec::new()),
-                    &mut Aux::new(),
-                    &mut status,
-                ),
-            };
-            if let Err(e) = result {
-                error = Some(e);
-            }
+        let result = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.decode_cached(block, out, &mut scratch, &mut status),
+            Err(_) => self.decode_inner(
+                block,
+                &mut out.writer(&mut Vec::new()),
+                &mut Aux::new(),
+                &mut status,
+            ),
         });
-        match error {
-            None => Ok(status),
-            Some(e) => self.settle(Err(e), status),
-        }
+        self.settle(result, status)
     }
 
     /// A block's outcome: its status, or its error after a resync.
