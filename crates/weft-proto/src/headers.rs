@@ -379,12 +379,11 @@ impl Headers {
             .iter()
             .map(Span::decode)
             .find(|s| {
-                (s.name_end.wrapping_sub(s.start)) as usize == name.len() && {
-                    // Decoders lower-case names and callers ask in lower
-                    // case: the exact comparison nearly always decides.
-                    let have = &self.buf[s.name()];
-                    have == name || have.eq_ignore_ascii_case(name)
-                }
+                (s.name_end.wrapping_sub(s.start)) as usize == name.len()
+                    && self
+                        .buf
+                        .get(s.name())
+                        .is_some_and(|have| same_name(have, name))
             })
             .map(|s| &self.buf[s.value()])
     }
@@ -493,6 +492,50 @@ impl Drop for Writer<'_> {
     }
 }
 
+/// `a` and `b` (of the same length) are equal, ASCII case-insensitively.
+/// Decoders lower-case names and callers ask in lower case, so names that
+/// are equal are nearly always equal byte for byte, and names that differ
+/// nearly always differ in their first or last eight bytes even with the
+/// ASCII case bit set: names up to sixteen bytes (most) are decided by two
+/// word compares, without a call.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    /// The `N` bytes of `x` at `at` as a little-endian number (0 when out of range).
+    #[inline]
+    fn word<const N: usize>(x: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        if let Some(src) = x.get(at..at + N) {
+            w[..N].copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    }
+    /// Setting bit 5 of every byte lower-cases ASCII letters and changes
+    /// no two bytes that are equal ignoring ASCII case into different ones.
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let (x, y) = match n {
+        8..=16 => (
+            [word::<8>(a, 0), word::<8>(a, n - 8)],
+            [word::<8>(b, 0), word::<8>(b, n - 8)],
+        ),
+        4..=7 => (
+            [word::<4>(a, 0), word::<4>(a, n - 4)],
+            [word::<4>(b, 0), word::<4>(b, n - 4)],
+        ),
+        _ => return a == b || a.eq_ignore_ascii_case(b),
+    };
+    if x == y {
+        return true;
+    }
+    if (x[0] | CASE) != (y[0] | CASE) || (x[1] | CASE) != (y[1] | CASE) {
+        return false;
+    }
+    a.eq_ignore_ascii_case(b)
+}
+
 /// ASCII lower-casing, eight bytes at a time.
 fn lowercase(bytes: &mut [u8]) {
     let (words, rest) = bytes.as_chunks_mut::<8>();
@@ -578,6 +621,34 @@ impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word compares of `same_name` agree with the plain comparison
+    /// for every length and every kind of difference, case included.
+    #[test]
+    fn same_name_is_eq_ignore_ascii_case() {
+        let base = b"content-security-policy-x";
+        let variants: [fn(u8) -> u8; 4] = [
+            |c| c,
+            |c| c.to_ascii_uppercase(),
+            |c| c ^ 0x20, // '@' for '`', '[' for '{'...: not the same name
+            |c| c.wrapping_add(1),
+        ];
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            for i in 0..n {
+                for v in variants {
+                    let mut b = a.to_vec();
+                    b[i] = v(b[i]);
+                    assert_eq!(same_name(a, &b), a.eq_ignore_ascii_case(&b), "{a:?} {b:?}");
+                }
+            }
+            assert!(same_name(a, a));
+            assert!(same_name(a, &a.to_ascii_uppercase()));
+            assert!(!same_name(a, &base[..n.saturating_sub(1)]) || n == 0);
+        }
+        assert!(!same_name(b"@bcd", b"`bcd"));
+        assert!(same_name(b"x-A-B-C-D-e-f-g-h", b"X-a-b-c-d-E-F-G-H"));
+    }
 
     #[test]
     fn push_get_iter() {

@@ -130,6 +130,27 @@ pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
     } else if n < 100_000 {
         let ([b, c], [d, e]) = (pair(n / 100 % 100), pair(n % 100));
         out.extend_from_slice(&[b'0' + (n / 10_000) as u8, b, c, d, e]);
+    } else if n < 100_000_000 {
+        // Six to eight digits (durations in nanoseconds): the eight-digit
+        // form as one word, its leading zeros shifted out, written whole and
+        // the tail cut: no copy of variable length (a `memcpy` call).
+        let digits = if n < 1_000_000 {
+            6
+        } else if n < 10_000_000 {
+            7
+        } else {
+            8
+        };
+        let ([a, b], [c, d], [e, f], [g, h]) = (
+            pair(n / 1_000_000),
+            pair(n / 10_000 % 100),
+            pair(n / 100 % 100),
+            pair(n % 100),
+        );
+        let word = u64::from_le_bytes([a, b, c, d, e, f, g, h]) >> (8 * (8 - digits));
+        let len = out.len();
+        out.extend_from_slice(&word.to_le_bytes());
+        out.truncate(len + digits);
     } else {
         push_digits(out, n, 1);
     }
@@ -177,6 +198,15 @@ mod tests {
         let mut values: Vec<u64> = (0..=200_000).collect();
         values.extend((1..20).flat_map(|k| [10u64.pow(k) - 1, 10u64.pow(k), 10u64.pow(k) + 1]));
         values.extend([u64::MAX, 123_456_789]);
+        values.extend((0..100_000u64).map(|i| i * 997 + 100_000)); // six to eight digits
+        values.extend([
+            99_999_999,
+            100_000_000,
+            999_999,
+            1_000_000,
+            9_999_999,
+            10_000_000,
+        ]);
         for n in values {
             let mut v = Vec::new();
             push_uint(&mut v, n);

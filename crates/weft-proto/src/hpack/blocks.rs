@@ -29,6 +29,7 @@ pub(super) const MAX_BLOCK: usize = 256;
 pub(super) const MAX_LIST: usize = 2048;
 /// Slots (direct-mapped, two candidate slots per block).
 const SLOTS: usize = 64;
+const _: () = assert!(SLOTS <= 256, "slots are named by a u8");
 
 /// Stamps are handed to threads in runs of this many.
 const RUN: u64 = 1 << 20;
@@ -120,15 +121,33 @@ impl Blocks {
     }
 
     /// The entry for `block` decoded by a decoder with `settings` whose table
-    /// is in state `stamp`, if kept.
-    pub(super) fn get(&self, block: &[u8], settings: Settings, stamp: u64) -> Option<&Entry> {
+    /// is in state `stamp`, if kept, and its slot. Slot `hint` is looked at
+    /// first: an entry that serves the block serves it from whichever slot
+    /// holds it (an entry of stamp 0 is kept only for blocks without
+    /// dynamic references, whose decoding no table state changes), so when
+    /// the hint holds it the block is not hashed.
+    pub(super) fn get(
+        &self,
+        block: &[u8],
+        settings: Settings,
+        stamp: u64,
+        hint: u8,
+    ) -> Option<(u8, &Entry)> {
+        let serves = |e: &Entry, s: u64| e.stamp == s && e.settings == settings && e.block == block;
+        if let Some(e) = self.slots.get(usize::from(hint))
+            && (e.stamp == 0 || e.stamp == stamp)
+            && serves(e, e.stamp)
+        {
+            return Some((hint, e));
+        }
         if self.slots.is_empty() {
             return None;
         }
         let h = hash(block);
         [0, stamp].into_iter().find_map(|s| {
-            let e = self.slots.get(slot(h, s))?;
-            (e.stamp == s && e.settings == settings && e.block == block).then_some(e)
+            let i = slot(h, s);
+            let e = self.slots.get(i)?;
+            serves(e, s).then_some((i as u8, e))
         })
     }
 
@@ -145,16 +164,15 @@ impl Blocks {
         index: usize,
         list_size: u64,
         inserts: &[Insert],
-    ) {
+    ) -> Option<u8> {
         if block.is_empty() || block.len() > MAX_BLOCK || list.len() > MAX_LIST {
-            return;
+            return None;
         }
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, Entry::default);
         }
-        let Some(e) = self.slots.get_mut(slot(hash(block), stamp)) else {
-            return;
-        };
+        let i = slot(hash(block), stamp);
+        let e = self.slots.get_mut(i)?;
         e.stamp = stamp;
         e.settings = settings;
         e.block.clear();
@@ -165,6 +183,7 @@ impl Blocks {
         e.list_size = list_size;
         e.inserts.clear();
         e.inserts.extend_from_slice(inserts);
+        Some(i as u8)
     }
 }
 

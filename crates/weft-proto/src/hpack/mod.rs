@@ -170,6 +170,10 @@ pub struct Decoder {
     /// Names the table's present state for the block cache: taken afresh
     /// (`blocks::next_stamp`) whenever the table changes.
     stamp: u64,
+    /// The block-cache slot this decoder's last block was found in or kept
+    /// in: looked at first (a connection repeats its blocks), before the
+    /// block is hashed.
+    block_hint: u8,
 }
 
 impl Decoder {
@@ -193,6 +197,7 @@ impl Decoder {
             max_string: limits.max_header_string_len,
             lowercase: false,
             stamp: blocks::next_stamp(),
+            block_hint: 0,
         }
     }
 
@@ -329,15 +334,12 @@ impl Decoder {
         let settings = self.settings();
         // Kept lists are whole lists: only for an empty `out`.
         let fresh = out.is_empty() && out.bytes_len() == 0 && !block.is_empty();
-        if fresh && let Some(e) = blocks.get(block, settings, self.stamp) {
+        if fresh && let Some((slot, e)) = blocks.get(block, settings, self.stamp, self.block_hint) {
+            self.block_hint = slot;
             out.set_raw(&e.list, e.index);
             st.list_size = e.list_size;
             if !e.inserts.is_empty() {
-                for i in &e.inserts {
-                    let bytes = e.list.get(i.start as usize..(i.start + i.len) as usize);
-                    self.table
-                        .insert_joined(bytes.unwrap_or_default(), Some(i.name_len as usize));
-                }
+                self.table.insert_all(&e.list, &e.inserts);
                 self.stamp = blocks::next_stamp();
             }
             return Ok(());
@@ -360,7 +362,7 @@ impl Decoder {
         {
             let (list, index) = out.raw_parts();
             let stamp = if aux.dynamic { before } else { 0 };
-            blocks.put(
+            if let Some(slot) = blocks.put(
                 block,
                 settings,
                 stamp,
@@ -368,7 +370,9 @@ impl Decoder {
                 index,
                 st.list_size,
                 &aux.inserts,
-            );
+            ) {
+                self.block_hint = slot;
+            }
         }
         result
     }

@@ -2,15 +2,16 @@
 //!
 //! # Dynamic table storage
 //!
-//! Entry bytes live in one `VecDeque<u8>` (name then value, oldest at the
-//! front) and entry metadata in a `VecDeque<Entry>`; inserting or evicting an
-//! entry never allocates once the deques have grown to the table's working
-//! size. Entries are addressed by absolute byte offsets (`Entry::start`),
+//! Entry bytes live in one ring of bytes ([`ByteRing`]: name then value,
+//! oldest at the front) and entry metadata in a `VecDeque<Entry>`; inserting
+//! an entry is one or two copies into the ring, evicting one is an index
+//! moved, and neither allocates once the buffers have grown to the table's
+//! working size. Entries are addressed by absolute byte offsets (`Entry::start`),
 //! translated through `base`, the absolute offset of the first stored byte;
 //! both count modulo 2^32 (the stored bytes never reach 4 GiB: the table's
 //! maximum is a `u32`), so an entry's metadata takes 12 bytes.
 //!
-//! Both deques grow by a quarter instead of doubling: an HTTP/2 connection
+//! Both buffers grow by a quarter instead of doubling: an HTTP/2 connection
 //! holds two tables per direction for its whole life (nginx inserts four
 //! response headers per response, filling its peer's 4 KiB table in ~20
 //! responses), and with thousands of connections the slack of doubled
@@ -46,6 +47,8 @@
 //! `!max_exact` implies `unknown_tail`.
 
 use std::collections::VecDeque;
+
+use super::blocks::Insert;
 
 /// RFC 7541 Appendix A. Index 1 is `STATIC[0]`.
 pub(crate) static STATIC: [(&[u8], &[u8]); 61] = [
@@ -178,7 +181,7 @@ pub(crate) struct Parts {
 #[derive(Debug, Clone)]
 pub(crate) struct DynamicTable {
     entries: VecDeque<Entry>,
-    bytes: VecDeque<u8>,
+    bytes: ByteRing,
     /// Absolute offset of `bytes[0]`, modulo 2^32.
     base: u32,
     /// Sum of entry sizes (lower bound when some names are unknown).
@@ -198,7 +201,7 @@ impl DynamicTable {
     pub(crate) fn new(max_size: usize) -> Self {
         DynamicTable {
             entries: VecDeque::new(),
-            bytes: VecDeque::new(),
+            bytes: ByteRing::default(),
             base: 0,
             size: 0,
             max_size,
@@ -323,8 +326,7 @@ impl DynamicTable {
         // Modulo 2^32 by design (see the module comment).
         #[allow(clippy::cast_possible_truncation)]
         let start = self.base.wrapping_add(self.bytes.len() as u32);
-        grow_gently(&mut self.bytes, bytes.len());
-        self.bytes.extend(bytes);
+        self.bytes.push(bytes);
         grow_gently(&mut self.entries, 1);
         self.entries.push_back(Entry {
             start,
@@ -336,6 +338,55 @@ impl DynamicTable {
             value_len,
         });
         self.size += new_size;
+        self.prune_tail();
+    }
+
+    /// Inserts the entries `inserts` describes (each `len` bytes of `list`
+    /// at `start`, the first `name_len` of them its name), in order: the
+    /// table ends as [`insert_joined`](Self::insert_joined) for each would
+    /// leave it. When their bytes follow one another in `list`, every entry
+    /// fits the table and no unknown tail is pending, that is one eviction
+    /// pass and one copy for all of them (the table then holds the longest
+    /// run of newest entries that fits, old ones evicted oldest first:
+    /// what inserting them one by one leaves); otherwise one by one.
+    pub(crate) fn insert_all(&mut self, list: &[u8], inserts: &[Insert]) {
+        let first = inserts.first().map_or(0, |i| i.start as usize);
+        let mut next = first;
+        let mut total = 0usize;
+        let mut batch = !self.unknown_tail;
+        for i in inserts {
+            let len = i.len as usize;
+            batch &= i.start as usize == next && i.name_len <= i.len;
+            next = next.saturating_add(len);
+            total = total.saturating_add(len + ENTRY_OVERHEAD);
+        }
+        let joined = list
+            .get(first..next)
+            .filter(|_| batch && total <= self.max_size);
+        let Some(joined) = joined else {
+            for i in inserts {
+                let bytes = list.get(i.start as usize..(i.start as usize + i.len as usize));
+                self.insert_joined(bytes.unwrap_or_default(), Some(i.name_len as usize));
+            }
+            return;
+        };
+        self.evict_to(self.max_size - total);
+        // Modulo 2^32 by design (see the module comment).
+        #[allow(clippy::cast_possible_truncation)]
+        let mut start = self.base.wrapping_add(self.bytes.len() as u32);
+        self.bytes.push(joined);
+        grow_gently(&mut self.entries, inserts.len());
+        for i in inserts {
+            // Each entry is smaller than the table's maximum, so its name
+            // length is below NAME_UNKNOWN.
+            self.entries.push_back(Entry {
+                start,
+                name_len: i.name_len,
+                value_len: i.len - i.name_len,
+            });
+            start = start.wrapping_add(i.len);
+        }
+        self.size += total;
         self.prune_tail();
     }
 
@@ -388,17 +439,28 @@ impl DynamicTable {
 
     /// Evicts oldest entries until `size <= target`.
     fn evict_to(&mut self, target: usize) {
-        while self.size > target {
+        if self.size <= target {
+            if self.entries.is_empty() {
+                self.size = 0;
+            }
+            return;
+        }
+        // The evicted entries' bytes leave the ring in one step.
+        let mut bytes = 0usize;
+        let mut size = self.size;
+        while size > target {
             let Some(e) = self.entries.pop_front() else {
                 break;
             };
-            let n = e.stored_len().min(self.bytes.len());
-            self.bytes.drain(..n);
-            #[allow(clippy::cast_possible_truncation)]
-            let n = n as u32;
-            self.base = self.base.wrapping_add(n);
-            self.size -= e.size();
+            bytes += e.stored_len();
+            size -= e.size();
         }
+        self.size = size;
+        let n = bytes.min(self.bytes.len());
+        self.bytes.pop_front(n);
+        #[allow(clippy::cast_possible_truncation)]
+        let n = n as u32;
+        self.base = self.base.wrapping_add(n);
         if self.entries.is_empty() {
             self.size = 0;
         }
@@ -434,14 +496,120 @@ impl DynamicTable {
     }
 }
 
-/// Makes room for `additional` more items, growing by a quarter (at least
-/// four items) instead of doubling: tables live as long as their
-/// connections, and the slack of a doubled deque is kept all that time.
+/// The capacity to grow to for `need` items from `capacity`: by a quarter
+/// (at least four items) instead of doubling, tables live as long as their
+/// connections, and the slack of a doubled buffer is kept all that time.
+fn gentle_target(capacity: usize, need: usize) -> usize {
+    need.max(capacity + capacity / 4 + 4)
+}
+
+/// Makes room for `additional` more items (see [`gentle_target`]).
 fn grow_gently<T>(d: &mut VecDeque<T>, additional: usize) {
     let need = d.len().saturating_add(additional);
     if need > d.capacity() {
-        let target = need.max(d.capacity() + d.capacity() / 4 + 4);
-        d.reserve_exact(target - d.len());
+        d.reserve_exact(gentle_target(d.capacity(), need) - d.len());
+    }
+}
+
+/// A FIFO of bytes in one buffer used as a ring: appending copies the bytes
+/// in (in at most two pieces), taking bytes off the front moves an index.
+/// (A `VecDeque<u8>` does the same work byte by byte through its iterator
+/// and drain machinery, several times the instructions for the few dozen
+/// bytes of a header field.)
+#[derive(Debug, Clone, Default)]
+struct ByteRing {
+    /// The ring; its length is the capacity.
+    buf: Vec<u8>,
+    /// Index in `buf` of the first stored byte (`< buf.len()` unless
+    /// `buf` is empty).
+    head: usize,
+    /// Bytes stored.
+    len: usize,
+}
+
+impl ByteRing {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The stored bytes, oldest first, as one or two slices.
+    fn as_slices(&self) -> (&[u8], &[u8]) {
+        let cap = self.buf.len();
+        let first = self.len.min(cap - self.head);
+        let a = self
+            .buf
+            .get(self.head..self.head + first)
+            .unwrap_or_default();
+        let b = self.buf.get(..self.len - first).unwrap_or_default();
+        (a, b)
+    }
+
+    /// Appends `bytes` at the back, growing the buffer gently when full.
+    fn push(&mut self, bytes: &[u8]) {
+        let need = self.len.saturating_add(bytes.len());
+        if need > self.buf.len() {
+            self.grow(need);
+        }
+        let cap = self.buf.len();
+        if cap == 0 {
+            return; // nothing to store
+        }
+        // Where the back is: `head + len`, wrapped once (both below `cap`).
+        let mut tail = self.head + self.len;
+        if tail >= cap {
+            tail -= cap;
+        }
+        let first = bytes.len().min(cap - tail);
+        let (x, y) = bytes.split_at(first);
+        if let Some(d) = self.buf.get_mut(tail..tail + first) {
+            d.copy_from_slice(x);
+        }
+        if !y.is_empty()
+            && let Some(d) = self.buf.get_mut(..y.len())
+        {
+            d.copy_from_slice(y);
+        }
+        self.len += bytes.len();
+    }
+
+    /// Moves the stored bytes, in order, to the start of a buffer of at
+    /// least `need` bytes.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, need: usize) {
+        let target = gentle_target(self.buf.len(), need);
+        let mut buf = Vec::new();
+        buf.reserve_exact(target);
+        let (a, b) = self.as_slices();
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b);
+        buf.resize(target, 0);
+        self.buf = buf;
+        self.head = 0;
+    }
+
+    /// Takes `n` bytes (at most all of them) off the front.
+    fn pop_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.len -= n;
+        self.head += n;
+        if self.head >= self.buf.len() {
+            self.head -= self.buf.len();
+        }
+        if self.len == 0 {
+            self.head = 0;
+        }
+    }
+
+    /// Forgets every byte, keeping the buffer.
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
     }
 }
 
@@ -477,6 +645,121 @@ mod tests {
         // Too large: empties the table.
         t.insert(Some(&[b'x'; 60]), &[b'y'; 60]);
         assert_eq!((t.len(), t.size()), (0, 0));
+    }
+
+    /// The ring holds what a `VecDeque<u8>` would through pushes that
+    /// wrap, grow from a wrapped state, and pops of every size.
+    #[test]
+    fn byte_ring_matches_a_deque() {
+        let mut ring = ByteRing::default();
+        let mut model: VecDeque<u8> = VecDeque::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..5000u32 {
+            let r = next();
+            if r % 3 == 0 {
+                let n = (next() % 40) as usize;
+                ring.pop_front(n);
+                let n = n.min(model.len());
+                model.drain(..n);
+            } else {
+                let n = (next() % 30) as usize;
+                let bytes: Vec<u8> = (0..n).map(|k| (i as usize + k) as u8).collect();
+                ring.push(&bytes);
+                model.extend(&bytes);
+            }
+            if i % 1000 == 999 {
+                ring.clear();
+                model.clear();
+            }
+            assert_eq!(ring.len(), model.len());
+            let (a, b) = ring.as_slices();
+            assert_eq!([a, b].concat(), model.iter().copied().collect::<Vec<u8>>());
+            assert!(ring.capacity() >= ring.len());
+        }
+        // Empty pushes and pops on an empty ring.
+        let mut r = ByteRing::default();
+        r.push(b"");
+        r.pop_front(3);
+        assert_eq!(r.as_slices(), (&[][..], &[][..]));
+    }
+
+    /// The state of a table, as far as decoding can tell.
+    fn state(t: &DynamicTable) -> impl PartialEq + std::fmt::Debug {
+        (
+            t.snapshot(),
+            t.size(),
+            t.len(),
+            t.max_size(),
+            t.has_unknown_tail(),
+            t.is_exact(),
+        )
+    }
+
+    /// Inserting a block's entries at once leaves the table as inserting
+    /// them one by one does: contiguous or not, entries larger than the
+    /// table, names longer than entries, ranges outside the list, tables
+    /// joined late (unknown tails, unknown names) and exact ones.
+    #[test]
+    fn insert_all_matches_one_by_one() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let list: Vec<u8> = (0..400u32).map(|i| (i * 7) as u8).collect();
+        for round in 0..3000 {
+            let max = [0usize, 40, 100, 200, 4096][next(5) as usize];
+            let mut a = if round % 3 == 0 {
+                DynamicTable::new_joined(max)
+            } else {
+                DynamicTable::new(max)
+            };
+            if round % 5 == 0 {
+                a.set_max_size(max / 2, max);
+            }
+            for _ in 0..next(6) {
+                let n = next(40) as usize;
+                if next(4) == 0 {
+                    a.insert(None, &list[..n]);
+                } else {
+                    a.insert(Some(&list[..n / 2]), &list[n / 2..n]);
+                }
+            }
+            let mut b = a.clone();
+            let mut inserts = Vec::new();
+            let mut start = next(20) as u32;
+            for _ in 0..1 + next(5) {
+                let len = if next(10) == 0 { 300 } else { next(60) as u32 };
+                let name_len = if next(10) == 0 { len + 1 } else { len / 3 };
+                if next(8) == 0 {
+                    start += next(5) as u32; // a gap
+                }
+                inserts.push(Insert {
+                    start,
+                    len,
+                    name_len,
+                });
+                start += len;
+            }
+            a.insert_all(&list, &inserts);
+            for i in &inserts {
+                let bytes = list.get(i.start as usize..(i.start + i.len) as usize);
+                b.insert_joined(bytes.unwrap_or_default(), Some(i.name_len as usize));
+            }
+            assert_eq!(state(&a), state(&b), "round {round}");
+            // And the tables go on the same way.
+            a.insert(Some(b"n"), b"v");
+            b.insert(Some(b"n"), b"v");
+            assert_eq!(state(&a), state(&b), "round {round}, after");
+        }
     }
 
     #[test]
