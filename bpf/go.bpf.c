@@ -190,7 +190,7 @@ static __always_inline int go_return(struct pt_regs *ctx, __u8 op)
 		flags |= WEFT_CALL_NO_SOCK;
 		stat_add(WEFT_STAT_NO_SOCK, 1);
 	}
-	emit_call(ctx, &st, (__u64)n, &sock, flags, NULL, 2);
+	emit_call(ctx, &st, (__u64)n, &sock, flags, NULL, 2, false);
 	return 0;
 }
 

@@ -87,7 +87,8 @@ struct hello_state {
 	__u32 sent[2];
 	__u8 done[2];
 	__u8 verdict; /* plain.bpf.c: V_UNDECIDED, V_TLS, V_PLAIN, V_OTHER */
-	__u8 _pad[5];
+	__u8 data_seen; /* tls.bpf.c body skip: DATA_SEEN_*, DATA_NO_H2_SKIP */
+	__u8 _pad[4];
 };
 
 /* socket cookie -> hello_state. LRU: a forgotten entry only means a
@@ -115,13 +116,14 @@ struct ssl_key {
 struct ssl_sock {
 	struct weft_sock sock; /* family 0: a non-INET transport */
 	__u8 hello_done;       /* HELLO_DONE_*: directions whose handshake bytes are done */
-	__u8 body_live;        /* BODY_LIVE_*: directions inside a body (`bodies` holds it) */
+	__u8 body_live;        /* BODY_LIVE_*: directions with state in `bodies` (and seen) */
 	__u8 _pad[6];
 };
 
 #define HELLO_DONE_W 1
 #define HELLO_DONE_R 2
-/* = WEFT_OP_WRITE / WEFT_OP_READ */
+/* = WEFT_OP_WRITE / WEFT_OP_READ; shifted by 2: the direction had a data
+ * call since the entry was made */
 #define BODY_LIVE_W 1
 #define BODY_LIVE_R 2
 
@@ -1205,9 +1207,32 @@ static __always_inline __u64 copy_extent(struct copy_ctx *c, __u64 base, __u64 n
 #define BODY_SCAN_MIN 1024
 #define BODY_SCAN_MAX 1024
 
+#define H2_STREAMS 8
+/* Holes of one call at most (more are copied). */
+#define MAX_HOLES 4
+
 struct body_dir {
-	__u64 left;      /* body bytes still to come */
+	__u64 left;      /* HTTP/1: body bytes still to come */
 	__u64 copy_left; /* of those, bytes still to copy before the hole */
+	/* HTTP/2 (h2 set): frame boundaries, from the direction's first byte */
+	__u64 pos;       /* the walk's place in the current call */
+	__u64 len;       /* the current call's length */
+	__u64 buf;       /* the current call's buffer */
+	__u32 frame_left;      /* payload bytes left in the current frame */
+	__u8 h2;
+	__u8 hdr_have;         /* bytes of a frame header cut by the call's end */
+	__u8 slot;             /* the current DATA frame's stream slot, H2_STREAMS: none */
+	__u8 _pad;
+	__u8 hdr[16];          /* that header (9 bytes) */
+	__u32 ids[H2_STREAMS]; /* streams with DATA so far (0: free) */
+	__u32 kept[H2_STREAMS];/* their DATA bytes copied (at most body_keep) */
+	/* The holes the walk found in the current call (in the map value,
+	 * not the loop's stack context: nothing there for the verifier to
+	 * follow from one step to the next). */
+	__u64 ha[MAX_HOLES];
+	__u64 hb[MAX_HOLES];
+	__u32 nholes;
+	__u32 _pad2;
 };
 
 struct body_state {
@@ -1222,6 +1247,9 @@ struct {
 	__type(key, __u64);
 	__type(value, struct body_state);
 } bodies SEC(".maps");
+
+/* A new entry's value (too large for the return probe's stack). */
+const struct body_state body_zero = {};
 
 struct body_scratch {
 	__u8 b[BODY_SCAN_MAX + 32]; /* room for a 16-byte load at any line start */
@@ -1399,15 +1427,233 @@ __noinline int weft_head_of(__u64 addr, __u64 n, struct head_facts *out)
 	return 1;
 }
 
-/* The hole [*ha, *hb) of a call of `len` bytes on connection `cookie`
- * (direction by op), and whether the direction is inside a body when the
- * call ends. `live`: the SSL*'s cache says it was inside one; 2: unknown
- * (no cache: look). */
-static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cookie, __u8 live,
-				      __u64 *ha, __u64 *hb)
+/* Holes of one call, in order (body_plan). */
+struct plan {
+	__u64 a[MAX_HOLES];
+	__u64 b[MAX_HOLES];
+	__u32 n;
+	__u32 _pad;
+	__u64 skipped; /* out (weft_copy_extents): bytes left out before the copy ended */
+};
+
+/* Adds the hole [a, b) (joined to the previous one when they touch). */
+static __always_inline void add_hole(struct plan *p, __u64 a, __u64 b)
 {
-	*ha = 0;
-	*hb = 0;
+	if (b <= a)
+		return;
+	__u32 n = p->n;
+	if (n > 0 && n <= MAX_HOLES && p->b[(n - 1) & (MAX_HOLES - 1)] == a) {
+		p->b[(n - 1) & (MAX_HOLES - 1)] = b;
+		return;
+	}
+	if (n >= MAX_HOLES)
+		return; /* copied: more holes than a call has room for */
+	p->a[n & (MAX_HOLES - 1)] = a;
+	p->b[n & (MAX_HOLES - 1)] = b;
+	p->n = n + 1;
+}
+
+struct h2_ctx {
+	struct body_dir *d;
+};
+
+/* add_hole for the HTTP/2 walk: in the direction's map value. */
+static __always_inline void h2_hole(struct body_dir *d, __u64 a, __u64 b)
+{
+	if (b <= a)
+		return;
+	__u32 n = d->nholes;
+	if (n > 0 && n <= MAX_HOLES && d->hb[(n - 1) & (MAX_HOLES - 1)] == a) {
+		d->hb[(n - 1) & (MAX_HOLES - 1)] = b;
+		return;
+	}
+	if (n >= MAX_HOLES)
+		return;
+	d->ha[n & (MAX_HOLES - 1)] = a;
+	d->hb[n & (MAX_HOLES - 1)] = b;
+	d->nholes = n + 1;
+}
+
+/* The stream slot of `id` for a DATA frame: found, or taken (a free one,
+ * else the one of the lowest id: streams mostly end in order). */
+static __always_inline __u8 h2_slot(struct body_dir *d, __u32 id)
+{
+	__u8 low = 0;
+	for (int k = 0; k < H2_STREAMS; k++) {
+		if (d->ids[k] == id)
+			return k;
+		if (d->ids[k] < d->ids[low])
+			low = k;
+	}
+	low &= H2_STREAMS - 1;
+	d->ids[low] = id;
+	d->kept[low] = 0;
+	return low;
+}
+
+/*
+ * One step of the HTTP/2 walk over a call (bpf_loop): the rest of the
+ * current frame's payload (a hole when it is DATA of a stream past
+ * body_keep), or the next frame header (read from the call, or finished
+ * from the bytes the previous call ended with). The walk's state lives in
+ * the map value, not in the loop's context: the verifier then has nothing
+ * growing to follow from one iteration to the next.
+ */
+static long h2_step(__u64 i, void *arg)
+{
+	struct h2_ctx *c = arg;
+	struct body_dir *d = c->d;
+	__u64 pos = d->pos, len = d->len;
+	if (pos >= len || !d->h2)
+		return 1;
+	__u64 left = len - pos;
+	if (d->frame_left) {
+		__u64 n = d->frame_left < left ? d->frame_left : left;
+		__u8 slot = d->slot;
+		if (slot < H2_STREAMS) {
+			__u32 kept = d->kept[slot & (H2_STREAMS - 1)];
+			__u64 room = kept < body_keep ? body_keep - kept : 0;
+			if (n > room) {
+				h2_hole(d, pos + room, pos + n);
+				d->kept[slot & (H2_STREAMS - 1)] = body_keep;
+			} else {
+				d->kept[slot & (H2_STREAMS - 1)] = kept + n;
+			}
+		}
+		d->frame_left -= n;
+		d->pos = pos + n;
+		return 0;
+	}
+	__u8 have = d->hdr_have;
+	if (have > 8) {
+		d->h2 = 0;
+		return 1;
+	}
+	__u64 take = 9 - have;
+	if (take > left)
+		take = left;
+	if (take < 1 || take > 9 ||
+	    bpf_copy_from_user(&d->hdr[have & 7], take, (const void *)(d->buf + pos))) {
+		d->h2 = 0; /* lost: copy everything from now on */
+		return 1;
+	}
+	d->pos = pos + take;
+	have += take;
+	if (have < 9) {
+		d->hdr_have = have;
+		return 1;
+	}
+	d->hdr_have = 0;
+	__u32 flen = (__u32)d->hdr[0] << 16 | (__u32)d->hdr[1] << 8 | d->hdr[2];
+	__u32 id = ((__u32)d->hdr[5] << 24 | (__u32)d->hdr[6] << 16 | (__u32)d->hdr[7] << 8 |
+		    d->hdr[8]) & 0x7fffffff;
+	d->frame_left = flen;
+	d->slot = H2_STREAMS;
+	if (d->hdr[3] == 0 /* DATA */ && id && flen)
+		d->slot = h2_slot(d, id);
+	return 0;
+}
+
+#define H2_PREFACE_LEN 24
+#define H2_SETTINGS_MAX 8 /* settings read from the server's first frame */
+#define H2_NO_SKIP (-2)   /* HTTP/2, but not to be followed */
+
+/*
+ * The direction's first call since its connection's handshake: HTTP/2 when
+ * it starts with the client preface (frames follow it) or the server's
+ * SETTINGS frame. Returns the offset of the first frame, or -1.
+ */
+static __always_inline long h2_start(__u64 buf, __u64 len)
+{
+	__u8 b[H2_PREFACE_LEN];
+	if (len < 9 || bpf_copy_from_user(b, 9, (const void *)buf))
+		return -1;
+	/* SETTINGS (type 4), no flags, stream 0, a length of whole settings */
+	__u32 flen = (__u32)b[0] << 16 | (__u32)b[1] << 8 | b[2];
+	if (b[3] == 4 && b[4] == 0 && !b[5] && !b[6] && !b[7] && !b[8] && flen % 6 == 0) {
+		/* A server that allows extended CONNECT (RFC 8441) may carry
+		 * WebSocket in DATA frames: a stream of messages, not a body
+		 * bounded by --max-body. Its connection is not followed. */
+		__u8 set[H2_SETTINGS_MAX * 6] = {};
+		__u32 n = flen < sizeof(set) ? flen : sizeof(set);
+		if (len < 9 + n || (n && bpf_copy_from_user(set, n, (const void *)(buf + 9))))
+			return H2_NO_SKIP;
+		for (int k = 0; k < H2_SETTINGS_MAX; k++) {
+			if (k * 6 + 6 > n)
+				break;
+			__u16 id = (__u16)set[k * 6] << 8 | set[k * 6 + 1];
+			if (id == 8 /* SETTINGS_ENABLE_CONNECT_PROTOCOL */ &&
+			    (set[k * 6 + 2] | set[k * 6 + 3] | set[k * 6 + 4] | set[k * 6 + 5]))
+				return H2_NO_SKIP;
+		}
+		return 0;
+	}
+	if (len < H2_PREFACE_LEN || bpf_copy_from_user(b, H2_PREFACE_LEN, (const void *)buf))
+		return -1;
+	__u64 w0, w1, w2;
+	__builtin_memcpy(&w0, b, 8);
+	__builtin_memcpy(&w1, b + 8, 8);
+	__builtin_memcpy(&w2, b + 16, 8);
+	/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" */
+	if (w0 == 0x50545448202a2049ULL && w1 == 0x0a0d0a0d302e322fULL &&
+	    w2 == 0x0a0d0a0d0a0d4d53ULL)
+		return H2_PREFACE_LEN;
+	return -1;
+}
+
+#define DATA_SEEN_W 1
+#define DATA_SEEN_R 2
+#define DATA_NO_H2_SKIP 4 /* the server allows extended CONNECT */
+
+/* Connection `cookie`'s handshake state when it was seen from its
+ * handshake and this is the first data call of direction `op` since (told
+ * once per direction: `hellos` keeps the answer), else NULL. */
+static __always_inline struct hello_state *first_data_call(__u64 cookie, __u8 op)
+{
+	struct hello_state *h = bpf_map_lookup_elem(&hellos, &cookie);
+	if (!h)
+		return NULL;
+	__u8 bit = op == WEFT_OP_WRITE ? DATA_SEEN_W : DATA_SEEN_R;
+	if (h->data_seen & bit)
+		return NULL;
+	h->data_seen |= bit;
+	return h->sent[0] && h->sent[1] ? h : NULL;
+}
+
+/* HTTP/2: the holes of the call in the direction's walk `d`. */
+static __always_inline void h2_plan(struct body_dir *d, __u64 buf, __u64 len, __u64 from,
+				    struct plan *p)
+{
+	d->pos = from;
+	d->len = len;
+	d->buf = buf;
+	d->nholes = 0;
+	struct h2_ctx c = { .d = d };
+	bpf_loop(128, h2_step, &c, 0);
+	if (d->h2 && d->pos < d->len) {
+		d->h2 = 0; /* more frames than steps: lost, copy from now on */
+		return;
+	}
+	__u32 n = d->nholes;
+	if (n > MAX_HOLES)
+		n = MAX_HOLES;
+	for (int k = 0; k < MAX_HOLES; k++) {
+		p->a[k] = d->ha[k];
+		p->b[k] = d->hb[k];
+	}
+	p->n = n;
+}
+
+/*
+ * The holes of a call of `len` bytes on connection `cookie` (direction by
+ * op) in `p`, and whether the direction needs its state at the next call
+ * (inside an HTTP/1 body, or an HTTP/2 connection). `live`: the SSL*'s
+ * cache says so; 2: unknown (no cache: look). `first`: the cache entry
+ * has not seen a data call of this direction yet.
+ */
+static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cookie, __u8 live,
+				      bool first, struct plan *p)
+{
 	if (body_keep == BODY_KEEP_ALL || !cookie || !buf)
 		return false;
 	__u64 pos = 0;
@@ -1417,21 +1663,47 @@ static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cooki
 		bs = bpf_map_lookup_elem(&bodies, &cookie);
 		if (bs) {
 			d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+			if (d->h2) {
+				h2_plan(d, buf, len, 0, p);
+				return d->h2;
+			}
 			if (d->left) {
 				__u64 body = len < d->left ? len : d->left;
 				__u64 copy = body < d->copy_left ? body : d->copy_left;
-				if (copy < body) {
-					*ha = copy;
-					*hb = body;
-				}
+				add_hole(p, copy, body);
 				d->left -= body;
 				d->copy_left -= copy;
 				pos = body;
 				if (d->left)
 					return true;
-				if (*hb)
-					return false; /* one hole per call */
+				if (p->n)
+					return false; /* one HTTP/1 hole per call */
 			}
+		}
+	} else if (first) {
+		struct hello_state *h = first_data_call(cookie, op);
+		long at = h ? h2_start(buf, len) : -1;
+		if (at == H2_NO_SKIP && h) {
+			/* Nor the other direction, whether it started already or
+			 * starts later. */
+			h->data_seen |= DATA_NO_H2_SKIP;
+			bs = bpf_map_lookup_elem(&bodies, &cookie);
+			if (bs) {
+				bs->d[0].h2 = 0;
+				bs->d[1].h2 = 0;
+			}
+			return false;
+		}
+		if (at >= 0 && h && !(h->data_seen & DATA_NO_H2_SKIP)) {
+			bs = map_entry(&bodies, &cookie, &body_zero);
+			if (!bs)
+				return false;
+			d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+			__builtin_memset(d, 0, sizeof(*d));
+			d->h2 = 1;
+			d->slot = H2_STREAMS;
+			h2_plan(d, buf, len, at, p);
+			return d->h2;
 		}
 	}
 	if (pos >= len || len - pos < BODY_SCAN_MIN)
@@ -1444,22 +1716,61 @@ static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cooki
 	__u64 here = clen < rest ? clen : rest;
 	if (!here)
 		return false; /* no body bytes after the head: maybe a reply to HEAD */
-	if (here > body_keep) {
-		*ha = pos + head + body_keep;
-		*hb = pos + head + here;
-	}
+	if (here > body_keep)
+		add_hole(p, pos + head + body_keep, pos + head + here);
 	if (clen == here)
 		return false;
 	if (!bs) {
-		struct body_state z = {};
-		bs = map_entry(&bodies, &cookie, &z);
+		bs = map_entry(&bodies, &cookie, &body_zero);
 		if (!bs)
 			return false;
 	}
 	d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+	d->h2 = 0;
 	d->left = clen - here;
 	d->copy_left = here >= body_keep ? 0 : body_keep - here;
 	return true;
+}
+
+/*
+ * Copies a call's bytes around the holes of `p` (at most `total`): the
+ * bytes before each hole, then from the last hole's end. Returns the bytes
+ * submitted; p->skipped the bytes left out before the copy ended (a failed
+ * copy stops it: what follows is truncation, not holes). A global
+ * function: its loops are verified once, not on every path to it.
+ */
+__noinline __u64 weft_copy_extents(struct copy_ctx *c, struct plan *p, __u64 total)
+{
+	if (!c || !p)
+		return 0;
+	/* bpf_loop wants its context on this function's stack. */
+	struct copy_ctx lc = *c;
+	__u32 n = p->n;
+	if (n > MAX_HOLES)
+		n = MAX_HOLES;
+	__u64 from = 0, captured = 0, skipped = 0;
+	for (int k = 0; k <= MAX_HOLES; k++) {
+		if (k > n)
+			break;
+		__u64 to = k < n ? p->a[k & (MAX_HOLES - 1)] : total;
+		if (to > total)
+			to = total;
+		if (to > from)
+			captured += copy_extent(&lc, from, to - from);
+		if (lc.flags || k == n)
+			break;
+		__u64 hb = p->b[k & (MAX_HOLES - 1)];
+		if (hb > total)
+			hb = total;
+		if (to < from)
+			to = from;
+		if (hb > to)
+			skipped += hb - to;
+		from = hb > to ? hb : to;
+	}
+	p->skipped = skipped;
+	c->flags = lc.flags;
+	return captured;
 }
 
 /*
@@ -1467,12 +1778,12 @@ static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cooki
  * records, then the call record. Shared by every library's return program
  * (it must run in a sleepable program: bpf_copy_from_user). `st` gives the
  * buffer, the library object, the op and the entry time; `sock` the socket.
- * `live`: the body-skip state of the call's direction (body_plan); the
- * return value says whether it is inside a body after the call.
+ * `live`/`first`: the body-skip state of the call's direction (body_plan);
+ * the return value says whether it needs that state at the next call.
  */
 static __always_inline bool emit_call(void *ctx, const struct call_state *st, __u64 len,
 				      const struct weft_sock *sock, __u32 flags, __u8 *woken,
-				      __u8 live)
+				      __u8 live, bool first)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct copy_ctx c = {};
@@ -1484,21 +1795,16 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 		flags |= WEFT_CALL_TRUNCATED;
 		stat_add(WEFT_STAT_TRUNCATED, 1);
 	}
-	__u64 ha, hb;
-	bool in_body = body_plan(st->buf, len, st->op, sock->cookie, live, &ha, &hb);
-	if (hb > total)
-		hb = total;
-	if (ha > hb)
-		ha = hb;
+	struct plan p = {};
+	bool keep_state = body_plan(st->buf, len, st->op, sock->cookie, live, first, &p);
 	/* Only what was submitted counts: never claim bytes not copied. */
 	__u64 captured, skipped = 0;
-	if (hb > ha) {
-		captured = copy_extent(&c, 0, ha);
-		if (!c.flags) {
-			skipped = hb - ha;
+	if (p.n) {
+		captured = weft_copy_extents(&c, &p, total);
+		skipped = p.skipped;
+		if (skipped) {
 			flags |= WEFT_CALL_HOLES;
 			stat_add(WEFT_STAT_BODY_SKIPPED, skipped);
-			captured += copy_extent(&c, hb, total - hb);
 		}
 	} else {
 		captured = copy_extent(&c, 0, total);
@@ -1509,10 +1815,10 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 
 	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, skipped, st->ssl,
 			 st->op, sock, woken))
-		return in_body;
+		return keep_state;
 	stat_add(WEFT_STAT_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
-	return in_body;
+	return keep_state;
 }
 
 /* ---- return: one program for every hooked function ---- */
@@ -1596,10 +1902,14 @@ int ssl_ret(struct pt_regs *ctx)
 	/* Body skip: this direction's state, from the cache read at entry. */
 	__u8 bit = st->op == WEFT_OP_WRITE ? BODY_LIVE_W : BODY_LIVE_R;
 	__u8 lives = 0;
-	if (tc->cached && tc->csock.sock.cookie == sock.cookie)
+	bool cached = tc->cached && tc->csock.sock.cookie == sock.cookie;
+	if (cached)
 		lives = tc->csock.body_live;
-	bool in_body = emit_call(ctx, st, len, &sock, flags, &tc->woken, lives & bit);
-	__u8 now = in_body ? lives | bit : lives & ~bit;
+	/* The first data call of this direction since the cache entry (made
+	 * by the handshake) may start an HTTP/2 connection. */
+	bool first = cached && !(lives & (bit << 2));
+	bool in_body = emit_call(ctx, st, len, &sock, flags, &tc->woken, lives & bit, first);
+	__u8 now = (in_body ? lives | bit : lives & ~bit) | (bit << 2);
 	if (now != lives) {
 		struct ssl_sock *e = bpf_map_lookup_elem(&ssl_socks, &key);
 		if (e && e->sock.cookie == sock.cookie)

@@ -159,6 +159,22 @@ fn bodies_are_cut_at_16k_by_default() -> TestResult {
     let cut = exit_stat(&seen.stderr, "decoder: bodies cut at --max-body")
         .ok_or_else(|| format!("no body line in the statistics:\n{}", seen.stderr))?;
     assert!(cut >= 4, "{cut}\n{}", seen.stderr);
+    // Past the first 16 KiB of each body (HTTP/1.1 Content-Length, HTTP/2
+    // DATA), neither end's probes copied a byte, and the decoders stepped
+    // over every one in sync (ADR 0008).
+    let past = (FILE_SIZE - 16384) as u64;
+    assert_eq!(
+        exit_stat(&seen.stderr, "body bytes not copied"),
+        Some(4 * past),
+        "{}",
+        seen.stderr
+    );
+    assert_eq!(
+        exit_stat(&seen.stderr, "of which stepped over by the decoders"),
+        Some(4 * past),
+        "{}",
+        seen.stderr
+    );
     Ok(())
 }
 
@@ -337,5 +353,84 @@ fn kernel_skips_body_bytes_past_the_bound() -> TestResult {
         "{}",
         run.stderr
     );
+    Ok(())
+}
+
+/// node's HTTP/2 server: `/big` answers the 100 KiB file. With
+/// `connect_protocol` its SETTINGS allow extended CONNECT (RFC 8441:
+/// WebSocket in DATA frames), which the kernel must then not cut.
+fn node_h2(dir: &Path, connect_protocol: bool) -> TestResult<(Helper, u16)> {
+    let (cert, key) = make_cert(dir)?;
+    std::fs::write(dir.join("big.txt"), file_bytes())?;
+    let port = free_port();
+    let script = format!(
+        r#"const h2 = require('http2'), fs = require('fs');
+const body = fs.readFileSync({big:?});
+const s = h2.createSecureServer({{ cert: fs.readFileSync({cert:?}), key: fs.readFileSync({key:?}),
+  settings: {{ enableConnectProtocol: {connect_protocol} }} }});
+s.on('stream', (st) => {{ st.respond({{ ':status': 200, 'content-type': 'text/plain' }}); st.end(body); }});
+s.listen({port}, '127.0.0.1', () => console.log('ready'));"#,
+        big = dir.join("big.txt").display().to_string(),
+        cert = cert.display().to_string(),
+        key = key.display().to_string(),
+    );
+    let mut cmd = Command::new("node");
+    cmd.args(["-e", &script]);
+    let h = Helper::spawn(cmd)?;
+    let line = h.read_line(CLIENT_TIMEOUT)?;
+    assert_eq!(line, "ready");
+    Ok((h, port))
+}
+
+/// HTTP/2 bodies are cut in the kernel only where no WebSocket can ride
+/// in DATA frames: against a server whose SETTINGS allow extended CONNECT
+/// every byte is copied; against the same server without it, curl's side
+/// leaves out the body past 16 KiB. The events are the same either way.
+#[test]
+fn h2_bodies_are_not_cut_where_websocket_may_use_data_frames() -> TestResult {
+    for connect_protocol in [true, false] {
+        let dir = TempDir::new("h2connect");
+        let (server, port) = node_h2(dir.path(), connect_protocol)?;
+        let weft = Weft::start(&[])?;
+        let (pid, got, counted) = fetch(
+            "--http2",
+            &format!("https://127.0.0.1:{port}/big"),
+            dir.path(),
+        )?;
+        assert_eq!((counted, got == file_bytes()), (FILE_SIZE as u64, true));
+        let mine = |e: &Value| {
+            field_str(e, "event.action") == Some("http-transaction")
+                && field_u64(e, "process.pid") == Some(u64::from(pid))
+        };
+        let end = std::time::Instant::now() + SEEN_TIMEOUT;
+        while std::time::Instant::now() < end && !weft.events_so_far().iter().any(&mine) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let run = weft.stop()?;
+        drop(server);
+        assert!(run.success, "weft failed:\n{}", run.stderr);
+        let e = run
+            .events
+            .iter()
+            .find(|e| mine(e))
+            .ok_or_else(|| format!("no event of curl:\n{}", run.stderr))?;
+        let http = field(e, "weft.http");
+        assert_eq!(
+            body_facts(e),
+            (Some(FILE_SIZE as u64), Some(16384), Some(true), Some(true)),
+            "{http:?}"
+        );
+        assert_eq!(flag(e, "weft.http.data_lost"), Some(false), "{http:?}");
+        let skipped = exit_stat(&run.stderr, "body bytes not copied").unwrap_or(0);
+        if connect_protocol {
+            assert_eq!(
+                skipped, 0,
+                "extended CONNECT allowed, yet cut:\n{}",
+                run.stderr
+            );
+        } else {
+            assert!(skipped >= (FILE_SIZE - 16384) as u64, "{}", run.stderr);
+        }
+    }
     Ok(())
 }
