@@ -1455,6 +1455,8 @@ static __always_inline void add_hole(struct plan *p, __u64 a, __u64 b)
 
 struct h2_ctx {
 	struct body_dir *d;
+	struct body_scratch *s; /* the call's bytes when it has <= BODY_SCAN_MAX */
+	__u64 wlen;             /* bytes in s->b (0: none) */
 };
 
 /* add_hole for the HTTP/2 walk: in the direction's map value. */
@@ -1532,8 +1534,18 @@ static long h2_step(__u64 i, void *arg)
 	__u64 take = 9 - have;
 	if (take > left)
 		take = left;
-	if (take < 1 || take > 9 ||
-	    bpf_copy_from_user(&d->hdr[have & 7], take, (const void *)(d->buf + pos))) {
+	if (take < 1 || take > 9) {
+		d->h2 = 0;
+		return 1;
+	}
+	if (c->s && pos + take <= c->wlen) {
+		/* From the copy of a small call: no helper call per header. */
+		for (int k = 0; k < 9; k++) {
+			if (k >= take)
+				break;
+			d->hdr[(have + k) & 15] = c->s->b[(pos + k) & (BODY_SCAN_MAX - 1)];
+		}
+	} else if (bpf_copy_from_user(&d->hdr[have & 7], take, (const void *)(d->buf + pos))) {
 		d->h2 = 0; /* lost: copy everything from now on */
 		return 1;
 	}
@@ -1629,6 +1641,18 @@ static __always_inline void h2_plan(struct body_dir *d, __u64 buf, __u64 len, __
 	d->buf = buf;
 	d->nholes = 0;
 	struct h2_ctx c = { .d = d };
+	if (len <= BODY_SCAN_MAX && len > from + 9) {
+		/* A small call (many small frames, most likely): one copy of it
+		 * instead of one per frame header. Nothing in the walk sleeps
+		 * before it is read (per-CPU: a copy that sleeps on a fault
+		 * lets another program on this CPU use it). */
+		__u32 zero = 0;
+		struct body_scratch *s = bpf_map_lookup_elem(&body_scratch, &zero);
+		if (s && !bpf_copy_from_user(s->b, len & (BODY_SCAN_MAX * 2 - 1), (const void *)buf)) {
+			c.s = s;
+			c.wlen = len;
+		}
+	}
 	bpf_loop(128, h2_step, &c, 0);
 	if (d->h2 && d->pos < d->len) {
 		d->h2 = 0; /* more frames than steps: lost, copy from now on */
