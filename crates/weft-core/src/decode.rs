@@ -1226,16 +1226,20 @@ mod tests {
                 data(Role::Client, Direction::Read, 4, RESP, RESP.len() as u64),
             ],
         );
-        let http: Vec<_> = got
-            .iter()
+        let http = http_events(&got);
+        assert_eq!(http.len(), 2, "{got:?}");
+        assert!(http.iter().any(|h| h.transaction.status() == Some(200)));
+        assert_eq!(stats.lock().map(|s| s.gap_bytes).unwrap_or(0), 90);
+    }
+
+    /// The http events among `got`.
+    fn http_events(got: &[Event]) -> Vec<&crate::event::Http> {
+        got.iter()
             .filter_map(|e| match e {
                 Event::Http(h) => Some(h),
                 _ => None,
             })
-            .collect();
-        assert_eq!(http.len(), 2, "{got:?}");
-        assert!(http.iter().any(|h| h.transaction.status() == Some(200)));
-        assert_eq!(stats.lock().map(|s| s.gap_bytes).unwrap_or(0), 90);
+            .collect()
     }
 
     /// A call with `holes` (body bytes the kernel left out) at `at`.
@@ -1280,13 +1284,7 @@ mod tests {
                 ),
             ],
         );
-        let http: Vec<_> = got
-            .iter()
-            .filter_map(|e| match e {
-                Event::Http(h) => Some(h),
-                _ => None,
-            })
-            .collect();
+        let http = http_events(&got);
         assert_eq!(http.len(), 2, "{got:?}");
         let first = &http[0].transaction.response;
         assert_eq!(first.body.size, 100);

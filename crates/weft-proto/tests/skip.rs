@@ -446,13 +446,7 @@ fn websocket_hole_in_a_frame_payload() {
     dec.feed(S2C, &frame(true, false, 1, None, b"next"), &mut out);
     // A hole in a header is a gap.
     dec.skip(S2C, 3, &mut out);
-    let msgs: Vec<_> = out
-        .iter()
-        .filter_map(|e| match e {
-            Event::WebSocket(m) => Some(m),
-            _ => None,
-        })
-        .collect();
+    let msgs = common::ws::messages(&out);
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0].size, 40_000);
     assert!(msgs[0].truncated && msgs[0].complete && !msgs[0].data_lost);
@@ -466,21 +460,7 @@ fn websocket_hole_in_a_frame_payload() {
 #[test]
 fn h2_hole_in_a_websocket_stream_is_a_gap_for_its_messages_only() {
     use common::ws::frame;
-    let mut enc_c = Encoder::new(true);
-    let mut enc_s = Encoder::new(false);
-    let req = enc_c.encode(&[
-        (":method", "CONNECT"),
-        (":protocol", "websocket"),
-        (":scheme", "https"),
-        (":path", "/chat"),
-        (":authority", "a"),
-    ]);
-    let resp = enc_s.encode(&[(":status", "200")]);
-    let mut client = PREFACE.to_vec();
-    client.extend(h2::settings(&[]));
-    client.extend(h2::headers(1, &req, false));
-    let mut server = h2::settings(&[]);
-    server.extend(h2::headers(1, &resp, false));
+    let (client, server) = h2::ws_connect("200");
     let mut dec = ConnectionDecoder::new(&limits(), Some(Protocol::Http2));
     let mut out = Vec::new();
     dec.feed(C2S, &client, &mut out);
@@ -496,13 +476,7 @@ fn h2_hole_in_a_websocket_stream_is_a_gap_for_its_messages_only() {
         &h2::data(1, &frame(true, false, 1, None, b"next"), false),
         &mut out,
     );
-    let msgs: Vec<_> = out
-        .iter()
-        .filter_map(|e| match e {
-            Event::WebSocket(m) => Some(m),
-            _ => None,
-        })
-        .collect();
+    let msgs = common::ws::messages(&out);
     assert_eq!(msgs.len(), 2);
     assert!(msgs[0].data_lost && !msgs[0].complete);
     assert!(msgs[1].complete && !msgs[1].data_lost);

@@ -619,21 +619,7 @@ fn http2_extended_connect() {
 
 #[test]
 fn http2_connect_refused_is_an_ordinary_transaction() {
-    let mut enc_c = Encoder::new(true);
-    let mut enc_s = Encoder::new(false);
-    let req = enc_c.encode(&[
-        (":method", "CONNECT"),
-        (":protocol", "websocket"),
-        (":scheme", "https"),
-        (":path", "/chat"),
-        (":authority", "a"),
-    ]);
-    let resp = enc_s.encode(&[(":status", "404")]);
-    let mut client = PREFACE.to_vec();
-    client.extend(h2::settings(&[]));
-    client.extend(h2::headers(1, &req, false));
-    let mut server = h2::settings(&[]);
-    server.extend(h2::headers(1, &resp, false));
+    let (client, mut server) = h2::ws_connect("404");
     server.extend(h2::data(1, b"not here", true));
     let mut dec = ConnectionDecoder::new(&Limits::default(), Some(Protocol::Http2));
     let mut out = Vec::new();
@@ -689,21 +675,7 @@ fn never_panics_on_noise() {
 
 #[test]
 fn http2_gap_resynchronises_the_websocket_stream() {
-    let mut enc_c = Encoder::new(true);
-    let mut enc_s = Encoder::new(false);
-    let req = enc_c.encode(&[
-        (":method", "CONNECT"),
-        (":protocol", "websocket"),
-        (":scheme", "https"),
-        (":path", "/chat"),
-        (":authority", "a"),
-    ]);
-    let resp = enc_s.encode(&[(":status", "200")]);
-    let mut client = PREFACE.to_vec();
-    client.extend(h2::settings(&[]));
-    client.extend(h2::headers(1, &req, false));
-    let mut server = h2::settings(&[]);
-    server.extend(h2::headers(1, &resp, false));
+    let (client, server) = h2::ws_connect("200");
     let msg = frame(true, false, 2, None, &[7; 100]);
     let mut dec = ConnectionDecoder::new(&Limits::default(), Some(Protocol::Http2));
     let mut out = Vec::new();

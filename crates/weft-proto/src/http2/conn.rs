@@ -718,11 +718,7 @@ impl Core {
         {
             ws.feed(dir, data, out);
             let c = ws.take_counters();
-            self.counters.add(&c);
-            if end_stream {
-                s.message(dir).complete = true;
-                self.maybe_emit(dir, id, out);
-            }
+            self.ws_fed(dir, id, end_stream, &c, out);
             return;
         }
         let awaiting_headers = s.blocks[dir.index()] == 0;
@@ -759,6 +755,26 @@ impl Core {
         }
     }
 
+    /// A WebSocket stream's DATA went to its decoder (fed or told of a
+    /// gap): the decoder's counters `c` join the connection's, and
+    /// END_STREAM completes the stream's message in `dir`.
+    fn ws_fed(
+        &mut self,
+        dir: Direction,
+        id: u32,
+        end_stream: bool,
+        c: &Counters,
+        out: &mut Vec<Event>,
+    ) {
+        self.counters.add(c);
+        if end_stream {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.message(dir).complete = true;
+            }
+            self.maybe_emit(dir, id, out);
+        }
+    }
+
     /// `n` bytes of a DATA frame's payload in `dir` were passed over by
     /// [`FrameDecoder::skip`]; `skipped.data` of them were data.
     fn on_skip(&mut self, dir: Direction, n: u64, skipped: Skipped, out: &mut Vec<Event>) {
@@ -787,11 +803,7 @@ impl Core {
             }
             self.counters.body_bytes_skipped += n - data;
             let c = ws.take_counters();
-            self.counters.add(&c);
-            if end_stream {
-                s.message(dir).complete = true;
-                self.maybe_emit(dir, id, out);
-            }
+            self.ws_fed(dir, id, end_stream, &c, out);
             return;
         }
         self.counters.body_bytes_skipped += n;

@@ -269,3 +269,24 @@ pub fn ping(ack: bool) -> Vec<u8> {
 }
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An RFC 8441 WebSocket over HTTP/2 on stream 1, as far as the response
+/// head with `status`: the client's bytes (preface, SETTINGS, the extended
+/// CONNECT) and the server's (SETTINGS, the response HEADERS).
+#[allow(dead_code)]
+pub fn ws_connect(status: &str) -> (Vec<u8>, Vec<u8>) {
+    let req = Encoder::new(true).encode(&[
+        (":method", "CONNECT"),
+        (":protocol", "websocket"),
+        (":scheme", "https"),
+        (":path", "/chat"),
+        (":authority", "a"),
+    ]);
+    let resp = Encoder::new(false).encode(&[(":status", status)]);
+    let mut client = PREFACE.to_vec();
+    client.extend(settings(&[]));
+    client.extend(headers(1, &req, false));
+    let mut server = settings(&[]);
+    server.extend(headers(1, &resp, false));
+    (client, server)
+}
