@@ -1436,21 +1436,27 @@ struct plan {
 	__u64 skipped; /* out (weft_copy_extents): bytes left out before the copy ended */
 };
 
-/* Adds the hole [a, b) (joined to the previous one when they touch). */
-static __always_inline void add_hole(struct plan *p, __u64 a, __u64 b)
+/* Adds the hole [a, b) to the n holes in ha/hb (joined to the previous
+ * one when they touch; dropped, so copied, past MAX_HOLES). */
+static __always_inline void hole_add(__u64 *ha, __u64 *hb, __u32 *np, __u64 a, __u64 b)
 {
 	if (b <= a)
 		return;
-	__u32 n = p->n;
-	if (n > 0 && n <= MAX_HOLES && p->b[(n - 1) & (MAX_HOLES - 1)] == a) {
-		p->b[(n - 1) & (MAX_HOLES - 1)] = b;
+	__u32 n = *np;
+	if (n > 0 && n <= MAX_HOLES && hb[(n - 1) & (MAX_HOLES - 1)] == a) {
+		hb[(n - 1) & (MAX_HOLES - 1)] = b;
 		return;
 	}
 	if (n >= MAX_HOLES)
-		return; /* copied: more holes than a call has room for */
-	p->a[n & (MAX_HOLES - 1)] = a;
-	p->b[n & (MAX_HOLES - 1)] = b;
-	p->n = n + 1;
+		return;
+	ha[n & (MAX_HOLES - 1)] = a;
+	hb[n & (MAX_HOLES - 1)] = b;
+	*np = n + 1;
+}
+
+static __always_inline void add_hole(struct plan *p, __u64 a, __u64 b)
+{
+	hole_add(p->a, p->b, &p->n, a, b);
 }
 
 struct h2_ctx {
@@ -1462,18 +1468,7 @@ struct h2_ctx {
 /* add_hole for the HTTP/2 walk: in the direction's map value. */
 static __always_inline void h2_hole(struct body_dir *d, __u64 a, __u64 b)
 {
-	if (b <= a)
-		return;
-	__u32 n = d->nholes;
-	if (n > 0 && n <= MAX_HOLES && d->hb[(n - 1) & (MAX_HOLES - 1)] == a) {
-		d->hb[(n - 1) & (MAX_HOLES - 1)] = b;
-		return;
-	}
-	if (n >= MAX_HOLES)
-		return;
-	d->ha[n & (MAX_HOLES - 1)] = a;
-	d->hb[n & (MAX_HOLES - 1)] = b;
-	d->nholes = n + 1;
+	hole_add(d->ha, d->hb, &d->nholes, a, b);
 }
 
 /* The stream slot of `id` for a DATA frame: found, or taken (a free one,
