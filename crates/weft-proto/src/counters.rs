@@ -111,6 +111,16 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// `dropped` bytes of a body were not kept (past the body bound, or
+    /// not captured at all): counted, and the body counted as cut the first
+    /// time (`already_cut`: it was cut before these bytes).
+    pub(crate) fn body_cut(&mut self, already_cut: bool, dropped: u64) {
+        if dropped > 0 {
+            self.body_bytes_dropped += dropped;
+            self.bodies_truncated += u64::from(!already_cut);
+        }
+    }
+
     /// Adds every counter of `other` to `self`.
     pub fn add(&mut self, other: &Counters) {
         let Counters {

@@ -277,15 +277,14 @@ impl Http1Decoder {
             }
         };
         self.counters.body_bytes_skipped += n;
-        let first_cut = self.current(dir).map(|m| {
+        let already_cut = self.current(dir).map(|m| {
             m.seen = true;
             let was = m.body.truncated;
             m.body.skip(n);
-            !was
+            was
         });
-        if let Some(first_cut) = first_cut {
-            self.counters.body_bytes_dropped += n;
-            self.counters.bodies_truncated += u64::from(first_cut);
+        if let Some(already_cut) = already_cut {
+            self.counters.body_cut(already_cut, n);
         }
         self.sides[d].state = next;
         if done {
@@ -711,12 +710,7 @@ impl Http1Decoder {
             }
             let was = m.body.truncated;
             let dropped = m.body.append(data, max_body);
-            if dropped > 0 {
-                self.counters.body_bytes_dropped += dropped as u64;
-                if !was {
-                    self.counters.bodies_truncated += 1;
-                }
-            }
+            self.counters.body_cut(was, dropped as u64);
         }
         self.sides[d].state = next;
         if done {

@@ -743,12 +743,7 @@ impl Core {
         }
         let was_truncated = m.body.truncated;
         let dropped = m.body.append(data, max);
-        if dropped > 0 {
-            self.counters.body_bytes_dropped += dropped as u64;
-            if !was_truncated {
-                self.counters.bodies_truncated += 1;
-            }
-        }
+        self.counters.body_cut(was_truncated, dropped as u64);
         if end_stream {
             m.complete = true;
             self.maybe_emit(dir, id, out);
@@ -819,14 +814,9 @@ impl Core {
         if awaiting_headers {
             m.headers_incomplete = true;
         }
-        if data > 0 {
-            let was_truncated = m.body.truncated;
-            m.body.skip(data);
-            self.counters.body_bytes_dropped += data;
-            if !was_truncated {
-                self.counters.bodies_truncated += 1;
-            }
-        }
+        let was_truncated = m.body.truncated;
+        m.body.skip(data);
+        self.counters.body_cut(was_truncated, data);
         if end_stream {
             m.complete = true;
             self.maybe_emit(dir, id, out);

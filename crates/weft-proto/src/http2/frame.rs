@@ -392,6 +392,17 @@ enum State {
     Skip(u32),
 }
 
+impl State {
+    /// Skipping the `n` bytes left of a frame, then its next header.
+    fn skipping(n: u32) -> State {
+        if n == 0 {
+            State::Header
+        } else {
+            State::Skip(n)
+        }
+    }
+}
+
 /// An open header block awaiting CONTINUATION frames.
 #[derive(Debug, Clone, Copy)]
 struct Cont {
@@ -561,10 +572,7 @@ impl FrameDecoder {
                     });
                 }
                 // Lossless: at most `pad`.
-                self.state = match rest as u32 {
-                    0 => State::Header,
-                    rest => State::Skip(rest),
-                };
+                self.state = State::skipping(rest as u32);
                 Some(Skipped {
                     stream_id,
                     data,
@@ -574,10 +582,7 @@ impl FrameDecoder {
             State::Skip(left) => {
                 let rest = u64::from(left).checked_sub(n)?;
                 // Lossless: at most `left`.
-                self.state = match rest as u32 {
-                    0 => State::Header,
-                    rest => State::Skip(rest),
-                };
+                self.state = State::skipping(rest as u32);
                 Some(Skipped {
                     stream_id: 0,
                     data: 0,
@@ -842,10 +847,8 @@ impl FrameDecoder {
                             left,
                             pad,
                         }
-                    } else if pad > 0 {
-                        State::Skip(pad)
                     } else {
-                        State::Header
+                        State::skipping(pad)
                     };
                     return Ok(Some(Out::Data {
                         stream_id,
