@@ -28,8 +28,9 @@
 
 /* Bytes of one call's payload copied at most (the per-call cap). */
 const volatile __u64 payload_cap = 256 * 1024;
-/* Body bytes kept per HTTP/1 message body (--max-body): past them, the
- * bytes of a Content-Length body are not copied (tls.bpf.c, body skip).
+/* Body bytes kept per body (--max-body): past them, the bytes of an
+ * HTTP/1 Content-Length body or of an HTTP/2 stream's DATA are not copied
+ * (tls.bpf.c, body skip).
  * BODY_KEEP_ALL (the default): copy every byte (--raw, --record). */
 #define BODY_KEEP_ALL (~0ULL)
 const volatile __u64 body_keep = BODY_KEEP_ALL;

@@ -1185,24 +1185,27 @@ static __always_inline __u64 copy_extent(struct copy_ctx *c, __u64 base, __u64 n
 	return c->flags ? c->fail_at * WEFT_CHUNK_MAX : n;
 }
 
-/* ---- body skip: HTTP/1 Content-Length bodies past --max-body ----
+/* ---- body skip: body bytes past --max-body ----
  *
- * Past the first body_keep bytes of an HTTP/1 message body no event
- * carries the body's bytes, so they are not copied: the call's data
- * records leave a hole there (WEFT_CALL_HOLES, call record `skipped`),
- * and the decoder steps over it inside the body it knows the length of
- * (docs/adr/0008-kernel-body-skip.md). Per connection and direction the
- * kernel keeps the body bytes left and those still to copy (`bodies`);
- * the SSL*'s cache entry says which directions have one (body_live), so
- * calls of other connections pay nothing but that bit test.
+ * Past the first body_keep bytes of an HTTP/1 message body, or of an
+ * HTTP/2 stream's DATA, no event carries the body's bytes, so they are not
+ * copied: the call's data records leave holes there (WEFT_CALL_HOLES, call
+ * record `skipped`), and the decoder steps over them inside the body it
+ * knows the length of (docs/adr/0008-kernel-body-skip.md). Per connection
+ * and direction the kernel keeps its state in `bodies`; the SSL*'s cache
+ * entry says which directions have some (body_live), so calls of other
+ * connections pay nothing but that bit test.
  *
- * A message is followed only when its head starts a call (or follows the
- * end of the previous body in it), the call has at least BODY_SCAN_MIN
- * bytes from there, the whole head is in the first BODY_SCAN_MAX of them,
- * it has a Content-Length and no Transfer-Encoding, a response's status
- * allows a body, and body bytes follow the head in the same call (a
- * response to HEAD has none: it is never followed). Anything else is
- * copied whole, as without the skip. One hole per call at most.
+ * HTTP/1: a message is followed only when its head starts a call (or
+ * follows the end of the previous body in it), the call has at least
+ * BODY_SCAN_MIN bytes from there, the whole head is in the first
+ * BODY_SCAN_MAX of them, it has a Content-Length and no Transfer-Encoding,
+ * a response's status allows a body, and body bytes follow the head in the
+ * same call (a response to HEAD has none: it is never followed). Anything
+ * else is copied whole, as without the skip. One HTTP/1 hole per call.
+ *
+ * HTTP/2: every frame of a direction whose first data call weft saw after
+ * the handshake (h2_start, h2_step below); up to MAX_HOLES per call.
  */
 #define BODY_SCAN_MIN 1024
 #define BODY_SCAN_MAX 1024
@@ -1425,6 +1428,12 @@ __noinline int weft_head_of(__u64 addr, __u64 n, struct head_facts *out)
 	out->head_len = h.end;
 	out->clen = v;
 	return 1;
+}
+
+/* The state of direction `op` (a call's WEFT_OP_*) of a connection. */
+static __always_inline struct body_dir *body_dir_of(struct body_state *bs, __u8 op)
+{
+	return op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
 }
 
 /* Holes of one call, in order (body_plan). */
@@ -1681,7 +1690,7 @@ static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cooki
 	if (live) {
 		bs = bpf_map_lookup_elem(&bodies, &cookie);
 		if (bs) {
-			d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+			d = body_dir_of(bs, op);
 			if (d->h2) {
 				h2_plan(d, buf, len, 0, p);
 				return d->h2;
@@ -1717,7 +1726,7 @@ static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cooki
 			bs = map_entry(&bodies, &cookie, &body_zero);
 			if (!bs)
 				return false;
-			d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+			d = body_dir_of(bs, op);
 			__builtin_memset(d, 0, sizeof(*d));
 			d->h2 = 1;
 			d->slot = H2_STREAMS;
@@ -1744,7 +1753,7 @@ static __always_inline bool body_plan(__u64 buf, __u64 len, __u8 op, __u64 cooki
 		if (!bs)
 			return false;
 	}
-	d = op == WEFT_OP_WRITE ? &bs->d[0] : &bs->d[1];
+	d = body_dir_of(bs, op);
 	d->h2 = 0;
 	d->left = clen - here;
 	d->copy_left = here >= body_keep ? 0 : body_keep - here;

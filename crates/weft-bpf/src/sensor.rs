@@ -58,9 +58,10 @@ fn lb(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
 pub struct SensorConfig {
     /// Bytes copied per library call at most; the rest is counted, not copied.
     pub payload_cap: u64,
-    /// Body bytes copied per HTTP/1 message body whose length the kernel
-    /// reads (Content-Length); past them the body's bytes are left out of
-    /// the calls (holes). `None`: every byte is copied.
+    /// Body bytes copied per body the kernel follows (an HTTP/1
+    /// Content-Length body, an HTTP/2 stream's DATA); past them the body's
+    /// bytes are left out of the calls (holes). `None`: every byte is
+    /// copied.
     pub body_keep: Option<u64>,
     /// Ring-buffer size in bytes (a power of two, at least one page).
     pub ring_size: u32,
