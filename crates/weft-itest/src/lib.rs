@@ -263,9 +263,19 @@ impl Weft {
 
     /// Wait until `pred` holds for some event (weft flushes within ~100 ms).
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {
+        self.wait_for_count(timeout, 1, pred)
+    }
+
+    /// Wait until `pred` holds for at least `n` events.
+    pub fn wait_for_count(
+        &self,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(&Value) -> bool,
+    ) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            if self.events_so_far().iter().any(&pred) {
+            if self.events_so_far().iter().filter(|e| pred(e)).count() >= n {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -84,13 +84,8 @@ fn run(args: &[&str]) -> TestResult<Seen> {
         field_str(e, "event.action") == Some("http-transaction")
             && field_str(e, "url.path") == Some(path.as_str())
     };
-    // Both clients' transactions, and nginx's two.
-    let end = std::time::Instant::now() + SEEN_TIMEOUT;
-    while std::time::Instant::now() < end
-        && weft.events_so_far().iter().filter(|e| ours(e)).count() < 4
-    {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // Both clients' transactions, and nginx's two (checked below).
+    weft.wait_for_count(SEEN_TIMEOUT, 4, ours);
     let run = weft.stop()?;
     assert!(run.success, "weft failed:\n{}", run.stderr);
     let events: Vec<Value> = run.events.into_iter().filter(|e| ours(e)).collect();
@@ -267,12 +262,7 @@ fn kernel_skips_body_bytes_past_the_bound() -> TestResult {
     let file = file_bytes();
     assert!(std::fs::read(&a)? == file && std::fs::read(&b)? == file);
     let ours = |e: &Value| field_str(e, "event.action") == Some("http-transaction");
-    let end = std::time::Instant::now() + SEEN_TIMEOUT;
-    while std::time::Instant::now() < end
-        && weft.events_so_far().iter().filter(|e| ours(e)).count() < 6
-    {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    weft.wait_for_count(SEEN_TIMEOUT, 6, ours);
     let run = weft.stop()?;
     assert!(run.success, "weft failed:\n{}", run.stderr);
     let events: Vec<Value> = run.events.into_iter().filter(|e| ours(e)).collect();
@@ -402,10 +392,7 @@ fn h2_bodies_are_not_cut_where_websocket_may_use_data_frames() -> TestResult {
             field_str(e, "event.action") == Some("http-transaction")
                 && field_u64(e, "process.pid") == Some(u64::from(pid))
         };
-        let end = std::time::Instant::now() + SEEN_TIMEOUT;
-        while std::time::Instant::now() < end && !weft.events_so_far().iter().any(&mine) {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        weft.wait_for(SEEN_TIMEOUT, mine);
         let run = weft.stop()?;
         drop(server);
         assert!(run.success, "weft failed:\n{}", run.stderr);
