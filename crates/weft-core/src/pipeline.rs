@@ -472,7 +472,10 @@ impl Worker {
             Some(enc) => {
                 (enc.encode)(&ev, &mut self.encoded);
                 self.encoded_events += 1;
-                drop(ev);
+                // Its allocations serve this thread's next transactions.
+                if let Event::Http(h) = ev {
+                    weft_proto::recycle(h.transaction);
+                }
                 if self.encoded.len() >= ENCODED_CHUNK {
                     self.send(false);
                 }

@@ -147,9 +147,16 @@ impl Headers {
     /// An empty list with room for `fields` fields of `bytes` bytes in total.
     pub fn with_capacity(fields: usize, bytes: usize) -> Self {
         Headers {
-            buf: Vec::with_capacity(bytes.saturating_add(fields.saturating_mul(REC))),
+            buf: crate::recycle::buffer(bytes.saturating_add(fields.saturating_mul(REC))),
             index: 0,
         }
+    }
+
+    /// The list's buffer, emptied (for [`crate::recycle`]).
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        let mut buf = self.buf;
+        buf.clear();
+        buf
     }
 
     /// The index records, one per field.
@@ -236,7 +243,7 @@ impl Headers {
     /// ranges of those bytes instead of being copied one by one.
     pub(crate) fn from_raw(prefix: &[u8], raw: &[u8], fields: usize) -> Self {
         let bytes = prefix.len() + raw.len();
-        let mut buf = Vec::with_capacity(bytes + fields * REC);
+        let mut buf = crate::recycle::buffer(bytes + fields * REC);
         buf.extend_from_slice(prefix);
         buf.extend_from_slice(raw);
         Headers { buf, index: bytes }

@@ -509,7 +509,7 @@ impl Http1Decoder {
         self.settle_lost();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let mut tx = Box::new(Transaction::new(Protocol::Http1, id));
+        let mut tx = crate::recycle::transaction(Protocol::Http1, id);
         let wants_upgrade = head.method == Method::Connect || head.upgrade.is_some();
         tx.request.headers = head.headers;
         tx.request.seen = true;
@@ -571,7 +571,7 @@ impl Http1Decoder {
             self.unanswered_lost = self.unanswered_lost.saturating_sub(1);
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            let tx = Box::new(Transaction::new(Protocol::Http1, id));
+            let tx = crate::recycle::transaction(Protocol::Http1, id);
             self.make_room(out);
             self.txs.push_back(Pending {
                 tx,

@@ -69,6 +69,7 @@ mod content;
 mod counters;
 mod headers;
 mod limits;
+mod recycle;
 mod signature;
 mod transaction;
 
@@ -78,6 +79,7 @@ pub use counters::Counters;
 pub use grpc::{GrpcMessage, GrpcMessages};
 pub use headers::{Field, Headers};
 pub use limits::Limits;
+pub use recycle::recycle;
 pub use signature::sniff;
 pub use transaction::{Body, End, Event, Message, Protocol, Transaction};
 pub use websocket::{Opcode, WsDecoder, WsMessage};

@@ -142,6 +142,29 @@ impl Body {
         }
     }
 
+    /// Makes this body equal to a new one, keeping a small `data` buffer's
+    /// capacity (for [`crate::recycle`]). Every field is named: a new one
+    /// does not compile until it is reset here.
+    pub(crate) fn reset(&mut self, keep: usize) {
+        let Body {
+            data,
+            size,
+            truncated,
+            decoded,
+            sniffed_type,
+            grpc,
+        } = self;
+        data.clear();
+        if data.capacity() > keep {
+            *data = Vec::new();
+        }
+        *size = 0;
+        *truncated = false;
+        *decoded = None;
+        *sniffed_type = None;
+        *grpc = None;
+    }
+
     /// Appends `bytes`, keeping at most `max` bytes in total. Returns how many
     /// bytes were not kept.
     pub(crate) fn append(&mut self, bytes: &[u8], max: usize) -> usize {
@@ -204,6 +227,38 @@ pub struct Message {
 }
 
 impl Message {
+    /// Makes this message equal to a new one, handing back its header and
+    /// trailer buffers and keeping a small body buffer (for
+    /// [`crate::recycle`]). Every field is named: a new one does not
+    /// compile until it is reset here.
+    pub(crate) fn reset(&mut self, body_keep: usize) -> [Vec<u8>; 2] {
+        let Message {
+            headers,
+            body,
+            trailers,
+            seen,
+            complete,
+            headers_incomplete,
+            headers_truncated,
+            data_lost,
+            first_ns,
+            last_ns,
+        } = self;
+        let bufs = [
+            std::mem::take(headers).into_buffer(),
+            std::mem::take(trailers).into_buffer(),
+        ];
+        body.reset(body_keep);
+        *seen = false;
+        *complete = false;
+        *headers_incomplete = false;
+        *headers_truncated = false;
+        *data_lost = false;
+        *first_ns = 0;
+        *last_ns = 0;
+        bufs
+    }
+
     /// Record `now` as first/last observation time where still unset.
     pub fn stamp(&mut self, now: u64) {
         if self.seen && self.first_ns == 0 {
@@ -268,6 +323,32 @@ impl Transaction {
             end: End::Complete,
             http1_minor: None,
         }
+    }
+
+    /// Makes this transaction equal to `Transaction::new(protocol,
+    /// stream_id)`, handing back its header buffers (for
+    /// [`crate::recycle`]). Every field is named: a new one does not compile
+    /// until it is reset here.
+    pub(crate) fn reset(&mut self, body_keep: usize) -> [Vec<u8>; 4] {
+        let Transaction {
+            protocol: _,
+            stream_id: _,
+            request,
+            response,
+            interim,
+            promised_by,
+            end,
+            http1_minor,
+        } = self;
+        let [a, b] = request.reset(body_keep);
+        let [c, d] = response.reset(body_keep);
+        if interim.capacity() > 0 {
+            *interim = Vec::new();
+        }
+        *promised_by = None;
+        *end = End::Complete;
+        *http1_minor = None;
+        [a, b, c, d]
     }
 
     /// The HTTP version as ECS `http.version` spells it: `1.0`, `1.1`

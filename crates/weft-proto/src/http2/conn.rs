@@ -362,7 +362,7 @@ impl Http2Decoder {
 impl Stream {
     fn new(id: u32) -> Self {
         Stream {
-            tx: Box::new(Transaction::new(Protocol::Http2, id)),
+            tx: crate::recycle::transaction(Protocol::Http2, id),
             blocks: [0; 2],
             ws: None,
             ws_established: false,
