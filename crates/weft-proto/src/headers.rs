@@ -152,6 +152,17 @@ impl Headers {
         }
     }
 
+    /// A copy of the list, in a spare buffer when this thread has one
+    /// (see [`crate::recycle`]).
+    pub(crate) fn clone_pooled(&self) -> Self {
+        let mut buf = crate::recycle::buffer(self.buf.len());
+        buf.extend_from_slice(&self.buf);
+        Headers {
+            buf,
+            index: self.index,
+        }
+    }
+
     /// The list's buffer, emptied (for [`crate::recycle`]).
     pub(crate) fn into_buffer(self) -> Vec<u8> {
         let mut buf = self.buf;

@@ -22,6 +22,7 @@
 //! (right unless the client pipelines). Pairing assumes each request is fed
 //! before its response.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 
@@ -118,6 +119,21 @@ struct Head {
     upgrade: Option<Vec<u8>>,
     /// The minor version of the start line (`HTTP/1.x`).
     minor_version: u8,
+}
+
+impl Head {
+    /// A copy, its header list in a spare buffer when there is one.
+    fn clone_pooled(&self) -> Head {
+        Head {
+            headers: self.headers.clone_pooled(),
+            status: self.status,
+            method: self.method,
+            content_length: self.content_length,
+            transfer_encoding: self.transfer_encoding,
+            upgrade: self.upgrade.clone(),
+            minor_version: self.minor_version,
+        }
+    }
 }
 
 /// A message head could not be parsed.
@@ -923,7 +939,7 @@ const REQUEST_PREFIX: &[u8] = b":method:path";
 const STATUS_NAME: &[u8] = b":status";
 
 fn parse_request(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
-    match fast_request(buf, max_headers) {
+    match cached_head(buf, max_headers, Kind::Request) {
         Some(done) => Ok(Status::Complete(done)),
         None => parse_request_general(buf, max_headers),
     }
@@ -967,7 +983,7 @@ fn parse_request_general(
 }
 
 fn parse_response(buf: &[u8], max_headers: usize) -> Result<Status<(usize, Head)>, ParseError> {
-    match fast_response(buf, max_headers) {
+    match cached_head(buf, max_headers, Kind::Response) {
         Some(done) => Ok(Status::Complete(done)),
         None => parse_response_general(buf, max_headers),
     }
@@ -1300,6 +1316,98 @@ fn scan_fields(
     }
 }
 
+/// Which fast path a head is for.
+#[derive(Clone, Copy)]
+enum Kind {
+    Request,
+    Response,
+}
+
+/// Heads the fast path parsed lately on this thread, per kind, most recent
+/// first: a head equal byte for byte to one of them (a client repeating its
+/// request, a server its response headers within the same second of its
+/// `Date`, both ends of one connection decoded by the same worker) is a
+/// compare and a copy instead of a scan. The fast path's result depends
+/// only on the head's bytes (never on bytes after its empty line) and on
+/// `max_headers`, which are the key; heads the fast path leaves to httparse
+/// are not kept. Bounded: [`HEAD_CACHE_ENTRIES`] heads of at most
+/// [`HEAD_CACHE_BYTES`] bytes per kind.
+struct HeadCache {
+    kinds: [Vec<CachedHead>; 2],
+}
+
+struct CachedHead {
+    /// The head's bytes as received, up to and including its empty line.
+    raw: Vec<u8>,
+    max_headers: usize,
+    head: Head,
+}
+
+const HEAD_CACHE_ENTRIES: usize = 4;
+const HEAD_CACHE_BYTES: usize = 2048;
+
+thread_local! {
+    static HEADS: RefCell<HeadCache> = const {
+        RefCell::new(HeadCache {
+            kinds: [Vec::new(), Vec::new()],
+        })
+    };
+}
+
+/// [`fast_request`] or [`fast_response`] through this thread's
+/// [`HeadCache`]: the same result, cheaper for a repeated head.
+fn cached_head(buf: &[u8], max_headers: usize, kind: Kind) -> Option<(usize, Head)> {
+    let fast = |buf: &[u8]| match kind {
+        Kind::Request => fast_request(buf, max_headers),
+        Kind::Response => fast_response(buf, max_headers),
+    };
+    let Ok(Ok(found)) = HEADS.try_with(|c| {
+        c.try_borrow_mut().map(|mut c| {
+            let list = &mut c.kinds[kind as usize];
+            let at = list
+                .iter()
+                .position(|e| e.max_headers == max_headers && buf.starts_with(&e.raw))?;
+            if at > 0 {
+                list[..=at].rotate_right(1);
+            }
+            let e = &list[0];
+            Some((e.raw.len(), e.head.clone_pooled()))
+        })
+    }) else {
+        return fast(buf);
+    };
+    if found.is_some() {
+        return found;
+    }
+    let (end, head) = fast(buf)?;
+    if let Some(raw) = buf.get(..end).filter(|r| r.len() <= HEAD_CACHE_BYTES) {
+        let _ = HEADS.try_with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else {
+                return;
+            };
+            let list = &mut c.kinds[kind as usize];
+            let mut e = if list.len() < HEAD_CACHE_ENTRIES {
+                CachedHead {
+                    raw: Vec::with_capacity(raw.len()),
+                    max_headers,
+                    head: head.clone_pooled(),
+                }
+            } else {
+                let Some(mut e) = list.pop() else {
+                    return;
+                };
+                e.max_headers = max_headers;
+                e.head = head.clone_pooled();
+                e
+            };
+            e.raw.clear();
+            e.raw.extend_from_slice(raw);
+            list.insert(0, e);
+        });
+    }
+    Some((end, head))
+}
+
 /// Most bytes of a message's start the fast path copies to scan (a head
 /// that does not end within them takes the general path).
 const HEAD_COPY: usize = 8 * 1024;
@@ -1526,6 +1634,72 @@ mod tests {
             );
         }
         true
+    }
+
+    /// The head cache gives what the fast path gives, hit or miss.
+    #[test]
+    fn head_cache_equals_the_fast_path() {
+        let same = |a: Option<(usize, Head)>, b: Option<(usize, Head)>, what: &[u8]| match (a, b) {
+            (None, None) => {}
+            (Some((n, a)), Some((m, b))) => {
+                assert_eq!(n, m, "{what:?}");
+                assert_eq!(a.headers, b.headers, "{what:?}");
+                assert_eq!(
+                    (a.status, a.method, a.minor_version, a.content_length),
+                    (b.status, b.method, b.minor_version, b.content_length),
+                    "{what:?}"
+                );
+                assert_eq!(
+                    (a.transfer_encoding, &a.upgrade),
+                    (b.transfer_encoding, &b.upgrade),
+                    "{what:?}"
+                );
+            }
+            (a, b) => panic!(
+                "{what:?}: cache {:?}, fast path {:?}",
+                a.is_some(),
+                b.is_some()
+            ),
+        };
+        let mut inputs: Vec<(Vec<u8>, Kind)> = Vec::new();
+        for (list, kind) in [(REQUESTS, Kind::Request), (RESPONSES, Kind::Response)] {
+            for r in list {
+                inputs.push((r.to_vec(), kind));
+                // Other bytes after the head: the same head.
+                let mut more = r.to_vec();
+                more.extend_from_slice(b"GARBAGE\r\n\r\n");
+                inputs.push((more, kind));
+                // One byte changed anywhere: a different head (or none),
+                // and a head cut short.
+                for i in (0..r.len()).step_by(3) {
+                    let mut other = r.to_vec();
+                    other[i] ^= 0x21;
+                    inputs.push((other, kind));
+                }
+                inputs.push((r[..r.len() / 2].to_vec(), kind));
+            }
+        }
+        // Twice over, so that every input meets itself and the others in
+        // the cache, with limits that take and turn down some heads.
+        for round in 0..2 {
+            for (buf, kind) in &inputs {
+                for max in [1, 3, 100] {
+                    let fast = match kind {
+                        Kind::Request => fast_request(buf, max),
+                        Kind::Response => fast_response(buf, max),
+                    };
+                    let cached = cached_head(buf, max, *kind);
+                    same(cached, fast, buf);
+                    if round == 1 {
+                        same(
+                            cached_head(buf, max, *kind),
+                            cached_head(buf, max, *kind),
+                            buf,
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
