@@ -53,20 +53,19 @@ thread_local! {
 /// Hands back a transaction its user is done with: its box and header
 /// buffers serve this thread's next transactions (see the module docs).
 pub fn recycle(mut tx: Box<Transaction>) {
-    let bufs = tx.reset(BODY_KEEP);
-    // Lost only if the thread is being torn down (no spares then).
-    let _ = SPARE.try_with(|s| {
+    // Lost only while the thread is being torn down (dropped instead).
+    let _ = SPARE.try_with(move |s| {
         let Ok(mut s) = s.try_borrow_mut() else {
             return;
         };
-        for mut b in bufs {
-            if (BUF_MIN..=BUF_MAX).contains(&b.capacity()) && s.bufs.len() < SPARE_BUFS {
-                b.clear();
-                s.bufs.push(b);
+        let Spare { txs, bufs } = &mut *s;
+        tx.reset(BODY_KEEP, &mut |b: Vec<u8>| {
+            if (BUF_MIN..=BUF_MAX).contains(&b.capacity()) && bufs.len() < SPARE_BUFS {
+                bufs.push(b);
             }
-        }
-        if s.txs.len() < SPARE_TXS {
-            s.txs.push(tx);
+        });
+        if txs.len() < SPARE_TXS {
+            txs.push(tx);
         }
     });
 }

@@ -227,11 +227,12 @@ pub struct Message {
 }
 
 impl Message {
-    /// Makes this message equal to a new one, handing back its header and
-    /// trailer buffers and keeping a small body buffer (for
+    /// Makes this message equal to a new one, handing its header and
+    /// trailer buffers to `keep` and keeping a small body buffer (for
     /// [`crate::recycle`]). Every field is named: a new one does not
     /// compile until it is reset here.
-    pub(crate) fn reset(&mut self, body_keep: usize) -> [Vec<u8>; 2] {
+    #[inline]
+    pub(crate) fn reset(&mut self, body_keep: usize, keep: &mut impl FnMut(Vec<u8>)) {
         let Message {
             headers,
             body,
@@ -244,10 +245,11 @@ impl Message {
             first_ns,
             last_ns,
         } = self;
-        let bufs = [
-            std::mem::take(headers).into_buffer(),
-            std::mem::take(trailers).into_buffer(),
-        ];
+        keep(std::mem::take(headers).into_buffer());
+        if !trailers.is_empty() || trailers.bytes_len() > 0 {
+            keep(std::mem::take(trailers).into_buffer());
+        }
+        *trailers = Headers::default();
         body.reset(body_keep);
         *seen = false;
         *complete = false;
@@ -256,7 +258,6 @@ impl Message {
         *data_lost = false;
         *first_ns = 0;
         *last_ns = 0;
-        bufs
     }
 
     /// Record `now` as first/last observation time where still unset.
@@ -326,10 +327,11 @@ impl Transaction {
     }
 
     /// Makes this transaction equal to `Transaction::new(protocol,
-    /// stream_id)`, handing back its header buffers (for
+    /// stream_id)`, handing its header buffers to `keep` (for
     /// [`crate::recycle`]). Every field is named: a new one does not compile
     /// until it is reset here.
-    pub(crate) fn reset(&mut self, body_keep: usize) -> [Vec<u8>; 4] {
+    #[inline]
+    pub(crate) fn reset(&mut self, body_keep: usize, keep: &mut impl FnMut(Vec<u8>)) {
         let Transaction {
             protocol: _,
             stream_id: _,
@@ -340,15 +342,14 @@ impl Transaction {
             end,
             http1_minor,
         } = self;
-        let [a, b] = request.reset(body_keep);
-        let [c, d] = response.reset(body_keep);
+        request.reset(body_keep, keep);
+        response.reset(body_keep, keep);
         if interim.capacity() > 0 {
             *interim = Vec::new();
         }
         *promised_by = None;
         *end = End::Complete;
         *http1_minor = None;
-        [a, b, c, d]
     }
 
     /// The HTTP version as ECS `http.version` spells it: `1.0`, `1.1`

@@ -744,8 +744,11 @@ impl Core {
         if awaiting_headers {
             m.headers_incomplete = true;
         }
-        // Only before the first byte: no header lookup per DATA frame.
+        // Only before the first byte: no header lookup per DATA frame; and
+        // not for a body whose first bytes are its last (room for them is
+        // made as they are kept).
         if m.body.data.is_empty()
+            && !end_stream
             && let Some(len) = m
                 .headers
                 .get(b"content-length")
