@@ -389,6 +389,20 @@ impl Headers {
         }
     }
 
+    /// [`get`](Self::get) for a name lists usually start with (a
+    /// pseudo-header field such as `:status`): the first field when it has
+    /// exactly that name (then also what `get` finds first), else `get`.
+    #[inline]
+    pub(crate) fn get_leading(&self, name: &[u8]) -> Option<&[u8]> {
+        if let Some(r) = self.records().first() {
+            let s = Span::decode(r);
+            if self.buf.get(s.name()) == Some(name) {
+                return self.buf.get(s.value());
+            }
+        }
+        self.get(name)
+    }
+
     /// The value of the first field named `name` (ASCII case-insensitive).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
         // Sinks look up a dozen names per event: compare lengths before
@@ -666,6 +680,30 @@ mod tests {
         }
         assert!(!same_name(b"@bcd", b"`bcd"));
         assert!(same_name(b"x-A-B-C-D-e-f-g-h", b"X-a-b-c-d-E-F-G-H"));
+    }
+
+    #[test]
+    fn get_leading_is_get() {
+        let lists: [&[(&[u8], &[u8])]; 5] = [
+            &[],
+            &[(b":status", b"200"), (b"server", b"x")],
+            &[(b":STATUS", b"101"), (b":status", b"200")],
+            &[
+                (b"server", b"x"),
+                (b":status", b"204"),
+                (b":status", b"200"),
+            ],
+            &[(b":method", b"GET"), (b":method", b"CONNECT")],
+        ];
+        for fields in lists {
+            let mut h = Headers::new();
+            for (n, v) in fields {
+                h.push(n, v);
+            }
+            for name in [&b":status"[..], b":Status", b":method", b"server", b"x"] {
+                assert_eq!(h.get_leading(name), h.get(name), "{name:?} in {fields:?}");
+            }
+        }
     }
 
     #[test]

@@ -663,7 +663,7 @@ impl Core {
         let is_interim = dir == Direction::ServerToClient
             && first
             && headers
-                .get(b":status")
+                .get_leading(b":status")
                 .and_then(parse_status)
                 .is_some_and(|st| (100..200).contains(&st));
         if is_interim {
@@ -966,7 +966,7 @@ impl Core {
 /// An extended CONNECT (RFC 8441) for WebSocket: `:method = CONNECT` and
 /// `:protocol = websocket`.
 fn is_websocket_connect(h: &Headers) -> bool {
-    h.get(b":method") == Some(b"CONNECT")
+    h.get_leading(b":method") == Some(b"CONNECT")
         && h.get(b":protocol")
             .is_some_and(|p| p.eq_ignore_ascii_case(b"websocket"))
 }
