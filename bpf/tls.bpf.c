@@ -812,11 +812,11 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 }
 
 /* Fill the call record at r (reserved by the caller: a plain call record,
- * or the head of an inline one, `type`) and submit it. */
+ * or the head of an inline one, `type`) and submit it with flags `wake`. */
 static __always_inline void call_fill_submit(struct weft_call_rec *r, __u32 type, __u64 call_id,
 					     __u32 flags, __u64 start_ns, __u64 len, __u64 captured,
 					     __u64 skipped, __u64 ssl, __u8 op,
-					     const struct weft_sock *sock, __u8 lib, __u8 *woken)
+					     const struct weft_sock *sock, __u8 lib, __u64 wake)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	/* Plain loads through BTF pointers, not a probe read per field. */
@@ -850,7 +850,7 @@ static __always_inline void call_fill_submit(struct weft_call_rec *r, __u32 type
 	 * SSL_free go elsewhere; the connection's end record takes what is
 	 * left, conn.bpf.c). */
 	take_lost_calls(op == WEFT_OP_READ || op == WEFT_OP_WRITE ? sock->cookie : 0, &r->lost);
-	bpf_ringbuf_submit(r, ring_wakeup_call(woken));
+	bpf_ringbuf_submit(r, wake);
 }
 
 /* Fill and submit one call record. Returns false when the ring is full. */
@@ -865,7 +865,7 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 		return false;
 	}
 	call_fill_submit(r, WEFT_REC_CALL, call_id, flags, start_ns, len, captured, skipped, ssl, op,
-			 sock, lib, woken);
+			 sock, lib, ring_wakeup_call(woken));
 	return true;
 }
 
@@ -877,7 +877,8 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
  * then takes the data records + call record path, which counts what the
  * full ring loses exactly as before). A failed copy still submits the
  * call: captured 0 and WEFT_CALL_COPY_FAULT, as a failed first data
- * record would have left it.
+ * record would have left it. `avail`: the bytes waiting in the ring before
+ * it (for the wake-up).
  */
 #define INLINE_FN(NAME, SZ, COPY)                                                        \
 	struct NAME##_rec_##SZ {                                                        \
@@ -887,8 +888,11 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 	static __always_inline long NAME##_##SZ(__u32 flags, __u64 start_ns, __u64 len,  \
 					       __u64 src, __u64 n, __u64 ssl, __u8 op,  \
 					       const struct weft_sock *sock, __u8 lib,  \
-					       __u8 *woken)                             \
+					       __u8 *woken, __u64 avail)                \
 	{                                                                               \
+		/* Checked here, on the register the copy gets (the compiler    \
+		 * would drop it as the caller's, then pass an unchecked copy). */ \
+		barrier_var(n);                                                         \
 		if (n > SZ)                                                             \
 			return -1;                                                      \
 		struct NAME##_rec_##SZ *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0); \
@@ -900,7 +904,8 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 			n = 0;                                                          \
 		}                                                                       \
 		call_fill_submit(&r->c, WEFT_REC_CALL_INLINE, 0, flags, start_ns, len,  \
-				 n, 0, ssl, op, sock, lib, woken);                      \
+				 n, 0, ssl, op, sock, lib,                              \
+				 ring_wakeup_call_at(woken, avail + sizeof(*r)));       \
 		return n;                                                               \
 	}
 
@@ -1875,15 +1880,18 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 	bool keep_state = body_plan(st->buf, len, st->op, sock->cookie, live, first, &p);
 	/* A small call without holes: one record (WEFT_REC_CALL_INLINE). A
 	 * payload record like the data records: not past data_room. */
-	if (!p.n && total && total <= WEFT_INLINE_MAX && data_room_left()) {
+	__u64 avail = 0;
+	if (!p.n && total && total <= WEFT_INLINE_MAX)
+		avail = RING_AVAIL();
+	if (!p.n && total && total <= WEFT_INLINE_MAX && (!data_room || avail < data_room)) {
 		__u8 lib = bpf_get_attach_cookie(ctx);
 		long sent = total <= WEFT_INLINE_SMALL
-				   ? inline_call_WEFT_INLINE_SMALL(flags, st->start_ns, len, st->buf,
-								   total, st->ssl, st->op, sock, lib,
-								   woken)
-				   : inline_call_WEFT_INLINE_MAX(flags, st->start_ns, len, st->buf,
-								 total, st->ssl, st->op, sock, lib,
-								 woken);
+				    ? inline_call_WEFT_INLINE_SMALL(flags, st->start_ns, len, st->buf,
+								    total, st->ssl, st->op, sock, lib,
+								    woken, avail)
+				    : inline_call_WEFT_INLINE_MAX(flags, st->start_ns, len, st->buf,
+								  total, st->ssl, st->op, sock, lib,
+								  woken, avail);
 		if (sent >= 0) {
 			stat_add(WEFT_STAT_CALLS, 1);
 			stat_add(WEFT_STAT_BYTES, sent);
