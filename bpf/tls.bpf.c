@@ -1706,11 +1706,12 @@ static __always_inline void h2_plan(struct body_dir *d, __u64 buf, __u64 len, __
 		 * lets another program on this CPU use it). */
 		__u32 zero = 0;
 		struct body_scratch *s = bpf_map_lookup_elem(&body_scratch, &zero);
-		/* The mask, for the verifier: kept (the compiler knows len is
-		 * small and would drop it, then reload len unchecked). */
+		/* The bound again, on the register the copy gets: the compiler
+		 * knows len is small and would drop it, then pass a reloaded,
+		 * unchecked len (the verifier refused it). */
 		__u64 n = len;
 		barrier_var(n);
-		if (s && !bpf_copy_from_user(s->b, n & (BODY_SCAN_MAX * 2 - 1), (const void *)buf)) {
+		if (s && n <= BODY_SCAN_MAX && !bpf_copy_from_user(s->b, n, (const void *)buf)) {
 			c.s = s;
 			c.wlen = len;
 		}
@@ -1884,7 +1885,9 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 	if (!p.n && total && total <= WEFT_INLINE_MAX)
 		avail = RING_AVAIL();
 	if (!p.n && total && total <= WEFT_INLINE_MAX && (!data_room || avail < data_room)) {
-		__u8 lib = bpf_get_attach_cookie(ctx);
+		/* The library: the entry's attach cookie, kept in st (Go's
+		 * return programs carry the same one). */
+		__u8 lib = st->lib;
 		long sent = total <= WEFT_INLINE_SMALL
 				    ? inline_call_WEFT_INLINE_SMALL(flags, st->start_ns, len, st->buf,
 								    total, st->ssl, st->op, sock, lib,
@@ -1918,8 +1921,8 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 
-	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, skipped, st->ssl,
-			 st->op, sock, woken))
+	if (!call_record_lib(ctx, c.call_id, flags, st->start_ns, len, captured, skipped, st->ssl,
+			     st->op, sock, st->lib, woken))
 		return keep_state;
 	stat_add(WEFT_STAT_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);
