@@ -160,13 +160,13 @@ static __always_inline bool data_room_left(void)
  * ring_wakeup(), and also for the first call record of every process, so
  * that user space reads its executable while it still runs (short-lived
  * processes such as git's https helper live a few milliseconds). */
-static __always_inline __u64 ring_wakeup_call(__u8 *woken)
+static __always_inline __u64 ring_wakeup_call_at(__u8 *woken, __u64 avail)
 {
 	/* `woken`: the calling thread's own flag (tls.bpf.c's thread state),
 	 * set once its process is in woken_pids: its later calls skip the
 	 * lookup. NULL where there is no thread state. */
 	if (woken && *woken)
-		return ring_wakeup();
+		return avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (woken)
 		*woken = 1;
@@ -175,7 +175,15 @@ static __always_inline __u64 ring_wakeup_call(__u8 *woken)
 		bpf_map_update_elem(&woken_pids, &tgid, &one, BPF_ANY);
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	return ring_wakeup();
+	return avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/* The bytes waiting in the ring. A caller that also needs them for
+ * data_room asks once and passes them to ring_wakeup_call_at(). */
+#define RING_AVAIL() bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA)
+static __always_inline __u64 ring_wakeup_call(__u8 *woken)
+{
+	return ring_wakeup_call_at(woken, RING_AVAIL());
 }
 
 /* Drop and activity counters, summed over CPUs by user space. */

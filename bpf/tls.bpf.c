@@ -811,23 +811,19 @@ int BPF_UPROBE(nspr_recv_enter, void *fd, void *buf, int amount, int flags)
 	return enter_call(ctx, WEFT_OP_READ, KIND_RET_LEN, (__u64)fd, (__u64)buf, 0);
 }
 
-/* Fill and submit one call record. Returns false when the ring is full. */
-static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
-					    __u64 len, __u64 captured, __u64 skipped, __u64 ssl, __u8 op,
-					    const struct weft_sock *sock, __u8 lib, __u8 *woken)
+/* Fill the call record at r (reserved by the caller: a plain call record,
+ * or the head of an inline one, `type`) and submit it with flags `wake`. */
+static __always_inline void call_fill_submit(struct weft_call_rec *r, __u32 type, __u64 call_id,
+					     __u32 flags, __u64 start_ns, __u64 len, __u64 captured,
+					     __u64 skipped, __u64 ssl, __u8 op,
+					     const struct weft_sock *sock, __u8 lib, __u64 wake)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		stat_add(WEFT_STAT_RING_FULL_CALL, 1);
-		note_lost_call(sock->cookie, op, len);
-		return false;
-	}
 	/* Plain loads through BTF pointers, not a probe read per field. */
 	struct task_struct *task = current_task();
 	struct task_struct *leader = task->group_leader;
 	__u64 ugid = bpf_get_current_uid_gid();
-	r->type = WEFT_REC_CALL;
+	r->type = type;
 	r->flags = flags;
 	r->call_id = call_id;
 	r->start_ns = start_ns;
@@ -854,9 +850,67 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 	 * SSL_free go elsewhere; the connection's end record takes what is
 	 * left, conn.bpf.c). */
 	take_lost_calls(op == WEFT_OP_READ || op == WEFT_OP_WRITE ? sock->cookie : 0, &r->lost);
-	bpf_ringbuf_submit(r, ring_wakeup_call(woken));
+	bpf_ringbuf_submit(r, wake);
+}
+
+/* Fill and submit one call record. Returns false when the ring is full. */
+static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
+					    __u64 len, __u64 captured, __u64 skipped, __u64 ssl, __u8 op,
+					    const struct weft_sock *sock, __u8 lib, __u8 *woken)
+{
+	struct weft_call_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		stat_add(WEFT_STAT_RING_FULL_CALL, 1);
+		note_lost_call(sock->cookie, op, len);
+		return false;
+	}
+	call_fill_submit(r, WEFT_REC_CALL, call_id, flags, start_ns, len, captured, skipped, ssl, op,
+			 sock, lib, ring_wakeup_call(woken));
 	return true;
 }
+
+/*
+ * A whole call in one record (WEFT_REC_CALL_INLINE): the call record with
+ * its n <= SZ payload bytes at src after it, copied with COPY. Returns the
+ * bytes it carries when it was submitted, -1 when no record could be
+ * reserved (the caller
+ * then takes the data records + call record path, which counts what the
+ * full ring loses exactly as before). A failed copy still submits the
+ * call: captured 0 and WEFT_CALL_COPY_FAULT, as a failed first data
+ * record would have left it. `avail`: the bytes waiting in the ring before
+ * it (for the wake-up).
+ */
+#define INLINE_FN(NAME, SZ, COPY)                                                        \
+	struct NAME##_rec_##SZ {                                                        \
+		struct weft_call_rec c;                                                 \
+		__u8 data[SZ];                                                          \
+	};                                                                              \
+	static __always_inline long NAME##_##SZ(__u32 flags, __u64 start_ns, __u64 len,  \
+					       __u64 src, __u64 n, __u64 ssl, __u8 op,  \
+					       const struct weft_sock *sock, __u8 lib,  \
+					       __u8 *woken, __u64 avail)                \
+	{                                                                               \
+		/* Checked here, on the register the copy gets (the compiler    \
+		 * would drop it as the caller's, then pass an unchecked copy). */ \
+		barrier_var(n);                                                         \
+		if (n > SZ)                                                             \
+			return -1;                                                      \
+		struct NAME##_rec_##SZ *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0); \
+		if (!r)                                                                 \
+			return -1;                                                      \
+		if (COPY(r->data, n, (const void *)src)) {                              \
+			flags |= WEFT_CALL_COPY_FAULT;                                  \
+			stat_add(WEFT_STAT_COPY_FAULT, 1);                              \
+			n = 0;                                                          \
+		}                                                                       \
+		call_fill_submit(&r->c, WEFT_REC_CALL_INLINE, 0, flags, start_ns, len,  \
+				 n, 0, ssl, op, sock, lib,                              \
+				 ring_wakeup_call_at(woken, avail + sizeof(*r)));       \
+		return n;                                                               \
+	}
+
+INLINE_FN(inline_call, WEFT_INLINE_SMALL, bpf_copy_from_user)
+INLINE_FN(inline_call, WEFT_INLINE_MAX, bpf_copy_from_user)
 
 /* A library call's record: the library is the attach cookie. */
 static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
@@ -1652,7 +1706,12 @@ static __always_inline void h2_plan(struct body_dir *d, __u64 buf, __u64 len, __
 		 * lets another program on this CPU use it). */
 		__u32 zero = 0;
 		struct body_scratch *s = bpf_map_lookup_elem(&body_scratch, &zero);
-		if (s && !bpf_copy_from_user(s->b, len & (BODY_SCAN_MAX * 2 - 1), (const void *)buf)) {
+		/* The bound again, on the register the copy gets: the compiler
+		 * knows len is small and would drop it, then pass a reloaded,
+		 * unchecked len (the verifier refused it). */
+		__u64 n = len;
+		barrier_var(n);
+		if (s && n <= BODY_SCAN_MAX && !bpf_copy_from_user(s->b, n, (const void *)buf)) {
 			c.s = s;
 			c.wlen = len;
 		}
@@ -1813,11 +1872,6 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 				      const struct weft_sock *sock, __u32 flags, __u8 *woken,
 				      __u8 live, bool first)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct copy_ctx c = {};
-	c.call_id = next_call_id();
-	c.src = st->buf;
-	c.tid = (__u32)id;
 	__u64 total = len > payload_cap ? payload_cap : len;
 	if (total < len) {
 		flags |= WEFT_CALL_TRUNCATED;
@@ -1825,6 +1879,32 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 	}
 	struct plan p = {};
 	bool keep_state = body_plan(st->buf, len, st->op, sock->cookie, live, first, &p);
+	/* A small call without holes: one record (WEFT_REC_CALL_INLINE). A
+	 * payload record like the data records: not past data_room. */
+	__u64 avail = 0;
+	if (!p.n && total && total <= WEFT_INLINE_MAX)
+		avail = RING_AVAIL();
+	if (!p.n && total && total <= WEFT_INLINE_MAX && (!data_room || avail < data_room)) {
+		/* The library: the entry's attach cookie, kept in st (Go's
+		 * return programs carry the same one). */
+		__u8 lib = st->lib;
+		long sent = total <= WEFT_INLINE_SMALL
+				    ? inline_call_WEFT_INLINE_SMALL(flags, st->start_ns, len, st->buf,
+								    total, st->ssl, st->op, sock, lib,
+								    woken, avail)
+				    : inline_call_WEFT_INLINE_MAX(flags, st->start_ns, len, st->buf,
+								  total, st->ssl, st->op, sock, lib,
+								  woken, avail);
+		if (sent >= 0) {
+			stat_add(WEFT_STAT_CALLS, 1);
+			stat_add(WEFT_STAT_BYTES, sent);
+			return keep_state;
+		}
+	}
+	struct copy_ctx c = {};
+	c.call_id = next_call_id();
+	c.src = st->buf;
+	c.tid = (__u32)bpf_get_current_pid_tgid();
 	/* Only what was submitted counts: never claim bytes not copied. */
 	__u64 captured, skipped = 0;
 	if (p.n) {
@@ -1841,8 +1921,8 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 	if (c.flags & WEFT_CALL_COPY_FAULT)
 		stat_add(WEFT_STAT_COPY_FAULT, 1);
 
-	if (!call_record(ctx, c.call_id, flags, st->start_ns, len, captured, skipped, st->ssl,
-			 st->op, sock, woken))
+	if (!call_record_lib(ctx, c.call_id, flags, st->start_ns, len, captured, skipped, st->ssl,
+			     st->op, sock, st->lib, woken))
 		return keep_state;
 	stat_add(WEFT_STAT_CALLS, 1);
 	stat_add(WEFT_STAT_BYTES, captured);

@@ -9,11 +9,20 @@
 #ifndef WEFT_ABI_H
 #define WEFT_ABI_H
 
-#define WEFT_ABI_VERSION 6
+#define WEFT_ABI_VERSION 7
 
 /* Payload bytes carried by one data record at most. A call that moved more is
  * split into several data records that user space joins back. */
 #define WEFT_CHUNK_MAX 16384
+
+/* A call whose captured payload is at most WEFT_INLINE_MAX bytes (no holes)
+ * goes out as ONE record, WEFT_REC_CALL_INLINE: its call record with the
+ * payload right after it, instead of data records then a call record (one
+ * ring reservation and submit instead of two). Two reservation sizes (the
+ * verifier wants a constant): WEFT_INLINE_SMALL and WEFT_INLINE_MAX bytes
+ * of payload room; `captured` says how many are valid. */
+#define WEFT_INLINE_SMALL 256
+#define WEFT_INLINE_MAX 1024
 
 /* Handshake bytes kept per connection and direction: the first bytes a TLS
  * library sends and receives on a socket (ClientHello, ServerHello, plaintext
@@ -30,6 +39,9 @@ enum weft_rec_type {
 	WEFT_REC_HELLO = 6,  /* struct weft_hello_rec + bytes: TLS handshake bytes */
 	WEFT_REC_KEYLOG = 7, /* struct weft_keylog_rec: one session secret (--keylog) */
 	WEFT_REC_ALPN = 8,   /* struct weft_alpn_rec: the ALPN protocol the library chose */
+	/* struct weft_call_rec + its `captured` payload bytes (<= WEFT_INLINE_MAX):
+	 * a whole call, no data records; call_id is 0 (nothing to match). */
+	WEFT_REC_CALL_INLINE = 9,
 	/* Connections (conn.bpf.c): numbers 16-23 are theirs. */
 	WEFT_REC_CONN_START = 16, /* struct weft_conn_rec: a TCP connection was established */
 	WEFT_REC_CONN_END = 17,   /* struct weft_conn_rec: a TCP connection closed */
@@ -164,13 +176,14 @@ struct weft_data_rec {
 };
 
 struct weft_call_rec {
-	__u32 type;   /* WEFT_REC_CALL */
+	__u32 type;   /* WEFT_REC_CALL or WEFT_REC_CALL_INLINE */
 	__u32 flags;  /* WEFT_CALL_* */
 	__u64 call_id;
 	__u64 start_ns;       /* CLOCK_MONOTONIC at entry */
 	__u64 end_ns;         /* CLOCK_MONOTONIC at return */
 	__u64 len;            /* bytes the call moved */
-	__u64 captured;       /* bytes sent in data records (from offset 0 but for holes) */
+	__u64 captured;       /* bytes sent in data records (from offset 0 but for holes),
+			       * or following this record (WEFT_REC_CALL_INLINE) */
 	__u64 skipped;        /* bytes left out in holes (WEFT_CALL_HOLES), not copied */
 	__u64 ssl;            /* library connection object (SSL*) */
 	__u64 cgroup_id;

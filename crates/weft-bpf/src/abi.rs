@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// Must equal `WEFT_ABI_VERSION` in weft_abi.h.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 pub const REC_DATA: u32 = 1;
 pub const REC_CALL: u32 = 2;
@@ -19,6 +19,11 @@ pub const REC_EXIT: u32 = 5;
 pub const REC_HELLO: u32 = 6;
 pub const REC_KEYLOG: u32 = 7;
 pub const REC_ALPN: u32 = 8;
+/// A call record with its whole payload after it (`captured` bytes, at most
+/// [`INLINE_MAX`]): a small call in one record, no data records.
+pub const REC_CALL_INLINE: u32 = 9;
+/// Payload bytes an inline call record carries at most (`WEFT_INLINE_MAX`).
+pub const INLINE_MAX: usize = 1024;
 /// A TCP connection was established (or, seeded, existed at start).
 pub const REC_CONN_START: u32 = 16;
 /// A TCP connection closed.
@@ -139,6 +144,8 @@ pub const STAT_NAMES: [&str; 25] = [
 pub enum AbiError {
     #[error("ring-buffer record of {len} bytes is too short for type {ty} (needs {need})")]
     Short { ty: u32, len: usize, need: usize },
+    #[error("inline call record claims {0} payload bytes (at most {INLINE_MAX})")]
+    InlineTooLong(u64),
     #[error("ring-buffer record has unknown type {0} (kernel and user space ABI differ?)")]
     UnknownType(u32),
 }
@@ -242,6 +249,12 @@ pub enum Record<'a> {
         bytes: &'a [u8],
     },
     Call(CallRec),
+    /// A whole call in one record: the call and its payload (`bytes`,
+    /// `call.captured` of them). Its `call_id` matches no data record.
+    CallInline {
+        call: CallRec,
+        bytes: &'a [u8],
+    },
     Exec {
         pid: u32,
         dev: u64,
@@ -414,6 +427,79 @@ fn lost_calls(c: &mut Cursor<'_>) -> LostCalls {
     }
 }
 
+/// The bytes of record `b` that carry something: all of them, but for an
+/// inline call record, whose reservation has room for [`INLINE_MAX`]
+/// payload bytes of which only `captured` are valid (what `--record`
+/// keeps). Never more than `b.len()`.
+pub fn meaningful_len(b: &[u8]) -> usize {
+    let word = |at: usize| {
+        b.get(at..at + 8)
+            .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])))
+    };
+    if b.len() > CALL_SIZE
+        && b.get(..4) == Some(&REC_CALL_INLINE.to_ne_bytes()[..])
+        && let Some(captured) = word(CALL_CAPTURED_AT)
+    {
+        let n = usize::try_from(captured).unwrap_or(usize::MAX);
+        return CALL_SIZE.saturating_add(n).min(b.len());
+    }
+    b.len()
+}
+
+/// Offset of `captured` in `struct weft_call_rec`.
+const CALL_CAPTURED_AT: usize = 40;
+
+/// A `struct weft_call_rec` (`b` is exactly its bytes).
+#[inline(always)]
+fn call_rec(b: &[u8]) -> CallRec {
+    // A cursor over a fixed-size record: its reads need no checks.
+    let mut c = Cursor::new(b, 4);
+    let flags = c.u32();
+    let call_id = c.u64();
+    let start_ns = c.u64();
+    let end_ns = c.u64();
+    let len = c.u64();
+    let captured = c.u64();
+    let skipped = c.u64();
+    let ssl = c.u64();
+    let cgroup_id = c.u64();
+    let proc_start_ns = c.u64();
+    let pid = c.u32();
+    let tid = c.u32();
+    let ppid = c.u32();
+    let uid = c.u32();
+    let gid = c.u32();
+    let lib = c.u8();
+    let op = c.u8();
+    c.skip(2);
+    let comm = c.take::<16>();
+    let sock = sock(&mut c);
+    let lost = lost_calls(&mut c);
+    debug_assert_eq!(c.at, CALL_SIZE);
+    CallRec {
+        flags,
+        call_id,
+        start_ns,
+        end_ns,
+        len,
+        captured,
+        skipped,
+        ssl,
+        cgroup_id,
+        proc_start_ns,
+        pid,
+        tid,
+        ppid,
+        uid,
+        gid,
+        lib,
+        op,
+        comm,
+        sock,
+        lost,
+    }
+}
+
 /// Decode one ring-buffer record.
 pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
     need(0, b, 4)?;
@@ -439,51 +525,21 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
         }
         REC_CALL => {
             need(ty, b, CALL_SIZE)?;
-            let mut c = Cursor::new(&b[..CALL_SIZE], 4);
-            let flags = c.u32();
-            let call_id = c.u64();
-            let start_ns = c.u64();
-            let end_ns = c.u64();
-            let len = c.u64();
-            let captured = c.u64();
-            let skipped = c.u64();
-            let ssl = c.u64();
-            let cgroup_id = c.u64();
-            let proc_start_ns = c.u64();
-            let pid = c.u32();
-            let tid = c.u32();
-            let ppid = c.u32();
-            let uid = c.u32();
-            let gid = c.u32();
-            let lib = c.u8();
-            let op = c.u8();
-            c.skip(2);
-            let comm = c.take::<16>();
-            let sock = sock(&mut c);
-            let lost = lost_calls(&mut c);
-            debug_assert_eq!(c.at, CALL_SIZE);
-            Ok(Record::Call(CallRec {
-                flags,
-                call_id,
-                start_ns,
-                end_ns,
-                len,
-                captured,
-                skipped,
-                ssl,
-                cgroup_id,
-                proc_start_ns,
-                pid,
-                tid,
-                ppid,
-                uid,
-                gid,
-                lib,
-                op,
-                comm,
-                sock,
-                lost,
-            }))
+            Ok(Record::Call(call_rec(&b[..CALL_SIZE])))
+        }
+        REC_CALL_INLINE => {
+            need(ty, b, CALL_SIZE)?;
+            let call = call_rec(&b[..CALL_SIZE]);
+            // The kernel reserves a fixed size; `captured` says what is valid.
+            let n = usize::try_from(call.captured).unwrap_or(usize::MAX);
+            if n > INLINE_MAX {
+                return Err(AbiError::InlineTooLong(call.captured));
+            }
+            need(ty, b, CALL_SIZE + n)?;
+            Ok(Record::CallInline {
+                call,
+                bytes: &b[CALL_SIZE..CALL_SIZE + n],
+            })
         }
         REC_EXEC | REC_MMAP => {
             need(ty, b, FILE_SIZE)?;
@@ -699,6 +755,43 @@ mod tests {
         assert_eq!(c.sock.remote_port, 443);
         assert_eq!(c.sock.role, ROLE_CLIENT);
         assert_eq!(c.sock.fd, 5);
+    }
+
+    #[test]
+    fn inline_call_record_carries_captured_bytes() {
+        let mut b = call_bytes();
+        b[..4].copy_from_slice(&REC_CALL_INLINE.to_ne_bytes());
+        b[CALL_CAPTURED_AT..CALL_CAPTURED_AT + 8].copy_from_slice(&5u64.to_ne_bytes());
+        // The reservation's room: valid bytes, then stale ones.
+        b.extend_from_slice(b"hello");
+        b.extend_from_slice(&[0xee; 251]);
+        assert_eq!(meaningful_len(&b), CALL_SIZE + 5);
+        let Ok(Record::CallInline { call, bytes }) = parse(&b) else {
+            panic!("not an inline call record")
+        };
+        assert_eq!(bytes, b"hello");
+        assert_eq!(call.captured, 5);
+        assert_eq!(call.len, 5000);
+        assert_eq!(call.sock.cookie, 77);
+        // Trimmed (as --record keeps it), it reads the same.
+        assert!(matches!(
+            parse(&b[..CALL_SIZE + 5]),
+            Ok(Record::CallInline {
+                bytes: b"hello",
+                ..
+            })
+        ));
+        // Fewer bytes than captured, or more than an inline record holds:
+        // errors, not panics.
+        assert!(parse(&b[..CALL_SIZE + 4]).is_err());
+        for n in 0..CALL_SIZE {
+            assert!(parse(&b[..n]).is_err(), "prefix {n} accepted");
+        }
+        b[CALL_CAPTURED_AT..CALL_CAPTURED_AT + 8].copy_from_slice(&u64::MAX.to_ne_bytes());
+        assert_eq!(parse(&b), Err(AbiError::InlineTooLong(u64::MAX)));
+        assert_eq!(meaningful_len(&b), b.len());
+        // Other records are kept whole.
+        assert_eq!(meaningful_len(&call_bytes()), CALL_SIZE);
     }
 
     #[test]

@@ -243,7 +243,7 @@ impl Assembler {
     /// `call.skipped` are corrected to what really arrived (what does not
     /// add up is cut at the first doubt: the decoder gets a gap there).
     pub fn take_payload(&mut self, call: &mut CallRec) -> (Vec<u8>, Vec<Hole>) {
-        let (mut payload, mut holes) = match self.take(call.tid) {
+        let (payload, holes) = match self.take(call.tid) {
             Some(p) if p.call_id == call.call_id => (p.buf, p.holes),
             Some(p) => {
                 self.stats.orphaned_calls += 1;
@@ -252,6 +252,42 @@ impl Assembler {
             }
             None => (Vec::new(), Vec::new()),
         };
+        self.finish(call, payload, holes)
+    }
+
+    /// Close an inline call (`REC_CALL_INLINE`: the call record with its
+    /// payload `bytes`) in place: exactly what its payload as one data
+    /// record at offset 0, then its call record, would give
+    /// ([`take_payload`](Self::take_payload)), with one copy of the bytes.
+    pub fn take_inline(&mut self, call: &mut CallRec, bytes: &[u8]) -> (Vec<u8>, Vec<Hole>) {
+        // Pieces of this thread's earlier call, whose record was lost (its
+        // buffer is filled again).
+        let mut buf = if self.last.is_none() && self.partial.is_empty() {
+            None
+        } else {
+            self.take(call.tid).map(|mut p| {
+                self.stats.orphaned_calls += 1;
+                self.stats.orphaned_bytes += p.buf.len() as u64;
+                p.buf.clear();
+                p.buf
+            })
+        }
+        .unwrap_or_else(|| self.buffer_for(bytes.len()));
+        let n = bytes.len().min(self.max_payload);
+        if n < bytes.len() {
+            self.stats.over_limit_bytes += (bytes.len() - n) as u64;
+        }
+        buf.extend_from_slice(&bytes[..n]);
+        self.finish(call, buf, Vec::new())
+    }
+
+    /// A call's pieces checked against its record (see `take_payload`).
+    fn finish(
+        &mut self,
+        call: &mut CallRec,
+        mut payload: Vec<u8>,
+        mut holes: Vec<Hole>,
+    ) -> (Vec<u8>, Vec<Hole>) {
         if call.flags & CALL_HOLES == 0 {
             if !holes.is_empty() {
                 // Jumps the kernel did not announce: keep what is contiguous.
@@ -525,6 +561,67 @@ mod tests {
         assert_eq!(a.large.len(), POOL_LARGE_BYTES / (16 << 10));
         a.recycle([Vec::with_capacity(SMALL + 1)]);
         assert_eq!(a.large_bytes, POOL_LARGE_BYTES);
+    }
+
+    /// An inline call gives what the same payload as a data record, then
+    /// its call record, gives: payload, holes, corrected record, counters.
+    #[test]
+    fn inline_call_is_data_then_call() {
+        let cases: Vec<(CallRec, Vec<u8>)> = vec![
+            (call(5, 0, 3, 3), b"abc".to_vec()),
+            (call(5, 0, 900, 300), vec![9; 300]),
+            // Captured disagrees with the bytes: corrected, counted.
+            (call(5, 0, 10, 10), b"short".to_vec()),
+            // Copy fault: nothing captured.
+            (call(5, 0, 40, 0), Vec::new()),
+            // A (bogus) hole flag: the rest of `skipped` after the bytes.
+            (holed(5, 0, 20, 4, 16), b"head".to_vec()),
+        ];
+        for (c, bytes) in cases {
+            let mut old = Assembler::new(1 << 20);
+            if !bytes.is_empty() {
+                old.on_data(c.tid, 77, 0, &bytes);
+            }
+            let mut oc = c;
+            oc.call_id = 77;
+            let want = old.on_call(oc);
+            let mut new = Assembler::new(1 << 20);
+            let mut nc = c;
+            let (payload, holes) = new.take_inline(&mut nc, &bytes);
+            assert_eq!(payload, want.payload);
+            assert_eq!(holes, want.holes);
+            nc.call_id = 77;
+            assert_eq!(nc, want.call);
+            assert_eq!(new.stats(), old.stats());
+            assert_eq!(new.pending(), 0);
+        }
+    }
+
+    /// Inline calls between another thread's pieces leave them alone; a
+    /// thread's pieces whose call record was lost are counted when its
+    /// next call comes inline, whose bytes stay its own.
+    #[test]
+    fn inline_calls_interleave_and_orphan() {
+        let mut a = Assembler::new(1 << 20);
+        a.on_data(1, 10, 0, b"big-");
+        a.on_data(2, 20, 0, b"lost");
+        let mut c = call(3, 0, 5, 5);
+        assert_eq!(a.take_inline(&mut c, b"small").0, b"small");
+        a.on_data(1, 10, 4, b"call");
+        // Thread 2's call record never came: its next call is inline.
+        let mut c = call(2, 0, 2, 2);
+        assert_eq!(a.take_inline(&mut c, b"ok").0, b"ok");
+        assert_eq!(a.stats().orphaned_calls, 1);
+        assert_eq!(a.stats().orphaned_bytes, 4);
+        assert_eq!(a.on_call(call(1, 10, 8, 8)).payload, b"big-call");
+        assert_eq!(a.pending(), 0);
+        // The per-call limit holds for inline bytes too.
+        let mut a = Assembler::new(4);
+        let mut c = call(1, 0, 6, 6);
+        assert_eq!(a.take_inline(&mut c, b"abcdef").0, b"abcd");
+        assert_eq!(c.captured, 4);
+        assert_eq!(a.stats().over_limit_bytes, 2);
+        assert_eq!(a.stats().length_mismatch, 1);
     }
 
     #[test]

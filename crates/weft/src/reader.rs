@@ -306,7 +306,8 @@ impl Inner {
 
     fn on_record(&mut self, data: &[u8]) {
         if let Some(r) = &mut self.recorder {
-            r.write(data);
+            // (An inline call record without the room its payload left.)
+            r.write(&data[..abi::meaningful_len(data)]);
         }
         // Matched where it was parsed: a record is not copied (data and
         // call records; the rare others are moved to `on_other_record`).
@@ -340,6 +341,17 @@ impl Inner {
                 let (payload, holes) = self.asm.take_payload(c);
                 self.on_call(c, payload, holes);
             }
+            Record::CallInline { call, bytes } => {
+                self.calls_unpublished += 1;
+                if self.asm.wants_buffers_for(bytes.len())
+                    && let Some(p) = &self.events
+                    && let Some(b) = p.spare_buffers()
+                {
+                    self.asm.recycle(b);
+                }
+                let (payload, holes) = self.asm.take_inline(call, bytes);
+                self.on_call(call, payload, holes);
+            }
             _ => {
                 if let Ok(rec) = parsed {
                     self.on_other_record(rec);
@@ -351,7 +363,7 @@ impl Inner {
     /// A record other than a data or call record.
     fn on_other_record(&mut self, rec: Record<'_>) {
         match rec {
-            Record::Data { .. } | Record::Call(_) => {}
+            Record::Data { .. } | Record::Call(_) | Record::CallInline { .. } => {}
             Record::Exec { pid, dev, ino } | Record::Mmap { pid, dev, ino } => {
                 if let Some(tx) = &self.discovery {
                     match tx.try_send((pid, dev, ino)) {
