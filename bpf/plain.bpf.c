@@ -203,9 +203,10 @@ static __always_inline int dns_enter(struct sock *sk, __u64 fd, bool is_write, _
 	return 0;
 }
 
-/* Called by on_sock_syscall (tls.bpf.c) for a thread outside TLS calls. */
-static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64 ptr, __u64 cnt,
-				       __u64 flags, __u64 addr)
+/* Called by on_sock_syscall (tls.bpf.c) for a thread outside TLS calls;
+ * `id` is its pid_tgid. */
+static __always_inline int plain_enter(__u64 id, __u64 fd, bool is_write, __u8 kind, __u64 ptr,
+				       __u64 cnt, __u64 flags, __u64 addr)
 {
 	if (!plain_mode || !ptr)
 		return 0;
@@ -214,7 +215,6 @@ static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64
 		return 0;
 	/* With a process filter, other processes leave before the fd walk:
 	 * they are the busy ones (--comm curl on a web server). */
-	__u64 id = bpf_get_current_pid_tgid();
 	if ((__u32)(id >> 32) == self_tgid || !selected(id >> 32))
 		return 0;
 	__u8 proto = 0;

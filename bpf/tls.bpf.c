@@ -302,8 +302,8 @@ static __always_inline void hello_arm(struct thread_call *tc, bool is_write, __u
 }
 
 /* plain.bpf.c: threads outside TLS calls. */
-static __always_inline int plain_enter(__u64 fd, bool is_write, __u8 kind, __u64 ptr, __u64 cnt,
-				       __u64 flags, __u64 addr);
+static __always_inline int plain_enter(__u64 id, __u64 fd, bool is_write, __u8 kind, __u64 ptr,
+				       __u64 cnt, __u64 flags, __u64 addr);
 /*
  * The socket-syscall capture outside TLS calls (plain.bpf.c) is one program,
  * sys_exit_plain, reached by tail call from every sys_exit_* program: the
@@ -361,23 +361,24 @@ static __always_inline bool sock_from_cache(struct thread_call *tc, __u64 fd)
 static __always_inline int on_sock_syscall(__u64 fd, bool is_write, __u8 hs_kind, __u64 ptr,
 					   __u64 cnt, __u64 flags, __u64 addr)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct thread_call *tc = cur_call();
 	if (!tc) {
+		/* Outside a TLS call: the only pid_tgid read of this path. */
+		__u64 id = bpf_get_current_pid_tgid();
 		/* With sock_io_on the socket tracepoints fill pending
 		 * associations (tls_sock_io). */
 		if (!is_write || !pending_count || sock_io_on)
-			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
+			return plain_enter(id, fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		__u64 *ssl = bpf_map_lookup_elem(&pending_assoc, &id);
 		if (!ssl)
-			return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
+			return plain_enter(id, fd, is_write, hs_kind, ptr, cnt, flags, addr);
 		struct ssl_key key = { .ssl = *ssl, .tgid = id >> 32 };
 		bpf_map_delete_elem(&pending_assoc, &id);
 		__sync_fetch_and_add(&pending_count, -1);
 		struct ssl_sock s = {};
 		if (resolve_fd(fd, &s.sock) == FD_INET)
 			bpf_map_update_elem(&ssl_socks, &key, &s, BPF_ANY);
-		return plain_enter(fd, is_write, hs_kind, ptr, cnt, flags, addr);
+		return plain_enter(id, fd, is_write, hs_kind, ptr, cnt, flags, addr);
 	}
 	/* A TLS call's socket I/O: the socket tracepoints' (tls_sock_io). */
 	if (sock_io_on)
