@@ -1553,10 +1553,12 @@ static __always_inline __u8 h2_slot(struct body_dir *d, __u32 id)
 }
 
 /*
- * One step of the HTTP/2 walk over a call (bpf_loop): the rest of the
- * current frame's payload (a hole when it is DATA of a stream past
- * body_keep), or the next frame header (read from the call, or finished
- * from the bytes the previous call ended with). The walk's state lives in
+ * One step of the HTTP/2 walk over a call (bpf_loop): the next frame header
+ * when no frame is open (read in place from the copy of a small call, or
+ * from the call, or finished from the bytes the previous call ended with),
+ * then as much of the open frame's payload as the call holds (a hole when
+ * it is DATA of a stream past body_keep): one step per frame of a call,
+ * not two. The walk's state lives in
  * the map value, not in the loop's context: the verifier then has nothing
  * growing to follow from one iteration to the next.
  */
@@ -1567,61 +1569,85 @@ static long h2_step(__u64 i, void *arg)
 	__u64 pos = d->pos, len = d->len;
 	if (pos >= len || !d->h2)
 		return 1;
-	__u64 left = len - pos;
-	if (d->frame_left) {
-		__u64 n = d->frame_left < left ? d->frame_left : left;
-		__u8 slot = d->slot;
-		if (slot < H2_STREAMS) {
-			__u32 kept = d->kept[slot & (H2_STREAMS - 1)];
-			__u64 room = kept < body_keep ? body_keep - kept : 0;
-			if (n > room) {
-				h2_hole(d, pos + room, pos + n);
-				d->kept[slot & (H2_STREAMS - 1)] = body_keep;
-			} else {
-				d->kept[slot & (H2_STREAMS - 1)] = kept + n;
+	if (!d->frame_left) {
+		/* The next frame header, then (same step) its payload. */
+		__u8 have = d->hdr_have;
+		__u32 flen, id;
+		__u8 type;
+		if (!have && c->s && pos + 9 <= c->wlen) {
+			/* Whole in the copy of a small call: read in place. */
+			const __u8 *h = &c->s->b[pos & (BODY_SCAN_MAX - 1)];
+			flen = (__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2];
+			type = h[3];
+			id = ((__u32)h[5] << 24 | (__u32)h[6] << 16 | (__u32)h[7] << 8 | h[8]) &
+			     0x7fffffff;
+			pos += 9;
+		} else {
+			if (have > 8) {
+				d->h2 = 0;
+				return 1;
 			}
+			__u64 left = len - pos;
+			__u64 take = 9 - have;
+			if (take > left)
+				take = left;
+			if (take < 1 || take > 9) {
+				d->h2 = 0;
+				return 1;
+			}
+			if (c->s && pos + take <= c->wlen) {
+				for (int k = 0; k < 9; k++) {
+					if (k >= take)
+						break;
+					d->hdr[(have + k) & 15] =
+						c->s->b[(pos + k) & (BODY_SCAN_MAX - 1)];
+				}
+			} else if (bpf_copy_from_user(&d->hdr[have & 7], take,
+						      (const void *)(d->buf + pos))) {
+				d->h2 = 0; /* lost: copy everything from now on */
+				return 1;
+			}
+			pos += take;
+			have += take;
+			if (have < 9) {
+				d->pos = pos;
+				d->hdr_have = have;
+				return 1;
+			}
+			d->hdr_have = 0;
+			flen = (__u32)d->hdr[0] << 16 | (__u32)d->hdr[1] << 8 | d->hdr[2];
+			type = d->hdr[3];
+			id = ((__u32)d->hdr[5] << 24 | (__u32)d->hdr[6] << 16 |
+			      (__u32)d->hdr[7] << 8 | d->hdr[8]) &
+			     0x7fffffff;
 		}
-		d->frame_left -= n;
-		d->pos = pos + n;
-		return 0;
+		d->pos = pos;
+		d->frame_left = flen;
+		d->slot = H2_STREAMS;
+		if (type == 0 /* DATA */ && id && flen)
+			d->slot = h2_slot(d, id);
+		if (!flen || pos >= len)
+			return pos >= len;
 	}
-	__u8 have = d->hdr_have;
-	if (have > 8) {
-		d->h2 = 0;
-		return 1;
-	}
-	__u64 take = 9 - have;
-	if (take > left)
-		take = left;
-	if (take < 1 || take > 9) {
-		d->h2 = 0;
-		return 1;
-	}
-	if (c->s && pos + take <= c->wlen) {
-		/* From the copy of a small call: no helper call per header. */
-		for (int k = 0; k < 9; k++) {
-			if (k >= take)
-				break;
-			d->hdr[(have + k) & 15] = c->s->b[(pos + k) & (BODY_SCAN_MAX - 1)];
+	__u64 left = len - pos;
+	__u64 n = d->frame_left < left ? d->frame_left : left;
+	__u32 slot = d->slot;
+	if (slot < H2_STREAMS) {
+		/* Masked after the barrier: the compiler would drop a mask it
+		 * knows is redundant, and index with an unchecked copy. */
+		barrier_var(slot);
+		slot &= H2_STREAMS - 1;
+		__u32 kept = d->kept[slot];
+		__u64 room = kept < body_keep ? body_keep - kept : 0;
+		if (n > room) {
+			h2_hole(d, pos + room, pos + n);
+			d->kept[slot] = body_keep;
+		} else {
+			d->kept[slot] = kept + n;
 		}
-	} else if (bpf_copy_from_user(&d->hdr[have & 7], take, (const void *)(d->buf + pos))) {
-		d->h2 = 0; /* lost: copy everything from now on */
-		return 1;
 	}
-	d->pos = pos + take;
-	have += take;
-	if (have < 9) {
-		d->hdr_have = have;
-		return 1;
-	}
-	d->hdr_have = 0;
-	__u32 flen = (__u32)d->hdr[0] << 16 | (__u32)d->hdr[1] << 8 | d->hdr[2];
-	__u32 id = ((__u32)d->hdr[5] << 24 | (__u32)d->hdr[6] << 16 | (__u32)d->hdr[7] << 8 |
-		    d->hdr[8]) & 0x7fffffff;
-	d->frame_left = flen;
-	d->slot = H2_STREAMS;
-	if (d->hdr[3] == 0 /* DATA */ && id && flen)
-		d->slot = h2_slot(d, id);
+	d->frame_left -= n;
+	d->pos = pos + n;
 	return 0;
 }
 
