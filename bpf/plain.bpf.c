@@ -274,10 +274,6 @@ PLAIN_CLASS(512)
 PLAIN_CLASS(4096)
 PLAIN_CLASS(16384)
 
-/* A small call's one record (tls.bpf.c's INLINE_FN), copied as above. */
-INLINE_FN(plain_inline, WEFT_INLINE_SMALL, bpf_probe_read_user)
-INLINE_FN(plain_inline, WEFT_INLINE_MAX, bpf_probe_read_user)
-
 static long plain_step(__u64 i, void *arg)
 {
 	struct pcopy *c = arg;
@@ -394,26 +390,6 @@ static __noinline void plain_emit_sock(void *ctx, const struct plain_arm *a, __u
 			stat_add(WEFT_STAT_TRUNCATED, 1);
 	}
 	__u8 op = a->is_write ? WEFT_OP_WRITE : WEFT_OP_READ;
-	/* One buffer of at most WEFT_INLINE_MAX bytes: one record
-	 * (WEFT_REC_CALL_INLINE, tls.bpf.c), not past data_room. */
-	__u64 avail = 0;
-	if (total && total <= WEFT_INLINE_MAX && total == c.len[0])
-		avail = RING_AVAIL();
-	if (total && total <= WEFT_INLINE_MAX && total == c.len[0] &&
-	    (!data_room || avail < data_room)) {
-		long sent = total <= WEFT_INLINE_SMALL
-				    ? plain_inline_WEFT_INLINE_SMALL(flags, a->start_ns, moved,
-								     c.base[0], total, 0, op, sock,
-								     0, NULL, avail)
-				    : plain_inline_WEFT_INLINE_MAX(flags, a->start_ns, moved,
-								   c.base[0], total, 0, op, sock, 0,
-								   NULL, avail);
-		if (sent >= 0) {
-			stat_add(WEFT_STAT_PLAIN_CALLS, 1);
-			stat_add(WEFT_STAT_BYTES, sent);
-			return;
-		}
-	}
 	c.call_id = next_call_id();
 	c.tid = (__u32)bpf_get_current_pid_tgid();
 	if (chunks)
