@@ -14,6 +14,7 @@ bench_cleanup() {
   kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   [ -n "${WPID:-}" ] && kill -INT "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
   for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${BPF_STATS_WAS:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS" 2>/dev/null
   rm -rf "$work"
 }
 
@@ -24,6 +25,11 @@ bench_setup() {
   chmod 755 "$work"   # nginx workers run as nobody: they must read big.txt
   WPID=
   BENCH_PIDS=()       # more processes of the benchmark's own, stopped at exit
+  # The kernel's per-program statistics cost every BPF run two clock reads:
+  # off while throughput is measured (a tool that left them on would bias
+  # every mode but (a)); weft's --metrics turns them on for its own run only.
+  BPF_STATS_WAS=$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || true)
+  [ "$BPF_STATS_WAS" = 1 ] && sysctl -qw kernel.bpf_stats_enabled=0
   trap bench_cleanup EXIT
 }
 
