@@ -143,17 +143,31 @@ struct {
 /* Flags for a record that ends a batch: wake the reader only when enough
  * data waits (see wakeup_bytes). Records that precede one (payload chunks)
  * never wake it. */
-static __always_inline __u64 ring_wakeup(void)
+/* The bytes waiting in the ring. A caller that needs them twice (data_room
+ * and the wake-up) asks once and passes them to the *_at() forms. */
+#define RING_AVAIL() bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA)
+
+static __always_inline __u64 ring_wakeup_at(__u64 avail)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	return avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-/* Whether a payload record may still be reserved (see data_room). */
+static __always_inline __u64 ring_wakeup(void)
+{
+	return ring_wakeup_at(RING_AVAIL());
+}
+
+/* Whether a payload record may still be reserved (see data_room), with
+ * `avail` bytes waiting. */
+static __always_inline bool data_room_left_at(__u64 avail)
+{
+	return !data_room || avail < data_room;
+}
+
 static __always_inline bool data_room_left(void)
 {
-	return !data_room || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < data_room;
+	/* No query at all while data_room is off. */
+	return !data_room || data_room_left_at(RING_AVAIL());
 }
 
 /* Flags for a call record, submitted from the calling process: as
@@ -166,7 +180,7 @@ static __always_inline __u64 ring_wakeup_call_at(__u8 *woken, __u64 avail)
 	 * set once its process is in woken_pids: its later calls skip the
 	 * lookup. NULL where there is no thread state. */
 	if (woken && *woken)
-		return avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		return ring_wakeup_at(avail);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (woken)
 		*woken = 1;
@@ -175,12 +189,9 @@ static __always_inline __u64 ring_wakeup_call_at(__u8 *woken, __u64 avail)
 		bpf_map_update_elem(&woken_pids, &tgid, &one, BPF_ANY);
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	return avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return ring_wakeup_at(avail);
 }
 
-/* The bytes waiting in the ring. A caller that also needs them for
- * data_room asks once and passes them to ring_wakeup_call_at(). */
-#define RING_AVAIL() bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA)
 static __always_inline __u64 ring_wakeup_call(__u8 *woken)
 {
 	return ring_wakeup_call_at(woken, RING_AVAIL());

@@ -872,21 +872,21 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 
 /*
  * A whole call in one record (WEFT_REC_CALL_INLINE): the call record with
- * its n <= SZ payload bytes at src after it, copied with COPY. Returns the
- * bytes it carries when it was submitted, -1 when no record could be
- * reserved (the caller
- * then takes the data records + call record path, which counts what the
- * full ring loses exactly as before). A failed copy still submits the
+ * its n <= SZ payload bytes at src after it (bpf_copy_from_user: the
+ * sleepable return probes only). Returns the bytes it carries when it was
+ * submitted, -1 when no record could be reserved (the caller then takes
+ * the data records + call record path, which counts what the full ring
+ * loses exactly as before). A failed copy still submits the
  * call: captured 0 and WEFT_CALL_COPY_FAULT, as a failed first data
  * record would have left it. `avail`: the bytes waiting in the ring before
  * it (for the wake-up).
  */
-#define INLINE_FN(NAME, SZ, COPY)                                                        \
-	struct NAME##_rec_##SZ {                                                        \
+#define INLINE_FN(SZ)                                                                    \
+	struct inline_rec_##SZ {                                                        \
 		struct weft_call_rec c;                                                 \
 		__u8 data[SZ];                                                          \
 	};                                                                              \
-	static __always_inline long NAME##_##SZ(__u32 flags, __u64 start_ns, __u64 len,  \
+	static __always_inline long inline_call_##SZ(__u32 flags, __u64 start_ns, __u64 len,  \
 					       __u64 src, __u64 n, __u64 ssl, __u8 op,  \
 					       const struct weft_sock *sock, __u8 lib,  \
 					       __u8 *woken, __u64 avail)                \
@@ -896,10 +896,10 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 		barrier_var(n);                                                         \
 		if (n > SZ)                                                             \
 			return -1;                                                      \
-		struct NAME##_rec_##SZ *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0); \
+		struct inline_rec_##SZ *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0); \
 		if (!r)                                                                 \
 			return -1;                                                      \
-		if (COPY(r->data, n, (const void *)src)) {                              \
+		if (bpf_copy_from_user(r->data, n, (const void *)src)) {                              \
 			flags |= WEFT_CALL_COPY_FAULT;                                  \
 			stat_add(WEFT_STAT_COPY_FAULT, 1);                              \
 			n = 0;                                                          \
@@ -910,8 +910,8 @@ static __always_inline bool call_record_lib(void *ctx, __u64 call_id, __u32 flag
 		return n;                                                               \
 	}
 
-INLINE_FN(inline_call, WEFT_INLINE_SMALL, bpf_copy_from_user)
-INLINE_FN(inline_call, WEFT_INLINE_MAX, bpf_copy_from_user)
+INLINE_FN(WEFT_INLINE_SMALL)
+INLINE_FN(WEFT_INLINE_MAX)
 
 /* A library call's record: the library is the attach cookie. */
 static __always_inline bool call_record(void *ctx, __u64 call_id, __u32 flags, __u64 start_ns,
@@ -1908,20 +1908,20 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 	bool keep_state = body_plan(st->buf, len, st->op, sock->cookie, live, first, &p);
 	/* A small call without holes: one record (WEFT_REC_CALL_INLINE). A
 	 * payload record like the data records: not past data_room. */
-	__u64 avail = 0;
-	if (!p.n && total && total <= WEFT_INLINE_MAX)
-		avail = RING_AVAIL();
-	if (!p.n && total && total <= WEFT_INLINE_MAX && (!data_room || avail < data_room)) {
+	if (!p.n && total && total <= WEFT_INLINE_MAX) {
+		__u64 avail = RING_AVAIL();
 		/* The library: the entry's attach cookie, kept in st (Go's
 		 * return programs carry the same one). */
 		__u8 lib = st->lib;
-		long sent = total <= WEFT_INLINE_SMALL
-				    ? inline_call_WEFT_INLINE_SMALL(flags, st->start_ns, len, st->buf,
-								    total, st->ssl, st->op, sock, lib,
-								    woken, avail)
-				    : inline_call_WEFT_INLINE_MAX(flags, st->start_ns, len, st->buf,
-								  total, st->ssl, st->op, sock, lib,
-								  woken, avail);
+		long sent = -1;
+		if (data_room_left_at(avail))
+			sent = total <= WEFT_INLINE_SMALL
+				       ? inline_call_WEFT_INLINE_SMALL(flags, st->start_ns, len,
+								       st->buf, total, st->ssl,
+								       st->op, sock, lib, woken, avail)
+				       : inline_call_WEFT_INLINE_MAX(flags, st->start_ns, len,
+								     st->buf, total, st->ssl,
+								     st->op, sock, lib, woken, avail);
 		if (sent >= 0) {
 			stat_add(WEFT_STAT_CALLS, 1);
 			stat_add(WEFT_STAT_BYTES, sent);
