@@ -295,6 +295,18 @@ fn library_of(lib: u8) -> Option<TlsLibrary> {
     })
 }
 
+/// Hands the assembler a bundle of buffers the workers emptied when its
+/// own are used up and a payload of `need` bytes is next (data records and
+/// inline call records alike).
+fn refill_buffers(asm: &mut Assembler, events: Option<&Pipeline>, need: usize) {
+    if asm.wants_buffers_for(need)
+        && let Some(p) = events
+        && let Some(b) = p.spare_buffers()
+    {
+        asm.recycle(b);
+    }
+}
+
 impl Inner {
     /// Counts kept locally go to the shared statistics.
     fn publish_counts(&mut self) {
@@ -327,13 +339,7 @@ impl Inner {
                 offset,
                 bytes,
             } => {
-                // Buffers the workers emptied, when the last ones are used.
-                if self.asm.wants_buffers_for(bytes.len())
-                    && let Some(p) = &self.events
-                    && let Some(b) = p.spare_buffers()
-                {
-                    self.asm.recycle(b);
-                }
+                refill_buffers(&mut self.asm, self.events.as_ref(), bytes.len());
                 self.asm.on_data(*tid, *call_id, *offset, bytes)
             }
             Record::Call(c) => {
@@ -343,12 +349,7 @@ impl Inner {
             }
             Record::CallInline { call, bytes } => {
                 self.calls_unpublished += 1;
-                if self.asm.wants_buffers_for(bytes.len())
-                    && let Some(p) = &self.events
-                    && let Some(b) = p.spare_buffers()
-                {
-                    self.asm.recycle(b);
-                }
+                refill_buffers(&mut self.asm, self.events.as_ref(), bytes.len());
                 let (payload, holes) = self.asm.take_inline(call, bytes);
                 self.on_call(call, payload, holes);
             }
