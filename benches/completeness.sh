@@ -13,7 +13,9 @@
 #      for the load (--ring-size), so records are lost: the reported transactions
 #      plus the ones weft flags as damaged (data_lost / incomplete) plus the
 #      HTTP/2 requests it counts as lost whole (stream ids skipped after a
-#      gap; HTTP/1.1: request calls lost whole with no response) are set
+#      gap, or after the last header block seen up to the connection's last
+#      stream per the kernel's end record; HTTP/1.1: request calls lost
+#      whole with no response) are set
 #      against the completed ones, beside the counted drops.
 #
 # HTTP/2 (h2load) and HTTP/1.1 (h2load --h1).
@@ -128,8 +130,9 @@ for proto in h2 h1; do
 done
 echo
 echo "'unexplained' = (completed - client events) + (completed - server events) - requests"
-echo "counted as lost whole (HTTP/2: stream ids skipped after a gap; HTTP/1.1: request calls lost"
-echo "whole that no response answered); 0 means every completed"
+echo "counted as lost whole (HTTP/2: stream ids skipped after a gap, and after the last header"
+echo "block a decoder saw up to the connection's last stream the kernel walked; HTTP/1.1: request"
+echo "calls lost whole that no response answered); 0 means every completed"
 echo "request was reported on both ends, complete or flagged damaged, or counted as lost."
 echo
 echo "weft's exit summary of the last run:"

@@ -6,6 +6,10 @@
 #   (b) floor: `weft --bench-floor`: every hook weft uses, with programs that
 #              return at once: the kernel's trap cost, the floor of any
 #              uprobe-based sensor
+#   (b') copy: `weft --bench-floor copy`: (b), but the TLS library probes
+#              copy each call's plaintext to the ring (weft reads and drops
+#              it): the floor of any plaintext sensor, no correlation,
+#              decoding or output
 #   (c) weft:  `weft --json > file`: full capture, decoding and JSON output
 #   (d) background: (c) with `--background` (weft's threads in SCHED_IDLE:
 #              only CPU time the load leaves over; losses counted)
@@ -35,10 +39,11 @@ h2_rps() { h2load -c4 -m10 -D "$SECS" "https://127.0.0.1:$PORT/$1" 2>/dev/null |
 
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in none floor weft background; do
+  for mode in none floor copy weft background; do
     case $mode in
       none) ;;
       floor) start_weft --bench-floor; R[start_floor]+="$START " ;;
+      copy) start_weft --bench-floor copy ;;
       weft) start_weft --json ${WEFT_ARGS:-}; R[start_weft]+="$START "
             sleep 1; R[rss_idle]+="$(awk '/VmRSS/ {print $2}' /proc/$WPID/status) " ;;
       background) start_weft --json --background ${WEFT_ARGS:-} ;;
@@ -52,6 +57,7 @@ for round in $(seq 1 "$ROUNDS"); do
       [ "$mode" = background ] && R[events_bg]+="$(wc -l < "$work/events.ndjson") "
       stop_weft
       [ "$mode" = weft ] && R[stats]="$(cat "$work/err")"
+      [ "$mode" = copy ] && R[copies]+="$(awk '/capture floor/ {print $3}' "$work/err") "
       [ "$mode" = background ] && R[lost_bg]+="$(grep -E 'ring buffer full|queue full' "$work/err" | awk '{n += $NF} END {print n + 0}') "
     fi
   done
@@ -65,15 +71,16 @@ $(for k in "${!R[@]}"; do [ "$k" = stats ] && continue; echo "  '$k': '${R[$k]}'
 med = lambda k: statistics.median(R[k])
 print(f"rounds: {sys.argv[1]}, {sys.argv[2]} s per measurement, medians; req/s")
 print()
-print("| load | (a) no probes | (b) floor | (c) weft | (c)/(b) | (c)/(a) | (b)/(a) | (d) --background | (d)/(b) |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| load | (a) no probes | (b) floor | (b') copy | (c) weft | (c)/(b) | (c)/(a) | (b)/(a) | (b')/(b) | (c)/(b') | (d) --background | (d)/(b) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for tool, name in (("wrk", "wrk HTTP/1.1"), ("h2", "h2load HTTP/2")):
     for t, size in (("small", "3 B"), ("big", "64 KiB")):
-        a, b, c, d = (med(f"{tool}_{t}_{m}") for m in ("none", "floor", "weft", "background"))
-        print(f"| {name}, {size} | {a:.0f} | {b:.0f} | {c:.0f} | {c/b:.3f} | {c/a:.3f} | {b/a:.3f} | {d:.0f} | {d/b:.3f} |")
+        a, b, p, c, d = (med(f"{tool}_{t}_{m}") for m in ("none", "floor", "copy", "weft", "background"))
+        print(f"| {name}, {size} | {a:.0f} | {b:.0f} | {p:.0f} | {c:.0f} | {c/b:.3f} | {c/a:.3f} | {b/a:.3f} | {p/b:.3f} | {c/p:.3f} | {d:.0f} | {d/b:.3f} |")
 print()
 print(f"start-up to ready (release): floor {med('start_floor'):.2f} s, weft {med('start_weft'):.2f} s")
 print(f"idle RSS (1 s after ready): {med('rss_idle')/1024:.1f} MiB")
+print(f"library calls copied per (b') run (median): {med('copies'):.0f}")
 print(f"JSON events written per weft run (median): {med('events'):.0f}; with --background: {med('events_bg'):.0f}")
 print(f"records lost with --background (ring or queue full, per run): {' '.join(str(int(x)) for x in R['lost_bg'])}")
 PY

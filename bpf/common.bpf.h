@@ -50,9 +50,13 @@ const volatile __u64 wakeup_bytes = 2 * 1024 * 1024;
  * bytes captured), so a full ring loses payload, not the accounting of it.
  * 0 = no limit. User space sets the ring size minus a reserve. */
 const volatile __u64 data_room = 0;
-/* Benchmark floor (weft --bench-floor): every program returns at once, so
- * the hooks cost only the kernel's trap. The verifier drops the dead rest. */
+/* Benchmark floors (weft --bench-floor): 1 = every program returns at
+ * once, so the hooks cost only the kernel's trap; 2 (FLOOR_COPY) = the
+ * same, but the TLS library probes copy each call's plaintext to the ring
+ * (tls.bpf.c floor_copy_*): the least any plaintext sensor does. The
+ * verifier drops the dead rest (floor_mode is read-only data). */
 const volatile __u8 floor_mode = 0;
+#define FLOOR_COPY 2
 
 #define FLOOR()                   \
 	do {                      \
@@ -275,6 +279,10 @@ struct {
  * space reads it for its statistics. Raised before the table and lowered
  * after it, so it never falls below the table's sum. */
 volatile __u64 lost_untold = 0;
+
+/* The highest client stream id of an HTTP/2 header block the body walk saw
+ * on the socket (tls.bpf.c; 0: none), for its connection's end record. */
+static __always_inline __u32 h2_last_stream(__u64 cookie);
 
 static __always_inline void note_lost_call(__u64 cookie, __u8 op, __u64 len)
 {

@@ -140,7 +140,7 @@ static __always_inline void conn_emit(__u32 type, __u32 flags, const struct conn
 	r->bytes_received = received;
 	r->ino = 0;
 	r->srtt_us = srtt_us;
-	r->_pad0 = 0;
+	r->h2_last_stream = type == WEFT_REC_CONN_END ? h2_last_stream(st->sock.cookie) : 0;
 	r->owner = st->owner;
 	r->sock = st->sock;
 	/* Only an end record tells what no call record did. */

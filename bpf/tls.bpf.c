@@ -680,6 +680,89 @@ int BPF_PROG(tls_sock_recv, struct sock *sk, int ret, int flags)
 	return tls_sock_io(sk, false, ret, flags);
 }
 
+/*
+ * The capture floor (floor_mode == FLOOR_COPY, `weft --bench-floor copy`):
+ * what any plaintext sensor on these hooks must do at the least: the entry
+ * keeps the buffer, the return copies the call's bytes to the ring (one
+ * record, a size class per call: <= 256, 1024 or WEFT_BENCH_COPY_MAX
+ * bytes). No filter, socket, correlation, body skip or accounting. Only
+ * reached when floor_mode says so: always inlined, so the verifier never
+ * walks it in a capture.
+ */
+static __always_inline int floor_copy_enter(__u8 kind, __u64 buf, __u64 len_ptr)
+{
+	struct thread_call *tc = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc)
+		return 0;
+	tc->st.buf = buf;
+	tc->st.len_ptr = len_ptr;
+	tc->st.kind = kind;
+	tc->active = 1;
+	return 0;
+}
+
+#define FLOOR_COPY_FN(SZ)                                                               \
+	struct floor_copy_rec_##SZ {                                                    \
+		struct weft_bench_copy_rec h;                                           \
+		__u8 data[SZ];                                                          \
+	};                                                                              \
+	static __always_inline void floor_copy_##SZ(__u64 len, __u64 n, __u64 src)     \
+	{                                                                               \
+		barrier_var(n);                                                         \
+		if (n > SZ)                                                             \
+			return;                                                         \
+		struct floor_copy_rec_##SZ *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0); \
+		if (!r)                                                                 \
+			return;                                                         \
+		r->h.type = WEFT_REC_BENCH_COPY;                                        \
+		r->h.tid = (__u32)bpf_get_current_pid_tgid();                           \
+		r->h.len = len;                                                         \
+		if (bpf_copy_from_user(r->data, n, (const void *)src))                  \
+			r->h.len = 0;                                                   \
+		bpf_ringbuf_submit(r, ring_wakeup());                                   \
+	}
+
+FLOOR_COPY_FN(256)
+FLOOR_COPY_FN(1024)
+FLOOR_COPY_FN(WEFT_BENCH_COPY_MAX)
+
+static __always_inline int floor_copy_ret(struct pt_regs *ctx)
+{
+	struct thread_call *tc = cur_call();
+	if (!tc)
+		return 0;
+	tc->active = 0;
+	long rc = PT_REGS_RC(ctx);
+	__u64 len = 0;
+	if (tc->st.kind == KIND_RET_LEN) {
+		if ((int)rc <= 0)
+			return 0;
+		len = (__u64)(int)rc;
+	} else if (tc->st.kind == KIND_EX) {
+		if ((int)rc != 1 || !tc->st.len_ptr ||
+		    bpf_copy_from_user(&len, sizeof(len), (const void *)tc->st.len_ptr))
+			return 0;
+	} else {
+		return 0;
+	}
+	__u64 n = len > WEFT_BENCH_COPY_MAX ? WEFT_BENCH_COPY_MAX : len;
+	if (n <= 256)
+		floor_copy_256(len, n, tc->st.buf);
+	else if (n <= 1024)
+		floor_copy_1024(len, n, tc->st.buf);
+	else
+		floor_copy_WEFT_BENCH_COPY_MAX(len, n, tc->st.buf);
+	return 0;
+}
+
+/* Before FLOOR() in the library entry programs the capture floor keeps. */
+#define FLOOR_COPY_ENTER(kind, buf, len_ptr)                                           \
+	do {                                                                            \
+		if (floor_mode == FLOOR_COPY)                                           \
+			return floor_copy_enter(kind, (__u64)(buf), (__u64)(len_ptr));  \
+	} while (0)
+
 static __always_inline int enter_call(void *ctx, __u8 op, __u8 kind, __u64 ssl, __u64 buf,
 				      __u64 len_ptr)
 {
@@ -726,6 +809,7 @@ static __always_inline int enter_call(void *ctx, __u8 op, __u8 kind, __u64 ssl, 
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_write_enter, void *ssl, const void *buf, int num)
 {
+	FLOOR_COPY_ENTER(KIND_RET_LEN, buf, 0);
 	FLOOR();
 	return enter_call(ctx, WEFT_OP_WRITE, KIND_RET_LEN, (__u64)ssl, (__u64)buf, 0);
 }
@@ -733,6 +817,7 @@ int BPF_UPROBE(ssl_write_enter, void *ssl, const void *buf, int num)
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_read_enter, void *ssl, void *buf, int num)
 {
+	FLOOR_COPY_ENTER(KIND_RET_LEN, buf, 0);
 	FLOOR();
 	return enter_call(ctx, WEFT_OP_READ, KIND_RET_LEN, (__u64)ssl, (__u64)buf, 0);
 }
@@ -740,6 +825,7 @@ int BPF_UPROBE(ssl_read_enter, void *ssl, void *buf, int num)
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_write_ex_enter, void *ssl, const void *buf, size_t num, size_t *written)
 {
+	FLOOR_COPY_ENTER(KIND_EX, buf, written);
 	FLOOR();
 	return enter_call(ctx, WEFT_OP_WRITE, KIND_EX, (__u64)ssl, (__u64)buf, (__u64)written);
 }
@@ -747,6 +833,7 @@ int BPF_UPROBE(ssl_write_ex_enter, void *ssl, const void *buf, size_t num, size_
 SEC("uprobe.multi")
 int BPF_UPROBE(ssl_read_ex_enter, void *ssl, void *buf, size_t num, size_t *readbytes)
 {
+	FLOOR_COPY_ENTER(KIND_EX, buf, readbytes);
 	FLOOR();
 	return enter_call(ctx, WEFT_OP_READ, KIND_EX, (__u64)ssl, (__u64)buf, (__u64)readbytes);
 }
@@ -1290,7 +1377,9 @@ struct body_dir {
 	__u64 ha[MAX_HOLES];
 	__u64 hb[MAX_HOLES];
 	__u32 nholes;
-	__u32 _pad2;
+	/* The highest client (odd) stream id of a HEADERS frame walked in
+	 * this direction, its call delivered or lost (h2_last_stream). */
+	__u32 last_block;
 };
 
 struct body_state {
@@ -1308,6 +1397,15 @@ struct {
 
 /* A new entry's value (too large for the return probe's stack). */
 const struct body_state body_zero = {};
+
+static __always_inline __u32 h2_last_stream(__u64 cookie)
+{
+	struct body_state *bs = bpf_map_lookup_elem(&bodies, &cookie);
+	if (!bs)
+		return 0;
+	__u32 w = bs->d[0].last_block, r = bs->d[1].last_block;
+	return w > r ? w : r;
+}
 
 struct body_scratch {
 	__u8 b[BODY_SCAN_MAX + 32]; /* room for a 16-byte load at any line start */
@@ -1626,6 +1724,8 @@ static long h2_step(__u64 i, void *arg)
 		d->slot = H2_STREAMS;
 		if (type == 0 /* DATA */ && id && flen)
 			d->slot = h2_slot(d, id);
+		else if (type == 1 /* HEADERS */ && (id & 1) && id > d->last_block)
+			d->last_block = id;
 		if (!flen || pos >= len)
 			return pos >= len;
 	}
@@ -1961,6 +2061,8 @@ static __always_inline bool emit_call(void *ctx, const struct call_state *st, __
 SEC("uretprobe.multi.s")
 int ssl_ret(struct pt_regs *ctx)
 {
+	if (floor_mode == FLOOR_COPY)
+		return floor_copy_ret(ctx);
 	FLOOR();
 	struct thread_call *tc = cur_call();
 	if (!tc)

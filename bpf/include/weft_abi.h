@@ -42,6 +42,9 @@ enum weft_rec_type {
 	/* struct weft_call_rec + its `captured` payload bytes (<= WEFT_INLINE_MAX):
 	 * a whole call, no data records; call_id is 0 (nothing to match). */
 	WEFT_REC_CALL_INLINE = 9,
+	/* struct weft_bench_copy_rec + bytes: `weft --bench-floor copy` only
+	 * (the capture floor of benches/overhead.sh); never in a capture. */
+	WEFT_REC_BENCH_COPY = 10,
 	/* Connections (conn.bpf.c): numbers 16-23 are theirs. */
 	WEFT_REC_CONN_START = 16, /* struct weft_conn_rec: a TCP connection was established */
 	WEFT_REC_CONN_END = 17,   /* struct weft_conn_rec: a TCP connection closed */
@@ -244,6 +247,17 @@ struct weft_keylog_rec {
 	__u8 secret[WEFT_KEYLOG_SECRET_MAX];
 };
 
+/* One TLS call's plaintext under `weft --bench-floor copy`: the least a
+ * plaintext sensor does per call (its first WEFT_BENCH_COPY_MAX bytes to
+ * the ring, no socket, no state); user space counts these and drops them. */
+#define WEFT_BENCH_COPY_MAX 16384
+
+struct weft_bench_copy_rec {
+	__u32 type;   /* WEFT_REC_BENCH_COPY */
+	__u32 tid;
+	__u64 len;    /* the call's return length; `len` capped at WEFT_BENCH_COPY_MAX follow */
+};
+
 #define WEFT_ALPN_MAX 32
 
 /* What SSL_get0_alpn_selected returned to the application: the chosen ALPN
@@ -288,7 +302,12 @@ struct weft_conn_rec {
 	__u64 bytes_received;  /* end: bytes the owner's socket received */
 	__u64 ino;             /* socket inode (seeded records: user space finds the owner) */
 	__u32 srtt_us;         /* end: smoothed round-trip time, microseconds */
-	__u32 _pad0;
+	/* End: the highest client stream id (odd) of an HTTP/2 header block
+	 * the kernel's frame walk (tls.bpf.c h2_step) saw on this connection,
+	 * either direction, whether its call reached user space or not; 0 =
+	 * none, not walked. Tells the decoder of streams lost whole after the
+	 * last block it saw, which no later stream id reveals. */
+	__u32 h2_last_stream;
 	struct weft_owner owner;
 	struct weft_sock sock; /* role: client = connected, server = accepted */
 	/* End records: calls of this connection whose call records were lost
@@ -415,6 +434,7 @@ _Static_assert(sizeof(struct weft_file_rec) == 24, "weft_file_rec layout");
 _Static_assert(sizeof(struct weft_hello_rec) == 40, "weft_hello_rec layout");
 _Static_assert(sizeof(struct weft_keylog_rec) == 160, "weft_keylog_rec layout");
 _Static_assert(sizeof(struct weft_alpn_rec) == 64, "weft_alpn_rec layout");
+_Static_assert(sizeof(struct weft_bench_copy_rec) == 16, "weft_bench_copy_rec layout");
 _Static_assert(sizeof(struct weft_exit_rec) == 16, "weft_exit_rec layout");
 _Static_assert(sizeof(struct weft_owner) == 48, "weft_owner layout");
 _Static_assert(sizeof(struct weft_conn_rec) == 184, "weft_conn_rec layout");

@@ -24,6 +24,10 @@ pub const REC_ALPN: u32 = 8;
 pub const REC_CALL_INLINE: u32 = 9;
 /// Payload bytes an inline call record carries at most (`WEFT_INLINE_MAX`).
 pub const INLINE_MAX: usize = 1024;
+/// `weft --bench-floor copy` only: one call's plaintext, nothing else.
+pub const REC_BENCH_COPY: u32 = 10;
+/// sizeof(struct weft_bench_copy_rec), the header before the bytes.
+pub const BENCH_COPY_HDR_SIZE: usize = 16;
 /// A TCP connection was established (or, seeded, existed at start).
 pub const REC_CONN_START: u32 = 16;
 /// A TCP connection closed.
@@ -232,6 +236,9 @@ pub struct ConnRec {
     /// Socket inode (seeded records).
     pub ino: u64,
     pub srtt_us: u32,
+    /// End records: the highest client stream id of an HTTP/2 header block
+    /// the kernel's frame walk saw on the connection (0: none).
+    pub h2_last_stream: u32,
     pub owner: OwnerRec,
     pub sock: SockRec,
     /// End records: calls lost with their records that no later call record
@@ -254,6 +261,11 @@ pub enum Record<'a> {
     CallInline {
         call: CallRec,
         bytes: &'a [u8],
+    },
+    /// The capture floor's record (`--bench-floor copy`): a call's return
+    /// length; its bytes are not looked at.
+    BenchCopy {
+        len: u64,
     },
     Exec {
         pid: u32,
@@ -541,6 +553,11 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 bytes: &b[CALL_SIZE..CALL_SIZE + n],
             })
         }
+        REC_BENCH_COPY => {
+            need(ty, b, BENCH_COPY_HDR_SIZE)?;
+            let _tid = c.u32();
+            Ok(Record::BenchCopy { len: c.u64() })
+        }
         REC_EXEC | REC_MMAP => {
             need(ty, b, FILE_SIZE)?;
             let pid = c.u32();
@@ -626,7 +643,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
             let bytes_received = c.u64();
             let ino = c.u64();
             let srtt_us = c.u32();
-            c.skip(4);
+            let h2_last_stream = c.u32();
             let owner = OwnerRec {
                 cgroup_id: c.u64(),
                 proc_start_ns: c.u64(),
@@ -649,6 +666,7 @@ pub fn parse(b: &[u8]) -> Result<Record<'_>, AbiError> {
                 bytes_received,
                 ino,
                 srtt_us,
+                h2_last_stream,
                 owner,
                 sock,
                 lost,
@@ -955,6 +973,17 @@ mod tests {
     }
 
     #[test]
+    fn bench_copy_record_is_counted_not_read() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&REC_BENCH_COPY.to_ne_bytes());
+        b.extend_from_slice(&77u32.to_ne_bytes());
+        b.extend_from_slice(&300u64.to_ne_bytes());
+        b.extend_from_slice(&[0xaa; 256]);
+        assert!(matches!(parse(&b), Ok(Record::BenchCopy { len: 300 })));
+        assert!(parse(&b[..BENCH_COPY_HDR_SIZE - 1]).is_err());
+    }
+
+    #[test]
     fn conn_record_is_decoded_field_by_field() {
         let mut b = Vec::new();
         b.extend_from_slice(&REC_CONN_END.to_ne_bytes());
@@ -963,7 +992,7 @@ mod tests {
             b.extend_from_slice(&v.to_ne_bytes());
         }
         b.extend_from_slice(&250u32.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(&0x7fff_fff1u32.to_ne_bytes());
         // owner
         b.extend_from_slice(&7u64.to_ne_bytes());
         b.extend_from_slice(&8u64.to_ne_bytes());
@@ -987,6 +1016,7 @@ mod tests {
         );
         assert_eq!((c.bytes_sent, c.bytes_received, c.ino), (1234, 5678, 99));
         assert_eq!(c.srtt_us, 250);
+        assert_eq!(c.h2_last_stream, 0x7fff_fff1);
         assert_eq!((c.owner.pid, c.owner.ppid, c.owner.gid), (42, 1, 1001));
         assert_eq!((c.owner.cgroup_id, c.owner.proc_start_ns), (7, 8));
         assert_eq!(&c.owner.comm[..6], b"python");

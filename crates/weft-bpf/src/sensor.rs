@@ -71,8 +71,9 @@ pub struct SensorConfig {
     pub tree_pids: Vec<u32>,
     /// Processes selected by name (`--comm`), at most 15 bytes each.
     pub comms: Vec<String>,
-    /// Benchmark floor: attach every hook with programs that return at once.
-    pub floor: bool,
+    /// Benchmark floors (`--bench-floor`): every hook attached, programs
+    /// that return at once or only copy plaintext.
+    pub floor: Floor,
     /// Attach the session-secret hooks (`--keylog`).
     pub keylog: bool,
     /// Plaintext and first bytes from the socket syscalls (bpf/plain.bpf.c);
@@ -82,6 +83,22 @@ pub struct SensorConfig {
     pub plaintext_ports: Vec<u16>,
     /// Flows the packet path's kernel table holds (`--flow-table-size`).
     pub pkt_flows: u32,
+}
+
+/// What the BPF programs do (`floor_mode` in common.bpf.h): capture, or a
+/// benchmark floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Floor {
+    /// Capture (the programs' whole work).
+    #[default]
+    Off = 0,
+    /// Every program returns at once: the kernel's trap cost alone.
+    Hooks = 1,
+    /// As `Hooks`, but the TLS library probes copy each call's plaintext
+    /// to the ring (`WEFT_REC_BENCH_COPY`): the least a plaintext sensor
+    /// does. User space counts those records and drops them.
+    Copy = 2,
 }
 
 impl SensorConfig {
@@ -102,7 +119,7 @@ impl Default for SensorConfig {
             pids: Vec::new(),
             tree_pids: Vec::new(),
             comms: Vec::new(),
-            floor: false,
+            floor: Floor::Off,
             keylog: false,
             plaintext: true,
             plaintext_ports: Vec::new(),
@@ -399,7 +416,7 @@ impl Sensor {
             ro.filter_pids_on = u8::from(!cfg.pids.is_empty() || !cfg.tree_pids.is_empty());
             ro.filter_comms_on = u8::from(!comms.is_empty());
             ro.self_tgid = std::process::id();
-            ro.floor_mode = u8::from(cfg.floor);
+            ro.floor_mode = cfg.floor as u8;
             ro.wakeup_bytes = u64::from(cfg.ring_size / 8);
             ro.data_room = u64::from(cfg.ring_size - call_reserve(cfg.ring_size));
             ro.plain_mode = match (cfg.plaintext, cfg.plaintext_ports.is_empty()) {

@@ -270,6 +270,14 @@ impl HttpDecoder {
             // Never decided: what was held is shown as it was captured.
             f.release_held(self.cfg.redact, &mut self.local, emit);
             let mut out = std::mem::take(&mut self.out);
+            // HTTP/2 streams lost whole after the last block this decoder
+            // saw: the kernel's end record says how far the streams went.
+            if let Some(end) = &f.end
+                && let Event::Connection(c) = &end.1
+                && c.h2_last_stream != 0
+            {
+                f.dec.streams_until(c.h2_last_stream);
+            }
             f.dec.finish(&mut out);
             self.local.proto.add(&f.dec.take_counters());
             emit_decoded(&mut self.local, &f, &mut out, None, emit);
@@ -1036,6 +1044,7 @@ mod tests {
             duration_ns: Some(ts - 1_000),
             destination_domain: None,
             lost_before: Default::default(),
+            h2_last_stream: 0,
         })
     }
 
@@ -1104,6 +1113,54 @@ mod tests {
         assert_eq!(http, 1, "{got:?}");
         assert_eq!(s.proto.h1_requests_unseen, 3);
         assert_eq!(s.calls_lost_whole, 6);
+    }
+
+    /// HTTP/2 streams lost whole after the last header block the decoder
+    /// saw (the end of a connection: no later stream id reveals them) are
+    /// counted up to the kernel's last stream on the end record.
+    #[test]
+    fn h2_streams_lost_at_the_end_are_counted_from_the_connection_end() {
+        for (last, unseen) in [(5, 2), (1, 0), (0, 0)] {
+            let stats = Arc::new(Mutex::new(DecodeStats::default()));
+            let mut d = HttpDecoder::new(DecodeConfig::default(), Arc::clone(&stats));
+            let mut got = Vec::new();
+            // Preface, SETTINGS, HEADERS of stream 1 (GET https /).
+            let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+            out.extend_from_slice(b"\0\0\x03\x01\x05\0\0\0\x01\x82\x87\x84");
+            let req = data(
+                Role::Client,
+                Direction::Write,
+                1_000,
+                &out,
+                out.len() as u64,
+            );
+            let Event::TlsData(td) = &req else { panic!() };
+            let flow = td.flow.expect("flow");
+            d.process(req, &mut |e| got.push(e));
+            // SETTINGS, HEADERS of stream 1 (:status 200, end of stream).
+            let back = b"\0\0\0\x04\0\0\0\0\0\0\0\x01\x01\x05\0\0\0\x01\x88";
+            let resp = data(
+                Role::Client,
+                Direction::Read,
+                2_000,
+                back,
+                back.len() as u64,
+            );
+            d.process(resp, &mut |e| got.push(e));
+            // Streams 3 and 5 went by in calls lost to a full ring.
+            let mut end = conn_end(flow, 9_000, 0);
+            if let Event::Connection(c) = &mut end {
+                c.h2_last_stream = last;
+            }
+            d.process(end, &mut |e| got.push(e));
+            d.tick(Instant::now() + END_GRACE, &mut |e| got.push(e));
+            assert_eq!(d.flows(), 0);
+            let http = got.iter().filter(|e| matches!(e, Event::Http(_))).count();
+            let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+            assert_eq!(http, 1, "{got:?}");
+            assert_eq!(s.proto.streams_unseen, unseen, "last stream {last}");
+            assert_eq!(s.proto.desyncs, 0);
+        }
     }
 
     /// A client that half-closed reads the response after its socket

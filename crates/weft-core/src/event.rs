@@ -431,6 +431,11 @@ pub struct Connection {
     /// that no later call told, the owner's reads and writes (see
     /// [`TlsData::lost_before`]).
     pub lost_before: LostCalls,
+    /// End: the highest client stream id of an HTTP/2 header block the
+    /// kernel saw on the connection, its call delivered or lost (0: none,
+    /// not followed): streams lost whole after the last block the decoder
+    /// saw are counted up to it.
+    pub h2_last_stream: u32,
 }
 
 impl Connection {

@@ -423,6 +423,15 @@ impl ConnectionDecoder {
         }
     }
 
+    /// HTTP/2: the capture saw a header block of client stream `last`,
+    /// delivered to this decoder or not (see [`Http2Decoder::streams_until`]);
+    /// other protocols: nothing.
+    pub fn streams_until(&mut self, last: u32) {
+        if let Inner::Http2(d) = &mut self.inner {
+            d.streams_until(last);
+        }
+    }
+
     /// The connection is gone: flushes every open transaction.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         match &mut self.inner {

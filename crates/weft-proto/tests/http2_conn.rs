@@ -636,6 +636,62 @@ fn idle_streams_are_reclaimed_by_the_callers_clock() {
     assert_eq!(dec.take_counters().streams_evicted, 1);
 }
 
+/// Streams lost whole at the end of a connection have no later stream id to
+/// reveal them: the capture's own count of how far the streams went (the
+/// kernel's frame walk, on the connection's end record) does.
+#[test]
+fn streams_lost_whole_at_the_end_are_counted_up_to_the_last_stream() {
+    let c = busy_connection(8); // client streams 1, 3, ..., 15
+    // Every record of streams 13 and 15 (both directions) is lost.
+    let tail = |b: &[u8]| matches!(b.get(8), Some(13 | 15)) && b.len() >= 9 && b[5..8] == [0, 0, 0];
+    let kept: Vec<_> = c
+        .records
+        .iter()
+        .filter(|(_, b)| !tail(b))
+        .cloned()
+        .collect();
+    let run = |last: Option<u32>| {
+        let mut dec = decoder();
+        let seen = feed_all(&mut dec, &kept).len();
+        if let Some(last) = last {
+            dec.streams_until(last);
+        }
+        let mut out = Vec::new();
+        dec.finish(&mut out);
+        (
+            (seen + txs(out).len()) as u64,
+            dec.counters().streams_unseen,
+        )
+    };
+    // Without it the two are silently missing.
+    assert_eq!(run(None), (6, 0));
+    assert_eq!(run(Some(15)), (6, 2));
+    // Ids the decoder saw already, server (even) ids and the reserved bit
+    // add nothing.
+    assert_eq!(run(Some(11)), (6, 0));
+    assert_eq!(run(Some(16)), (6, 0));
+    assert_eq!(run(Some(0x8000_000b)), (6, 0));
+
+    // A block that still comes after it is not lost.
+    let mut dec = decoder();
+    let early: Vec<_> = c
+        .records
+        .iter()
+        .filter(|(_, b)| b.get(8) != Some(&15) || b.len() < 9)
+        .cloned()
+        .collect();
+    let (head, rest): (Vec<_>, Vec<_>) = early
+        .into_iter()
+        .partition(|(_, b)| b.get(8) != Some(&13) || b.len() < 9);
+    let mut seen = feed_all(&mut dec, &head).len();
+    dec.streams_until(15);
+    seen += feed_all(&mut dec, &rest).len();
+    let mut out = Vec::new();
+    dec.finish(&mut out);
+    seen += txs(out).len();
+    assert_eq!((seen as u64, dec.counters().streams_unseen), (7, 1));
+}
+
 #[test]
 fn streams_lost_whole_in_a_gap_are_counted() {
     let c = busy_connection(8);

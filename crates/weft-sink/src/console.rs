@@ -1005,6 +1005,7 @@ mod tests {
             duration_ns: None,
             destination_domain: None,
             lost_before: Default::default(),
+            h2_last_stream: 0,
         };
         let mut sink = ConsoleSink::new(Vec::new(), ConsoleOptions::default().clock(Clock::Utc));
         sink.write(&Event::Connection(c.clone())).expect("write");

@@ -121,10 +121,12 @@ pub struct Cli {
     pub no_color: bool,
 
     /// Benchmarks only: attach every probe weft uses, but with programs that
-    /// return at once (the kernel's trap cost, the floor of any uprobe
-    /// sensor). Captures nothing.
-    #[arg(long)]
-    pub bench_floor: bool,
+    /// return at once (`hooks`, the default: the kernel's trap cost, the
+    /// floor of any uprobe sensor), or that only copy each TLS call's
+    /// plaintext to the ring, which weft reads and drops (`copy`: the floor
+    /// of any plaintext sensor). Captures nothing.
+    #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "hooks")]
+    pub bench_floor: Option<BenchFloor>,
 
     /// Also write every kernel record, as it arrives, to FILE (created
     /// private, 0600): a recording to replay later with --replay, or to
@@ -266,6 +268,26 @@ impl Cli {
     }
 }
 
+/// `--bench-floor`'s kinds (benches/overhead.sh's (b) and (b')).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchFloor {
+    /// Every program returns at once: the kernel's trap cost.
+    Hooks,
+    /// The TLS library probes copy each call's plaintext to the ring; weft
+    /// reads and drops it.
+    Copy,
+}
+
+impl BenchFloor {
+    pub fn mode(floor: Option<BenchFloor>) -> weft_bpf::sensor::Floor {
+        match floor {
+            None => weft_bpf::sensor::Floor::Off,
+            Some(BenchFloor::Hooks) => weft_bpf::sensor::Floor::Hooks,
+            Some(BenchFloor::Copy) => weft_bpf::sensor::Floor::Copy,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +386,25 @@ mod tests {
         assert!(e.contains("maximum of 64M"), "{e}");
         assert!(Cli::try_parse_from(["weft", "--max-body", "5G"]).is_err());
         assert!(Cli::try_parse_from(["weft", "--max-body", "16X"]).is_err());
+    }
+
+    #[test]
+    fn bench_floor_kinds() {
+        let f = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.bench_floor);
+        assert_eq!(f(&["weft"]).expect("parses"), None);
+        assert_eq!(
+            f(&["weft", "--bench-floor"]).expect("parses"),
+            Some(BenchFloor::Hooks)
+        );
+        assert_eq!(
+            f(&["weft", "--bench-floor", "copy"]).expect("parses"),
+            Some(BenchFloor::Copy)
+        );
+        assert_eq!(
+            f(&["weft", "--bench-floor=hooks", "--json"]).expect("parses"),
+            Some(BenchFloor::Hooks)
+        );
+        assert!(f(&["weft", "--bench-floor", "nothing"]).is_err());
     }
 
     #[test]

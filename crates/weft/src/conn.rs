@@ -60,6 +60,11 @@ pub fn connection_event(
             .then(|| c.ts_ns.saturating_sub(c.established_ns)),
         destination_domain: None,
         lost_before: crate::reader::lost_calls_of(&c.lost),
+        h2_last_stream: if c.kind == abi::REC_CONN_END {
+            c.h2_last_stream
+        } else {
+            0
+        },
     })
 }
 
@@ -210,6 +215,7 @@ mod tests {
             bytes_received: 20,
             ino: 0,
             srtt_us: 30,
+            h2_last_stream: 0,
             owner: OwnerRec {
                 cgroup_id: 0,
                 proc_start_ns: 0,

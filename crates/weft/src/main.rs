@@ -107,7 +107,7 @@ fn sensor_config(cli: &Cli) -> Result<SensorConfig> {
         pids: cli.pid.clone(),
         tree_pids: cli.tree.clone(),
         comms: cli.comm.clone(),
-        floor: cli.bench_floor,
+        floor: cli::BenchFloor::mode(cli.bench_floor),
         keylog: cli.keylog.is_some(),
         plaintext: !cli.no_plaintext,
         plaintext_ports: cli.plaintext_ports.clone(),
@@ -315,7 +315,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     );
     // Connection events: attached before anything else so the seeding
     // iterator and sock_ops leave no gap between them.
-    let connections = if cli.no_connections || cli.bench_floor {
+    let connections = if cli.no_connections || cli.bench_floor.is_some() {
         None
     } else {
         conn::start(&sensor, cfg.targeted())
@@ -840,7 +840,7 @@ fn run_replay(cli: &Cli, path: &Path) -> Result<ExitCode> {
         (!cli.comm.is_empty(), "--comm"),
         (!cli.tree.is_empty(), "--tree"),
         (cli.record.is_some(), "--record"),
-        (cli.bench_floor, "--bench-floor"),
+        (cli.bench_floor.is_some(), "--bench-floor"),
         (cli.metrics.is_some(), "--metrics"),
         (cli.xdp.is_some(), "--xdp"),
         (!cli.interface.is_empty(), "--interface"),

@@ -353,6 +353,13 @@ impl Inner {
                 let (payload, holes) = self.asm.take_inline(call, bytes);
                 self.on_call(call, payload, holes);
             }
+            Record::BenchCopy { len } => {
+                // The capture floor: counted, dropped (nothing decodes it).
+                self.stats.bench_copies.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bench_copy_bytes
+                    .fetch_add(*len, Ordering::Relaxed);
+            }
             _ => {
                 if let Ok(rec) = parsed {
                     self.on_other_record(rec);
@@ -364,7 +371,10 @@ impl Inner {
     /// A record other than a data or call record.
     fn on_other_record(&mut self, rec: Record<'_>) {
         match rec {
-            Record::Data { .. } | Record::Call(_) | Record::CallInline { .. } => {}
+            Record::Data { .. }
+            | Record::Call(_)
+            | Record::CallInline { .. }
+            | Record::BenchCopy { .. } => {}
             Record::Exec { pid, dev, ino } | Record::Mmap { pid, dev, ino } => {
                 if let Some(tx) = &self.discovery {
                     match tx.try_send((pid, dev, ino)) {

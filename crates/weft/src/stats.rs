@@ -21,6 +21,10 @@ pub struct Stats {
     pub events_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub bad_records: AtomicU64,
+    /// `--bench-floor copy`: the capture floor's records read (one per
+    /// library call) and the call lengths they carried.
+    pub bench_copies: AtomicU64,
+    pub bench_copy_bytes: AtomicU64,
     /// DNS messages that did not parse (weft_proto::dns errors).
     pub dns_malformed: AtomicU64,
     pub discovery_missed: AtomicU64,
@@ -422,6 +426,13 @@ impl Snapshot<'_> {
             r(&self.stats.bytes_out),
             self.k("calls")
         ));
+        if r(&self.stats.bench_copies) > 0 {
+            s.push_str(&format!(
+                "  capture floor      {} library calls copied ({} bytes returned)\n",
+                r(&self.stats.bench_copies),
+                r(&self.stats.bench_copy_bytes)
+            ));
+        }
         if self.k("body_skipped") > 0 {
             s.push_str(&format!(
                 "  body bytes not copied (past --max-body)  {}\n  of which stepped over by the decoders    {}\n",

@@ -120,6 +120,22 @@ impl Http2Decoder {
         self.core.from_start = true;
     }
 
+    /// The capture saw a header block of client stream `last` (odd), in a
+    /// call whose bytes may never have reached this decoder (lost to a
+    /// full ring): every client stream after the last block seen here, up
+    /// to and including `last`, is counted as lost whole (`streams_unseen`)
+    /// unless a block of it still comes. Only the end of a connection needs
+    /// it: before, a later block reveals the skipped ids.
+    pub fn streams_until(&mut self, last: u32) {
+        let last = last & 0x7fff_ffff;
+        if last & 1 == 0 || last <= self.core.max_block_stream {
+            return;
+        }
+        // As a block of the next client stream would, without being one.
+        self.core.note_block_stream(last + 2);
+        self.core.max_block_stream = last;
+    }
+
     /// After an HTTP/1.1 `Upgrade: h2c`: stream 1 was the upgraded request
     /// (seen as HTTP/1), so the client's first HTTP/2 stream is 3.
     pub(crate) fn note_h2c_upgrade(&mut self) {

@@ -126,6 +126,7 @@ mod tests {
             duration_ns: (phase == ConnectionPhase::End).then_some(1_000_000),
             destination_domain: None,
             lost_before: Default::default(),
+            h2_last_stream: 0,
         }
     }
 
