@@ -194,18 +194,16 @@ static __always_inline int go_return(struct pt_regs *ctx, __u8 op)
 	return 0;
 }
 
-/* RETs of (*Conn).Write / (*Conn).Read: the attach cookie is WEFT_LIB_GO,
- * which emit_call() reports as the library. */
+/* RETs of (*Conn).Write and (*Conn).Read: the attach cookie is the op of
+ * the function the RET is in (the library is in the entry's state). One
+ * program for both: the verifier walks emit_call() once, not twice (it is
+ * most of weft's start-up). */
 SEC("?uprobe.multi.s")
-int go_write_ret(struct pt_regs *ctx)
+int go_ret(struct pt_regs *ctx)
 {
 	FLOOR();
-	return go_return(ctx, WEFT_OP_WRITE);
-}
-
-SEC("?uprobe.multi.s")
-int go_read_ret(struct pt_regs *ctx)
-{
-	FLOOR();
-	return go_return(ctx, WEFT_OP_READ);
+	__u64 op = bpf_get_attach_cookie(ctx);
+	if (op != WEFT_OP_WRITE && op != WEFT_OP_READ)
+		return 0;
+	return go_return(ctx, op);
 }

@@ -69,11 +69,7 @@ pub(crate) fn enable_programs(open: &mut crate::skel::OpenWeftSkel<'_>) {
     if !uprobe_multi_supported() {
         return;
     }
-    for prog in [
-        &mut open.progs.go_enter,
-        &mut open.progs.go_write_ret,
-        &mut open.progs.go_read_ret,
-    ] {
+    for prog in [&mut open.progs.go_enter, &mut open.progs.go_ret] {
         prog.set_autoload(true);
     }
 }
@@ -81,8 +77,9 @@ pub(crate) fn enable_programs(open: &mut crate::skel::OpenWeftSkel<'_>) {
 impl Sensor {
     /// Attach the probes of one Go program: both entries and at least one
     /// `RET` of each function are required, or nothing is attached (an entry
-    /// without its returns would only leave state behind). Three uprobe.multi
-    /// links: the entries, the RETs of `Write`, the RETs of `Read`. Returns
+    /// without its returns would only leave state behind). Two uprobe.multi
+    /// links: the entries, and the RETs of `Write` and `Read` (one program,
+    /// the op in each RET's cookie). Returns
     /// how many probe points were attached; 0 when the file already has
     /// probes. On error nothing stays attached.
     pub fn attach_go(&mut self, path: &Path, points: &[ProbePoint]) -> Result<usize, BpfError> {
@@ -107,8 +104,8 @@ impl Sensor {
             )));
         }
         let mut entries = (Vec::new(), Vec::new());
-        let mut write_rets = Vec::new();
-        let mut read_rets = Vec::new();
+        let mut rets = (Vec::new(), Vec::new());
+        let (mut write_rets, mut read_rets) = (0usize, 0usize);
         for p in points {
             let Some(hook) = go_hook(&p.symbol) else {
                 continue;
@@ -130,15 +127,23 @@ impl Sensor {
                     entries.0.push(offset);
                     entries.1.push(u64::from(abi::OP_READ));
                 }
-                GoHook::WriteReturn => write_rets.push(offset),
-                GoHook::ReadReturn => read_rets.push(offset),
+                GoHook::WriteReturn => {
+                    write_rets += 1;
+                    rets.0.push(offset);
+                    rets.1.push(u64::from(abi::OP_WRITE));
+                }
+                GoHook::ReadReturn => {
+                    read_rets += 1;
+                    rets.0.push(offset);
+                    rets.1.push(u64::from(abi::OP_READ));
+                }
             }
         }
         let ops = &entries.1;
         let complete = ops.contains(&u64::from(abi::OP_WRITE))
             && ops.contains(&u64::from(abi::OP_READ))
-            && !write_rets.is_empty()
-            && !read_rets.is_empty();
+            && write_rets > 0
+            && read_rets > 0;
         if !complete {
             return Err(BpfError::Config(format!(
                 "{} lacks the entry or the RET points of crypto/tls.(*Conn).Write/Read; \
@@ -146,7 +151,7 @@ impl Sensor {
                 path.display()
             )));
         }
-        let n = entries.0.len() + write_rets.len() + read_rets.len();
+        let n = entries.0.len() + rets.0.len();
         let progs = &self.skel.progs;
         let attach = |prog: &libbpf_rs::ProgramMut<'static>,
                       what: &str,
@@ -169,20 +174,13 @@ impl Sensor {
             })
         };
         // Returns first: by the time an entry fires, its RETs are watched.
-        let write_cookies = vec![abi::LIB_GO; write_rets.len()];
-        let read_cookies = vec![abi::LIB_GO; read_rets.len()];
+        // Each RET's cookie is the op of the function it is in.
         let links = vec![
             attach(
-                &progs.go_write_ret,
-                "RETs of crypto/tls.(*Conn).Write",
-                write_rets,
-                write_cookies,
-            )?,
-            attach(
-                &progs.go_read_ret,
-                "RETs of crypto/tls.(*Conn).Read",
-                read_rets,
-                read_cookies,
+                &progs.go_ret,
+                "RETs of crypto/tls.(*Conn).Write/Read",
+                rets.0,
+                rets.1,
             )?,
             attach(
                 &progs.go_enter,

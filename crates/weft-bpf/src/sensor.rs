@@ -434,6 +434,15 @@ impl Sensor {
             .set_max_entries(cfg.pkt_flows.max(1))
             .map_err(lb("size the packet flow table"))?;
         crate::go::enable_programs(&mut open);
+        // Diagnostics of start-up (most of it is the verifier): the
+        // kernel's statistics of each program's verification (time,
+        // instructions processed) in libbpf's log, shown with
+        // `--log-level trace` or WEFT_LIBBPF_STDERR=1.
+        if std::env::var_os("WEFT_VERIFIER_STATS").is_some() {
+            for mut p in open.open_object_mut().progs_mut() {
+                p.set_log_level(4);
+            }
+        }
         // The socket-transfer programs serve process filters only, and need
         // their tracepoints (Linux 6.3+): loaded only then (`?tp_btf` in
         // bpf/tls.bpf.c), so that an older kernel still loads the rest and

@@ -90,3 +90,36 @@ fn keylog_hook_is_listed_when_asked_for() -> TestResult {
     assert!(ssl.contains("nss_keylog_int"), "{ssl}");
     Ok(())
 }
+
+/// `--bench-floor copy` (the capture floor of benches/overhead.sh): the TLS
+/// probes copy each call's plaintext to the ring and weft only counts what
+/// it read: no events, and the calls and bytes in the summary. Ground
+/// truth: the bytes curl and nginx moved are at least the request line and
+/// the body nginx served.
+#[test]
+fn bench_floor_copy_counts_the_calls_it_copied() -> TestResult {
+    let nginx = Nginx::start()?;
+    let weft = Weft::start(&["--bench-floor", "copy"])?;
+    let uri = format!("/floor-{:x}", weft_itest::rand_u64());
+    let url = format!("https://127.0.0.1:{}{uri}", nginx.port);
+    let (_, body) = weft_itest::exchange::curl(&["--http1.1"], &url)?;
+    assert_eq!(body, format!("body-{uri}\n").as_bytes());
+    let run = weft.stop()?;
+    assert!(run.success, "weft failed:\n{}", run.stderr);
+    assert!(run.events.is_empty(), "{:?}", run.events);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("capture floor"))
+        .ok_or_else(|| format!("no capture floor line:\n{}", run.stderr))?;
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // curl's request write and response read, nginx's read and write.
+    let (calls, bytes) = (n[0], n[1]);
+    assert!(calls >= 4, "{line}");
+    let least = 2 * (format!("GET {uri} HTTP/1.1\r\n").len() + body.len());
+    assert!(bytes >= least as u64, "{line}: fewer than {least} bytes");
+    Ok(())
+}
