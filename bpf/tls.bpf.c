@@ -308,17 +308,16 @@ static __always_inline int plain_enter(__u64 id, __u64 fd, bool is_write, __u8 k
  * The socket-syscall capture outside TLS calls (plain.bpf.c) is one program,
  * sys_exit_plain, reached by tail call from every sys_exit_* program: the
  * verifier then checks its many paths once instead of once per syscall (nine
- * inlined copies took 3.3 s of weft's start-up). */
-int sys_exit_plain(struct trace_event_raw_sys_exit *ctx);
-
+ * inlined copies took 3.3 s of weft's start-up). User space loads it from
+ * a second open of this object, in parallel with the rest, and puts it in
+ * slot 0 (crates/weft-bpf/src/split.rs); until then the tail call falls
+ * through. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(__u32)); /* no BTF key: prog arrays refuse it */
-	__array(values, int(void *));
-} plain_exit_prog SEC(".maps") = {
-	.values = { [0] = (void *)&sys_exit_plain },
-};
+	__uint(value_size, sizeof(__u32));
+} plain_exit_prog SEC(".maps");
 
 /* What the call record reports of a socket: a cached entry that differs
  * in none of these is still right. */

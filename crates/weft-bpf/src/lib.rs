@@ -14,6 +14,7 @@ pub mod packets;
 pub mod progstats;
 pub mod ring;
 pub mod sensor;
+mod split;
 
 #[allow(
     clippy::all,

@@ -43,8 +43,13 @@ impl Sensor {
     /// Counters of every loaded program (zero unless run stats are on).
     pub fn program_stats(&self) -> Vec<ProgStats> {
         let mut out = Vec::new();
-        for prog in self.skel().object().progs() {
-            let fd = prog.as_fd();
+        let progs: Vec<_> = self.skel().object().progs().collect();
+        let named = progs
+            .iter()
+            .map(|p| (p.name().to_string_lossy().into_owned(), p.as_fd()));
+        // sys_exit_plain is in the object's second open (split.rs).
+        let plain = std::iter::once(("sys_exit_plain".to_string(), self.plain_prog));
+        for (name, fd) in named.filter(|(n, _)| n != "sys_exit_plain").chain(plain) {
             let mut info = libbpf_sys::bpf_prog_info::default();
             let mut len = std::mem::size_of_val(&info) as u32;
             // SAFETY: `info` is a valid, writable bpf_prog_info of `len`
@@ -60,7 +65,7 @@ impl Sensor {
                 continue;
             }
             out.push(ProgStats {
-                name: prog.name().to_string_lossy().into_owned(),
+                name,
                 run_count: info.run_cnt,
                 run_time_ns: info.run_time_ns,
             });

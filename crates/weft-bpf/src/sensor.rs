@@ -265,6 +265,8 @@ pub type KernelStats = Vec<(&'static str, u64)>;
 /// The loaded BPF object and its links. Dropping it detaches everything.
 pub struct Sensor {
     pub(crate) skel: WeftSkel<'static>,
+    /// `sys_exit_plain`, loaded from the object's second open (split.rs).
+    pub(crate) plain_prog: std::os::fd::BorrowedFd<'static>,
     _links: Vec<Link>,
     /// The syscall tracepoints (see [`Sensor::syscall_hooks`]).
     syscall_links: Vec<Link>,
@@ -438,9 +440,14 @@ impl Sensor {
         // kernel's statistics of each program's verification (time,
         // instructions processed) in libbpf's log, shown with
         // `--log-level trace` or WEFT_LIBBPF_STDERR=1.
-        if std::env::var_os("WEFT_VERIFIER_STATS").is_some() {
+        let stats_level = if std::env::var_os("WEFT_VERIFIER_STATS").is_some() {
+            4
+        } else {
+            0
+        };
+        if stats_level != 0 {
             for mut p in open.open_object_mut().progs_mut() {
-                p.set_log_level(4);
+                p.set_log_level(stats_level);
             }
         }
         // The socket-transfer programs serve process filters only, and need
@@ -451,15 +458,23 @@ impl Sensor {
         for prog in [&mut open.progs.tls_sock_send, &mut open.progs.tls_sock_recv] {
             prog.set_autoload(sock_io);
         }
-        if std::env::var_os("WEFT_VERIFIER_STATS").is_some() {
-            for mut p in open.open_object_mut().progs_mut() {
-                p.set_log_level(4);
-            }
-        }
         tracing::debug!(ms = t0.elapsed().as_millis(), "start-up: BPF object opened");
+        // The socket-syscall capture's program verified on another CPU
+        // meanwhile (split.rs).
+        open.progs.sys_exit_plain.set_autoload(false);
+        let plain = crate::split::start(&mut open, stats_level)?;
         let skel = open
             .load()
             .map_err(lb("load the BPF programs (verifier)"))?;
+        let plain = plain.finish()?;
+        skel.maps
+            .plain_exit_prog
+            .update(
+                &0u32.to_ne_bytes(),
+                &crate::split::fd_value(plain),
+                MapFlags::ANY,
+            )
+            .map_err(lb("install sys_exit_plain"))?;
         tracing::debug!(
             ms = t0.elapsed().as_millis(),
             "start-up: BPF programs verified"
@@ -503,6 +518,7 @@ impl Sensor {
 
         let mut sensor = Sensor {
             skel,
+            plain_prog: plain,
             _links: links,
             syscall_links: Vec::new(),
             sock_io_on: false,
