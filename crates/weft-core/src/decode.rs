@@ -1082,6 +1082,27 @@ mod tests {
         assert_eq!(stats.lock().expect("stats").flows_closed, 1);
     }
 
+    /// Ends `flow` with a connection end record `edit` adjusts, lets the
+    /// grace period pass, and returns the http events emitted in all and
+    /// the statistics.
+    fn end_flow(
+        d: &mut HttpDecoder,
+        stats: &Mutex<DecodeStats>,
+        flow: Flow,
+        got: &mut Vec<Event>,
+        edit: impl FnOnce(&mut crate::event::Connection),
+    ) -> (usize, DecodeStats) {
+        let mut end = conn_end(flow, 9_000, 0);
+        if let Event::Connection(c) = &mut end {
+            edit(c);
+        }
+        d.process(end, &mut |e| got.push(e));
+        d.tick(Instant::now() + END_GRACE, &mut |e| got.push(e));
+        assert_eq!(d.flows(), 0);
+        let http = got.iter().filter(|e| matches!(e, Event::Http(_))).count();
+        (http, stats.lock().map(|s| s.clone()).unwrap_or_default())
+    }
+
     /// Calls lost whole at the end of a connection (no later call told
     /// them): the connection's end record does, and the requests they
     /// carried are counted before the flow closes.
@@ -1096,20 +1117,14 @@ mod tests {
             RESP.len() as u64,
         );
         d.process(resp, &mut |e| got.push(e));
-        let mut end = conn_end(flow, 9_000, 0);
-        if let Event::Connection(c) = &mut end {
+        let (http, s) = end_flow(&mut d, &stats, flow, &mut got, |c| {
             c.lost_before = crate::event::LostCalls {
                 reads: 3,
                 writes: 3,
                 read_bytes: 3 * RESP.len() as u64,
                 write_bytes: 3 * REQ.len() as u64,
             };
-        }
-        d.process(end, &mut |e| got.push(e));
-        d.tick(Instant::now() + END_GRACE, &mut |e| got.push(e));
-        assert_eq!(d.flows(), 0);
-        let http = got.iter().filter(|e| matches!(e, Event::Http(_))).count();
-        let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+        });
         assert_eq!(http, 1, "{got:?}");
         assert_eq!(s.proto.h1_requests_unseen, 3);
         assert_eq!(s.calls_lost_whole, 6);
@@ -1148,15 +1163,9 @@ mod tests {
             );
             d.process(resp, &mut |e| got.push(e));
             // Streams 3 and 5 went by in calls lost to a full ring.
-            let mut end = conn_end(flow, 9_000, 0);
-            if let Event::Connection(c) = &mut end {
+            let (http, s) = end_flow(&mut d, &stats, flow, &mut got, |c| {
                 c.h2_last_stream = last;
-            }
-            d.process(end, &mut |e| got.push(e));
-            d.tick(Instant::now() + END_GRACE, &mut |e| got.push(e));
-            assert_eq!(d.flows(), 0);
-            let http = got.iter().filter(|e| matches!(e, Event::Http(_))).count();
-            let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+            });
             assert_eq!(http, 1, "{got:?}");
             assert_eq!(s.proto.streams_unseen, unseen, "last stream {last}");
             assert_eq!(s.proto.desyncs, 0);

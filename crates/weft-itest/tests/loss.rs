@@ -36,6 +36,86 @@ for line in sys.stdin:
     print("done", n, flush=True)
 "#;
 
+/// One of the client scripts above on nginx's `port`, driven line by line:
+/// it has made one request once it says `ready`.
+struct Client {
+    helper: Helper,
+    total: u64,
+}
+
+impl Client {
+    fn start(script: &str, port: u16) -> TestResult<Client> {
+        let helper = Helper::spawn({
+            let mut c = Command::new("/usr/bin/python3");
+            c.args(["-c", script, &port.to_string()]);
+            c
+        })?;
+        assert_eq!(helper.read_line(CLIENT_TIMEOUT)?, "ready");
+        Ok(Client { helper, total: 1 })
+    }
+
+    fn pid(&self) -> u32 {
+        self.helper.pid()
+    }
+
+    /// `k` more requests, answered.
+    fn batch(&mut self, k: u64) -> TestResult {
+        self.helper.write_line(&k.to_string())?;
+        self.total += k;
+        let line = self.helper.read_line(CLIENT_TIMEOUT)?;
+        assert_eq!(line, format!("done {}", self.total));
+        Ok(())
+    }
+
+    fn close(&mut self) -> TestResult {
+        self.helper.write_line("close")?;
+        assert_eq!(self.helper.read_line(CLIENT_TIMEOUT)?, "closed");
+        Ok(())
+    }
+}
+
+/// `k` requests while weft is stopped: its reader does not run, the ring
+/// fills, and the kernel loses records.
+fn batch_while_stopped(weft: &Weft, client: &mut Client, k: u64) -> TestResult {
+    signal(weft.pid(), "STOP");
+    let done = client.batch(k);
+    signal(weft.pid(), "CONT");
+    done
+}
+
+/// Closes the connection once the ring has room again (for its end record).
+fn close_after_a_second(client: &mut Client) -> TestResult {
+    std::thread::sleep(Duration::from_secs(1));
+    client.close()
+}
+
+/// Each of the client's `total` requests was reported (`reported` events) or
+/// counted as lost whole (`unseen`).
+fn every_request_told(run: &WeftRun, reported: usize, unseen: u64, total: u64) -> TestResult {
+    assert_eq!(
+        reported as u64 + unseen,
+        total,
+        "reported {reported} + counted {unseen} != {total} requests\n{}",
+        run.stderr
+    );
+    Ok(())
+}
+
+/// The http events of `pid`.
+fn http_of(run: &WeftRun, pid: u32) -> Vec<&serde_json::Value> {
+    of_pid(&run.events, pid)
+        .into_iter()
+        .filter(|e| field_str(e, "event.action") == Some("http-transaction"))
+        .collect()
+}
+
+/// Until weft has reported `n` http transactions (false after SEEN_TIMEOUT).
+fn seen(weft: &Weft, n: usize) -> bool {
+    weft.wait_for_count(SEEN_TIMEOUT, n, |e| {
+        field_str(e, "event.action") == Some("http-transaction")
+    })
+}
+
 #[test]
 fn requests_lost_with_their_call_records_are_counted() -> TestResult {
     lost_requests_are_counted(false)
@@ -59,58 +139,23 @@ fn lost_requests_are_counted(close_after: bool) -> TestResult {
     // statistics), started after weft so that its connection is followed
     // from its start (its end record tells what no call told).
     let weft = Weft::start(&["--comm", "python3", "--ring-size", "256K"])?;
-    let mut client = Helper::spawn({
-        let mut c = Command::new("/usr/bin/python3");
-        c.args(["-c", CLIENT, &nginx.port.to_string()]);
-        c
-    })?;
-    assert_eq!(client.read_line(CLIENT_TIMEOUT)?, "ready");
+    let mut client = Client::start(CLIENT, nginx.port)?;
     let pid = client.pid();
-    let mut total = 1u64;
-    let mut batch = |client: &mut Helper, k: u64| -> TestResult {
-        client.write_line(&k.to_string())?;
-        total += k;
-        assert_eq!(client.read_line(CLIENT_TIMEOUT)?, format!("done {total}"));
-        Ok(())
-    };
-    batch(&mut client, 20)?;
-    let seen = |n: usize| {
-        let end = std::time::Instant::now() + SEEN_TIMEOUT;
-        while std::time::Instant::now() < end {
-            let got = weft
-                .events_so_far()
-                .iter()
-                .filter(|e| field_str(e, "event.action") == Some("http-transaction"))
-                .count();
-            if got >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    };
-    assert!(seen(21), "weft did not report the first requests");
+    client.batch(20)?;
+    assert!(seen(&weft, 21), "weft did not report the first requests");
     // The reader stopped, each request still makes four call records and
     // their payload in the 256 KiB ring: it is full long before 3,000.
-    signal(weft.pid(), "STOP");
-    let stopped = batch(&mut client, 3000);
-    signal(weft.pid(), "CONT");
-    stopped?;
+    batch_while_stopped(&weft, &mut client, 3000)?;
     if close_after {
-        // Room in the ring again first, for the connection's end record.
-        std::thread::sleep(Duration::from_secs(1));
-        client.write_line("close")?;
-        assert_eq!(client.read_line(CLIENT_TIMEOUT)?, "closed");
+        close_after_a_second(&mut client)?;
     } else {
-        batch(&mut client, 20)?;
+        client.batch(20)?;
     }
     std::thread::sleep(Duration::from_secs(1));
     let run = weft.stop()?;
-    client.write_line("0")?;
-    let http: Vec<_> = of_pid(&run.events, pid)
-        .into_iter()
-        .filter(|e| field_str(e, "event.action") == Some("http-transaction"))
-        .collect();
+    client.helper.write_line("0")?;
+    let total = client.total;
+    let http = http_of(&run, pid);
     let lost =
         exit_stat(&run.stderr, "ring buffer full: call records").ok_or("no call-record stat")?;
     let told = exit_stat(&run.stderr, "decoder: lost call records told").ok_or("no told stat")?;
@@ -120,14 +165,7 @@ fn lost_requests_are_counted(close_after: bool) -> TestResult {
     assert!(lost > 0, "the ring never filled:\n{}", run.stderr);
     assert_eq!(told + untold, lost, "{}", run.stderr);
     assert_eq!(untold, 0, "losses not told:\n{}", run.stderr);
-    assert_eq!(
-        http.len() as u64 + unseen,
-        total,
-        "reported {} + counted {unseen} != {total} requests\n{}",
-        http.len(),
-        run.stderr
-    );
-    Ok(())
+    every_request_told(&run, http.len(), unseen, total)
 }
 
 /// An HTTP/2 client on one connection, one stream at a time (`N` per line
@@ -193,40 +231,17 @@ for line in sys.stdin:
 fn http2_streams_lost_at_a_connections_end_are_counted() -> TestResult {
     let nginx = Nginx::start_with(None, r#"location = /lost { return 200 "body-/lost\n"; }"#)?;
     let weft = Weft::start(&["--comm", "python3", "--ring-size", "128K"])?;
-    let mut client = Helper::spawn({
-        let mut c = Command::new("/usr/bin/python3");
-        c.args(["-c", H2_CLIENT, &nginx.port.to_string()]);
-        c
-    })?;
-    assert_eq!(client.read_line(CLIENT_TIMEOUT)?, "ready");
+    let mut client = Client::start(H2_CLIENT, nginx.port)?;
     let pid = client.pid();
-    let mut total = 1u64;
-    let mut batch = |client: &mut Helper, k: u64| -> TestResult {
-        client.write_line(&k.to_string())?;
-        total += k;
-        assert_eq!(client.read_line(CLIENT_TIMEOUT)?, format!("done {total}"));
-        Ok(())
-    };
-    batch(&mut client, 20)?;
-    let got = weft.wait_for_count(SEEN_TIMEOUT, 21, |e| {
-        field_str(e, "event.action") == Some("http-transaction")
-    });
-    assert!(got, "weft did not report the first requests");
+    client.batch(20)?;
+    assert!(seen(&weft, 21), "weft did not report the first requests");
     // nginx serves 1,000 requests per connection: 900 more fit.
-    signal(weft.pid(), "STOP");
-    let stopped = batch(&mut client, 900);
-    signal(weft.pid(), "CONT");
-    stopped?;
-    // Room in the ring again first, for the connection's end record.
-    std::thread::sleep(Duration::from_secs(1));
-    client.write_line("close")?;
-    assert_eq!(client.read_line(CLIENT_TIMEOUT)?, "closed");
+    batch_while_stopped(&weft, &mut client, 900)?;
+    close_after_a_second(&mut client)?;
     std::thread::sleep(Duration::from_secs(1));
     let run = weft.stop()?;
-    let http: Vec<_> = of_pid(&run.events, pid)
-        .into_iter()
-        .filter(|e| field_str(e, "event.action") == Some("http-transaction"))
-        .collect();
+    let total = client.total;
+    let http = http_of(&run, pid);
     let lost_calls = exit_stat(&run.stderr, "ring buffer full: call records").unwrap_or(0);
     let lost_payload = exit_stat(&run.stderr, "ring buffer full: payload chunks").unwrap_or(0);
     let unseen =
@@ -237,12 +252,5 @@ fn http2_streams_lost_at_a_connections_end_are_counted() -> TestResult {
         run.stderr
     );
     assert!(unseen > 0, "no stream counted as lost:\n{}", run.stderr);
-    assert_eq!(
-        http.len() as u64 + unseen,
-        total,
-        "reported {} + counted {unseen} != {total} requests\n{}",
-        http.len(),
-        run.stderr
-    );
-    Ok(())
+    every_request_told(&run, http.len(), unseen, total)
 }
