@@ -544,6 +544,13 @@ fn metrics_endpoint_reports_counters_and_bpf_program_costs() -> TestResult {
         value("weft_attachments{kind=\"uprobe\"}").is_some_and(|v| v >= 1.0),
         "{page}"
     );
+    // sys_exit_plain is loaded from the object's second open (split.rs):
+    // listed too (a tail-call target: the kernel counts its runs in its
+    // callers', sys_exit_sock's).
+    assert!(
+        value("weft_bpf_program_runs_total{program=\"sys_exit_plain\"}").is_some(),
+        "{page}"
+    );
     weft.stop()?;
     Ok(())
 }
