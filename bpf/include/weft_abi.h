@@ -255,7 +255,7 @@ struct weft_keylog_rec {
 struct weft_bench_copy_rec {
 	__u32 type;   /* WEFT_REC_BENCH_COPY */
 	__u32 tid;
-	__u64 len;    /* the call's return length; `len` capped at WEFT_BENCH_COPY_MAX follow */
+	__u64 len;    /* the call's return length; min(len, WEFT_BENCH_COPY_MAX) bytes follow */
 };
 
 #define WEFT_ALPN_MAX 32
