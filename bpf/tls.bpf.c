@@ -679,6 +679,23 @@ int BPF_PROG(tls_sock_recv, struct sock *sk, int ret, int flags)
 	return tls_sock_io(sk, false, ret, flags);
 }
 
+/* The bytes a finished library call moved, from its return value `rc`
+ * (SSL_read/SSL_write and alike) or the count an _ex function stored
+ * through len_ptr; false when it moved none (error, retry, a handshake). */
+static __always_inline bool call_len(const struct call_state *st, long rc, __u64 *len)
+{
+	*len = 0;
+	if (st->kind == KIND_RET_LEN) {
+		if ((int)rc <= 0)
+			return false;
+		*len = (__u64)(int)rc;
+		return true;
+	}
+	if (st->kind == KIND_EX && (int)rc == 1 && st->len_ptr)
+		return bpf_copy_from_user(len, sizeof(*len), (const void *)st->len_ptr) == 0;
+	return false;
+}
+
 /*
  * The capture floor (floor_mode == FLOOR_COPY, `weft --bench-floor copy`):
  * what any plaintext sensor on these hooks must do at the least: the entry
@@ -732,19 +749,9 @@ static __always_inline int floor_copy_ret(struct pt_regs *ctx)
 	if (!tc)
 		return 0;
 	tc->active = 0;
-	long rc = PT_REGS_RC(ctx);
-	__u64 len = 0;
-	if (tc->st.kind == KIND_RET_LEN) {
-		if ((int)rc <= 0)
-			return 0;
-		len = (__u64)(int)rc;
-	} else if (tc->st.kind == KIND_EX) {
-		if ((int)rc != 1 || !tc->st.len_ptr ||
-		    bpf_copy_from_user(&len, sizeof(len), (const void *)tc->st.len_ptr))
-			return 0;
-	} else {
+	__u64 len;
+	if (!call_len(&tc->st, PT_REGS_RC(ctx), &len))
 		return 0;
-	}
 	__u64 n = len > WEFT_BENCH_COPY_MAX ? WEFT_BENCH_COPY_MAX : len;
 	if (n <= 256)
 		floor_copy_256(len, n, tc->st.buf);
@@ -2076,16 +2083,8 @@ int ssl_ret(struct pt_regs *ctx)
 
 	__u64 id = bpf_get_current_pid_tgid();
 	long rc = PT_REGS_RC(ctx);
-	__u64 len = 0;
-	bool ok = false;
-	if (st->kind == KIND_RET_LEN) {
-		ok = (int)rc > 0;
-		len = ok ? (__u64)(int)rc : 0;
-	} else if (st->kind == KIND_EX) {
-		if ((int)rc == 1 && st->len_ptr) {
-			ok = bpf_copy_from_user(&len, sizeof(len), (const void *)st->len_ptr) == 0;
-		}
-	}
+	__u64 len;
+	bool ok = call_len(st, rc, &len);
 
 	/* The socket: from this call's own I/O, else the cache (read at
 	 * entry). The cache is written only when this call learnt something. */
