@@ -131,9 +131,10 @@ impl Http2Decoder {
         if last & 1 == 0 || last <= self.core.max_block_stream {
             return;
         }
-        // As a block of the next client stream would, without being one.
-        self.core.note_block_stream(last + 2);
+        // Every client stream after the last block seen, `last` included.
+        self.core.skip_streams_before(last + 2);
         self.core.max_block_stream = last;
+        self.core.count_stale_unseen();
     }
 
     /// After an HTTP/1.1 `Upgrade: h2c`: stream 1 was the upgraded request
@@ -605,26 +606,38 @@ impl Core {
     /// `id` (odd).
     fn note_block_stream(&mut self, id: u32) {
         if id > self.max_block_stream {
-            if self.max_block_stream > 0 || self.from_start {
-                let first = if self.max_block_stream > 0 {
-                    self.max_block_stream + 2
-                } else {
-                    1
-                };
-                // The skipped ids, `first`, `first + 2`, ... below `id`: the
-                // oldest wait in the queue while it has room, the rest are
-                // counted at once (no loop over a peer's jump to 2^31 - 1).
-                let skipped = id.saturating_sub(first).div_ceil(2);
-                let room = UNSEEN_PENDING_MAX.saturating_sub(self.unseen_pending.len());
-                let queued = skipped.min(u32::try_from(room).unwrap_or(u32::MAX));
-                self.unseen_pending
-                    .extend((0..queued).map(|k| first + 2 * k));
-                self.counters.streams_unseen += u64::from(skipped - queued);
-            }
+            self.skip_streams_before(id);
             self.max_block_stream = id;
         } else if let Some(i) = self.unseen_pending.iter().position(|&p| p == id) {
             self.unseen_pending.remove(i); // seen late: not lost
         }
+        self.count_stale_unseen();
+    }
+
+    /// The client streams after the highest block seen and below `id` had
+    /// no block: the oldest wait in the queue while it has room (a block
+    /// of theirs may still come), the rest are counted at once (no loop
+    /// over a peer's jump to 2^31 - 1). Nothing is known of the ids before
+    /// the first block of a connection joined midway.
+    fn skip_streams_before(&mut self, id: u32) {
+        if self.max_block_stream == 0 && !self.from_start {
+            return;
+        }
+        let first = if self.max_block_stream > 0 {
+            self.max_block_stream + 2
+        } else {
+            1
+        };
+        let skipped = id.saturating_sub(first).div_ceil(2);
+        let room = UNSEEN_PENDING_MAX.saturating_sub(self.unseen_pending.len());
+        let queued = skipped.min(u32::try_from(room).unwrap_or(u32::MAX));
+        self.unseen_pending
+            .extend((0..queued).map(|k| first + 2 * k));
+        self.counters.streams_unseen += u64::from(skipped - queued);
+    }
+
+    /// Pending ids `UNSEEN_WINDOW` older than the newest block: lost.
+    fn count_stale_unseen(&mut self) {
         let horizon = self.max_block_stream.saturating_sub(UNSEEN_WINDOW);
         while self.unseen_pending.front().is_some_and(|&p| p < horizon) {
             self.unseen_pending.pop_front();
