@@ -105,7 +105,6 @@ impl Sensor {
         }
         let mut entries = (Vec::new(), Vec::new());
         let mut rets = (Vec::new(), Vec::new());
-        let (mut write_rets, mut read_rets) = (0usize, 0usize);
         for p in points {
             let Some(hook) = go_hook(&p.symbol) else {
                 continue;
@@ -128,22 +127,20 @@ impl Sensor {
                     entries.1.push(u64::from(abi::OP_READ));
                 }
                 GoHook::WriteReturn => {
-                    write_rets += 1;
                     rets.0.push(offset);
                     rets.1.push(u64::from(abi::OP_WRITE));
                 }
                 GoHook::ReadReturn => {
-                    read_rets += 1;
                     rets.0.push(offset);
                     rets.1.push(u64::from(abi::OP_READ));
                 }
             }
         }
-        let ops = &entries.1;
-        let complete = ops.contains(&u64::from(abi::OP_WRITE))
-            && ops.contains(&u64::from(abi::OP_READ))
-            && write_rets > 0
-            && read_rets > 0;
+        // An entry and a RET of both functions (the cookies say which).
+        let both = |ops: &[u64]| {
+            ops.contains(&u64::from(abi::OP_WRITE)) && ops.contains(&u64::from(abi::OP_READ))
+        };
+        let complete = both(&entries.1) && both(&rets.1);
         if !complete {
             return Err(BpfError::Config(format!(
                 "{} lacks the entry or the RET points of crypto/tls.(*Conn).Write/Read; \
