@@ -117,24 +117,15 @@ impl Sensor {
                     p.offset
                 ))
             })?;
-            match hook {
-                GoHook::WriteEntry => {
-                    entries.0.push(offset);
-                    entries.1.push(u64::from(abi::OP_WRITE));
-                }
-                GoHook::ReadEntry => {
-                    entries.0.push(offset);
-                    entries.1.push(u64::from(abi::OP_READ));
-                }
-                GoHook::WriteReturn => {
-                    rets.0.push(offset);
-                    rets.1.push(u64::from(abi::OP_WRITE));
-                }
-                GoHook::ReadReturn => {
-                    rets.0.push(offset);
-                    rets.1.push(u64::from(abi::OP_READ));
-                }
-            }
+            // Each point's cookie is the op of its function.
+            let (list, op) = match hook {
+                GoHook::WriteEntry => (&mut entries, abi::OP_WRITE),
+                GoHook::ReadEntry => (&mut entries, abi::OP_READ),
+                GoHook::WriteReturn => (&mut rets, abi::OP_WRITE),
+                GoHook::ReadReturn => (&mut rets, abi::OP_READ),
+            };
+            list.0.push(offset);
+            list.1.push(u64::from(op));
         }
         // An entry and a RET of both functions (the cookies say which).
         let both = |ops: &[u64]| {
