@@ -6,7 +6,7 @@
 #   bench_nginx [KEY] [CONNS] [LISTEN_EXTRA] [HTTP_EXTRA]
 #                                 nginx with /small (3 bytes) and /big
 #                                 (64 KiB) on $PORT; KEY rsa (default) or ec
-#   start_weft ARGS...            weft ARGS > $work/events.ndjson; sets WPID
+#   start_weft ARGS...            weft ARGS > $work/events.ndjson (or > $WEFT_OUT); sets WPID
 #                                 and START (seconds to ready)
 #   stop_weft                     SIGINT and wait
 
@@ -81,7 +81,7 @@ start_weft() {
   # caller chose (--interface, --no-tc).
   local pp=(--interface lo)
   case " $* " in *" --interface"*|*" --no-tc "*) pp=();; esac
-  "$WEFT" "${pp[@]}" "$@" > "$work/events.ndjson" 2> "$work/err" &
+  "$WEFT" "${pp[@]}" "$@" > "${WEFT_OUT:-$work/events.ndjson}" 2> "$work/err" &
   WPID=$!
   for _ in $(seq 1 3000); do grep -q ready "$work/err" && break; sleep 0.005; done
   grep -q ready "$work/err" || { cat "$work/err" >&2; exit 1; }
