@@ -46,11 +46,7 @@ for mode in "$@"; do
   esac
   sleep 0.5
   read -r b0 i0 < <(cpu); n0=$(ticks "$NGW"); w0=0; [ -n "$WPID" ] && w0=$(ticks "$WPID")
-  if [ "$TOOL" = h2 ]; then
-    rps=$(h2load -c4 -m10 -D "$SECS" "https://127.0.0.1:$PORT/$PATH_" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}')
-  else
-    rps=$(wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/$PATH_" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
-  fi
+  rps=$("${TOOL}_rps" "$PATH_")
   read -r b1 i1 < <(cpu); n1=$(ticks "$NGW"); w1=0; [ -n "$WPID" ] && w1=$(ticks "$WPID")
   [ -n "$WPID" ] && stop_weft
   python3 - "$mode" "${rps:-0}" "$SECS" "$(nproc)" $((b1 - b0)) $((i1 - i0)) $((n1 - n0)) $((w1 - w0)) <<'PY'

@@ -9,6 +9,8 @@
 #   start_weft ARGS...            weft ARGS > $work/events.ndjson (or > $WEFT_OUT); sets WPID
 #                                 and START (seconds to ready)
 #   stop_weft                     SIGINT and wait
+#   wrk_rps PATH / h2_rps PATH    req/s of wrk -t1 -c4 (HTTP/1.1) / h2load
+#                                 -c4 -m10 (HTTP/2) on /PATH for $SECS s
 
 bench_cleanup() {
   kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
@@ -89,3 +91,6 @@ start_weft() {
 }
 
 stop_weft() { kill -INT "$WPID"; wait "$WPID" || true; WPID=; }
+
+wrk_rps() { wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+h2_rps() { h2load -c4 -m10 -D "$SECS" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}'; }

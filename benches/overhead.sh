@@ -44,8 +44,6 @@ command -v wrk >/dev/null && command -v h2load >/dev/null || {
 bench_setup
 bench_nginx
 
-wrk_rps() { wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
-h2_rps() { h2load -c4 -m10 -D "$SECS" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}'; }
 
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do

@@ -40,8 +40,6 @@ ssl_read_byte() {
   dd if="/proc/$WORKER/mem" bs=1 skip=$((0x$base + 0x$off)) count=1 2>/dev/null | od -An -tx1 | tr -d ' \n'
 }
 
-wrk_rps() { wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/small" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
-
 declare -A R
 # --- targeted capture (benchmark 6)
 # Each round measures (a) no probes, (t) weft --comm curl [and (t0), the
