@@ -11,6 +11,7 @@
 #   stop_weft                     SIGINT and wait
 #   wrk_rps PATH / h2_rps PATH    req/s of wrk -t1 -c4 (HTTP/1.1) / h2load
 #                                 -c4 -m10 (HTTP/2) on /PATH for $SECS s
+#                                 (wrk's p99 latency in us: $work/wrk_p99)
 
 bench_cleanup() {
   kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
@@ -92,5 +93,11 @@ start_weft() {
 
 stop_weft() { kill -INT "$WPID"; wait "$WPID" || true; WPID=; }
 
-wrk_rps() { wrk -t1 -c4 -d"${SECS}s" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+# wrk_rps also leaves wrk's 99th-percentile latency, in us, in $work/wrk_p99.
+wrk_rps() {
+  wrk -t1 -c4 -d"${SECS}s" --latency "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk -v f="$work/wrk_p99" '
+    /Requests\/sec/ {print $2}
+    /^ +99%/ {v = $2; m = 1; if (v ~ /ms$/) m = 1000; else if (v ~ /[0-9]s$/) m = 1000000
+              sub(/[a-z]+$/, "", v); print v * m > f}'
+}
 h2_rps() { h2load -c4 -m10 -D "$SECS" "https://127.0.0.1:$PORT/$1" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print $4}'; }

@@ -26,7 +26,8 @@
 #
 # Load: nginx (TLS, HTTP/1.1 + h2) on loopback; wrk (HTTP/1.1) and h2load
 # (HTTP/2) against a small and a 64 KiB response. Both ends are OpenSSL
-# programs, so both are probed. Also: weft's start-up time to `ready` and
+# programs, so both are probed. Also: wrk's 99th-percentile latency per
+# mode (what a traced client waits at worst), weft's start-up time to `ready` and
 # its idle RSS.
 #
 # Usage (root): bash benches/overhead.sh [ROUNDS] [SECONDS]   (default 3 5)
@@ -60,6 +61,7 @@ for round in $(seq 1 "$ROUNDS"); do
     esac
     for t in small big; do
       R[wrk_${t}_$mode]+="$(wrk_rps $t) "
+      R[p99_${t}_$mode]+="$(cat "$work/wrk_p99") "
       R[h2_${t}_$mode]+="$(h2_rps $t) "
     done
     if [ "$mode" != none ]; then
@@ -103,6 +105,14 @@ for key, label in loads:
     print(f"| {label} | **{r('weft', 'floor')}** | {r('weft', 'none')} | {r('floor', 'none')} | {r('copy', 'floor')} | "
           f"{r('weft', 'copy')} | {r('null', 'floor')} | {r('weft', 'null')} | {r('background', 'floor')} | "
           f"{statistics.median(aa):.3f} [{min(aa):.3f}, {max(aa):.3f}] |")
+print()
+print("wrk's 99th-percentile latency, us (medians): what the traced client waits at worst")
+print()
+print("| load | (a) no probes | (b) floor | (b') copy | (c) weft | (c0) weft > /dev/null | (d) --background | (b2) floor again |")
+print("|---|---|---|---|---|---|---|---|")
+for t, size in (("small", "3 B"), ("big", "64 KiB")):
+    cells = " | ".join(f"{med(f'p99_{t}_{m}'):.0f}" for m in ("none", "floor", "copy", "weft", "null", "background", "floor2"))
+    print(f"| wrk HTTP/1.1, {size} | {cells} |")
 print()
 print(f"start-up to ready (release): floor {med('start_floor'):.2f} s, weft {med('start_weft'):.2f} s")
 print(f"idle RSS (1 s after ready): {med('rss_idle')/1024:.1f} MiB")

@@ -40,8 +40,9 @@ const volatile __u8 filter_comms_on = 0;
 /* weft's own pid: its file accesses are never reported. */
 const volatile __u32 self_tgid = 0;
 /* Wake the reader once this many bytes wait in the ring (user space sets
- * an eighth of the ring). Below it records are submitted without a wake-up:
- * the reader polls at least every 100 ms anyway, and a busy host then pays
+ * an eighth of the ring, at most 128 KiB: sensor::wakeup_bytes). Below it
+ * records are submitted without a wake-up: the reader polls every 5 ms
+ * while records come (100 ms when idle) anyway, and a busy host then pays
  * one wake-up per WAKEUP bytes instead of one per record. */
 const volatile __u64 wakeup_bytes = 2 * 1024 * 1024;
 /* Payload records are refused (counted as ring full) once this many bytes

@@ -165,7 +165,8 @@ impl<F: FnMut(&[u8]) -> i32> Ring<F> {
 
     /// Waits up to `timeout` for the kernel's wake-up, then reads every
     /// record available. A signal ends the wait early (not an error).
-    pub fn poll(&mut self, timeout: Duration) -> Result<(), BpfError> {
+    /// Returns the ring bytes read (records and their headers).
+    pub fn poll(&mut self, timeout: Duration) -> Result<u64, BpfError> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: `ev` is a valid buffer for one event.
@@ -184,14 +185,15 @@ impl<F: FnMut(&[u8]) -> i32> Ring<F> {
 
     /// Reads every committed record, in order, and gives the space back to
     /// the kernel record by record. Stops early when the callback returns
-    /// non-zero.
-    pub fn consume(&mut self) -> Result<(), BpfError> {
+    /// non-zero. Returns the ring bytes read (records and their headers).
+    pub fn consume(&mut self) -> Result<u64, BpfError> {
         let mask = self.size - 1;
-        let mut cons = self.consumer_pos().load(Ordering::Acquire);
+        let start_pos = self.consumer_pos().load(Ordering::Acquire);
+        let mut cons = start_pos;
         loop {
             let prod = self.producer_pos().load(Ordering::Acquire);
             if cons >= prod {
-                return Ok(());
+                return Ok(cons - start_pos);
             }
             while cons < prod {
                 // SAFETY: headers are 8-byte aligned inside the data (both
@@ -203,7 +205,7 @@ impl<F: FnMut(&[u8]) -> i32> Ring<F> {
                         .load(Ordering::Acquire)
                 };
                 if hdr & BUSY != 0 {
-                    return Ok(()); // the producer is still writing it
+                    return Ok(cons - start_pos); // the producer is still writing it
                 }
                 let len = u64::from(hdr & !(BUSY | DISCARD));
                 if len > self.size - HEADER {
@@ -242,7 +244,7 @@ impl<F: FnMut(&[u8]) -> i32> Ring<F> {
                 cons += (len + HEADER + 7) & !7;
                 self.consumer_pos().store(cons, Ordering::Release);
                 if stop {
-                    return Ok(());
+                    return Ok(cons - start_pos);
                 }
             }
         }

@@ -242,7 +242,21 @@ pub(crate) fn attach_multi(
     })
 }
 
-/// libbpf's pid argument: -1 for every process.
+/// Bytes waiting in the ring at which the kernel wakes the reader: an
+/// eighth of the ring, at most [`WAKEUP_MAX`]. The reader then works in
+/// short, frequent passes (~128 KiB of records, a few ms of work on a busy
+/// host) instead of long bursts: a burst of tens of ms kept the traced
+/// processes off a CPU long enough to stall their own request loop (the
+/// CPUs idled more with weft than without, and the clients' tail latency
+/// grew; docs/performance.md, session 12). Small rings wake earlier, so
+/// that a burst cannot fill them first.
+pub fn wakeup_bytes(ring_size: u32) -> u32 {
+    (ring_size / 8).min(WAKEUP_MAX)
+}
+
+/// See [`wakeup_bytes`].
+pub const WAKEUP_MAX: u32 = 128 * 1024;
+
 /// Bytes of the ring kept for records other than payload (call records
 /// above all: they say how much of each call's payload was lost, so losses
 /// under load are accounted per connection): a 64th of the ring (256 KiB,
@@ -252,6 +266,7 @@ pub fn call_reserve(ring_size: u32) -> u32 {
     (ring_size / 64).clamp((64 * 1024).min(ring_size / 4), ring_size / 4)
 }
 
+/// libbpf's pid argument: -1 for every process.
 pub(crate) fn pid_arg(pid: Option<u32>) -> i32 {
     pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(-1)
 }
@@ -419,7 +434,7 @@ impl Sensor {
             ro.filter_comms_on = u8::from(!comms.is_empty());
             ro.self_tgid = std::process::id();
             ro.floor_mode = cfg.floor as u8;
-            ro.wakeup_bytes = u64::from(cfg.ring_size / 8);
+            ro.wakeup_bytes = u64::from(wakeup_bytes(cfg.ring_size));
             ro.data_room = u64::from(cfg.ring_size - call_reserve(cfg.ring_size));
             ro.plain_mode = match (cfg.plaintext, cfg.plaintext_ports.is_empty()) {
                 (false, _) => 0,
@@ -1039,6 +1054,91 @@ pub fn run_in_background() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The scheduler time slice weft's threads ask for (EEVDF's per-task slice,
+/// Linux 6.12+; 0.1 ms is the least the kernel grants): see
+/// [`request_short_slices`].
+pub const SLICE_NS: u64 = 100_000;
+
+/// Ask the scheduler for short time slices ([`SLICE_NS`] instead of its
+/// default of a few ms) for every thread of this process: when weft's
+/// threads compete with the processes they watch for a CPU, they give it
+/// back sooner, so a traced server or client waits ~0.1 ms behind weft at a
+/// time, not a whole default slice: its request loop stalls less (wrk's
+/// 99th-percentile latency under weft 1.8-3.3 ms before, 0.5-0.6 ms with
+/// this and the capped wake-up threshold; docs/performance.md, session 12),
+/// and weft's share of the CPU is unchanged. Kernels before 6.12 ignore the
+/// request for this scheduling class. Returns the threads that refused it.
+pub fn request_short_slices() -> std::io::Result<usize> {
+    // struct sched_attr (include/uapi/linux/sched/types.h), first version
+    // plus utilization clamps: 56 bytes.
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        sched_policy: u32,
+        sched_flags: u64,
+        sched_nice: i32,
+        sched_priority: u32,
+        sched_runtime: u64,
+        sched_deadline: u64,
+        sched_period: u64,
+        sched_util_min: u32,
+        sched_util_max: u32,
+    }
+    let mut refused = 0;
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // Keep each thread's policy and nice value (--background's
+        // SCHED_IDLE has no slice: it is left alone).
+        // SAFETY: sched_getscheduler takes a thread id and reads nothing.
+        let policy = unsafe { libc::sched_getscheduler(tid) };
+        if policy != libc::SCHED_OTHER {
+            continue;
+        }
+        // SAFETY: getpriority reads nothing; errno is cleared first so that
+        // a nice value of -1 is told from an error.
+        let nice = unsafe {
+            *libc::__errno_location() = 0;
+            libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t)
+        };
+        let attr = SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            sched_policy: libc::SCHED_OTHER as u32,
+            sched_flags: 0,
+            sched_nice: nice,
+            sched_priority: 0,
+            sched_runtime: SLICE_NS,
+            sched_deadline: 0,
+            sched_period: 0,
+            sched_util_min: 0,
+            sched_util_max: 0,
+        };
+        // SAFETY: sched_setattr reads `attr.size` bytes of `attr`, which is
+        // exactly that long.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_sched_setattr,
+                tid,
+                &attr as *const SchedAttr,
+                0u32,
+            )
+        };
+        if rc != 0 {
+            match std::io::Error::last_os_error().raw_os_error() {
+                // A thread that ended meanwhile.
+                Some(libc::ESRCH) => {}
+                _ => refused += 1,
+            }
+        }
+    }
+    Ok(refused)
+}
+
 /// Give memory freed by start-up work (ELF tables of large executables,
 /// pclntabs of Go programs) back to the system: the allocator keeps it
 /// otherwise, and a sensor's resident size is what people see.
@@ -1053,7 +1153,8 @@ pub fn release_free_memory() {
 /// Records submitted without a wake-up (all but the one that crosses the
 /// wake-up threshold, see `ring_wakeup()` in bpf/common.bpf.h) are read by
 /// the `consume` that follows every poll, woken or timed out.
-pub fn poll<F: FnMut(&[u8]) -> i32>(rb: &mut Ring<F>, timeout: Duration) -> Result<(), BpfError> {
+/// Returns the ring bytes read.
+pub fn poll<F: FnMut(&[u8]) -> i32>(rb: &mut Ring<F>, timeout: Duration) -> Result<u64, BpfError> {
     rb.poll(timeout)
 }
 
@@ -1131,5 +1232,62 @@ mod reserve_tests {
         assert_eq!(call_reserve(4096), 1024);
         assert_eq!(call_reserve(1 << 20), 64 << 10);
         assert_eq!(call_reserve(64 << 20), 1 << 20);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic
+mod scheduling_tests {
+    use super::*;
+
+    #[test]
+    fn wakeup_threshold_is_an_eighth_of_the_ring_capped() {
+        assert_eq!(wakeup_bytes(16 << 20), WAKEUP_MAX);
+        assert_eq!(wakeup_bytes(1 << 20), WAKEUP_MAX);
+        assert_eq!(wakeup_bytes(512 << 10), 64 << 10);
+        assert_eq!(wakeup_bytes(4096), 512);
+    }
+
+    /// This thread's `/proc` task directory.
+    fn this_task() -> std::path::PathBuf {
+        std::path::Path::new("/proc").join(std::fs::read_link("/proc/thread-self").unwrap())
+    }
+
+    /// The slice of a thread, from the scheduler's debug view (`se.slice`,
+    /// in ns); `None` where the kernel does not show it.
+    fn slice(task: &std::path::Path) -> Option<u64> {
+        let text = std::fs::read_to_string(task.join("sched")).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("se.slice"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn every_thread_gets_the_short_slice() {
+        // A second thread, alive while the slices are requested and read
+        // (only these two are checked: the test harness starts and ends
+        // its own threads meanwhile).
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (task_tx, task_rx) = std::sync::mpsc::channel();
+        let other = std::thread::spawn(move || {
+            task_tx.send(this_task()).unwrap();
+            let _ = rx.recv();
+        });
+        let tasks = [this_task(), task_rx.recv().unwrap()];
+        let before: Vec<_> = tasks.iter().map(|t| slice(t)).collect();
+        let refused = request_short_slices().unwrap();
+        let seen: Vec<_> = tasks.iter().map(|t| (t.clone(), slice(t))).collect();
+        tx.send(()).unwrap();
+        other.join().unwrap();
+        assert_eq!(refused, 0, "a thread refused the slice");
+        if seen.iter().all(|(_, s)| s.is_none()) {
+            eprintln!("this kernel shows no se.slice in /proc: slices not checked");
+            return;
+        }
+        assert!(before.iter().all(|s| *s != Some(SLICE_NS)), "{before:?}");
+        for (task, s) in &seen {
+            assert_eq!(*s, Some(SLICE_NS), "{}", task.display());
+        }
     }
 }

@@ -469,6 +469,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         // pipeline's threads exist by now; later ones inherit the class.
         weft_bpf::sensor::run_in_background()
             .context("--background: cannot set the idle scheduling class")?;
+    } else {
+        match weft_bpf::sensor::request_short_slices() {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(threads = n, "short scheduler slices refused"),
+            Err(e) => tracing::debug!(error = %e, "short scheduler slices not requested"),
+        }
     }
     let packet_path = match &netdev {
         Some(n) => {
@@ -514,8 +520,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // Packet flows: the kernel's table is read once a second.
     const FLOWS_EVERY: Duration = Duration::from_secs(1);
     let mut last_flows = Instant::now();
+    // The ring is read when the kernel wakes the reader (see
+    // `sensor::wakeup_bytes`) or when the wait ends: every 5 ms while
+    // records keep coming, so that a trickle below the wake-up threshold is
+    // read and passed on in small pieces too, and every 100 ms once a wait
+    // found nothing (an idle host costs weft ten wake-ups a second).
+    const POLL_BUSY: Duration = Duration::from_millis(5);
+    const POLL_IDLE: Duration = Duration::from_millis(100);
+    let mut poll_wait = POLL_IDLE;
     while !stop.load(Ordering::Relaxed) {
-        weft_bpf::sensor::poll(&mut rb, Duration::from_millis(100))?;
+        let read = weft_bpf::sensor::poll(&mut rb, poll_wait)?;
+        poll_wait = if read > 0 { POLL_BUSY } else { POLL_IDLE };
         reader.flush();
         if let Some(fr) = flow_reporter.as_mut()
             && last_flows.elapsed() >= FLOWS_EVERY
