@@ -1029,19 +1029,27 @@ pub fn fix_malloc_thresholds() {
     }
 }
 
+/// The ids of this process's threads now.
+fn own_threads() -> std::io::Result<Vec<libc::pid_t>> {
+    let mut tids = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        if let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::pid_t>().ok())
+        {
+            tids.push(tid);
+        }
+    }
+    Ok(tids)
+}
+
 /// Put every thread of this process, and the threads they start later, in
 /// the idle scheduling class (SCHED_IDLE): they run only on CPU time
 /// nothing else wants (`weft --background`).
 pub fn run_in_background() -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
-    for entry in std::fs::read_dir("/proc/self/task")? {
-        let Some(tid) = entry?
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
+    for tid in own_threads()? {
         // SAFETY: sched_setscheduler reads `param` only.
         if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
             let e = std::io::Error::last_os_error();
@@ -1085,14 +1093,7 @@ pub fn request_short_slices() -> std::io::Result<usize> {
         sched_util_max: u32,
     }
     let mut refused = 0;
-    for entry in std::fs::read_dir("/proc/self/task")? {
-        let Some(tid) = entry?
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
+    for tid in own_threads()? {
         // Keep each thread's policy and nice value (--background's
         // SCHED_IDLE has no slice: it is left alone).
         // SAFETY: sched_getscheduler takes a thread id and reads nothing.
