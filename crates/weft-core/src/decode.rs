@@ -709,6 +709,7 @@ impl Processor for HttpDecoder {
             self.local.flows_idle_closed += 1;
             self.close_flow(k, emit);
         }
+        crate::shrink_sparse(&mut self.flows);
         self.publish();
     }
 

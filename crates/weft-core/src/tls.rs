@@ -494,6 +494,7 @@ impl<P: Processor> Processor for TlsSessions<P> {
                 && c.ended
                     .is_none_or(|t| now.saturating_duration_since(t) < 2 * crate::decode::END_GRACE)
         });
+        crate::shrink_sparse(&mut self.conns);
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Event)) {

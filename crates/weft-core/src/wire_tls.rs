@@ -260,6 +260,7 @@ impl<K: Hash + Eq + Clone> WireHellos<K> {
                 let _ = self.finish(e);
             }
         }
+        crate::shrink_sparse(&mut self.flows);
     }
 }
 
